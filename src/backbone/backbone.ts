@@ -1,0 +1,146 @@
+/**
+ * The frozen backbone at run time: the built assets (tokenizer, embedding table, fingerprint) and
+ * a runner that executes the ONNX graphs. The runner blocks its thread while a graph runs, so the
+ * server uses it inside a worker (src/engine/worker.ts); tests and benchmarks may use it directly.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import ort from "onnxruntime-node";
+import { SktError } from "../errors.js";
+import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
+import type { BackboneDims } from "./dims.js";
+import { UseLiteTokenizer } from "./tokenizer.js";
+
+export interface BackboneAssets {
+  dir: string;
+  manifest: BackboneManifest;
+  fingerprint: string;
+  dims: BackboneDims;
+  tokenizer: UseLiteTokenizer;
+  /** Token-embedding table E, [vocab, embedDim] row-major. */
+  embeddings: Float32Array;
+}
+
+export async function loadBackboneAssets(modelsDir: string, log?: (msg: string) => void): Promise<BackboneAssets> {
+  const manifest = await ensureBackboneBuilt(modelsDir, log);
+  const dir = backboneDir(modelsDir);
+  const tokenizerJson = JSON.parse(await readFile(path.join(dir, BUILD_FILES.tokenizer), "utf8")) as Record<string, unknown>;
+  const raw = await readFile(path.join(dir, BUILD_FILES.embeddings));
+  const embeddings = new Float32Array(new Uint8Array(raw).buffer);
+  return { dir, manifest, fingerprint: manifest.fingerprint, dims: manifest.dims, tokenizer: new UseLiteTokenizer(tokenizerJson), embeddings };
+}
+
+/** Writes the embedding rows of `ids` into `out` starting at row `row` (rows of width `dim`). */
+export function lookupEmbeddings(table: Float32Array, dim: number, ids: ArrayLike<number>, out: Float32Array, row: number): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    out.set(table.subarray(id * dim, (id + 1) * dim), (row + i) * dim);
+  }
+}
+
+export type BackboneOutputName = "last_hidden_state" | "pooled" | "sentence_embedding";
+
+export interface PrefixInputs {
+  /** Prefix length P (may be 0). */
+  length: number;
+  /** Per layer: [batch, heads, P, headDim]. */
+  keys: Float32Array[];
+  values: Float32Array[];
+  /** [batch, P], 1 for a real prefix position. */
+  mask: BigInt64Array;
+}
+
+export interface BackboneBatch {
+  batch: number;
+  seq: number;
+  /** [batch, seq, embedDim] rows of E (and soft prompts), before the graph's ×2 and timing. */
+  inputsEmbeds: Float32Array;
+  /** [batch, seq] 1 for real positions. */
+  attentionMask: BigInt64Array;
+  prefix?: PrefixInputs;
+  outputs: BackboneOutputName[];
+}
+
+export type BackboneOutputs = Partial<Record<BackboneOutputName, Float32Array>>;
+
+export interface RunnerOptions {
+  /** onnxruntime intra-op threads. */
+  threads: number;
+  device?: "cpu" | "cuda";
+}
+
+async function createSession(file: string, opts: RunnerOptions): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: opts.threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    executionProviders: opts.device === "cuda" ? ["cuda"] : ["cpu"],
+  };
+  try {
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (opts.device === "cuda") {
+      throw new SktError("not_ready", "cuda_unavailable", `SKT_DEVICE=cuda but onnxruntime could not start its CUDA execution provider (${(e as Error).message}). Install onnxruntime-node with onnxruntime-node-install=cuda12 on a machine with CUDA 12, or set SKT_DEVICE=cpu.`);
+    }
+    throw e;
+  }
+}
+
+export class BackboneRunner {
+  private constructor(
+    readonly dims: BackboneDims,
+    private readonly plain: ort.InferenceSession,
+    private readonly withPrefix: ort.InferenceSession,
+  ) {}
+
+  static async create(modelsDir: string, opts: RunnerOptions): Promise<BackboneRunner> {
+    const dir = backboneDir(modelsDir);
+    const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
+    const [plain, withPrefix] = await Promise.all([
+      createSession(path.join(dir, BUILD_FILES.model), opts),
+      createSession(path.join(dir, BUILD_FILES.prefixModel), opts),
+    ]);
+    return new BackboneRunner(manifest.dims, plain, withPrefix);
+  }
+
+  async run(b: BackboneBatch): Promise<BackboneOutputs> {
+    const feeds: Record<string, ort.Tensor> = {
+      inputs_embeds: new ort.Tensor("float32", b.inputsEmbeds, [b.batch, b.seq, this.dims.embedDim]),
+      attention_mask: new ort.Tensor("int64", b.attentionMask, [b.batch, b.seq]),
+    };
+    let session = this.plain;
+    if (b.prefix) {
+      session = this.withPrefix;
+      const P = b.prefix.length;
+      this.dims.layers.forEach((l, n) => {
+        feeds[`prefix_key_${n}`] = new ort.Tensor("float32", b.prefix!.keys[n], [b.batch, l.heads, P, l.headDim]);
+        feeds[`prefix_value_${n}`] = new ort.Tensor("float32", b.prefix!.values[n], [b.batch, l.heads, P, l.headDim]);
+      });
+      feeds.prefix_mask = new ort.Tensor("int64", b.prefix.mask, [b.batch, P]);
+    }
+    const result = await session.run(feeds, b.outputs);
+    const out: BackboneOutputs = {};
+    for (const name of b.outputs) out[name] = result[name].data as Float32Array;
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.plain.release(), this.withPrefix.release()]);
+  }
+}
+
+/**
+ * Right-padded batch of token-id sequences (no soft prompt), the plain input the backbone takes.
+ * Used by the semantic pass, the benchmarks' raw baseline and the tests.
+ */
+export function tokenBatch(table: Float32Array, dim: number, sequences: number[][], outputs: BackboneOutputName[]): BackboneBatch {
+  const batch = sequences.length;
+  const seq = Math.max(1, ...sequences.map((s) => s.length));
+  const inputsEmbeds = new Float32Array(batch * seq * dim);
+  const attentionMask = new BigInt64Array(batch * seq);
+  sequences.forEach((ids, b) => {
+    lookupEmbeddings(table, dim, ids, inputsEmbeds, b * seq);
+    attentionMask.fill(1n, b * seq, b * seq + ids.length);
+  });
+  return { batch, seq, inputsEmbeds, attentionMask, outputs };
+}

