@@ -1,0 +1,158 @@
+/**
+ * Preparation: the input-independent half of SK-Tuning's dual forward pass. The semantic pass
+ * (backbone over the prompt text, h_p = [L, H_out]) runs once per adapter version; F turns it into
+ * the soft prompt [L, H_in] or the per-layer key/value prefix. The result is immutable and cached.
+ */
+import type { BackboneDims } from "../backbone/dims.js";
+import type { AdapterFile, AdapterMetadata } from "./format.js";
+import { headWidth, outputWidth, parameterCount, prefixLayout } from "./spec.js";
+
+export interface PreparedPrefix {
+  /** Prefix length L. */
+  length: number;
+  /** Per layer: [heads, L, headDim]. */
+  keys: Float32Array[];
+  values: Float32Array[];
+}
+
+export interface PreparedHead {
+  weight: Float32Array; // [C, H_out]
+  bias: Float32Array; // [C]
+  outputs: number;
+}
+
+export interface PreparedAdapter {
+  /** Unique per task version: what the cache and the batcher key on. */
+  readonly key: string;
+  readonly task: string;
+  readonly version: number;
+  readonly metadata: AdapterMetadata;
+  readonly parameters: number;
+  /** Memory held by the prepared tensors (the cache's byte budget counts this). */
+  readonly bytes: number;
+  readonly softPrompt: Float32Array | null;
+  readonly prefix: PreparedPrefix | null;
+  readonly head: PreparedHead;
+  /** Text tokens that fit: max_length minus the soft prompt's positions (prompt variant). */
+  readonly textBudget: number;
+}
+
+/** z = F(h_p): [L, W] with W = H_in (prompt) or Σ 2·H_attn (prefix); accumulates in float64. */
+export function applyTransform(file: AdapterFile, hp: Float32Array, dims: BackboneDims): Float32Array {
+  const meta = file.metadata;
+  const L = meta.promptLength;
+  const H = dims.hiddenDim;
+  const W = outputWidth(meta.variant, dims);
+  const proj = file.tensors["proj.weight"].data;
+  const projBias = file.tensors["proj.bias"].data;
+  const z = new Float32Array(L * W);
+  if (meta.pooling) {
+    // a = h_p · pool.weightᵀ + pool.bias → [L]; z = proj.weight · a + proj.bias → [L·W].
+    const poolW = file.tensors["pool.weight"].data;
+    const poolB = file.tensors["pool.bias"].data[0];
+    const a = new Float64Array(L);
+    for (let l = 0; l < L; l++) {
+      let s = poolB;
+      for (let i = 0; i < H; i++) s += hp[l * H + i] * poolW[i];
+      a[l] = s;
+    }
+    for (let j = 0; j < L * W; j++) {
+      let s = projBias[j];
+      for (let l = 0; l < L; l++) s += proj[j * L + l] * a[l];
+      z[j] = s;
+    }
+  } else {
+    // Per prompt token: z[l] = h_p[l] · proj.weightᵀ + proj.bias.
+    for (let l = 0; l < L; l++) {
+      for (let j = 0; j < W; j++) {
+        let s = projBias[j];
+        for (let i = 0; i < H; i++) s += hp[l * H + i] * proj[j * H + i];
+        z[l * W + j] = s;
+      }
+    }
+  }
+  return z;
+}
+
+/** Rows of width S → per layer keys/values laid out [heads, L, headDim] as the graph wants. */
+export function splitPrefix(z: Float32Array, length: number, dims: BackboneDims): PreparedPrefix {
+  const S = outputWidth("prefix", dims);
+  const keys: Float32Array[] = [];
+  const values: Float32Array[] = [];
+  for (const slice of prefixLayout(dims)) {
+    const k = new Float32Array(slice.heads * length * slice.headDim);
+    const v = new Float32Array(slice.heads * length * slice.headDim);
+    for (let h = 0; h < slice.heads; h++) {
+      for (let l = 0; l < length; l++) {
+        const src = l * S + h * slice.headDim;
+        const dst = (h * length + l) * slice.headDim;
+        k.set(z.subarray(src + slice.keyOffset, src + slice.keyOffset + slice.headDim), dst);
+        v.set(z.subarray(src + slice.valueOffset, src + slice.valueOffset + slice.headDim), dst);
+      }
+    }
+    keys.push(k);
+    values.push(v);
+  }
+  return { length, keys, values };
+}
+
+export function prepareAdapter(file: AdapterFile, version: number, hp: Float32Array, dims: BackboneDims): PreparedAdapter {
+  const meta = file.metadata;
+  const z = applyTransform(file, hp, dims);
+  const softPrompt = meta.variant === "prompt" ? z : null;
+  const prefix = meta.variant === "prefix" ? splitPrefix(z, meta.promptLength, dims) : null;
+  const head: PreparedHead = {
+    weight: Float32Array.from(file.tensors["head.weight"].data),
+    bias: Float32Array.from(file.tensors["head.bias"].data),
+    outputs: headWidth(meta),
+  };
+  const tensorBytes = (softPrompt?.byteLength ?? 0)
+    + (prefix ? [...prefix.keys, ...prefix.values].reduce((s, a) => s + a.byteLength, 0) : 0)
+    + head.weight.byteLength + head.bias.byteLength;
+  return Object.freeze({
+    key: `${meta.task}@v${version}`,
+    task: meta.task,
+    version,
+    metadata: Object.freeze({ ...meta }),
+    parameters: parameterCount(meta, dims),
+    bytes: tensorBytes + 1024, // + a rough allowance for the object and its metadata
+    softPrompt,
+    prefix,
+    head: Object.freeze(head),
+    textBudget: meta.variant === "prompt" ? meta.maxLength - meta.promptLength : meta.maxLength,
+  });
+}
+
+export interface HeadOutput {
+  label?: string;
+  score?: number;
+  scores?: Record<string, number>;
+  value?: number;
+}
+
+/** The row's head on its pooled state: softmax, sigmoid or the raw value by problem type. */
+export function applyHead(adapter: PreparedAdapter, pooled: Float32Array): HeadOutput {
+  const { weight, bias, outputs } = adapter.head;
+  const H = pooled.length;
+  const logits = new Float64Array(outputs);
+  for (let c = 0; c < outputs; c++) {
+    let s = bias[c];
+    for (let i = 0; i < H; i++) s += weight[c * H + i] * pooled[i];
+    logits[c] = s;
+  }
+  const meta = adapter.metadata;
+  if (meta.problemType === "regression") return { value: logits[0] };
+  const probs = meta.problemType === "multi_label_classification" ? logits.map((x) => 1 / (1 + Math.exp(-x))) : softmax(logits);
+  let best = 0;
+  for (let c = 1; c < outputs; c++) if (probs[c] > probs[best]) best = c;
+  const scores: Record<string, number> = {};
+  meta.labels.forEach((label, c) => (scores[label] = probs[c]));
+  return { label: meta.labels[best], score: probs[best], scores };
+}
+
+export function softmax(logits: Float64Array): Float64Array {
+  const max = Math.max(...logits);
+  const e = logits.map((x) => Math.exp(x - max));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / z);
+}

@@ -1,0 +1,228 @@
+/**
+ * The engine behind the HTTP layer: tokenize → take the task's prepared adapter → queue rows →
+ * batches across tasks run in the inference worker → each row's pooled state through its own head.
+ */
+import { loadBackboneAssets, tokenBatch, type BackboneAssets } from "../backbone/backbone.js";
+import { SktError } from "../errors.js";
+import type { SktMetrics } from "../metrics.js";
+import type { AdapterMetadata } from "../adapters/format.js";
+import { applyHead, type PreparedAdapter } from "../adapters/prepared.js";
+import { AdapterRegistry } from "../adapters/registry.js";
+import { parameterCount } from "../adapters/spec.js";
+import { AdapterStore } from "../adapters/store.js";
+import { assembleBatch, rowLength } from "./assemble.js";
+import { Batcher, type QueuedRow } from "./batcher.js";
+import { InferenceWorker } from "./inference-worker.js";
+import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, Prediction, TaskInfo } from "./service.js";
+
+export interface EngineOptions {
+  modelsDir: string;
+  adaptersDir: string;
+  threads: number;
+  device: "cpu" | "cuda";
+  maxBatchSize: number;
+  maxBatchTokens: number;
+  maxWaitMs: number;
+  queueSize: number;
+  cacheBytes: number;
+  maxAdapterParams: number;
+  maxUploadBytes: number;
+  /** Debug switch: false re-runs the semantic pass for every request (benchmarks what caching buys). */
+  semanticCache: boolean;
+  /** Default deadline when a request gives none. */
+  requestTimeoutMs: number;
+  metrics?: SktMetrics;
+  log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+}
+
+interface Row extends QueuedRow {
+  adapter: PreparedAdapter;
+  ids: number[];
+  resolve(pooled: Float32Array): void;
+}
+
+export class Engine implements InferenceService {
+  private closed = false;
+
+  private constructor(
+    private readonly opts: EngineOptions,
+    readonly assets: BackboneAssets,
+    readonly worker: InferenceWorker,
+    readonly registry: AdapterRegistry,
+    private readonly batcher: Batcher<Row>,
+  ) {}
+
+  static async create(opts: EngineOptions): Promise<Engine> {
+    const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m));
+    const worker = new InferenceWorker({ modelsDir: opts.modelsDir, threads: opts.threads, device: opts.device });
+    worker.on("restarting", (n) => opts.log?.("error", "inference worker died; restarting", { restarts: n }));
+    await worker.start();
+    const registry = new AdapterRegistry({
+      store: new AdapterStore(opts.adaptersDir),
+      dims: assets.dims,
+      fingerprint: assets.fingerprint,
+      tokenizer: assets.tokenizer,
+      semanticPass: async (ids) => {
+        const { outputs } = await worker.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [ids], ["last_hidden_state"]));
+        return outputs.last_hidden_state!;
+      },
+      cacheBytes: opts.cacheBytes,
+      maxParameters: opts.maxAdapterParams,
+      maxUploadBytes: opts.maxUploadBytes,
+      metrics: opts.metrics,
+      log: opts.log,
+    });
+    let engine: Engine | undefined;
+    const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows));
+    engine = new Engine(opts, assets, worker, registry, batcher);
+    await registry.init();
+    return engine;
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.worker.isReady();
+  }
+
+  hasTask(task: string): boolean {
+    return this.registry.hasTask(task);
+  }
+
+  get queueDepth(): number {
+    return this.batcher.depth;
+  }
+
+  async classify(req: ClassifyRequest): Promise<ClassifyResult> {
+    if (!this.isReady()) throw new SktError("not_ready", "not_ready", "the backbone is not loaded or the inference worker is restarting; retry shortly");
+    const adapter = this.opts.semanticCache ? await this.registry.acquire(req.task) : await this.registry.prepareUncached(req.task);
+    const meta = adapter.metadata;
+    if (req.pairs && !meta.textPair) throw new SktError("bad_request", "pair_not_supported", `task "${req.task}" takes single texts; remove text_pair/text_pairs`);
+    if (!req.pairs && meta.textPair) throw new SktError("bad_request", "pair_required", `task "${req.task}" classifies text pairs; send text_pair/text_pairs too`);
+    if (req.pairs && req.pairs.length !== req.texts.length) throw new SktError("bad_request", "pair_count_mismatch", `${req.texts.length} texts but ${req.pairs.length} pairs`);
+
+    const encoded = req.texts.map((t, i) => (req.pairs ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget) : this.assets.tokenizer.encode(t, adapter.textBudget)));
+    const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
+    const pooled = await this.runRows(adapter, encoded.map((e) => e.ids), deadline, req.signal);
+    const predictions: Prediction[] = pooled.map((p, i) => ({ ...applyHead(adapter, p), tokens: encoded[i].ids.length, truncated: encoded[i].truncated }));
+    return { task: req.task, adapterVersion: adapter.version, predictions };
+  }
+
+  /** Queues one row per token sequence and settles when all have run (or the first fails). */
+  private runRows(adapter: PreparedAdapter, sequences: number[][], deadline: number, signal?: AbortSignal): Promise<Float32Array[]> {
+    return new Promise<Float32Array[]>((resolve, reject) => {
+      const results: Float32Array[] = new Array(sequences.length);
+      let remaining = sequences.length;
+      let settled = false;
+      const finish = (e: Error | null) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        if (e) {
+          this.batcher.remove(rows);
+          reject(e);
+        } else resolve(results);
+      };
+      const now = Date.now();
+      const rows: Row[] = sequences.map((ids, i) => ({
+        adapter,
+        ids,
+        length: rowLength(adapter, ids.length),
+        enqueuedAt: now,
+        deadline,
+        reject: (e) => finish(e),
+        resolve: (pooled) => {
+          results[i] = pooled;
+          if (--remaining === 0) finish(null);
+        },
+      }));
+      const onAbort = () => finish(new SktError("bad_request", "cancelled", "the client cancelled the request"));
+      const timer = setTimeout(() => finish(new SktError("timeout", "deadline_exceeded", "the request's deadline passed before it was answered")), Math.max(0, deadline - now));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        this.batcher.push(rows);
+        this.opts.metrics?.queueDepth.set(this.batcher.depth);
+      } catch (e) {
+        finish(e as Error);
+      }
+    });
+  }
+
+  private async runBatch(rows: Row[]): Promise<void> {
+    const m = this.opts.metrics;
+    const started = Date.now();
+    for (const r of rows) m?.queueDuration.observe((started - r.enqueuedAt) / 1000);
+    m?.queueDepth.set(this.batcher.depth);
+    const { batch, realTokens, paddedTokens } = assembleBatch(rows, this.assets.embeddings, this.assets.dims);
+    try {
+      const { outputs, runMs } = await this.worker.run(batch);
+      const pooled = outputs.pooled!;
+      const H = this.assets.dims.hiddenDim;
+      rows.forEach((r, b) => r.resolve(pooled.slice(b * H, (b + 1) * H)));
+      m?.inferenceDuration.observe(runMs / 1000);
+      m?.batchSize.observe(rows.length);
+      m?.batchTokens.observe(realTokens + paddedTokens);
+      m?.tokens.inc({ kind: "real" }, realTokens);
+      m?.tokens.inc({ kind: "padding" }, paddedTokens);
+    } catch (e) {
+      for (const r of rows) r.reject(e as Error);
+    }
+  }
+
+  async listTasks(): Promise<TaskInfo[]> {
+    const infos: TaskInfo[] = [];
+    for (const task of this.registry.tasks()) {
+      const version = this.registry.currentVersion(task)!;
+      try {
+        infos.push(taskInfo(task, version, await this.registry.metadata(task, version), this.assets));
+      } catch (e) {
+        this.opts.log?.("warn", "task metadata unreadable", { task, error: (e as Error).message });
+      }
+    }
+    return infos;
+  }
+
+  async adapterDetails(task: string): Promise<AdapterDetails> {
+    const current = this.registry.currentVersion(task);
+    const stored = await this.registry.versions(task);
+    if (current === null && stored.length === 0) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    const versions = [];
+    for (const v of stored) versions.push({ ...v, current: v.version === current, metadata: await this.registry.metadata(task, v.version) });
+    return { task, current, versions };
+  }
+
+  async upload(task: string, bytes: Uint8Array): Promise<TaskInfo> {
+    const prepared = await this.registry.upload(task, bytes);
+    return taskInfo(task, prepared.version, prepared.metadata, this.assets, prepared.parameters);
+  }
+
+  async rollback(task: string, version?: number): Promise<TaskInfo> {
+    const prepared = await this.registry.rollback(task, version);
+    return taskInfo(task, prepared.version, prepared.metadata, this.assets, prepared.parameters);
+  }
+
+  async deleteTask(task: string): Promise<void> {
+    await this.registry.delete(task);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.batcher.drain();
+    this.closed = true;
+    await this.worker.close();
+  }
+}
+
+function taskInfo(task: string, version: number, meta: AdapterMetadata, assets: BackboneAssets, parameters?: number): TaskInfo {
+  return {
+    task,
+    version,
+    variant: meta.variant,
+    pooling: meta.pooling,
+    labels: meta.labels,
+    problemType: meta.problemType,
+    promptText: meta.promptText,
+    maxLength: meta.maxLength,
+    parameters: parameters ?? parameterCount(meta, assets.dims),
+  };
+}

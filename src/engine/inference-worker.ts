@@ -1,0 +1,136 @@
+/**
+ * Main-thread handle on the inference worker: sends batches, matches replies, and restarts the
+ * worker if it dies (requests in flight then fail with `not_ready`, later ones succeed).
+ */
+import { EventEmitter } from "node:events";
+import { Worker } from "node:worker_threads";
+import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
+import { SktError } from "../errors.js";
+import type { WorkerInit, WorkerReply } from "./worker-protocol.js";
+
+interface Pending {
+  resolve: (r: { outputs: BackboneOutputs; runMs: number }) => void;
+  reject: (e: Error) => void;
+}
+
+const WORKER_URL = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
+
+/** Source runs (tsx, vitest) have a .ts worker: register tsx's loader inside the worker first. */
+function spawnWorker(init: WorkerInit): Worker {
+  if (!WORKER_URL.pathname.endsWith(".ts")) return new Worker(WORKER_URL, { workerData: init });
+  const bootstrap = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData: init });
+}
+
+export interface InferenceWorkerOptions extends WorkerInit {
+  /** Restart the worker after it dies (default true). */
+  restart?: boolean;
+}
+
+export class InferenceWorker extends EventEmitter {
+  private worker: Worker | null = null;
+  private ready = false;
+  private closing = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private restarts = 0;
+
+  constructor(private readonly opts: InferenceWorkerOptions) {
+    super();
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  /** Starts the worker; resolves once its sessions are loaded. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const init: WorkerInit = { modelsDir: this.opts.modelsDir, threads: this.opts.threads, device: this.opts.device };
+      const worker = spawnWorker(init);
+      this.worker = worker;
+      let started = false;
+      worker.on("message", (msg: WorkerReply) => {
+        if (msg.type === "ready") {
+          started = true;
+          this.ready = true;
+          this.emit("ready");
+          resolve();
+        } else if (msg.type === "failed") {
+          reject(new SktError("not_ready", msg.code ?? "backbone_load_failed", `inference worker could not load the backbone: ${msg.message}`));
+          void worker.terminate();
+        } else this.settle(msg);
+      });
+      worker.on("error", (e) => this.emit("worker-error", e));
+      worker.on("exit", (code) => {
+        this.ready = false;
+        if (this.worker === worker) this.worker = null;
+        this.failPending(new SktError("not_ready", "worker_crashed", `the inference worker stopped (exit code ${code}); the request was not completed, retry it`));
+        if (!started) reject(new SktError("not_ready", "worker_start_failed", `inference worker exited during start-up (code ${code})`));
+        else if (!this.closing && this.opts.restart !== false) this.scheduleRestart();
+      });
+    });
+  }
+
+  private scheduleRestart(): void {
+    this.restarts++;
+    this.emit("restarting", this.restarts);
+    const delay = Math.min(5_000, 100 * 2 ** Math.min(this.restarts - 1, 6));
+    setTimeout(() => {
+      if (this.closing) return;
+      this.start().catch((e) => {
+        this.emit("worker-error", e);
+        this.scheduleRestart();
+      });
+    }, delay).unref();
+  }
+
+  private settle(msg: WorkerReply): void {
+    if (msg.type !== "result" && msg.type !== "error") return;
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    this.pending.delete(msg.id);
+    if (msg.type === "result") p.resolve({ outputs: msg.outputs, runMs: msg.runMs });
+    else p.reject(new SktError("internal", msg.code ?? "inference_failed", `inference failed: ${msg.message}`));
+  }
+
+  private failPending(e: Error): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  /** Runs one batch; its input buffers are transferred to the worker (do not reuse them). */
+  run(batch: BackboneBatch): Promise<{ outputs: BackboneOutputs; runMs: number }> {
+    const worker = this.worker;
+    if (!worker || !this.ready) return Promise.reject(new SktError("not_ready", "worker_not_ready", "the inference worker is not running (starting or restarting); retry shortly"));
+    const id = this.nextId++;
+    const transfer: ArrayBuffer[] = [batch.inputsEmbeds.buffer as ArrayBuffer, batch.attentionMask.buffer as ArrayBuffer];
+    if (batch.prefix) transfer.push(...[...batch.prefix.keys, ...batch.prefix.values, batch.prefix.mask].map((a) => a.buffer as ArrayBuffer));
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ type: "run", id, batch }, transfer);
+    });
+  }
+
+  /** Makes the worker exit abruptly after the run in progress, as a crash would (fault injection). */
+  crashForTesting(): void {
+    this.worker?.postMessage({ type: "crash" });
+  }
+
+  /** Lets the worker finish its current run, release its sessions and exit. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.ready = false;
+    const worker = this.worker;
+    if (!worker) return;
+    await new Promise<void>((resolve) => {
+      worker.once("exit", () => resolve());
+      worker.postMessage({ type: "close" });
+    });
+    this.worker = null;
+  }
+}

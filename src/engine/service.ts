@@ -1,0 +1,79 @@
+/**
+ * What the HTTP layer (and the CLI) may ask of the engine. The server depends only on this
+ * interface, so routes can be tested against a fake and the engine can change behind it.
+ */
+import type { AdapterMetadata } from "../adapters/format.js";
+
+export type ProblemType = "single_label_classification" | "multi_label_classification" | "regression";
+
+export interface ClassifyRequest {
+  task: string;
+  texts: string[];
+  /** Second segments for pair tasks; same length as `texts` when given. */
+  pairs?: string[];
+  /** Absolute deadline (ms since epoch); the engine rejects with kind "timeout" when it passes. */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+export interface Prediction {
+  /** Classification: the top label and its probability. */
+  label?: string;
+  score?: number;
+  /** Classification: every label's probability (softmax or sigmoid by problem type). */
+  scores?: Record<string, number>;
+  /** Regression: the raw output. */
+  value?: number;
+  /** Text tokens actually used, and whether the input was cut to fit the adapter's max length. */
+  tokens: number;
+  truncated: boolean;
+}
+
+export interface ClassifyResult {
+  task: string;
+  adapterVersion: number;
+  predictions: Prediction[];
+}
+
+export interface TaskInfo {
+  task: string;
+  version: number;
+  variant: "prompt" | "prefix";
+  pooling: boolean;
+  labels: string[];
+  problemType: ProblemType;
+  promptText: string;
+  maxLength: number;
+  parameters: number;
+}
+
+export interface AdapterVersionInfo {
+  version: number;
+  current: boolean;
+  bytes: number;
+  createdAt: string;
+  metadata: AdapterMetadata;
+}
+
+export interface AdapterDetails {
+  task: string;
+  current: number | null;
+  versions: AdapterVersionInfo[];
+}
+
+export interface InferenceService {
+  /** Backbone loaded and inference worker alive. */
+  isReady(): boolean;
+  classify(req: ClassifyRequest): Promise<ClassifyResult>;
+  listTasks(): Promise<TaskInfo[]>;
+  /** Whether `task` has a current version (used to label metrics without unbounded cardinality). */
+  hasTask(task: string): boolean;
+  adapterDetails(task: string): Promise<AdapterDetails>;
+  /** Validate → write a new version atomically → prepare → make it current. */
+  upload(task: string, bytes: Uint8Array): Promise<TaskInfo>;
+  /** Make `version` (default: the one before the current) current again. */
+  rollback(task: string, version?: number): Promise<TaskInfo>;
+  deleteTask(task: string): Promise<void>;
+  /** Stop taking work, finish what is queued, release the worker. */
+  close(): Promise<void>;
+}

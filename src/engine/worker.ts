@@ -1,0 +1,41 @@
+/**
+ * The inference worker thread: owns the onnxruntime sessions and runs one batch at a time, so the
+ * main thread's event loop never blocks on a graph run (use-lite.md measured 772 ms stalls).
+ * Messages are handled strictly in order; "close" waits for the run before it and then exits, since
+ * terminating a thread inside a native onnxruntime call aborts the whole process.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { BackboneRunner, type BackboneBatch } from "../backbone/backbone.js";
+import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+
+async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void> {
+  if (msg.type === "close") {
+    await runner.release();
+    process.exit(0);
+  }
+  if (msg.type === "crash") process.exit(70); // fault injection for tests
+  const started = performance.now();
+  try {
+    const raw = await runner.run(msg.batch as BackboneBatch);
+    // onnxruntime's output buffers may be views into larger blocks; copy so transfer is safe.
+    const outputs = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Float32Array.from(v!)]));
+    const reply: WorkerReply = { type: "result", id: msg.id, outputs, runMs: performance.now() - started };
+    port.postMessage(reply, Object.values(outputs).map((a) => a.buffer as ArrayBuffer));
+  } catch (e) {
+    port.postMessage({ type: "error", id: msg.id, message: (e as Error).message, code: (e as { code?: string }).code } satisfies WorkerReply);
+  }
+}
+
+try {
+  const runner = await BackboneRunner.create(init.modelsDir, { threads: init.threads, device: init.device });
+  let chain = Promise.resolve();
+  port.on("message", (msg: WorkerRequest) => {
+    chain = chain.then(() => handle(runner, msg));
+  });
+  port.postMessage({ type: "ready" } satisfies WorkerReply);
+} catch (e) {
+  port.postMessage({ type: "failed", message: (e as Error).message, code: (e as { code?: string }).code } satisfies WorkerReply);
+}
