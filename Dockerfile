@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+#
+# CPU image. Build:  docker build -t sk-tuning-server .
+# Run:               docker run -p 8080:8080 -e SKT_ADMIN_TOKEN=... -v skt-adapters:/app/adapters sk-tuning-server
+# GPU variant:       Dockerfile.gpu (CUDA base image, onnxruntime CUDA EP, SKT_DEVICE=cuda).
+
+ARG NODE_IMAGE=node:20-slim
+
+# ---- build: install everything, type-check, build the backbone into models/ --------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+ENV CI=true
+# .npmrc carries onnxruntime-node-install=skip: the CPU runtime ships inside the npm package.
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+# adapters/ may be empty (and so absent from a git checkout); the runtime stage copies it.
+RUN mkdir -p adapters models && npm run build
+
+# ---- runtime -----------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+WORKDIR /app
+ENV NODE_ENV=production \
+    PORT=8080 \
+    HOST=0.0.0.0 \
+    SKT_MODELS_DIR=/app/models \
+    SKT_ADAPTERS_DIR=/app/adapters \
+    SKT_DEVICE=cpu
+# The server runs TypeScript through tsx (`npm start`), which is a devDependency today, so the whole
+# node_modules comes along. If tsx moves to "dependencies", replace this with `npm ci --omit=dev`.
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/package.json /app/package-lock.json /app/tsconfig.json ./
+COPY --from=build /app/src ./src
+COPY --from=build /app/models ./models
+# Adapters are written at run time (uploads), so the non-root user must own that folder.
+COPY --from=build --chown=node:node /app/adapters ./adapters
+USER node
+EXPOSE 8080
+# No curl in slim images: probe with node itself.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node as PID 1 (not npm) so SIGTERM reaches the server's graceful-shutdown handler directly.
+# Same as `npm start` (tsx src/cli.ts serve).
+CMD ["node", "--import", "tsx", "src/cli.ts", "serve"]

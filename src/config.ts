@@ -1,0 +1,278 @@
+/**
+ * Server configuration: one typed `ServerConfig`, read from environment variables and CLI flags
+ * (flags win over the environment, the environment wins over defaults), validated with zod.
+ *
+ * Every setting is described once, in `CONFIG_OPTIONS`; the loader, the flag parser and the README
+ * table (`renderConfigTable()`) all come from that list, so the docs cannot drift from the code.
+ */
+import { z } from "zod";
+import { SktError } from "./errors.js";
+
+export type Device = "cpu" | "cuda";
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  /** Bearer token for `/admin/*`; when unset the admin API answers 403 `admin_disabled`. */
+  adminToken: string | undefined;
+  adaptersDir: string;
+  modelsDir: string;
+  threads: number;
+  maxBatchSize: number;
+  maxBatchTokens: number;
+  maxWaitMs: number;
+  queueSize: number;
+  cacheBytes: number;
+  maxTexts: number;
+  maxTextChars: number;
+  maxUploadBytes: number;
+  requestTimeoutMs: number;
+  maxAdapterParams: number;
+  device: Device;
+  logLevel: LogLevel;
+  semanticCache: boolean;
+  retryAfterSeconds: number;
+  shutdownTimeoutMs: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+// ---- value parsers (string in, typed value out, with messages people can act on) -------------
+
+function int(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return z
+    .string()
+    .trim()
+    .regex(/^\d+$/, { error: "must be a whole number" })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { error: `must be at least ${min}` })
+        .max(max, { error: `must be at most ${max}` }),
+    );
+}
+
+/** Bytes: a whole number, optionally with a KiB/MiB/GiB suffix (e.g. `256MiB`). */
+function bytes(min: number, max = Number.MAX_SAFE_INTEGER) {
+  const units: Record<string, number> = { "": 1, k: KiB, kib: KiB, m: MiB, mib: MiB, g: GiB, gib: GiB };
+  return z
+    .string()
+    .trim()
+    .regex(/^\d+\s*(k|kib|m|mib|g|gib)?$/i, { error: "must be a byte count such as 16777216 or 16MiB" })
+    .transform((s) => {
+      const m = /^(\d+)\s*([a-z]*)$/i.exec(s)!;
+      return Number(m[1]) * units[m[2]!.toLowerCase()]!;
+    })
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { error: `must be at least ${min} bytes` })
+        .max(max, { error: `must be at most ${max} bytes` }),
+    );
+}
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((s) => ["true", "false", "1", "0", "yes", "no", "on", "off"].includes(s), {
+    error: "must be true or false",
+  })
+  .transform((s) => ["true", "1", "yes", "on"].includes(s));
+
+const nonEmpty = z.string().trim().min(1, { error: "must not be empty" });
+
+/** A bearer token must be an RFC 6750 token68, or hono's bearerAuth can never match it. */
+const token = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9._~+/-]+=*$/, {
+    error: "must contain only letters, digits and . _ ~ + / - (optionally ending in =)",
+  });
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(values, { error: `must be one of: ${values.join(", ")}` }));
+}
+
+// ---- the settings -----------------------------------------------------------------------------
+
+export interface ConfigOption<K extends keyof ServerConfig = keyof ServerConfig> {
+  key: K;
+  env: string;
+  flag: string;
+  /** The default as a string in the same syntax the env var takes; `undefined` = unset. */
+  default: string | undefined;
+  /** How the default reads in the docs (when the raw string is not friendly). */
+  defaultDoc?: string;
+  meaning: string;
+  parse: z.ZodType<ServerConfig[K], string>;
+  boolean?: boolean;
+  secret?: boolean;
+}
+
+function opt<K extends keyof ServerConfig>(o: ConfigOption<K>): ConfigOption<K> {
+  return o;
+}
+
+export const CONFIG_OPTIONS: readonly ConfigOption[] = [
+  opt({ key: "port", env: "PORT", flag: "--port", default: "8080", meaning: "TCP port to listen on (0 picks a free port).", parse: int(0, 65535) }),
+  opt({ key: "host", env: "HOST", flag: "--host", default: "0.0.0.0", meaning: "Interface to bind.", parse: nonEmpty }),
+  opt({
+    key: "adminToken",
+    env: "SKT_ADMIN_TOKEN",
+    flag: "--admin-token",
+    default: undefined,
+    defaultDoc: "(unset: admin API disabled)",
+    meaning:
+      "Bearer token for `/admin/*`. Unset: every admin route answers 403 `admin_disabled`. Use a long random value; prefer the env var (flags show up in `ps`).",
+    parse: token,
+    secret: true,
+  }),
+  opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version.", parse: nonEmpty }),
+  opt({ key: "modelsDir", env: "SKT_MODELS_DIR", flag: "--models-dir", default: "models", meaning: "Where the built backbone (ONNX + tokenizer) lives.", parse: nonEmpty }),
+  opt({ key: "threads", env: "SKT_THREADS", flag: "--threads", default: "2", meaning: "onnxruntime intra-op threads for the inference worker.", parse: int(1, 1024) }),
+  opt({ key: "maxBatchSize", env: "SKT_MAX_BATCH_SIZE", flag: "--max-batch-size", default: "32", meaning: "Most rows (texts) in one backbone pass.", parse: int(1, 4096) }),
+  opt({ key: "maxBatchTokens", env: "SKT_MAX_BATCH_TOKENS", flag: "--max-batch-tokens", default: "4096", meaning: "Most padded tokens (rows × longest row) in one backbone pass.", parse: int(1) }),
+  opt({ key: "maxWaitMs", env: "SKT_MAX_WAIT_MS", flag: "--max-wait-ms", default: "2", meaning: "How long the batcher waits for more work before running a partial batch.", parse: int(0, 60_000) }),
+  opt({ key: "queueSize", env: "SKT_QUEUE_SIZE", flag: "--queue-size", default: "1024", meaning: "Most texts waiting in the queue; beyond it requests get 429 `overloaded`.", parse: int(1) }),
+  opt({ key: "cacheBytes", env: "SKT_CACHE_BYTES", flag: "--cache-bytes", default: String(256 * MiB), defaultDoc: "256 MiB", meaning: "Byte budget of the prepared-adapter cache (accepts KiB/MiB/GiB suffixes).", parse: bytes(0) }),
+  opt({ key: "maxTexts", env: "SKT_MAX_TEXTS", flag: "--max-texts", default: "64", meaning: "Most texts in one `/classify` request; more → 413 `too_many_texts`.", parse: int(1, 100_000) }),
+  opt({ key: "maxTextChars", env: "SKT_MAX_TEXT_CHARS", flag: "--max-text-chars", default: "10000", meaning: "Longest text (UTF-16 code units) accepted; longer → 413 `text_too_long`. Texts under it are still truncated to the adapter's token length.", parse: int(1, 10_000_000) }),
+  opt({ key: "maxUploadBytes", env: "SKT_MAX_UPLOAD_BYTES", flag: "--max-upload-bytes", default: String(16 * MiB), defaultDoc: "16 MiB", meaning: "Largest adapter upload, enforced while streaming; larger → 413 (accepts KiB/MiB/GiB suffixes).", parse: bytes(1) }),
+  opt({ key: "requestTimeoutMs", env: "SKT_REQUEST_TIMEOUT_MS", flag: "--request-timeout-ms", default: "10000", meaning: "Deadline for one `/classify` request; past it → 504 `timeout`.", parse: int(1, 3_600_000) }),
+  opt({ key: "maxAdapterParams", env: "SKT_MAX_ADAPTER_PARAMS", flag: "--max-adapter-params", default: "1000000", meaning: "Most trainable parameters an uploaded adapter may have; more → 422.", parse: int(1) }),
+  opt({ key: "device", env: "SKT_DEVICE", flag: "--device", default: "cpu", meaning: "onnxruntime execution provider: `cpu` or `cuda` (needs the GPU image).", parse: oneOf(["cpu", "cuda"] as const) }),
+  opt({ key: "logLevel", env: "SKT_LOG_LEVEL", flag: "--log-level", default: "info", meaning: "pino level: fatal, error, warn, info, debug, trace or silent.", parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) }),
+  opt({ key: "semanticCache", env: "SKT_SEMANTIC_CACHE", flag: "--semantic-cache", default: "true", meaning: "Cache the semantic pass per adapter version. Debug switch: `false` recomputes it on every use.", parse: bool, boolean: true }),
+  opt({ key: "retryAfterSeconds", env: "SKT_RETRY_AFTER_S", flag: "--retry-after-s", default: "1", meaning: "`Retry-After` seconds sent with 429 `overloaded`.", parse: int(0, 3600) }),
+  opt({ key: "shutdownTimeoutMs", env: "SKT_SHUTDOWN_TIMEOUT_MS", flag: "--shutdown-timeout-ms", default: "25000", meaning: "On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut (keep it under the orchestrator's grace period, e.g. `docker stop -t 30`).", parse: int(0) }),
+];
+
+const BY_FLAG = new Map(CONFIG_OPTIONS.map((o) => [o.flag, o]));
+
+// ---- loading ----------------------------------------------------------------------------------
+
+export interface ConfigSources {
+  /** Defaults to `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Server flags only (e.g. what follows `serve` on the command line). Defaults to none. */
+  argv?: readonly string[];
+}
+
+/** Parse `--name value`, `--name=value`, and for booleans `--name` / `--no-name`. */
+export function parseFlags(argv: readonly string[]): Map<string, { flag: string; value: string }> {
+  const out = new Map<string, { flag: string; value: string }>();
+  const bad = (message: string) => {
+    throw new SktError("bad_request", "invalid_config", `Invalid command line: ${message}`);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) bad(`unexpected argument "${arg}" (flags look like --port 8080)`);
+    const eq = arg.indexOf("=");
+    let name = eq >= 0 ? arg.slice(0, eq) : arg;
+    let value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    let o = BY_FLAG.get(name);
+    if (!o && name.startsWith("--no-")) {
+      const positive = BY_FLAG.get(`--${name.slice(5)}`);
+      if (positive?.boolean) {
+        if (value !== undefined) bad(`${name} takes no value`);
+        o = positive;
+        name = positive.flag;
+        value = "false";
+      }
+    }
+    if (!o) bad(`unknown flag ${name}; known flags: ${[...BY_FLAG.keys()].join(", ")}`);
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (o!.boolean && (next === undefined || next.startsWith("--"))) value = "true";
+      else if (next === undefined) bad(`${name} needs a value`);
+      else {
+        value = next;
+        i++;
+      }
+    }
+    out.set(o!.key, { flag: name, value: value! });
+  }
+  return out;
+}
+
+/**
+ * Build the configuration. Throws `SktError("bad_request", "invalid_config")` listing every bad
+ * value (with the env var or flag it came from) when anything fails validation.
+ */
+export function loadConfig(sources: ConfigSources = {}): ServerConfig {
+  const env = sources.env ?? process.env;
+  const flags = parseFlags(sources.argv ?? []);
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const o of CONFIG_OPTIONS) {
+    const fromFlag = flags.get(o.key);
+    const envValue = env[o.env];
+    let raw: string | undefined;
+    let source: string;
+    if (fromFlag) {
+      raw = fromFlag.value;
+      source = fromFlag.flag;
+    } else if (envValue !== undefined && envValue.trim() !== "") {
+      raw = envValue;
+      source = o.env;
+    } else {
+      raw = o.default;
+      source = "default";
+    }
+    if (raw === undefined) {
+      out[o.key] = undefined;
+      continue;
+    }
+    const r = o.parse.safeParse(raw);
+    if (r.success) out[o.key] = r.data;
+    else {
+      const shown = o.secret ? "<redacted>" : JSON.stringify(raw);
+      problems.push(`${source === "default" ? o.env : source} = ${shown}: ${r.error.issues.map((i) => i.message).join("; ")}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new SktError("bad_request", "invalid_config", `Invalid configuration:\n  ${problems.join("\n  ")}`, {
+      problems,
+    });
+  }
+  return out as unknown as ServerConfig;
+}
+
+/** The defaults alone (no environment, no flags). Handy for tests. */
+export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return { ...loadConfig({ env: {}, argv: [] }), ...overrides };
+}
+
+/** The config with secrets masked, for the startup log line. */
+export function redactConfig(config: ServerConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config };
+  for (const o of CONFIG_OPTIONS) if (o.secret && out[o.key] !== undefined) out[o.key] = "<redacted>";
+  return out;
+}
+
+/** The settings table in Markdown (name, env var, flag, default, meaning), for the README. */
+export function renderConfigTable(): string {
+  const esc = (s: string) => s.replace(/\|/g, "\\|");
+  const rows = CONFIG_OPTIONS.map((o) => {
+    const def = o.defaultDoc ?? (o.default === undefined ? "(unset)" : `\`${o.default}\``);
+    return `| \`${o.key}\` | \`${o.env}\` | \`${o.flag}\` | ${esc(def)} | ${esc(o.meaning)} |`;
+  });
+  return [
+    "| Setting | Env var | Flag | Default | Meaning |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows,
+    "",
+    "Flags win over environment variables; empty environment variables count as unset. Boolean flags also accept `--no-<name>`.",
+  ].join("\n");
+}

@@ -1,0 +1,163 @@
+/**
+ * Prometheus metrics. Every `createMetrics()` call builds its OWN `Registry` (never prom-client's
+ * global one), so tests and embedded uses can create as many as they like without name clashes.
+ *
+ * Who updates what: the server updates `requests`, `requestDuration` and `uploads`; the engine
+ * updates everything else (queue, batches, tokens, semantic passes, adapter cache, loads).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Label value used for task names that are invalid or not currently served. */
+export const UNKNOWN_TASK_LABEL = "__unknown__";
+
+export interface SktMetrics {
+  registry: Registry;
+  /** `skt_requests_total{task,status}` — `/classify` requests by task and HTTP status code. */
+  requests: Counter<"task" | "status">;
+  /** `skt_request_duration_seconds{task}` — `/classify` wall time, from first byte to response. */
+  requestDuration: Histogram<"task">;
+  /** `skt_queue_duration_seconds` — time a text waited in the queue before its batch started. */
+  queueDuration: Histogram;
+  /** `skt_inference_duration_seconds` — one backbone pass (per batch). */
+  inferenceDuration: Histogram;
+  /** `skt_batch_size` — rows per batch. */
+  batchSize: Histogram;
+  /** `skt_batch_tokens` — padded tokens per batch (rows × longest row). */
+  batchTokens: Histogram;
+  /** `skt_queue_depth` — texts waiting right now. */
+  queueDepth: Gauge;
+  /** `skt_tokens_total{kind="real"|"padding"}`. */
+  tokens: Counter<"kind">;
+  /** `skt_semantic_passes_total{task}` — semantic passes actually computed (cache misses). */
+  semanticPasses: Counter<"task">;
+  cacheHits: Counter;
+  cacheMisses: Counter;
+  cacheEvictions: Counter;
+  /** `skt_adapter_cache_bytes` — bytes held by prepared adapters. */
+  cacheBytes: Gauge;
+  /** `skt_adapters_loaded` — prepared adapters in memory. */
+  adaptersLoaded: Gauge;
+  /** `skt_adapter_load_duration_seconds` — read + validate + prepare one adapter version. */
+  adapterLoadDuration: Histogram;
+  /** `skt_uploads_total{outcome="ok"|"invalid"|"error"}`. */
+  uploads: Counter<"outcome">;
+}
+
+export interface CreateMetricsOptions {
+  /** Also collect prom-client's process/runtime metrics (default true). */
+  collectDefaults?: boolean;
+  /** Prefix for the process default metrics only; the `skt_*` names are fixed. */
+  prefix?: string;
+}
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
+const BATCH_TOKEN_BUCKETS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+const LOAD_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
+  const registry = new Registry();
+  if (opts.collectDefaults ?? true) {
+    collectDefaultMetrics({ register: registry, ...(opts.prefix ? { prefix: opts.prefix } : {}) });
+  }
+  const registers = [registry];
+  const metrics: SktMetrics = {
+    registry,
+    requests: new Counter({
+      name: "skt_requests_total",
+      help: "Classification requests by task and HTTP status code.",
+      labelNames: ["task", "status"] as const,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: "skt_request_duration_seconds",
+      help: "Classification request duration in seconds.",
+      labelNames: ["task"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    queueDuration: new Histogram({
+      name: "skt_queue_duration_seconds",
+      help: "Time a text waited in the queue before its batch started, in seconds.",
+      buckets: QUEUE_BUCKETS,
+      registers,
+    }),
+    inferenceDuration: new Histogram({
+      name: "skt_inference_duration_seconds",
+      help: "Duration of one backbone pass (per batch) in seconds.",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: "skt_batch_size",
+      help: "Rows per batch.",
+      buckets: BATCH_SIZE_BUCKETS,
+      registers,
+    }),
+    batchTokens: new Histogram({
+      name: "skt_batch_tokens",
+      help: "Padded tokens per batch (rows times longest row).",
+      buckets: BATCH_TOKEN_BUCKETS,
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: "skt_queue_depth",
+      help: "Texts waiting in the queue.",
+      registers,
+    }),
+    tokens: new Counter({
+      name: "skt_tokens_total",
+      help: "Tokens run through the backbone, real or padding.",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    semanticPasses: new Counter({
+      name: "skt_semantic_passes_total",
+      help: "Semantic passes computed (adapter preparations that were not served from cache).",
+      labelNames: ["task"] as const,
+      registers,
+    }),
+    cacheHits: new Counter({
+      name: "skt_adapter_cache_hits_total",
+      help: "Prepared-adapter cache hits.",
+      registers,
+    }),
+    cacheMisses: new Counter({
+      name: "skt_adapter_cache_misses_total",
+      help: "Prepared-adapter cache misses.",
+      registers,
+    }),
+    cacheEvictions: new Counter({
+      name: "skt_adapter_cache_evictions_total",
+      help: "Prepared adapters evicted from the cache.",
+      registers,
+    }),
+    cacheBytes: new Gauge({
+      name: "skt_adapter_cache_bytes",
+      help: "Bytes held by prepared adapters in the cache.",
+      registers,
+    }),
+    adaptersLoaded: new Gauge({
+      name: "skt_adapters_loaded",
+      help: "Prepared adapters in memory.",
+      registers,
+    }),
+    adapterLoadDuration: new Histogram({
+      name: "skt_adapter_load_duration_seconds",
+      help: "Time to read, validate and prepare one adapter version, in seconds.",
+      buckets: LOAD_BUCKETS,
+      registers,
+    }),
+    uploads: new Counter({
+      name: "skt_uploads_total",
+      help: "Adapter uploads by outcome (ok, invalid = rejected as the client's fault, error = server-side failure).",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+  };
+  // Known, bounded label sets start at 0 so rate() works from the first scrape.
+  for (const outcome of ["ok", "invalid", "error"]) metrics.uploads.inc({ outcome }, 0);
+  for (const kind of ["real", "padding"]) metrics.tokens.inc({ kind }, 0);
+  return metrics;
+}

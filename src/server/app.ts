@@ -1,0 +1,39 @@
+/**
+ * The HTTP face of the server: middleware, routes and error mapping around an `InferenceService`.
+ * No model logic lives here; `createApp` is pure wiring, so tests drive it with `app.request()`.
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { requestId } from "hono/request-id";
+import pkg from "../../package.json" with { type: "json" };
+import type { AppDeps, AppEnv } from "./context.js";
+import { createErrorHandler, notFoundHandler, validationHook } from "./errors.js";
+import { requestLog } from "./middleware/request-log.js";
+import { registerAdminRoutes } from "./routes/admin.js";
+import { registerClassifyRoutes } from "./routes/classify.js";
+import { registerDocsRoutes } from "./routes/docs.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerTaskRoutes } from "./routes/tasks.js";
+
+export type { AppDeps, AppEnv } from "./context.js";
+
+export interface CreateAppOptions extends AppDeps {
+  /** Version shown in the OpenAPI document (default: the package version). */
+  version?: string;
+}
+
+export function createApp(opts: CreateAppOptions): OpenAPIHono<AppEnv> {
+  const deps: AppDeps = { service: opts.service, metrics: opts.metrics, config: opts.config, logger: opts.logger };
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.use(requestId());
+  app.use(requestLog(deps.logger));
+  app.onError(createErrorHandler({ logger: deps.logger, retryAfterSeconds: deps.config.retryAfterSeconds }));
+  app.notFound(notFoundHandler);
+
+  registerHealthRoutes(app, deps);
+  registerTaskRoutes(app, deps);
+  registerClassifyRoutes(app, deps);
+  registerAdminRoutes(app, deps);
+  registerDocsRoutes(app, opts.version ?? pkg.version);
+  return app;
+}

@@ -1,0 +1,28 @@
+/**
+ * Counts `/classify` requests (`skt_requests_total{task,status}`) and times them
+ * (`skt_request_duration_seconds{task}`). Only served tasks get their own label value; invalid or
+ * unknown names are all `__unknown__`, so random names cannot blow up label cardinality.
+ */
+import type { MiddlewareHandler } from "hono";
+import { TASK_NAME_PATTERN } from "../../adapters/spec.js";
+import type { InferenceService } from "../../engine/service.js";
+import { UNKNOWN_TASK_LABEL, type SktMetrics } from "../../metrics.js";
+import type { AppEnv } from "../context.js";
+
+export function taskLabel(service: InferenceService, task: string | undefined): string {
+  if (task === undefined || !TASK_NAME_PATTERN.test(task)) return UNKNOWN_TASK_LABEL;
+  return service.hasTask(task) ? task : UNKNOWN_TASK_LABEL;
+}
+
+export function classifyMetrics(service: InferenceService, metrics: SktMetrics): MiddlewareHandler<AppEnv> {
+  return async function classifyMetrics(c, next) {
+    const start = performance.now();
+    try {
+      await next();
+    } finally {
+      const task = taskLabel(service, c.req.query("task"));
+      metrics.requests.inc({ task, status: String(c.res.status) });
+      metrics.requestDuration.observe({ task }, (performance.now() - start) / 1000);
+    }
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * One log line per request, carrying the request id that hono's `requestId` middleware assigned
+ * (also returned to the client as `X-Request-Id`). Probe and scrape routes log at debug so a
+ * health check every few seconds does not drown the log at the default level.
+ */
+import type { MiddlewareHandler } from "hono";
+import type { Logger } from "../../logger.js";
+import type { AppEnv } from "../context.js";
+
+const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+export function requestLog(logger: Logger): MiddlewareHandler<AppEnv> {
+  return async function requestLog(c, next) {
+    const start = performance.now();
+    await next();
+    const reqId = c.get("requestId");
+    // Responses built from an HTTPException's own Response do not carry prepared headers.
+    if (reqId && !c.res.headers.has("X-Request-Id")) {
+      try {
+        c.res.headers.set("X-Request-Id", reqId);
+      } catch {
+        c.res = new Response(c.res.body, c.res);
+        c.res.headers.set("X-Request-Id", reqId);
+      }
+    }
+    const status = c.res.status;
+    const line = {
+      reqId,
+      method: c.req.method,
+      path: c.req.path,
+      ...(c.req.path === "/classify" ? { task: c.req.query("task")?.slice(0, 100) } : {}),
+      status,
+      ms: Math.round((performance.now() - start) * 100) / 100,
+    };
+    if (status >= 500) logger.warn(line, "request");
+    else if (QUIET_PATHS.has(c.req.path)) logger.debug(line, "request");
+    else logger.info(line, "request");
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * `POST /classify?task=NAME` — validate, hand the texts to the service with a deadline and an
+ * abort signal, and render its predictions. No model logic here.
+ */
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { timeout } from "hono/timeout";
+import type { ServerConfig } from "../../config.js";
+import type { Prediction } from "../../engine/service.js";
+import { SktError } from "../../errors.js";
+import type { AppDeps, AppEnv } from "../context.js";
+import { classifyMetrics } from "../middleware/classify-metrics.js";
+import { TaskName, errorContent } from "../schemas.js";
+
+/**
+ * Extra time the server gives the engine past the request deadline before answering 504 itself
+ * (the engine is expected to reject with kind "timeout" at the deadline; this is the backstop).
+ */
+export const DEADLINE_GRACE_MS = 500;
+
+/** Raw body cap for /classify: every text and pair at the char limit, JSON-escaped (≤ 6 bytes a char). */
+export function classifyBodyLimit(config: ServerConfig): number {
+  return config.maxTexts * config.maxTextChars * 2 * 6 + 64 * 1024;
+}
+
+function classifySchemas(config: ServerConfig) {
+  const text = z.string().max(config.maxTextChars, {
+    error: `longer than ${config.maxTextChars} characters (SKT_MAX_TEXT_CHARS)`,
+  });
+  const list = z
+    .array(text)
+    .min(1, { error: "must not be empty" })
+    .max(config.maxTexts, { error: `more than ${config.maxTexts} texts (SKT_MAX_TEXTS)` });
+  const body = z
+    .strictObject({
+      text: text.optional().openapi({ description: "One text to classify.", example: "a gripping, funny film" }),
+      texts: list.optional().openapi({ description: `Several texts (1-${config.maxTexts}).` }),
+      text_pair: text.optional().openapi({ description: "Second segment for `text` (pair tasks)." }),
+      text_pairs: list.optional().openapi({ description: "Second segments for `texts`, same length." }),
+    })
+    .superRefine((b, ctx) => {
+      if ((b.text === undefined) === (b.texts === undefined)) {
+        ctx.addIssue({ code: "custom", path: [], message: "provide exactly one of `text` (a string) or `texts` (a list of strings)" });
+        return;
+      }
+      if (b.text_pair !== undefined && b.text_pairs !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["text_pairs"], message: "give `text_pair` or `text_pairs`, not both" });
+      } else if (b.text_pair !== undefined && b.texts !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["text_pair"], message: "use `text_pairs` together with `texts`" });
+      } else if (b.text_pairs !== undefined && b.text !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["text_pairs"], message: "use `text_pair` together with `text`" });
+      } else if (b.text_pairs !== undefined && b.texts !== undefined && b.text_pairs.length !== b.texts.length) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["text_pairs"],
+          message: `must have the same length as \`texts\` (${b.texts.length}), got ${b.text_pairs.length}`,
+        });
+      }
+    })
+    .openapi("ClassifyRequest");
+  return { body };
+}
+
+export const PredictionSchema = z
+  .object({
+    label: z.string().optional().openapi({ description: "Classification: the top label." }),
+    score: z.number().optional().openapi({ description: "Classification: the top label's probability." }),
+    scores: z.record(z.string(), z.number()).optional().openapi({ description: "Classification: every label's probability." }),
+    value: z.number().optional().openapi({ description: "Regression: the predicted value." }),
+    tokens: z.number().int().openapi({ description: "Text tokens actually used." }),
+    truncated: z.boolean().openapi({ description: "True when the input was cut to the adapter's max length." }),
+  })
+  .openapi("Prediction");
+
+export const ClassifyResponseSchema = z
+  .object({
+    task: z.string(),
+    adapter_version: z.number().int(),
+    predictions: z.array(PredictionSchema),
+  })
+  .openapi("ClassifyResponse");
+
+export function predictionJson(p: Prediction): z.infer<typeof PredictionSchema> {
+  const out: z.infer<typeof PredictionSchema> = { tokens: p.tokens, truncated: p.truncated };
+  if (p.label !== undefined) out.label = p.label;
+  if (p.score !== undefined) out.score = p.score;
+  if (p.scores !== undefined) out.scores = p.scores;
+  if (p.value !== undefined) out.value = p.value;
+  // Keep a stable key order in the JSON: label, score, scores, value, tokens, truncated.
+  const { tokens, truncated, ...rest } = out;
+  return { ...rest, tokens, truncated };
+}
+
+export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
+  const { service, metrics, config } = deps;
+  const { body } = classifySchemas(config);
+
+  const route = createRoute({
+    method: "post",
+    path: "/classify",
+    tags: ["inference"],
+    summary: "Classify one or more texts with a task's current adapter",
+    description:
+      `Send \`text\` or \`texts\` (at most ${config.maxTexts}, each at most ${config.maxTextChars} characters); ` +
+      "pair tasks also take `text_pair`/`text_pairs`. Inputs longer than the adapter's max length are " +
+      "truncated and flagged with `truncated: true`.",
+    middleware: [
+      classifyMetrics(service, metrics),
+      bodyLimit({
+        maxSize: classifyBodyLimit(config),
+        onError: () => {
+          throw new SktError("too_large", "body_too_large", "The request body is too large.");
+        },
+      }),
+      timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (c) => {
+        const err = new SktError("timeout", "timeout", `The request did not finish within ${config.requestTimeoutMs} ms.`);
+        c.get("abort")?.abort(err);
+        return new HTTPException(504, { message: "deadline passed", cause: err });
+      }),
+    ] as const,
+    request: {
+      query: z.object({ task: TaskName.openapi({ param: { name: "task", in: "query" } }) }),
+      body: { required: true, content: { "application/json": { schema: body } } },
+    },
+    responses: {
+      200: { description: "Predictions, one per text", content: { "application/json": { schema: ClassifyResponseSchema } } },
+      400: errorContent("Invalid body, task name or malformed JSON"),
+      404: errorContent("Unknown task"),
+      413: errorContent("Too many texts, a text too long, or the body too large"),
+      415: errorContent("Content-Type is not application/json"),
+      429: errorContent("Queue full; retry after the Retry-After header's seconds"),
+      503: errorContent("Not ready"),
+      504: errorContent("Deadline passed"),
+    },
+  });
+
+  app.openapi(route, async (c) => {
+    const { task } = c.req.valid("query");
+    const b = c.req.valid("json");
+    const texts = b.texts ?? [b.text!];
+    const pairs = b.text_pairs ?? (b.text_pair !== undefined ? [b.text_pair] : undefined);
+
+    // Abort the engine call when the client disconnects (or the backstop timeout fires).
+    const abort = new AbortController();
+    c.set("abort", abort);
+    const client = c.req.raw.signal;
+    const onClientAbort = () => abort.abort(new SktError("bad_request", "client_closed", "The client closed the connection."));
+    if (client.aborted) onClientAbort();
+    else client.addEventListener("abort", onClientAbort, { once: true });
+    try {
+      const result = await service.classify({
+        task,
+        texts,
+        ...(pairs ? { pairs } : {}),
+        deadline: Date.now() + config.requestTimeoutMs,
+        signal: abort.signal,
+      });
+      return c.json(
+        {
+          task: result.task,
+          adapter_version: result.adapterVersion,
+          predictions: result.predictions.map(predictionJson),
+        },
+        200,
+      );
+    } finally {
+      client.removeEventListener("abort", onClientAbort);
+    }
+  });
+}

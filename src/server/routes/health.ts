@@ -1,0 +1,57 @@
+/** `GET /healthz` (liveness), `GET /readyz` (readiness), `GET /metrics` (Prometheus text). */
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { SktError } from "../../errors.js";
+import type { AppDeps, AppEnv } from "../context.js";
+import { errorContent } from "../schemas.js";
+
+export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
+  const { service, metrics } = deps;
+
+  const healthz = createRoute({
+    method: "get",
+    path: "/healthz",
+    tags: ["operations"],
+    summary: "Liveness: 200 while the process is up",
+    responses: {
+      200: {
+        description: "Alive",
+        content: { "application/json": { schema: z.object({ status: z.literal("ok") }) } },
+      },
+    },
+  });
+  app.openapi(healthz, (c) => c.json({ status: "ok" as const }, 200));
+
+  const readyz = createRoute({
+    method: "get",
+    path: "/readyz",
+    tags: ["operations"],
+    summary: "Readiness: 200 once the backbone is loaded and the worker is alive",
+    responses: {
+      200: {
+        description: "Ready",
+        content: { "application/json": { schema: z.object({ status: z.literal("ready") }) } },
+      },
+      503: errorContent("Not ready (`not_ready`)"),
+    },
+  });
+  app.openapi(readyz, (c) => {
+    if (!service.isReady()) {
+      throw new SktError("not_ready", "not_ready", "The inference engine is not ready yet.");
+    }
+    return c.json({ status: "ready" as const }, 200);
+  });
+
+  const metricsRoute = createRoute({
+    method: "get",
+    path: "/metrics",
+    tags: ["operations"],
+    summary: "Prometheus metrics (text exposition format)",
+    responses: {
+      200: { description: "Metrics", content: { "text/plain": { schema: z.string() } } },
+    },
+  });
+  app.openapi(metricsRoute, async (c) => {
+    const text = await metrics.registry.metrics();
+    return c.text(text, 200, { "Content-Type": metrics.registry.contentType });
+  });
+}

@@ -1,0 +1,24 @@
+/** `GET /tasks` — every served task with its current adapter's public description. */
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { AppDeps, AppEnv } from "../context.js";
+import { TaskInfoSchema, errorContent, taskInfoJson } from "../schemas.js";
+
+export function registerTaskRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
+  const route = createRoute({
+    method: "get",
+    path: "/tasks",
+    tags: ["inference"],
+    summary: "List the tasks this server can classify",
+    responses: {
+      200: {
+        description: "Served tasks",
+        content: { "application/json": { schema: z.object({ tasks: z.array(TaskInfoSchema) }) } },
+      },
+      503: errorContent("Not ready"),
+    },
+  });
+  app.openapi(route, async (c) => {
+    const tasks = await deps.service.listTasks();
+    return c.json({ tasks: tasks.map(taskInfoJson) }, 200);
+  });
+}

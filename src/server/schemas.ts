@@ -1,0 +1,104 @@
+/**
+ * Shared OpenAPI/zod schemas and the JSON (snake_case) views of the service's types.
+ */
+import { z } from "@hono/zod-openapi";
+import { TASK_NAME_PATTERN } from "../adapters/spec.js";
+import type { AdapterMetadata } from "../adapters/format.js";
+import type { AdapterDetails, TaskInfo } from "../engine/service.js";
+
+export const TASK_NAME_MESSAGE =
+  'must be 1-64 characters from a-z, 0-9, "_" and "-", starting with a letter or digit';
+
+export const TaskName = z
+  .string({ error: "required" })
+  .regex(TASK_NAME_PATTERN, { error: TASK_NAME_MESSAGE })
+  .openapi({ example: "sst2", pattern: TASK_NAME_PATTERN.source });
+
+export const TaskParam = z.object({
+  task: TaskName.openapi({ param: { name: "task", in: "path" } }),
+});
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "not_found" }),
+      message: z.string().openapi({ example: "Unknown task \"foo\"." }),
+      details: z.record(z.string(), z.unknown()).optional(),
+    }),
+  })
+  .openapi("Error");
+
+export function errorContent(description: string) {
+  return { description, content: { "application/json": { schema: ErrorSchema } } };
+}
+
+export const TaskInfoSchema = z
+  .object({
+    task: z.string(),
+    version: z.number().int(),
+    variant: z.enum(["prompt", "prefix"]),
+    pooling: z.boolean(),
+    labels: z.array(z.string()),
+    problem_type: z.enum(["single_label_classification", "multi_label_classification", "regression"]),
+    prompt_text: z.string(),
+    max_length: z.number().int(),
+    parameters: z.number().int(),
+  })
+  .openapi("TaskInfo");
+
+export type TaskInfoJson = z.infer<typeof TaskInfoSchema>;
+
+export function taskInfoJson(t: TaskInfo): TaskInfoJson {
+  return {
+    task: t.task,
+    version: t.version,
+    variant: t.variant,
+    pooling: t.pooling,
+    labels: t.labels,
+    problem_type: t.problemType,
+    prompt_text: t.promptText,
+    max_length: t.maxLength,
+    parameters: t.parameters,
+  };
+}
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
+
+/** Adapter metadata with snake_case top-level keys (nested values, e.g. `training`, untouched). */
+export function metadataJson(m: AdapterMetadata): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(m)) out[snake(k)] = v;
+  return out;
+}
+
+export const AdapterDetailsSchema = z
+  .object({
+    task: z.string(),
+    current: z.number().int().nullable(),
+    versions: z.array(
+      z.object({
+        version: z.number().int(),
+        current: z.boolean(),
+        bytes: z.number().int(),
+        created_at: z.string(),
+        metadata: z.record(z.string(), z.unknown()).openapi({
+          description: "The adapter file's metadata (snake_case keys).",
+        }),
+      }),
+    ),
+  })
+  .openapi("AdapterDetails");
+
+export function adapterDetailsJson(d: AdapterDetails): z.infer<typeof AdapterDetailsSchema> {
+  return {
+    task: d.task,
+    current: d.current,
+    versions: d.versions.map((v) => ({
+      version: v.version,
+      current: v.current,
+      bytes: v.bytes,
+      created_at: v.createdAt,
+      metadata: metadataJson(v.metadata),
+    })),
+  };
+}

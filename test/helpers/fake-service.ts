@@ -1,0 +1,286 @@
+/**
+ * An in-memory `InferenceService` for HTTP tests: deterministic predictions, versioned adapters,
+ * and switches to make any call fail with a chosen error or hang until aborted.
+ *
+ * "Adapter files" for the fake are UTF-8 JSON (`FakeAdapterSpec`), so a test can upload a version
+ * with different labels and see `/classify` answer from it. Anything that is not a JSON object is
+ * rejected as `invalid_adapter`, like a broken safetensors file would be.
+ */
+import type { AdapterMetadata } from "../../src/adapters/format.js";
+import type {
+  AdapterDetails,
+  ClassifyRequest,
+  ClassifyResult,
+  InferenceService,
+  Prediction,
+  ProblemType,
+  TaskInfo,
+} from "../../src/engine/service.js";
+import { SktError, type ErrorKind } from "../../src/errors.js";
+
+export interface FakeAdapterSpec {
+  labels?: string[];
+  problemType?: ProblemType;
+  /** Pair task: requires `pairs`; plain tasks refuse them. */
+  textPair?: boolean;
+  /** Longest input in (whitespace) tokens; longer inputs are truncated. Default 16. */
+  maxLength?: number;
+  variant?: "prompt" | "prefix";
+}
+
+interface FakeVersion {
+  version: number;
+  spec: Required<FakeAdapterSpec>;
+  bytes: number;
+  createdAt: string;
+}
+
+interface FakeTask {
+  versions: FakeVersion[];
+  current: number | null;
+}
+
+export type FakeOp = "classify" | "listTasks" | "adapterDetails" | "upload" | "rollback" | "deleteTask";
+
+export interface FakeServiceOptions {
+  ready?: boolean;
+  /** Initial tasks (version 1 each). Default: sst2 (2 labels), stsb (regression), mnli (pair). */
+  tasks?: Record<string, FakeAdapterSpec>;
+}
+
+export const DEFAULT_FAKE_TASKS: Record<string, FakeAdapterSpec> = {
+  sst2: { labels: ["negative", "positive"] },
+  stsb: { problemType: "regression", labels: ["score"] },
+  mnli: { labels: ["entailment", "neutral", "contradiction"], textPair: true },
+};
+
+function fill(spec: FakeAdapterSpec): Required<FakeAdapterSpec> {
+  const problemType = spec.problemType ?? "single_label_classification";
+  return {
+    labels: spec.labels ?? (problemType === "regression" ? ["score"] : ["negative", "positive"]),
+    problemType,
+    textPair: spec.textPair ?? false,
+    maxLength: spec.maxLength ?? 16,
+    variant: spec.variant ?? "prompt",
+  };
+}
+
+/** FNV-1a, so predictions depend only on (text, version). */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+export function encodeFakeAdapter(spec: FakeAdapterSpec): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(spec));
+}
+
+export class FakeInferenceService implements InferenceService {
+  ready: boolean;
+  closed = false;
+  closeCalls = 0;
+  /** Every classify request as received (deadline, signal, pairs included). */
+  readonly classifyCalls: ClassifyRequest[] = [];
+  /** classify waits until its signal aborts (then rejects with the abort reason). */
+  hang = false;
+  /** Resolves each time a classify call starts (for tests that must act mid-request). */
+  onClassifyStart: ((req: ClassifyRequest) => void) | undefined;
+
+  private readonly tasks = new Map<string, FakeTask>();
+  private readonly failures = new Map<FakeOp, unknown>();
+  private clock = Date.parse("2025-01-01T00:00:00Z");
+
+  constructor(opts: FakeServiceOptions = {}) {
+    this.ready = opts.ready ?? true;
+    for (const [task, spec] of Object.entries(opts.tasks ?? DEFAULT_FAKE_TASKS)) {
+      this.addVersion(task, fill(spec), 1);
+    }
+  }
+
+  /** Make the next call of `op` throw `error` (once). */
+  failNext(op: FakeOp, error: unknown): void {
+    this.failures.set(op, error);
+  }
+
+  /** Shorthand: the next `op` throws `new SktError(kind, code ?? kind, ...)`. */
+  failNextWith(op: FakeOp, kind: ErrorKind, code: string = kind): void {
+    this.failNext(op, new SktError(kind, code, `fake ${op} failed with ${kind}`));
+  }
+
+  private maybeFail(op: FakeOp): void {
+    if (!this.failures.has(op)) return;
+    const e = this.failures.get(op);
+    this.failures.delete(op);
+    throw e;
+  }
+
+  private addVersion(task: string, spec: Required<FakeAdapterSpec>, bytes: number): FakeVersion {
+    const t = this.tasks.get(task) ?? { versions: [], current: null };
+    const version = (t.versions.at(-1)?.version ?? 0) + 1;
+    const v: FakeVersion = { version, spec, bytes, createdAt: new Date((this.clock += 1000)).toISOString() };
+    t.versions.push(v);
+    t.current = version;
+    this.tasks.set(task, t);
+    return v;
+  }
+
+  private currentVersion(task: string): FakeVersion {
+    const t = this.tasks.get(task);
+    const v = t?.versions.find((x) => x.version === t.current);
+    if (!v) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`, { task });
+    return v;
+  }
+
+  private info(task: string, v: FakeVersion): TaskInfo {
+    return {
+      task,
+      version: v.version,
+      variant: v.spec.variant,
+      pooling: false,
+      labels: v.spec.labels,
+      problemType: v.spec.problemType,
+      promptText: `Classify for ${task}:`,
+      maxLength: v.spec.maxLength,
+      parameters: 1000 + v.spec.labels.length,
+    };
+  }
+
+  private metadata(task: string, v: FakeVersion): AdapterMetadata {
+    return {
+      task,
+      variant: v.spec.variant,
+      pooling: false,
+      promptText: `Classify for ${task}:`,
+      promptLength: 3,
+      labels: v.spec.labels,
+      problemType: v.spec.problemType,
+      backbone: "fake",
+      backboneFingerprint: "0".repeat(64),
+      maxLength: v.spec.maxLength,
+      textPair: v.spec.textPair,
+    };
+  }
+
+  isReady(): boolean {
+    return this.ready && !this.closed;
+  }
+
+  hasTask(task: string): boolean {
+    return this.tasks.get(task)?.current != null;
+  }
+
+  async classify(req: ClassifyRequest): Promise<ClassifyResult> {
+    this.classifyCalls.push(req);
+    this.onClassifyStart?.(req);
+    this.maybeFail("classify");
+    if (!this.isReady()) throw new SktError("not_ready", "not_ready", "fake engine not ready");
+    const v = this.currentVersion(req.task);
+    if (req.signal?.aborted) throw req.signal.reason;
+    if (this.hang) {
+      await new Promise<never>((_, reject) => {
+        const fail = () => reject(req.signal?.reason ?? new SktError("timeout", "timeout", "aborted"));
+        if (req.signal?.aborted) fail();
+        req.signal?.addEventListener("abort", fail, { once: true });
+      });
+    }
+    if (req.deadline !== undefined && Date.now() > req.deadline) {
+      throw new SktError("timeout", "timeout", "deadline passed");
+    }
+    if (v.spec.textPair && !req.pairs) {
+      throw new SktError("bad_request", "missing_pair", `Task "${req.task}" needs text_pair/text_pairs.`);
+    }
+    if (!v.spec.textPair && req.pairs) {
+      throw new SktError("bad_request", "unexpected_pair", `Task "${req.task}" takes single texts.`);
+    }
+    const predictions = req.texts.map((text, i): Prediction => {
+      const input = req.pairs ? `${text} ${req.pairs[i]}` : text;
+      const words = input.split(/\s+/).filter(Boolean).length;
+      const truncated = words > v.spec.maxLength;
+      const tokens = truncated ? v.spec.maxLength : words;
+      const h = hash(`${input}#${v.version}`);
+      if (v.spec.problemType === "regression") return { value: (h % 500) / 100, tokens, truncated };
+      const logits = v.spec.labels.map((_, j) => ((h >>> (j * 3)) & 7) / 2);
+      const sig = v.spec.problemType === "multi_label_classification";
+      const z = logits.reduce((a, x) => a + Math.exp(x), 0);
+      const probs = logits.map((x) => (sig ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / z));
+      let best = 0;
+      probs.forEach((p, j) => {
+        if (p > probs[best]!) best = j;
+      });
+      const scores = Object.fromEntries(v.spec.labels.map((l, j) => [l, probs[j]!]));
+      return { label: v.spec.labels[best]!, score: probs[best]!, scores, tokens, truncated };
+    });
+    return { task: req.task, adapterVersion: v.version, predictions };
+  }
+
+  async listTasks(): Promise<TaskInfo[]> {
+    this.maybeFail("listTasks");
+    return [...this.tasks.keys()].filter((t) => this.hasTask(t)).sort().map((t) => this.info(t, this.currentVersion(t)));
+  }
+
+  async adapterDetails(task: string): Promise<AdapterDetails> {
+    this.maybeFail("adapterDetails");
+    const t = this.tasks.get(task);
+    if (!t) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`, { task });
+    return {
+      task,
+      current: t.current,
+      versions: t.versions.map((v) => ({
+        version: v.version,
+        current: v.version === t.current,
+        bytes: v.bytes,
+        createdAt: v.createdAt,
+        metadata: this.metadata(task, v),
+      })),
+    };
+  }
+
+  async upload(task: string, bytes: Uint8Array): Promise<TaskInfo> {
+    this.maybeFail("upload");
+    let spec: unknown;
+    try {
+      spec = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch {
+      throw new SktError("invalid_adapter", "header_not_json", "Not a fake adapter (JSON expected).");
+    }
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+      throw new SktError("invalid_adapter", "header_not_object", "A fake adapter is a JSON object.");
+    }
+    const v = this.addVersion(task, fill(spec as FakeAdapterSpec), bytes.byteLength);
+    return this.info(task, v);
+  }
+
+  async rollback(task: string, version?: number): Promise<TaskInfo> {
+    this.maybeFail("rollback");
+    const t = this.tasks.get(task);
+    if (!t || t.current === null) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    const current = t.current;
+    let target: FakeVersion | undefined;
+    if (version !== undefined) {
+      target = t.versions.find((v) => v.version === version);
+      if (!target) throw new SktError("not_found", "unknown_version", `Task "${task}" has no version ${version}.`);
+      if (target.version === current) {
+        throw new SktError("conflict", "already_current", `Version ${version} is already current.`);
+      }
+    } else {
+      target = t.versions.filter((v) => v.version < current).at(-1);
+      if (!target) throw new SktError("conflict", "no_previous_version", `Task "${task}" has no earlier version.`);
+    }
+    t.current = target.version;
+    return this.info(task, target);
+  }
+
+  async deleteTask(task: string): Promise<void> {
+    this.maybeFail("deleteTask");
+    if (!this.tasks.delete(task)) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+  }
+
+  async close(): Promise<void> {
+    this.closeCalls++;
+    this.closed = true;
+  }
+}

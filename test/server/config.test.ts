@@ -1,0 +1,172 @@
+import { existsSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { CONFIG_OPTIONS, defaultConfig, loadConfig, redactConfig, renderConfigTable } from "../../src/config.js";
+import { SktError } from "../../src/errors.js";
+
+function configError(fn: () => unknown): SktError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(SktError);
+    expect((e as SktError).code).toBe("invalid_config");
+    return e as SktError;
+  }
+  throw new Error("expected a config error");
+}
+
+describe("loadConfig", () => {
+  it("has the documented defaults", () => {
+    expect(loadConfig({ env: {}, argv: [] })).toEqual({
+      port: 8080,
+      host: "0.0.0.0",
+      adminToken: undefined,
+      adaptersDir: "adapters",
+      modelsDir: "models",
+      threads: 2,
+      maxBatchSize: 32,
+      maxBatchTokens: 4096,
+      maxWaitMs: 2,
+      queueSize: 1024,
+      cacheBytes: 256 * 1024 * 1024,
+      maxTexts: 64,
+      maxTextChars: 10_000,
+      maxUploadBytes: 16 * 1024 * 1024,
+      requestTimeoutMs: 10_000,
+      maxAdapterParams: 1_000_000,
+      device: "cpu",
+      logLevel: "info",
+      semanticCache: true,
+      retryAfterSeconds: 1,
+      shutdownTimeoutMs: 25_000,
+    });
+  });
+
+  it("reads the environment", () => {
+    const c = loadConfig({
+      env: {
+        PORT: "9000",
+        HOST: "127.0.0.1",
+        SKT_ADMIN_TOKEN: "s3cret.token-value",
+        SKT_ADAPTERS_DIR: "/data/adapters",
+        SKT_THREADS: "4",
+        SKT_CACHE_BYTES: "64MiB",
+        SKT_MAX_UPLOAD_BYTES: "512k",
+        SKT_DEVICE: "CUDA",
+        SKT_LOG_LEVEL: "debug",
+        SKT_SEMANTIC_CACHE: "false",
+        SKT_MAX_TEXTS: " 8 ",
+      },
+    });
+    expect(c).toMatchObject({
+      port: 9000,
+      host: "127.0.0.1",
+      adminToken: "s3cret.token-value",
+      adaptersDir: "/data/adapters",
+      threads: 4,
+      cacheBytes: 64 * 1024 * 1024,
+      maxUploadBytes: 512 * 1024,
+      device: "cuda",
+      logLevel: "debug",
+      semanticCache: false,
+      maxTexts: 8,
+    });
+  });
+
+  it("treats empty environment variables as unset", () => {
+    expect(loadConfig({ env: { PORT: "", SKT_ADMIN_TOKEN: "  " } })).toMatchObject({ port: 8080, adminToken: undefined });
+  });
+
+  it("lets flags win over the environment", () => {
+    const c = loadConfig({
+      env: { PORT: "9000", SKT_MAX_TEXTS: "8", SKT_SEMANTIC_CACHE: "false", SKT_DEVICE: "cuda" },
+      argv: ["--port", "9100", "--max-texts=16", "--semantic-cache", "--device=cpu"],
+    });
+    expect(c).toMatchObject({ port: 9100, maxTexts: 16, semanticCache: true, device: "cpu" });
+  });
+
+  it("supports --no-<flag> and explicit values for booleans", () => {
+    expect(loadConfig({ env: {}, argv: ["--no-semantic-cache"] }).semanticCache).toBe(false);
+    expect(loadConfig({ env: {}, argv: ["--semantic-cache", "off"] }).semanticCache).toBe(false);
+    expect(loadConfig({ env: {}, argv: ["--semantic-cache=yes"] }).semanticCache).toBe(true);
+  });
+
+  it.each([
+    [{ PORT: "abc" }, /PORT = "abc": must be a whole number/],
+    [{ PORT: "70000" }, /PORT = "70000": must be at most 65535/],
+    [{ SKT_MAX_TEXTS: "0" }, /SKT_MAX_TEXTS = "0": must be at least 1/],
+    [{ SKT_THREADS: "-1" }, /SKT_THREADS/],
+    [{ SKT_MAX_WAIT_MS: "1.5" }, /SKT_MAX_WAIT_MS = "1.5": must be a whole number/],
+    [{ SKT_DEVICE: "tpu" }, /SKT_DEVICE = "tpu": must be one of: cpu, cuda/],
+    [{ SKT_LOG_LEVEL: "loud" }, /SKT_LOG_LEVEL/],
+    [{ SKT_SEMANTIC_CACHE: "maybe" }, /SKT_SEMANTIC_CACHE = "maybe": must be true or false/],
+    [{ SKT_CACHE_BYTES: "12 parsecs" }, /SKT_CACHE_BYTES .*byte count/],
+    [{ SKT_ADMIN_TOKEN: "has spaces in it" }, /SKT_ADMIN_TOKEN = <redacted>: must contain only/],
+  ])("rejects bad environment values %j", (env, message) => {
+    expect(configError(() => loadConfig({ env })).message).toMatch(message);
+  });
+
+  it("does not echo a bad admin token", () => {
+    expect(configError(() => loadConfig({ env: { SKT_ADMIN_TOKEN: "secret value!" } })).message).not.toMatch(/secret value/);
+  });
+
+  it("reports every problem at once", () => {
+    const e = configError(() => loadConfig({ env: { PORT: "x", SKT_DEVICE: "tpu" }, argv: ["--max-texts", "0"] }));
+    expect(e.message).toMatch(/PORT/);
+    expect(e.message).toMatch(/SKT_DEVICE/);
+    expect(e.message).toMatch(/--max-texts = "0"/);
+    expect((e.details as { problems: string[] }).problems).toHaveLength(3);
+  });
+
+  it.each([
+    [["--bogus", "1"], /unknown flag --bogus/],
+    [["--port"], /--port needs a value/],
+    [["serve"], /unexpected argument "serve"/],
+    [["--no-port"], /unknown flag --no-port/],
+    [["--port", "abc"], /--port = "abc": must be a whole number/],
+  ])("rejects bad flags %j", (argv, message) => {
+    expect(configError(() => loadConfig({ env: {}, argv })).message).toMatch(message);
+  });
+
+  it("defaultConfig applies overrides", () => {
+    expect(defaultConfig({ maxTexts: 3 })).toMatchObject({ maxTexts: 3, port: 8080 });
+  });
+
+  it("redacts the admin token for logging", () => {
+    expect(redactConfig(defaultConfig({ adminToken: "tok" })).adminToken).toBe("<redacted>");
+    expect(redactConfig(defaultConfig()).adminToken).toBeUndefined();
+  });
+});
+
+describe("renderConfigTable", () => {
+  it("has one row per setting with its env var, flag and default", () => {
+    const table = renderConfigTable();
+    expect(table.split("\n")[0]).toBe("| Setting | Env var | Flag | Default | Meaning |");
+    for (const o of CONFIG_OPTIONS) {
+      const row = table.split("\n").find((l) => l.includes(`\`${o.env}\``));
+      expect(row, o.env).toBeDefined();
+      expect(row).toContain(`\`${o.flag}\``);
+    }
+    for (const env of [
+      "PORT", "HOST", "SKT_ADMIN_TOKEN", "SKT_ADAPTERS_DIR", "SKT_MODELS_DIR", "SKT_THREADS", "SKT_MAX_BATCH_SIZE",
+      "SKT_MAX_BATCH_TOKENS", "SKT_MAX_WAIT_MS", "SKT_QUEUE_SIZE", "SKT_CACHE_BYTES", "SKT_MAX_TEXTS",
+      "SKT_MAX_TEXT_CHARS", "SKT_MAX_UPLOAD_BYTES", "SKT_REQUEST_TIMEOUT_MS", "SKT_MAX_ADAPTER_PARAMS",
+      "SKT_DEVICE", "SKT_LOG_LEVEL", "SKT_SEMANTIC_CACHE",
+    ]) {
+      expect(table).toContain(`\`${env}\``);
+    }
+    expect(table).toContain("256 MiB");
+  });
+});
+
+describe("documentation", () => {
+  it("the config table in the docs matches renderConfigTable()", () => {
+    const START = "<!-- config-table:start -->";
+    const END = "<!-- config-table:end -->";
+    // The table lives in the README once merged there; docs/server.md until then.
+    const file = ["README.md", "docs/server.md"].find((f) => existsSync(f) && readFileSync(f, "utf8").includes(START));
+    expect(file, `a file with ${START}`).toBeDefined();
+    const text = readFileSync(file!, "utf8");
+    const table = text.slice(text.indexOf(START) + START.length, text.indexOf(END)).trim();
+    expect(table, `${file} is out of date: regenerate the table with renderConfigTable()`).toBe(renderConfigTable());
+  });
+});
