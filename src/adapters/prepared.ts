@@ -6,6 +6,7 @@
 import type { BackboneDims } from "../backbone/dims.js";
 import type { AdapterFile, AdapterMetadata } from "./format.js";
 import { headWidth, outputWidth, parameterCount, prefixLayout } from "./spec.js";
+import { transformForward } from "./transform.js";
 
 export interface PreparedPrefix {
   /** Prefix length L. */
@@ -37,41 +38,11 @@ export interface PreparedAdapter {
   readonly textBudget: number;
 }
 
-/** z = F(h_p): [L, W] with W = H_in (prompt) or Σ 2·H_attn (prefix); accumulates in float64. */
+/** z = F(h_p): [L, W] with W = H_in (prompt) or Σ 2·H_attn (prefix). */
 export function applyTransform(file: AdapterFile, hp: Float32Array, dims: BackboneDims): Float32Array {
   const meta = file.metadata;
-  const L = meta.promptLength;
-  const H = dims.hiddenDim;
-  const W = outputWidth(meta.variant, dims);
-  const proj = file.tensors["proj.weight"].data;
-  const projBias = file.tensors["proj.bias"].data;
-  const z = new Float32Array(L * W);
-  if (meta.pooling) {
-    // a = h_p · pool.weightᵀ + pool.bias → [L]; z = proj.weight · a + proj.bias → [L·W].
-    const poolW = file.tensors["pool.weight"].data;
-    const poolB = file.tensors["pool.bias"].data[0];
-    const a = new Float64Array(L);
-    for (let l = 0; l < L; l++) {
-      let s = poolB;
-      for (let i = 0; i < H; i++) s += hp[l * H + i] * poolW[i];
-      a[l] = s;
-    }
-    for (let j = 0; j < L * W; j++) {
-      let s = projBias[j];
-      for (let l = 0; l < L; l++) s += proj[j * L + l] * a[l];
-      z[j] = s;
-    }
-  } else {
-    // Per prompt token: z[l] = h_p[l] · proj.weightᵀ + proj.bias.
-    for (let l = 0; l < L; l++) {
-      for (let j = 0; j < W; j++) {
-        let s = projBias[j];
-        for (let i = 0; i < H; i++) s += hp[l * H + i] * proj[j * H + i];
-        z[l * W + j] = s;
-      }
-    }
-  }
-  return z;
+  const params = { pooling: meta.pooling, length: meta.promptLength, width: outputWidth(meta.variant, dims), hidden: dims.hiddenDim };
+  return transformForward(params, file.tensors, hp);
 }
 
 /** Rows of width S → per layer keys/values laid out [heads, L, headDim] as the graph wants. */
