@@ -64,7 +64,10 @@ export async function startServer(
       }, config.shutdownTimeoutMs);
       cutoff.unref();
       try {
-        await Promise.all([service.close(), httpClosed]);
+        // Every request already received is answered by a still-running engine; only then does the
+        // engine drain and stop its worker.
+        await httpClosed;
+        await service.close();
       } finally {
         clearTimeout(cutoff);
         removeSignalHandlers();
