@@ -68,8 +68,12 @@ export function splitPrefix(z: Float32Array, length: number, dims: BackboneDims)
 }
 
 export function prepareAdapter(file: AdapterFile, version: number, hp: Float32Array, dims: BackboneDims): PreparedAdapter {
+  return prepareFromOutput(file, version, applyTransform(file, hp, dims), dims);
+}
+
+/** A prepared adapter from F's output z [L, W] (the trainer passes z with its dropout applied). */
+export function prepareFromOutput(file: AdapterFile, version: number, z: Float32Array, dims: BackboneDims): PreparedAdapter {
   const meta = file.metadata;
-  const z = applyTransform(file, hp, dims);
   const softPrompt = meta.variant === "prompt" ? z : null;
   const prefix = meta.variant === "prefix" ? splitPrefix(z, meta.promptLength, dims) : null;
   const head: PreparedHead = {

@@ -1,0 +1,105 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
+import { decodeAdapter, encodeAdapter } from "../../src/adapters/format.js";
+import { evaluateThroughEngine, trainCommand } from "../../src/train/cli.js";
+import { loadDataset } from "../../src/train/datasets.js";
+import { trainAdapter, type TrainOptions } from "../../src/train/trainer.js";
+import { seededRandom } from "../helpers/numeric.js";
+import { MODELS_DIR } from "../helpers/paths.js";
+
+let dir: string;
+let assets: BackboneAssets;
+
+/** A separable toy task: the label is decided by which of two cue words the text contains. */
+function synthetic(count: number, seed: number): string {
+  const rand = seededRandom(seed);
+  const filler = ["the", "movie", "was", "a", "story", "about", "people", "and", "their", "day", "in", "town", "with", "friends"];
+  const lines = ["sentence\tlabel"];
+  for (let i = 0; i < count; i++) {
+    const label = i % 2;
+    const words = Array.from({ length: 4 + Math.floor(rand() * 6) }, () => filler[Math.floor(rand() * filler.length)]);
+    words.splice(Math.floor(rand() * words.length), 0, label ? "wonderful" : "terrible");
+    lines.push(`${words.join(" ")}\t${label}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+beforeAll(async () => {
+  assets = await loadBackboneAssets(MODELS_DIR);
+  dir = await mkdtemp(path.join(os.tmpdir(), "skt-train-"));
+  await writeFile(path.join(dir, "train.tsv"), synthetic(192, 1));
+  await writeFile(path.join(dir, "dev.tsv"), synthetic(64, 2));
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+async function options(over: Partial<TrainOptions> = {}): Promise<TrainOptions> {
+  const train = await loadDataset(path.join(dir, "train.tsv"));
+  return {
+    task: "toy", train, dev: await loadDataset(path.join(dir, "dev.tsv"), { labels: train.labels }), labelNames: ["bad", "good"],
+    promptText: "is it good or bad ?", variant: "prefix", pooling: true, method: "sk", init: "authors",
+    epochs: 3, batchSize: 16, lr: 1e-2, weightDecay: 0.01, warmup: 0.1, maxLength: 64, seed: 7,
+    evalEvery: 12, patience: 0, dropout: 0.1, threads: 2, modelsDir: MODELS_DIR, ...over,
+  };
+}
+
+describe("trainer", () => {
+  // The non-pooling form multiplies h_p (rows of norm ≈ 15) by a 512-wide weight, so the same
+  // Adam step moves its soft prompt far more: it needs a smaller learning rate and more steps.
+  it.each([
+    { variant: "prefix", pooling: true, lr: 1e-2, epochs: 3 },
+    { variant: "prompt", pooling: true, lr: 1e-2, epochs: 3 },
+    { variant: "prompt", pooling: false, lr: 5e-4, epochs: 6 },
+  ] as const)("learns a separable toy task to ≥ 95 percent dev accuracy ($variant, pooling $pooling)", async ({ variant, pooling, lr, epochs }) => {
+    const r = await trainAdapter(await options({ variant, pooling, lr, epochs, init: variant === "prompt" ? "token-scale" : "authors" }));
+    expect(r.best.report!.accuracy).toBeGreaterThanOrEqual(0.95);
+    expect(r.history.length).toBe(12 * epochs);
+    expect(r.history.at(-1)!.loss).toBeLessThan(r.history[0].loss);
+    // The file is a servable adapter carrying its own training summary.
+    const file = decodeAdapter(encodeAdapter(r.file!), { dims: assets.dims, fingerprint: assets.fingerprint });
+    expect(file.metadata.labels).toEqual(["bad", "good"]);
+    expect(file.metadata.training).toMatchObject({ method: "sk", steps: 12 * epochs, seed: 7, best_step: r.best.step });
+  });
+
+  it("gives byte-identical adapters for the same seed, different ones for another seed", async () => {
+    const o = await options({ epochs: 1, evalEvery: 1000 });
+    const a = encodeAdapter((await trainAdapter(o)).file!);
+    const b = encodeAdapter((await trainAdapter(await options({ epochs: 1, evalEvery: 1000 }))).file!);
+    const c = encodeAdapter((await trainAdapter(await options({ epochs: 1, evalEvery: 1000, seed: 8 }))).file!);
+    expect(Buffer.compare(Buffer.from(a), Buffer.from(b))).toBe(0);
+    expect(Buffer.compare(Buffer.from(a), Buffer.from(c))).not.toBe(0);
+  });
+
+  it("prompt tuning trains only the free soft prompt and the head", async () => {
+    const o = await options({ variant: "prompt", method: "prompt-tuning", init: "embedding", epochs: 1, evalEvery: 1000 });
+    const r = await trainAdapter(o);
+    const t = r.file!.tensors;
+    for (const frozen of ["pool.weight", "pool.bias", "proj.weight"]) expect(t[frozen].data.every((v) => v === 0)).toBe(true);
+    expect(r.parameters).toBe(t["proj.bias"].data.length + t["head.weight"].data.length + t["head.bias"].data.length);
+  });
+
+  it("the train command writes an adapter and a log; eval through the engine reproduces its dev accuracy", async () => {
+    const out = path.join(dir, "toy.safetensors");
+    await trainCommand([
+      "--task", "toy", "--data", path.join(dir, "train.tsv"), "--dev", path.join(dir, "dev.tsv"), "--prompt", "is it good or bad ?",
+      "--variant", "prefix", "--epochs", "2", "--batch-size", "16", "--lr", "1e-2", "--eval-every", "6", "--seed", "3",
+      "--label-names", "bad,good", "--out", out, "--models-dir", MODELS_DIR, "--quiet",
+    ]);
+    const bytes = new Uint8Array(await readFile(out));
+    const log = JSON.parse(await readFile(`${out}.log.json`, "utf8"));
+    const reported = log.result.best.report.accuracy as number;
+    expect(decodeAdapter(bytes, { dims: assets.dims, fingerprint: assets.fingerprint }).metadata.training).toMatchObject({ best_step: log.result.best.step });
+    const dev = await loadDataset(path.join(dir, "dev.tsv"));
+    const viaEngine = await evaluateThroughEngine(bytes, "toy", dev, { threads: 2, modelsDir: MODELS_DIR, datasetLabels: ["0", "1"] });
+    expect(viaEngine.examples).toBe(64);
+    expect(viaEngine.accuracy).toBe(reported);
+  });
+
+  it("refuses bad arguments with a clear message", async () => {
+    await expect(trainCommand(["--task", "toy", "--data", path.join(dir, "train.tsv"), "--prompt", "x", "--out", path.join(dir, "x"), "--variant", "lora", "--models-dir", MODELS_DIR])).rejects.toThrow(/--variant must be prompt or prefix/);
+    await expect(trainCommand(["--task", "toy"])).rejects.toThrow(/needs --task, --data, --prompt and --out/);
+    await expect(trainCommand(["--task", "toy", "--data", path.join(dir, "missing.tsv"), "--prompt", "x", "--out", path.join(dir, "x"), "--models-dir", MODELS_DIR])).rejects.toThrow(/missing\.tsv/);
+  });
+});
