@@ -66,7 +66,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
   let dev_ = "–";
   options.onProgress = (p) => {
     if (p.eval) dev_ = p.eval.score.toFixed(4);
-    if (!bar) return;
+    // Without the bar (quiet, or output to a file) each evaluation is one log line.
+    if (!bar) {
+      if (p.eval) console.log(`step ${p.step}/${p.totalSteps} · loss ${p.loss.toFixed(4)} · ${p.examplesPerSec.toFixed(0)} ex/s · dev ${dev_}`);
+      return;
+    }
     if (p.step === 1 || !bar.getTotal()) bar.start(p.totalSteps, 0, { loss: "–", speed: "–", dev: dev_ });
     bar.update(p.step, { loss: p.loss.toFixed(4), speed: p.examplesPerSec.toFixed(0), dev: dev_ });
   };

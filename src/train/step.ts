@@ -56,7 +56,8 @@ export class TrainingStep {
 
   static async create(weights: UseLiteWeights, dims: BackboneDims, model: StepModel, opts: { threads: number; float?: "float32" | "float64" }): Promise<TrainingStep> {
     const float = opts.float ?? "float32";
-    const prefix = model.variant === "prefix";
+    // A head-only probe (L = 0) needs no prefix inputs, whatever its variant says.
+    const prefix = model.variant === "prefix" && model.promptLength > 0;
     const graph = buildClassifierTrainingGraph(weights, { prefix, problemType: model.problemType, outputs: model.outputs, float, embedsGrad: !prefix && model.promptLength > 0 });
     const session = await ort.InferenceSession.create(toOnnxBytes(graph), { intraOpNumThreads: opts.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
     return new TrainingStep(session, model, weights, dims, float);
@@ -103,7 +104,7 @@ export class TrainingStep {
       targets: t(targets, [B, C]),
       pooled_dropout: t(this.cast(input.pooledDropout), [B, dims.hiddenDim]),
     };
-    if (model.variant === "prefix") Object.assign(feeds, this.prefixFeeds(zUsed, B, L));
+    if (model.variant === "prefix" && hasAdapterInput) Object.assign(feeds, this.prefixFeeds(zUsed, B, L));
 
     const out = await this.session.run(feeds);
     const grads: Record<string, Float32Array> = {
