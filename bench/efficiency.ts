@@ -1,0 +1,84 @@
+/**
+ * npm run bench:efficiency — saturation throughput of the server (closed loop, single-text
+ * requests, one task) against the raw backbone running the same token batches directly with the
+ * same thread count. Ratio target ≥ 0.85 (real tokens/s, soft-prompt positions included on both
+ * sides, as skt_tokens_total{kind="real"} counts them).
+ */
+import { rowLength } from "../src/engine/assemble.js";
+import { syntheticAdapter } from "./adapters.js";
+import { encodeAdapter } from "../src/adapters/format.js";
+import { classifyRequest, closedLoop, HttpClient } from "./load.js";
+import { CONCURRENCY, cpuLine, cpuSnapshot, cpuUsage, fmt, main, MEASURE_S, markdownTable, median, medianOf, onCleanup, pct, readSst2Sentences, REPS, settingsLine, verdict, WARMUP_S, writeReport } from "./lib.js";
+import { encodeFor, openRaw, prepareLocal, rawThroughput, serverLikeBatches } from "./raw.js";
+import { startServer, windowProbe } from "./server.js";
+
+const TASK = "efficiency";
+const LIMITS = { maxBatchSize: Number(process.env.SKT_MAX_BATCH_SIZE ?? 32), maxBatchTokens: Number(process.env.SKT_MAX_BATCH_TOKENS ?? 4096) };
+
+main(async () => {
+  const raw = await openRaw();
+  onCleanup(() => raw.release());
+  const sentences = await readSst2Sentences("dev");
+  const file = syntheticAdapter(raw.assets, { task: TASK, seed: 1 });
+  const adapter = await prepareLocal(raw, file);
+  const ids = sentences.map((s) => encodeFor(raw, adapter, s));
+  const positions = ids.map((x) => rowLength(adapter, x.length));
+
+  const server = await startServer({ label: "efficiency", env: { SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize), SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens), SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
+  const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
+  if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
+  const client = new HttpClient(server.base, CONCURRENCY);
+  onCleanup(() => client.close());
+
+  // The batches the server would form for two passes over the dev set, in request order.
+  const rows = [...ids, ...ids].map((x) => ({ adapter, ids: x }));
+  const batches = await serverLikeBatches(rows, LIMITS, CONCURRENCY);
+
+  const reps = [];
+  for (let r = 0; r < REPS; r++) {
+    const probe = windowProbe(server);
+    const s = await closedLoop(client, {
+      concurrency: CONCURRENCY,
+      warmupMs: WARMUP_S * 1000,
+      durationMs: MEASURE_S * 1000,
+      next: (i) => classifyRequest(TASK, sentences[i % sentences.length], positions[i % sentences.length]),
+      ...probe,
+    });
+    const stats = probe.stats();
+    const c0 = cpuSnapshot({ bench: "self" });
+    const b = await rawThroughput(raw, batches, MEASURE_S * 1000);
+    const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
+    reps.push({
+      server: { rps: s.rps, countRps: s.countRps, estimator: s.estimator, realTokensPerSec: s.weightPerSec, p50: s.p50, p99: s.p99, failed: s.failed, failures: s.failures, ...stats },
+      raw: { ...b, cpu: rawCpu },
+      tokensRatio: s.weightPerSec / b.realTokensPerSec,
+      requestsRatio: s.rps / b.sentencesPerSec,
+    });
+    console.log(`rep ${r + 1}/${REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)}`);
+  }
+
+  const ratio = medianOf(reps, (x) => x.tokensRatio);
+  const table = markdownTable(
+    ["", "server (HTTP, closed loop)", "raw backbone (same batches)", "server ÷ raw"],
+    [
+      ["requests/s (sentences/s)", fmt(medianOf(reps, (x) => x.server.rps)), fmt(medianOf(reps, (x) => x.raw.sentencesPerSec)), medianOf(reps, (x) => x.requestsRatio).toFixed(3)],
+      ["real tokens/s (prompt + text positions)", fmt(medianOf(reps, (x) => x.server.realTokensPerSec)), fmt(medianOf(reps, (x) => x.raw.realTokensPerSec)), verdict(ratio, 0.85, "higher", 3)],
+      ["mean rows per batch", fmt(medianOf(reps, (x) => x.server.meanBatchSize), 1), fmt(medianOf(reps, (x) => x.raw.meanBatchSize), 1), ""],
+      ["padding share of positions", pct(medianOf(reps, (x) => x.server.paddingShare)), pct(medianOf(reps, (x) => x.raw.paddingShare)), ""],
+      ["latency p50 / p99 (ms)", `${fmt(medianOf(reps, (x) => x.server.p50), 1)} / ${fmt(medianOf(reps, (x) => x.server.p99), 1)}`, "", ""],
+      ["failed requests (all reps)", String(reps.reduce((a, x) => a + x.server.failed, 0)), "", ""],
+      ["CPU cores busy during the window (last rep)", cpuLine(reps.at(-1)?.server.cpu), cpuLine(reps.at(-1)?.raw.cpu), ""],
+    ],
+  );
+  await writeReport({
+    name: "efficiency",
+    title: "Efficiency: server vs raw backbone at saturation",
+    notes: [
+      settingsLine({ concurrency: CONCURRENCY, "max batch size": LIMITS.maxBatchSize, "max batch tokens": LIMITS.maxBatchTokens }),
+      `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; median of ${REPS} interleaved repetitions (ratio = median of per-repetition ratios).`,
+      "Raw: the same graphs via BackboneRunner in the bench process, on the batches the server's own Batcher forms for this arrival pattern (assembled by the server's assembleBatch); only `run` is timed.",
+    ],
+    tables: [{ markdown: table }],
+    data: { limits: LIMITS, promptLength: file.metadata.promptLength, ratio, ratioPerRep: reps.map((x) => x.tokensRatio), medianRequestsRatio: median(reps.map((x) => x.requestsRatio)), reps },
+  });
+});
