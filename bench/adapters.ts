@@ -1,57 +1,14 @@
 /**
- * Synthetic adapters the real registry accepts (a copy of test/helpers/servable-adapter.ts: bench
- * code does not import from test/): the real backbone fingerprint, the prompt's true token count,
- * and small seeded weights. Plus helpers to hit a parameter count and to fill a store directly.
+ * Benchmark adapters: the synthetic generator from src/adapters/synthetic.ts, plus helpers to hit a
+ * parameter count and to fill a store directly.
  */
 import type { BackboneAssets } from "../src/backbone/backbone.js";
-import { encodeAdapter, type AdapterFile, type AdapterTensor } from "../src/adapters/format.js";
-import { expectedShapes, numel, parameterCount, type ProblemType, type Variant } from "../src/adapters/spec.js";
+import type { AdapterFile } from "../src/adapters/format.js";
+import { parameterCount } from "../src/adapters/spec.js";
 import { AdapterStore } from "../src/adapters/store.js";
-import { seededRandom } from "./lib.js";
+import type { SyntheticOptions } from "../src/adapters/synthetic.js";
 
-export const DEFAULT_PROMPT = "classify the text as positive or negative, text:";
-
-export interface SyntheticOptions {
-  task: string;
-  variant?: Variant;
-  pooling?: boolean;
-  problemType?: ProblemType;
-  labels?: string[];
-  promptText?: string;
-  maxLength?: number;
-  seed?: number;
-  /** Uniform(−scale, scale) weights. */
-  scale?: number;
-}
-
-export function syntheticAdapter(assets: BackboneAssets, o: SyntheticOptions): AdapterFile {
-  const problemType = o.problemType ?? "single_label_classification";
-  const promptText = o.promptText ?? DEFAULT_PROMPT;
-  const metadata = {
-    task: o.task,
-    variant: o.variant ?? "prompt",
-    pooling: o.pooling ?? true,
-    promptText,
-    promptLength: assets.tokenizer.ids(promptText).length,
-    labels: o.labels ?? (problemType === "regression" ? ["score"] : ["negative", "positive"]),
-    problemType,
-    backbone: "use-lite",
-    backboneFingerprint: assets.fingerprint,
-    maxLength: o.maxLength ?? assets.dims.maxPositions,
-    textPair: false,
-  };
-  const rand = seededRandom(o.seed ?? 1);
-  const scale = o.scale ?? 0.05;
-  const tensors: Record<string, AdapterTensor> = {};
-  for (const [name, shape] of Object.entries(expectedShapes(metadata, assets.dims))) {
-    tensors[name] = { shape, data: Float32Array.from({ length: numel(shape) }, () => (rand() * 2 - 1) * scale) };
-  }
-  return { metadata, tensors };
-}
-
-export function syntheticAdapterBytes(assets: BackboneAssets, o: SyntheticOptions): Uint8Array {
-  return encodeAdapter(syntheticAdapter(assets, o), assets.dims);
-}
+export { DEFAULT_PROMPT, syntheticAdapter, syntheticAdapterBytes, type SyntheticOptions } from "../src/adapters/synthetic.js";
 
 export function adapterParameters(assets: BackboneAssets, file: AdapterFile): number {
   return parameterCount(file.metadata, assets.dims);

@@ -166,7 +166,13 @@ export class AdapterRegistry {
       const draft = await this.prepare(file, 0); // fails before anything is written
       const version = await this.opts.store.writeVersion(task, bytes);
       const prepared = prepareAdapterWithVersion(draft, version);
-      await this.opts.store.setCurrent(task, version);
+      try {
+        await this.opts.store.setCurrent(task, version);
+      } catch (e) {
+        // The pointer did not move: take the new file back so a failed upload leaves nothing.
+        await this.opts.store.deleteVersion(task, version).catch(() => undefined);
+        throw e;
+      }
       this.current.set(task, version);
       this.remember(prepared);
       return prepared;

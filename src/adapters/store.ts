@@ -231,6 +231,23 @@ export class AdapterStore {
     });
   }
 
+  /**
+   * Remove one version that is not current (an upload whose promotion failed takes its file back,
+   * so a failed upload leaves nothing behind). Best effort on the unlink: the version is invisible
+   * to readers unless CURRENT names it, which this refuses.
+   */
+  async deleteVersion(task: string, version: number): Promise<void> {
+    validateTaskName(task);
+    validateVersion(version);
+    await this.locks.run(task, async () => {
+      if ((await this.readPointer(task)) === version) {
+        throw new SktError("conflict", "version_is_current", `v${version} of task "${task}" is current; roll back or delete the task instead`);
+      }
+      await this.fs.unlink(this.versionPath(task, version)).catch(() => undefined);
+      await this.fsyncDir(this.taskDir(task)).catch(() => undefined);
+    });
+  }
+
   /** Remove a task: CURRENT goes first (durably), so the task vanishes in one step; then its files.
    * Foreign files in the folder are left alone (and then so is the folder). */
   async deleteTask(task: string): Promise<void> {
@@ -287,7 +304,14 @@ export class AdapterStore {
     await this.ensureTaskDir(task);
     const existing = await this.versionNumbers(task);
     const version = (existing.length > 0 ? existing[existing.length - 1] : 0) + 1;
-    await this.atomicWrite(this.taskDir(task), versionFileName(version), bytes);
+    try {
+      await this.atomicWrite(this.taskDir(task), versionFileName(version), bytes);
+    } catch (e) {
+      // A failure after the rename (the folder fsync) would leave a complete file nobody asked for;
+      // the number is ours (taken under the task's lock), so take the file back.
+      await this.fs.unlink(this.versionPath(task, version)).catch(() => undefined);
+      throw e;
+    }
     return version;
   }
 

@@ -32,6 +32,8 @@ export interface EngineOptions {
   /** Default deadline when a request gives none. */
   requestTimeoutMs: number;
   metrics?: SktMetrics;
+  /** The adapter store to use instead of `new AdapterStore(adaptersDir)` (tests inject a failing disk). */
+  store?: AdapterStore;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -58,7 +60,7 @@ export class Engine implements InferenceService {
     worker.on("restarting", (n) => opts.log?.("error", "inference worker died; restarting", { restarts: n }));
     await worker.start();
     const registry = new AdapterRegistry({
-      store: new AdapterStore(opts.adaptersDir),
+      store: opts.store ?? new AdapterStore(opts.adaptersDir),
       dims: assets.dims,
       fingerprint: assets.fingerprint,
       tokenizer: assets.tokenizer,

@@ -228,6 +228,16 @@ describe("CURRENT pointer", () => {
     expect(await store.current("sst2")).toBe(2);
   });
 
+  it("deleteVersion removes a non-current version and refuses the current one", async () => {
+    const store = new AdapterStore(root);
+    await store.write("sst2", enc("one"));
+    const two = await store.writeVersion("sst2", enc("two"));
+    await store.deleteVersion("sst2", two);
+    expect((await store.listVersions("sst2")).map((v) => v.version)).toEqual([1]);
+    await expectSkt(store.deleteVersion("sst2", 1), "conflict", "version_is_current");
+    expect(await store.read("sst2", 1)).toEqual(enc("one"));
+  });
+
   it("setCurrent to a missing version fails and changes nothing", async () => {
     const store = new AdapterStore(root);
     await store.write("sst2", enc("one"));

@@ -32,6 +32,8 @@ describe("USE-lite tokenizer", () => {
     ["emoji", "great film 😀👍🏽"],
     ["NFKC-folded characters", "ﬁne ｆｕｌｌ-width ①"],
     ["tabs and newlines", "a\tb\nc"],
+    ["runs of unknown characters next to known ones", "ok漢字漢字ok 😀😀😀 fine ☃x☃ ꙮꙮ a"],
+    ["a long unknown run", "start " + "漢".repeat(3000) + " end"],
   ])("matches the package on %s", (_name, text) => {
     expect(assets.tokenizer.ids(text)).toEqual(reference(text));
   });
@@ -43,7 +45,9 @@ describe("USE-lite tokenizer", () => {
     const enc = assets.tokenizer.encode(long, 128);
     expect(enc.ids).toEqual(full.slice(0, 128));
     expect(enc.truncated).toBe(true);
-    expect(enc.fullLength).toBe(full.length);
+    // A long text is tokenized only as far as needed: the full length is then a lower bound.
+    expect(enc.fullLength).toBeGreaterThan(128);
+    expect(enc.fullLength).toBeLessThanOrEqual(full.length);
     expect(assets.tokenizer.encode("short text", 128).truncated).toBe(false);
   });
 
@@ -53,5 +57,31 @@ describe("USE-lite tokenizer", () => {
     const enc = assets.tokenizer.encodePair("one two three four five six seven", "eight", 5);
     expect(enc.ids).toEqual([...a.slice(0, 5 - b.length), ...b]);
     expect(enc.truncated).toBe(true);
+  });
+});
+
+describe("capped encoding of long texts", () => {
+  const rand = (seed: number) => {
+    let s = seed;
+    return () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  };
+  const alphabets = {
+    english: (r: () => number) => Array.from({ length: 2000 }, () => ["the", "film", "is", "remarkably", "un-funny", ",", "and", "overlong", "."][Math.floor(r() * 9)]).join(" "),
+    cjk: (r: () => number) => Array.from({ length: 5000 }, () => String.fromCodePoint(0x4e00 + Math.floor(r() * 2000))).join(""),
+    mixed: (r: () => number) => Array.from({ length: 3000 }, () => (r() < 0.2 ? " " : r() < 0.5 ? "😀" : String.fromCharCode(97 + Math.floor(r() * 26)))).join(""),
+    "no spaces latin": (r: () => number) => Array.from({ length: 6000 }, () => String.fromCharCode(97 + Math.floor(r() * 26))).join(""),
+  };
+
+  it.each(Object.entries(alphabets))("gives exactly the full tokenization's first ids on long %s text", (_name, make) => {
+    for (let seed = 1; seed <= 3; seed++) {
+      const text = make(rand(seed));
+      const full = assets.tokenizer.ids(text);
+      for (const budget of [1, 50, 117, 128]) {
+        const enc = assets.tokenizer.encode(text, budget);
+        expect(enc.ids).toEqual(full.slice(0, budget));
+        expect(enc.truncated).toBe(full.length > budget);
+        expect(enc.fullLength).toBeLessThanOrEqual(full.length);
+      }
+    }
   });
 });

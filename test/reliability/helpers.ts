@@ -1,0 +1,193 @@
+/**
+ * Shared wiring for the reliability suites: the REAL engine behind the real app (in-process, driven
+ * with `app.request`), the real server as a child process, and small assertions every suite uses.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { expect } from "vitest";
+import { defaultConfig, type ServerConfig } from "../../src/config.js";
+import { Engine, type EngineOptions } from "../../src/engine/engine.js";
+import { createLogger } from "../../src/logger.js";
+import { createMetrics } from "../../src/metrics.js";
+import { createApp } from "../../src/server/app.js";
+import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
+
+export const ADMIN_TOKEN = "reliability-admin-token_0123456789";
+export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+// ---- the real engine behind the real app, in-process ---------------------------------------------
+
+export interface EngineRig {
+  engine: Engine;
+  app: ReturnType<typeof createApp>;
+  config: ServerConfig;
+  /** A fresh temp folder that holds only `adapters/`, so writes outside the store can be seen. */
+  root: string;
+  adaptersDir: string;
+  close(): Promise<void>;
+}
+
+export async function startEngineRig(
+  config: Partial<ServerConfig> = {},
+  engineOverrides: Partial<EngineOptions> = {},
+): Promise<EngineRig> {
+  const root = await mkdtemp(path.join(os.tmpdir(), "skt-rel-"));
+  const adaptersDir = path.join(root, "adapters");
+  const cfg = defaultConfig({
+    adminToken: ADMIN_TOKEN,
+    adaptersDir,
+    modelsDir: MODELS_DIR,
+    threads: 1,
+    maxWaitMs: 2,
+    logLevel: "silent",
+    ...config,
+  });
+  const metrics = createMetrics({ collectDefaults: false });
+  const engine = await Engine.create({ ...cfg, metrics, ...engineOverrides });
+  const app = createApp({ service: engine, metrics, config: cfg, logger: createLogger({ level: "silent" }) });
+  return {
+    engine,
+    app,
+    config: cfg,
+    root,
+    adaptersDir,
+    async close() {
+      await engine.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- the real server as a child process --------------------------------------------------------
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+export interface ServerProcess {
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  base: string;
+  /** Everything the process printed so far. */
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL (if still running) and wait for the exit. */
+  kill(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  adaptersDir: string;
+  /** Extra environment (e.g. SKT_QUEUE_SIZE). */
+  env?: Record<string, string>;
+  /** How long to wait for /readyz (default 90 s: the machine is shared). */
+  readyWithinMs?: number;
+}
+
+export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proc = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src/cli.ts"), "serve"], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      SKT_ADMIN_TOKEN: ADMIN_TOKEN,
+      SKT_ADAPTERS_DIR: opts.adaptersDir,
+      SKT_MODELS_DIR: MODELS_DIR,
+      SKT_LOG_LEVEL: "warn",
+      SKT_THREADS: "1",
+      ...opts.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const keep = (d: Buffer) => {
+    out += d;
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  proc.stdout!.on("data", keep);
+  proc.stderr!.on("data", keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const server: ServerProcess = {
+    proc,
+    pid: proc.pid!,
+    port,
+    base,
+    output: () => out,
+    exited,
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await exited;
+    },
+  };
+  const until = Date.now() + (opts.readyWithinMs ?? 90_000);
+  let dead = false;
+  void exited.then(() => (dead = true));
+  while (!dead && Date.now() < until) {
+    const ok = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
+    if (ok) return server;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await server.kill();
+  throw new Error(`server did not become ready; output:\n${out}`);
+}
+
+// ---- assertions and small utilities -----------------------------------------------------------
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/** Reads the body and checks it is exactly `{"error": {"code", "message"[, "details"]}}`. */
+export async function expectErrorBody(res: Response): Promise<ErrorBody["error"]> {
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`status ${res.status} with a non-JSON body: ${text.slice(0, 200)}`);
+  }
+  expect(res.headers.get("content-type") ?? "").toMatch(/application\/json/);
+  expect(Object.keys(body as object)).toEqual(["error"]);
+  const err = (body as ErrorBody).error;
+  expect(typeof err.code).toBe("string");
+  expect(err.code.length).toBeGreaterThan(0);
+  expect(typeof err.message).toBe("string");
+  expect(err.message.length).toBeGreaterThan(0);
+  for (const k of Object.keys(err)) expect(["code", "message", "details"]).toContain(k);
+  return err;
+}
+
+/** Every file and folder under `dir`, relative and sorted (e.g. ["adapters", "adapters/a", ...]). */
+export async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string) => {
+    let entries: import("node:fs").Dirent[];
+    try {
+      entries = await readdir(path.join(dir, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      out.push(p);
+      if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk("");
+  return out.sort();
+}
