@@ -56,7 +56,7 @@ export async function serverLikeBatches(rows: BatchRow[], limits: ServerBatchLim
     const r = rows[next++];
     return { ...r, length: rowLength(r.adapter, r.ids.length), enqueuedAt: Date.now(), deadline: Date.now() + 3_600_000, reject: () => undefined };
   };
-  const batcher = new Batcher<Row>({ ...limits, maxWaitMs: 0, queueSize: concurrency + limits.maxBatchSize }, async (batch) => {
+  const batcher = new Batcher<Row>({ maxPaddingRatio: Number(process.env.SKT_MAX_PADDING_RATIO ?? 0.25), ...limits, maxWaitMs: 0, queueSize: concurrency + limits.maxBatchSize }, async (batch) => {
     out.push(batch.map(({ adapter, ids }) => ({ adapter, ids })));
     pending -= batch.length;
     if (pending === 0) done();

@@ -12,6 +12,12 @@ export interface BatcherLimits {
   /** Budget for rows × longest row (padded positions), the cost the backbone actually pays. */
   maxBatchTokens: number;
   maxWaitMs: number;
+  /**
+   * Most padding a batch may carry, as a fraction of its real tokens. On a CPU a padded position
+   * costs as much as a real one and bigger batches are barely cheaper per token, so a row whose
+   * length would pad the batch beyond this waits for the next batch instead.
+   */
+  maxPaddingRatio: number;
   /** Rows allowed to wait; more is refused with an `overloaded` error. */
   queueSize: number;
 }
@@ -120,23 +126,27 @@ export class Batcher<Row extends QueuedRow> {
     for (const r of expired) r.reject(new SktError("timeout", "deadline_exceeded", "the request's deadline passed while it waited in the queue"));
   }
 
-  /** The oldest row plus its nearest neighbours by length, within the row and token budgets. */
+  /** The oldest row plus its nearest neighbours by length, within the row, token and padding budgets. */
   private selectBatch(): Row[] {
-    const { maxBatchSize, maxBatchTokens } = this.limits;
+    const { maxBatchSize, maxBatchTokens, maxPaddingRatio } = this.limits;
     const window = this.queue.slice(0, maxBatchSize * WINDOW_FACTOR);
     const sorted = [...window].sort((a, b) => a.length - b.length);
     let lo = sorted.indexOf(this.queue[0]);
     let hi = lo;
-    const fits = (from: number, to: number) => to - from + 1 <= maxBatchSize && (to - from + 1) * sorted[to].length <= maxBatchTokens;
+    let real = sorted[lo].length;
+    const fits = (from: number, to: number, realTokens: number) => {
+      const padded = (to - from + 1) * sorted[to].length;
+      return to - from + 1 <= maxBatchSize && padded <= maxBatchTokens && padded - realTokens <= maxPaddingRatio * realTokens;
+    };
     for (;;) {
       // Grow towards whichever neighbour is closer in length; stop when neither fits.
-      const canUp = hi + 1 < sorted.length && fits(lo, hi + 1);
-      const canDown = lo > 0 && fits(lo - 1, hi);
+      const canUp = hi + 1 < sorted.length && fits(lo, hi + 1, real + sorted[hi + 1].length);
+      const canDown = lo > 0 && fits(lo - 1, hi, real + sorted[lo - 1].length);
       if (!canUp && !canDown) break;
       const upGap = canUp ? sorted[hi + 1].length - sorted[hi].length : Infinity;
       const downGap = canDown ? sorted[lo].length - sorted[lo - 1].length : Infinity;
-      if (upGap <= downGap) hi++;
-      else lo--;
+      if (upGap <= downGap) real += sorted[++hi].length;
+      else real += sorted[--lo].length;
     }
     return sorted.slice(lo, hi + 1);
   }

@@ -23,6 +23,8 @@ export interface EngineOptions {
   maxBatchSize: number;
   maxBatchTokens: number;
   maxWaitMs: number;
+  /** See BatcherLimits.maxPaddingRatio. */
+  maxPaddingRatio: number;
   queueSize: number;
   cacheBytes: number;
   maxAdapterParams: number;

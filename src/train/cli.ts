@@ -124,7 +124,7 @@ export interface EngineEvalReport {
 export async function evaluateThroughEngine(bytes: Uint8Array, task: string, data: Awaited<ReturnType<typeof loadDataset>>, o: { threads: number; modelsDir: string; datasetLabels: string[] }): Promise<EngineEvalReport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-eval-"));
   const engine = await Engine.create({
-    modelsDir: o.modelsDir, adaptersDir: dir, threads: o.threads, device: "cpu", maxBatchSize: 64, maxBatchTokens: 8192, maxWaitMs: 2,
+    modelsDir: o.modelsDir, adaptersDir: dir, threads: o.threads, device: "cpu", maxBatchSize: 64, maxBatchTokens: 8192, maxWaitMs: 2, maxPaddingRatio: 0.25,
     queueSize: 1 << 20, cacheBytes: 64 << 20, maxAdapterParams: 1_000_000, maxUploadBytes: 64 << 20, semanticCache: true, requestTimeoutMs: 600_000,
   });
   try {

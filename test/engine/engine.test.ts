@@ -37,6 +37,7 @@ async function startEngine(overrides: Partial<EngineOptions> = {}): Promise<{ en
     maxBatchSize: 32,
     maxBatchTokens: 4096,
     maxWaitMs: 5,
+    maxPaddingRatio: 0.25,
     queueSize: 1024,
     cacheBytes: 64 * 1024 * 1024,
     maxAdapterParams: 1_000_000,

@@ -313,6 +313,7 @@ describe("rejected uploads through the real engine leave nothing behind", () => 
       threads: 1,
       device: "cpu",
       maxBatchSize: 32,
+      maxPaddingRatio: 0.25,
       maxBatchTokens: 4096,
       maxWaitMs: 2,
       queueSize: 1024,

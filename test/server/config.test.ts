@@ -26,6 +26,7 @@ describe("loadConfig", () => {
       maxBatchSize: 32,
       maxBatchTokens: 4096,
       maxWaitMs: 2,
+      maxPaddingRatio: 0.25,
       queueSize: 1024,
       cacheBytes: 256 * 1024 * 1024,
       maxTexts: 64,
