@@ -18,7 +18,7 @@ const { values: a } = parseArgs({
   options: {
     steps: { type: "string", default: "1500" }, "train-limit": { type: "string", default: "20000" }, seeds: { type: "string", default: "1" },
     "eval-every": { type: "string", default: "100" }, lr: { type: "string", default: "3e-3" }, "batch-size": { type: "string", default: "32" },
-    out: { type: "string", default: "docs/convergence" }, data: { type: "string", default: "../shared/data/sst2" },
+    out: { type: "string", default: "docs/convergence" }, threads: { type: "string", default: "2" }, data: { type: "string", default: "../shared/data/sst2" },
   },
 });
 
@@ -57,7 +57,7 @@ for (const m of METHODS) {
     const r = await trainAdapter({
       task: "sst2", train, dev, labelNames: ["negative", "positive"], promptText: PROMPT, variant: m.variant, pooling: true, method: m.method, init: m.init,
       epochs: 1000, maxSteps: Number(a.steps), batchSize: Number(a["batch-size"]), lr: Number(a.lr), weightDecay: 0.01, warmup: 0.06, maxLength: 128,
-      seed, evalEvery: Number(a["eval-every"]), patience: 0, dropout: 0.1, threads: 2, modelsDir: "models",
+      seed, evalEvery: Number(a["eval-every"]), patience: 0, dropout: 0.1, threads: Number(a.threads), modelsDir: "models",
     });
     curves.push({ method: m.name, seed, parameters: r.parameters, examplesPerSec: r.examplesPerSec, points: r.evals.map((e) => ({ step: e.step, accuracy: e.report.accuracy! })) });
     console.log(`${m.name} seed ${seed}: best ${(100 * r.best.report!.accuracy!).toFixed(2)}% at step ${r.best.step} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);

@@ -1,5 +1,5 @@
 /**
- * Command line: `serve` (default), `build`, `train`, `eval`. Each command lives in its own module;
+ * Command line: `serve` (default), `build`, `install`, `train`, `eval`. Each command lives in its own module;
  * this file only dispatches.
  */
 import { ensureBackboneBuilt } from "./backbone/build.js";
@@ -33,9 +33,30 @@ async function build(): Promise<void> {
   console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
 }
 
+/** `install FILE…`: validate adapter files against the backbone and add them to the store, offline. */
+async function install(): Promise<void> {
+  const { readFile } = await import("node:fs/promises");
+  const { loadBackboneAssets } = await import("./backbone/backbone.js");
+  const { decodeAdapter } = await import("./adapters/format.js");
+  const { AdapterStore } = await import("./adapters/store.js");
+  const { parseArgs } = await import("node:util");
+  const { values, positionals: files } = parseArgs({ args: argv, allowPositionals: true, options: { "adapters-dir": { type: "string" }, "models-dir": { type: "string" } } });
+  const flags = Object.entries(values).flatMap(([k, v]) => [`--${k}`, String(v)]);
+  const config = loadConfig({ env: process.env, argv: flags });
+  const assets = await loadBackboneAssets(config.modelsDir, console.log);
+  const store = new AdapterStore(config.adaptersDir);
+  for (const file of files) {
+    const bytes = new Uint8Array(await readFile(file));
+    const { metadata } = decodeAdapter(bytes, { dims: assets.dims, fingerprint: assets.fingerprint, maxParameters: config.maxAdapterParams, maxBytes: config.maxUploadBytes });
+    const version = await store.write(metadata.task, bytes);
+    console.log(`${file}: task ${metadata.task} v${version} is now current in ${config.adaptersDir}/`);
+  }
+}
+
 const commands: Record<string, () => Promise<void>> = {
   serve,
   build,
+  install,
   train: async () => (await import("./train/cli.js")).trainCommand(argv),
   eval: async () => (await import("./train/cli.js")).evalCommand(argv),
 };

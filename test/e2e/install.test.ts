@@ -1,0 +1,42 @@
+/** `install`: validates adapter files against the backbone and adds them to a store, offline. */
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
+import { syntheticAdapterBytes } from "../../src/adapters/synthetic.js";
+import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
+
+const run = promisify(execFile);
+let dir: string;
+let assets: BackboneAssets;
+
+beforeAll(async () => {
+  assets = await loadBackboneAssets(MODELS_DIR);
+  dir = await mkdtemp(path.join(os.tmpdir(), "skt-install-"));
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+const cli = (...args: string[]) => run(process.execPath, ["--import", "tsx", "src/cli.ts", "install", ...args, "--adapters-dir", path.join(dir, "adapters"), "--models-dir", MODELS_DIR], { cwd: REPO_ROOT });
+
+describe("install command", () => {
+  it("adds a valid adapter as the task's next current version", async () => {
+    const bytes = syntheticAdapterBytes(assets, { task: "offline", seed: 4 });
+    await writeFile(path.join(dir, "a.safetensors"), bytes);
+    const { stdout } = await cli(path.join(dir, "a.safetensors"));
+    expect(stdout).toMatch(/task offline v1 is now current/);
+    expect((await readFile(path.join(dir, "adapters", "offline", "CURRENT"), "utf8")).trim()).toBe("1");
+    expect(Buffer.compare(await readFile(path.join(dir, "adapters", "offline", "v000001.safetensors")), Buffer.from(bytes))).toBe(0);
+  });
+
+  it("refuses an invalid file with the validator's code and writes nothing", async () => {
+    const bytes = syntheticAdapterBytes(assets, { task: "broken", seed: 5 });
+    await writeFile(path.join(dir, "bad.safetensors"), bytes.subarray(0, bytes.length - 10));
+    const err = await cli(path.join(dir, "bad.safetensors")).catch((e: { code: number; stderr: string }) => e);
+    expect(err).toMatchObject({ code: 1 });
+    expect((err as { stderr: string }).stderr).toMatch(/error \((file_too_small|offsets_out_of_bounds|offsets_size_mismatch|header_length_out_of_bounds)\)/);
+    expect(await readdir(path.join(dir, "adapters"))).toEqual(["offline"]);
+  });
+});
