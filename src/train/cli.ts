@@ -13,6 +13,7 @@ import { VARIANTS, type Variant } from "../adapters/spec.js";
 import { Engine } from "../engine/engine.js";
 import { SktError } from "../errors.js";
 import { loadDataset } from "./datasets.js";
+import { goldIndices, type EvalReport } from "./evaluate.js";
 import { classificationReport, regressionReport } from "./metrics.js";
 import { trainAdapter, type TrainOptions } from "./trainer.js";
 import type { InitScheme, TrainMethod } from "./init.js";
@@ -34,7 +35,7 @@ const TRAIN_FLAGS = {
   method: { type: "string", default: "sk" }, init: { type: "string" }, epochs: { type: "string" }, "max-steps": { type: "string" },
   "batch-size": { type: "string" }, lr: { type: "string" }, "weight-decay": { type: "string" }, warmup: { type: "string" },
   "max-length": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, log: { type: "string" },
-  "label-names": { type: "string" }, "train-limit": { type: "string" }, "eval-every": { type: "string" }, "eval-limit": { type: "string" },
+  "label-names": { type: "string" }, "train-limit": { type: "string" }, holdout: { type: "string" }, "eval-every": { type: "string" }, "eval-limit": { type: "string" },
   patience: { type: "string" }, dropout: { type: "string" }, threads: { type: "string" }, "models-dir": { type: "string" },
   quiet: { type: "boolean" },
 } as const;
@@ -45,10 +46,16 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (!VARIANTS.includes(v.variant as Variant)) fail(`--variant must be prompt or prefix, got "${v.variant}"`);
   if (!["sk", "prompt-tuning", "probe"].includes(v.method!)) fail(`--method must be sk, prompt-tuning or probe`);
   const train = await loadDataset(v.data);
+  if (v.holdout && v.dev) fail("use either --dev FILE or --holdout N for the validation data, not both");
+  // "--holdout N": the file's last N examples validate (early stopping) and are never trained on.
+  const holdout = v.holdout ? num(v.holdout, "holdout", 0) : 0;
+  if (holdout < 0 || holdout >= train.examples.length) fail(`--holdout must be between 0 and ${train.examples.length - 1}`);
+  const heldOut = holdout > 0 ? { ...train, path: `${v.data} (last ${holdout} examples)`, examples: train.examples.slice(train.examples.length - holdout) } : undefined;
+  if (holdout > 0) train.examples = train.examples.slice(0, train.examples.length - holdout);
   const trainLimit = num(v["train-limit"], "train-limit", train.examples.length);
   // A slice from the front of the file: "--train-limit N" trains on the file's first N examples.
   train.examples = train.examples.slice(0, trainLimit);
-  const dev = v.dev ? await loadDataset(v.dev, { labels: train.labels.length ? train.labels : undefined }) : undefined;
+  const dev = v.dev ? await loadDataset(v.dev, { labels: train.labels.length ? train.labels : undefined }) : heldOut;
   const variant = v.variant as Variant;
   const method = v.method as TrainMethod;
   const options: TrainOptions = {
@@ -80,7 +87,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   await mkdir(path.dirname(path.resolve(v.out)), { recursive: true });
   if (result.file) await writeFile(v.out, encodeAdapter(result.file));
   const { onProgress: _drop, train: _t, dev: _d, ...printable } = options;
-  await writeFile(logPath, JSON.stringify({ options: { ...printable, data: v.data, dev: v.dev ?? null, trainExamples: train.examples.length }, result: { ...result, file: undefined } }, null, 1) + "\n");
+  await writeFile(logPath, JSON.stringify({ options: { ...printable, data: v.data, dev: v.dev ?? (holdout ? `last ${holdout} examples of ${v.data}` : null), trainExamples: train.examples.length }, result: { ...result, file: undefined } }, null, 1) + "\n");
   const r = result.best.report;
   console.log(`${result.file ? `wrote ${v.out}` : "probe: no adapter written"} (${result.parameters.toLocaleString("en-US")} trainable parameters), log ${logPath}`);
   console.log(`best dev ${r?.accuracy !== undefined ? `accuracy ${(r.accuracy * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%` : r?.mse !== undefined ? `MSE ${r.mse.toFixed(4)}` : "n/a"} at step ${result.best.step}; ${result.examplesPerSec.toFixed(0)} examples/s`);
@@ -108,16 +115,9 @@ function datasetLabelOrder(adapterLabels: string[], datasetLabels: string[], lab
   return datasetLabels;
 }
 
-export interface EngineEvalReport {
+export interface EngineEvalReport extends EvalReport {
   task: string;
   adapterVersion: number;
-  examples: number;
-  accuracy?: number;
-  macroF1?: number;
-  confusion?: number[][];
-  labels?: string[];
-  mse?: number;
-  pearson?: number;
 }
 
 /** Uploads the adapter into a throwaway store and classifies every example through the engine. */
@@ -141,7 +141,7 @@ export async function evaluateThroughEngine(bytes: Uint8Array, task: string, dat
       const r = regressionReport(data.examples.map((e) => Number(e.label)), outputs.map((p) => p.value!));
       return { task, adapterVersion: info.version, examples: data.examples.length, mse: r.mse, pearson: r.pearson };
     }
-    const gold = data.examples.map((e) => o.datasetLabels.indexOf(String(e.label)));
+    const gold = goldIndices(data.examples, o.datasetLabels);
     const pred = outputs.map((p) => info.labels.indexOf(p.label!));
     const r = classificationReport(gold, pred, info.labels.length);
     return { task, adapterVersion: info.version, examples: data.examples.length, accuracy: r.accuracy, macroF1: r.macroF1, confusion: r.confusion, labels: info.labels };

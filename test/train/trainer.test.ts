@@ -97,6 +97,15 @@ describe("trainer", () => {
     expect(viaEngine.accuracy).toBe(reported);
   });
 
+  it("--holdout validates on the training file's last examples and never trains on them", async () => {
+    const out = path.join(dir, "holdout.safetensors");
+    await trainCommand(["--task", "toy", "--data", path.join(dir, "train.tsv"), "--holdout", "32", "--prompt", "is it good or bad ?", "--epochs", "1", "--batch-size", "16", "--eval-every", "5", "--out", out, "--models-dir", MODELS_DIR, "--quiet"]);
+    const log = JSON.parse(await readFile(`${out}.log.json`, "utf8"));
+    expect(log.options.trainExamples).toBe(160);
+    expect(log.result.evals[0].examples).toBe(32);
+    expect(log.options.dev).toMatch(/last 32 examples/);
+  });
+
   it("refuses bad arguments with a clear message", async () => {
     await expect(trainCommand(["--task", "toy", "--data", path.join(dir, "train.tsv"), "--prompt", "x", "--out", path.join(dir, "x"), "--variant", "lora", "--models-dir", MODELS_DIR])).rejects.toThrow(/--variant must be prompt or prefix/);
     await expect(trainCommand(["--task", "toy"])).rejects.toThrow(/needs --task, --data, --prompt and --out/);
