@@ -5,7 +5,8 @@
  * Text = the Subject line and the start of the body; the other headers are dropped because they
  * leak the answer (the ham was collected through spamassassin.taint.org mailing lists), and so
  * do list tags in subjects ("[zzzzteana] …"). HTML tags
- * are stripped and whitespace folded. Split: 80/20 by a hash of the message id, so it is stable.
+ * are stripped and whitespace folded. Split: 80/20 by a hash of the message id, so it is stable;
+ * both files are in hash order.
  * Labels: "ham" (easy-ham-1, easy-ham-2, hard-ham-1) and "spam" (spam-1, spam-2).
  */
 import { createHash } from "node:crypto";
@@ -38,12 +39,12 @@ function toExample(m: Message): { text: string; label: string } {
   return { text: `subject: ${subject} . ${plain}`, label: m.group.startsWith("spam") ? "spam" : "ham" };
 }
 
+// Ordered by a hash of the message id (the corpus itself is grouped ham first, then spam), so any
+// slice of either file — e.g. the trainer's --holdout — mixes both classes.
+const hashed = corpus.map((m) => ({ m, h: createHash("sha256").update(`${m.group}/${m.id}`).digest("hex") })).sort((a, b) => (a.h < b.h ? -1 : 1));
 const train: string[] = [];
 const test: string[] = [];
-for (const m of corpus) {
-  const bucket = createHash("sha256").update(`${m.group}/${m.id}`).digest()[0] % 10;
-  (bucket < 8 ? train : test).push(JSON.stringify(toExample(m)));
-}
+for (const { m, h } of hashed) (parseInt(h.slice(0, 2), 16) % 10 < 8 ? train : test).push(JSON.stringify(toExample(m)));
 await mkdir("data/spam", { recursive: true });
 await writeFile("data/spam/train.jsonl", train.join("\n") + "\n");
 await writeFile("data/spam/test.jsonl", test.join("\n") + "\n");
