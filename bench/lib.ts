@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { seededRandom } from "../src/random.js";
 
 export const SST2_DIR = process.env.SST2_DIR ?? path.resolve("../shared/data/sst2");
 
@@ -82,18 +83,6 @@ export async function readSst2(split: "dev" | "train"): Promise<{ sentence: stri
     const [sentence, label] = l.split("\t");
     return { sentence, label: Number(label) };
   });
-}
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A seeded Zipf(s) sampler over ranks 0…n−1 (rank 0 the most frequent). */

@@ -3,24 +3,12 @@
  * `node --import tsx src/cli.ts serve`), plus what the scripts ask of it: readiness, /metrics
  * scrapes, resident memory, admin calls, and a clean stop that is registered for failures too.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import net from "node:net";
 import { Pool } from "undici";
-import { cpuSnapshot, cpuUsage, makeTempDir, MODELS_DIR, onCleanup, REPO_ROOT, sleep, THREADS, type CpuSnapshot } from "./lib.js";
+import { freePort, launchServerProcess, waitUntilReady } from "../scripts/lib/server-process.js";
+import { cpuSnapshot, cpuUsage, makeTempDir, MODELS_DIR, onCleanup, sleep, THREADS, type CpuSnapshot } from "./lib.js";
 
 export const ADMIN_TOKEN = "bench-admin-token";
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 export interface ServerOptions {
   /** Shown in errors. */
@@ -70,22 +58,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
   const label = opts.label ?? "server";
   const adaptersDir = opts.adaptersDir ?? (await makeTempDir("adapters"));
   const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
   const env = { ...benchServerEnv(adaptersDir, port), ...(opts.env ?? {}) };
   const nodeArgs = [...(process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []), ...(opts.nodeArgs ?? [])];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/cli.ts", "serve"], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  const keep = (d: Buffer) => {
-    out += d.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  child.stdout!.on("data", keep);
-  child.stderr!.on("data", keep);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const server = await launchServerProcess({ adaptersDir, port, env, nodeArgs });
+  const base = server.base;
+  const child = server.proc;
+  const exited = server.exited;
   const admin = new Pool(base, { connections: 2, headersTimeout: 60_000, bodyTimeout: 60_000 });
   let stopped: Promise<void> | undefined;
 
@@ -94,8 +72,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
       await admin.close().catch(() => undefined);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
-        const code = await Promise.race([exited, sleep(10_000).then(() => "timeout" as const)]);
-        if (code === "timeout") {
+        const outcome = await Promise.race([exited, sleep(10_000).then(() => "timeout" as const)]);
+        if (outcome === "timeout") {
           child.kill("SIGKILL");
           await exited;
         }
@@ -107,17 +85,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
 
-  const tail = () => out.split("\n").slice(-30).join("\n");
-  const until = Date.now() + (opts.readyTimeoutMs ?? 180_000);
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${label} exited with code ${child.exitCode} before it was ready; output:\n${tail()}`);
-    const ok = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    if (Date.now() > until) {
-      await stop();
-      throw new Error(`${label} not ready within ${opts.readyTimeoutMs ?? 180_000} ms; output:\n${tail()}`);
-    }
-    await sleep(100);
+  try {
+    await waitUntilReady(server, opts.readyTimeoutMs ?? 180_000, label);
+  } catch (e) {
+    await stop();
+    throw e;
   }
 
   const call = async (method: "PUT" | "POST", path: string, body: Uint8Array | string, contentType: string) => {
@@ -131,10 +103,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
     label,
     base,
     port,
-    pid: child.pid!,
+    pid: server.pid,
     adaptersDir,
     env,
-    output: () => out,
+    output: server.output,
     rssBytes: async () => {
       const status = await readFile(`/proc/${child.pid}/status`, "utf8");
       const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status);

@@ -18,15 +18,15 @@
  * linear-regression slopes per minute. Exits 1 on any non-overload failure.
  * `test/reliability/soak.test.ts` runs the same code for 30 s inside `npm test`.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { AdapterStore } from "../src/adapters/store.js";
 import { loadBackboneAssets, type BackboneAssets } from "../src/backbone/backbone.js";
 import { syntheticAdapterBytes as servableAdapterBytes } from "../src/adapters/synthetic.js";
+import { seededRandom } from "../src/random.js";
+import { spawnServerProcess } from "./lib/server-process.js";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TOKEN = "soak-admin-token_0123456789";
@@ -74,17 +74,6 @@ export interface SoakReport {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
 /** Least-squares slope of ys over xs. */
 export function slope(xs: number[], ys: number[]): number {
   const n = xs.length;
@@ -122,50 +111,6 @@ async function sampleProcess(pid: number): Promise<{ rssMb: number; fds: number 
   }
 }
 
-// ---- the server ---------------------------------------------------------------------------------
-
-interface Server {
-  proc: ChildProcess;
-  base: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function startServer(adaptersDir: string, env: Record<string, string>): Promise<Server> {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src/cli.ts"), "serve"], {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      SKT_ADMIN_TOKEN: TOKEN,
-      SKT_ADAPTERS_DIR: adaptersDir,
-      SKT_MODELS_DIR: path.join(REPO_ROOT, "models"),
-      SKT_LOG_LEVEL: "warn",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  const keep = (d: Buffer) => {
-    out = (out + d).slice(-100_000);
-  };
-  proc.stdout!.on("data", keep);
-  proc.stderr!.on("data", keep);
-  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
-  let dead = false;
-  void exited.then(() => (dead = true));
-  const until = Date.now() + 120_000;
-  while (!dead && Date.now() < until) {
-    if (await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false)) return { proc, base, output: () => out, exited };
-    await sleep(150);
-  }
-  proc.kill("SIGKILL");
-  throw new Error(`server did not become ready:\n${out}`);
-}
-
 // ---- the load -----------------------------------------------------------------------------------
 
 const WORDS = "the a film movie story acting plot was is great terrible boring moving funny slow brilliant dull clever warm cold long short".split(" ");
@@ -173,18 +118,6 @@ const WORDS = "the a film movie story acting plot was is great terrible boring m
 function randomText(rand: () => number): string {
   const n = 3 + Math.floor(rand() * 40);
   return Array.from({ length: n }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ");
-}
-
-/** Mulberry32: a seeded generator, so runs are comparable. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Adapter versions say which one answered: odd versions answer "negative", even "positive". */
@@ -201,9 +134,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const assets = await loadBackboneAssets(path.join(REPO_ROOT, "models"));
   const root = await mkdtemp(path.join(os.tmpdir(), "skt-soak-"));
   const adaptersDir = path.join(root, "adapters");
-  const server = await startServer(adaptersDir, { SKT_THREADS: "1", ...opts.env });
-  const pid = server.proc.pid!;
-  const rand = seeded(42);
+  const server = await spawnServerProcess({
+    adaptersDir,
+    env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: path.join(REPO_ROOT, "models"), SKT_LOG_LEVEL: "warn", SKT_THREADS: "1", ...opts.env },
+    readyWithinMs: 120_000,
+  });
+  const pid = server.pid;
+  const rand = seededRandom(42); // seeded, so runs are comparable
   const failureSamples: string[] = [];
   const fail = (what: string) => {
     if (failureSamples.length < 20) failureSamples.push(what);
@@ -362,7 +299,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
     // ---- 3. graceful stop, then the folder must be consistent ----
     server.proc.kill("SIGTERM");
-    const exitCode = await server.exited;
+    const exitCode = (await server.exited).code;
     const store = new AdapterStore(adaptersDir);
     const { removedTempFiles } = await store.recover();
     const currentOnDisk = await store.current("main");
@@ -386,8 +323,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       shutdown: { exitCode, tempFilesLeft: removedTempFiles.length, currentOnDisk, currentExpected: currentMain },
     };
   } finally {
-    if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill("SIGKILL");
-    await server.exited;
+    await server.kill();
     await rm(root, { recursive: true, force: true });
   }
 }

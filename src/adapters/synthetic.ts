@@ -5,6 +5,7 @@
  */
 import type { BackboneAssets } from "../backbone/backbone.js";
 import { BACKBONE_NAME } from "../backbone/build.js";
+import { seededRandom } from "../random.js";
 import { encodeAdapter, type AdapterFile, type AdapterTensor } from "./format.js";
 import { expectedShapes, numel, type ProblemType, type Variant } from "./spec.js";
 
@@ -27,18 +28,6 @@ export interface SyntheticOptions {
   headBias?: number[];
 }
 
-/** mulberry32: a tiny deterministic generator, so the same seed always gives the same adapter. */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function syntheticAdapter(assets: BackboneAssets, o: SyntheticOptions): AdapterFile {
   const problemType = o.problemType ?? "single_label_classification";
   const promptText = o.promptText ?? DEFAULT_PROMPT;
@@ -55,7 +44,7 @@ export function syntheticAdapter(assets: BackboneAssets, o: SyntheticOptions): A
     maxLength: o.maxLength ?? assets.dims.maxPositions,
     textPair: o.textPair ?? false,
   };
-  const rand = seeded(o.seed ?? 1);
+  const rand = seededRandom(o.seed ?? 1); // the same seed always gives the same adapter
   const scale = o.scale ?? 0.05;
   const tensors: Record<string, AdapterTensor> = {};
   for (const [name, shape] of Object.entries(expectedShapes(metadata, assets.dims))) {

@@ -2,65 +2,37 @@
  * The real server as a separate process on a free loopback port: classify over HTTP, upload,
  * roll back, scrape metrics, and shut down gracefully with requests in flight.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
-import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
+import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
+import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 
 const TOKEN = "e2e-secret-token";
 let assets: BackboneAssets;
 let adaptersDir: string;
-let server: ChildProcess;
+let server: ServerProcess;
 let base: string;
-let exitCode: Promise<number | null>;
-let output = "";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-async function waitReady(deadlineMs: number): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    const ok = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`server not ready in time; output:\n${output}`);
-}
 
 const admin = { authorization: `Bearer ${TOKEN}` };
 
 beforeAll(async () => {
   assets = await loadBackboneAssets(MODELS_DIR);
   adaptersDir = await mkdtemp(path.join(os.tmpdir(), "skt-e2e-"));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--max-wait-ms", "5"], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", SKT_ADMIN_TOKEN: TOKEN, SKT_ADAPTERS_DIR: adaptersDir, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
+  server = await spawnServerProcess({
+    adaptersDir,
+    env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
+    serveArgs: ["--max-wait-ms", "5"],
+    readyWithinMs: 60_000,
   });
-  server.stdout!.on("data", (d) => (output += d));
-  server.stderr!.on("data", (d) => (output += d));
-  exitCode = new Promise((resolve) => server.on("exit", (code) => resolve(code)));
-  await waitReady(60_000);
+  base = server.base;
 });
 
 afterAll(async () => {
-  if (server.exitCode === null) server.kill("SIGKILL");
+  await server?.kill();
   await rm(adaptersDir, { recursive: true, force: true });
 });
 
@@ -102,11 +74,11 @@ describe("server process end to end", () => {
     const inflight = Array.from({ length: 12 }, () =>
       fetch(`${base}/classify?task=sentiment`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts }) }).then((r) => r.status));
     await new Promise((r) => setTimeout(r, 30));
-    server.kill("SIGTERM");
+    server.proc.kill("SIGTERM");
     const statuses = await Promise.all(inflight.map((p) => p.catch(() => "refused")));
     // Every request the server accepted was answered; none failed server-side.
     expect(statuses.filter((s) => s !== 200 && s !== "refused")).toEqual([]);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
-    expect(await exitCode).toBe(0);
+    expect((await server.exited).code).toBe(0);
   });
 });

@@ -5,6 +5,7 @@
 import { USE_LITE_DIMS, type BackboneDims } from "../../src/backbone/dims.js";
 import type { AdapterFile, AdapterMetadata, AdapterTensor } from "../../src/adapters/format.js";
 import { expectedShapes, numel, type ProblemType, type Variant } from "../../src/adapters/spec.js";
+import { seededRandom } from "../../src/random.js";
 
 export const TEST_FINGERPRINT = "0123456789abcdef".repeat(4);
 
@@ -47,7 +48,7 @@ export function makeMetadata(o: AdapterOptions = {}): AdapterMetadata {
 /** A valid adapter whose weights come from a seeded generator (same seed, same weights). */
 export function makeAdapter(o: AdapterOptions = {}, dims: BackboneDims = USE_LITE_DIMS, seed = 1): AdapterFile {
   const metadata = makeMetadata(o);
-  const next = mulberry32(seed);
+  const next = seededRandom(seed);
   const tensors: Record<string, AdapterTensor> = {};
   for (const [name, shape] of Object.entries(expectedShapes(metadata, dims))) {
     const data = new Float32Array(numel(shape));
@@ -87,15 +88,4 @@ export function mutateHeader(
   const parts = splitFile(bytes);
   edit(parts.header);
   return rawFile(parts.header, data ? data(parts.data) : parts.data);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -2,9 +2,7 @@
  * Shared wiring for the reliability suites: the REAL engine behind the real app (in-process, driven
  * with `app.request`), the real server as a child process, and small assertions every suite uses.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
@@ -13,7 +11,8 @@ import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
-import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
+import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
+import { MODELS_DIR } from "../helpers/paths.js";
 
 export const ADMIN_TOKEN = "reliability-admin-token_0123456789";
 export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };
@@ -63,28 +62,7 @@ export async function startEngineRig(
 
 // ---- the real server as a child process --------------------------------------------------------
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-export interface ServerProcess {
-  proc: ChildProcess;
-  pid: number;
-  port: number;
-  base: string;
-  /** Everything the process printed so far. */
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** SIGKILL (if still running) and wait for the exit. */
-  kill(): Promise<void>;
-}
+export type { ServerProcess } from "../../scripts/lib/server-process.js";
 
 export interface SpawnOptions {
   adaptersDir: string;
@@ -94,56 +72,13 @@ export interface SpawnOptions {
   readyWithinMs?: number;
 }
 
-export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src/cli.ts"), "serve"], {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      SKT_ADMIN_TOKEN: ADMIN_TOKEN,
-      SKT_ADAPTERS_DIR: opts.adaptersDir,
-      SKT_MODELS_DIR: MODELS_DIR,
-      SKT_LOG_LEVEL: "warn",
-      SKT_THREADS: "1",
-      ...opts.env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+/** The server with this suite's defaults: its admin token, the built models, one thread, quiet logs. */
+export function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
+  return spawnServerProcess({
+    adaptersDir: opts.adaptersDir,
+    env: { SKT_ADMIN_TOKEN: ADMIN_TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn", SKT_THREADS: "1", ...opts.env },
+    readyWithinMs: opts.readyWithinMs ?? 90_000,
   });
-  let out = "";
-  const keep = (d: Buffer) => {
-    out += d;
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  proc.stdout!.on("data", keep);
-  proc.stderr!.on("data", keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  const server: ServerProcess = {
-    proc,
-    pid: proc.pid!,
-    port,
-    base,
-    output: () => out,
-    exited,
-    async kill() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-      await exited;
-    },
-  };
-  const until = Date.now() + (opts.readyWithinMs ?? 90_000);
-  let dead = false;
-  void exited.then(() => (dead = true));
-  while (!dead && Date.now() < until) {
-    const ok = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
-    if (ok) return server;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  await server.kill();
-  throw new Error(`server did not become ready; output:\n${out}`);
 }
 
 // ---- assertions and small utilities -----------------------------------------------------------
