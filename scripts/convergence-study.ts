@@ -6,7 +6,7 @@
  *
  *   npm run study -- [--steps 1500] [--train-limit 20000] [--seeds 1] [--eval-every 100] [--lr 3e-3]
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import * as vega from "vega";
 import * as vegaLite from "vega-lite";
@@ -18,7 +18,9 @@ const { values: a } = parseArgs({
   options: {
     steps: { type: "string", default: "1500" }, "train-limit": { type: "string", default: "20000" }, seeds: { type: "string", default: "1" },
     "eval-every": { type: "string", default: "100" }, lr: { type: "string", default: "3e-3" }, "batch-size": { type: "string", default: "32" },
-    out: { type: "string", default: "docs/convergence" }, threads: { type: "string", default: "2" }, data: { type: "string", default: "../shared/data/sst2" },
+    out: { type: "string", default: "docs/convergence" }, threads: { type: "string", default: "2" },
+    /** Re-draw table and plot from an earlier run's JSON instead of training. */
+    replot: { type: "boolean", default: false }, data: { type: "string", default: "../shared/data/sst2" },
   },
 });
 
@@ -51,7 +53,8 @@ interface Curve {
   examplesPerSec: number;
 }
 const curves: Curve[] = [];
-for (const m of METHODS) {
+if (a.replot) curves.push(...(JSON.parse(await readFile(`${a.out}.json`, "utf8")) as { curves: Curve[] }).curves);
+for (const m of a.replot ? [] : METHODS) {
   for (const seed of seeds) {
     const t0 = Date.now();
     const r = await trainAdapter({
@@ -92,11 +95,11 @@ const spec: vegaLite.TopLevelSpec = {
   encoding: {
     x: { field: "step", type: "quantitative", title: "optimizer steps (batch 32)" },
     y: { field: "accuracy", type: "quantitative", title: "dev accuracy (%)", scale: { zero: false } },
-    color: { field: "method", type: "nominal", legend: { orient: "bottom", columns: 2 } },
+    color: { field: "method", type: "nominal", legend: { orient: "bottom", columns: 2, labelLimit: 0 } },
   },
 };
 const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: "none" });
 await writeFile(`${a.out}.svg`, await view.toSVG());
-await writeFile(`${a.out}.json`, JSON.stringify({ setup, args: a, curves }, null, 1) + "\n");
-await writeFile(`${a.out}.md`, `${setup}\n\n${table}\n\nCommand: \`npm run study -- ${process.argv.slice(2).join(" ")}\`\n`);
+if (!a.replot) await writeFile(`${a.out}.json`, JSON.stringify({ setup, args: a, curves }, null, 1) + "\n");
+if (!a.replot) await writeFile(`${a.out}.md`, `${setup}\n\n${table}\n\nCommand: \`npm run study -- ${process.argv.slice(2).join(" ")}\`\n`);
 console.log(`wrote ${a.out}.svg, .json, .md`);
