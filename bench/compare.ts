@@ -28,6 +28,8 @@ export interface RepResult {
   meanBatchSize: number;
   paddingShare: number;
   semanticPasses: number;
+  /** Adapter loads from the store (cache misses after single-flight). */
+  loads: number;
   cacheMisses: number;
   cpu: Record<string, number>;
 }
@@ -41,7 +43,7 @@ export async function measureConfig(c: Config): Promise<RepResult> {
   const probe = windowProbe(c.server);
   const r = await closedLoop(c.client, { concurrency: c.concurrency ?? CONCURRENCY, warmupMs: WARMUP_S * 1000, durationMs: MEASURE_S * 1000, maxRequests: MAX_REQUESTS, next: c.next, ...probe });
   const s = probe.stats();
-  return { rps: r.rps, countRps: r.countRps, estimator: r.estimator, weightPerSec: r.weightPerSec, p50: r.p50, p99: r.p99, failed: r.failed, failures: r.failures, meanBatchSize: s.meanBatchSize, paddingShare: s.paddingShare, semanticPasses: s.semanticPasses, cacheMisses: s.cacheMisses, cpu: s.cpu };
+  return { rps: r.rps, countRps: r.countRps, estimator: r.estimator, weightPerSec: r.weightPerSec, p50: r.p50, p99: r.p99, failed: r.failed, failures: r.failures, meanBatchSize: s.meanBatchSize, paddingShare: s.paddingShare, semanticPasses: s.semanticPasses, loads: s.loads, cacheMisses: s.cacheMisses, cpu: s.cpu };
 }
 
 export async function compareClosedLoop(configs: Config[], reps = REPS): Promise<ConfigResult[]> {

@@ -155,7 +155,7 @@ export async function scrapeMetrics(base: string): Promise<Metrics> {
 }
 
 /** Batch statistics between two scrapes: mean rows per batch and the padding share of positions. */
-export function batchStats(before: Metrics, after: Metrics): { batches: number; meanBatchSize: number; paddingShare: number; realTokens: number; semanticPasses: number; cacheMisses: number } {
+export function batchStats(before: Metrics, after: Metrics): { batches: number; meanBatchSize: number; paddingShare: number; realTokens: number; semanticPasses: number; cacheMisses: number; loads: number } {
   const batches = after.delta(before, "skt_batch_size_count");
   const rows = after.delta(before, "skt_batch_size_sum");
   const real = after.delta(before, "skt_tokens_total", { kind: "real" });
@@ -167,6 +167,7 @@ export function batchStats(before: Metrics, after: Metrics): { batches: number; 
     realTokens: real,
     semanticPasses: after.delta(before, "skt_semantic_passes_total"),
     cacheMisses: after.delta(before, "skt_adapter_cache_misses_total"),
+    loads: after.delta(before, "skt_adapter_load_duration_seconds_count"),
   };
 }
 

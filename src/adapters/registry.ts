@@ -35,6 +35,13 @@ export class AdapterRegistry {
   private readonly loading = new Map<string, Promise<PreparedAdapter>>();
   private readonly taskLocks = new Map<string, Promise<unknown>>();
   private readonly cache: LRUCache<string, PreparedAdapter>;
+  /**
+   * h_p by prompt token ids. The semantic pass depends only on the prompt, and many adapters share
+   * one (every version of a task, often many tasks), so a reload after eviction or a new version
+   * with the same prompt costs no backbone pass. Small: L × 512 floats per distinct prompt.
+   */
+  private readonly hiddenStates = new LRUCache<string, Float32Array>({ maxSize: 32 * 1024 * 1024, sizeCalculation: (a) => a.byteLength });
+  private readonly pendingPasses = new Map<string, Promise<Float32Array>>();
 
   constructor(private readonly opts: RegistryOptions) {
     this.cache = new LRUCache<string, PreparedAdapter>({
@@ -87,7 +94,7 @@ export class AdapterRegistry {
   async prepareUncached(task: string): Promise<PreparedAdapter> {
     const version = this.current.get(task);
     if (version === undefined) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
-    return this.prepare(decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions()), version);
+    return this.prepare(decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions()), version, false);
   }
 
   private async load(task: string, version: number): Promise<PreparedAdapter> {
@@ -132,15 +139,38 @@ export class AdapterRegistry {
   }
 
   /** The semantic pass over the prompt text, then F. Checks the prompt tokenizes as declared. */
-  private async prepare(file: AdapterFile, version: number): Promise<PreparedAdapter> {
+  private async prepare(file: AdapterFile, version: number, reuseHiddenState = true): Promise<PreparedAdapter> {
     const meta = file.metadata;
     const promptIds = this.opts.tokenizer.ids(meta.promptText);
     if (promptIds.length !== meta.promptLength) {
       throw new SktError("invalid_adapter", "prompt_length_mismatch", `prompt_text tokenizes to ${promptIds.length} tokens on this backbone but the adapter declares prompt_length ${meta.promptLength}; retrain or fix the metadata`);
     }
-    const hp = await this.opts.semanticPass(promptIds);
-    this.opts.metrics?.semanticPasses.inc({ task: meta.task });
+    const hp = reuseHiddenState ? await this.promptHiddenState(meta.task, promptIds) : await this.runSemanticPass(meta.task, promptIds);
     return prepareAdapter(file, version, hp, this.opts.dims);
+  }
+
+  /** h_p for these prompt ids: cached, or one pass however many loads ask at once. */
+  private async promptHiddenState(task: string, promptIds: number[]): Promise<Float32Array> {
+    const key = promptIds.join(",");
+    const cached = this.hiddenStates.get(key);
+    if (cached) return cached;
+    let pending = this.pendingPasses.get(key);
+    if (!pending) {
+      pending = this.runSemanticPass(task, promptIds)
+        .then((hp) => {
+          this.hiddenStates.set(key, hp);
+          return hp;
+        })
+        .finally(() => this.pendingPasses.delete(key));
+      this.pendingPasses.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async runSemanticPass(task: string, promptIds: number[]): Promise<Float32Array> {
+    const hp = await this.opts.semanticPass(promptIds);
+    this.opts.metrics?.semanticPasses.inc({ task });
+    return hp;
   }
 
   /** Serialises mutations of one task (uploads, rollbacks, deletes). */
