@@ -8,8 +8,9 @@ import { rowLength } from "../src/engine/assemble.js";
 import { syntheticAdapter } from "./adapters.js";
 import { encodeAdapter } from "../src/adapters/format.js";
 import { classifyRequest, closedLoop, HttpClient } from "./load.js";
-import { CONCURRENCY, cpuLine, cpuSnapshot, cpuUsage, fmt, main, MEASURE_S, markdownTable, median, medianOf, onCleanup, pct, readSst2Sentences, REPS, settingsLine, verdict, WARMUP_S, writeReport } from "./lib.js";
-import { encodeFor, openRaw, prepareLocal, rawThroughput, serverLikeBatches } from "./raw.js";
+import path from "node:path";
+import { CONCURRENCY, cpuLine, cpuSnapshot, cpuUsage, fmt, main, makeTempDir, MEASURE_S, markdownTable, median, medianOf, onCleanup, pct, readSst2Sentences, REPS, settingsLine, verdict, WARMUP_S, writeReport } from "./lib.js";
+import { encodeFor, loggedBatches, openRaw, prepareLocal, rawThroughput } from "./raw.js";
 import { startServer, windowProbe } from "./server.js";
 
 const TASK = "efficiency";
@@ -24,27 +25,36 @@ main(async () => {
   const ids = sentences.map((s) => encodeFor(raw, adapter, s));
   const positions = ids.map((x) => rowLength(adapter, x.length));
 
-  const server = await startServer({ label: "efficiency", env: { SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize), SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens), SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
+  const batchLog = path.join(await makeTempDir("batch-log"), "batches.jsonl");
+  const server = await startServer({ label: "efficiency", env: { SKT_DEBUG_BATCH_LOG: batchLog, SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize), SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens), SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
   const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
   if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
+  const version = (JSON.parse(up.body) as { version: number }).version;
   const client = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => client.close());
-
-  // The batches the server would form for two passes over the dev set, in request order.
-  const rows = [...ids, ...ids].map((x) => ({ adapter, ids: x }));
-  const batches = await serverLikeBatches(rows, LIMITS, CONCURRENCY);
 
   const reps = [];
   for (let r = 0; r < REPS; r++) {
     const probe = windowProbe(server);
+    let from = 0;
+    let to = 0;
     const s = await closedLoop(client, {
       concurrency: CONCURRENCY,
       warmupMs: WARMUP_S * 1000,
       durationMs: MEASURE_S * 1000,
       next: (i) => classifyRequest(TASK, sentences[i % sentences.length], positions[i % sentences.length]),
-      ...probe,
+      onWindowStart: async () => {
+        await probe.onWindowStart();
+        from = Date.now();
+      },
+      onWindowEnd: async () => {
+        to = Date.now();
+        await probe.onWindowEnd();
+      },
     });
     const stats = probe.stats();
+    // Exactly the batches the server ran inside the window (the log is flushed by the next scrape).
+    const batches = await loggedBatches(batchLog, from, to, new Map([[`${TASK}@${version}`, adapter]]));
     const c0 = cpuSnapshot({ bench: "self" });
     const b = await rawThroughput(raw, batches, MEASURE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
@@ -76,7 +86,7 @@ main(async () => {
     notes: [
       settingsLine({ concurrency: CONCURRENCY, "max batch size": LIMITS.maxBatchSize, "max batch tokens": LIMITS.maxBatchTokens }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; median of ${REPS} interleaved repetitions (ratio = median of per-repetition ratios).`,
-      "Raw: the same graphs via BackboneRunner in the bench process, on the batches the server's own Batcher forms for this arrival pattern (assembled by the server's assembleBatch); only `run` is timed.",
+      "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
     ],
     tables: [{ markdown: table }],
     data: { limits: LIMITS, promptLength: file.metadata.promptLength, ratio, ratioPerRep: reps.map((x) => x.tokensRatio), medianRequestsRatio: median(reps.map((x) => x.requestsRatio)), reps },

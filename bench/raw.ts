@@ -1,14 +1,15 @@
 /**
  * The raw backbone baseline: the same onnxruntime graphs the server's worker runs, driven directly
- * in this process with the same thread count, on the same token batches the server would form.
- * Batches are reconstructed by driving the server's own Batcher with the closed loop's arrival
- * pattern, and assembled with the server's own assembleBatch, so only the serving overhead differs.
+ * in this process with the same thread count, on the same token batches the server ran.
+ * The batches are the ones the server logged (SKT_DEBUG_BATCH_LOG) during its measurement window,
+ * assembled with the server's own assembleBatch, so only the serving overhead differs.
  */
+import { readFile } from "node:fs/promises";
 import { BackboneRunner, loadBackboneAssets, tokenBatch, type BackboneAssets, type BackboneBatch } from "../src/backbone/backbone.js";
 import type { AdapterFile } from "../src/adapters/format.js";
 import { prepareAdapter, type PreparedAdapter } from "../src/adapters/prepared.js";
-import { assembleBatch, rowLength, type BatchRow } from "../src/engine/assemble.js";
-import { Batcher, type QueuedRow } from "../src/engine/batcher.js";
+import { assembleBatch, type BatchRow } from "../src/engine/assemble.js";
+import { parseBatchLog } from "../src/engine/batch-log.js";
 import { MODELS_DIR, median, THREADS } from "./lib.js";
 
 export interface Raw {
@@ -35,39 +36,19 @@ export function encodeFor(raw: Raw, adapter: PreparedAdapter, text: string): num
   return raw.assets.tokenizer.encode(text, adapter.textBudget).ids;
 }
 
-export interface ServerBatchLimits {
-  maxBatchSize: number;
-  maxBatchTokens: number;
-}
-
 /**
- * The batches the server forms under a closed loop of `concurrency` single-row requests sent in
- * `rows` order: the real Batcher starts with `concurrency` rows queued and, after each batch, gets
- * as many new rows as the batch answered (its clients' next requests), after the next dispatch.
+ * The batches the server really ran (its SKT_DEBUG_BATCH_LOG) between two instants, with each
+ * row's adapter resolved by task and version; rows of versions not in `adapters` are an error.
  */
-export async function serverLikeBatches(rows: BatchRow[], limits: ServerBatchLimits, concurrency: number): Promise<BatchRow[][]> {
-  type Row = BatchRow & QueuedRow;
-  const out: BatchRow[][] = [];
-  let next = 0;
-  let pending = rows.length;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  const make = (): Row => {
-    const r = rows[next++];
-    return { ...r, length: rowLength(r.adapter, r.ids.length), enqueuedAt: Date.now(), deadline: Date.now() + 3_600_000, reject: () => undefined };
-  };
-  const batcher = new Batcher<Row>({ maxPaddingRatio: Number(process.env.SKT_MAX_PADDING_RATIO ?? 0.25), ...limits, maxWaitMs: 0, queueSize: concurrency + limits.maxBatchSize }, async (batch) => {
-    out.push(batch.map(({ adapter, ids }) => ({ adapter, ids })));
-    pending -= batch.length;
-    if (pending === 0) done();
-    setImmediate(() => {
-      const refill = Math.min(batch.length, rows.length - next);
-      if (refill > 0) batcher.push(Array.from({ length: refill }, make));
-    });
-  });
-  batcher.push(Array.from({ length: Math.min(concurrency, rows.length) }, make));
-  await finished;
-  return out;
+export async function loggedBatches(logFile: string, from: number, to: number, adapters: Map<string, PreparedAdapter>): Promise<BatchRow[][]> {
+  const batches = parseBatchLog(await readFile(logFile, "utf8")).filter((b) => b.at >= from && b.at <= to);
+  return batches.map((b) =>
+    b.rows.map((r) => {
+      const adapter = adapters.get(`${r.task}@${r.version}`);
+      if (!adapter) throw new Error(`batch log names ${r.task} v${r.version}, which the bench did not prepare`);
+      return { adapter, ids: r.ids };
+    }),
+  );
 }
 
 export interface RawThroughput {

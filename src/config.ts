@@ -33,6 +33,7 @@ export interface ServerConfig {
   device: Device;
   logLevel: LogLevel;
   semanticCache: boolean;
+  batchLog: string | undefined;
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
 }
@@ -166,6 +167,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
   opt({ key: "device", env: "SKT_DEVICE", flag: "--device", default: "cpu", meaning: "onnxruntime execution provider: `cpu` or `cuda` (needs the GPU image).", parse: oneOf(["cpu", "cuda"] as const) }),
   opt({ key: "logLevel", env: "SKT_LOG_LEVEL", flag: "--log-level", default: "info", meaning: "pino level: fatal, error, warn, info, debug, trace or silent.", parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) }),
   opt({ key: "semanticCache", env: "SKT_SEMANTIC_CACHE", flag: "--semantic-cache", default: "true", meaning: "Cache the semantic pass per adapter version. Debug switch: `false` recomputes it on every use.", parse: bool, boolean: true }),
+  opt({ key: "batchLog", env: "SKT_DEBUG_BATCH_LOG", flag: "--debug-batch-log", default: undefined, defaultDoc: "(unset: off)", meaning: "Debug: append every batch the worker runs (task, version and token ids of each row) as a JSON line to this file. The efficiency benchmark replays them against the raw backbone.", parse: nonEmpty }),
   opt({ key: "retryAfterSeconds", env: "SKT_RETRY_AFTER_S", flag: "--retry-after-s", default: "1", meaning: "`Retry-After` seconds sent with 429 `overloaded`.", parse: int(0, 3600) }),
   opt({ key: "shutdownTimeoutMs", env: "SKT_SHUTDOWN_TIMEOUT_MS", flag: "--shutdown-timeout-ms", default: "25000", meaning: "On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut (keep it under the orchestrator's grace period, e.g. `docker stop -t 30`).", parse: int(0) }),
 ];

@@ -11,6 +11,7 @@ import { AdapterRegistry } from "../adapters/registry.js";
 import { parameterCount } from "../adapters/spec.js";
 import { AdapterStore } from "../adapters/store.js";
 import { assembleBatch, rowLength } from "./assemble.js";
+import { BatchLog } from "./batch-log.js";
 import { Batcher, type QueuedRow } from "./batcher.js";
 import { InferenceWorker } from "./inference-worker.js";
 import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, Prediction, TaskInfo } from "./service.js";
@@ -31,6 +32,8 @@ export interface EngineOptions {
   maxUploadBytes: number;
   /** Debug switch: false re-runs the semantic pass for every request (benchmarks what caching buys). */
   semanticCache: boolean;
+  /** Debug: file to append every batch to (see batch-log.ts). */
+  batchLog?: string;
   /** Default deadline when a request gives none. */
   requestTimeoutMs: number;
   metrics?: SktMetrics;
@@ -54,6 +57,7 @@ export class Engine implements InferenceService {
     readonly worker: InferenceWorker,
     readonly registry: AdapterRegistry,
     private readonly batcher: Batcher<Row>,
+    private readonly batchLog: BatchLog | null,
   ) {}
 
   static async create(opts: EngineOptions): Promise<Engine> {
@@ -78,7 +82,7 @@ export class Engine implements InferenceService {
     });
     let engine: Engine | undefined;
     const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows));
-    engine = new Engine(opts, assets, worker, registry, batcher);
+    engine = new Engine(opts, assets, worker, registry, batcher, opts.batchLog ? BatchLog.open(opts.batchLog) : null);
     await registry.init();
     return engine;
   }
@@ -158,6 +162,7 @@ export class Engine implements InferenceService {
     for (const r of rows) m?.queueDuration.observe((started - r.enqueuedAt) / 1000);
     m?.queueDepth.set(this.batcher.depth);
     const { batch, realTokens, paddedTokens } = assembleBatch(rows, this.assets.embeddings, this.assets.dims);
+    this.batchLog?.write(rows.map((r) => ({ task: r.adapter.task, version: r.adapter.version, ids: r.ids })));
     try {
       const { outputs, runMs } = await this.worker.run(batch);
       const pooled = outputs.pooled!;
@@ -214,6 +219,7 @@ export class Engine implements InferenceService {
     await this.batcher.drain();
     this.closed = true;
     await this.worker.close();
+    await this.batchLog?.close();
   }
 }
 

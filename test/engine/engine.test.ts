@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { readUseLitePackage } from "../../src/backbone/use-lite/package-source.js";
 import { mapUseLiteWeights, type UseLiteWeights } from "../../src/backbone/use-lite/weights.js";
+import { parseBatchLog } from "../../src/engine/batch-log.js";
 import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { SktError } from "../../src/errors.js";
@@ -283,6 +284,29 @@ describe("cache", () => {
     } finally {
       await engine.close();
     }
+  });
+});
+
+describe("batch log (debug)", () => {
+  it("records every batch the worker ran: each row's task, version and token ids, once", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "skt-batchlog-"));
+    dirs.push(dir);
+    const file = path.join(dir, "batches.jsonl");
+    const { engine } = await startEngine({ batchLog: file });
+    const texts = ["a gorgeous film", "dull", "the plot never quite comes together", "fine ."];
+    try {
+      await engine.upload("a", servableAdapterBytes(assets, { task: "a", seed: 1 }));
+      await engine.upload("b", servableAdapterBytes(assets, { task: "b", variant: "prefix", seed: 2, scale: 0.02 }));
+      await Promise.all(texts.flatMap((t) => [engine.classify({ task: "a", texts: [t] }), engine.classify({ task: "b", texts: [t, t + " !"] })]));
+    } finally {
+      await engine.close();
+    }
+    const logged = parseBatchLog(await readFile(file, "utf8"));
+    const rows = logged.flatMap((b) => b.rows.map((r) => `${r.task}|v${r.version}|${r.ids.join(",")}`)).sort();
+    const want = texts.flatMap((t) => [`a|v1|${assets.tokenizer.ids(t).join(",")}`, `b|v1|${assets.tokenizer.ids(t).join(",")}`, `b|v1|${assets.tokenizer.ids(t + " !").join(",")}`]).sort();
+    expect(rows).toEqual(want);
+    expect(logged.length).toBeLessThan(rows.length); // rows really were batched together
+    expect(() => parseBatchLog('{"at":1,"rows":[]}\n{"nope":1}\n')).toThrow(/line 2/);
   });
 });
 
