@@ -75,6 +75,8 @@ main(async () => {
       ["real tokens/s (prompt + text positions)", fmt(medianOf(reps, (x) => x.server.realTokensPerSec)), fmt(medianOf(reps, (x) => x.raw.realTokensPerSec)), verdict(ratio, 0.85, "higher", 3)],
       ["mean rows per batch", fmt(medianOf(reps, (x) => x.server.meanBatchSize), 1), fmt(medianOf(reps, (x) => x.raw.meanBatchSize), 1), ""],
       ["padding share of positions", pct(medianOf(reps, (x) => x.server.paddingShare)), pct(medianOf(reps, (x) => x.raw.paddingShare)), ""],
+      ["mean backbone run per batch (ms)", fmt(medianOf(reps, (x) => (x.server.inferenceSeconds * 1000) / x.server.batches), 1), fmt(medianOf(reps, (x) => x.raw.meanRunMs), 1), ""],
+      ["share of the window the worker was running a batch", pct(medianOf(reps, (x) => x.server.inferenceSeconds / MEASURE_S)), "", ""],
       ["latency p50 / p99 (ms)", `${fmt(medianOf(reps, (x) => x.server.p50), 1)} / ${fmt(medianOf(reps, (x) => x.server.p99), 1)}`, "", ""],
       ["failed requests (all reps)", String(reps.reduce((a, x) => a + x.server.failed, 0)), "", ""],
       ["CPU cores busy during the window (last rep)", cpuLine(reps.at(-1)?.server.cpu), cpuLine(reps.at(-1)?.raw.cpu), ""],

@@ -57,6 +57,7 @@ export interface RawThroughput {
   paddingShare: number;
   meanBatchSize: number;
   runs: number;
+  meanRunMs: number;
 }
 
 /** Runs the prebuilt batches in a cycle for `durationMs` (after one warm-up pass); times only `run`. */
@@ -78,7 +79,7 @@ export async function rawThroughput(raw: Raw, batches: BatchRow[][], durationMs:
     padded += b.paddedTokens;
     runs++;
   }
-  return { sentencesPerSec: sentences / (ms / 1000), realTokensPerSec: real / (ms / 1000), paddingShare: padded / (real + padded), meanBatchSize: sentences / runs, runs };
+  return { sentencesPerSec: sentences / (ms / 1000), realTokensPerSec: real / (ms / 1000), paddingShare: padded / (real + padded), meanBatchSize: sentences / runs, runs, meanRunMs: ms / runs };
 }
 
 /** Median ms of `run` on one fixed batch, `count` times (after a warm-up run). */

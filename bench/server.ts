@@ -155,7 +155,7 @@ export async function scrapeMetrics(base: string): Promise<Metrics> {
 }
 
 /** Batch statistics between two scrapes: mean rows per batch and the padding share of positions. */
-export function batchStats(before: Metrics, after: Metrics): { batches: number; meanBatchSize: number; paddingShare: number; realTokens: number; semanticPasses: number; cacheMisses: number; loads: number } {
+export function batchStats(before: Metrics, after: Metrics): { batches: number; meanBatchSize: number; paddingShare: number; realTokens: number; inferenceSeconds: number; semanticPasses: number; cacheMisses: number; loads: number } {
   const batches = after.delta(before, "skt_batch_size_count");
   const rows = after.delta(before, "skt_batch_size_sum");
   const real = after.delta(before, "skt_tokens_total", { kind: "real" });
@@ -165,6 +165,7 @@ export function batchStats(before: Metrics, after: Metrics): { batches: number; 
     meanBatchSize: batches ? rows / batches : NaN,
     paddingShare: real + pad ? pad / (real + pad) : NaN,
     realTokens: real,
+    inferenceSeconds: after.delta(before, "skt_inference_duration_seconds_sum"),
     semanticPasses: after.delta(before, "skt_semantic_passes_total"),
     cacheMisses: after.delta(before, "skt_adapter_cache_misses_total"),
     loads: after.delta(before, "skt_adapter_load_duration_seconds_count"),

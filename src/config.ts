@@ -34,6 +34,7 @@ export interface ServerConfig {
   logLevel: LogLevel;
   semanticCache: boolean;
   batchLog: string | undefined;
+  maxInFlightBatches: number;
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
 }
@@ -157,6 +158,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
   opt({ key: "maxBatchTokens", env: "SKT_MAX_BATCH_TOKENS", flag: "--max-batch-tokens", default: "4096", meaning: "Most padded tokens (rows × longest row) in one backbone pass.", parse: int(1) }),
   opt({ key: "maxWaitMs", env: "SKT_MAX_WAIT_MS", flag: "--max-wait-ms", default: "2", meaning: "How long the batcher waits for more work before running a partial batch.", parse: int(0, 60_000) }),
   opt({ key: "maxPaddingRatio", env: "SKT_MAX_PADDING_RATIO", flag: "--max-padding-ratio", default: "0.25", meaning: "Most padding a batch may carry, as a fraction of its real tokens; rows that would add more wait for the next batch (the oldest row always goes).", parse: decimal(0, 1000) }),
+  opt({ key: "maxInFlightBatches", env: "SKT_MAX_IN_FLIGHT_BATCHES", flag: "--max-in-flight-batches", default: "2", meaning: "Batches handed to the inference worker at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches still wait for the worker.", parse: int(1, 16) }),
   opt({ key: "queueSize", env: "SKT_QUEUE_SIZE", flag: "--queue-size", default: "1024", meaning: "Most texts waiting in the queue; beyond it requests get 429 `overloaded`.", parse: int(1) }),
   opt({ key: "cacheBytes", env: "SKT_CACHE_BYTES", flag: "--cache-bytes", default: String(256 * MiB), defaultDoc: "256 MiB", meaning: "Byte budget of the prepared-adapter cache (accepts KiB/MiB/GiB suffixes).", parse: bytes(0) }),
   opt({ key: "maxTexts", env: "SKT_MAX_TEXTS", flag: "--max-texts", default: "64", meaning: "Most texts in one `/classify` request; more → 413 `too_many_texts`.", parse: int(1, 100_000) }),

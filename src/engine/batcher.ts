@@ -44,6 +44,7 @@ export class Batcher<Row extends QueuedRow> {
   constructor(
     private readonly limits: BatcherLimits,
     private readonly runBatch: (rows: Row[]) => Promise<void>,
+    /** Batches handed to the runner at once (see schedule()). */
     private readonly maxInFlight = 1,
   ) {}
 
@@ -86,8 +87,11 @@ export class Batcher<Row extends QueuedRow> {
 
   private schedule(): void {
     if (this.timer || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
-    const waited = Date.now() - this.queue[0].enqueuedAt;
     const full = this.queue.length >= this.limits.maxBatchSize;
+    // While a batch runs, another leaves only when a full one is waiting: it then queues inside the
+    // worker, which starts it without idling; a partial one would only split rows that keep coming.
+    if (this.inFlight > 0 && !full && !this.stopped) return;
+    const waited = Date.now() - this.queue[0].enqueuedAt;
     if (full || waited >= this.limits.maxWaitMs || this.stopped) {
       this.dispatch();
       return;

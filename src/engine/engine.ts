@@ -32,6 +32,8 @@ export interface EngineOptions {
   maxUploadBytes: number;
   /** Debug switch: false re-runs the semantic pass for every request (benchmarks what caching buys). */
   semanticCache: boolean;
+  /** Batches handed to the worker at once (see Batcher.schedule); default 2. */
+  maxInFlightBatches?: number;
   /** Debug: file to append every batch to (see batch-log.ts). */
   batchLog?: string;
   /** Default deadline when a request gives none. */
@@ -81,7 +83,7 @@ export class Engine implements InferenceService {
       log: opts.log,
     });
     let engine: Engine | undefined;
-    const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows));
+    const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows), opts.maxInFlightBatches ?? 2);
     engine = new Engine(opts, assets, worker, registry, batcher, opts.batchLog ? BatchLog.open(opts.batchLog) : null);
     await registry.init();
     return engine;

@@ -54,6 +54,32 @@ describe("batcher", () => {
     expect(batches.map((b) => b.length)).toEqual([1, 4]);
   });
 
+  it("with two batches in flight allowed, a second leaves while the first runs only once a full batch waits", async () => {
+    const started: number[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 0, maxPaddingRatio: 0.25, queueSize: 100 }, async (batch) => {
+      started.push(batch.map((r) => r.id));
+      await gate; // every batch runs until released
+    }, 2);
+    const all = rows(Array.from({ length: 9 }, () => 10));
+    b.push([all[0]]);
+    b.push(all.slice(1, 4)); // 3 queued, fewer than a batch: they wait for the running one
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toEqual([[0]]);
+    b.push(all.slice(4, 6)); // 5 queued: a full batch leaves at once, the 6th row waits
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started.length).toBe(2);
+    expect(started[1].length).toBe(4);
+    expect(b.depth).toBe(1);
+    b.push(all.slice(6)); // two batches in flight: nothing more leaves yet
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started.length).toBe(2);
+    release();
+    await b.drain();
+    expect(started.flat().sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
   it("refuses rows beyond the queue bound atomically", () => {
     const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 1000, maxPaddingRatio: 0.25, queueSize: 3 }, async () => {});
     b.push(rows([1, 2]));

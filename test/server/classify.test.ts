@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SktError, type ErrorKind } from "../../src/errors.js";
 import { errorOf, makeRig, postJson, sampleValue, scrape } from "./setup.js";
+import { classifyBodyLimit } from "../../src/server/routes/classify.js";
 
 interface ClassifyJson {
   task: string;
@@ -153,6 +154,16 @@ describe("POST /classify", () => {
       const res = await postJson(rig, "/classify?task=sst2", { text: "x", pad: "y".repeat(100_000) });
       expect(res.status).toBe(413);
       expect((await errorOf(res)).code).toBe("body_too_large");
+    });
+
+    it("refuses a declared Content-Length over the cap without reading the body (413), and accepts one under it", async () => {
+      const rig = makeRig({ maxTexts: 1, maxTextChars: 1 });
+      const over = await postJson(rig, "/classify?task=sst2", { text: "x" }, { "content-length": String(classifyBodyLimit(rig.config) + 1) });
+      expect(over.status).toBe(413);
+      expect((await errorOf(over)).code).toBe("body_too_large");
+      const body = JSON.stringify({ text: "x" });
+      expect((await postJson(rig, "/classify?task=sst2", body, { "content-length": String(body.length) })).status).toBe(200);
+      expect(rig.service.classifyCalls.length).toBe(1);
     });
 
     it("requires a valid task name", async () => {

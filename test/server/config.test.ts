@@ -27,6 +27,7 @@ describe("loadConfig", () => {
       maxBatchTokens: 4096,
       maxWaitMs: 2,
       maxPaddingRatio: 0.25,
+      maxInFlightBatches: 2,
       queueSize: 1024,
       cacheBytes: 256 * 1024 * 1024,
       maxTexts: 64,
@@ -37,6 +38,7 @@ describe("loadConfig", () => {
       device: "cpu",
       logLevel: "info",
       semanticCache: true,
+      batchLog: undefined,
       retryAfterSeconds: 1,
       shutdownTimeoutMs: 25_000,
     });
@@ -56,6 +58,8 @@ describe("loadConfig", () => {
         SKT_LOG_LEVEL: "debug",
         SKT_SEMANTIC_CACHE: "false",
         SKT_MAX_TEXTS: " 8 ",
+        SKT_MAX_IN_FLIGHT_BATCHES: "1",
+        SKT_DEBUG_BATCH_LOG: "/tmp/batches.jsonl",
       },
     });
     expect(c).toMatchObject({
@@ -70,6 +74,8 @@ describe("loadConfig", () => {
       logLevel: "debug",
       semanticCache: false,
       maxTexts: 8,
+      maxInFlightBatches: 1,
+      batchLog: "/tmp/batches.jsonl",
     });
   });
 

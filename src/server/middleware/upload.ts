@@ -1,12 +1,12 @@
 /**
  * Middleware for `PUT /admin/adapters/{task}`: count outcomes, insist on raw bytes, and cap the
- * body size while it streams in (hono's `bodyLimit`).
+ * body size (declared, or counted while it streams in).
  */
 import type { MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { SktError } from "../../errors.js";
 import type { SktMetrics } from "../../metrics.js";
 import type { AppEnv } from "../context.js";
+import { bodySizeLimit } from "./body-limit.js";
 
 export const UPLOAD_MEDIA_TYPE = "application/octet-stream";
 
@@ -38,15 +38,7 @@ export function requireOctetStream(): MiddlewareHandler<AppEnv> {
 }
 
 export function uploadLimit(maxBytes: number): MiddlewareHandler<AppEnv> {
-  return bodyLimit({
-    maxSize: maxBytes,
-    onError: () => {
-      throw new SktError(
-        "too_large",
-        "upload_too_large",
-        `Adapter uploads are limited to ${maxBytes} bytes (SKT_MAX_UPLOAD_BYTES).`,
-        { limit: maxBytes },
-      );
-    },
+  return bodySizeLimit(maxBytes, () => {
+    throw new SktError("too_large", "upload_too_large", `Adapter uploads are limited to ${maxBytes} bytes (SKT_MAX_UPLOAD_BYTES).`, { limit: maxBytes });
   });
 }

@@ -3,13 +3,13 @@
  * abort signal, and render its predictions. No model logic here.
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { timeout } from "hono/timeout";
 import type { ServerConfig } from "../../config.js";
 import type { Prediction } from "../../engine/service.js";
 import { SktError } from "../../errors.js";
 import type { AppDeps, AppEnv } from "../context.js";
+import { bodySizeLimit } from "../middleware/body-limit.js";
 import { classifyMetrics } from "../middleware/classify-metrics.js";
 import { TaskName, errorContent } from "../schemas.js";
 
@@ -107,11 +107,8 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
       "truncated and flagged with `truncated: true`.",
     middleware: [
       classifyMetrics(service, metrics),
-      bodyLimit({
-        maxSize: classifyBodyLimit(config),
-        onError: () => {
-          throw new SktError("too_large", "body_too_large", "The request body is too large.");
-        },
+      bodySizeLimit(classifyBodyLimit(config), () => {
+        throw new SktError("too_large", "body_too_large", "The request body is too large.");
       }),
       timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (c) => {
         const err = new SktError("timeout", "timeout", `The request did not finish within ${config.requestTimeoutMs} ms.`);
