@@ -9,11 +9,13 @@ import { syntheticAdapter } from "./adapters.js";
 import { encodeAdapter } from "../src/adapters/format.js";
 import { classifyRequest, closedLoop, HttpClient } from "./load.js";
 import path from "node:path";
-import { CONCURRENCY, cpuLine, cpuSnapshot, cpuUsage, fmt, main, makeTempDir, MEASURE_S, markdownTable, median, medianOf, onCleanup, pct, readSst2Sentences, REPS, settingsLine, verdict, WARMUP_S, writeReport } from "./lib.js";
+import { CONCURRENCY, cpuLine, cpuSnapshot, cpuUsage, fmt, main, makeTempDir, MEASURE_S, markdownTable, median, medianOf, onCleanup, pct, QUICK, readSst2Sentences, REPS, settingsLine, sleep, verdict, WARMUP_S, writeReport } from "./lib.js";
 import { encodeFor, loggedBatches, openRaw, prepareLocal, rawThroughput } from "./raw.js";
 import { startServer, windowProbe } from "./server.js";
 
 const TASK = "efficiency";
+/** This ratio is the one the machine's noise moves most (±8 % between windows): at least 5 windows. */
+const EFFICIENCY_REPS = Math.max(REPS, QUICK ? 1 : 5);
 const LIMITS = { maxBatchSize: Number(process.env.SKT_MAX_BATCH_SIZE ?? 32), maxBatchTokens: Number(process.env.SKT_MAX_BATCH_TOKENS ?? 4096) };
 
 main(async () => {
@@ -34,7 +36,7 @@ main(async () => {
   onCleanup(() => client.close());
 
   const reps = [];
-  for (let r = 0; r < REPS; r++) {
+  for (let r = 0; r < EFFICIENCY_REPS; r++) {
     const probe = windowProbe(server);
     let from = 0;
     let to = 0;
@@ -53,7 +55,8 @@ main(async () => {
       },
     });
     const stats = probe.stats();
-    // Exactly the batches the server ran inside the window (the log is flushed by the next scrape).
+    // Exactly the batches the server ran inside the window (the server flushes its log every 250 ms).
+    await sleep(600);
     const batches = await loggedBatches(batchLog, from, to, new Map([[`${TASK}@${version}`, adapter]]));
     const c0 = cpuSnapshot({ bench: "self" });
     const b = await rawThroughput(raw, batches, MEASURE_S * 1000);
@@ -64,7 +67,7 @@ main(async () => {
       tokensRatio: s.weightPerSec / b.realTokensPerSec,
       requestsRatio: s.rps / b.sentencesPerSec,
     });
-    console.log(`rep ${r + 1}/${REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)}`);
+    console.log(`rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)}`);
   }
 
   const ratio = medianOf(reps, (x) => x.tokensRatio);
@@ -86,8 +89,8 @@ main(async () => {
     name: "efficiency",
     title: "Efficiency: server vs raw backbone at saturation",
     notes: [
-      settingsLine({ concurrency: CONCURRENCY, "max batch size": LIMITS.maxBatchSize, "max batch tokens": LIMITS.maxBatchTokens }),
-      `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; median of ${REPS} interleaved repetitions (ratio = median of per-repetition ratios).`,
+      settingsLine({ reps: EFFICIENCY_REPS, concurrency: CONCURRENCY, "max batch size": LIMITS.maxBatchSize, "max batch tokens": LIMITS.maxBatchTokens }),
+      `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; median of ${EFFICIENCY_REPS} interleaved repetitions (ratio = median of per-repetition ratios).`,
       "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
     ],
     tables: [{ markdown: table }],
