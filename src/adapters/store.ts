@@ -245,6 +245,7 @@ export class AdapterStore {
       }
       await this.fs.unlink(this.versionPath(task, version)).catch(() => undefined);
       await this.fsyncDir(this.taskDir(task)).catch(() => undefined);
+      await this.removeUnborn(task);
     });
   }
 
@@ -310,9 +311,19 @@ export class AdapterStore {
       // A failure after the rename (the folder fsync) would leave a complete file nobody asked for;
       // the number is ours (taken under the task's lock), so take the file back.
       await this.fs.unlink(this.versionPath(task, version)).catch(() => undefined);
+      await this.removeUnborn(task);
       throw e;
     }
     return version;
+  }
+
+  /** A task folder with no CURRENT and nothing in it was made by a first upload that failed: remove it (best effort). */
+  private async removeUnborn(task: string): Promise<void> {
+    try {
+      if ((await this.readPointer(task)) === null) await this.removeDirIfEmpty(this.taskDir(task));
+    } catch {
+      // An empty folder without CURRENT is invisible; leaving it is harmless.
+    }
   }
 
   private async writePointer(task: string, version: number): Promise<void> {

@@ -96,15 +96,19 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
     expect(before.filter((p) => !after.includes(p))).toEqual([]);
   });
 
-  it("a failing disk on a new task's first upload: 507, and the task does not exist", async () => {
-    trap = { match: (c) => c.op === "write", error: errnoError("ENOSPC") };
+  it.each([
+    ["writing the bytes", (c: FsCall) => c.op === "write"],
+    ["renaming CURRENT into place", (c: FsCall) => c.op === "rename" && c.to!.endsWith("CURRENT")],
+  ])("a failing disk on a new task's first upload (%s): 507, and not even its folder is left", async (_what, match) => {
+    trap = { match, error: errnoError("ENOSPC") };
     const res = await rig.app.request("/admin/adapters/fresh", { method: "PUT", headers: octet, body: adapterBytes(rig.engine.assets, "fresh", 1) as Uint8Array<ArrayBuffer> });
+    expect(trap, "the fault was injected").toBeNull();
     expect(res.status).toBe(507);
     expect((await expectErrorBody(res)).code).toBe("write_failed");
     expect(rig.engine.hasTask("fresh")).toBe(false);
     const tasks = (await (await rig.app.request("/tasks")).json()) as { tasks: { task: string }[] };
     expect(tasks.tasks.map((t) => t.task)).toEqual(["disk"]);
-    expect((await listTree(rig.root)).filter((p) => p.startsWith("adapters/fresh/"))).toEqual([]);
+    expect((await listTree(rig.root)).filter((p) => p === "adapters/fresh" || p.startsWith("adapters/fresh/"))).toEqual([]);
   });
 
   it("after the disk recovers, the next upload succeeds", async () => {
