@@ -4,7 +4,7 @@
  * share batches, so mixing tasks should cost (almost) nothing.
  */
 import { syntheticAdapterBytes } from "./adapters.js";
-import { compareClosedLoop, ratioOf, throughputTable } from "./compare.js";
+import { compareClosedLoop, ratioOf, TARGET_COMPARISON, throughputTable } from "./compare.js";
 import { classifyRequest, HttpClient } from "./load.js";
 import { CONCURRENCY, main, onCleanup, readSst2Sentences, REPS, settingsLine, writeReport } from "./lib.js";
 import { loadBackboneAssets } from "../src/backbone/backbone.js";
@@ -27,14 +27,14 @@ main(async () => {
   const results = await compareClosedLoop([
     { name: "1 adapter", server, client, next: (i) => classifyRequest(TASKS[0], text(i)) },
     { name: "10 adapters round-robin", server, client, next: (i) => classifyRequest(TASKS[i % TASKS.length], text(i)) },
-  ]);
+  ], TARGET_COMPARISON);
   const ratio = ratioOf(results, "10 adapters round-robin", "1 adapter");
   await writeReport({
     name: "cross-task",
     title: "Cross-task batching: 10 adapters round-robin vs 1 adapter",
     notes: [
       settingsLine({ concurrency: CONCURRENCY }),
-      `10 prompt adapters (pooling, same prompt text, different weights), SST-2 dev sentences one per request in the same order for both; closed loop; median of ${REPS} alternating repetitions.`,
+      `10 prompt adapters (pooling, same prompt text, different weights), SST-2 dev sentences one per request in the same order for both; closed loop; median of ${results[0].reps.length} alternating repetitions of ${results[0].reps[0].windowS} s windows.`,
     ],
     tables: [{ markdown: throughputTable(results, "1 adapter", { value: 0.95 }) }],
     data: { ratio, results },

@@ -8,9 +8,9 @@ import { decodeAdapter } from "../src/adapters/format.js";
 import { prepareAdapter } from "../src/adapters/prepared.js";
 import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { fillStore, syntheticAdapterBytes } from "./adapters.js";
-import { compareClosedLoop, ratioOf, throughputTable } from "./compare.js";
+import { compareClosedLoop, ratioOf, TARGET_COMPARISON, throughputTable } from "./compare.js";
 import { classifyRequest, HttpClient } from "./load.js";
-import { CONCURRENCY, fmt, main, makeTempDir, markdownTable, MEASURE_S, median, MODELS_DIR, onCleanup, pct, pick, readSst2Sentences, REPS, settingsLine, writeReport, zipfSampler } from "./lib.js";
+import { CONCURRENCY, fmt, main, makeTempDir, markdownTable, median, MODELS_DIR, onCleanup, pct, pick, readSst2Sentences, REPS, settingsLine, writeReport, zipfSampler } from "./lib.js";
 import { startServer } from "./server.js";
 
 const ADAPTERS = Number(process.env.BENCH_ADAPTERS ?? pick(1000, 200));
@@ -45,7 +45,7 @@ main(async () => {
       if (i === 0) zipf = zipfSampler(ADAPTERS, ZIPF_S, 1); // the same task sequence in every repetition
       return classifyRequest(taskName(zipf.next()), text(i));
     } },
-  ]);
+  ], TARGET_COMPARISON);
   const rssAfter = await server.rssBytes();
   const metrics = await server.metrics();
   const zipfName = `Zipf over ${ADAPTERS}`;
@@ -56,8 +56,8 @@ main(async () => {
     [
       ["adapters registered / cache budget", `${ADAPTERS} / ${fmt(cacheBytes / 1024, 0)} KiB (≈ ${CACHED} prepared adapters of ${fmt(preparedBytes)} bytes)`],
       [`share of Zipf(${ZIPF_S}) traffic on the ${CACHED} most popular tasks`, pct(zipfSampler(ADAPTERS, ZIPF_S, 1).share(CACHED))],
-      ["cold loads (store read + validation + F) per second under Zipf traffic", `${fmt(median(zr.map((r) => r.loads)) / MEASURE_S, 1)} (${pct(median(zr.map((r) => r.loads / (r.rps * MEASURE_S))))} of requests)`],
-      ["semantic passes per second (all tasks share one prompt, so h_p is reused)", fmt(median(zr.map((r) => r.semanticPasses)) / MEASURE_S, 1)],
+      ["cold loads (store read + validation + F) per second under Zipf traffic", `${fmt(median(zr.map((r) => r.loads / r.windowS)), 1)} (${pct(median(zr.map((r) => r.loads / (r.rps * r.windowS))))} of requests)`],
+      ["semantic passes per second (all tasks share one prompt, so h_p is reused)", fmt(median(zr.map((r) => r.semanticPasses / r.windowS)), 1)],
       ["server resident memory: after start-up / after the runs", `${fmt(rssBefore / 2 ** 20, 1)} MiB / ${fmt(rssAfter / 2 ** 20, 1)} MiB`],
       ["adapters in the cache at the end (skt_adapters_loaded)", fmt(metrics.sum("skt_adapters_loaded"))],
       ["cache evictions in total", fmt(metrics.sum("skt_adapter_cache_evictions_total"))],
@@ -70,7 +70,7 @@ main(async () => {
     title: `Many adapters: Zipf traffic over ${ADAPTERS} tasks with a cache for ${CACHED}`,
     notes: [
       settingsLine({ concurrency: CONCURRENCY }),
-      `Prompt adapters (pooling, same prompt text, different weights); SST-2 dev sentences one per request; closed loop; median of ${REPS} alternating repetitions. "1 adapter" sends everything to the most popular task.`,
+      `Prompt adapters (pooling, same prompt text, different weights); SST-2 dev sentences one per request; closed loop; median of ${zr.length} alternating repetitions of ${zr[0].windowS} s windows. "1 adapter" sends everything to the most popular task.`,
     ],
     tables: [{ markdown: throughputTable(results, "1 adapter", { value: 0.9 }) }, { markdown: table2 }],
     data: { adapters: ADAPTERS, cached: CACHED, zipfS: ZIPF_S, preparedBytes, cacheBytes, rssBefore, rssAfter, writeS, startS, ratio, results },
