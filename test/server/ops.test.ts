@@ -182,4 +182,18 @@ describe("OpenAPI and docs", () => {
     const html = await res.text();
     expect(html).toContain("/openapi.json");
   });
+
+  it("/docs works offline: its script comes from the server, and the page names no other host", async () => {
+    const rig = makeRig();
+    const html = await (await rig.app.request("/docs")).text();
+    const scripts = [...html.matchAll(/<script[^>]*\bsrc="([^"]+)"/g)].map((m) => m[1]);
+    expect(scripts).toEqual(["/docs/scalar.js"]);
+    expect(html).not.toMatch(/https?:\/\//);
+    const js = await rig.app.request("/docs/scalar.js");
+    expect(js.status).toBe(200);
+    expect(js.headers.get("content-type")).toMatch(/javascript/);
+    const body = await js.text();
+    expect(body.length).toBeGreaterThan(1_000_000);
+    expect(body).toContain("createApiReference"); // the bundle the page's inline script calls
+  });
 });
