@@ -189,6 +189,9 @@ describe("OpenAPI and docs", () => {
     const scripts = [...html.matchAll(/<script[^>]*\bsrc="([^"]+)"/g)].map((m) => m[1]);
     expect(scripts).toEqual(["/docs/scalar.js"]);
     expect(html).not.toMatch(/https?:\/\//);
+    // Scalar's own fetches from its hosts are switched off in the page's configuration.
+    expect(html).toMatch(/"withDefaultFonts": false/);
+    expect(html).toMatch(/"telemetry": false/);
     const js = await rig.app.request("/docs/scalar.js");
     expect(js.status).toBe(200);
     expect(js.headers.get("content-type")).toMatch(/javascript/);

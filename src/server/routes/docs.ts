@@ -38,7 +38,20 @@ export function registerDocsRoutes(app: OpenAPIHono<AppEnv>, version: string): v
       { name: "operations", description: "Health, readiness, metrics" },
     ],
   });
-  app.get(DOCS_PATH, Scalar({ url: OPENAPI_PATH, pageTitle: "SK-Tuning inference server API", cdn: DOCS_SCRIPT_PATH, withDefaultFonts: false, telemetry: false }));
+  // Offline and self-contained: no CDN, no web fonts, no telemetry, none of the hosted (scalar.com) features.
+  app.get(
+    DOCS_PATH,
+    Scalar({
+      url: OPENAPI_PATH,
+      pageTitle: "SK-Tuning inference server API",
+      cdn: DOCS_SCRIPT_PATH,
+      withDefaultFonts: false,
+      telemetry: false,
+      showDeveloperTools: "never",
+      agent: { disabled: true },
+      mcp: { disabled: true },
+    }),
+  );
   let bundle: Promise<Uint8Array> | undefined;
   app.get(DOCS_SCRIPT_PATH, async (c) => {
     // Read once (4.8 MB), on first use: most servers never serve the docs page.
