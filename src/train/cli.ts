@@ -13,7 +13,7 @@ import { VARIANTS, type Variant } from "../adapters/spec.js";
 import { Engine } from "../engine/engine.js";
 import { SktError } from "../errors.js";
 import { loadDataset } from "./datasets.js";
-import { goldIndices, type EvalReport } from "./evaluate.js";
+import { goldIndices, goldSets, multiLabelEvalReport, predictedSet, type EvalReport } from "./evaluate.js";
 import { classificationReport, regressionReport } from "./metrics.js";
 import { trainAdapter, type TrainOptions } from "./trainer.js";
 import type { InitScheme, TrainMethod } from "./init.js";
@@ -90,7 +90,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   await writeFile(logPath, JSON.stringify({ options: { ...printable, data: v.data, dev: v.dev ?? (holdout ? `last ${holdout} examples of ${v.data}` : null), trainExamples: train.examples.length }, result: { ...result, file: undefined } }, null, 1) + "\n");
   const r = result.best.report;
   console.log(`${result.file ? `wrote ${v.out}` : "probe: no adapter written"} (${result.parameters.toLocaleString("en-US")} trainable parameters), log ${logPath}`);
-  console.log(`best dev ${r?.accuracy !== undefined ? `accuracy ${(r.accuracy * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%` : r?.mse !== undefined ? `MSE ${r.mse.toFixed(4)}` : "n/a"} at step ${result.best.step}; ${result.examplesPerSec.toFixed(0)} examples/s`);
+  console.log(`best dev ${r?.microF1 !== undefined ? `micro-F1 ${(r.microF1 * 100).toFixed(2)}%, ` : ""}${r?.accuracy !== undefined ? `accuracy ${(r.accuracy * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%` : r?.mse !== undefined ? `MSE ${r.mse.toFixed(4)}` : "n/a"} at step ${result.best.step}; ${result.examplesPerSec.toFixed(0)} examples/s`);
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
@@ -130,7 +130,7 @@ export async function evaluateThroughEngine(bytes: Uint8Array, task: string, dat
   try {
     const info = await engine.upload(task, bytes);
     const chunk = 64;
-    const outputs: { label?: string; value?: number }[] = [];
+    const outputs: { label?: string; value?: number; scores?: Record<string, number> }[] = [];
     for (let i = 0; i < data.examples.length; i += chunk) {
       const part = data.examples.slice(i, i + chunk);
       const pairs = part.some((e) => e.pair !== undefined) ? part.map((e) => e.pair ?? "") : undefined;
@@ -140,6 +140,10 @@ export async function evaluateThroughEngine(bytes: Uint8Array, task: string, dat
     if (info.problemType === "regression") {
       const r = regressionReport(data.examples.map((e) => Number(e.label)), outputs.map((p) => p.value!));
       return { task, adapterVersion: info.version, examples: data.examples.length, mse: r.mse, pearson: r.pearson };
+    }
+    if (info.problemType === "multi_label_classification") {
+      const r = multiLabelEvalReport(goldSets(data.examples, o.datasetLabels), outputs.map((p) => predictedSet(p.scores!, info.labels)), info.labels);
+      return { task, adapterVersion: info.version, ...r };
     }
     const gold = goldIndices(data.examples, o.datasetLabels);
     const pred = outputs.map((p) => info.labels.indexOf(p.label!));
@@ -155,6 +159,10 @@ function printReport(r: EngineEvalReport): void {
   console.log(`task ${r.task}, ${r.examples} examples`);
   if (r.mse !== undefined) {
     console.log(`MSE ${r.mse.toFixed(4)}, Pearson ${r.pearson!.toFixed(4)}`);
+    return;
+  }
+  if (r.microF1 !== undefined) {
+    console.log(`micro-F1 ${(r.microF1 * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%, exact-match accuracy ${(r.accuracy! * 100).toFixed(2)}% (labels: ${r.labels!.join(", ")})`);
     return;
   }
   console.log(`accuracy ${(r.accuracy! * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%`);

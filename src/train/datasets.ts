@@ -12,6 +12,10 @@
  * second segment is `text_pair` (with `text`) or `sentence2` (required with `sentence1`); the target
  * is `label`. Other columns are ignored. Header names are matched exactly after trimming spaces.
  *
+ * Multi-label data names its target `labels` instead: a JSON array of label names in JSONL, or in
+ * TSV/CSV a cell of names separated by `|` (an empty cell or [] means none applies). A file is
+ * either all `label` or all `labels`.
+ *
  * Labels: TSV/CSV labels are strings, so GLUE's "0"/"1" stay "0"/"1" (callers map them to names).
  * A dataset is regression when `opts.task` says so, or — without `task` or `labels` — when it is
  * JSONL whose labels are JSON numbers. Regression labels are numbers and `labels` is [].
@@ -27,8 +31,8 @@ import { SktError } from "../errors.js";
 export interface Example {
   text: string;
   pair?: string;
-  /** Class name for classification, number for regression. */
-  label: string | number;
+  /** Class name for classification, number for regression, the names that apply for multi-label. */
+  label: string | number | string[];
   /** 1-based line in the source file where the example starts. */
   line: number;
 }
@@ -39,6 +43,8 @@ export interface Dataset {
   /** Distinct class names, sorted (number-like names numerically, before others); [] for regression. */
   labels: string[];
   hasPairs: boolean;
+  /** Each example carries a set of labels (`labels` column or key). */
+  multiLabel: boolean;
 }
 
 export interface LoadDatasetOptions {
@@ -56,7 +62,7 @@ export interface LoadDatasetOptions {
 interface RawExample {
   text: string;
   pair?: string;
-  label: string | number;
+  label: string | number | string[];
   line: number;
 }
 
@@ -96,25 +102,56 @@ export async function loadDataset(path: string, opts: LoadDatasetOptions = {}): 
     }
   }
 
+  const multiLabel = Array.isArray(raw[0].label);
+  for (const r of raw) {
+    if (Array.isArray(r.label) !== multiLabel) {
+      throw fail("dataset_bad_label", path, r.line, multiLabel ? 'has "label" but earlier lines have "labels" (multi-label)' : 'has "labels" (multi-label) but earlier lines have "label"');
+    }
+  }
+  if (multiLabel) {
+    if (opts.task === "regression") throw fail("dataset_invalid_options", path, undefined, "a multi-label file cannot be read as regression");
+    return toMultiLabel(raw, path, hasPairs, opts.labels);
+  }
   const task = opts.task ?? (opts.labels === undefined && typeof raw[0].label === "number" ? "regression" : "classification");
   return task === "regression" ? toRegression(raw, path, hasPairs) : toClassification(raw, path, hasPairs, opts.labels);
 }
 
+function checkFixedLabels(path: string, fixed?: string[]): void {
+  if (fixed !== undefined && (fixed.length === 0 || new Set(fixed).size !== fixed.length)) {
+    throw fail("dataset_invalid_options", path, undefined, "the given label set must be non-empty and without duplicates");
+  }
+}
+
+function toMultiLabel(raw: RawExample[], path: string, hasPairs: boolean, fixed?: string[]): Dataset {
+  checkFixedLabels(path, fixed);
+  const allowed = fixed && new Set(fixed);
+  const seen = new Set<string>();
+  const examples = raw.map((r): Example => {
+    const names = r.label as string[];
+    if (new Set(names).size !== names.length) throw fail("dataset_bad_label", path, r.line, `a label is listed twice in ${JSON.stringify(names)}`);
+    for (const name of names) {
+      if (allowed && !allowed.has(name)) throw fail("dataset_unknown_label", path, r.line, `unknown label ${JSON.stringify(name)} (expected some of ${fixed!.join(", ")})`);
+      seen.add(name);
+    }
+    return withLabel(r, names);
+  });
+  if (!fixed && seen.size === 0) throw fail("dataset_bad_label", path, undefined, "no example has any label");
+  return { path, examples, labels: fixed ? [...fixed] : [...seen].sort(compareLabels), hasPairs, multiLabel: true };
+}
+
 function toRegression(raw: RawExample[], path: string, hasPairs: boolean): Dataset {
   const examples = raw.map((r): Example => {
-    const value = typeof r.label === "number" ? r.label : r.label.trim() === "" ? NaN : Number(r.label);
+    const value = typeof r.label === "number" ? r.label : typeof r.label === "string" && r.label.trim() !== "" ? Number(r.label) : NaN;
     if (!Number.isFinite(value)) {
       throw fail("dataset_bad_label", path, r.line, `regression label ${JSON.stringify(r.label)} is not a finite number`);
     }
     return withLabel(r, value);
   });
-  return { path, examples, labels: [], hasPairs };
+  return { path, examples, labels: [], hasPairs, multiLabel: false };
 }
 
 function toClassification(raw: RawExample[], path: string, hasPairs: boolean, fixed?: string[]): Dataset {
-  if (fixed !== undefined && (fixed.length === 0 || new Set(fixed).size !== fixed.length)) {
-    throw fail("dataset_invalid_options", path, undefined, "the given label set must be non-empty and without duplicates");
-  }
+  checkFixedLabels(path, fixed);
   const allowed = fixed && new Set(fixed);
   // Inferred classification with JSON labels: a file mixing numbers and strings is almost surely a
   // mistake (e.g. 1 vs "1"), so refuse rather than silently merge or split classes.
@@ -131,10 +168,10 @@ function toClassification(raw: RawExample[], path: string, hasPairs: boolean, fi
     seen.add(label);
     return withLabel(r, label);
   });
-  return { path, examples, labels: fixed ? [...fixed] : [...seen].sort(compareLabels), hasPairs };
+  return { path, examples, labels: fixed ? [...fixed] : [...seen].sort(compareLabels), hasPairs, multiLabel: false };
 }
 
-function withLabel(r: RawExample, label: string | number): Example {
+function withLabel(r: RawExample, label: string | number | string[]): Example {
   return r.pair === undefined ? { text: r.text, label, line: r.line } : { text: r.text, pair: r.pair, label, line: r.line };
 }
 
@@ -256,10 +293,12 @@ function fromTable(rows: Row[], path: string): RawExample[] {
   } else {
     throw missingColumn(path, headerLine, names, `a text column ("text", "sentence" or "sentence1")`);
   }
-  const labelCol = at("label");
+  const multiCol = at("labels");
+  const labelCol = multiCol >= 0 ? multiCol : at("label");
   if (labelCol < 0) {
-    throw missingColumn(path, headerLine, names, `column "label" (a GLUE test split has no labels and cannot be used for training)`);
+    throw missingColumn(path, headerLine, names, `column "label" or "labels" (a GLUE test split has no labels and cannot be used for training)`);
   }
+  if (multiCol >= 0 && at("label") >= 0) throw fail("dataset_bad_header", path, headerLine, 'both "label" and "labels" columns: keep one');
 
   return body.map((row): RawExample => {
     if (row.cells.length !== names.length) {
@@ -267,13 +306,22 @@ function fromTable(rows: Row[], path: string): RawExample[] {
     }
     const text = row.cells[textCol];
     if (text.trim() === "") throw fail("dataset_empty_text", path, row.line, `empty text in column "${names[textCol]}"`);
-    const label = row.cells[labelCol].trim();
-    if (label === "") throw fail("dataset_missing_label", path, row.line, "missing label");
+    const cell = row.cells[labelCol].trim();
+    if (cell === "" && multiCol < 0) throw fail("dataset_missing_label", path, row.line, "missing label");
+    const label = multiCol < 0 ? cell : splitLabelList(cell, path, row.line);
     if (pairCol < 0) return { text, label, line: row.line };
     const pair = row.cells[pairCol];
     if (pair.trim() === "") throw fail("dataset_empty_text", path, row.line, `empty text in column "${names[pairCol]}"`);
     return { text, pair, label, line: row.line };
   });
+}
+
+/** A `labels` cell: names separated by "|", trimmed; empty = no label applies. */
+function splitLabelList(cell: string, path: string, line: number): string[] {
+  if (cell === "") return [];
+  const names = cell.split("|").map((s) => s.trim());
+  if (names.some((s) => s === "")) throw fail("dataset_bad_label", path, line, `empty name in labels ${JSON.stringify(cell)}`);
+  return names;
 }
 
 function missingColumn(path: string, line: number, names: string[], what: string): SktError {
@@ -312,6 +360,16 @@ function parseJsonl(content: string, path: string): RawExample[] {
       pair = rec.text_pair;
     }
 
+    if (rec.labels !== undefined) {
+      if (rec.label !== undefined) throw fail("dataset_bad_label", path, line, 'both "label" and "labels": keep one');
+      const names = rec.labels;
+      if (!Array.isArray(names) || names.some((x) => typeof x !== "string" || x.trim() === "")) {
+        throw fail("dataset_bad_label", path, line, `"labels" must be an array of non-empty strings, got ${JSON.stringify(names)}`);
+      }
+      const trimmed = (names as string[]).map((x) => x.trim());
+      out.push(pair === undefined ? { text, label: trimmed, line } : { text, pair, label: trimmed, line });
+      continue;
+    }
     const label = rec.label;
     if (label === undefined || label === null || (typeof label === "string" && label.trim() === "")) {
       throw fail("dataset_missing_label", path, line, "missing label");

@@ -9,13 +9,16 @@ import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
 import type { AdapterMetadata } from "../adapters/format.js";
 import { applyHead, type PreparedAdapter } from "../adapters/prepared.js";
 import { assembleBatch } from "../engine/assemble.js";
-import { classificationReport, regressionReport } from "./metrics.js";
+import { classificationReport, multiLabelReport, regressionReport } from "./metrics.js";
 import type { Example } from "./datasets.js";
 
 export interface EvalReport {
   examples: number;
+  /** Classification: accuracy; multi-label: exact-match (subset) accuracy. */
   accuracy?: number;
   macroF1?: number;
+  /** Multi-label only: F1 over all (example, label) decisions. */
+  microF1?: number;
   confusion?: number[][];
   labels?: string[];
   mse?: number;
@@ -40,10 +43,27 @@ export function goldIndices(examples: Example[], datasetLabels: string[]): numbe
   return examples.map((e) => datasetLabels.indexOf(String(e.label)));
 }
 
+/** Multi-label: the class indices that apply to each example. */
+export function goldSets(examples: Example[], datasetLabels: string[]): number[][] {
+  return examples.map((e) => (Array.isArray(e.label) ? e.label : [String(e.label)]).map((l) => datasetLabels.indexOf(l)));
+}
+
+/** A multi-label prediction: every label whose sigmoid score reaches 0.5. */
+export function predictedSet(scores: Record<string, number>, labels: string[]): number[] {
+  return labels.flatMap((l, k) => (scores[l] >= 0.5 ? [k] : []));
+}
+
+/** The report for multi-label predictions, in the same shape as a classification one. */
+export function multiLabelEvalReport(gold: number[][], pred: number[][], labels: string[]): EvalReport {
+  const r = multiLabelReport(gold, pred, labels.length);
+  return { examples: gold.length, accuracy: r.subsetAccuracy, macroF1: r.macroF1, microF1: r.microF1, labels };
+}
+
 export async function evaluatePrepared(ctx: EvalContext, adapter: PreparedAdapter, examples: Example[], datasetLabels: string[]): Promise<EvalReport> {
   const meta: AdapterMetadata = adapter.metadata;
   const batchSize = ctx.batchSize ?? 64;
   const predictions: number[] = [];
+  const sets: number[][] = [];
   const values: number[] = [];
   // Sorting by length keeps padding low; results are put back in the examples' order.
   const encoded = examples.map((e, i) => ({ i, ids: encodeExample(ctx.tokenizer, e, adapter.textBudget) })).sort((a, b) => a.ids.length - b.ids.length);
@@ -54,6 +74,7 @@ export async function evaluatePrepared(ctx: EvalContext, adapter: PreparedAdapte
     chunk.forEach((c, b) => {
       const out = applyHead(adapter, pooled.subarray(b * ctx.dims.hiddenDim, (b + 1) * ctx.dims.hiddenDim));
       if (out.value !== undefined) values[c.i] = out.value;
+      else if (meta.problemType === "multi_label_classification") sets[c.i] = predictedSet(out.scores!, meta.labels);
       else predictions[c.i] = meta.labels.indexOf(out.label!);
     });
   }
@@ -61,11 +82,12 @@ export async function evaluatePrepared(ctx: EvalContext, adapter: PreparedAdapte
     const r = regressionReport(examples.map((e) => Number(e.label)), values);
     return { examples: examples.length, mse: r.mse, pearson: r.pearson };
   }
+  if (meta.problemType === "multi_label_classification") return multiLabelEvalReport(goldSets(examples, datasetLabels), sets, meta.labels);
   const r = classificationReport(goldIndices(examples, datasetLabels), predictions, meta.labels.length);
   return { examples: examples.length, accuracy: r.accuracy, macroF1: r.macroF1, confusion: r.confusion, labels: meta.labels };
 }
 
-/** The score early stopping and the study compare: accuracy, or −MSE for regression. */
+/** The score early stopping and the study compare: accuracy, micro-F1 for multi-label, −MSE for regression. */
 export function headlineScore(r: EvalReport): number {
-  return r.accuracy ?? -(r.mse ?? Infinity);
+  return r.microF1 ?? r.accuracy ?? -(r.mse ?? Infinity);
 }

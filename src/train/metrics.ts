@@ -1,6 +1,7 @@
 /**
  * Evaluation metrics for the trainer: a classification report (accuracy, macro-F1, confusion
- * matrix, per-label precision/recall/F1) and a regression report (MSE, Pearson r).
+ * matrix, per-label precision/recall/F1), a multi-label report (exact-match accuracy, micro- and
+ * macro-F1, per-label scores) and a regression report (MSE, Pearson r).
  *
  * Zero-division convention (same as scikit-learn with `zero_division=0`): precision of a label never
  * predicted is 0, recall of a label with no gold examples is 0, and F1 is 0 whenever precision + recall
@@ -66,6 +67,50 @@ export function classificationReport(gold: number[], pred: number[], numLabels: 
   return { accuracy: correct / gold.length, macroF1: f1Sum / numLabels, confusion, perLabel };
 }
 
+export interface MultiLabelReport {
+  /** Share of examples whose predicted label set equals the gold set exactly. */
+  subsetAccuracy: number;
+  /** F1 over all (example, label) decisions pooled. */
+  microF1: number;
+  macroF1: number;
+  perLabel: LabelScores[];
+}
+
+/** `gold[i]` and `pred[i]` are the label indices that apply to example i (any number, none included). */
+export function multiLabelReport(gold: number[][], pred: number[][], numLabels: number): MultiLabelReport {
+  if (!Number.isInteger(numLabels) || numLabels < 1) {
+    throw new SktError("bad_request", "invalid_metrics_input", `numLabels must be a positive integer, got ${numLabels}`);
+  }
+  checkLengths(gold, pred);
+  const tp = new Array<number>(numLabels).fill(0);
+  const fp = new Array<number>(numLabels).fill(0);
+  const fn = new Array<number>(numLabels).fill(0);
+  let exact = 0;
+  for (let i = 0; i < gold.length; i++) {
+    gold[i].forEach((k) => checkLabel("gold", i, k, numLabels));
+    pred[i].forEach((k) => checkLabel("pred", i, k, numLabels));
+    const g = new Set(gold[i]);
+    const p = new Set(pred[i]);
+    for (const k of p) (g.has(k) ? tp : fp)[k]++;
+    for (const k of g) if (!p.has(k)) fn[k]++;
+    if (g.size === p.size && [...g].every((k) => p.has(k))) exact++;
+  }
+  const f1Of = (t: number, f: number, n: number) => (2 * t + f + n === 0 ? 0 : (2 * t) / (2 * t + f + n));
+  const perLabel = tp.map((t, k) => ({
+    precision: t + fp[k] === 0 ? 0 : t / (t + fp[k]),
+    recall: t + fn[k] === 0 ? 0 : t / (t + fn[k]),
+    f1: f1Of(t, fp[k], fn[k]),
+    support: t + fn[k],
+  }));
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    subsetAccuracy: exact / gold.length,
+    microF1: f1Of(sum(tp), sum(fp), sum(fn)),
+    macroF1: sum(perLabel.map((s) => s.f1)) / numLabels,
+    perLabel,
+  };
+}
+
 export function regressionReport(gold: number[], pred: number[]): RegressionReport {
   checkLengths(gold, pred);
   const n = gold.length;
@@ -102,7 +147,7 @@ export function regressionReport(gold: number[], pred: number[]): RegressionRepo
   return { mse: se / n, pearson };
 }
 
-function checkLengths(gold: number[], pred: number[]): void {
+function checkLengths(gold: unknown[], pred: unknown[]): void {
   if (gold.length !== pred.length) {
     throw new SktError(
       "bad_request",

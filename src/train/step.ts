@@ -25,8 +25,8 @@ export interface StepModel {
 
 export interface StepRow {
   ids: number[];
-  /** Class index (classification) or value (regression). */
-  target: number;
+  /** Class index (classification), value (regression) or the indices that apply (multi-label). */
+  target: number | number[];
 }
 
 export interface StepInput {
@@ -93,7 +93,8 @@ export class TrainingStep {
     const C = model.outputs;
     const targets = this.alloc(B * C);
     input.rows.forEach((r, b) => {
-      if (model.problemType === "regression") targets[b] = r.target;
+      if (Array.isArray(r.target)) for (const c of r.target) targets[b * C + c] = 1; // multi-label: multi-hot
+      else if (model.problemType === "regression") targets[b] = r.target;
       else targets[b * C + r.target] = 1;
     });
     const feeds: Record<string, ort.Tensor> = {

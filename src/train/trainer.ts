@@ -78,10 +78,11 @@ export interface TrainResult {
 
 interface Encoded {
   ids: number[];
-  target: number;
+  target: number | number[];
 }
 
 function problemTypeOf(train: Dataset): ProblemType {
+  if (train.multiLabel) return "multi_label_classification";
   return train.labels.length === 0 ? "regression" : "single_label_classification";
 }
 
@@ -122,7 +123,7 @@ async function trainWith(o: TrainOptions, assets: BackboneAssets, weights: Retur
 
   const encode = (e: Example): Encoded => ({
     ids: encodeExample(assets.tokenizer, e, o.method === "probe" ? o.maxLength : budget),
-    target: problemType === "regression" ? Number(e.label) : datasetLabels.indexOf(String(e.label)),
+    target: problemType === "regression" ? Number(e.label) : Array.isArray(e.label) ? e.label.map((l) => datasetLabels.indexOf(l)) : datasetLabels.indexOf(String(e.label)),
   });
   const trainRows = o.train.examples.map(encode);
   const stepsPerEpoch = Math.ceil(trainRows.length / o.batchSize);

@@ -44,6 +44,7 @@ describe("loadDataset: TSV", () => {
     expect(ds).toEqual({
       path,
       hasPairs: false,
+      multiLabel: false,
       labels: ["0", "1"],
       examples: [
         { text: 'it \'s "great" .', label: "1", line: 2 },
@@ -157,6 +158,7 @@ describe("loadDataset: JSONL", () => {
     expect(ds).toEqual({
       path,
       hasPairs: true,
+      multiLabel: false,
       labels: ["neg", "pos"],
       examples: [
         { text: "good", pair: "x", label: "pos", line: 1 },
@@ -208,5 +210,34 @@ describe("loadDataset: SST-2", () => {
     const ds = await loadDataset("/work/shared/data/sst2/train.tsv", { labels: ["0", "1"] });
     expect(ds.examples).toHaveLength(67_349);
     expect(ds.examples.filter((e) => e.label === "1")).toHaveLength(37_569);
+  });
+});
+
+describe("loadDataset: multi-label", () => {
+  it("reads JSONL label lists and TSV/CSV '|'-separated labels columns, none included", async () => {
+    const jsonl = await loadDataset(await fixture("ml.jsonl", '{"text":"a","labels":["x","y"]}\n{"text":"b","labels":[]}\n{"text":"c","labels":[" y "]}\n'));
+    expect(jsonl).toMatchObject({ multiLabel: true, labels: ["x", "y"], hasPairs: false });
+    expect(jsonl.examples.map((e) => e.label)).toEqual([["x", "y"], [], ["y"]]);
+    const tsv = await loadDataset(await fixture("ml.tsv", "text\tlabels\na\tx|y\nb\t\nc\t y \n"));
+    expect(tsv.examples.map((e) => e.label)).toEqual([["x", "y"], [], ["y"]]);
+    const csv = await loadDataset(await fixture("ml.csv", 'text,text_pair,labels\n"a, b",c,x | z\n'));
+    expect(csv).toMatchObject({ multiLabel: true, labels: ["x", "z"], hasPairs: true });
+    const single = await loadDataset(await fixture("single.jsonl", '{"text":"a","label":"x"}\n'));
+    expect(single.multiLabel).toBe(false);
+  });
+
+  it("honours a fixed label set (validation files) and rejects bad label lists with the line", async () => {
+    const fixed = await loadDataset(await fixture("mlfixed.jsonl", '{"text":"a","labels":["y"]}\n'), { labels: ["x", "y"] });
+    expect(fixed.labels).toEqual(["x", "y"]);
+    await expectError(await fixture("mlunknown.jsonl", '{"text":"a","labels":["q"]}\n'), "dataset_unknown_label", 1, { labels: ["x", "y"] });
+    await expectError(await fixture("mlmixed.jsonl", '{"text":"a","labels":["x"]}\n{"text":"b","label":"x"}\n'), "dataset_bad_label", 2);
+    await expectError(await fixture("mlboth.jsonl", '{"text":"a","labels":["x"],"label":"x"}\n'), "dataset_bad_label", 1);
+    await expectError(await fixture("mltype.jsonl", '{"text":"a","labels":"x"}\n'), "dataset_bad_label", 1);
+    await expectError(await fixture("mlnum.jsonl", '{"text":"a","labels":[1]}\n'), "dataset_bad_label", 1);
+    await expectError(await fixture("mltwice.jsonl", '{"text":"a","labels":["x","x"]}\n'), "dataset_bad_label", 1);
+    await expectError(await fixture("mlempty.tsv", "text\tlabels\na\tx||y\n"), "dataset_bad_label", 2);
+    await expectError(await fixture("mlnone.jsonl", '{"text":"a","labels":[]}\n'), "dataset_bad_label");
+    await expectError(await fixture("mlcols.tsv", "text\tlabel\tlabels\na\tx\tx\n"), "dataset_bad_header", 1);
+    await expectError(await fixture("mlreg.jsonl", '{"text":"a","labels":["x"]}\n'), "dataset_invalid_options", undefined, { task: "regression" });
   });
 });

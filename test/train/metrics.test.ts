@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classificationReport, regressionReport } from "../../src/train/metrics.js";
+import { classificationReport, multiLabelReport, regressionReport } from "../../src/train/metrics.js";
 import { SktError } from "../../src/errors.js";
 
 describe("classificationReport", () => {
@@ -77,5 +77,24 @@ describe("regressionReport", () => {
     expect(() => regressionReport([1], [1, 2])).toThrow(SktError);
     expect(() => regressionReport([], [])).toThrow(SktError);
     expect(() => regressionReport([1, NaN], [1, 2])).toThrow(SktError);
+  });
+});
+
+describe("multiLabelReport", () => {
+  it("matches a hand-computed example: exact match, micro- and macro-F1, per-label scores", () => {
+    // Labels 0..2. Example sets (gold → pred): {0,1}→{0,1}, {0}→{0,2}, {}→{}, {1,2}→{1}.
+    const r = multiLabelReport([[0, 1], [0], [], [1, 2]], [[0, 1], [0, 2], [], [1]], 3);
+    expect(r.subsetAccuracy).toBe(2 / 4);
+    // tp: 0→2, 1→2, 2→0; fp: 2→1; fn: 2→1. micro F1 = 2·4 / (2·4 + 1 + 1).
+    expect(r.microF1).toBeCloseTo(8 / 10, 12);
+    expect(r.perLabel.map((s) => s.f1)).toEqual([1, 1, 0]);
+    expect(r.perLabel[2]).toEqual({ precision: 0, recall: 0, f1: 0, support: 1 });
+    expect(r.macroF1).toBeCloseTo(2 / 3, 12);
+  });
+
+  it("rejects bad input", () => {
+    expect(() => multiLabelReport([[0]], [[3]], 3)).toThrow(/pred\[0\] = 3/);
+    expect(() => multiLabelReport([[0]], [], 3)).toThrow(/gold has 1/);
+    expect(() => multiLabelReport([], [], 3)).toThrow(/zero examples/);
   });
 });

@@ -97,6 +97,40 @@ describe("trainer", () => {
     expect(viaEngine.accuracy).toBe(reported);
   });
 
+  it("trains a multi-label adapter from JSONL label lists; eval through the engine reproduces its dev micro-F1", async () => {
+    // Two independent cues: "wonderful" → praise, "explosions" → action; a text may have both or neither.
+    const multi = (count: number, seed: number) => {
+      const rand = seededRandom(seed);
+      const filler = ["the", "movie", "was", "a", "story", "about", "people", "and", "their", "day", "in", "town"];
+      return Array.from({ length: count }, (_, i) => {
+        const words = Array.from({ length: 4 + Math.floor(rand() * 5) }, () => filler[Math.floor(rand() * filler.length)]);
+        const labels: string[] = [];
+        if (i % 2) (labels.push("praise"), words.splice(Math.floor(rand() * words.length), 0, "wonderful"));
+        if (i % 3 === 0) (labels.push("action"), words.splice(Math.floor(rand() * words.length), 0, "explosions"));
+        return JSON.stringify({ text: words.join(" "), labels });
+      }).join("\n") + "\n";
+    };
+    await writeFile(path.join(dir, "multi-train.jsonl"), multi(240, 11));
+    await writeFile(path.join(dir, "multi-dev.jsonl"), multi(60, 12));
+    const out = path.join(dir, "multi.safetensors");
+    await trainCommand([
+      "--task", "tags", "--data", path.join(dir, "multi-train.jsonl"), "--dev", path.join(dir, "multi-dev.jsonl"), "--prompt", "which tags apply ?",
+      "--variant", "prefix", "--epochs", "4", "--batch-size", "16", "--lr", "1e-2", "--eval-every", "15", "--seed", "5", "--out", out, "--models-dir", MODELS_DIR, "--quiet",
+    ]);
+    const bytes = new Uint8Array(await readFile(out));
+    const meta = decodeAdapter(bytes, { dims: assets.dims, fingerprint: assets.fingerprint }).metadata;
+    expect(meta.problemType).toBe("multi_label_classification");
+    expect(meta.labels).toEqual(["action", "praise"]);
+    const log = JSON.parse(await readFile(`${out}.log.json`, "utf8"));
+    const reported = log.result.best.report;
+    expect(reported.microF1).toBeGreaterThanOrEqual(0.9);
+    const dev = await loadDataset(path.join(dir, "multi-dev.jsonl"));
+    const viaEngine = await evaluateThroughEngine(bytes, "tags", dev, { threads: 2, modelsDir: MODELS_DIR, datasetLabels: meta.labels });
+    expect(viaEngine.examples).toBe(60);
+    expect(viaEngine.microF1).toBe(reported.microF1);
+    expect(viaEngine.accuracy).toBe(reported.accuracy);
+  });
+
   it("--holdout validates on the training file's last examples and never trains on them", async () => {
     const out = path.join(dir, "holdout.safetensors");
     await trainCommand(["--task", "toy", "--data", path.join(dir, "train.tsv"), "--holdout", "32", "--prompt", "is it good or bad ?", "--epochs", "1", "--batch-size", "16", "--eval-every", "5", "--out", out, "--models-dir", MODELS_DIR, "--quiet"]);
