@@ -3,7 +3,8 @@
  * batch is bounded by a row count and a padded-token budget, and is cut from a window of queued
  * rows sorted by length around the oldest one, so long and short texts are not padded together
  * while nobody waits behind a stream of better-fitting rows. While the worker is busy rows pile up
- * and batches fill by themselves; when it is idle a batch leaves after at most `maxWaitMs`.
+ * and batches fill by themselves; when it is idle a batch leaves after at most `maxWaitMs`, or at
+ * once when its first row ends a quiet spell (see push()).
  */
 import { SktError } from "../errors.js";
 
@@ -39,6 +40,10 @@ export class Batcher<Row extends QueuedRow> {
   private inFlight = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** performance.now() of the last push, to tell a lone request from the start of a burst. */
+  private lastPushAt = -Infinity;
+  /** Moving average of a batch's run time per row, ms: what serving each row alone would cost. */
+  private msPerRow = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -58,8 +63,15 @@ export class Batcher<Row extends QueuedRow> {
     if (this.queue.length + rows.length > this.limits.queueSize) {
       throw new SktError("overloaded", "queue_full", `the request queue is full (${this.queue.length} of ${this.limits.queueSize} rows waiting); retry after a short wait`);
     }
+    const now = performance.now();
+    // Rows that arrive further apart than the wait plus the time to run one row alone have no
+    // company coming soon, and running each at once keeps up with them: an idle worker takes such
+    // a row immediately. Closer arrivals wait for company as before — run one by one they would
+    // outpace the worker (batch-1 serving has less capacity than batching).
+    const afterQuiet = now - this.lastPushAt > this.limits.maxWaitMs + this.msPerRow;
+    this.lastPushAt = now;
     this.queue.push(...rows);
-    this.schedule();
+    this.schedule(afterQuiet);
   }
 
   /** Takes rows out of the queue if they have not started (cancellation, deadline). */
@@ -85,14 +97,14 @@ export class Batcher<Row extends QueuedRow> {
     }
   }
 
-  private schedule(): void {
+  private schedule(afterQuiet = false): void {
     if (this.timer || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
     const full = this.queue.length >= this.limits.maxBatchSize;
     // While a batch runs, another leaves only when a full one is waiting: it then queues inside the
     // worker, which starts it without idling; a partial one would only split rows that keep coming.
     if (this.inFlight > 0 && !full && !this.stopped) return;
     const waited = Date.now() - this.queue[0].enqueuedAt;
-    if (full || waited >= this.limits.maxWaitMs || this.stopped) {
+    if (full || waited >= this.limits.maxWaitMs || this.stopped || afterQuiet) {
       this.dispatch();
       return;
     }
@@ -112,10 +124,13 @@ export class Batcher<Row extends QueuedRow> {
     const taken = new Set(batch);
     this.queue = this.queue.filter((r) => !taken.has(r));
     this.inFlight++;
+    const started = performance.now();
     this.runBatch(batch)
       .catch(() => undefined) // runBatch settles its own rows
       .finally(() => {
         this.inFlight--;
+        // With two batches in flight this includes waiting behind the other: an overestimate, on the side of batching.
+        this.msPerRow = 0.8 * this.msPerRow + (0.2 * (performance.now() - started)) / batch.length;
         this.notifyIdle();
         this.schedule();
       });

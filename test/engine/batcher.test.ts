@@ -81,9 +81,61 @@ describe("batcher", () => {
   });
 
   it("refuses rows beyond the queue bound atomically", () => {
-    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 1000, maxPaddingRatio: 0.25, queueSize: 3 }, async () => {});
+    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 1000, maxPaddingRatio: 0.25, queueSize: 3 }, () => new Promise<void>(() => {}));
+    b.push(rows([1])); // runs at once (nothing came before it) and never finishes
     b.push(rows([1, 2]));
     expect(() => b.push(rows([1, 2]))).toThrow(/queue is full/);
     expect(b.depth).toBe(2);
+  });
+
+  it("an idle worker takes a row that ends a quiet spell at once; a row close behind another waits up to maxWaitMs", async () => {
+    const started: number[] = [];
+    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 40, maxPaddingRatio: 0.25, queueSize: 100 }, async (batch) => {
+      started.push(...batch.map((r) => r.id));
+    });
+    // Rows are made when pushed: a row's wait counts from its enqueuedAt.
+    const row = (id: number): Row => ({ ...rows([5])[0], id });
+    b.push([row(0)]);
+    expect(started).toEqual([0]); // dispatched inside push: no wait
+    await new Promise((r) => setTimeout(r, 0));
+    b.push([row(1)]); // right behind r0: it may have company coming, so it waits
+    expect(started).toEqual([0]);
+    await new Promise((r) => setTimeout(r, 25));
+    b.push([row(2)]); // still within the wait window of r1: joins its batch
+    await new Promise((r) => setTimeout(r, 60));
+    expect(started).toEqual([0, 1, 2]);
+    await new Promise((r) => setTimeout(r, 60)); // a quiet spell longer than maxWaitMs
+    b.push([row(3)]);
+    expect(started).toEqual([0, 1, 2, 3]);
+    await b.drain();
+  });
+
+  it("rows closer together than the wait plus one row's run time wait for company, even after the wait alone has passed", async () => {
+    const started: number[] = [];
+    const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+    let runMs = 500; // the first batch is slow: one row then costs ~100 ms in the moving average
+    let finished = Promise.resolve();
+    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 5, maxPaddingRatio: 0.25, queueSize: 100 }, (batch) => {
+      started.push(...batch.map((r) => r.id));
+      finished = sleep(runMs);
+      return finished;
+    });
+    // Rows are made when pushed: a row's wait counts from its enqueuedAt.
+    const row = (id: number): Row => ({ ...rows([5])[0], id });
+    b.push([row(0)]);
+    await finished;
+    runMs = 0;
+    await sleep(1);
+    b.push([row(1)]); // 500 ms after r0: a quiet spell, runs at once
+    expect(started).toEqual([0, 1]);
+    await finished;
+    await sleep(15);
+    // 15 ms after r1, with the worker idle: longer than maxWaitMs, but shorter than maxWaitMs plus
+    // a row's run time (~80 ms by now), so r2 waits the 5 ms for company instead of going at once.
+    b.push([row(2)]);
+    expect(started).toEqual([0, 1]);
+    await sleep(30);
+    expect(started).toEqual([0, 1, 2]);
+    await b.drain();
   });
 });
