@@ -11,10 +11,10 @@ import cliProgress from "cli-progress";
 import { encodeAdapter, peekMetadata } from "../adapters/format.js";
 import { VARIANTS, type Variant } from "../adapters/spec.js";
 import { Engine } from "../engine/engine.js";
+import type { Prediction } from "../engine/service.js";
 import { SktError } from "../errors.js";
 import { loadDataset } from "./datasets.js";
-import { goldIndices, goldSets, multiLabelEvalReport, predictedSet, type EvalReport } from "./evaluate.js";
-import { classificationReport, regressionReport } from "./metrics.js";
+import { reportFor, type EvalReport } from "./evaluate.js";
 import { trainAdapter, type TrainOptions } from "./trainer.js";
 import type { InitScheme, TrainMethod } from "./init.js";
 
@@ -130,25 +130,14 @@ export async function evaluateThroughEngine(bytes: Uint8Array, task: string, dat
   try {
     const info = await engine.upload(task, bytes);
     const chunk = 64;
-    const outputs: { label?: string; value?: number; scores?: Record<string, number> }[] = [];
+    const outputs: Prediction[] = [];
     for (let i = 0; i < data.examples.length; i += chunk) {
       const part = data.examples.slice(i, i + chunk);
       const pairs = part.some((e) => e.pair !== undefined) ? part.map((e) => e.pair ?? "") : undefined;
       const r = await engine.classify({ task, texts: part.map((e) => e.text), pairs });
       outputs.push(...r.predictions);
     }
-    if (info.problemType === "regression") {
-      const r = regressionReport(data.examples.map((e) => Number(e.label)), outputs.map((p) => p.value!));
-      return { task, adapterVersion: info.version, examples: data.examples.length, mse: r.mse, pearson: r.pearson };
-    }
-    if (info.problemType === "multi_label_classification") {
-      const r = multiLabelEvalReport(goldSets(data.examples, o.datasetLabels), outputs.map((p) => predictedSet(p.scores!, info.labels)), info.labels);
-      return { task, adapterVersion: info.version, ...r };
-    }
-    const gold = goldIndices(data.examples, o.datasetLabels);
-    const pred = outputs.map((p) => info.labels.indexOf(p.label!));
-    const r = classificationReport(gold, pred, info.labels.length);
-    return { task, adapterVersion: info.version, examples: data.examples.length, accuracy: r.accuracy, macroF1: r.macroF1, confusion: r.confusion, labels: info.labels };
+    return { task, adapterVersion: info.version, ...reportFor(info, data.examples, o.datasetLabels, outputs) };
   } finally {
     await engine.close();
     await rm(dir, { recursive: true, force: true });

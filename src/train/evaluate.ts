@@ -7,7 +7,7 @@ import type { BackboneRunner } from "../backbone/backbone.js";
 import type { BackboneDims } from "../backbone/dims.js";
 import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
 import type { AdapterMetadata } from "../adapters/format.js";
-import { applyHead, type PreparedAdapter } from "../adapters/prepared.js";
+import { applyHead, type HeadOutput, type PreparedAdapter } from "../adapters/prepared.js";
 import { assembleBatch } from "../engine/assemble.js";
 import { classificationReport, multiLabelReport, regressionReport } from "./metrics.js";
 import type { Example } from "./datasets.js";
@@ -39,52 +39,49 @@ export function encodeExample(tokenizer: UseLiteTokenizer, e: Pick<Example, "tex
 }
 
 /** Gold class index of each example; `datasetLabels[i]` is the dataset's name for class i. */
-export function goldIndices(examples: Example[], datasetLabels: string[]): number[] {
+function goldIndices(examples: Example[], datasetLabels: string[]): number[] {
   return examples.map((e) => datasetLabels.indexOf(String(e.label)));
 }
 
 /** Multi-label: the class indices that apply to each example. */
-export function goldSets(examples: Example[], datasetLabels: string[]): number[][] {
+function goldSets(examples: Example[], datasetLabels: string[]): number[][] {
   return examples.map((e) => (Array.isArray(e.label) ? e.label : [String(e.label)]).map((l) => datasetLabels.indexOf(l)));
 }
 
 /** A multi-label prediction: every label whose sigmoid score reaches 0.5. */
-export function predictedSet(scores: Record<string, number>, labels: string[]): number[] {
+function predictedSet(scores: Record<string, number>, labels: string[]): number[] {
   return labels.flatMap((l, k) => (scores[l] >= 0.5 ? [k] : []));
 }
 
-/** The report for multi-label predictions, in the same shape as a classification one. */
-export function multiLabelEvalReport(gold: number[][], pred: number[][], labels: string[]): EvalReport {
-  const r = multiLabelReport(gold, pred, labels.length);
-  return { examples: gold.length, accuracy: r.subsetAccuracy, macroF1: r.macroF1, microF1: r.microF1, labels };
+/**
+ * The report for one head output per example (in the examples' order), by problem type. The
+ * trainer's dev evaluation and `eval` through the engine both score with this.
+ */
+export function reportFor(meta: Pick<AdapterMetadata, "problemType" | "labels">, examples: Example[], datasetLabels: string[], outputs: HeadOutput[]): EvalReport {
+  if (meta.problemType === "regression") {
+    const r = regressionReport(examples.map((e) => Number(e.label)), outputs.map((o) => o.value!));
+    return { examples: examples.length, mse: r.mse, pearson: r.pearson };
+  }
+  if (meta.problemType === "multi_label_classification") {
+    const r = multiLabelReport(goldSets(examples, datasetLabels), outputs.map((o) => predictedSet(o.scores!, meta.labels)), meta.labels.length);
+    return { examples: examples.length, accuracy: r.subsetAccuracy, macroF1: r.macroF1, microF1: r.microF1, labels: meta.labels };
+  }
+  const r = classificationReport(goldIndices(examples, datasetLabels), outputs.map((o) => meta.labels.indexOf(o.label!)), meta.labels.length);
+  return { examples: examples.length, accuracy: r.accuracy, macroF1: r.macroF1, confusion: r.confusion, labels: meta.labels };
 }
 
 export async function evaluatePrepared(ctx: EvalContext, adapter: PreparedAdapter, examples: Example[], datasetLabels: string[]): Promise<EvalReport> {
-  const meta: AdapterMetadata = adapter.metadata;
   const batchSize = ctx.batchSize ?? 64;
-  const predictions: number[] = [];
-  const sets: number[][] = [];
-  const values: number[] = [];
+  const outputs: HeadOutput[] = new Array(examples.length);
   // Sorting by length keeps padding low; results are put back in the examples' order.
   const encoded = examples.map((e, i) => ({ i, ids: encodeExample(ctx.tokenizer, e, adapter.textBudget) })).sort((a, b) => a.ids.length - b.ids.length);
   for (let start = 0; start < encoded.length; start += batchSize) {
     const chunk = encoded.slice(start, start + batchSize);
     const { batch } = assembleBatch(chunk.map((c) => ({ adapter, ids: c.ids })), ctx.embeddings, ctx.dims);
     const pooled = (await ctx.runner.run(batch)).pooled!;
-    chunk.forEach((c, b) => {
-      const out = applyHead(adapter, pooled.subarray(b * ctx.dims.hiddenDim, (b + 1) * ctx.dims.hiddenDim));
-      if (out.value !== undefined) values[c.i] = out.value;
-      else if (meta.problemType === "multi_label_classification") sets[c.i] = predictedSet(out.scores!, meta.labels);
-      else predictions[c.i] = meta.labels.indexOf(out.label!);
-    });
+    chunk.forEach((c, b) => (outputs[c.i] = applyHead(adapter, pooled.subarray(b * ctx.dims.hiddenDim, (b + 1) * ctx.dims.hiddenDim))));
   }
-  if (meta.problemType === "regression") {
-    const r = regressionReport(examples.map((e) => Number(e.label)), values);
-    return { examples: examples.length, mse: r.mse, pearson: r.pearson };
-  }
-  if (meta.problemType === "multi_label_classification") return multiLabelEvalReport(goldSets(examples, datasetLabels), sets, meta.labels);
-  const r = classificationReport(goldIndices(examples, datasetLabels), predictions, meta.labels.length);
-  return { examples: examples.length, accuracy: r.accuracy, macroF1: r.macroF1, confusion: r.confusion, labels: meta.labels };
+  return reportFor(adapter.metadata, examples, datasetLabels, outputs);
 }
 
 /** The score early stopping and the study compare: accuracy, micro-F1 for multi-label, −MSE for regression. */
