@@ -522,10 +522,10 @@ function checkShape(name: string, got: readonly number[], meta: AdapterMetadata,
 // ---------------------------------------------------------------------------------------------
 // Data
 
-/** Copy into a fresh Float32Array: the input may be unaligned, and callers keep the result. */
 /** safetensors stores little-endian floats: on a little-endian host they are a plain byte copy. */
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** Copy into a fresh Float32Array: the input may be unaligned, and callers keep the result. */
 function readFloats(bytes: Uint8Array, dataStart: number, e: TensorEntry): Float32Array {
   const out = new Float32Array((e.end - e.begin) / 4);
   const start = bytes.byteOffset + dataStart + e.begin;

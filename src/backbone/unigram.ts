@@ -27,7 +27,6 @@ export class UnigramModel {
   /** The text as char indices (-1: in no piece). */
   private cps = new Int32Array(256);
   private firstAt = new Int32Array(257);
-  private nodeLength = new Int32Array(1024);
   private nodeId = new Int32Array(1024);
   private nodeScore = new Float64Array(1024);
   private nodeBest = new Float64Array(1024);
@@ -105,7 +104,6 @@ export class UnigramModel {
     this.endHead.fill(-1, 0, n + 1);
     // Node 0 is the sentence start: it ends at position 0 with score 0.
     let count = 1;
-    this.nodeLength[0] = 0;
     this.nodeBest[0] = 0;
     this.nodePrev[0] = -1;
     this.appendAtEnd(0, 0);
@@ -131,7 +129,6 @@ export class UnigramModel {
 
   private addNode(count: number, begin: number, length: number, id: number, score: number): number {
     if (count >= this.nodeId.length) this.growNodes();
-    this.nodeLength[count] = length;
     this.nodeId[count] = id;
     this.nodeScore[count] = score;
     this.appendAtEnd(count, begin + length);
@@ -151,7 +148,6 @@ export class UnigramModel {
       b.set(a);
       return b;
     };
-    this.nodeLength = grow(this.nodeLength);
     this.nodeId = grow(this.nodeId);
     this.nodeScore = grow(this.nodeScore);
     this.nodeBest = grow(this.nodeBest);

@@ -31,8 +31,8 @@ export class BatchLog {
     return new BatchLog(createWriteStream(path, { flags: "a" }));
   }
 
-  write(rows: readonly LoggedRow[]): void {
-    const entry: LoggedBatch = { at: Date.now(), rows: rows.map(({ task, version, ids }) => ({ task, version, ids })) };
+  write(rows: LoggedRow[]): void {
+    const entry: LoggedBatch = { at: Date.now(), rows };
     this.pending.push(JSON.stringify(entry));
     this.timer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
   }

@@ -17,7 +17,7 @@ export const DOCS_PATH = "/docs";
 export const DOCS_SCRIPT_PATH = "/docs/scalar.js";
 
 /** The UMD bundle inside @scalar/api-reference (not in its package exports, so found next to its entry). */
-export function scalarBundlePath(): string {
+function scalarBundlePath(): string {
   const entry = createRequire(import.meta.url).resolve("@scalar/api-reference");
   return path.join(path.dirname(entry), "browser", "standalone.js");
 }
