@@ -1,3 +1,6 @@
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { errorOf, makeRig, parseMetrics, postJson, sampleValue, scrape } from "./setup.js";
 
@@ -174,29 +177,53 @@ describe("OpenAPI and docs", () => {
     expect(doc.components.schemas).toHaveProperty("TaskInfo");
   });
 
-  it("serves the Scalar page at /docs pointing at /openapi.json", async () => {
+  it("serves the Swagger UI page at /docs, set up to load /openapi.json", async () => {
     const rig = makeRig();
     const res = await rig.app.request("/docs");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/text\/html/);
-    const html = await res.text();
-    expect(html).toContain("/openapi.json");
+    const init = await rig.app.request("/docs/init.js");
+    expect(init.status).toBe(200);
+    expect(init.headers.get("content-type")).toMatch(/javascript/);
+    const script = await init.text();
+    expect(script).toContain("SwaggerUIBundle(");
+    expect(script).toContain('"url":"/openapi.json"');
   });
 
-  it("/docs works offline: its script comes from the server, and the page names no other host", async () => {
+  it("/docs works offline: every file comes from the server (the installed package), no other host is named", async () => {
     const rig = makeRig();
     const html = await (await rig.app.request("/docs")).text();
     const scripts = [...html.matchAll(/<script[^>]*\bsrc="([^"]+)"/g)].map((m) => m[1]);
-    expect(scripts).toEqual(["/docs/scalar.js"]);
+    const styles = [...html.matchAll(/<link[^>]*\bhref="([^"]+)"/g)].map((m) => m[1]);
+    expect(scripts).toEqual(["/docs/swagger-ui-bundle.js", "/docs/init.js"]);
+    expect(styles).toEqual(["/docs/swagger-ui.css"]);
     expect(html).not.toMatch(/https?:\/\//);
-    // Scalar's own fetches from its hosts are switched off in the page's configuration.
-    expect(html).toMatch(/"withDefaultFonts": false/);
-    expect(html).toMatch(/"telemetry": false/);
-    const js = await rig.app.request("/docs/scalar.js");
-    expect(js.status).toBe(200);
-    expect(js.headers.get("content-type")).toMatch(/javascript/);
-    const body = await js.text();
-    expect(body.length).toBeGreaterThan(1_000_000);
-    expect(body).toContain("createApiReference"); // the bundle the page's inline script calls
+    expect(html).not.toMatch(/<script>/); // no inline script
+    const init = await (await rig.app.request("/docs/init.js")).text();
+    expect(init).not.toMatch(/https?:\/\//);
+    // The badge that would send the document to validator.swagger.io is off.
+    expect(init).toContain('"validatorUrl":null');
+
+    const pkgDir = path.dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
+    for (const [file, type] of [["swagger-ui-bundle.js", /javascript/], ["swagger-ui.css", /text\/css/]] as const) {
+      const res = await rig.app.request(`/docs/${file}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(type);
+      const served = Buffer.from(await res.arrayBuffer());
+      expect(served.equals(await readFile(path.join(pkgDir, file)))).toBe(true);
+    }
+    // The stylesheet loads nothing: its only url()s are inline data: URIs (no fonts, no images elsewhere).
+    const css = await (await rig.app.request("/docs/swagger-ui.css")).text();
+    const urls = [...css.matchAll(/url\(\s*["']?([^"')]*)/g)].map((m) => m[1]!);
+    expect(urls.length).toBeGreaterThan(0);
+    for (const u of urls) expect(u).toMatch(/^data:/);
+    expect(css).not.toMatch(/@import/);
+  });
+
+  it("an unknown file under /docs is a 404 in the error shape", async () => {
+    const rig = makeRig();
+    const res = await rig.app.request("/docs/swagger-ui.js.map"); // in the package, not served
+    expect(res.status).toBe(404);
+    expect((await errorOf(res)).code).toBe("route_not_found");
   });
 });

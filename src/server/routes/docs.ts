@@ -1,26 +1,55 @@
 /**
  * `GET /openapi.json` (OpenAPI 3.0 document generated from the route definitions) and `GET /docs`
- * (Scalar API reference). The page's JavaScript is Scalar's standalone browser bundle served by the
- * server itself from the installed npm package (`GET /docs/scalar.js`), with Scalar's web fonts and
- * telemetry off, so the docs work on a machine with no internet, and the viewer's browser fetches
- * nothing from a CDN.
+ * (Swagger UI). The page's stylesheet and script are Swagger UI's browser bundle, served by the
+ * server itself from the installed `swagger-ui-dist` package, and the online validator is off, so
+ * the docs work on a machine with no internet and the viewer's browser fetches nothing elsewhere.
  */
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import type { AppEnv } from "../context.js";
 
 export const OPENAPI_PATH = "/openapi.json";
 export const DOCS_PATH = "/docs";
-export const DOCS_SCRIPT_PATH = "/docs/scalar.js";
 
-/** The UMD bundle inside @scalar/api-reference (not in its package exports, so found next to its entry). */
-function scalarBundlePath(): string {
-  const entry = createRequire(import.meta.url).resolve("@scalar/api-reference");
-  return path.join(path.dirname(entry), "browser", "standalone.js");
+/** Files served from the swagger-ui-dist package under /docs/, with their content types. */
+const DOCS_ASSETS: Record<string, string> = {
+  "swagger-ui.css": "text/css; charset=utf-8",
+  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+};
+/** The page's own start-up script (a file rather than inline, so the page has no inline script). */
+const INIT_SCRIPT = "init.js";
+
+/** The package has no `exports` map; its files sit next to its package.json. */
+function swaggerUiDir(): string {
+  return path.dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
 }
+
+const docsPage = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>SK-Tuning inference server API</title>
+  <link rel="stylesheet" href="${DOCS_PATH}/swagger-ui.css">
+</head>
+<body>
+  <div id="docs"></div>
+  <script src="${DOCS_PATH}/swagger-ui-bundle.js"></script>
+  <script src="${DOCS_PATH}/${INIT_SCRIPT}"></script>
+</body>
+</html>
+`;
+
+// validatorUrl: null switches off the badge that sends the document to validator.swagger.io.
+const initScript = `window.ui = SwaggerUIBundle(${JSON.stringify({
+  url: OPENAPI_PATH,
+  dom_id: "#docs",
+  deepLinking: true,
+  validatorUrl: null,
+})});
+`;
 
 export function registerDocsRoutes(app: OpenAPIHono<AppEnv>, version: string): void {
   app.doc(OPENAPI_PATH, {
@@ -31,35 +60,38 @@ export function registerDocsRoutes(app: OpenAPIHono<AppEnv>, version: string): v
       description:
         "One frozen backbone, many hot-swappable SK-Tuning adapters. Errors are always " +
         '`{"error": {"code", "message"}}`.',
+      license: { name: "Apache-2.0", url: "https://www.apache.org/licenses/LICENSE-2.0" },
     },
+    // Relative: clients resolve it against wherever they fetched this document from.
+    servers: [{ url: "/", description: "The server that serves this document" }],
     tags: [
       { name: "inference", description: "Classify texts" },
       { name: "admin", description: "Manage adapters (bearer token)" },
       { name: "operations", description: "Health, readiness, metrics" },
     ],
   });
-  // Offline and self-contained: no CDN, no web fonts, no telemetry, none of the hosted (scalar.com) features.
-  app.get(
-    DOCS_PATH,
-    Scalar({
-      url: OPENAPI_PATH,
-      pageTitle: "SK-Tuning inference server API",
-      cdn: DOCS_SCRIPT_PATH,
-      withDefaultFonts: false,
-      telemetry: false,
-      showDeveloperTools: "never",
-      agent: { disabled: true },
-      mcp: { disabled: true },
-    }),
+
+  app.get(DOCS_PATH, (c) => c.html(docsPage));
+  app.get(`${DOCS_PATH}/${INIT_SCRIPT}`, (c) =>
+    c.body(initScript, 200, { "content-type": "text/javascript; charset=utf-8" }),
   );
-  let bundle: Promise<Uint8Array> | undefined;
-  app.get(DOCS_SCRIPT_PATH, async (c) => {
-    // Read once (4.8 MB), on first use: most servers never serve the docs page.
-    bundle ??= readFile(scalarBundlePath()).catch((e: unknown) => {
-      bundle = undefined;
-      throw e;
+  // Each asset is read once, on first use (the bundle is 1.7 MB; most servers never serve the docs).
+  const cache = new Map<string, Promise<Uint8Array>>();
+  for (const [file, contentType] of Object.entries(DOCS_ASSETS)) {
+    app.get(`${DOCS_PATH}/${file}`, async (c) => {
+      let bytes = cache.get(file);
+      if (!bytes) {
+        bytes = readFile(path.join(swaggerUiDir(), file)).catch((e: unknown) => {
+          cache.delete(file);
+          throw e;
+        });
+        cache.set(file, bytes);
+      }
+      const body = await bytes;
+      return c.body(body as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": contentType,
+        "cache-control": "public, max-age=3600",
+      });
     });
-    const body = await bundle;
-    return c.body(body as Uint8Array<ArrayBuffer>, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=3600" });
-  });
+  }
 }
