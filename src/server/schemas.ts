@@ -18,12 +18,18 @@ export const TaskParam = z.object({
   task: TaskName.openapi({ param: { name: "task", in: "path" } }),
 });
 
+/**
+ * A JSON object with any values. Stated as `additionalProperties: {}` (any value): left to the
+ * generator, `z.unknown()` values come out as a bare `nullable: true`, which OpenAPI 3.0 forbids.
+ */
+const AnyObject = z.record(z.string(), z.unknown()).openapi({ type: "object", additionalProperties: {} });
+
 export const ErrorSchema = z
   .object({
     error: z.object({
       code: z.string().openapi({ example: "not_found" }),
       message: z.string().openapi({ example: "Unknown task \"foo\"." }),
-      details: z.record(z.string(), z.unknown()).optional(),
+      details: AnyObject.optional(),
     }),
   })
   .openapi("Error");
@@ -31,6 +37,19 @@ export const ErrorSchema = z
 export function errorContent(description: string) {
   return { description, content: { "application/json": { schema: ErrorSchema } } };
 }
+
+/** `security` of a route anyone may call (explicit, so the document says it is public on purpose). */
+export const NO_AUTH: Record<string, string[]>[] = [];
+
+/**
+ * Errors any operation can answer, whatever its own checks: headers too large for the HTTP server
+ * (answered before routing, see serve.ts) and an unexpected failure (logged, never detailed).
+ * Spread into every route's `responses`.
+ */
+export const COMMON_ERRORS = {
+  431: errorContent("Request headers larger than the HTTP server accepts (`headers_too_large`)"),
+  500: errorContent("Unexpected server error (`internal`); the details are logged, not sent"),
+} as const;
 
 export const TaskInfoSchema = z
   .object({
@@ -81,9 +100,7 @@ export const AdapterDetailsSchema = z
         current: z.boolean(),
         bytes: z.number().int(),
         created_at: z.string(),
-        metadata: z.record(z.string(), z.unknown()).openapi({
-          description: "The adapter file's metadata (snake_case keys).",
-        }),
+        metadata: AnyObject.openapi({ description: "The adapter file's metadata (snake_case keys)." }),
       }),
     ),
   })

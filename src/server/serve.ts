@@ -6,10 +6,12 @@
 import { serve } from "@hono/node-server";
 import type { Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Hono } from "hono";
 import type { ServerConfig } from "../config.js";
 import type { InferenceService } from "../engine/service.js";
 import type { Logger } from "../logger.js";
+import { errorBody } from "./errors.js";
 
 export interface RunningServer {
   /** The bound port (useful with `port: 0`). */
@@ -28,6 +30,34 @@ export interface StartServerOptions {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyHono = Hono<any, any, any>;
 
+/** What Node's parser errors become (Node's own answers to these have an empty body). */
+function clientErrorAnswer(code: string | undefined): { status: string; code: string; message: string } {
+  if (code === "HPE_HEADER_OVERFLOW") {
+    return { status: "431 Request Header Fields Too Large", code: "headers_too_large", message: "The request headers are too large." };
+  }
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    return { status: "408 Request Timeout", code: "request_timeout", message: "The request was not received in time." };
+  }
+  return { status: "400 Bad Request", code: "malformed_request", message: "The request is not valid HTTP." };
+}
+
+/**
+ * Requests Node's HTTP parser rejects never reach the app; answer them in the API's error shape
+ * (the document lists 431 on every operation). Same conditions as Node's default handler.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code !== "ECONNRESET" && socket.writable && (socket as Duplex & { bytesWritten?: number }).bytesWritten === 0) {
+    const answer = clientErrorAnswer(err.code);
+    const body = JSON.stringify(errorBody(answer.code, answer.message));
+    socket.end(
+      `HTTP/1.1 ${answer.status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    );
+    return;
+  }
+  socket.destroy(err);
+}
+
 export async function startServer(
   app: AnyHono,
   config: ServerConfig,
@@ -40,6 +70,7 @@ export async function startServer(
     s.once("listening", () => resolve(s));
     s.once("error", reject);
   });
+  server.on("clientError", answerClientError);
   const port = (server.address() as AddressInfo).port;
   logger.info({ host: config.host, port }, "listening");
 

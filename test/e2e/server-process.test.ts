@@ -8,6 +8,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
+import { checkResponsesFrom } from "../helpers/openapi-contract.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 
@@ -29,6 +30,7 @@ beforeAll(async () => {
     readyWithinMs: 60_000,
   });
   base = server.base;
+  checkResponsesFrom(base); // every response below is checked against the OpenAPI document
 });
 
 afterAll(async () => {

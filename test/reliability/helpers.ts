@@ -12,6 +12,7 @@ import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
+import { checkResponsesFrom, withContractCheck } from "../helpers/openapi-contract.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 
 export const ADMIN_TOKEN = "reliability-admin-token_0123456789";
@@ -46,7 +47,8 @@ export async function startEngineRig(
   });
   const metrics = createMetrics({ collectDefaults: false });
   const engine = await Engine.create({ ...cfg, metrics, ...engineOverrides });
-  const app = createApp({ service: engine, metrics, config: cfg, logger: createLogger({ level: "silent" }) });
+  // Every response is checked against the app's own /openapi.json (test/helpers/openapi-contract.ts).
+  const app = withContractCheck(createApp({ service: engine, metrics, config: cfg, logger: createLogger({ level: "silent" }) }));
   return {
     engine,
     app,
@@ -72,13 +74,18 @@ export interface SpawnOptions {
   readyWithinMs?: number;
 }
 
-/** The server with this suite's defaults: its admin token, the built models, one thread, quiet logs. */
-export function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
-  return spawnServerProcess({
+/**
+ * The server with this suite's defaults: its admin token, the built models, one thread, quiet logs.
+ * Every response `fetch` gets from it is checked against the OpenAPI document.
+ */
+export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
+  const server = await spawnServerProcess({
     adaptersDir: opts.adaptersDir,
     env: { SKT_ADMIN_TOKEN: ADMIN_TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn", SKT_THREADS: "1", ...opts.env },
     readyWithinMs: opts.readyWithinMs ?? 90_000,
   });
+  checkResponsesFrom(server.base);
+  return server;
 }
 
 // ---- assertions and small utilities -----------------------------------------------------------

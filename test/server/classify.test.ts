@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { SktError, type ErrorKind } from "../../src/errors.js";
-import { errorOf, makeRig, postJson, sampleValue, scrape } from "./setup.js";
+import { auth, errorOf, makeRig, postJson, sampleValue, scrape } from "./setup.js";
 import { classifyBodyLimit } from "../../src/server/routes/classify.js";
 
 interface ClassifyJson {
@@ -201,7 +201,6 @@ describe("POST /classify", () => {
       ["too_large", 413],
       ["unsupported_media", 415],
       ["invalid_adapter", 422],
-      ["conflict", 409],
       ["overloaded", 429],
       ["not_ready", 503],
       ["timeout", 504],
@@ -216,6 +215,15 @@ describe("POST /classify", () => {
       expect(res.headers.get("content-type")).toMatch(/application\/json/);
       const samples = await scrape(rig);
       expect(sampleValue(samples, "skt_requests_total", { task: "sst2", status: String(status) })).toBe(1);
+    });
+
+    // /classify cannot conflict with anything (its document says so); rollback can.
+    it("conflict → 409 (on rollback, the route that can conflict)", async () => {
+      const rig = makeRig();
+      rig.service.failNextWith("rollback", "conflict", "some_conflict");
+      const res = await postJson(rig, "/admin/adapters/sst2/rollback", {}, auth());
+      expect(res.status).toBe(409);
+      expect(await errorOf(res)).toMatchObject({ code: "some_conflict", message: "fake rollback failed with conflict" });
     });
 
     it("overloaded → 429 with Retry-After from config", async () => {

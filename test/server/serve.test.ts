@@ -1,8 +1,29 @@
 import { request as httpRequest } from "node:http";
+import net from "node:net";
 import { describe, expect, it } from "vitest";
 import { startServer } from "../../src/server/serve.js";
 import { createLogger } from "../../src/logger.js";
+import { createContractChecker, type OpenApiDocument } from "../helpers/openapi-contract.js";
 import { makeRig } from "./setup.js";
+
+/** Sends raw bytes and returns the raw answer (the server closes the connection after it). */
+function rawExchange(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(bytes));
+    let out = "";
+    socket.on("data", (d) => (out += d));
+    socket.on("end", () => resolve(out));
+    socket.on("error", reject);
+  });
+}
+
+function parseRawResponse(raw: string): Response {
+  const [head, body = ""] = raw.split("\r\n\r\n", 2) as [string, string?];
+  const [statusLine, ...headerLines] = head.split("\r\n");
+  const status = Number(statusLine!.split(" ")[1]);
+  const headers = new Headers(headerLines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()] as [string, string]));
+  return new Response(body, { status, headers });
+}
 
 describe("startServer", () => {
   it("serves over HTTP on the chosen port and closes gracefully", async () => {
@@ -105,5 +126,32 @@ describe("startServer", () => {
     expect(rig.service.closeCalls).toBe(1);
     expect(process.listenerCount("SIGTERM")).toBe(0);
     expect(process.listenerCount("SIGINT")).toBe(0);
+  });
+
+  it("answers requests Node's HTTP parser rejects in the API's error shape, as the document says", async () => {
+    const rig = makeRig({ port: 0, host: "127.0.0.1" });
+    const server = await startServer(rig.app, rig.config, rig.service, createLogger({ level: "silent" }), {
+      handleSignals: false,
+    });
+    try {
+      const doc = (await (await rig.app.request("/openapi.json")).json()) as OpenApiDocument;
+      const checker = createContractChecker(doc);
+      // Node's default limit on the request head is 16 KiB.
+      const big = await rawExchange(server.port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+      const tooLarge = parseRawResponse(big);
+      expect(tooLarge.status).toBe(431);
+      expect(tooLarge.headers.get("content-type")).toBe("application/json");
+      expect(await checker.check("GET", "/healthz", tooLarge)).toEqual([]);
+      expect(await tooLarge.json()).toEqual({ error: { code: "headers_too_large", message: "The request headers are too large." } });
+
+      const malformed = parseRawResponse(await rawExchange(server.port, "NOT HTTP AT ALL\r\n\r\n"));
+      expect(malformed.status).toBe(400);
+      expect(((await malformed.json()) as { error: { code: string } }).error.code).toBe("malformed_request");
+
+      // The server is still fine.
+      expect((await fetch(`http://127.0.0.1:${server.port}/healthz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
   });
 });

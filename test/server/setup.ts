@@ -5,6 +5,7 @@ import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { FakeInferenceService, type FakeServiceOptions } from "../helpers/fake-service.js";
+import { withContractCheck } from "../helpers/openapi-contract.js";
 
 export const ADMIN_TOKEN = "test-admin-token_0123456789";
 
@@ -28,7 +29,8 @@ export function makeRig(config: Partial<ServerConfig> = {}, serviceOpts: FakeSer
   const service = new FakeInferenceService(serviceOpts);
   const metrics = createMetrics({ collectDefaults: false });
   const cfg = defaultConfig({ adminToken: ADMIN_TOKEN, ...config });
-  const app = createApp({ service, metrics, config: cfg, logger });
+  // Every response is checked against the app's own /openapi.json (test/helpers/openapi-contract.ts).
+  const app = withContractCheck(createApp({ service, metrics, config: cfg, logger }));
   return { app, service, metrics, config: cfg, logs };
 }
 

@@ -12,12 +12,15 @@ import {
   TaskInfoSchema,
   TaskParam,
   adapterDetailsJson,
+  COMMON_ERRORS,
   errorContent,
   taskInfoJson,
 } from "../schemas.js";
 
 export const ADMIN_SECURITY_SCHEME = "adminToken";
 
+/** Every admin route can answer 400 for this (see middleware/admin-auth.ts). */
+const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
 const authErrors = {
   401: errorContent("Missing or wrong bearer token"),
   403: errorContent("Admin API disabled (SKT_ADMIN_TOKEN not set)"),
@@ -39,6 +42,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   const list = createRoute({
     method: "get",
     path: "/admin/adapters",
+    operationId: "listAdapters",
     tags: ["admin"],
     security,
     summary: "Every task with its current adapter version",
@@ -51,7 +55,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
           },
         },
       },
+      400: errorContent(`Invalid request: ${NOT_BEARER}`),
       ...authErrors,
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(list, async (c) => {
@@ -62,15 +68,17 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   const details = createRoute({
     method: "get",
     path: "/admin/adapters/{task}",
+    operationId: "getAdapter",
     tags: ["admin"],
     security,
     summary: "A task's versions and their metadata",
     request: { params: TaskParam },
     responses: {
       200: { description: "Versions", content: { "application/json": { schema: AdapterDetailsSchema } } },
-      400: errorContent("Invalid task name"),
+      400: errorContent(`Invalid task name, or ${NOT_BEARER}`),
       ...authErrors,
       404: errorContent("Unknown task"),
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(details, async (c) => {
@@ -81,6 +89,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   const upload = createRoute({
     method: "put",
     path: "/admin/adapters/{task}",
+    operationId: "uploadAdapter",
     tags: ["admin"],
     security,
     summary: "Upload a new adapter version and make it current",
@@ -98,12 +107,13 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     },
     responses: {
       201: { description: "The new current version", content: { "application/json": { schema: TaskInfoSchema } } },
-      400: errorContent("Invalid task name or empty body"),
+      400: errorContent(`Invalid task name, empty body, or ${NOT_BEARER}`),
       ...authErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
       422: errorContent("The file failed adapter validation"),
       507: errorContent("The disk refused the write"),
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(upload, async (c) => {
@@ -120,6 +130,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   const rollback = createRoute({
     method: "post",
     path: "/admin/adapters/{task}/rollback",
+    operationId: "rollbackAdapter",
     tags: ["admin"],
     security,
     summary: "Make an earlier version current again (default: the one before the current)",
@@ -138,10 +149,12 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     },
     responses: {
       200: { description: "The now-current version", content: { "application/json": { schema: TaskInfoSchema } } },
-      400: errorContent("Invalid task name or body"),
+      400: errorContent(`Invalid task name or body, or ${NOT_BEARER}`),
       ...authErrors,
       404: errorContent("Unknown task or version"),
       409: errorContent("No earlier version to roll back to"),
+      415: errorContent("A body whose Content-Type is not application/json"),
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(rollback, async (c) => {
@@ -155,15 +168,17 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   const remove = createRoute({
     method: "delete",
     path: "/admin/adapters/{task}",
+    operationId: "deleteAdapter",
     tags: ["admin"],
     security,
     summary: "Stop serving a task and remove its adapters",
     request: { params: TaskParam },
     responses: {
       204: { description: "Deleted" },
-      400: errorContent("Invalid task name"),
+      400: errorContent(`Invalid task name, or ${NOT_BEARER}`),
       ...authErrors,
       404: errorContent("Unknown task"),
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(remove, async (c) => {

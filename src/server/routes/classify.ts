@@ -11,7 +11,7 @@ import { SktError } from "../../errors.js";
 import type { AppDeps, AppEnv } from "../context.js";
 import { bodySizeLimit } from "../middleware/body-limit.js";
 import { classifyMetrics } from "../middleware/classify-metrics.js";
-import { TaskName, errorContent } from "../schemas.js";
+import { COMMON_ERRORS, NO_AUTH, TaskName, errorContent } from "../schemas.js";
 
 /**
  * Extra time the server gives the engine past the request deadline before answering 504 itself
@@ -99,6 +99,8 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
   const route = createRoute({
     method: "post",
     path: "/classify",
+    operationId: "classifyTexts",
+    security: NO_AUTH,
     tags: ["inference"],
     summary: "Classify one or more texts with a task's current adapter",
     description:
@@ -126,9 +128,12 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
       404: errorContent("Unknown task"),
       413: errorContent("Too many texts, a text too long, or the body too large"),
       415: errorContent("Content-Type is not application/json"),
+      422: errorContent("The task's stored adapter failed validation when it was loaded"),
       429: errorContent("Queue full; retry after the Retry-After header's seconds"),
       503: errorContent("Not ready"),
       504: errorContent("Deadline passed"),
+      507: errorContent("Reading the task's adapter from disk failed"),
+      ...COMMON_ERRORS,
     },
   });
 

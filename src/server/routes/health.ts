@@ -2,7 +2,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SktError } from "../../errors.js";
 import type { AppDeps, AppEnv } from "../context.js";
-import { errorContent } from "../schemas.js";
+import { COMMON_ERRORS, NO_AUTH, errorContent } from "../schemas.js";
 
 export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const { service, metrics } = deps;
@@ -10,6 +10,8 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
   const healthz = createRoute({
     method: "get",
     path: "/healthz",
+    operationId: "getHealth",
+    security: NO_AUTH,
     tags: ["operations"],
     summary: "Liveness: 200 while the process is up",
     responses: {
@@ -17,6 +19,7 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
         description: "Alive",
         content: { "application/json": { schema: z.object({ status: z.literal("ok") }) } },
       },
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(healthz, (c) => c.json({ status: "ok" as const }, 200));
@@ -24,6 +27,8 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
   const readyz = createRoute({
     method: "get",
     path: "/readyz",
+    operationId: "getReadiness",
+    security: NO_AUTH,
     tags: ["operations"],
     summary: "Readiness: 200 once the backbone is loaded and the worker is alive",
     responses: {
@@ -32,6 +37,7 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
         content: { "application/json": { schema: z.object({ status: z.literal("ready") }) } },
       },
       503: errorContent("Not ready (`not_ready`)"),
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(readyz, (c) => {
@@ -44,10 +50,13 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
   const metricsRoute = createRoute({
     method: "get",
     path: "/metrics",
+    operationId: "getMetrics",
+    security: NO_AUTH,
     tags: ["operations"],
     summary: "Prometheus metrics (text exposition format)",
     responses: {
       200: { description: "Metrics", content: { "text/plain": { schema: z.string() } } },
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(metricsRoute, async (c) => {

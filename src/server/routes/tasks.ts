@@ -1,12 +1,14 @@
 /** `GET /tasks` — every served task with its current adapter's public description. */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { AppDeps, AppEnv } from "../context.js";
-import { TaskInfoSchema, errorContent, taskInfoJson } from "../schemas.js";
+import { COMMON_ERRORS, NO_AUTH, TaskInfoSchema, errorContent, taskInfoJson } from "../schemas.js";
 
 export function registerTaskRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const route = createRoute({
     method: "get",
     path: "/tasks",
+    operationId: "listTasks",
+    security: NO_AUTH,
     tags: ["inference"],
     summary: "List the tasks this server can classify",
     responses: {
@@ -15,6 +17,7 @@ export function registerTaskRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): voi
         content: { "application/json": { schema: z.object({ tasks: z.array(TaskInfoSchema) }) } },
       },
       503: errorContent("Not ready"),
+      ...COMMON_ERRORS,
     },
   });
   app.openapi(route, async (c) => {
