@@ -134,7 +134,7 @@ describe("the contract checker", () => {
     }
   });
 
-  it("fails an undeclared content type, a body where none is declared, and an undocumented route that answers", async () => {
+  it("fails an undeclared content type, a body where none is declared, an undocumented route that answers, a missing header", async () => {
     const check = createContractChecker(await servedDocument()).check;
     expect((await check("GET", "/tasks", reply(200, "tasks", { "content-type": "text/plain" })))[0]).toMatch(/content-type text\/plain is not declared/);
     // (Response refuses to build a 204 with a body; a server could still send one.)
@@ -143,6 +143,9 @@ describe("the contract checker", () => {
     expect((await check("GET", "/secret-route", reply(200, { ok: true })))[0]).toMatch(/no operation in the document, yet status 200/);
     expect((await check("GET", "/nope", reply(404, "gone", { "content-type": "text/plain" })))[0]).toMatch(/not the Error schema: content-type text\/plain/);
     expect((await check("GET", "/healthz/extra", reply(500, errorJson("internal"))))[0]).toMatch(/yet status 500/);
+    // A required response header (429's Retry-After).
+    expect((await check("POST", "/classify", reply(429, errorJson("queue_full"))))[0]).toMatch(/required header Retry-After is missing/);
+    expect(await check("POST", "/classify", reply(429, errorJson("queue_full"), { ...json, "retry-after": "1" }))).toEqual([]);
   });
 });
 

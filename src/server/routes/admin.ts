@@ -21,9 +21,11 @@ export const ADMIN_SECURITY_SCHEME = "adminToken";
 
 /** Every admin route can answer 400 for this (see middleware/admin-auth.ts). */
 const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
-const authErrors = {
+/** What every admin route can answer besides its own errors. */
+const adminErrors = {
   401: errorContent("Missing or wrong bearer token"),
   403: errorContent("Admin API disabled (SKT_ADMIN_TOKEN not set)"),
+  503: errorContent("Not ready: the server is still starting, or the inference worker is restarting"),
 } as const;
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
@@ -56,7 +58,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
         },
       },
       400: errorContent(`Invalid request: ${NOT_BEARER}`),
-      ...authErrors,
+      ...adminErrors,
       ...COMMON_ERRORS,
     },
   });
@@ -76,8 +78,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     responses: {
       200: { description: "Versions", content: { "application/json": { schema: AdapterDetailsSchema } } },
       400: errorContent(`Invalid task name, or ${NOT_BEARER}`),
-      ...authErrors,
+      ...adminErrors,
       404: errorContent("Unknown task"),
+      507: errorContent("Reading the task's adapters from disk failed"),
       ...COMMON_ERRORS,
     },
   });
@@ -108,7 +111,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     responses: {
       201: { description: "The new current version", content: { "application/json": { schema: TaskInfoSchema } } },
       400: errorContent(`Invalid task name, empty body, or ${NOT_BEARER}`),
-      ...authErrors,
+      ...adminErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
       422: errorContent("The file failed adapter validation"),
@@ -150,10 +153,12 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     responses: {
       200: { description: "The now-current version", content: { "application/json": { schema: TaskInfoSchema } } },
       400: errorContent(`Invalid task name or body, or ${NOT_BEARER}`),
-      ...authErrors,
+      ...adminErrors,
       404: errorContent("Unknown task or version"),
       409: errorContent("No earlier version to roll back to"),
       415: errorContent("A body whose Content-Type is not application/json"),
+      422: errorContent("The version to restore failed validation when it was loaded"),
+      507: errorContent("Reading the version or writing the current-version pointer failed"),
       ...COMMON_ERRORS,
     },
   });
@@ -176,8 +181,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     responses: {
       204: { description: "Deleted" },
       400: errorContent(`Invalid task name, or ${NOT_BEARER}`),
-      ...authErrors,
+      ...adminErrors,
       404: errorContent("Unknown task"),
+      507: errorContent("The disk refused to remove the files"),
       ...COMMON_ERRORS,
     },
   });

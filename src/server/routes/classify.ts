@@ -129,7 +129,12 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
       413: errorContent("Too many texts, a text too long, or the body too large"),
       415: errorContent("Content-Type is not application/json"),
       422: errorContent("The task's stored adapter failed validation when it was loaded"),
-      429: errorContent("Queue full; retry after the Retry-After header's seconds"),
+      429: {
+        ...errorContent("Queue full; retry after the Retry-After header's seconds"),
+        headers: z.object({
+          "Retry-After": z.string().openapi({ description: "Seconds to wait (SKT_RETRY_AFTER_S).", example: "1" }),
+        }),
+      },
       503: errorContent("Not ready"),
       504: errorContent("Deadline passed"),
       507: errorContent("Reading the task's adapter from disk failed"),
