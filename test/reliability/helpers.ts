@@ -11,6 +11,7 @@ import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
+import { AUDIT_FILE_NAME } from "../../src/server/audit/audit-log.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 
@@ -107,7 +108,8 @@ export async function expectErrorBody(res: Response): Promise<ErrorBody["error"]
   return err;
 }
 
-/** Every file and folder under `dir`, relative and sorted (e.g. ["adapters", "adapters/a", ...]). */
+/** Every file and folder under `dir`, relative and sorted (e.g. ["adapters", "adapters/a", ...]),
+ * except the admin audit log (`adapters/audit.jsonl`), which every admin action appends to by design. */
 export async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string) => {
@@ -119,6 +121,7 @@ export async function listTree(dir: string): Promise<string[]> {
     }
     for (const e of entries) {
       const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name === AUDIT_FILE_NAME) continue;
       out.push(p);
       if (e.isDirectory()) await walk(p);
     }

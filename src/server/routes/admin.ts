@@ -4,8 +4,11 @@
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SktError } from "../../errors.js";
+import { ADMIN_AUTH_ERRORS, adminGuards } from "../admin-security.js";
+import { sha256OfBytes } from "../audit/audit-log.js";
+import { globMatches } from "../auth/tokens.js";
 import type { AppDeps, AppEnv } from "../context.js";
-import { adminAuth } from "../middleware/admin-auth.js";
+import { noteAudit } from "../middleware/admin-audit.js";
 import { UPLOAD_MEDIA_TYPE, requireOctetStream, uploadLimit, uploadMetrics } from "../middleware/upload.js";
 import {
   AdapterDetailsSchema,
@@ -18,10 +21,7 @@ import {
 
 export const ADMIN_SECURITY_SCHEME = "adminToken";
 
-const authErrors = {
-  401: errorContent("Missing or wrong bearer token"),
-  403: errorContent("Admin API disabled (SKT_ADMIN_TOKEN not set)"),
-} as const;
+const authErrors = ADMIN_AUTH_ERRORS;
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const { service, metrics, config } = deps;
@@ -29,12 +29,12 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openAPIRegistry.registerComponent("securitySchemes", ADMIN_SECURITY_SCHEME, {
     type: "http",
     scheme: "bearer",
-    description: "The value of SKT_ADMIN_TOKEN.",
+    description: "SKT_ADMIN_TOKEN, or a token whose sha256 is in SKT_ADMIN_TOKENS_FILE (scoped by read/write/traffic and a task glob).",
   });
   const security = [{ [ADMIN_SECURITY_SCHEME]: [] }];
 
-  // Auth runs before anything reads the body.
-  app.use("/admin/*", adminAuth(config.adminToken));
+  // Audit, then auth, before anything reads the body.
+  app.use("/admin/*", ...adminGuards(deps));
 
   const list = createRoute({
     method: "get",
@@ -55,7 +55,8 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     },
   });
   app.openapi(list, async (c) => {
-    const tasks = await service.listTasks();
+    const allowed = c.get("admin")?.tasks ?? "*";
+    const tasks = (await service.listTasks()).filter((t) => globMatches(allowed, t.task));
     return c.json({ adapters: tasks.map((t) => ({ task: t.task, version: t.version })) }, 200);
   });
 
@@ -112,7 +113,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     if (bytes.byteLength === 0) {
       throw new SktError("bad_request", "empty_body", "The upload is empty: send the .safetensors bytes as the body.");
     }
+    noteAudit(c, { sha256: sha256OfBytes(bytes) });
     const info = await service.upload(task, bytes);
+    noteAudit(c, { version: info.version });
     deps.logger.info({ reqId: c.get("requestId"), task, version: info.version, bytes: bytes.byteLength }, "adapter uploaded");
     return c.json(taskInfoJson(info), 201);
   });
@@ -147,7 +150,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openapi(rollback, async (c) => {
     const { task } = c.req.valid("param");
     const { version } = c.req.valid("json");
+    if (version !== undefined) noteAudit(c, { version });
     const info = await service.rollback(task, version);
+    noteAudit(c, { version: info.version });
     deps.logger.info({ reqId: c.get("requestId"), task, version: info.version }, "adapter rolled back");
     return c.json(taskInfoJson(info), 200);
   });
