@@ -6,6 +6,8 @@
 import path from "node:path";
 import type { MiddlewareHandler } from "hono";
 import type { ServerConfig } from "../config.js";
+import { TrustedKeys, type SignaturePolicy } from "../adapters/signature.js";
+import { SktError } from "../errors.js";
 import { AUDIT_FILE_NAME, AuditLog } from "./audit/audit-log.js";
 import { FailureLimiter } from "./auth/failure-limiter.js";
 import { AdminTokens } from "./auth/tokens.js";
@@ -18,6 +20,8 @@ export interface AdminSecurity {
   tokens: AdminTokens;
   limiter: FailureLimiter;
   audit: AuditLog;
+  /** Which adapter signatures uploads need (SKT_TRUSTED_KEYS, SKT_REQUIRE_SIGNATURE). */
+  signatures: SignaturePolicy;
 }
 
 /** The audit log's path: `SKT_AUDIT_LOG`, else `audit.jsonl` in the adapter store's root. */
@@ -31,7 +35,17 @@ export function adminSecurityFromConfig(config: ServerConfig): AdminSecurity {
     tokens: AdminTokens.load(config),
     limiter: new FailureLimiter({ maxFailures: config.adminMaxAuthFailures }),
     audit: new AuditLog(auditLogPath(config)),
+    signatures: signaturePolicyFromConfig(config),
   };
+}
+
+/** Loads SKT_TRUSTED_KEYS (throws `invalid_config` naming a bad file). */
+export function signaturePolicyFromConfig(config: Pick<ServerConfig, "trustedKeys" | "requireSignature">): SignaturePolicy {
+  const keys = TrustedKeys.load(config.trustedKeys);
+  if (config.requireSignature && keys.size === 0) {
+    throw new SktError("bad_request", "invalid_config", "SKT_REQUIRE_SIGNATURE=true needs at least one key in SKT_TRUSTED_KEYS.");
+  }
+  return { keys, required: config.requireSignature };
 }
 
 export function adminGuards(deps: AppDeps): MiddlewareHandler<AppEnv>[] {

@@ -23,6 +23,8 @@ describe("loadConfig", () => {
       adminTokensFile: undefined,
       adminMaxAuthFailures: 10,
       auditLog: undefined,
+      trustedKeys: undefined,
+      requireSignature: false,
       adaptersDir: "adapters",
       modelsDir: "models",
       threads: 2,

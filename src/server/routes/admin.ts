@@ -9,6 +9,7 @@ import { sha256OfBytes } from "../audit/audit-log.js";
 import { globMatches } from "../auth/tokens.js";
 import type { AppDeps, AppEnv } from "../context.js";
 import { noteAudit } from "../middleware/admin-audit.js";
+import { uploadSignature } from "../middleware/signature.js";
 import { UPLOAD_MEDIA_TYPE, requireOctetStream, uploadLimit, uploadMetrics } from "../middleware/upload.js";
 import {
   AdapterDetailsSchema,
@@ -89,7 +90,12 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       `The body is the adapter's \`.safetensors\` file, sent as \`${UPLOAD_MEDIA_TYPE}\` ` +
       `(at most ${config.maxUploadBytes} bytes). It is validated, written atomically, prepared and then ` +
       "swapped in; a failed upload changes nothing.",
-    middleware: [uploadMetrics(metrics), requireOctetStream(), uploadLimit(config.maxUploadBytes)] as const,
+    middleware: [
+      uploadMetrics(metrics),
+      requireOctetStream(),
+      uploadLimit(config.maxUploadBytes),
+      uploadSignature(deps.adminSecurity.signatures, config.maxUploadBytes),
+    ] as const,
     request: {
       params: TaskParam,
       body: {
@@ -103,7 +109,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       ...authErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
-      422: errorContent("The file failed adapter validation"),
+      422: errorContent("The file failed adapter validation, or its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`)"),
       507: errorContent("The disk refused the write"),
     },
   });
