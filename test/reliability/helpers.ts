@@ -43,6 +43,9 @@ export async function startEngineRig(
     threads: 1,
     maxWaitMs: 2,
     logLevel: "silent",
+    // In-process requests share one client address; fuzzed wrong tokens must not lock the
+    // authorized cases out with 429s (the limiter has its own tests).
+    adminMaxAuthFailures: 1_000_000,
     ...config,
   });
   const metrics = createMetrics({ collectDefaults: false });
