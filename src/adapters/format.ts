@@ -604,7 +604,7 @@ function sortKeys<T>(obj: Record<string, T>): Record<string, T> {
 }
 
 /** JSON with object keys sorted at every depth, so training summaries serialize deterministically. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (isPlainObject(v) ? sortKeys(v) : v));
 }
 

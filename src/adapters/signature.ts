@@ -18,7 +18,8 @@ import { createHash, createPublicKey, sign as edSign, verify as edVerify, type K
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { SktError } from "../errors.js";
-import { DEFAULT_MAX_BYTES, readHeader } from "./format.js";
+// canonicalJson (keys sorted by code units at every depth) is RFC 8785 for what a header holds.
+import { DEFAULT_MAX_BYTES, canonicalJson, readHeader } from "./format.js";
 
 export const SIGNATURE_FIELD = "signature";
 export const KEY_ID_FIELD = "signature_key_id";
@@ -34,13 +35,6 @@ export type SignatureCheck =
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** RFC 8785 for what a safetensors header holds (objects, arrays, strings, integers). */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    isPlainObject(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  );
 }
 
 interface Parts {
