@@ -169,3 +169,22 @@ describe("AuditLog.query", () => {
     expect(await new AuditLog(tmpFile()).query({ limit: 10 })).toEqual({ entries: [], truncated: false });
   });
 });
+
+describe("default location", () => {
+  it("is audit.jsonl in the adapter store's root, which the store neither lists nor cleans up", async () => {
+    const { AdapterStore } = await import("../../../src/adapters/store.js");
+    const { auditLogPath } = await import("../../../src/server/admin-security.js");
+    const root = path.join(mkdtempSync(path.join(os.tmpdir(), "skt-auditroot-")), "adapters");
+    const file = auditLogPath({ adaptersDir: root, auditLog: undefined });
+    expect(file).toBe(path.join(root, "audit.jsonl"));
+    expect(auditLogPath({ adaptersDir: root, auditLog: "/var/log/skt/audit.jsonl" })).toBe("/var/log/skt/audit.jsonl");
+    const store = new AdapterStore(root);
+    await store.write("sst2", new Uint8Array([1, 2, 3]));
+    await new AuditLog(file).append(fields(1));
+    expect(await store.listTasks()).toEqual(["sst2"]);
+    await store.recover();
+    await store.deleteTask("sst2");
+    expect(await store.listTasks()).toEqual([]);
+    expect((await lines(file)).map((e) => e.request_id)).toEqual(["r1"]);
+  });
+});
