@@ -16,6 +16,16 @@ export interface ServerConfig {
   host: string;
   /** Bearer token for `/admin/*`; when unset the admin API answers 403 `admin_disabled`. */
   adminToken: string | undefined;
+  /** JSON list of scoped admin tokens (hashed); see src/server/auth/tokens.ts. */
+  adminTokensFile: string | undefined;
+  /** Failed admin authentications per client address and minute before 429. */
+  adminMaxAuthFailures: number;
+  /** Admin audit log (JSONL); undefined = `audit.jsonl` in the adapters folder. */
+  auditLog: string | undefined;
+  /** Comma-separated Ed25519 public-key PEM files or folders. */
+  trustedKeys: string | undefined;
+  /** Refuse unsigned uploads and uploads signed by keys not in trustedKeys. */
+  requireSignature: boolean;
   adaptersDir: string;
   modelsDir: string;
   threads: number;
@@ -151,6 +161,20 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     parse: token,
     secret: true,
   }),
+  opt({
+    key: "adminTokensFile",
+    env: "SKT_ADMIN_TOKENS_FILE",
+    flag: "--admin-tokens-file",
+    default: undefined,
+    defaultDoc: "(unset: only SKT_ADMIN_TOKEN)",
+    meaning:
+      'JSON list of scoped admin tokens, each `{"name", "sha256" (of the token, hex), "scopes" (some of read, write, traffic), "tasks" (glob such as `team-a-*`, default `*`)}`; `hash-token` prints an entry. Checked at start: a bad entry stops the server naming it. Works alongside SKT_ADMIN_TOKEN (named `admin`, every scope, every task).',
+    parse: nonEmpty,
+  }),
+  opt({ key: "adminMaxAuthFailures", env: "SKT_ADMIN_MAX_AUTH_FAILURES", flag: "--admin-max-auth-failures", default: "10", meaning: "Failed admin authentications (unknown token, malformed header) one client address may make per minute; past it every admin request from it gets 429 `too_many_auth_failures` with `Retry-After` until the minute is over.", parse: int(1, 1_000_000) }),
+  opt({ key: "auditLog", env: "SKT_AUDIT_LOG", flag: "--audit-log", default: undefined, defaultDoc: "`<adapters dir>/audit.jsonl`", meaning: "Append-only JSONL audit log of admin actions (who, what, task, version, sha256, result, time, client address), readable at `GET /admin/audit`.", parse: nonEmpty }),
+  opt({ key: "trustedKeys", env: "SKT_TRUSTED_KEYS", flag: "--trusted-keys", default: undefined, defaultDoc: "(unset: none)", meaning: "Ed25519 public keys (PEM) that may sign adapters: comma-separated files and folders (every `*.pem` inside). A signed upload whose signature does not verify against its key is always refused (422 `bad_signature`). Checked at start.", parse: nonEmpty }),
+  opt({ key: "requireSignature", env: "SKT_REQUIRE_SIGNATURE", flag: "--require-signature", default: "false", meaning: "Refuse uploads that are unsigned (422 `signature_required`) or signed by a key not in SKT_TRUSTED_KEYS (422 `unknown_signing_key`); nothing is stored. Needs SKT_TRUSTED_KEYS.", parse: bool, boolean: true }),
   opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version.", parse: nonEmpty }),
   opt({ key: "modelsDir", env: "SKT_MODELS_DIR", flag: "--models-dir", default: "models", meaning: "Where the built backbone (ONNX + tokenizer) lives.", parse: nonEmpty }),
   opt({ key: "threads", env: "SKT_THREADS", flag: "--threads", default: "2", meaning: "onnxruntime intra-op threads for the inference worker.", parse: int(1, 1024) }),

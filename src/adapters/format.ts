@@ -47,6 +47,8 @@ export interface AdapterMetadata extends ShapeParams {
   training?: Record<string, unknown>;
   /** Pair task (text + second segment). */
   textPair: boolean;
+  /** Who signed the file (see signature.ts); the signature itself is checked there, not here. */
+  signatureKeyId?: string;
 }
 
 export interface AdapterTensor {
@@ -159,7 +161,7 @@ export function encodeAdapter(file: AdapterFile, dims: BackboneDims = USE_LITE_D
 // ---------------------------------------------------------------------------------------------
 // Header
 
-function readHeader(bytes: Uint8Array, maxBytes: number): { header: Record<string, unknown>; dataStart: number } {
+export function readHeader(bytes: Uint8Array, maxBytes: number): { header: Record<string, unknown>; dataStart: number } {
   if (bytes.length > maxBytes) {
     fail("file_too_large", `The adapter file is ${bytes.length} bytes; the limit is ${maxBytes}. Check that this is an adapter .safetensors file and not a whole model; if it is an adapter, use a shorter prompt to shrink it.`, {
       bytes: bytes.length,
@@ -224,7 +226,7 @@ const REQUIRED_KEYS = [
   "backbone_fingerprint",
   "max_length",
 ] as const;
-const OPTIONAL_KEYS = ["training", "text_pair"] as const;
+const OPTIONAL_KEYS = ["training", "text_pair", "signature", "signature_key_id"] as const;
 const KNOWN_KEYS: ReadonlySet<string> = new Set<string>([...REQUIRED_KEYS, ...OPTIONAL_KEYS]);
 
 /** Checks that need no backbone: everything peekMetadata can promise. */
@@ -258,6 +260,9 @@ function parseMetadata(raw: unknown): AdapterMetadata {
     textPair: m.text_pair === undefined ? false : bool("text_pair", m.text_pair),
   };
   if (m.training !== undefined) metadata.training = parseTraining(m.training);
+  if (m.signature_key_id !== undefined) {
+    metadata.signatureKeyId = matching("signature_key_id", m.signature_key_id, /^[0-9a-f]{16}$/, "16 lowercase hex digits");
+  }
   return metadata;
 }
 
@@ -599,7 +604,7 @@ function sortKeys<T>(obj: Record<string, T>): Record<string, T> {
 }
 
 /** JSON with object keys sorted at every depth, so training summaries serialize deterministically. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (isPlainObject(v) ? sortKeys(v) : v));
 }
 

@@ -11,6 +11,7 @@ import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
+import { AUDIT_FILE_NAME } from "../../src/server/audit/audit-log.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { checkResponsesFrom, withContractCheck } from "../helpers/openapi-contract.js";
 import { MODELS_DIR } from "../helpers/paths.js";
@@ -43,6 +44,9 @@ export async function startEngineRig(
     threads: 1,
     maxWaitMs: 2,
     logLevel: "silent",
+    // In-process requests share one client address; fuzzed wrong tokens must not lock the
+    // authorized cases out with 429s (the limiter has its own tests).
+    adminMaxAuthFailures: 1_000_000,
     ...config,
   });
   const metrics = createMetrics({ collectDefaults: false });
@@ -114,7 +118,8 @@ export async function expectErrorBody(res: Response): Promise<ErrorBody["error"]
   return err;
 }
 
-/** Every file and folder under `dir`, relative and sorted (e.g. ["adapters", "adapters/a", ...]). */
+/** Every file and folder under `dir`, relative and sorted (e.g. ["adapters", "adapters/a", ...]),
+ * except the admin audit log (`adapters/audit.jsonl`), which every admin action appends to by design. */
 export async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string) => {
@@ -126,6 +131,7 @@ export async function listTree(dir: string): Promise<string[]> {
     }
     for (const e of entries) {
       const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name === AUDIT_FILE_NAME) continue;
       out.push(p);
       if (e.isDirectory()) await walk(p);
     }

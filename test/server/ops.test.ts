@@ -162,6 +162,7 @@ describe("OpenAPI and docs", () => {
         "/admin/adapters",
         "/admin/adapters/{task}",
         "/admin/adapters/{task}/rollback",
+        "/admin/audit",
         "/classify",
         "/healthz",
         "/metrics",
@@ -172,6 +173,8 @@ describe("OpenAPI and docs", () => {
     expect(Object.keys(doc.paths["/admin/adapters/{task}"]!).sort()).toEqual(["delete", "get", "put"]);
     expect(doc.paths["/classify"]!.post!.responses).toHaveProperty("413");
     expect(doc.paths["/admin/adapters"]!.get!.security).toEqual([{ adminToken: [] }]);
+    expect(Object.keys(doc.paths["/admin/audit"]!.get!.responses).sort()).toEqual(["200", "400", "401", "403", "429", "431", "500", "503"]);
+    expect(Object.keys(doc.paths["/admin/adapters/{task}"]!.put!.responses)).toEqual(expect.arrayContaining(["401", "403", "429"]));
     expect(doc.components.securitySchemes).toHaveProperty("adminToken");
     expect(doc.components.schemas).toHaveProperty("ClassifyRequest");
     expect(doc.components.schemas).toHaveProperty("TaskInfo");

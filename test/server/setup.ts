@@ -1,4 +1,7 @@
 /** Shared wiring for the server tests: an app around the fake service, captured logs, helpers. */
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { Writable } from "node:stream";
 import { defaultConfig, type ServerConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
@@ -28,7 +31,9 @@ export function makeRig(config: Partial<ServerConfig> = {}, serviceOpts: FakeSer
   const logger = createLogger({ level: "debug", destination: sink });
   const service = new FakeInferenceService(serviceOpts);
   const metrics = createMetrics({ collectDefaults: false });
-  const cfg = defaultConfig({ adminToken: ADMIN_TOKEN, ...config });
+  // Each rig audits to its own temp file (the default, inside SKT_ADAPTERS_DIR, is the repository's adapters/).
+  const auditLog = path.join(mkdtempSync(path.join(os.tmpdir(), "skt-audit-")), "audit.jsonl");
+  const cfg = defaultConfig({ adminToken: ADMIN_TOKEN, auditLog, ...config });
   // Every response is checked against the app's own /openapi.json (test/helpers/openapi-contract.ts).
   const app = withContractCheck(createApp({ service, metrics, config: cfg, logger }));
   return { app, service, metrics, config: cfg, logs };

@@ -4,8 +4,12 @@
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SktError } from "../../errors.js";
+import { ADMIN_AUTH_ERRORS, adminGuards } from "../admin-security.js";
+import { sha256OfBytes } from "../audit/audit-log.js";
+import { globMatches } from "../auth/tokens.js";
 import type { AppDeps, AppEnv } from "../context.js";
-import { adminAuth } from "../middleware/admin-auth.js";
+import { noteAudit } from "../middleware/admin-audit.js";
+import { uploadSignature } from "../middleware/signature.js";
 import { UPLOAD_MEDIA_TYPE, requireOctetStream, uploadLimit, uploadMetrics } from "../middleware/upload.js";
 import {
   AdapterDetailsSchema,
@@ -22,9 +26,8 @@ export const ADMIN_SECURITY_SCHEME = "adminToken";
 /** Every admin route can answer 400 for this (see middleware/admin-auth.ts). */
 const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
 /** What every admin route can answer besides its own errors. */
-const adminErrors = {
-  401: errorContent("Missing or wrong bearer token"),
-  403: errorContent("Admin API disabled (SKT_ADMIN_TOKEN not set)"),
+export const adminErrors = {
+  ...ADMIN_AUTH_ERRORS,
   503: errorContent("Not ready: the server is still starting, or the inference worker is restarting"),
 } as const;
 
@@ -34,12 +37,12 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openAPIRegistry.registerComponent("securitySchemes", ADMIN_SECURITY_SCHEME, {
     type: "http",
     scheme: "bearer",
-    description: "The value of SKT_ADMIN_TOKEN.",
+    description: "SKT_ADMIN_TOKEN, or a token whose sha256 is in SKT_ADMIN_TOKENS_FILE (scoped by read/write/traffic and a task glob).",
   });
   const security = [{ [ADMIN_SECURITY_SCHEME]: [] }];
 
-  // Auth runs before anything reads the body.
-  app.use("/admin/*", adminAuth(config.adminToken));
+  // Audit, then auth, before anything reads the body.
+  app.use("/admin/*", ...adminGuards(deps));
 
   const list = createRoute({
     method: "get",
@@ -63,7 +66,8 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     },
   });
   app.openapi(list, async (c) => {
-    const tasks = await service.listTasks();
+    const allowed = c.get("admin")?.tasks ?? "*";
+    const tasks = (await service.listTasks()).filter((t) => globMatches(allowed, t.task));
     return c.json({ adapters: tasks.map((t) => ({ task: t.task, version: t.version })) }, 200);
   });
 
@@ -100,7 +104,12 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       `The body is the adapter's \`.safetensors\` file, sent as \`${UPLOAD_MEDIA_TYPE}\` ` +
       `(at most ${config.maxUploadBytes} bytes). It is validated, written atomically, prepared and then ` +
       "swapped in; a failed upload changes nothing.",
-    middleware: [uploadMetrics(metrics), requireOctetStream(), uploadLimit(config.maxUploadBytes)] as const,
+    middleware: [
+      uploadMetrics(metrics),
+      requireOctetStream(),
+      uploadLimit(config.maxUploadBytes),
+      uploadSignature(deps.adminSecurity.signatures, config.maxUploadBytes),
+    ] as const,
     request: {
       params: TaskParam,
       body: {
@@ -114,7 +123,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       ...adminErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
-      422: errorContent("The file failed adapter validation"),
+      422: errorContent("The file failed adapter validation, or its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`)"),
       507: errorContent("The disk refused the write"),
       ...COMMON_ERRORS,
     },
@@ -125,7 +134,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     if (bytes.byteLength === 0) {
       throw new SktError("bad_request", "empty_body", "The upload is empty: send the .safetensors bytes as the body.");
     }
+    noteAudit(c, { sha256: sha256OfBytes(bytes) });
     const info = await service.upload(task, bytes);
+    noteAudit(c, { version: info.version });
     deps.logger.info({ reqId: c.get("requestId"), task, version: info.version, bytes: bytes.byteLength }, "adapter uploaded");
     return c.json(taskInfoJson(info), 201);
   });
@@ -165,7 +176,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openapi(rollback, async (c) => {
     const { task } = c.req.valid("param");
     const { version } = c.req.valid("json");
+    if (version !== undefined) noteAudit(c, { version });
     const info = await service.rollback(task, version);
+    noteAudit(c, { version: info.version });
     deps.logger.info({ reqId: c.get("requestId"), task, version: info.version }, "adapter rolled back");
     return c.json(taskInfoJson(info), 200);
   });
