@@ -19,7 +19,9 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-const cli = (...args: string[]) => run(process.execPath, ["--import", "tsx", "src/cli.ts", "install", ...args, "--adapters-dir", path.join(dir, "adapters"), "--models-dir", MODELS_DIR], { cwd: REPO_ROOT });
+// The `skt` launcher, run from the temporary folder: nothing the command writes can land in the repository.
+const skt = (...args: string[]) => run(process.execPath, [path.join(REPO_ROOT, "bin/skt.js"), ...args], { cwd: dir });
+const cli = (...args: string[]) => skt("install", ...args, "--adapters-dir", path.join(dir, "adapters"), "--models-dir", MODELS_DIR);
 
 describe("install command", () => {
   it("adds a valid adapter as the task's next current version", async () => {
@@ -38,5 +40,15 @@ describe("install command", () => {
     expect(err).toMatchObject({ code: 1 });
     expect((err as { stderr: string }).stderr).toMatch(/error \((file_too_small|offsets_out_of_bounds|offsets_size_mismatch|header_length_out_of_bounds)\)/);
     expect(await readdir(path.join(dir, "adapters"))).toEqual(["offline"]);
+  });
+
+  it("refuses a flag where a value belongs (exit 2) instead of making a folder named after the flag", async () => {
+    const bytes = syntheticAdapterBytes(assets, { task: "flaglike", seed: 6 });
+    await writeFile(path.join(dir, "b.safetensors"), bytes);
+    const before = await readdir(dir);
+    const err = await skt("install", path.join(dir, "b.safetensors"), "--adapters-dir", "--models-dir", MODELS_DIR).catch((e: { code: number; stderr: string }) => e);
+    expect(err).toMatchObject({ code: 2 });
+    expect((err as { stderr: string }).stderr).toMatch(/--adapters-dir needs a value, got "--models-dir"/);
+    expect(await readdir(dir)).toEqual(before);
   });
 });
