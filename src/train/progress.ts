@@ -39,7 +39,7 @@ export function progressMode(o: { quiet?: boolean; json?: boolean }, isTTY: bool
 }
 
 export function createProgressReporter(o: ProgressReporterOptions): ProgressReporter {
-  const write = o.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const write = o.write ?? ((line: string) => console.log(line));
   const now = o.now ?? (() => performance.now());
   if (o.mode === "quiet") return { onProgress: () => {}, stop: () => {} };
   if (o.mode === "bar") return barReporter();
