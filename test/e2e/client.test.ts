@@ -26,6 +26,7 @@ beforeAll(async () => {
     adaptersDir: path.join(dir, "adapters"),
     env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
     readyWithinMs: 60_000,
+    cwd: dir,
   });
 });
 
