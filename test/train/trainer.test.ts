@@ -8,24 +8,11 @@ import { evaluateThroughEngine, trainCommand } from "../../src/train/cli.js";
 import { loadDataset } from "../../src/train/datasets.js";
 import { trainAdapter, type TrainOptions } from "../../src/train/trainer.js";
 import { seededRandom } from "../helpers/numeric.js";
+import { toyTsv as synthetic } from "../helpers/toy-data.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 
 let dir: string;
 let assets: BackboneAssets;
-
-/** A separable toy task: the label is decided by which of two cue words the text contains. */
-function synthetic(count: number, seed: number): string {
-  const rand = seededRandom(seed);
-  const filler = ["the", "movie", "was", "a", "story", "about", "people", "and", "their", "day", "in", "town", "with", "friends"];
-  const lines = ["sentence\tlabel"];
-  for (let i = 0; i < count; i++) {
-    const label = i % 2;
-    const words = Array.from({ length: 4 + Math.floor(rand() * 6) }, () => filler[Math.floor(rand() * filler.length)]);
-    words.splice(Math.floor(rand() * words.length), 0, label ? "wonderful" : "terrible");
-    lines.push(`${words.join(" ")}\t${label}`);
-  }
-  return lines.join("\n") + "\n";
-}
 
 beforeAll(async () => {
   assets = await loadBackboneAssets(MODELS_DIR);
