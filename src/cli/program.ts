@@ -77,8 +77,9 @@ export function buildProgram(): Command {
 /** The exit code for a failure, after printing it on one line (never the admin token: it is in no message). */
 export function reportFailure(e: unknown): number {
   if (e instanceof CommanderError) {
-    // Commander has already printed its message (or the help / version).
-    return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? EXIT.ok : EXIT.usage;
+    // Commander has already printed its message, or the help (asked for: exit code 0; shown because a
+    // subcommand is missing: not 0) or the version.
+    return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   if (e instanceof ServerError) {
     console.error(e.status === 0 ? `error (${e.code}): ${e.message}` : `server error ${e.status} (${e.code}): ${e.message}`);

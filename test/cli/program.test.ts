@@ -124,6 +124,15 @@ describe("skt as a process", () => {
     expect(await readdir(cwd)).toEqual([]);
   });
 
+  it("no command means serve (a bad PORT is serve's configuration error, exit 2); a missing subcommand shows help with exit 2", async () => {
+    const r = await exec(process.execPath, [path.join(REPO_ROOT, "bin/skt.js")], { cwd, env: { ...process.env, PORT: "http" } }).catch((e: { code: number; stderr: string }) => e);
+    expect(r).toMatchObject({ code: 2, stderr: 'error (invalid_config): Invalid configuration:\n  PORT = "http": must be a whole number\n' });
+    const adapters = await skt("adapters");
+    expect(adapters.code).toBe(2);
+    expect(adapters.stderr).toMatch(/^Usage: skt adapters \[options\] \[command\]/);
+    expect(await skt("help", "train")).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: skt train/) });
+  });
+
   it("train without its required flags says which, without a stack trace (exit 2)", async () => {
     const r = await skt("train", "--task", "x");
     expect(r).toMatchObject({ code: 2, stderr: "error (invalid_arguments): train needs --task, --data, --prompt and --out (see skt train --help)\n" });
