@@ -4,6 +4,14 @@
  */
 import { runCli } from "./cli/program.js";
 
+// `skt … | head` closes the pipe early: stop quietly instead of an EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
+}
+
 const code = await runCli(process.argv.slice(2));
 // Failures exit at once (a half-started engine must not keep the process alive); success lets
 // running work (the server) keep the process going.
