@@ -32,7 +32,7 @@ function num(value: string | undefined, name: string, fallback: number): number 
 }
 
 /** Parses `argv` (the flags after `train`/`eval`) with the command's own definition, for callers without the program. */
-async function parseWith<T>(define: (cmd: Command) => Command, name: string, argv: readonly string[]): Promise<T> {
+function parseWith<T>(define: (cmd: Command) => Command, name: string, argv: readonly string[]): T {
   const cmd = define(new Command(name))
     .exitOverride()
     .configureOutput({ writeErr: () => {}, writeOut: () => {} });
@@ -47,24 +47,25 @@ async function parseWith<T>(define: (cmd: Command) => Command, name: string, arg
 
 /** `train` with the flags as on the command line (the program's `train` command calls `runTrain`). */
 export async function trainCommand(argv: readonly string[]): Promise<void> {
-  await runTrain(await parseWith<TrainFlags>(defineTrain, "train", argv));
+  await runTrain(parseWith<TrainFlags>(defineTrain, "train", argv));
 }
 
 export async function evalCommand(argv: readonly string[]): Promise<void> {
-  await runEval(await parseWith<EvalFlags>(defineEval, "eval", argv));
+  await runEval(parseWith<EvalFlags>(defineEval, "eval", argv));
 }
 
 const modelsDirOf = (v: { modelsDir?: string }) => v.modelsDir ?? (process.env.SKT_MODELS_DIR?.trim() || "models");
 const threadsOf = (v: { threads?: string }) => num(v.threads ?? (process.env.SKT_THREADS?.trim() || undefined), "threads", 2);
 
-/** The validation data: --dev, --holdout N (the file's last N), or a stratified default slice. */
+/** The validation data: --dev, --holdout N (the file's last N; 0: none), or a stratified default slice. */
 async function splitValidation(v: TrainFlags, train: Dataset, seed: number): Promise<{ dev: Dataset | undefined; describe: string | null }> {
   if (v.holdout && v.dev) fail("use either --dev FILE or --holdout N for the validation data, not both");
   if (v.dev) return { dev: await loadDataset(v.dev, { labels: train.labels.length ? train.labels : undefined }), describe: v.dev };
   if (v.holdout) {
     // "--holdout N": the file's last N examples validate (early stopping) and are never trained on.
     const holdout = num(v.holdout, "holdout", 0);
-    if (!Number.isInteger(holdout) || holdout < 1 || holdout >= train.examples.length) fail(`--holdout must be a whole number between 1 and ${train.examples.length - 1}`);
+    if (!Number.isInteger(holdout) || holdout < 0 || holdout >= train.examples.length) fail(`--holdout must be a whole number between 0 and ${train.examples.length - 1}`);
+    if (holdout === 0) return { dev: undefined, describe: null };
     const describe = `last ${holdout} examples of ${v.data}`;
     const dev = { ...train, path: `${v.data} (last ${holdout} examples)`, examples: train.examples.slice(train.examples.length - holdout) };
     train.examples = train.examples.slice(0, train.examples.length - holdout);
@@ -110,7 +111,7 @@ export async function runTrain(v: TrainFlags): Promise<void> {
   const human = (line: string) => {
     if (!v.json) console.log(line);
   };
-  if (devDescription === null) human(`no validation data: ${v.data} is too small to hold out examples; the last step is kept`);
+  if (devDescription === null) human(`no validation data (${v.holdout === undefined ? `${v.data} is too small to hold examples out` : "--holdout 0"}): the last step is kept`);
   else if (!v.dev && !v.holdout) human(`validation: ${devDescription} (give --dev FILE or --holdout N to choose)`);
   const reporter = createProgressReporter({ mode, everySeconds: progressEvery });
   options.onProgress = (p) => reporter.onProgress(p);

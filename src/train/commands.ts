@@ -16,7 +16,7 @@ export const TRAIN_FLAGS: readonly FlagSpec[] = [
     defaultDoc: `a stratified ${DEFAULT_HOLDOUT_FRACTION * 100} % of --data, at most ${DEFAULT_HOLDOUT_MAX.toLocaleString("en-US")} examples`,
     meaning: "Validation file: selects the best step and gives the final report.",
   },
-  { flag: "--holdout", value: "n", meaning: "Validate on the last N examples of --data instead (never trained on)." },
+  { flag: "--holdout", value: "n", meaning: "Validate on the last N examples of --data instead (never trained on); 0: no validation, keep the last step." },
   { flag: "--prompt", value: "text", meaning: "The task prompt the adapter is built from (required)." },
   { flag: "--out", value: "file", meaning: "Where to write the adapter (.safetensors) (required)." },
   { flag: "--variant", value: "prefix|prompt", default: "prefix", meaning: "Adapter variant." },

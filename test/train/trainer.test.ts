@@ -153,6 +153,15 @@ describe("trainer", () => {
     expect(log.finalReport.accuracy).toBe(log.result.best.report.accuracy);
   });
 
+  it("--holdout 0 trains on the whole file without validation and keeps the last step", async () => {
+    const out = path.join(dir, "no-validation.safetensors");
+    await trainCommand(["--task", "toy", "--data", path.join(dir, "train.tsv"), "--holdout", "0", "--prompt", "is it good or bad ?", "--max-steps", "2", "--batch-size", "16", "--out", out, "--models-dir", MODELS_DIR, "--quiet"]);
+    const log = JSON.parse(await readFile(`${out}.log.json`, "utf8"));
+    expect(log.options).toMatchObject({ dev: null, trainExamples: 192 });
+    expect(log.result.evals).toEqual([]);
+    expect(log.finalReport).toBeNull();
+  });
+
   it("refuses data and settings that cannot train, before the first step", async () => {
     await writeFile(path.join(dir, "one-class.tsv"), "sentence\tlabel\n" + Array.from({ length: 40 }, (_, i) => `text number ${i}\t1`).join("\n") + "\n");
     const base = ["--task", "toy", "--prompt", "is it good or bad ?", "--out", path.join(dir, "never.safetensors"), "--models-dir", MODELS_DIR, "--quiet"];
