@@ -2,19 +2,17 @@
  * The `skt` program: help on every command (every flag with its default and environment variable,
  * examples), --version, unknown commands and flags answered on one line with a suggestion and exit 2.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import type { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildProgram } from "../../src/cli/program.js";
 import { CONFIG_OPTIONS } from "../../src/config.js";
 import { EVAL_FLAGS, TRAIN_FLAGS } from "../../src/train/commands.js";
 import { REPO_ROOT } from "../helpers/paths.js";
+import { runSkt } from "../helpers/skt.js";
 
-const exec = promisify(execFile);
 let cwd: string;
 beforeAll(async () => {
   cwd = await mkdtemp(path.join(os.tmpdir(), "skt-cli-"));
@@ -22,12 +20,7 @@ beforeAll(async () => {
 afterAll(async () => rm(cwd, { recursive: true, force: true }));
 
 /** The launcher as a user runs it, from an empty temporary folder. */
-async function skt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return exec(process.execPath, [path.join(REPO_ROOT, "bin/skt.js"), ...args], { cwd, env: { ...process.env, SKT_ADMIN_TOKEN: "" } }).then(
-    (r) => ({ code: 0, ...r }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-}
+const skt = (...args: string[]) => runSkt(args, { cwd, env: { SKT_ADMIN_TOKEN: "" } });
 
 /** The full help of a command as printed (wrapping undone). */
 function helpOf(cmd: Command): string {
@@ -125,7 +118,7 @@ describe("skt as a process", () => {
   });
 
   it("no command means serve (a bad PORT is serve's configuration error, exit 2); a missing subcommand shows help with exit 2", async () => {
-    const r = await exec(process.execPath, [path.join(REPO_ROOT, "bin/skt.js")], { cwd, env: { ...process.env, PORT: "http" } }).catch((e: { code: number; stderr: string }) => e);
+    const r = await runSkt([], { cwd, env: { PORT: "http" } });
     expect(r).toMatchObject({ code: 2, stderr: 'error (invalid_config): Invalid configuration:\n  PORT = "http": must be a whole number\n' });
     const adapters = await skt("adapters");
     expect(adapters.code).toBe(2);

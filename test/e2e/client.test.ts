@@ -3,14 +3,14 @@
  * run as a user runs it (the launcher, from a temporary folder). The server's own JSON, fetched
  * directly, is the reference for what the client shows.
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets } from "../../src/backbone/backbone.js";
 import { freePort, spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
-import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
+import { MODELS_DIR } from "../helpers/paths.js";
+import { runSkt } from "../helpers/skt.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 
 const TOKEN = "client-e2e-token-0123456789";
@@ -35,29 +35,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `skt …` from the temporary folder, with the server's URL and token in the environment unless overridden. */
-function skt(args: string[], o: { env?: Record<string, string>; stdin?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, "bin/skt.js"), ...args], {
-      cwd: dir,
-      env: { ...process.env, SKT_URL: server.base, SKT_ADMIN_TOKEN: TOKEN, ...o.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(o.stdin ?? "");
-  });
-}
+const skt = (args: string[], o: { env?: Record<string, string>; stdin?: string } = {}) =>
+  runSkt(args, { cwd: dir, env: { SKT_URL: server.base, SKT_ADMIN_TOKEN: TOKEN, ...o.env }, stdin: o.stdin });
 
 const admin = { authorization: `Bearer ${TOKEN}` };
 const direct = async (route: string, init: RequestInit = {}) => (await fetch(`${server.base}${route}`, init)).json();

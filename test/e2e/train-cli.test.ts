@@ -3,18 +3,16 @@
  * with one labelled file: progress lines instead of a bar, a held-out slice picked for selection, the
  * adapter written and the final report printed in `eval`'s format; then `skt eval` on the whole file.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
+import { MODELS_DIR } from "../helpers/paths.js";
+import { runSkt } from "../helpers/skt.js";
 import { toyTsv } from "../helpers/toy-data.js";
 import { loadDataset } from "../../src/train/datasets.js";
 import { stratifiedHoldout } from "../../src/train/holdout.js";
 
-const exec = promisify(execFile);
 let dir: string;
 
 beforeAll(async () => {
@@ -23,7 +21,11 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-const skt = (...args: string[]) => exec(process.execPath, [path.join(REPO_ROOT, "bin/skt.js"), ...args], { cwd: dir, env: { ...process.env, SKT_MODELS_DIR: MODELS_DIR } });
+const skt = async (...args: string[]) => {
+  const r = await runSkt(args, { cwd: dir, env: { SKT_MODELS_DIR: MODELS_DIR } });
+  expect(r.code, r.stderr).toBe(0);
+  return r;
+};
 
 describe("skt train without a terminal", () => {
   it("one labelled file: progress lines, a held-out slice, the adapter and the final report; then eval", async () => {
