@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { peekMetadata } from "../adapters/format.js";
 import { SktError } from "../errors.js";
 import { SktClient, type TaskInfoJson } from "./client.js";
-import { addFlags, type FlagSpec } from "./options.js";
+import { addFlags, type FlagSpec } from "../flags.js";
 import { renderTable } from "./table.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";

@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { ensureBackboneBuilt } from "../backbone/build.js";
 import { loadConfig, redactConfig } from "../config.js";
-import { addConfigFlags, configArgv } from "./options.js";
+import { addConfigFlags, configArgv } from "./config-flags.js";
 
 export function addServerCommands(program: Command): void {
   addConfigFlags(program.command("serve").summary("run the HTTP server (the default command)"))

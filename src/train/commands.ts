@@ -4,7 +4,7 @@
  * them runs, so `skt --help` or `skt adapters list` does not load the trainer.
  */
 import type { Command } from "commander";
-import { addFlags, type FlagSpec } from "../cli/options.js";
+import { addFlags, type FlagSpec } from "../flags.js";
 import { DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_MAX } from "./holdout.js";
 
 export const TRAIN_FLAGS: readonly FlagSpec[] = [
