@@ -3,7 +3,6 @@
  * server settings they use, generated from the settings table; `loadConfig` validates them.
  */
 import type { Command } from "commander";
-import { ensureBackboneBuilt } from "../backbone/build.js";
 import { loadConfig, redactConfig } from "../config.js";
 import { addConfigFlags, configArgv } from "./config-flags.js";
 
@@ -47,6 +46,8 @@ async function serve(argv: string[]): Promise<void> {
 }
 
 async function build(argv: string[]): Promise<void> {
+  // Loaded when used, as in serve and install: client commands should start fast.
+  const { ensureBackboneBuilt } = await import("../backbone/build.js");
   const modelsDir = loadConfig({ env: process.env, argv }).modelsDir;
   const manifest = await ensureBackboneBuilt(modelsDir, console.log);
   console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
