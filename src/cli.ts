@@ -1,72 +1,18 @@
 /**
- * Command line: `serve` (default), `build`, `install`, `train`, `eval`. Each command lives in its own module;
- * this file only dispatches.
+ * Entry point of the `skt` command line (bin/skt.js, `npm start`, `npm run train`…). The commands
+ * are in src/cli/ and src/train/commands.ts; this file only runs the program and sets the exit code.
  */
-import { ensureBackboneBuilt } from "./backbone/build.js";
-import { loadConfig, redactConfig } from "./config.js";
-import { isSktError } from "./errors.js";
+import { runCli } from "./cli/program.js";
 
-const [command = "serve", ...argv] = process.argv.slice(2);
-
-async function serve(): Promise<void> {
-  const { createLogger } = await import("./logger.js");
-  const { createMetrics } = await import("./metrics.js");
-  const { Engine } = await import("./engine/engine.js");
-  const { DeferredService } = await import("./engine/deferred-service.js");
-  const { createApp } = await import("./server/app.js");
-  const { startServer } = await import("./server/serve.js");
-  const config = loadConfig({ env: process.env, argv });
-  const logger = createLogger({ level: config.logLevel });
-  logger.info({ config: redactConfig(config) }, "starting");
-  const metrics = createMetrics();
-  // Listen first (liveness answers, readiness says 503), then load the backbone and adapters.
-  const service = new DeferredService();
-  const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
-  const engine = await Engine.create({ ...config, metrics, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
-  service.resolve(engine);
-  logger.info({ port: server.port, tasks: engine.registry.tasks() }, "ready");
+// `skt … | head` closes the pipe early: stop quietly instead of an EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
 }
 
-async function build(): Promise<void> {
-  const modelsDir = loadConfig({ env: process.env, argv }).modelsDir;
-  const manifest = await ensureBackboneBuilt(modelsDir, console.log);
-  console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
-}
-
-/** `install FILE…`: validate adapter files against the backbone and add them to the store, offline. */
-async function install(): Promise<void> {
-  const { readFile } = await import("node:fs/promises");
-  const { loadBackboneAssets } = await import("./backbone/backbone.js");
-  const { decodeAdapter } = await import("./adapters/format.js");
-  const { AdapterStore } = await import("./adapters/store.js");
-  const { parseArgs } = await import("node:util");
-  const { values, positionals: files } = parseArgs({ args: argv, allowPositionals: true, options: { "adapters-dir": { type: "string" }, "models-dir": { type: "string" } } });
-  const flags = Object.entries(values).flatMap(([k, v]) => [`--${k}`, String(v)]);
-  const config = loadConfig({ env: process.env, argv: flags });
-  const assets = await loadBackboneAssets(config.modelsDir, console.log);
-  const store = new AdapterStore(config.adaptersDir);
-  for (const file of files) {
-    const bytes = new Uint8Array(await readFile(file));
-    const { metadata } = decodeAdapter(bytes, { dims: assets.dims, fingerprint: assets.fingerprint, maxParameters: config.maxAdapterParams, maxBytes: config.maxUploadBytes });
-    const version = await store.write(metadata.task, bytes);
-    console.log(`${file}: task ${metadata.task} v${version} is now current in ${config.adaptersDir}/`);
-  }
-}
-
-const commands: Record<string, () => Promise<void>> = {
-  serve,
-  build,
-  install,
-  train: async () => (await import("./train/cli.js")).trainCommand(argv),
-  eval: async () => (await import("./train/cli.js")).evalCommand(argv),
-};
-
-const run = commands[command];
-if (!run) {
-  console.error(`unknown command "${command}"; use one of: ${Object.keys(commands).join(", ")}`);
-  process.exit(2);
-}
-run().catch((e: unknown) => {
-  console.error(isSktError(e) ? `error (${e.code}): ${e.message}` : e);
-  process.exit(1);
-});
+const code = await runCli(process.argv.slice(2));
+// Failures exit at once (a half-started engine must not keep the process alive); success lets
+// running work (the server) keep the process going.
+if (code !== 0) process.exit(code);

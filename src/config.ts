@@ -241,6 +241,8 @@ export function parseFlags(argv: readonly string[]): Map<string, { flag: string;
         i++;
       }
     }
+    // "--models-dir --port 1" would otherwise make a folder named "--port"; no setting's value starts with "--".
+    if (value!.startsWith("--")) bad(`${name} needs a value, got "${value}" (values cannot start with "--")`);
     out.set(o!.key, { flag: name, value: value! });
   }
   return out;

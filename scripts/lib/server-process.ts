@@ -1,6 +1,7 @@
 /**
- * The real server as a child process on a free loopback port, as `npm start` runs it
- * (`node --import tsx src/cli.ts serve`), with its output captured and a wait for /readyz.
+ * The real server as a child process on a free loopback port, as a user runs it (`skt serve`,
+ * i.e. `node bin/skt.js serve`, which loads src/ through tsx), with its output captured and a wait
+ * for /readyz.
  *
  * Dev tooling shared by the benchmarks, the soak script and the tests: it may import from src/, but
  * nothing in src/ imports it. Callers bring their own server settings (admin token, models folder,
@@ -12,7 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const CLI = path.join(REPO_ROOT, "src/cli.ts");
+const SKT = path.join(REPO_ROOT, "bin/skt.js");
 const READY_POLL_MS = 150;
 
 /** A port that was free on 127.0.0.1 a moment ago. */
@@ -44,7 +45,7 @@ export interface SpawnServerOptions {
   adaptersDir: string;
   /** Server environment on top of the parent's, PORT, HOST and SKT_ADAPTERS_DIR (wins over them). */
   env?: Record<string, string>;
-  /** Node flags before `--import tsx` (e.g. `--cpu-prof`). */
+  /** Node flags before the script (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
   /** Arguments after `serve` (e.g. `--max-wait-ms 5`). */
   serveArgs?: string[];
@@ -54,13 +55,18 @@ export interface SpawnServerOptions {
   readyWithinMs?: number;
   /** Names the server in errors (default "server"). */
   label?: string;
+  /**
+   * The server's working folder (default: the repository root, for callers that pass relative
+   * paths). Tests pass a temporary folder so that nothing the server writes lands in the repository.
+   */
+  cwd?: string;
 }
 
 /** Starts the server process without waiting for it (for callers that register clean-up first). */
 export async function launchServerProcess(opts: SpawnServerOptions): Promise<ServerProcess> {
   const port = opts.port ?? (await freePort());
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", CLI, "serve", ...(opts.serveArgs ?? [])], {
-    cwd: REPO_ROOT,
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), SKT, "serve", ...(opts.serveArgs ?? [])], {
+    cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", SKT_ADAPTERS_DIR: opts.adaptersDir, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

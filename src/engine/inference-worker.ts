@@ -15,10 +15,14 @@ interface Pending {
 
 const WORKER_URL = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
 
-/** Source runs (tsx, vitest) have a .ts worker: register tsx's loader inside the worker first. */
+/**
+ * Source runs (tsx, vitest) have a .ts worker: register tsx's loader inside the worker first. tsx is
+ * resolved from here, not from the working folder (which may be anywhere, e.g. `skt serve` in /srv).
+ */
 function spawnWorker(init: WorkerInit): Worker {
   if (!WORKER_URL.pathname.endsWith(".ts")) return new Worker(WORKER_URL, { workerData: init });
-  const bootstrap = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+  const tsxApi = import.meta.resolve("tsx/esm/api");
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
   return new Worker(bootstrap, { eval: true, workerData: init });
 }
 

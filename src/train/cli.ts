@@ -6,15 +6,17 @@
 import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import cliProgress from "cli-progress";
+import { Command, CommanderError } from "commander";
 import { encodeAdapter, peekMetadata } from "../adapters/format.js";
 import { VARIANTS, type Variant } from "../adapters/spec.js";
 import { Engine } from "../engine/engine.js";
 import type { Prediction } from "../engine/service.js";
 import { SktError } from "../errors.js";
-import { loadDataset } from "./datasets.js";
+import { defineEval, defineTrain, type EvalFlags, type TrainFlags } from "./commands.js";
+import { loadDataset, type Dataset } from "./datasets.js";
 import { reportFor, type EvalReport } from "./evaluate.js";
+import { defaultHoldoutSize, stratifiedHoldout } from "./holdout.js";
+import { createProgressReporter, progressMode } from "./progress.js";
 import { trainAdapter, type TrainOptions } from "./trainer.js";
 import type { InitScheme, TrainMethod } from "./init.js";
 
@@ -25,81 +27,129 @@ function fail(message: string): never {
 function num(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n)) fail(`--${name} must be a number, got "${value}"`);
+  if (value.trim() === "" || !Number.isFinite(n)) fail(`--${name} must be a number, got "${value}"`);
   return n;
 }
 
-const TRAIN_FLAGS = {
-  task: { type: "string" }, data: { type: "string" }, dev: { type: "string" }, prompt: { type: "string" },
-  variant: { type: "string", default: "prefix" }, pooling: { type: "boolean" }, "no-pooling": { type: "boolean" },
-  method: { type: "string", default: "sk" }, init: { type: "string" }, epochs: { type: "string" }, "max-steps": { type: "string" },
-  "batch-size": { type: "string" }, lr: { type: "string" }, "weight-decay": { type: "string" }, warmup: { type: "string" },
-  "max-length": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, log: { type: "string" },
-  "label-names": { type: "string" }, "train-limit": { type: "string" }, holdout: { type: "string" }, "eval-every": { type: "string" }, "eval-limit": { type: "string" },
-  patience: { type: "string" }, dropout: { type: "string" }, threads: { type: "string" }, "models-dir": { type: "string" },
-  quiet: { type: "boolean" },
-} as const;
-
-export async function trainCommand(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, options: TRAIN_FLAGS, strict: true });
-  if (!v.task || !v.data || !v.prompt || !v.out) fail("train needs --task, --data, --prompt and --out (see README: Training)");
-  if (!VARIANTS.includes(v.variant as Variant)) fail(`--variant must be prompt or prefix, got "${v.variant}"`);
-  if (!["sk", "prompt-tuning", "probe"].includes(v.method!)) fail(`--method must be sk, prompt-tuning or probe`);
-  const train = await loadDataset(v.data);
-  if (v.holdout && v.dev) fail("use either --dev FILE or --holdout N for the validation data, not both");
-  // "--holdout N": the file's last N examples validate (early stopping) and are never trained on.
-  const holdout = v.holdout ? num(v.holdout, "holdout", 0) : 0;
-  if (holdout < 0 || holdout >= train.examples.length) fail(`--holdout must be between 0 and ${train.examples.length - 1}`);
-  const heldOut = holdout > 0 ? { ...train, path: `${v.data} (last ${holdout} examples)`, examples: train.examples.slice(train.examples.length - holdout) } : undefined;
-  if (holdout > 0) train.examples = train.examples.slice(0, train.examples.length - holdout);
-  const trainLimit = num(v["train-limit"], "train-limit", train.examples.length);
-  // A slice from the front of the file: "--train-limit N" trains on the file's first N examples.
-  train.examples = train.examples.slice(0, trainLimit);
-  const dev = v.dev ? await loadDataset(v.dev, { labels: train.labels.length ? train.labels : undefined }) : heldOut;
-  const variant = v.variant as Variant;
-  const method = v.method as TrainMethod;
-  const options: TrainOptions = {
-    task: v.task, train, dev, labelNames: v["label-names"]?.split(",").map((s) => s.trim()),
-    promptText: v.prompt, variant, pooling: !v["no-pooling"], method,
-    init: (v.init as InitScheme | undefined) ?? (method === "prompt-tuning" ? "random" : variant === "prompt" ? "token-scale" : "authors"),
-    epochs: num(v.epochs, "epochs", 3), maxSteps: v["max-steps"] ? num(v["max-steps"], "max-steps", 0) : undefined,
-    batchSize: num(v["batch-size"], "batch-size", 32), lr: num(v.lr, "lr", 3e-3), weightDecay: num(v["weight-decay"], "weight-decay", 0.01),
-    warmup: num(v.warmup, "warmup", 0.06), maxLength: num(v["max-length"], "max-length", 128), seed: num(v.seed, "seed", 1),
-    evalEvery: num(v["eval-every"], "eval-every", 500), evalLimit: v["eval-limit"] ? num(v["eval-limit"], "eval-limit", 0) : undefined,
-    patience: num(v.patience, "patience", 0), dropout: num(v.dropout, "dropout", 0.1),
-    threads: num(v.threads, "threads", 2), modelsDir: v["models-dir"] ?? "models",
-  };
-  const bar = v.quiet ? null : new cliProgress.SingleBar({ format: "train |{bar}| {value}/{total} steps · loss {loss} · {speed} ex/s · ETA {eta_formatted} · dev {dev}" }, cliProgress.Presets.shades_classic);
-  let dev_ = "–";
-  options.onProgress = (p) => {
-    if (p.eval) dev_ = p.eval.score.toFixed(4);
-    // Without the bar (quiet, or output to a file) each evaluation is one log line.
-    if (!bar) {
-      if (p.eval) console.log(`step ${p.step}/${p.totalSteps} · loss ${p.loss.toFixed(4)} · ${p.examplesPerSec.toFixed(0)} ex/s · dev ${dev_}`);
-      return;
-    }
-    if (p.step === 1 || !bar.getTotal()) bar.start(p.totalSteps, 0, { loss: "–", speed: "–", dev: dev_ });
-    bar.update(p.step, { loss: p.loss.toFixed(4), speed: p.examplesPerSec.toFixed(0), dev: dev_ });
-  };
-  const result = await trainAdapter(options);
-  bar?.stop();
-  const logPath = v.log ?? `${v.out}.log.json`;
-  await mkdir(path.dirname(path.resolve(v.out)), { recursive: true });
-  if (result.file) await writeFile(v.out, encodeAdapter(result.file));
-  const { onProgress: _drop, train: _t, dev: _d, ...printable } = options;
-  await writeFile(logPath, JSON.stringify({ options: { ...printable, data: v.data, dev: v.dev ?? (holdout ? `last ${holdout} examples of ${v.data}` : null), trainExamples: train.examples.length }, result: { ...result, file: undefined } }, null, 1) + "\n");
-  const r = result.best.report;
-  console.log(`${result.file ? `wrote ${v.out}` : "probe: no adapter written"} (${result.parameters.toLocaleString("en-US")} trainable parameters), log ${logPath}`);
-  console.log(`best dev ${r?.microF1 !== undefined ? `micro-F1 ${(r.microF1 * 100).toFixed(2)}%, ` : ""}${r?.accuracy !== undefined ? `accuracy ${(r.accuracy * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%` : r?.mse !== undefined ? `MSE ${r.mse.toFixed(4)}` : "n/a"} at step ${result.best.step}; ${result.examplesPerSec.toFixed(0)} examples/s`);
+/** Parses `argv` (the flags after `train`/`eval`) with the command's own definition, for callers without the program. */
+function parseWith<T>(define: (cmd: Command) => Command, name: string, argv: readonly string[]): T {
+  const cmd = define(new Command(name))
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  try {
+    cmd.parse([...argv], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) fail(`${name}: ${e.message.replace(/^error: /, "")}`);
+    throw e;
+  }
+  return cmd.opts<T & object>();
 }
 
-export async function evalCommand(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, options: { adapter: { type: "string" }, data: { type: "string" }, "label-names": { type: "string" }, threads: { type: "string" }, "models-dir": { type: "string" }, json: { type: "boolean" } }, strict: true });
+/** `train` with the flags as on the command line (the program's `train` command calls `runTrain`). */
+export async function trainCommand(argv: readonly string[]): Promise<void> {
+  await runTrain(parseWith<TrainFlags>(defineTrain, "train", argv));
+}
+
+export async function evalCommand(argv: readonly string[]): Promise<void> {
+  await runEval(parseWith<EvalFlags>(defineEval, "eval", argv));
+}
+
+const modelsDirOf = (v: { modelsDir?: string }) => v.modelsDir ?? (process.env.SKT_MODELS_DIR?.trim() || "models");
+const threadsOf = (v: { threads?: string }) => num(v.threads ?? (process.env.SKT_THREADS?.trim() || undefined), "threads", 2);
+
+/** The validation data: --dev, --holdout N (the file's last N; 0: none), or a stratified default slice. */
+async function splitValidation(v: TrainFlags, train: Dataset, seed: number): Promise<{ dev: Dataset | undefined; describe: string | null }> {
+  if (v.holdout && v.dev) fail("use either --dev FILE or --holdout N for the validation data, not both");
+  if (v.dev) return { dev: await loadDataset(v.dev, { labels: train.labels.length ? train.labels : undefined }), describe: v.dev };
+  if (v.holdout) {
+    // "--holdout N": the file's last N examples validate (early stopping) and are never trained on.
+    const holdout = num(v.holdout, "holdout", 0);
+    if (!Number.isInteger(holdout) || holdout < 0 || holdout >= train.examples.length) fail(`--holdout must be a whole number between 0 and ${train.examples.length - 1}`);
+    if (holdout === 0) return { dev: undefined, describe: null };
+    const describe = `last ${holdout} examples of ${v.data}`;
+    const dev = { ...train, path: `${v.data} (last ${holdout} examples)`, examples: train.examples.slice(train.examples.length - holdout) };
+    train.examples = train.examples.slice(0, train.examples.length - holdout);
+    return { dev, describe };
+  }
+  const size = defaultHoldoutSize(train.examples.length);
+  if (size === 0) return { dev: undefined, describe: null };
+  const split = stratifiedHoldout(train.examples, size, seed);
+  const describe = `stratified ${size} examples of ${v.data} (seed ${seed})`;
+  train.examples = split.train;
+  return { dev: { ...train, path: `${v.data} (${describe})`, examples: split.heldOut }, describe };
+}
+
+export async function runTrain(v: TrainFlags): Promise<void> {
+  if (!v.task || !v.data || !v.prompt || !v.out) fail("train needs --task, --data, --prompt and --out (see skt train --help)");
+  const variant = (v.variant ?? "prefix") as Variant;
+  const method = (v.method ?? "sk") as TrainMethod;
+  if (!VARIANTS.includes(variant)) fail(`--variant must be prompt or prefix, got "${v.variant}"`);
+  if (!["sk", "prompt-tuning", "probe"].includes(method)) fail(`--method must be sk, prompt-tuning or probe`);
+  const seed = num(v.seed, "seed", 1);
+  const train = await loadDataset(v.data);
+  const { dev, describe: devDescription } = await splitValidation(v, train, seed);
+  const trainLimit = num(v.trainLimit, "train-limit", train.examples.length);
+  // A slice from the front of the file: "--train-limit N" trains on the file's first N examples.
+  train.examples = train.examples.slice(0, trainLimit);
+  const labelNames = v.labelNames?.split(",").map((s) => s.trim());
+  const modelsDir = modelsDirOf(v);
+  const threads = threadsOf(v);
+  const options: TrainOptions = {
+    task: v.task, train, dev, labelNames,
+    promptText: v.prompt, variant, pooling: v.pooling !== false, method,
+    init: (v.init as InitScheme | undefined) ?? (method === "prompt-tuning" ? "random" : variant === "prompt" ? "token-scale" : "authors"),
+    epochs: num(v.epochs, "epochs", 3), maxSteps: v.maxSteps ? num(v.maxSteps, "max-steps", 0) : undefined,
+    batchSize: num(v.batchSize, "batch-size", 32), lr: num(v.lr, "lr", 3e-3), weightDecay: num(v.weightDecay, "weight-decay", 0.01),
+    warmup: num(v.warmup, "warmup", 0.06), maxLength: num(v.maxLength, "max-length", 128), seed,
+    evalEvery: num(v.evalEvery, "eval-every", 500), evalLimit: v.evalLimit ? num(v.evalLimit, "eval-limit", 0) : undefined,
+    patience: num(v.patience, "patience", 0), dropout: num(v.dropout, "dropout", 0.1),
+    threads, modelsDir,
+  };
+  const progressEvery = num(v.progressEvery, "progress-every", 10);
+  if (progressEvery < 0) fail("--progress-every must be 0 or more seconds");
+  const mode = progressMode(v, Boolean(process.stdout.isTTY && process.stderr.isTTY));
+  const human = (line: string) => {
+    if (!v.json) console.log(line);
+  };
+  if (devDescription === null) human(`no validation data (${v.holdout === undefined ? `${v.data} is too small to hold examples out` : "--holdout 0"}): the last step is kept`);
+  else if (!v.dev && !v.holdout) human(`validation: ${devDescription} (give --dev FILE or --holdout N to choose)`);
+  const reporter = createProgressReporter({ mode, everySeconds: progressEvery });
+  options.onProgress = (p) => reporter.onProgress(p);
+  let result: Awaited<ReturnType<typeof trainAdapter>>;
+  try {
+    result = await trainAdapter(options);
+  } finally {
+    reporter.stop();
+  }
+  const logPath = v.log ?? `${v.out}.log.json`;
+  await mkdir(path.dirname(path.resolve(v.out)), { recursive: true });
+  const bytes = result.file ? encodeAdapter(result.file) : null;
+  if (bytes) await writeFile(v.out, bytes);
+  // The final report: the written adapter through the serving engine on all the validation data, as `eval` gives it.
+  const finalReport = bytes && dev && dev.examples.length > 0
+    ? await evaluateThroughEngine(bytes, v.task, dev, { threads, modelsDir, datasetLabels: datasetLabelOrder(result.file!.metadata.labels, dev.labels, v.labelNames) })
+    : null;
+  const { onProgress: _drop, train: _t, dev: _d, ...printable } = options;
+  await writeFile(logPath, JSON.stringify({ options: { ...printable, data: v.data, dev: devDescription, trainExamples: train.examples.length }, result: { ...result, file: undefined }, finalReport }, null, 1) + "\n");
+  if (v.json) {
+    console.log(JSON.stringify({ event: "done", out: bytes ? v.out : null, log: logPath, parameters: result.parameters, best_step: result.best.step, steps: result.history.length, examples_per_sec: result.examplesPerSec, validation: devDescription, report: finalReport ?? result.best.report }));
+    return;
+  }
+  const r = result.best.report;
+  console.log(`${bytes ? `wrote ${v.out}` : "probe: no adapter written"} (${result.parameters.toLocaleString("en-US")} trainable parameters), log ${logPath}`);
+  console.log(`best dev ${r?.microF1 !== undefined ? `micro-F1 ${(r.microF1 * 100).toFixed(2)}%, ` : ""}${r?.accuracy !== undefined ? `accuracy ${(r.accuracy * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%` : r?.mse !== undefined ? `MSE ${r.mse.toFixed(4)}` : "n/a"} at step ${result.best.step}; ${result.examplesPerSec.toFixed(0)} examples/s`);
+  if (finalReport) {
+    console.log(`final report on ${devDescription}:`);
+    printReport(finalReport);
+  }
+}
+
+export async function runEval(v: EvalFlags): Promise<void> {
   if (!v.adapter || !v.data) fail("eval needs --adapter FILE.safetensors and --data FILE");
   const bytes = new Uint8Array(await readFile(v.adapter));
   const meta = peekMetadata(bytes);
   const data = await loadDataset(v.data, meta.problemType === "regression" ? { task: "regression" } : undefined);
-  const report = await evaluateThroughEngine(bytes, meta.task, data, { threads: num(v.threads, "threads", 2), modelsDir: v["models-dir"] ?? "models", datasetLabels: datasetLabelOrder(meta.labels, data.labels, v["label-names"]) });
+  const report = await evaluateThroughEngine(bytes, meta.task, data, { threads: threadsOf(v), modelsDir: modelsDirOf(v), datasetLabels: datasetLabelOrder(meta.labels, data.labels, v.labelNames) });
   if (v.json) console.log(JSON.stringify(report, null, 1));
   else printReport(report);
 }

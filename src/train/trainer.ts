@@ -10,7 +10,7 @@ import { mapUseLiteWeights } from "../backbone/use-lite/weights.js";
 import { BACKBONE_NAME } from "../backbone/build.js";
 import type { AdapterFile, AdapterMetadata, AdapterTensor } from "../adapters/format.js";
 import { prepareFromOutput, type PreparedAdapter } from "../adapters/prepared.js";
-import { outputWidth, parameterCount, type ProblemType, type Variant } from "../adapters/spec.js";
+import { MAX_PROMPT_LENGTH, outputWidth, parameterCount, type ProblemType, type Variant } from "../adapters/spec.js";
 import { transformForward } from "../adapters/transform.js";
 import { assembleBatch } from "../engine/assemble.js";
 import { SktError } from "../errors.js";
@@ -86,7 +86,18 @@ function problemTypeOf(train: Dataset): ProblemType {
   return train.labels.length === 0 ? "regression" : "single_label_classification";
 }
 
+/** Refuses data that cannot train a useful adapter, before anything is loaded. */
+function refuseUntrainableData(o: TrainOptions): void {
+  if (o.train.examples.length === 0) throw new SktError("bad_request", "no_training_data", `${o.train.path}: no training examples are left`);
+  if (problemTypeOf(o.train) !== "single_label_classification") return;
+  const classes = new Set(o.train.examples.map((e) => String(e.label)));
+  if (classes.size < 2) {
+    throw new SktError("bad_request", "one_class", `${o.train.path}: every training example has the label "${[...classes][0]}"; a classifier needs examples of at least two classes`);
+  }
+}
+
 export async function trainAdapter(o: TrainOptions): Promise<TrainResult> {
+  refuseUntrainableData(o);
   const assets = await loadBackboneAssets(o.modelsDir);
   const weights = mapUseLiteWeights((await readUseLitePackage()).weights);
   const runner = await BackboneRunner.create(o.modelsDir, { threads: o.threads });
@@ -111,8 +122,11 @@ async function trainWith(o: TrainOptions, assets: BackboneAssets, weights: Retur
     task: o.task, variant: o.variant, pooling: o.pooling, promptText: o.promptText, promptLength: L, labels, problemType,
     backbone: BACKBONE_NAME, backboneFingerprint: assets.fingerprint, maxLength: o.maxLength, textPair: o.train.hasPairs,
   };
+  // What the server would refuse at upload, refused here before the first step.
+  if (L > MAX_PROMPT_LENGTH) throw new SktError("bad_request", "prompt_too_long", `the prompt has ${L} tokens; adapters allow at most ${MAX_PROMPT_LENGTH}: shorten --prompt`);
+  if (o.maxLength > assets.dims.maxPositions) throw new SktError("bad_request", "max_length_too_large", `--max-length ${o.maxLength} is over the backbone's ${assets.dims.maxPositions} positions`);
   const budget = o.variant === "prompt" ? o.maxLength - L : o.maxLength;
-  if (budget < 1) throw new SktError("bad_request", "max_length_too_small", `--max-length ${o.maxLength} leaves no room for text after a ${L}-token prompt`);
+  if (budget < 1) throw new SktError("bad_request", "max_length_too_small", `--max-length ${o.maxLength} leaves no room for text after the ${L}-token prompt (the prompt variant's soft prompt takes ${L} positions): raise --max-length or shorten --prompt`);
 
   const rng = new Rng(o.seed);
   const hp = (await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [promptIds], ["last_hidden_state"]))).last_hidden_state!;

@@ -28,6 +28,7 @@ beforeAll(async () => {
     env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
     serveArgs: ["--max-wait-ms", "5"],
     readyWithinMs: 60_000,
+    cwd: adaptersDir,
   });
   base = server.base;
   checkResponsesFrom(base); // every response below is checked against the OpenAPI document

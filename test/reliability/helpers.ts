@@ -87,6 +87,8 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
     adaptersDir: opts.adaptersDir,
     env: { SKT_ADMIN_TOKEN: ADMIN_TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn", SKT_THREADS: "1", ...opts.env },
     readyWithinMs: opts.readyWithinMs ?? 90_000,
+    // The test's temporary folder: nothing the server writes can land in the repository.
+    cwd: path.dirname(path.resolve(opts.adaptersDir)),
   });
   checkResponsesFrom(server.base);
   return server;

@@ -135,6 +135,10 @@ describe("loadConfig", () => {
     [["serve"], /unexpected argument "serve"/],
     [["--no-port"], /unknown flag --no-port/],
     [["--port", "abc"], /--port = "abc": must be a whole number/],
+    // A forgotten value must not swallow the next flag (that once made a folder named "--models-dir").
+    [["--adapters-dir", "--models-dir", "m"], /--adapters-dir needs a value, got "--models-dir"/],
+    [["--models-dir=--port"], /--models-dir needs a value, got "--port"/],
+    [["--debug-batch-log", "--port", "1"], /--debug-batch-log needs a value/],
   ])("rejects bad flags %j", (argv, message) => {
     expect(configError(() => loadConfig({ env: {}, argv })).message).toMatch(message);
   });

@@ -1,31 +1,18 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { decodeAdapter, encodeAdapter } from "../../src/adapters/format.js";
 import { evaluateThroughEngine, trainCommand } from "../../src/train/cli.js";
 import { loadDataset } from "../../src/train/datasets.js";
 import { trainAdapter, type TrainOptions } from "../../src/train/trainer.js";
 import { seededRandom } from "../helpers/numeric.js";
+import { toyTsv as synthetic } from "../helpers/toy-data.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 
 let dir: string;
 let assets: BackboneAssets;
-
-/** A separable toy task: the label is decided by which of two cue words the text contains. */
-function synthetic(count: number, seed: number): string {
-  const rand = seededRandom(seed);
-  const filler = ["the", "movie", "was", "a", "story", "about", "people", "and", "their", "day", "in", "town", "with", "friends"];
-  const lines = ["sentence\tlabel"];
-  for (let i = 0; i < count; i++) {
-    const label = i % 2;
-    const words = Array.from({ length: 4 + Math.floor(rand() * 6) }, () => filler[Math.floor(rand() * filler.length)]);
-    words.splice(Math.floor(rand() * words.length), 0, label ? "wonderful" : "terrible");
-    lines.push(`${words.join(" ")}\t${label}`);
-  }
-  return lines.join("\n") + "\n";
-}
 
 beforeAll(async () => {
   assets = await loadBackboneAssets(MODELS_DIR);
@@ -138,6 +125,51 @@ describe("trainer", () => {
     expect(log.options.trainExamples).toBe(160);
     expect(log.result.evals[0].examples).toBe(32);
     expect(log.options.dev).toMatch(/last 32 examples/);
+  });
+
+  it("without --dev or --holdout holds out a stratified 10 % and reports on it at the end (--json lines)", async () => {
+    const out = path.join(dir, "default-holdout.safetensors");
+    const printed: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => void printed.push(String(line)));
+    try {
+      await trainCommand(["--task", "toy", "--data", path.join(dir, "train.tsv"), "--prompt", "is it good or bad ?", "--epochs", "1", "--batch-size", "16", "--lr", "1e-2", "--eval-every", "4", "--out", out, "--models-dir", MODELS_DIR, "--json", "--progress-every", "0"]);
+    } finally {
+      spy.mockRestore();
+    }
+    const log = JSON.parse(await readFile(`${out}.log.json`, "utf8"));
+    // 192 examples, 96 per class: 10 % is 19 held out (9.5 per class, rounded by largest remainder to 10 + 9).
+    expect(log.options.dev).toBe(`stratified 19 examples of ${path.join(dir, "train.tsv")} (seed 1)`);
+    expect(log.options.trainExamples).toBe(173);
+    expect(log.result.evals.map((e: { examples: number }) => e.examples)).toEqual([19, 19, 19]);
+    // Every stdout line is JSON: progress for each step, the evaluations, then the final report.
+    const events = printed.map((l) => JSON.parse(l) as { event: string; step?: number; report?: { examples: number; accuracy: number } });
+    expect(events.filter((e) => e.event === "progress").map((e) => e.step)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    expect(events.filter((e) => e.event === "eval").map((e) => e.step)).toEqual([4, 8, 11]);
+    const done = events.at(-1)!;
+    expect(done).toMatchObject({ event: "done", out, best_step: log.result.best.step, validation: log.options.dev });
+    // The final report (the written adapter through the serving engine) agrees with the trainer's own evaluation of the best step.
+    expect(done.report).toEqual(log.finalReport);
+    expect(log.finalReport.examples).toBe(19);
+    expect(log.finalReport.accuracy).toBe(log.result.best.report.accuracy);
+  });
+
+  it("--holdout 0 trains on the whole file without validation and keeps the last step", async () => {
+    const out = path.join(dir, "no-validation.safetensors");
+    await trainCommand(["--task", "toy", "--data", path.join(dir, "train.tsv"), "--holdout", "0", "--prompt", "is it good or bad ?", "--max-steps", "2", "--batch-size", "16", "--out", out, "--models-dir", MODELS_DIR, "--quiet"]);
+    const log = JSON.parse(await readFile(`${out}.log.json`, "utf8"));
+    expect(log.options).toMatchObject({ dev: null, trainExamples: 192 });
+    expect(log.result.evals).toEqual([]);
+    expect(log.finalReport).toBeNull();
+  });
+
+  it("refuses data and settings that cannot train, before the first step", async () => {
+    await writeFile(path.join(dir, "one-class.tsv"), "sentence\tlabel\n" + Array.from({ length: 40 }, (_, i) => `text number ${i}\t1`).join("\n") + "\n");
+    const base = ["--task", "toy", "--prompt", "is it good or bad ?", "--out", path.join(dir, "never.safetensors"), "--models-dir", MODELS_DIR, "--quiet"];
+    await expect(trainCommand([...base, "--data", path.join(dir, "one-class.tsv")])).rejects.toMatchObject({ code: "one_class", message: expect.stringMatching(/every training example has the label "1"; a classifier needs examples of at least two classes/) });
+    await expect(trainCommand([...base, "--data", path.join(dir, "train.tsv"), "--variant", "prompt", "--max-length", "4"])).rejects.toMatchObject({ code: "max_length_too_small", message: expect.stringMatching(/--max-length 4 leaves no room for text after the \d+-token prompt/) });
+    await expect(trainCommand([...base, "--data", path.join(dir, "train.tsv"), "--max-length", "500"])).rejects.toMatchObject({ code: "max_length_too_large" });
+    await expect(trainCommand([...base, "--data", path.join(dir, "train.tsv"), "--prompt", "word ".repeat(80)])).rejects.toMatchObject({ code: "prompt_too_long" });
+    await expect(readFile(path.join(dir, "never.safetensors"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("refuses bad arguments with a clear message", async () => {

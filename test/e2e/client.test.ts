@@ -1,0 +1,143 @@
+/**
+ * The operator client (`skt adapters …`, `skt classify`, `skt embed`) against a real server process,
+ * run as a user runs it (the launcher, from a temporary folder). The server's own JSON, fetched
+ * directly, is the reference for what the client shows.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadBackboneAssets } from "../../src/backbone/backbone.js";
+import { freePort, spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
+import { MODELS_DIR } from "../helpers/paths.js";
+import { runSkt } from "../helpers/skt.js";
+import { servableAdapterBytes } from "../helpers/servable-adapter.js";
+
+const TOKEN = "client-e2e-token-0123456789";
+let dir: string;
+let server: ServerProcess;
+
+beforeAll(async () => {
+  const assets = await loadBackboneAssets(MODELS_DIR);
+  dir = await mkdtemp(path.join(os.tmpdir(), "skt-client-"));
+  await writeFile(path.join(dir, "v1.safetensors"), servableAdapterBytes(assets, { task: "sentiment", seed: 1, headBias: [30, -30] }));
+  await writeFile(path.join(dir, "v2.safetensors"), servableAdapterBytes(assets, { task: "sentiment", seed: 2, headBias: [-30, 30] }));
+  server = await spawnServerProcess({
+    adaptersDir: path.join(dir, "adapters"),
+    env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
+    readyWithinMs: 60_000,
+    cwd: dir,
+  });
+});
+
+afterAll(async () => {
+  await server?.kill();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `skt …` from the temporary folder, with the server's URL and token in the environment unless overridden. */
+const skt = (args: string[], o: { env?: Record<string, string>; stdin?: string } = {}) =>
+  runSkt(args, { cwd: dir, env: { SKT_URL: server.base, SKT_ADMIN_TOKEN: TOKEN, ...o.env }, stdin: o.stdin });
+
+const admin = { authorization: `Bearer ${TOKEN}` };
+const direct = async (route: string, init: RequestInit = {}) => (await fetch(`${server.base}${route}`, init)).json();
+
+describe("skt operator client against a server process", () => {
+  it("uploads, lists, shows, classifies, rolls back and deletes, matching the server's own answers", async () => {
+    expect(await skt(["adapters", "list"])).toEqual({ code: 0, stdout: "no adapters\n", stderr: "" });
+
+    const up1 = await skt(["adapters", "upload", "v1.safetensors"]);
+    expect(up1).toMatchObject({ code: 0, stderr: "" });
+    expect(up1.stdout).toMatch(/^task sentiment v1 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\n$/);
+    const up2 = await skt(["adapters", "upload", "v2.safetensors", "--json"]);
+    expect(JSON.parse(up2.stdout)).toMatchObject({ task: "sentiment", version: 2, labels: ["negative", "positive"] });
+
+    const list = await skt(["adapters", "list"]);
+    expect(list.stdout).toBe("TASK       VERSION\nsentiment  2\n");
+    expect(JSON.parse((await skt(["adapters", "list", "--json"])).stdout)).toEqual(await direct("/admin/adapters", { headers: admin }));
+
+    const details = await direct("/admin/adapters/sentiment", { headers: admin });
+    expect(JSON.parse((await skt(["adapters", "show", "sentiment", "--json"])).stdout)).toEqual(details);
+    const show = (await skt(["adapters", "show", "sentiment"])).stdout.trimEnd().split("\n");
+    expect(show[0]).toMatch(/^VERSION +CURRENT +BYTES +CREATED +VARIANT +LABELS +PROMPT$/);
+    const versions = (details as { versions: { version: number; current: boolean; bytes: number; created_at: string }[] }).versions;
+    expect(show.slice(1)).toEqual(versions.map((v) => expect.stringMatching(new RegExp(`^${v.version} +${v.current ? "\\* +" : ""}${v.bytes} +${v.created_at} +prompt +negative,positive +`))));
+    expect(versions.map((v) => v.current)).toEqual([false, true]);
+
+    const classify = await skt(["classify", "--task", "sentiment", "a fine film", "awful"]);
+    expect(classify).toMatchObject({ code: 0, stderr: "" });
+    expect(classify.stdout.split("\n").slice(0, 4)).toEqual([
+      "task sentiment v2",
+      expect.stringMatching(/^TEXT +LABEL +SCORE +TOKENS$/),
+      expect.stringMatching(/^a fine film +positive +1\.0000 +\d+$/),
+      expect.stringMatching(/^awful +positive +1\.0000 +\d+$/),
+    ]);
+    const reference = await direct("/classify?task=sentiment", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts: ["a fine film", "awful"] }) });
+    expect(JSON.parse((await skt(["classify", "--task", "sentiment", "--json", "a fine film", "awful"])).stdout)).toEqual(reference);
+    // Texts one per line on stdin when none are given.
+    expect(JSON.parse((await skt(["classify", "--task", "sentiment", "--json"], { stdin: "a fine film\n\nawful\n" })).stdout)).toEqual(reference);
+
+    const rollback = await skt(["adapters", "rollback", "sentiment"]);
+    expect(rollback.stdout).toMatch(/^task sentiment v1 is current/);
+    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 1 })] });
+    expect((await skt(["adapters", "rollback", "sentiment", "--version", "2", "--json"])).stdout).toMatch(/"version": 2/);
+
+    expect(await skt(["adapters", "delete", "sentiment"])).toEqual({ code: 0, stdout: "task sentiment deleted\n", stderr: "" });
+    expect(await direct("/admin/adapters", { headers: admin })).toEqual({ adapters: [] });
+  });
+
+  it("shows the server's errors with status, code and message (exit 1), and never prints the token", async () => {
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [["adapters", "show", "nope"], {}, /^server error 404 \(unknown_task\): .*"nope"\n$/],
+      [["adapters", "rollback", "nope"], {}, /^server error 404 \(unknown_task\): /],
+      [["adapters", "list"], { SKT_ADMIN_TOKEN: "wrong-token" }, /^server error 401 \(invalid_token\): /],
+      [["adapters", "show", "Bad Name"], {}, /^server error 400 \(\w+\): .*task/],
+      [["classify", "--task", "nope", "text"], {}, /^server error 404 \(unknown_task\): /],
+    ];
+    for (const [args, env, stderr] of cases) {
+      const r = await skt(args, { env });
+      expect(r, args.join(" ")).toMatchObject({ code: 1, stdout: "" });
+      expect(r.stderr, args.join(" ")).toMatch(stderr);
+      expect(r.stderr.split("\n").filter(Boolean), args.join(" ")).toHaveLength(1);
+      expect(r.stderr + r.stdout).not.toContain(TOKEN);
+      expect(r.stderr + r.stdout).not.toContain("wrong-token");
+    }
+  });
+
+  it("refuses without a token (exit 2) and says when the server cannot be reached (exit 3)", async () => {
+    expect(await skt(["adapters", "list"], { env: { SKT_ADMIN_TOKEN: "" } })).toEqual({ code: 2, stdout: "", stderr: "error (invalid_arguments): the admin API needs a token: set SKT_ADMIN_TOKEN (or pass --token)\n" });
+    const closed = await freePort();
+    const down = await skt(["adapters", "list", "--url", `http://127.0.0.1:${closed}`]);
+    expect(down).toMatchObject({ code: 3, stdout: "" });
+    expect(down.stderr).toBe(`error (unreachable): cannot reach the server at http://127.0.0.1:${closed}: ECONNREFUSED\n`);
+    expect(await skt(["adapters", "activate", "sentiment", "zero"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/<version> must be a version number/) });
+  });
+
+  // Endpoints that other work adds: the client speaks their documented shapes; a server without them
+  // answers 404 (no such route), which the client reports on one line.
+  it("activate: makes a stored version current, or reports the server's 404/405 cleanly", async () => {
+    await skt(["adapters", "upload", "v1.safetensors"]);
+    await skt(["adapters", "upload", "v2.safetensors"]);
+    const r = await skt(["adapters", "activate", "sentiment", "1", "--json"]);
+    if (r.code === 0) {
+      expect(JSON.parse(r.stdout)).toMatchObject({ task: "sentiment", version: 1 });
+      expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 1 })] });
+    } else {
+      expect(r).toMatchObject({ code: 1, stdout: "" });
+      expect(r.stderr).toMatch(/^server error (404|405) \(\w+\): [^\n]+\n$/);
+    }
+  });
+
+  it("embed: prints one vector per text, or reports the server's 404/405 cleanly", async () => {
+    const r = await skt(["embed", "--json", "first sentence", "second one"]);
+    if (r.code === 0) {
+      const body = JSON.parse(r.stdout) as { model: string; embeddings: number[][]; tokens: number[] };
+      expect(body.embeddings).toHaveLength(2);
+      expect(body.tokens).toHaveLength(2);
+      expect(typeof body.model).toBe("string");
+    } else {
+      expect(r).toMatchObject({ code: 1, stdout: "" });
+      expect(r.stderr).toMatch(/^server error (404|405) \(\w+\): [^\n]+\n$/);
+    }
+  });
+});
