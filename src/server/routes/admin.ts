@@ -169,6 +169,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openapi(remove, async (c) => {
     const { task } = c.req.valid("param");
     await service.deleteTask(task);
+    await metrics.forgetTask(task); // a deleted task's series would otherwise stay in /metrics forever
     deps.logger.info({ reqId: c.get("requestId"), task }, "adapter deleted");
     return c.body(null, 204);
   });
