@@ -66,6 +66,13 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, lo
     socket.destroy();
     return;
   }
+  if (err.code === "HPE_INVALID_EOF_STATE") {
+    // The client ended the connection in the middle of a request: it went away, nothing to answer.
+    parserVerdicts.set(socket, CLIENT_CLOSED);
+    logger.debug({ code: err.code }, "client closed the connection mid-request");
+    socket.destroy();
+    return;
+  }
   const verdict = parserVerdict(err);
   parserVerdicts.set(socket, verdict);
   logger.debug({ code: err.code, status: verdict.status }, "HTTP parser refused a request");
