@@ -554,6 +554,8 @@ function checkShape(name: string, got: readonly number[], meta: AdapterMetadata,
 /** safetensors stores little-endian floats: on a little-endian host they are a plain byte copy. */
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** Copy into a fresh Float32Array: the input may be unaligned, and callers keep the result. */
 function readFloats(bytes: Uint8Array, dataStart: number, e: TensorEntry, maxAbs: number): Float32Array {
   const out = new Float32Array((e.end - e.begin) / 4);
@@ -571,9 +573,10 @@ function readFloats(bytes: Uint8Array, dataStart: number, e: TensorEntry, maxAbs
 
 /** Every value finite and within ±maxAbs (see MAX_ABS_TENSOR_VALUE). */
 function checkValues(name: string, data: Float32Array, maxAbs: number): void {
+  const limit = Math.min(maxAbs, FLOAT32_MAX); // so that ±Infinity fails the comparison below
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
-    if (v <= maxAbs && v >= -maxAbs) continue; // the common case: one comparison pair, NaN falls through
+    if (v <= limit && v >= -limit) continue; // the common case: one comparison pair, NaN falls through
     if (!Number.isFinite(v)) {
       fail("non_finite_value", `Tensor "${name}" holds ${v} at flat index ${i}. Training diverged or the export is broken; retrain (e.g. with a lower learning rate) and export again.`, {
         tensor: name,

@@ -107,8 +107,8 @@ export interface HeadOutput {
 
 /**
  * The row's head on its pooled state: softmax, sigmoid or the raw value by problem type. Logits are
- * float64 sums of float32 products, so they are finite whenever the pooled state is; softmax by
- * log-sum-exp and the two-sided sigmoid then stay finite for any finite logit.
+ * float64 sums of float32 products, so they are finite whenever the pooled state is; the shifted
+ * softmax and the two-sided sigmoid then stay finite for any finite logit.
  */
 export function applyHead(adapter: PreparedAdapter, pooled: Float32Array): HeadOutput {
   const { weight, bias, outputs } = adapter.head;
@@ -137,14 +137,18 @@ export function isFiniteOutput(out: HeadOutput): boolean {
   return Object.values(out.scores ?? {}).every(Number.isFinite);
 }
 
-/** exp(x − logΣexp(x)): no exp of a positive number, so no overflow for any finite logits. */
+/**
+ * The log-sum-exp shift: exp(x − max) / Σ exp(x − max). No exp of a positive number (no overflow)
+ * and a sum of at least 1 (no division by zero) for any finite logits; dividing rather than
+ * subtracting log Σ keeps full precision when the logits are large.
+ */
 export function softmax(logits: Float64Array): Float64Array {
   let max = -Infinity;
   for (const x of logits) if (x > max) max = x;
+  const e = logits.map((x) => Math.exp(x - max));
   let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  const logSumExp = max + Math.log(sum);
-  return logits.map((x) => Math.exp(x - logSumExp));
+  for (const x of e) sum += x;
+  return e.map((x) => x / sum);
 }
 
 /** 1 / (1 + e^−x), computed from e^−|x| so that neither side overflows. */
