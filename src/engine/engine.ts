@@ -128,11 +128,14 @@ export class Engine implements InferenceService {
   /**
    * The probe pass for an upload or rollback: one text through the backbone with the prepared
    * adapter, and its head. Values within the tensor bound should always give finite outputs; this
-   * makes sure, since a non-finite pooled state or score can only be answered with an error.
+   * makes sure, since a non-finite pooled state or score can only be answered with an error. It
+   * goes to the worker directly, like the semantic pass: not a client's row, so not in the queue,
+   * the batch metrics or the batch log.
    */
   private async probe(adapter: PreparedAdapter): Promise<void> {
     const ids = this.assets.tokenizer.encode(PROBE_TEXT, adapter.textBudget).ids;
-    const [pooled] = await this.runRows(adapter, [ids], Date.now() + this.opts.requestTimeoutMs);
+    const { batch } = assembleBatch([{ adapter, ids }], this.assets.embeddings, this.assets.dims);
+    const pooled = (await this.worker.run(batch)).outputs.pooled!;
     if (!pooled.every(Number.isFinite) || !isFiniteOutput(applyHead(adapter, pooled))) {
       throw new SktError("invalid_adapter", "non_finite_output", `the adapter's probe pass gave non-finite outputs (its values overflow inside the backbone); retrain it with smaller weights`);
     }
