@@ -4,6 +4,7 @@
  * been received. Each gets the project's JSON error shape (where anyone is still listening) and
  * is logged without a stack: none of them is a server failure.
  */
+import { RequestError } from "@hono/node-server";
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -94,7 +95,12 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, lo
  */
 export function unroutableRequest(logger: Logger): (err: unknown) => Response {
   return (err) => {
-    logger.debug({ reason: (err as Error)?.message }, "request target refused");
+    if (!(err instanceof RequestError)) {
+      // Not a request it could not build: the app threw before answering (a bug).
+      logger.error({ err }, "unhandled error");
+      return new Response(jsonError("internal", "Internal server error."), { status: 500, headers: { "content-type": "application/json" } });
+    }
+    logger.debug({ reason: err.message }, "request target refused");
     const body = jsonError("bad_request_target", "The request target must be a path such as /classify (`*` and invalid Host headers are not served).");
     return new Response(body, { status: 400, headers: { "content-type": "application/json", connection: "close" } });
   };

@@ -23,6 +23,9 @@ const authErrors = {
   403: errorContent("Admin API disabled (SKT_ADMIN_TOKEN not set)"),
 } as const;
 
+/** Every admin route reads the store: out of file descriptors (or a worker restart) is a 503. */
+const unavailable = { 503: errorContent("Not ready, or the process is out of file descriptors (`too_many_open_files`)") } as const;
+
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const { service, metrics, config } = deps;
 
@@ -52,6 +55,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
         },
       },
       ...authErrors,
+      ...unavailable,
     },
   });
   app.openapi(list, async (c) => {
@@ -71,6 +75,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       400: errorContent("Invalid task name"),
       ...authErrors,
       404: errorContent("Unknown task"),
+      ...unavailable,
     },
   });
   app.openapi(details, async (c) => {
@@ -103,6 +108,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
       422: errorContent("The file failed adapter validation"),
+      ...unavailable,
       507: errorContent("The disk refused the write"),
     },
   });
@@ -142,6 +148,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       ...authErrors,
       404: errorContent("Unknown task or version"),
       409: errorContent("No earlier version to roll back to"),
+      ...unavailable,
     },
   });
   app.openapi(rollback, async (c) => {
@@ -164,6 +171,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       400: errorContent("Invalid task name"),
       ...authErrors,
       404: errorContent("Unknown task"),
+      ...unavailable,
     },
   });
   app.openapi(remove, async (c) => {
