@@ -5,7 +5,7 @@
  * `shutdownTimeoutMs` caps the wait; after it, remaining connections are cut.
  */
 import { getRequestListener } from "@hono/node-server";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Hono } from "hono";
 import type { ServerConfig } from "../config.js";
