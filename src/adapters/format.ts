@@ -631,7 +631,7 @@ function refuseDuplicateKeys(text: string, what: string): void {
   }
 }
 
-/** The first key that an object in `text` (valid JSON) repeats, or undefined. One linear scan. */
+/** The first key that an object in `text` repeats, or undefined. One linear scan; meant for text JSON.parse accepted. */
 export function firstDuplicateKey(text: string): string | undefined {
   const objects: (Set<string> | null)[] = []; // null: an array
   let expectKey = false;
@@ -640,7 +640,7 @@ export function firstDuplicateKey(text: string): string | undefined {
     if (ch === 0x22 /* " */) {
       let end = i + 1;
       let escaped = false;
-      for (; text.charCodeAt(end) !== 0x22; end++) {
+      for (; end < text.length && text.charCodeAt(end) !== 0x22; end++) {
         if (text.charCodeAt(end) === 0x5c /* \ */) {
           escaped = true;
           end++;
