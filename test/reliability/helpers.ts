@@ -182,7 +182,7 @@ export function parseRawResponse(raw: string): { status: number; headers: Record
 export function expectRawError(raw: string, status: number): string {
   const res = parseRawResponse(raw);
   expect(res.status, raw.slice(0, 300)).toBe(status);
-  expect(res.headers["content-type"]).toMatch(/application\/json/);
+  expect(res.headers["content-type"] ?? "(no content-type)", raw.slice(0, 300)).toMatch(/application\/json/);
   const body = JSON.parse(res.body) as ErrorBody;
   expect(Object.keys(body)).toEqual(["error"]);
   expect(body.error.message.length).toBeGreaterThan(0);
