@@ -13,6 +13,8 @@ export type ErrorKind =
   | "overloaded" // queue full (429)
   | "not_ready" // backbone or worker not available (503)
   | "timeout" // per-request deadline passed (504)
+  | "request_timeout" // the client did not finish sending its request in time (408)
+  | "client_closed" // the client went away before its answer (499: logged and counted, never sent)
   | "storage" // the disk refused a write (507)
   | "internal"; // a bug (500)
 

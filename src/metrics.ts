@@ -9,6 +9,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 
 /** Label value used for task names that are invalid or not currently served. */
 export const UNKNOWN_TASK_LABEL = "__unknown__";
+/**
+ * Served tasks that get a label value of their own; tasks beyond this share OTHER_TASKS_LABEL, so
+ * the per-task series (requests, durations, semantic passes) stay bounded however many tasks exist.
+ */
+export const MAX_TASK_LABELS = 200;
+export const OTHER_TASKS_LABEL = "__other__";
 
 export interface SktMetrics {
   registry: Registry;
@@ -39,8 +45,12 @@ export interface SktMetrics {
   adaptersLoaded: Gauge;
   /** `skt_adapter_load_duration_seconds` — read + validate + prepare one adapter version. */
   adapterLoadDuration: Histogram;
-  /** `skt_uploads_total{outcome="ok"|"invalid"|"error"}`. */
+  /** `skt_uploads_total{outcome="ok"|"invalid"|"error"|"client_closed"}`. */
   uploads: Counter<"outcome">;
+  /** The `task` label value for a served task: its name, or OTHER_TASKS_LABEL past MAX_TASK_LABELS. */
+  taskLabel(task: string): string;
+  /** Removes every series labelled with a deleted task and frees its label value. */
+  forgetTask(task: string): Promise<void>;
 }
 
 export interface CreateMetricsOptions {
@@ -62,6 +72,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
     collectDefaultMetrics({ register: registry, ...(opts.prefix ? { prefix: opts.prefix } : {}) });
   }
   const registers = [registry];
+  const labelledTasks = new Set<string>();
   const metrics: SktMetrics = {
     registry,
     requests: new Counter({
@@ -151,13 +162,27 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
     }),
     uploads: new Counter({
       name: "skt_uploads_total",
-      help: "Adapter uploads by outcome (ok, invalid = rejected as the client's fault, error = server-side failure).",
+      help: "Adapter uploads by outcome (ok, invalid = rejected as the client's fault, error = server-side failure, client_closed = the client went away first).",
       labelNames: ["outcome"] as const,
       registers,
     }),
+    taskLabel(task) {
+      if (labelledTasks.has(task)) return task;
+      if (labelledTasks.size >= MAX_TASK_LABELS) return OTHER_TASKS_LABEL;
+      labelledTasks.add(task);
+      return task;
+    },
+    async forgetTask(task) {
+      if (!labelledTasks.delete(task)) return;
+      metrics.requestDuration.remove({ task });
+      metrics.semanticPasses.remove({ task });
+      for (const { labels } of (await metrics.requests.get()).values) {
+        if (labels.task === task) metrics.requests.remove(labels);
+      }
+    },
   };
   // Known, bounded label sets start at 0 so rate() works from the first scrape.
-  for (const outcome of ["ok", "invalid", "error"]) metrics.uploads.inc({ outcome }, 0);
+  for (const outcome of ["ok", "invalid", "error", "client_closed"]) metrics.uploads.inc({ outcome }, 0);
   for (const kind of ["real", "padding"]) metrics.tokens.inc({ kind }, 0);
   return metrics;
 }

@@ -14,6 +14,8 @@ import {
   ADAPTER_FORMAT_VERSION,
   FINGERPRINT_PATTERN,
   MAX_PROMPT_LENGTH,
+  MAX_PROMPT_TEXT_BYTES,
+  MAX_PROMPT_TEXT_CHARS,
   PROBLEM_TYPES,
   TASK_NAME_PATTERN,
   VARIANTS,
@@ -69,10 +71,18 @@ export interface DecodeOptions {
   maxParameters?: number;
   /** Default DEFAULT_MAX_BYTES. */
   maxBytes?: number;
+  /** Largest |value| in any tensor; default MAX_ABS_TENSOR_VALUE (tests lift it to reach the probe). */
+  maxAbsValue?: number;
 }
 
 export const DEFAULT_MAX_PARAMETERS = 1_000_000;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * Largest |value| a tensor may hold. Trained adapters stay below 1 (the shipped ones: 0.8); values
+ * near float32's limit (3.4e38) overflow inside the backbone and give NaN scores. Within this
+ * bound the soft prompt or prefix stays many orders of magnitude below overflow.
+ */
+export const MAX_ABS_TENSOR_VALUE = 1e4;
 /** The header is metadata plus six tensor entries; anything near this cap is not an adapter. */
 export const MAX_HEADER_BYTES = 1024 * 1024;
 
@@ -95,6 +105,8 @@ export const ADAPTER_ERROR_CODES = [
   "offsets_size_mismatch",
   "trailing_bytes",
   "non_finite_value",
+  "value_out_of_range",
+  "duplicate_key",
   "too_many_parameters",
   "fingerprint_mismatch",
 ] as const;
@@ -123,7 +135,7 @@ export function decodeAdapter(bytes: Uint8Array, opts: DecodeOptions): AdapterFi
   // Only now, with every size proven consistent, allocate.
   const tensors: Record<string, AdapterTensor> = {};
   for (const e of entries) {
-    tensors[e.name] = { shape: e.shape, data: readFloats(bytes, dataStart, e) };
+    tensors[e.name] = { shape: e.shape, data: readFloats(bytes, dataStart, e, opts.maxAbsValue ?? MAX_ABS_TENSOR_VALUE) };
   }
   return { metadata, tensors };
 }
@@ -151,7 +163,7 @@ export function encodeAdapter(file: AdapterFile, dims: BackboneDims = USE_LITE_D
         tensor: name,
       });
     }
-    checkFinite(name, t.data);
+    checkValues(name, t.data, MAX_ABS_TENSOR_VALUE);
     header[name] = { data_offsets: [offset, offset + 4 * t.data.length], dtype: "F32", shape: [...t.shape] };
     offset += 4 * t.data.length;
   }
@@ -201,6 +213,7 @@ function parseHeaderJson(raw: Uint8Array): Record<string, unknown> {
   } catch (e) {
     fail("header_not_json", `The safetensors header is not valid UTF-8 JSON (${(e as Error).message}). Re-export the adapter with a safetensors writer.`);
   }
+  refuseDuplicateKeys(text, "The safetensors header");
   if (!isPlainObject(parsed) || !text.startsWith("{")) {
     fail("header_not_object", "The safetensors header must be a JSON object that starts with '{' (tensor name → entry, plus __metadata__). Re-export the adapter with a safetensors writer.");
   }
@@ -250,7 +263,7 @@ function parseMetadata(raw: unknown): AdapterMetadata {
     task: matching("task", m.task, TASK_NAME_PATTERN, "lowercase letters, digits, '_' or '-' (1–64 chars, starting with a letter or digit)"),
     variant,
     pooling: bool("pooling", m.pooling),
-    promptText: nonEmpty("prompt_text", m.prompt_text),
+    promptText: promptText(m.prompt_text),
     promptLength,
     labels: parseLabels(m.labels, problemType),
     problemType,
@@ -322,7 +335,23 @@ function parseTraining(raw: string): Record<string, unknown> {
     badField("training", raw, "a JSON object (the training summary)");
   }
   if (!isPlainObject(parsed)) badField("training", raw, "a JSON object (the training summary)");
+  refuseDuplicateKeys(raw, 'Metadata field "training"');
   return parsed;
+}
+
+/**
+ * The prompt is tokenized and run through the backbone at every load: bounded in characters and
+ * UTF-8 bytes before anything tokenizes it (a 64-token prompt is far shorter; a megabyte of one
+ * character that the tokenizer folds into a few tokens is not a prompt).
+ */
+function promptText(value: string): string {
+  nonEmpty("prompt_text", value);
+  if (value.length > MAX_PROMPT_TEXT_CHARS) {
+    badField("prompt_text", value, `at most ${MAX_PROMPT_TEXT_CHARS} characters (it has ${value.length})`);
+  }
+  const bytes = Buffer.byteLength(value, "utf8");
+  if (bytes > MAX_PROMPT_TEXT_BYTES) badField("prompt_text", value, `at most ${MAX_PROMPT_TEXT_BYTES} bytes of UTF-8 (it has ${bytes})`);
+  return value;
 }
 
 /** Checks that need the loaded backbone. */
@@ -530,8 +559,10 @@ function checkShape(name: string, got: readonly number[], meta: AdapterMetadata,
 /** safetensors stores little-endian floats: on a little-endian host they are a plain byte copy. */
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** Copy into a fresh Float32Array: the input may be unaligned, and callers keep the result. */
-function readFloats(bytes: Uint8Array, dataStart: number, e: TensorEntry): Float32Array {
+function readFloats(bytes: Uint8Array, dataStart: number, e: TensorEntry, maxAbs: number): Float32Array {
   const out = new Float32Array((e.end - e.begin) / 4);
   const start = bytes.byteOffset + dataStart + e.begin;
   if (HOST_IS_LITTLE_ENDIAN) {
@@ -541,18 +572,27 @@ function readFloats(bytes: Uint8Array, dataStart: number, e: TensorEntry): Float
     const view = new DataView(bytes.buffer, start, e.end - e.begin);
     for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
   }
-  checkFinite(e.name, out);
+  checkValues(e.name, out, maxAbs);
   return out;
 }
 
-function checkFinite(name: string, data: Float32Array): void {
+/** Every value finite and within ±maxAbs (see MAX_ABS_TENSOR_VALUE). */
+function checkValues(name: string, data: Float32Array, maxAbs: number): void {
+  const limit = Math.min(maxAbs, FLOAT32_MAX); // so that ±Infinity fails the comparison below
   for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) {
-      fail("non_finite_value", `Tensor "${name}" holds ${data[i]} at flat index ${i}. Training diverged or the export is broken; retrain (e.g. with a lower learning rate) and export again.`, {
+    const v = data[i];
+    if (v <= limit && v >= -limit) continue; // the common case: one comparison pair, NaN falls through
+    if (!Number.isFinite(v)) {
+      fail("non_finite_value", `Tensor "${name}" holds ${v} at flat index ${i}. Training diverged or the export is broken; retrain (e.g. with a lower learning rate) and export again.`, {
         tensor: name,
         index: i,
       });
     }
+    fail("value_out_of_range", `Tensor "${name}" holds ${v} at flat index ${i}; adapter values must lie within ±${maxAbs} (larger ones overflow in the backbone). Training diverged or the export is broken; retrain and export again.`, {
+      tensor: name,
+      index: i,
+      maxAbs,
+    });
   }
 }
 
@@ -577,6 +617,62 @@ function assemble(
     }
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Duplicate keys
+
+/**
+ * JSON.parse keeps the last of two equal keys while other readers keep the first or refuse, so a
+ * file with a second `head.bias` entry or `"task"` twice could mean different adapters to
+ * different tools: refuse it. `text` is already known to be valid JSON.
+ */
+function refuseDuplicateKeys(text: string, what: string): void {
+  const key = firstDuplicateKey(text);
+  if (key !== undefined) {
+    fail("duplicate_key", `${what} has the key ${show(key)} more than once; each key may appear once (JSON readers disagree on which copy counts). Re-export the adapter.`, {
+      key: key.slice(0, 100),
+    });
+  }
+}
+
+/** The first key that an object in `text` repeats, or undefined. One linear scan; meant for text JSON.parse accepted. */
+export function firstDuplicateKey(text: string): string | undefined {
+  const objects: (Set<string> | null)[] = []; // null: an array
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      let end = i + 1;
+      let escaped = false;
+      for (; end < text.length && text.charCodeAt(end) !== 0x22; end++) {
+        if (text.charCodeAt(end) === 0x5c /* \ */) {
+          escaped = true;
+          end++;
+        }
+      }
+      const keys = objects[objects.length - 1];
+      if (expectKey && keys) {
+        const key = escaped ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end);
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      expectKey = false;
+      i = end;
+    } else if (ch === 0x7b /* { */) {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (ch === 0x5b /* [ */) {
+      objects.push(null);
+      expectKey = false;
+    } else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) {
+      objects.pop();
+      expectKey = false;
+    } else if (ch === 0x2c /* , */) {
+      expectKey = objects.length > 0 && objects[objects.length - 1] !== null;
+    }
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

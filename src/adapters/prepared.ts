@@ -105,7 +105,11 @@ export interface HeadOutput {
   value?: number;
 }
 
-/** The row's head on its pooled state: softmax, sigmoid or the raw value by problem type. */
+/**
+ * The row's head on its pooled state: softmax, sigmoid or the raw value by problem type. Logits are
+ * float64 sums of float32 products, so they are finite whenever the pooled state is; the shifted
+ * softmax and the two-sided sigmoid then stay finite for any finite logit.
+ */
 export function applyHead(adapter: PreparedAdapter, pooled: Float32Array): HeadOutput {
   const { weight, bias, outputs } = adapter.head;
   const H = pooled.length;
@@ -117,17 +121,39 @@ export function applyHead(adapter: PreparedAdapter, pooled: Float32Array): HeadO
   }
   const meta = adapter.metadata;
   if (meta.problemType === "regression") return { value: logits[0] };
-  const probs = meta.problemType === "multi_label_classification" ? logits.map((x) => 1 / (1 + Math.exp(-x))) : softmax(logits);
+  const probs = meta.problemType === "multi_label_classification" ? logits.map(sigmoid) : softmax(logits);
   let best = 0;
   for (let c = 1; c < outputs; c++) if (probs[c] > probs[best]) best = c;
-  const scores: Record<string, number> = {};
+  // No prototype: a label may be named "__proto__", which an ordinary object would swallow.
+  const scores: Record<string, number> = Object.create(null) as Record<string, number>;
   meta.labels.forEach((label, c) => (scores[label] = probs[c]));
   return { label: meta.labels[best], score: probs[best], scores };
 }
 
+/** True when every number in the output is finite (what the response schema promises). */
+export function isFiniteOutput(out: HeadOutput): boolean {
+  if (out.value !== undefined && !Number.isFinite(out.value)) return false;
+  if (out.score !== undefined && !Number.isFinite(out.score)) return false;
+  return Object.values(out.scores ?? {}).every(Number.isFinite);
+}
+
+/**
+ * The log-sum-exp shift: exp(x − max) / Σ exp(x − max). No exp of a positive number (no overflow)
+ * and a sum of at least 1 (no division by zero) for any finite logits; dividing rather than
+ * subtracting log Σ keeps full precision when the logits are large.
+ */
 export function softmax(logits: Float64Array): Float64Array {
-  const max = Math.max(...logits);
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
   const e = logits.map((x) => Math.exp(x - max));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / z);
+  let sum = 0;
+  for (const x of e) sum += x;
+  return e.map((x) => x / sum);
+}
+
+/** 1 / (1 + e^−x), computed from e^−|x| so that neither side overflows. */
+export function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
 }

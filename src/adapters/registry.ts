@@ -25,6 +25,13 @@ export interface RegistryOptions {
   cacheBytes: number;
   maxParameters: number;
   maxUploadBytes: number;
+  /**
+   * Runs a prepared adapter once (the engine's probe pass) and throws when its outputs are not
+   * finite: an upload or rollback must not make such a version current.
+   */
+  probe?: (adapter: PreparedAdapter) => Promise<void>;
+  /** See DecodeOptions.maxAbsValue (tests lift the bound to reach the probe). */
+  maxAbsValue?: number;
   metrics?: SktMetrics;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -135,15 +142,18 @@ export class AdapterRegistry {
   }
 
   private decodeOptions() {
-    return { dims: this.opts.dims, fingerprint: this.opts.fingerprint, maxParameters: this.opts.maxParameters, maxBytes: this.opts.maxUploadBytes };
+    return { dims: this.opts.dims, fingerprint: this.opts.fingerprint, maxParameters: this.opts.maxParameters, maxBytes: this.opts.maxUploadBytes, maxAbsValue: this.opts.maxAbsValue };
   }
 
   /** The semantic pass over the prompt text, then F. Checks the prompt tokenizes as declared. */
   private async prepare(file: AdapterFile, version: number, reuseHiddenState = true): Promise<PreparedAdapter> {
     const meta = file.metadata;
-    const promptIds = this.opts.tokenizer.ids(meta.promptText);
-    if (promptIds.length !== meta.promptLength) {
-      throw new SktError("invalid_adapter", "prompt_length_mismatch", `prompt_text tokenizes to ${promptIds.length} tokens on this backbone but the adapter declares prompt_length ${meta.promptLength}; retrain or fix the metadata`);
+    // Tokenized with an early stop: a prompt far longer than declared costs little to refuse.
+    const prompt = this.opts.tokenizer.encode(meta.promptText, meta.promptLength);
+    const promptIds = prompt.ids;
+    if (prompt.truncated || promptIds.length !== meta.promptLength) {
+      const count = prompt.truncated ? `at least ${prompt.fullLength}` : String(promptIds.length);
+      throw new SktError("invalid_adapter", "prompt_length_mismatch", `prompt_text tokenizes to ${count} tokens on this backbone but the adapter declares prompt_length ${meta.promptLength}; retrain or fix the metadata`);
     }
     const hp = reuseHiddenState ? await this.promptHiddenState(meta.task, promptIds) : await this.runSemanticPass(meta.task, promptIds);
     return prepareAdapter(file, version, hp, this.opts.dims);
@@ -169,7 +179,7 @@ export class AdapterRegistry {
 
   private async runSemanticPass(task: string, promptIds: number[]): Promise<Float32Array> {
     const hp = await this.opts.semanticPass(promptIds);
-    this.opts.metrics?.semanticPasses.inc({ task });
+    this.opts.metrics?.semanticPasses.inc({ task: this.opts.metrics.taskLabel(task) });
     return hp;
   }
 
@@ -194,6 +204,7 @@ export class AdapterRegistry {
     }
     return this.withTaskLock(task, async () => {
       const draft = await this.prepare(file, 0); // fails before anything is written
+      await this.opts.probe?.(draft);
       const version = await this.opts.store.writeVersion(task, bytes);
       const prepared = prepareAdapterWithVersion(draft, version);
       try {
@@ -221,6 +232,7 @@ export class AdapterRegistry {
       if (!versions.includes(target)) throw new SktError("not_found", "version_not_found", `task "${task}" has no version ${target}; stored versions: ${versions.join(", ")}`);
       const file = decodeAdapter(await this.opts.store.read(task, target), this.decodeOptions());
       const prepared = await this.prepare(file, target);
+      await this.opts.probe?.(prepared); // versions stored before the probe existed
       await this.opts.store.setCurrent(task, target);
       this.current.set(task, target);
       this.remember(prepared);

@@ -21,6 +21,9 @@ export const ADAPTER_FORMAT = "sk-tuning-adapter";
 export const ADAPTER_FORMAT_VERSION = "1";
 /** Longest prompt text, in backbone tokens. */
 export const MAX_PROMPT_LENGTH = 64;
+/** Longest prompt text in UTF-16 code units and in UTF-8 bytes, checked before it is tokenized. */
+export const MAX_PROMPT_TEXT_CHARS = 1024;
+export const MAX_PROMPT_TEXT_BYTES = 2048;
 export const TASK_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export const FINGERPRINT_PATTERN = /^[0-9a-f]{64}$/;
 

@@ -99,14 +99,24 @@ function isAbsent(e: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+/** Out of file descriptors (process or system): load, not a broken disk; retrying later can work. */
+const DESCRIPTOR_ERRNOS = new Set(["EMFILE", "ENFILE"]);
+
+/**
+ * The message names the file relative to the store (`task/v000003.safetensors`): it reaches
+ * clients, and the server's folders are none of their business. The absolute path and the
+ * system's own message stay in `details`, which the server logs and never sends on a 5xx.
+ */
 function storageError(code: "write_failed" | "read_failed", action: string, target: string, e: unknown): SktError {
   if (isSktError(e)) return e;
   const errno = errnoOf(e) ?? "EUNKNOWN";
   const reason = e instanceof Error ? e.message : String(e);
-  return new SktError("storage", code, `adapter store: ${action} ${target} failed (${errno}): ${reason}`, {
-    path: target,
-    errno,
-  });
+  const details = { path: target, errno, reason };
+  if (DESCRIPTOR_ERRNOS.has(errno)) {
+    return new SktError("not_ready", "too_many_open_files", `adapter store: the server has no file descriptor left (${errno}); retry shortly`, details);
+  }
+  const shown = target.split(path.sep).slice(-2).join("/");
+  return new SktError("storage", code, `adapter store: ${action} ${shown} failed (${errno})`, details);
 }
 
 /** Per-key FIFO mutex: callers on one key run one at a time, different keys never wait on each other. */

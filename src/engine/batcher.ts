@@ -51,6 +51,8 @@ export class Batcher<Row extends QueuedRow> {
     private readonly runBatch: (rows: Row[]) => Promise<void>,
     /** Batches handed to the runner at once (see schedule()). */
     private readonly maxInFlight = 1,
+    /** Told the queue's depth after every change: push, dispatch, cancellation, expiry. */
+    private readonly onDepth: (depth: number) => void = () => undefined,
   ) {}
 
   get depth(): number {
@@ -71,13 +73,16 @@ export class Batcher<Row extends QueuedRow> {
     const afterQuiet = now - this.lastPushAt > this.limits.maxWaitMs + this.msPerRow;
     this.lastPushAt = now;
     this.queue.push(...rows);
+    this.onDepth(this.queue.length);
     this.schedule(afterQuiet);
   }
 
   /** Takes rows out of the queue if they have not started (cancellation, deadline). */
   remove(rows: Row[]): void {
     const gone = new Set<Row>(rows);
+    const before = this.queue.length;
     this.queue = this.queue.filter((r) => !gone.has(r));
+    if (this.queue.length !== before) this.onDepth(this.queue.length);
     this.notifyIdle();
   }
 
@@ -123,6 +128,7 @@ export class Batcher<Row extends QueuedRow> {
     const batch = this.selectBatch();
     const taken = new Set(batch);
     this.queue = this.queue.filter((r) => !taken.has(r));
+    this.onDepth(this.queue.length);
     this.inFlight++;
     const started = performance.now();
     this.runBatch(batch)
@@ -142,6 +148,7 @@ export class Batcher<Row extends QueuedRow> {
     const expired = this.queue.filter((r) => r.deadline <= now);
     if (expired.length === 0) return;
     this.queue = this.queue.filter((r) => r.deadline > now);
+    this.onDepth(this.queue.length);
     for (const r of expired) r.reject(new SktError("timeout", "deadline_exceeded", "the request's deadline passed while it waited in the queue"));
   }
 

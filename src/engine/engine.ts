@@ -6,7 +6,7 @@ import { loadBackboneAssets, tokenBatch, type BackboneAssets } from "../backbone
 import { SktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import type { AdapterMetadata } from "../adapters/format.js";
-import { applyHead, type PreparedAdapter } from "../adapters/prepared.js";
+import { applyHead, isFiniteOutput, type PreparedAdapter } from "../adapters/prepared.js";
 import { AdapterRegistry } from "../adapters/registry.js";
 import { parameterCount } from "../adapters/spec.js";
 import { AdapterStore } from "../adapters/store.js";
@@ -39,10 +39,15 @@ export interface EngineOptions {
   /** Default deadline when a request gives none. */
   requestTimeoutMs: number;
   metrics?: SktMetrics;
+  /** Largest |value| an adapter tensor may hold (default MAX_ABS_TENSOR_VALUE; tests lift it to reach the probe). */
+  maxAbsAdapterValue?: number;
   /** The adapter store to use instead of `new AdapterStore(adaptersDir)` (tests inject a failing disk). */
   store?: AdapterStore;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
+
+/** Text of the probe pass (any ordinary sentence does). */
+const PROBE_TEXT = "a short ordinary sentence to check the adapter's outputs";
 
 interface Row extends QueuedRow {
   adapter: PreparedAdapter;
@@ -79,11 +84,13 @@ export class Engine implements InferenceService {
       cacheBytes: opts.cacheBytes,
       maxParameters: opts.maxAdapterParams,
       maxUploadBytes: opts.maxUploadBytes,
+      maxAbsValue: opts.maxAbsAdapterValue,
+      probe: (adapter) => engine!.probe(adapter),
       metrics: opts.metrics,
       log: opts.log,
     });
     let engine: Engine | undefined;
-    const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows), opts.maxInFlightBatches ?? 2);
+    const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows), opts.maxInFlightBatches ?? 2, (depth) => opts.metrics?.queueDepth.set(depth));
     engine = new Engine(opts, assets, worker, registry, batcher, opts.batchLog ? BatchLog.open(opts.batchLog) : null);
     await registry.init();
     return engine;
@@ -113,7 +120,25 @@ export class Engine implements InferenceService {
     const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
     const pooled = await this.runRows(adapter, encoded.map((e) => e.ids), deadline, req.signal);
     const predictions: Prediction[] = pooled.map((p, i) => ({ ...applyHead(adapter, p), tokens: encoded[i].ids.length, truncated: encoded[i].truncated }));
+    // Uploads are probed, so this is a bug if it happens: say so instead of answering null scores.
+    if (!predictions.every(isFiniteOutput)) throw new SktError("internal", "non_finite_output", `task "${req.task}" v${adapter.version} produced a non-finite score`);
     return { task: req.task, adapterVersion: adapter.version, predictions };
+  }
+
+  /**
+   * The probe pass for an upload or rollback: one text through the backbone with the prepared
+   * adapter, and its head. Values within the tensor bound should always give finite outputs; this
+   * makes sure, since a non-finite pooled state or score can only be answered with an error. It
+   * goes to the worker directly, like the semantic pass: not a client's row, so not in the queue,
+   * the batch metrics or the batch log.
+   */
+  private async probe(adapter: PreparedAdapter): Promise<void> {
+    const ids = this.assets.tokenizer.encode(PROBE_TEXT, adapter.textBudget).ids;
+    const { batch } = assembleBatch([{ adapter, ids }], this.assets.embeddings, this.assets.dims);
+    const pooled = (await this.worker.run(batch)).outputs.pooled!;
+    if (!pooled.every(Number.isFinite) || !isFiniteOutput(applyHead(adapter, pooled))) {
+      throw new SktError("invalid_adapter", "non_finite_output", `the adapter's probe pass gave non-finite outputs (its values overflow inside the backbone); retrain it with smaller weights`);
+    }
   }
 
   /** Queues one row per token sequence and settles when all have run (or the first fails). */
@@ -145,13 +170,13 @@ export class Engine implements InferenceService {
           if (--remaining === 0) finish(null);
         },
       }));
-      const onAbort = () => finish(new SktError("bad_request", "cancelled", "the client cancelled the request"));
+      // The caller's reason (client gone, or its deadline) says what happened; a bare abort is a cancellation.
+      const onAbort = () => finish(signal?.reason instanceof SktError ? signal.reason : new SktError("client_closed", "cancelled", "the client cancelled the request"));
       const timer = setTimeout(() => finish(new SktError("timeout", "deadline_exceeded", "the request's deadline passed before it was answered")), Math.max(0, deadline - now));
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
         this.batcher.push(rows);
-        this.opts.metrics?.queueDepth.set(this.batcher.depth);
       } catch (e) {
         finish(e as Error);
       }
@@ -162,7 +187,6 @@ export class Engine implements InferenceService {
     const m = this.opts.metrics;
     const started = Date.now();
     for (const r of rows) m?.queueDuration.observe((started - r.enqueuedAt) / 1000);
-    m?.queueDepth.set(this.batcher.depth);
     const { batch, realTokens, paddedTokens } = assembleBatch(rows, this.assets.embeddings, this.assets.dims);
     this.batchLog?.write(rows.map((r) => ({ task: r.adapter.task, version: r.adapter.version, ids: r.ids })));
     try {

@@ -1,6 +1,7 @@
 /**
  * What every route module receives, and the hono environment (typed context variables) they share.
  */
+import type { HttpBindings } from "@hono/node-server";
 import type { RequestIdVariables } from "hono/request-id";
 import type { ServerConfig } from "../config.js";
 import type { InferenceService } from "../engine/service.js";
@@ -20,6 +21,8 @@ export interface AppDeps {
 }
 
 export type AppEnv = {
+  /** Node's request and response when served by @hono/node-server; absent under `app.request()`. */
+  Bindings: Partial<HttpBindings> | undefined;
   Variables: RequestIdVariables & {
     /** Aborts the engine call when the client goes away or the server-side deadline fires. */
     abort?: AbortController;

@@ -8,7 +8,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Hook } from "@hono/zod-openapi";
 import { SktError, isSktError, type ErrorKind } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { CLIENT_CLOSED_STATUS, clientSideFailure } from "./connection.js";
 import type { AppEnv } from "./context.js";
+import { QUIET_PATHS } from "./middleware/request-log.js";
 
 export const STATUS_BY_KIND: Record<ErrorKind, ContentfulStatusCode> = {
   bad_request: 400,
@@ -20,6 +22,8 @@ export const STATUS_BY_KIND: Record<ErrorKind, ContentfulStatusCode> = {
   overloaded: 429,
   not_ready: 503,
   timeout: 504,
+  request_timeout: 408,
+  client_closed: CLIENT_CLOSED_STATUS,
   storage: 507,
   internal: 500,
 };
@@ -59,6 +63,8 @@ function codeForHttpStatus(status: number, message: string): { code: string; mes
       return { code: "payload_too_large", message: "The request body is too large." };
     case 415:
       return { code: "unsupported_media_type", message: "Unsupported Content-Type for this route." };
+    case 408:
+      return { code: "request_timeout", message: message || "The request was not received completely in time." };
     case 504:
       return { code: "timeout", message: message || "The request deadline passed." };
     default:
@@ -76,14 +82,20 @@ export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppE
     // An HTTPException may carry one of our errors as its cause (e.g. the timeout middleware).
     const cause = err instanceof HTTPException && isSktError(err.cause) ? err.cause : undefined;
     const skt = isSktError(err) ? err : cause;
+    // A client that went away or sent what the parser refused: not a server failure, whatever the
+    // body reader threw ("aborted" and the like). Recorded as its own status, logged without a stack.
+    const clientSide = clientSideFailure(c.env?.incoming, skt ?? err);
+    if (clientSide) {
+      opts.logger.debug({ reqId: c.get("requestId"), code: clientSide.code }, "request not received completely");
+      c.header("Connection", "close");
+      return errorResponse(c, clientSide.status, clientSide.code, clientSide.message);
+    }
     if (skt) {
       const status = STATUS_BY_KIND[skt.kind] ?? 500;
       if (skt.kind === "overloaded") c.header("Retry-After", String(opts.retryAfterSeconds));
-      if (status >= 500) {
-        // Bugs and disk failures need a human; not-ready and timeouts are load/lifecycle signals.
-        const level = skt.kind === "internal" || skt.kind === "storage" ? "error" : "warn";
-        opts.logger[level]({ reqId: c.get("requestId"), err: skt, code: skt.code }, "request failed");
-      }
+      // The client is still sending: nothing more will be read from this connection.
+      if (skt.kind === "request_timeout") c.header("Connection", "close");
+      if (status >= 500) logServerSide(opts.logger, c, skt);
       if (skt.kind === "internal") return errorResponse(c, 500, "internal", "Internal server error.");
       // Details help clients fix their input (e.g. which tensor shape was wrong); never sent on 5xx.
       return errorResponse(c, status, skt.code, skt.message, status < 500 ? skt.details : undefined);
@@ -106,6 +118,21 @@ export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppE
     opts.logger.error({ reqId: c.get("requestId"), err }, "unhandled error");
     return errorResponse(c, 500, "internal", "Internal server error.");
   };
+}
+
+/**
+ * Bugs and disk failures need a human: error level, with the stack and the details (paths, errno)
+ * that the response leaves out. Not-ready, timeouts and running out of descriptors are load and
+ * lifecycle signals: a warning without a stack, and for probes (/readyz during start-up) debug.
+ */
+function logServerSide(logger: Logger, c: Context<AppEnv>, skt: SktError): void {
+  const reqId = c.get("requestId");
+  if (skt.kind === "internal" || skt.kind === "storage") {
+    logger.error({ reqId, err: skt, code: skt.code, details: skt.details }, "request failed");
+    return;
+  }
+  const level = QUIET_PATHS.has(c.req.path) ? "debug" : "warn";
+  logger[level]({ reqId, code: skt.code, reason: skt.message, ...(skt.details ? { details: skt.details } : {}) }, "request failed");
 }
 
 export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>

@@ -1,17 +1,17 @@
 /**
  * Run the app on Node's HTTP server (@hono/node-server) with graceful shutdown: on SIGTERM/SIGINT
- * stop accepting connections, let in-flight requests finish while `service.close()` drains the
- * queue, then exit. `shutdownTimeoutMs` caps the wait; after it, remaining connections are cut.
+ * stop accepting connections, drop connections whose request has not been received completely,
+ * let received requests finish while `service.close()` drains the queue, then exit.
+ * `shutdownTimeoutMs` caps the wait; after it, remaining connections are cut.
  */
-import { serve } from "@hono/node-server";
-import type { Server, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { Duplex } from "node:stream";
+import { getRequestListener } from "@hono/node-server";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import type { Hono } from "hono";
 import type { ServerConfig } from "../config.js";
 import type { InferenceService } from "../engine/service.js";
 import type { Logger } from "../logger.js";
-import { errorBody } from "./errors.js";
+import { handleClientError, unroutableRequest } from "./connection.js";
 
 export interface RunningServer {
   /** The bound port (useful with `port: 0`). */
@@ -30,34 +30,6 @@ export interface StartServerOptions {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyHono = Hono<any, any, any>;
 
-/** What Node's parser errors become (Node's own answers to these have an empty body). */
-function clientErrorAnswer(code: string | undefined): { status: string; code: string; message: string } {
-  if (code === "HPE_HEADER_OVERFLOW") {
-    return { status: "431 Request Header Fields Too Large", code: "headers_too_large", message: "The request headers are too large." };
-  }
-  if (code === "ERR_HTTP_REQUEST_TIMEOUT") {
-    return { status: "408 Request Timeout", code: "request_timeout", message: "The request was not received in time." };
-  }
-  return { status: "400 Bad Request", code: "malformed_request", message: "The request is not valid HTTP." };
-}
-
-/**
- * Requests Node's HTTP parser rejects never reach the app; answer them in the API's error shape
- * (the document lists 431 on every operation). Same conditions as Node's default handler.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code !== "ECONNRESET" && socket.writable && (socket as Duplex & { bytesWritten?: number }).bytesWritten === 0) {
-    const answer = clientErrorAnswer(err.code);
-    const body = JSON.stringify(errorBody(answer.code, answer.message));
-    socket.end(
-      `HTTP/1.1 ${answer.status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Connection: close\r\n\r\n${body}`,
-    );
-    return;
-  }
-  socket.destroy(err);
-}
-
 export async function startServer(
   app: AnyHono,
   config: ServerConfig,
@@ -65,12 +37,13 @@ export async function startServer(
   logger: Logger,
   opts: StartServerOptions = {},
 ): Promise<RunningServer> {
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }) as Server;
-    s.once("listening", () => resolve(s));
-    s.once("error", reject);
+  const server = createServer(getRequestListener(app.fetch, { hostname: config.host, errorHandler: unroutableRequest(logger) }));
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => handleClientError(err, socket, logger));
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+    server.listen(config.port, config.host);
   });
-  server.on("clientError", answerClientError);
   const port = (server.address() as AddressInfo).port;
   logger.info({ host: config.host, port }, "listening");
 
@@ -78,9 +51,20 @@ export async function startServer(
   // Responses still being produced; on shutdown they are told to close their keep-alive connection,
   // so the server does not wait for clients' idle timeouts after the last response.
   const active = new Set<ServerResponse>();
-  server.on("request", (_req, res: ServerResponse) => {
+  // Every connection with the request it is answering (null between requests, or while headers
+  // are still arriving): on shutdown those without a completely received request are dropped.
+  const connections = new Map<Socket, IncomingMessage | null>();
+  server.on("connection", (socket: Socket) => {
+    connections.set(socket, null);
+    socket.once("close", () => connections.delete(socket));
+  });
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     active.add(res);
-    res.once("close", () => active.delete(res));
+    if (connections.has(req.socket)) connections.set(req.socket, req);
+    res.once("close", () => {
+      active.delete(res);
+      if (connections.get(req.socket) === req) connections.set(req.socket, null);
+    });
     if (closing && !res.headersSent) res.setHeader("Connection", "close");
   });
   const close = (): Promise<void> => {
@@ -89,6 +73,16 @@ export async function startServer(
       const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const res of active) if (!res.headersSent) res.setHeader("Connection", "close");
       server.closeIdleConnections();
+      // A half-sent request (headers or body) could hold the shutdown for the whole timeout.
+      let dropped = 0;
+      for (const [socket, req] of connections) {
+        if (socket.destroyed) continue;
+        if (req === null || !req.complete) {
+          socket.destroy();
+          dropped++;
+        }
+      }
+      if (dropped > 0) logger.info({ connections: dropped }, "dropped connections whose request was not received completely");
       const cutoff = setTimeout(() => {
         logger.warn("shutdown timeout reached; closing remaining connections");
         server.closeAllConnections();

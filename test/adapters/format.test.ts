@@ -3,20 +3,23 @@ import { USE_LITE_DIMS, prefixWidth } from "../../src/backbone/dims.js";
 import { SktError } from "../../src/errors.js";
 import {
   ADAPTER_ERROR_CODES,
+  MAX_ABS_TENSOR_VALUE,
   MAX_HEADER_BYTES,
   decodeAdapter,
+  firstDuplicateKey,
   encodeAdapter,
   peekMetadata,
   type AdapterFile,
   type DecodeOptions,
 } from "../../src/adapters/format.js";
-import { expectedShapes, parameterCount, prefixLayout, PROBLEM_TYPES } from "../../src/adapters/spec.js";
+import { expectedShapes, MAX_PROMPT_TEXT_BYTES, MAX_PROMPT_TEXT_CHARS, parameterCount, prefixLayout, PROBLEM_TYPES } from "../../src/adapters/spec.js";
 import {
   TEST_FINGERPRINT,
   makeAdapter,
   mutateHeader,
   rawFile,
   rawFileBytes,
+  setTensorValues,
   splitFile,
 } from "../helpers/random-adapter.js";
 
@@ -402,5 +405,94 @@ describe("data layout", () => {
     const adapter = makeAdapter();
     adapter.tensors["head.weight"].data[3] = NaN;
     expectRejected(() => encodeAdapter(adapter), "non_finite_value");
+  });
+
+  // Issue 18, defect 2: 1e38 in a bias uploaded fine and every score came back null.
+  it.each([
+    ["proj.bias", 1e38],
+    ["pool.bias", -3e38],
+    ["head.weight", 3.4028234663852886e38], // float32's largest finite value
+    ["head.bias", MAX_ABS_TENSOR_VALUE * 1.0001],
+  ])("rejects finite %s = %s beyond ±MAX_ABS_TENSOR_VALUE", (tensor, value) => {
+    const err = expectRejected(() => decodeAdapter(setTensorValues(base(), tensor, (i) => (i === 0 ? value : 0.1)), OPTS), "value_out_of_range");
+    expect(err.details).toEqual({ tensor, index: 0, maxAbs: MAX_ABS_TENSOR_VALUE });
+    const adapter = makeAdapter();
+    adapter.tensors[tensor].data[0] = value;
+    expectRejected(() => encodeAdapter(adapter), "value_out_of_range");
+  });
+
+  it("accepts values at the bound, and a caller may lift it", () => {
+    const atBound = setTensorValues(base(), "proj.bias", (i) => (i % 2 ? MAX_ABS_TENSOR_VALUE : -MAX_ABS_TENSOR_VALUE));
+    expect(decodeAdapter(atBound, OPTS).tensors["proj.bias"].data[1]).toBe(MAX_ABS_TENSOR_VALUE);
+    const huge = setTensorValues(base(), "proj.bias", () => 1e38);
+    expect(decodeAdapter(huge, { ...OPTS, maxAbsValue: Infinity }).tensors["proj.bias"].data[0]).toBeCloseTo(1e38, -32);
+    // Non-finite values stay refused whatever the bound.
+    expectRejected(() => decodeAdapter(setTensorValues(base(), "proj.bias", () => Infinity), { ...OPTS, maxAbsValue: Infinity }), "non_finite_value");
+  });
+});
+
+describe("duplicate keys (issue 18: JSON.parse keeps the last one silently)", () => {
+  it("finds the first repeated key at any depth, and only in objects", () => {
+    expect(firstDuplicateKey('{"a":1,"b":2}')).toBeUndefined();
+    expect(firstDuplicateKey('{"a":1,"a":2}')).toBe("a");
+    expect(firstDuplicateKey('{"x":{"a":1,"b":{"c":1,"c":2}},"a":3}')).toBe("c");
+    expect(firstDuplicateKey('{"a":{"k":1},"b":{"k":1}}')).toBeUndefined(); // same key, different objects
+    expect(firstDuplicateKey('["a","a",{"a":1},{"a":2}]')).toBeUndefined(); // array values are not keys
+    expect(firstDuplicateKey('{"a":"a","b":"a"}')).toBeUndefined(); // values are not keys
+    expect(firstDuplicateKey('{"a\\"":1,"a\\u0022":2}')).toBe('a"'); // escapes decoded before comparing
+    expect(firstDuplicateKey('{"q\\\\":1,"q\\\\":2}')).toBe("q\\");
+    expect(firstDuplicateKey('{"a":"x\\",\\"a\\":1","b":2}')).toBeUndefined(); // quotes inside strings
+    expect(firstDuplicateKey('{ "a" : 1 , "a" : 2 }')).toBe("a");
+    expect(firstDuplicateKey('{"__proto__":1,"__proto__":2}')).toBe("__proto__");
+  });
+
+  it("random objects: none found in JSON.stringify's output, and exactly the key appended a second time", () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      let s = seed;
+      const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const obj: Record<string, unknown> = {};
+      const keys = Array.from({ length: 1 + Math.floor(rand() * 6) }, (_, i) => `k${i}${rand() < 0.3 ? '"\\u00e9' : ""}`);
+      for (const k of keys) obj[k] = rand() < 0.5 ? { inner: [1, { k }] } : [k, k];
+      const text = JSON.stringify(obj);
+      expect(firstDuplicateKey(text)).toBeUndefined();
+      const dup = keys[Math.floor(rand() * keys.length)]!;
+      const withDup = `${text.slice(0, -1)},${JSON.stringify(dup)}:0}`;
+      expect(firstDuplicateKey(withDup)).toBe(dup);
+    }
+  });
+
+  it("rejects a repeated tensor entry and a repeated metadata field, naming the key", () => {
+    const { header, data } = splitFile(base());
+    const text = JSON.stringify(header);
+    const entry = JSON.stringify(header["head.bias"]);
+    const twoBiases = text.replace(`"head.bias":${entry}`, `"head.bias":${entry},"head.bias":${entry}`);
+    expect(expectRejected(() => decodeAdapter(rawFile(twoBiases, data), OPTS), "duplicate_key").details).toEqual({ key: "head.bias" });
+    const twoTasks = text.replace(/"task":"([^"]*)"/, '"task":"other","task":"$1"');
+    expect(twoTasks).not.toBe(text);
+    expect(expectRejected(() => peekMetadata(rawFile(twoTasks, data)), "duplicate_key").details).toEqual({ key: "task" });
+  });
+
+  it("rejects a repeated key inside the training summary", () => {
+    const bytes = mutateHeader(base(), (h) => (h.__metadata__.training = '{"steps":1,"steps":2}'));
+    expect(expectRejected(() => peekMetadata(bytes), "duplicate_key").details).toEqual({ key: "steps" });
+  });
+});
+
+describe("prompt_text bounds (issue 18, defect 4: checked before anything tokenizes it)", () => {
+  const withPrompt = (text: string) => mutateHeader(base(), (h) => (h.__metadata__.prompt_text = text));
+  it.each([
+    ["characters", "a".repeat(MAX_PROMPT_TEXT_CHARS + 1)],
+    ["bytes", "中".repeat(Math.floor(MAX_PROMPT_TEXT_BYTES / 3) + 1)],
+    ["characters (a megabyte of one character)", "\ufdfa".repeat(345_000)],
+  ])("rejects a prompt_text over the limit in %s", (_what, text) => {
+    const err = expectRejected(() => peekMetadata(withPrompt(text)), "bad_metadata");
+    expect(err.details).toEqual({ field: "prompt_text" });
+    expect(err.message.length).toBeLessThan(600);
+  });
+
+  it("accepts a prompt_text at both limits", () => {
+    expect(peekMetadata(withPrompt("a".repeat(MAX_PROMPT_TEXT_CHARS))).promptText).toHaveLength(MAX_PROMPT_TEXT_CHARS);
+    const cjk = "中".repeat(Math.floor(MAX_PROMPT_TEXT_BYTES / 3));
+    expect(peekMetadata(withPrompt(cjk)).promptText).toBe(cjk);
   });
 });

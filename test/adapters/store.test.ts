@@ -507,8 +507,11 @@ describe("disk failures", () => {
     arm();
     const err = await expectSkt(store.write("sst2", enc("two")), "storage", "write_failed");
     expect(err.message).toContain(code);
-    expect(err.message).toContain(path.join(root, "sst2"));
+    // The message reaches clients: it names the file within the store, never the server's folders.
+    expect(err.message).not.toContain(root);
+    expect(err.message).toMatch(/sst2\//);
     expect(err.details).toMatchObject({ errno: code });
+    expect(String(err.details?.path)).toContain(path.join(root, "sst2"));
 
     expect(await store.current("sst2")).toBe(1);
     expect(await store.read("sst2", 1)).toEqual(enc("one"));
@@ -518,6 +521,17 @@ describe("disk failures", () => {
     const next = await store.write("sst2", enc("three"));
     expect(await store.current("sst2")).toBe(next);
     expect(await store.read("sst2", next)).toEqual(enc("three"));
+  });
+
+  it.each(["EMFILE", "ENFILE"])("%s (out of descriptors) is not_ready/too_many_open_files without the store's path", async (errno) => {
+    const { store, arm } = failingStore((c) => c.op === "readFile" || c.op === "open", errno);
+    await store.write("sst2", enc("one"));
+    for (const call of [() => store.read("sst2", 1), () => store.write("sst2", enc("two"))]) {
+      arm();
+      const err = await expectSkt(call(), "not_ready", "too_many_open_files");
+      expect(err.message).toContain(errno);
+      expect(err.message).not.toContain(root);
+    }
   });
 
   it("a failed setCurrent leaves the pointer where it was", async () => {

@@ -65,6 +65,22 @@ describe("USE-lite tokenizer", () => {
     expect(assets.tokenizer.encode("short text", 128).truncated).toBe(false);
   });
 
+  it("stops early on a long prompt in both engines (issue 18: the registry counts a prompt's tokens this way)", () => {
+    const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as Record<string, unknown>;
+    const viaLibrary = new UseLiteTokenizer(json, { engine: "library" });
+    // ﷺ folds into 18 characters under NFKC: the whole text would be 1.8 M characters to segment.
+    const text = "\ufdfa ".repeat(100_000);
+    const full = assets.tokenizer.ids(text.slice(0, 20_000));
+    for (const tokenizer of [assets.tokenizer, viaLibrary]) {
+      const enc = tokenizer.encode(text, 64);
+      expect(enc.truncated).toBe(true);
+      expect(enc.ids).toEqual(full.slice(0, 64));
+      // Only a prefix was tokenized: the count is a lower bound far below the text's true length.
+      expect(enc.fullLength).toBeGreaterThan(64);
+      expect(enc.fullLength).toBeLessThan(full.length);
+    }
+  });
+
   it("trims pairs longest-first", () => {
     const a = assets.tokenizer.ids("one two three four five six seven");
     const b = assets.tokenizer.ids("eight");

@@ -138,4 +138,32 @@ describe("batcher", () => {
     expect(started).toEqual([0, 1, 2]);
     await b.drain();
   });
+
+  it("reports the depth after every change, cancellations and expiry included (issue 18, defect 7)", async () => {
+    const depths: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const b = new Batcher<Row>(
+      { maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 60_000, maxPaddingRatio: 10, queueSize: 100 },
+      () => gate,
+      1,
+      (d) => depths.push(d),
+    );
+    const first = rows([10]);
+    b.push(first); // ends a quiet spell: dispatched at once, and holds the runner at the gate
+    const waiting = rows([10, 10, 10, 10, 10]);
+    b.push(waiting);
+    expect(depths.at(-1)).toBe(5);
+    b.remove(waiting.slice(0, 3)); // three clients go away
+    expect(depths.at(-1)).toBe(2);
+    b.remove(waiting.slice(3));
+    expect(depths.at(-1)).toBe(0);
+    expect(b.depth).toBe(0);
+    const expiring = rows([10], Date.now() - 1);
+    b.push(expiring);
+    expect(depths.at(-1)).toBe(1);
+    release();
+    await b.drain(); // the expired row is dropped when the next batch is cut
+    expect(depths.at(-1)).toBe(0);
+  });
 });

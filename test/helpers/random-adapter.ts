@@ -89,3 +89,12 @@ export function mutateHeader(
   edit(parts.header);
   return rawFile(parts.header, data ? data(parts.data) : parts.data);
 }
+
+/** The file with every value of tensor `name` replaced by `value(i)` (no checks: for out-of-range values). */
+export function setTensorValues(bytes: Uint8Array, name: string, value: (i: number) => number): Uint8Array {
+  const { header, data } = splitFile(bytes);
+  const [begin, end] = header[name].data_offsets as [number, number];
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  for (let at = begin, i = 0; at < end; at += 4, i++) view.setFloat32(at, value(i), true);
+  return rawFile(header, data);
+}

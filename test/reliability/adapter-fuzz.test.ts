@@ -10,20 +10,24 @@
  *    before and after).
  * 3. Through the real engine (registry + store): a rejected upload leaves no file, no version and
  *    no task behind, and the previous version keeps serving; never a half-loaded adapter.
+ *
+ * Classes added after issue 18: extreme finite floats in the data (±3e38, float32's largest value,
+ * just past the ±1e4 bound), keys repeated in the header JSON, and labels, metadata keys and tensor
+ * names like `__proto__`, `constructor`, `toString`.
  */
 import fc from "fast-check";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADAPTER_ERROR_CODES, MAX_HEADER_BYTES, decodeAdapter, encodeAdapter, peekMetadata, type DecodeOptions } from "../../src/adapters/format.js";
+import { ADAPTER_ERROR_CODES, MAX_ABS_TENSOR_VALUE, MAX_HEADER_BYTES, decodeAdapter, encodeAdapter, peekMetadata, type DecodeOptions } from "../../src/adapters/format.js";
 import { AdapterStore, DEFAULT_MAX_VERSIONS_PER_TASK } from "../../src/adapters/store.js";
 import { expectedShapes, numel } from "../../src/adapters/spec.js";
 import { USE_LITE_DIMS } from "../../src/backbone/dims.js";
 import { Engine } from "../../src/engine/engine.js";
 import { SktError } from "../../src/errors.js";
 import { MODELS_DIR } from "../helpers/paths.js";
-import { TEST_FINGERPRINT, makeAdapter, rawFile, rawFileBytes, splitFile } from "../helpers/random-adapter.js";
+import { TEST_FINGERPRINT, makeAdapter, rawFile, rawFileBytes, setTensorValues, splitFile } from "../helpers/random-adapter.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import { listTree } from "./helpers.js";
 
@@ -36,7 +40,7 @@ const fcOptions = (numRuns: number): fc.Parameters<unknown> => ({
 const MIB = 2 ** 20;
 const OPTS: DecodeOptions = { dims: USE_LITE_DIMS, fingerprint: TEST_FINGERPRINT };
 /** Codes the registry adds on top of the reader's (it checks the prompt against the tokenizer). */
-const REGISTRY_CODES = ["prompt_length_mismatch", "task_mismatch"];
+const REGISTRY_CODES = ["prompt_length_mismatch", "task_mismatch", "non_finite_output"];
 const tally = { decoded: 0, rejected: 0, accepted: 0, codes: new Map<string, number>(), uploads: { rejected: 0, accepted: 0, codes: new Map<string, number>() } };
 
 afterAll(() => {
@@ -57,7 +61,7 @@ function decodeOutcome(bytes: Uint8Array, opts: DecodeOptions = OPTS): "ok" | st
     for (const [name, shape] of Object.entries(want)) {
       expect(file.tensors[name].shape).toEqual(shape);
       expect(file.tensors[name].data.length).toBe(numel(shape));
-      expect(file.tensors[name].data.every(Number.isFinite)).toBe(true);
+      expect(file.tensors[name].data.every((v) => Math.abs(v) <= MAX_ABS_TENSOR_VALUE)).toBe(true); // finite and within the bound
     }
     tally.accepted++;
     return "ok";
@@ -88,7 +92,14 @@ const BASES = [
   encodeAdapter(makeAdapter({ variant: "prompt", pooling: false, problemType: "regression" })),
   encodeAdapter(makeAdapter({ variant: "prefix", pooling: true, problemType: "multi_label_classification", promptLength: 2 })),
   encodeAdapter(makeAdapter({ variant: "prefix", pooling: false, textPair: true, training: { steps: 10, note: "x" } })),
+  encodeAdapter(makeAdapter({ labels: ["__proto__", "constructor", "toString"], training: JSON.parse('{"__proto__":1,"constructor":{"toString":2}}') as Record<string, unknown> })),
 ];
+
+/** Float32 bit patterns of finite values at and past the edge of what an adapter may hold. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+const EXTREME_FINITE_BITS = [3e38, -3e38, 1e38, FLOAT32_MAX, -FLOAT32_MAX, 1e5, MAX_ABS_TENSOR_VALUE * 1.001, -MAX_ABS_TENSOR_VALUE * 1.001].map(
+  (v) => new Uint32Array(Float32Array.of(v).buffer)[0]!,
+);
 
 const weird: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(2 ** 20, 2 ** 31, 2 ** 32, 2 ** 40, 2 ** 53, 2 ** 64, 1e308, -1, -0, 0.5, 1, 0, "1", "", [], {}, null, true, [2 ** 20, 2 ** 20], [2 ** 40], [-1, 4], [1.5], ["4"], [[4]], [0, 2 ** 53], [2 ** 53, 0]),
@@ -100,6 +111,7 @@ const METADATA_KEYS = ["format", "format_version", "task", "variant", "pooling",
 const metaValue = fc.oneof(
   fc.string({ unit: "binary", maxLength: 40 }),
   fc.constantFrom("0", "-1", "1e3", "01", " 4", "4 ", "999999999999999", "9007199254740993", "NaN", "true", "false", "prompt", "prefix", "regression", "[]", '["a"]', '["a","a"]', '["a",""]', "{}", "null", "F32", "sk-tuning-adapter", "2"),
+  fc.constantFrom('["__proto__","b"]', '["constructor","toString"]', '["__proto__","__proto__"]', '{"__proto__":{"x":1}}', '{"a":1,"a":2}', "__proto__", "constructor"),
   weird,
 );
 
@@ -118,7 +130,7 @@ const headerOp: fc.Arbitrary<HeaderOp> = fc.oneof(
     const names = tensorNames(h);
     if (names.length) delete h[names[i % names.length]];
   }),
-  fc.tuple(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("pool.weight", "pool.bias", "proj.weight", "proj.bias", "head.weight", "head.bias", "__proto__", "constructor")), weird).map(([name, v]): HeaderOp => (h) => {
+  fc.tuple(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("pool.weight", "pool.bias", "proj.weight", "proj.bias", "head.weight", "head.bias", "__proto__", "constructor", "toString", "hasOwnProperty")), weird).map(([name, v]): HeaderOp => (h) => {
     h[name] = typeof v === "object" && v !== null && !Array.isArray(v) ? v : { dtype: "F32", shape: [2], data_offsets: [0, 8] };
   }),
   fc.tuple(fc.nat(), fc.integer({ min: -8, max: 8 })).map(([i, delta]): HeaderOp => (h) => {
@@ -126,7 +138,7 @@ const headerOp: fc.Arbitrary<HeaderOp> = fc.oneof(
     const e = names.length ? h[names[i % names.length]] : undefined;
     if (e && Array.isArray(e.data_offsets)) e.data_offsets = [e.data_offsets[0] + delta, e.data_offsets[1] + (i % 2 ? delta : 0)];
   }),
-  fc.tuple(fc.constantFrom(...METADATA_KEYS, "extra", "__proto__"), metaValue).map(([key, v]): HeaderOp => (h) => {
+  fc.tuple(fc.constantFrom(...METADATA_KEYS, "extra", "__proto__", "constructor", "toString"), metaValue).map(([key, v]): HeaderOp => (h) => {
     if (typeof h.__metadata__ === "object" && h.__metadata__ !== null) h.__metadata__[key] = v;
   }),
   fc.constantFrom(...METADATA_KEYS).map((key): HeaderOp => (h) => {
@@ -161,8 +173,20 @@ const byteOp: fc.Arbitrary<ByteOp> = fc.oneof(
     out.set(extra, b.length);
     return out;
   }),
-  // Overwrite a float in the data area with NaN/Inf or a random pattern.
-  fc.tuple(fc.nat(), fc.constantFrom(0x7fc00000, 0x7f800000, 0xff800000, 0x00000001, 0xdeadbeef)).map(([i, bits]): ByteOp => (b) => {
+  // A key of the header JSON written twice (the first copy with another value): JSON.parse keeps the last.
+  fc.tuple(fc.nat(), fc.constantFrom('"dup"', "1", '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}')).map(([i, value]): ByteOp => (b) => {
+    if (b.length < 8) return b;
+    const n = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true));
+    if (n + 8 > b.length) return b;
+    const text = new TextDecoder().decode(b.subarray(8, 8 + n));
+    const keys = [...text.matchAll(/[{,]\s*("(?:[^"\\]|\\.)*")\s*:/g)];
+    if (keys.length === 0) return b;
+    const k = keys[i % keys.length]!;
+    const at = k.index! + 1;
+    return rawFileBytes(new TextEncoder().encode(`${text.slice(0, at)}${k[1]}:${value},${text.slice(at)}`), b.slice(8 + n));
+  }),
+  // Overwrite a float in the data area with NaN/Inf, an extreme finite value or a random pattern.
+  fc.tuple(fc.nat(), fc.constantFrom(0x7fc00000, 0x7f800000, 0xff800000, 0x00000001, 0xdeadbeef, ...EXTREME_FINITE_BITS)).map(([i, bits]): ByteOp => (b) => {
     const out = b.slice();
     if (out.length < 8) return out;
     const n = Number(new DataView(out.buffer).getBigUint64(0, true));
@@ -227,6 +251,37 @@ describe("decodeAdapter fuzzing", () => {
 
   it("every unmutated base file still decodes (the mutations start from valid files)", () => {
     for (const b of BASES) expect(decodeOutcome(b)).toBe("ok");
+  });
+
+  it("an extreme finite value anywhere in the data → value_out_of_range naming the tensor and index", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...BASES), fc.nat(), fc.constantFrom(...EXTREME_FINITE_BITS), (base, i, bits) => {
+        const { header, data } = splitFile(base);
+        const names = Object.keys(header).filter((k) => k !== "__metadata__");
+        const name = names[i % names.length]!;
+        const [begin, end] = header[name].data_offsets as [number, number];
+        const index = (i >> 3) % ((end - begin) / 4);
+        const bytes = setTensorValues(base, name, (j) => (j === index ? new Float32Array(new Uint32Array([bits]).buffer)[0]! : new Float32Array(data.buffer, data.byteOffset + begin, (end - begin) / 4)[j]!));
+        expect(decodeOutcome(bytes)).toBe("value_out_of_range");
+        expect(() => decodeAdapter(bytes, OPTS)).toThrow(expect.objectContaining({ details: expect.objectContaining({ tensor: name, index }) }));
+      }),
+      fcOptions(300),
+    );
+  });
+
+  it("any key of a valid header written twice → duplicate_key", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...BASES), fc.nat(), (base, i) => {
+        const { header, data } = splitFile(base);
+        const text = JSON.stringify(header);
+        const keys = [...text.matchAll(/[{,]("(?:[^"\\]|\\.)*"):/g)];
+        const k = keys[i % keys.length]!;
+        const at = k.index! + 1;
+        const bytes = rawFile(`${text.slice(0, at)}${k[1]}:"first",${text.slice(at)}`, data);
+        expect(decodeOutcome(bytes)).toBe("duplicate_key");
+      }),
+      fcOptions(300),
+    );
   });
 });
 
@@ -345,6 +400,11 @@ describe("rejected uploads through the real engine leave nothing behind", () => 
       })(),
       rawFile({ ...header, __metadata__: { ...header.__metadata__, backbone_fingerprint: "f".repeat(64) } }, data),
       other,
+      // Issue 18: the values that gave null scores, and labels an ordinary object swallows.
+      setTensorValues(valid, "proj.bias", () => 1e38),
+      setTensorValues(valid, "pool.bias", (i) => (i % 2 ? -3e38 : 3e38)),
+      servableAdapterBytes(assets, { task: TASK, seed: 4, labels: ["__proto__", "constructor"] }),
+      servableAdapterBytes(assets, { task: TASK, seed: 5, labels: ["toString", "__proto__", "valueOf"] }),
     ];
     const input = fc.oneof(
       { weight: 6, arbitrary: fc.tuple(fc.array(headerOp, { maxLength: 3 }), fc.array(byteOp, { maxLength: 2 })).map(([hops, bops]) => {
@@ -396,6 +456,10 @@ describe("rejected uploads through the real engine leave nothing behind", () => 
         const r = await engine.classify({ task: TASK, texts: ["still serving"] });
         expect(r.adapterVersion).toBe(engine.registry.currentVersion(TASK));
         expect(Number.isFinite(r.predictions[0].score)).toBe(true);
+        // Every label has a finite score, whatever it is called.
+        const labels = (await engine.registry.metadata(TASK, r.adapterVersion)).labels;
+        expect(Object.keys(r.predictions[0].scores!).sort()).toEqual([...labels].sort());
+        expect(Object.values(r.predictions[0].scores!).every(Number.isFinite)).toBe(true);
       }),
       fcOptions(200),
     );

@@ -3,6 +3,7 @@
  * with `app.request`), the real server as a child process, and small assertions every suite uses.
  */
 import { mkdtemp, readdir, rm } from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
@@ -140,4 +141,75 @@ export async function listTree(dir: string): Promise<string[]> {
   };
   await walk("");
   return out.sort();
+}
+
+// ---- raw connections (what fetch cannot send: cut bodies, bad framing, odd request targets) ----
+
+export interface RawExchangeOptions {
+  /** After sending: destroy the socket, half-close it (FIN) and read, or just read (default). */
+  then?: "destroy" | "half-close" | "read";
+  /** Stop reading after this long (default 15 s); whatever arrived is returned. */
+  readForMs?: number;
+}
+
+/** Sends `parts` one write at a time on a loopback connection; resolves with what came back ("" if nothing). */
+export function rawExchange(port: number, parts: (string | Uint8Array)[], opts: RawExchangeOptions = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    let got = "";
+    let finished = false;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(got);
+    };
+    const timer = setTimeout(done, opts.readForMs ?? 15_000);
+    socket.on("data", (d) => (got += d.toString("latin1")));
+    socket.on("close", done);
+    socket.on("error", () => undefined);
+    socket.on("connect", async () => {
+      for (const p of parts) await new Promise<void>((r) => socket.write(p, () => r()));
+      // A moment for the bytes to reach the server before the connection goes away.
+      if (opts.then === "destroy") setTimeout(done, 30);
+      else if (opts.then === "half-close") socket.end();
+    });
+  });
+}
+
+/** Status, lower-cased headers and body of the first HTTP response in raw text. */
+export function parseRawResponse(raw: string): { status: number; headers: Record<string, string>; body: string } {
+  const split = raw.indexOf("\r\n\r\n");
+  if (!raw.startsWith("HTTP/1.1 ") || split < 0) throw new Error(`not an HTTP response: ${JSON.stringify(raw.slice(0, 200))}`);
+  const [statusLine, ...lines] = raw.slice(0, split).split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(":");
+    headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  let body = raw.slice(split + 4);
+  if (headers["content-length"] !== undefined) body = body.slice(0, Number(headers["content-length"]));
+  return { status: Number(statusLine!.split(" ")[1]), headers, body };
+}
+
+/** Checks a raw response is a JSON error of `status`; returns its code. */
+export function expectRawError(raw: string, status: number): string {
+  const res = parseRawResponse(raw);
+  expect(res.status, raw.slice(0, 300)).toBe(status);
+  expect(res.headers["content-type"] ?? "(no content-type)", raw.slice(0, 300)).toMatch(/application\/json/);
+  const body = JSON.parse(res.body) as ErrorBody;
+  expect(Object.keys(body)).toEqual(["error"]);
+  expect(body.error.message.length).toBeGreaterThan(0);
+  return body.error.code;
+}
+
+/** Sum of a Prometheus series' samples whose labels include `labels` (0 when none). */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
 }

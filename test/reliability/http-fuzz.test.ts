@@ -9,15 +9,24 @@
  * requests never legitimately change state); the server still answers a valid request afterwards;
  * and memory stays bounded over the whole run (no timing is measured).
  *
+ * Last, the class that found issue 18's defect 1, on a real HTTP server on loopback (raw sockets):
+ * classify requests and authenticated uploads cut off anywhere in their body, framed by length or
+ * in chunks, ended by a close, a half-close or a broken chunk. The client gets nothing or a 4xx JSON
+ * error; the server counts no 5xx, logs nothing at error level and no stack, writes nothing.
+ *
  * FC_SEED and FC_RUNS (a multiplier) reproduce or lengthen a run.
  */
 import fc from "fast-check";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../src/logger.js";
+import { createMetrics } from "../../src/metrics.js";
+import { createApp } from "../../src/server/app.js";
 import { classifyBodyLimit } from "../../src/server/routes/classify.js";
+import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
-import { adminHeaders, expectErrorBody, listTree, startEngineRig, type EngineRig } from "./helpers.js";
+import { ADMIN_TOKEN, adminHeaders, expectErrorBody, expectRawError, listTree, metricValue, parseRawResponse, rawExchange, startEngineRig, type EngineRig } from "./helpers.js";
 
 const RUNS = Number(process.env.FC_RUNS ?? 1);
 const fcOptions = (numRuns: number): fc.Parameters<unknown> => ({
@@ -403,5 +412,80 @@ describe("HTTP fuzzing against the real engine", () => {
     expect(growth("rss")).toBeLessThan(200);
     expect(growth("heapUsed")).toBeLessThan(50);
     expect(growth("arrayBuffers")).toBeLessThan(100);
+  });
+});
+
+// Runs last: closing the HTTP server closes the engine too.
+describe("cut-off requests on a real HTTP server (loopback, raw sockets)", () => {
+  let running: RunningServer;
+  const logLines: string[] = [];
+  const metrics = createMetrics({ collectDefaults: false });
+
+  beforeAll(async () => {
+    const logger = createLogger({ level: "debug", destination: { write: (line: string) => void logLines.push(line) } });
+    const app = createApp({ service: rig.engine, metrics, config: rig.config, logger });
+    running = await startServer(app, { ...rig.config, port: 0, host: "127.0.0.1" }, rig.engine, logger, { handleSignals: false });
+  });
+  afterAll(async () => {
+    await running?.close();
+  });
+
+  /** Chunked framing of `body` in pieces of `size` bytes, without the final zero-length chunk. */
+  function chunked(body: Buffer, size: number): Buffer {
+    const parts: Buffer[] = [];
+    for (let at = 0; at < body.length; at += size) {
+      const piece = body.subarray(at, at + size);
+      parts.push(Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n"));
+    }
+    return Buffer.concat(parts);
+  }
+
+  it("classify bodies and uploads cut anywhere, ended any way: nothing or a 4xx JSON error, never a 5xx, an error log or a write", async () => {
+    const upload = Buffer.from(servableAdapterBytes(rig.engine.assets, { task: "fuzz-cut", seed: 21 }));
+    const request = fc.record({
+      kind: fc.constantFrom("classify", "classify", "upload"),
+      texts: fc.array(text, { minLength: 1, maxLength: 4 }),
+      framing: fc.constantFrom("length", "chunked"),
+      chunkSize: fc.integer({ min: 1, max: 4096 }),
+      cut: fc.nat(),
+      ending: fc.constantFrom("destroy", "half-close", "bad-chunk", "junk"),
+    });
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        tally.fixed++;
+        const body = r.kind === "upload" ? upload : Buffer.from(JSON.stringify({ texts: r.texts }));
+        const target = r.kind === "upload" ? "PUT /admin/adapters/fuzz-cut" : `POST /classify?task=${TASKS.single}`;
+        const type = r.kind === "upload" ? `Authorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/octet-stream` : "Content-Type: application/json";
+        const framed = r.framing === "chunked" ? chunked(body, r.chunkSize) : body;
+        const head = `${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${type}\r\n${r.framing === "chunked" ? "Transfer-Encoding: chunked" : `Content-Length: ${body.length}`}\r\n\r\n`;
+        const sent = framed.subarray(0, r.cut % framed.length); // never the whole body
+        const parts: (string | Uint8Array)[] = [head, sent];
+        if (r.ending === "bad-chunk") parts.push(r.framing === "chunked" ? "\r\nzz\r\n" : "");
+        if (r.ending === "junk") parts.push("\u0000\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        const then = r.ending === "destroy" ? "destroy" : r.ending === "half-close" ? "half-close" : "read";
+        // A server still waiting for the rest of the body answers nothing: the client then gives up
+        // after a moment, which is one more way of going away.
+        const raw = await rawExchange(running.port, parts, { then, readForMs: 400 });
+        if (raw !== "") {
+          const status = parseRawResponse(raw).status;
+          expect(status, raw.slice(0, 200)).toBeGreaterThanOrEqual(400);
+          expect(status, raw.slice(0, 200)).toBeLessThan(500);
+          expectRawError(raw, status);
+        }
+      }),
+      fcOptions(120),
+    );
+    // Let the server notice every connection's end before reading its counters (set-up, not a measurement).
+    await new Promise((r) => setTimeout(r, 1500));
+    const exposition = await metrics.registry.metrics();
+    for (const status of ["500", "502", "503", "504", "507"]) expect(metricValue(exposition, "skt_requests_total", { status }), status).toBe(0);
+    expect(metricValue(exposition, "skt_uploads_total", { outcome: "error" })).toBe(0);
+    expect(metricValue(exposition, "skt_requests_total", { status: "499" }) + metricValue(exposition, "skt_uploads_total", { outcome: "client_closed" })).toBeGreaterThan(0);
+    console.log(`[http-fuzz] cut-off requests: classify statuses ${JSON.stringify(Object.fromEntries(["400", "408", "413", "499"].map((s) => [s, metricValue(exposition, "skt_requests_total", { status: s })])))}, uploads client_closed ${metricValue(exposition, "skt_uploads_total", { outcome: "client_closed" })}, invalid ${metricValue(exposition, "skt_uploads_total", { outcome: "invalid" })}`);
+    const bad = logLines.filter((l) => /"level":"(error|fatal)"|"stack"/.test(l));
+    expect(bad.slice(0, 3)).toEqual([]);
+    expect(await listTree(rig.root)).toEqual(baselineTree);
+    const ok = await fetch(`http://127.0.0.1:${running.port}/classify?task=${TASKS.single}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"still here"}' });
+    expect(ok.status).toBe(200);
   });
 });

@@ -44,7 +44,8 @@ function scopedRig(config: Partial<ServerConfig> = {}): TestRig {
 
 /** A request as if it came from `client` (what @hono/node-server's conninfo reads). */
 function from(client: string) {
-  return { incoming: { socket: { remoteAddress: client, remotePort: 5555, remoteFamily: "IPv4" } } };
+  // A fully received request from `client` (what Node's IncomingMessage says once its body has arrived).
+  return { incoming: { complete: true, destroyed: false, errored: null, socket: { remoteAddress: client, remotePort: 5555, remoteFamily: "IPv4", destroyed: false } } };
 }
 
 async function req(rig: TestRig, method: string, p: string, token?: string, client = "10.0.0.1", body?: Uint8Array): Promise<Response> {

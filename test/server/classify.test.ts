@@ -299,6 +299,8 @@ describe("POST /classify", () => {
     client.abort();
     const res = await pending;
     expect(signal.aborted).toBe(true);
+    // Counted as its own outcome (nginx's 499), never as a server error.
+    expect(res.status).toBe(499);
     expect((await errorOf(res)).code).toBe("client_closed");
   });
 });

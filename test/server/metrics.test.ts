@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createMetrics, UNKNOWN_TASK_LABEL } from "../../src/metrics.js";
+import { createMetrics, MAX_TASK_LABELS, OTHER_TASKS_LABEL, UNKNOWN_TASK_LABEL } from "../../src/metrics.js";
 import { parseMetrics, sampleValue } from "./setup.js";
 
 describe("createMetrics", () => {
@@ -60,5 +60,32 @@ describe("createMetrics", () => {
     expect(sampleValue(s, "skt_adapters_loaded")).toBe(3);
     expect(sampleValue(s, "skt_adapter_load_duration_seconds_count")).toBe(1);
     expect(sampleValue(s, "skt_uploads_total", { outcome: "ok" })).toBe(1);
+  });
+
+  it("forgetTask removes every series of a task (issue 18, defect 6) and leaves the others", async () => {
+    const m = createMetrics({ collectDefaults: false });
+    for (const task of ["keep", "gone"]) {
+      const label = m.taskLabel(task);
+      for (const status of ["200", "400", "429", "499"]) m.requests.inc({ task: label, status });
+      m.requestDuration.observe({ task: label }, 0.01);
+      m.semanticPasses.inc({ task: label });
+    }
+    await m.forgetTask("gone");
+    const text = await m.registry.metrics();
+    expect(text).not.toContain('task="gone"');
+    expect(text.split("\n").filter((l) => l.includes('task="keep"')).length).toBeGreaterThan(4 + 1 + 1);
+    await m.forgetTask("never-seen"); // a no-op
+    // The freed label value can be given out again.
+    expect(m.taskLabel("gone")).toBe("gone");
+  });
+
+  it("caps the tasks with their own label value; later ones share __other__ until a slot is freed", async () => {
+    const m = createMetrics({ collectDefaults: false });
+    const labels = Array.from({ length: MAX_TASK_LABELS + 50 }, (_, i) => m.taskLabel(`t${i}`));
+    expect(new Set(labels).size).toBe(MAX_TASK_LABELS + 1);
+    expect(labels.slice(MAX_TASK_LABELS).every((l) => l === OTHER_TASKS_LABEL)).toBe(true);
+    expect(m.taskLabel("t0")).toBe("t0"); // stable for tasks that have one
+    await m.forgetTask("t0");
+    expect(m.taskLabel(`t${MAX_TASK_LABELS + 1}`)).toBe(`t${MAX_TASK_LABELS + 1}`);
   });
 });

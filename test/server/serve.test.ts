@@ -146,7 +146,7 @@ describe("startServer", () => {
 
       const malformed = parseRawResponse(await rawExchange(server.port, "NOT HTTP AT ALL\r\n\r\n"));
       expect(malformed.status).toBe(400);
-      expect(((await malformed.json()) as { error: { code: string } }).error.code).toBe("malformed_request");
+      expect(((await malformed.json()) as { error: { code: string } }).error.code).toBe("malformed_http");
 
       // The server is still fine.
       expect((await fetch(`http://127.0.0.1:${server.port}/healthz`)).status).toBe(200);

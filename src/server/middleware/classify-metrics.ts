@@ -1,7 +1,8 @@
 /**
  * Counts `/classify` requests (`skt_requests_total{task,status}`) and times them
  * (`skt_request_duration_seconds{task}`). Only served tasks get their own label value; invalid or
- * unknown names are all `__unknown__`, so random names cannot blow up label cardinality.
+ * unknown names are all `__unknown__`, so random names cannot blow up label cardinality; past
+ * MAX_TASK_LABELS served tasks the rest share `__other__`.
  */
 import type { MiddlewareHandler } from "hono";
 import { TASK_NAME_PATTERN } from "../../adapters/spec.js";
@@ -9,9 +10,9 @@ import type { InferenceService } from "../../engine/service.js";
 import { UNKNOWN_TASK_LABEL, type SktMetrics } from "../../metrics.js";
 import type { AppEnv } from "../context.js";
 
-export function taskLabel(service: InferenceService, task: string | undefined): string {
+export function taskLabel(service: InferenceService, metrics: SktMetrics, task: string | undefined): string {
   if (task === undefined || !TASK_NAME_PATTERN.test(task)) return UNKNOWN_TASK_LABEL;
-  return service.hasTask(task) ? task : UNKNOWN_TASK_LABEL;
+  return service.hasTask(task) ? metrics.taskLabel(task) : UNKNOWN_TASK_LABEL;
 }
 
 export function classifyMetrics(service: InferenceService, metrics: SktMetrics): MiddlewareHandler<AppEnv> {
@@ -20,7 +21,7 @@ export function classifyMetrics(service: InferenceService, metrics: SktMetrics):
     try {
       await next();
     } finally {
-      const task = taskLabel(service, c.req.query("task"));
+      const task = taskLabel(service, metrics, c.req.query("task"));
       metrics.requests.inc({ task, status: String(c.res.status) });
       metrics.requestDuration.observe({ task }, (performance.now() - start) / 1000);
     }

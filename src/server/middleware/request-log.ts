@@ -7,7 +7,8 @@ import type { MiddlewareHandler } from "hono";
 import type { Logger } from "../../logger.js";
 import type { AppEnv } from "../context.js";
 
-const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+/** Probe and scrape routes: logged at debug whatever their status (a 503 from /readyz while starting). */
+export const QUIET_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
 
 export function requestLog(logger: Logger): MiddlewareHandler<AppEnv> {
   return async function requestLog(c, next) {
@@ -32,8 +33,8 @@ export function requestLog(logger: Logger): MiddlewareHandler<AppEnv> {
       status,
       ms: Math.round((performance.now() - start) * 100) / 100,
     };
-    if (status >= 500) logger.warn(line, "request");
-    else if (QUIET_PATHS.has(c.req.path)) logger.debug(line, "request");
+    if (QUIET_PATHS.has(c.req.path)) logger.debug(line, "request");
+    else if (status >= 500) logger.warn(line, "request");
     else logger.info(line, "request");
   };
 }

@@ -5,19 +5,23 @@
 import type { MiddlewareHandler } from "hono";
 import { SktError } from "../../errors.js";
 import type { SktMetrics } from "../../metrics.js";
+import { CLIENT_CLOSED_STATUS } from "../connection.js";
 import type { AppEnv } from "../context.js";
 import { bodySizeLimit } from "./body-limit.js";
 
 export const UPLOAD_MEDIA_TYPE = "application/octet-stream";
 
-/** `skt_uploads_total{outcome}`: ok (2xx), invalid (4xx: the client's file or request), error (5xx). */
+/**
+ * `skt_uploads_total{outcome}`: ok (2xx), invalid (4xx: the client's file or request), error (5xx),
+ * client_closed (the client went away before its upload was received or answered).
+ */
 export function uploadMetrics(metrics: SktMetrics): MiddlewareHandler<AppEnv> {
   return async function uploadMetrics(c, next) {
     try {
       await next();
     } finally {
       const status = c.res.status;
-      const outcome = status < 400 ? "ok" : status < 500 ? "invalid" : "error";
+      const outcome = status === CLIENT_CLOSED_STATUS ? "client_closed" : status < 400 ? "ok" : status < 500 ? "invalid" : "error";
       metrics.uploads.inc({ outcome });
     }
   };

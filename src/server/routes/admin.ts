@@ -28,7 +28,7 @@ const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
 /** What every admin route can answer besides its own errors. */
 export const adminErrors = {
   ...ADMIN_AUTH_ERRORS,
-  503: errorContent("Not ready: the server is still starting, or the inference worker is restarting"),
+  503: errorContent("Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`)"),
 } as const;
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
@@ -203,6 +203,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openapi(remove, async (c) => {
     const { task } = c.req.valid("param");
     await service.deleteTask(task);
+    await metrics.forgetTask(task); // a deleted task's series would otherwise stay in /metrics forever
     deps.logger.info({ reqId: c.get("requestId"), task }, "adapter deleted");
     return c.body(null, 204);
   });

@@ -113,6 +113,11 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
         throw new SktError("too_large", "body_too_large", "The request body is too large.");
       }),
       timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (c) => {
+        // Still receiving the body: the client was too slow (408), not the server (504).
+        if (c.env?.incoming && !c.env.incoming.complete) {
+          const err = new SktError("request_timeout", "request_timeout", `The request body was not received completely within ${config.requestTimeoutMs} ms.`);
+          return new HTTPException(408, { message: err.message, cause: err });
+        }
         const err = new SktError("timeout", "timeout", `The request did not finish within ${config.requestTimeoutMs} ms.`);
         c.get("abort")?.abort(err);
         return new HTTPException(504, { message: "deadline passed", cause: err });
@@ -125,6 +130,7 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
     responses: {
       200: { description: "Predictions, one per text", content: { "application/json": { schema: ClassifyResponseSchema } } },
       400: errorContent("Invalid body, task name or malformed JSON"),
+      408: errorContent("The request body was not received completely before the deadline"),
       404: errorContent("Unknown task"),
       413: errorContent("Too many texts, a text too long, or the body too large"),
       415: errorContent("Content-Type is not application/json"),
@@ -152,7 +158,7 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
     const abort = new AbortController();
     c.set("abort", abort);
     const client = c.req.raw.signal;
-    const onClientAbort = () => abort.abort(new SktError("bad_request", "client_closed", "The client closed the connection."));
+    const onClientAbort = () => abort.abort(new SktError("client_closed", "client_closed", "The client closed the connection."));
     if (client.aborted) onClientAbort();
     else client.addEventListener("abort", onClientAbort, { once: true });
     try {
