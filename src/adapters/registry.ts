@@ -1,18 +1,23 @@
 /**
- * The registry of servable adapters: which version of each task is current, and a byte-budgeted
- * LRU cache of prepared adapters (semantic pass + F done). Misses load from the store once however
- * many requests wait (single-flight). Uploads and rollbacks prepare the new version completely
- * before the pointer moves, so requests never see a half-ready adapter, and requests that already
- * took a prepared object keep it (hot swap).
+ * The registry of servable adapters: which version of each task is current (the store's task
+ * index), and a byte-budgeted LRU cache of prepared adapters (semantic pass + F done). Start-up only
+ * reads the index; a version is prepared at first use, once however many requests wait
+ * (single-flight), or by an optional background warm-up. Uploads and rollbacks prepare the new
+ * version completely before the pointer moves, so requests never see a half-ready adapter, and
+ * requests that already took a prepared object keep it (hot swap).
+ *
+ * Memory: per task not in the cache, only its index entry (summary.ts); per cached version, what
+ * the cache's byte budget counts. A task's other versions leave the cache when its pointer moves.
  */
 import { LRUCache } from "lru-cache";
 import type { BackboneDims } from "../backbone/dims.js";
 import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
-import { SktError } from "../errors.js";
+import { SktError, isSktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import { decodeAdapter, peekMetadata, type AdapterFile, type AdapterMetadata } from "./format.js";
 import { prepareAdapter, type PreparedAdapter } from "./prepared.js";
 import type { AdapterStore, StoredVersion } from "./store.js";
+import { isTaskSummary, summarize, type TaskSummary } from "./summary.js";
 import { validateTaskName } from "./task-name.js";
 
 export interface RegistryOptions {
@@ -29,12 +34,28 @@ export interface RegistryOptions {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** One task in a listing: its current version and its summary. */
+export interface TaskListing extends TaskSummary {
+  task: string;
+  version: number;
+}
+
+export interface TaskPage {
+  tasks: TaskListing[];
+  /** Tasks served in all. */
+  total: number;
+  /** The last task name on this page when more follow, else null. */
+  last: string | null;
+}
+
+const taskOfKey = (key: string) => key.slice(0, key.lastIndexOf("@v"));
+
 export class AdapterRegistry {
-  private readonly current = new Map<string, number>();
-  private readonly metadataByKey = new Map<string, AdapterMetadata>();
   private readonly loading = new Map<string, Promise<PreparedAdapter>>();
   private readonly taskLocks = new Map<string, Promise<unknown>>();
   private readonly cache: LRUCache<string, PreparedAdapter>;
+  /** Current versions found unservable at first use, by key: answered at once until the pointer moves. */
+  private readonly invalid = new Map<string, SktError>();
   /**
    * h_p by prompt token ids. The semantic pass depends only on the prompt, and many adapters share
    * one (every version of a task, often many tasks), so a reload after eviction or a new version
@@ -54,46 +75,84 @@ export class AdapterRegistry {
     });
   }
 
-  /** Reads every task's current version; prepares as many as the cache holds. */
+  /** Opens the store's task index (no adapter is read or prepared here). */
   async init(): Promise<void> {
-    const { removedTempFiles } = await this.opts.store.recover();
-    if (removedTempFiles.length) this.opts.log?.("warn", "removed leftover temp files from an interrupted write", { files: removedTempFiles });
-    for (const task of await this.opts.store.listTasks()) {
-      const version = await this.opts.store.current(task);
-      if (version !== null) this.current.set(task, version);
-    }
-    for (const task of this.tasks()) {
-      try {
-        await this.acquire(task);
-      } catch (e) {
-        this.opts.log?.("error", "adapter cannot be served", { task, version: this.current.get(task), error: (e as Error).message });
-      }
-    }
+    const opened = await this.opts.store.open((task, bytes) => summarize(peekMetadata(bytes, { maxBytes: this.opts.maxUploadBytes }), this.opts.dims));
+    if (opened.removedTempFiles.length) this.opts.log?.("warn", "removed leftover temp files from an interrupted write", { files: opened.removedTempFiles });
+    this.opts.log?.("info", "task index read", { tasks: opened.tasks, readFromFiles: opened.reread, rebuilt: opened.rebuilt });
   }
 
-  tasks(): string[] {
-    return [...this.current.keys()].sort();
+  /**
+   * Prepares up to `count` tasks in the background, most recently used first (the cache's order at
+   * the last clean shutdown), while the cache has room. Never throws: a bad adapter is reported as at
+   * first use. `stopped` is checked between tasks so shutdown does not wait for it.
+   */
+  async warmUp(count: number, stopped: () => boolean = () => false): Promise<number> {
+    if (count <= 0) return 0;
+    const recent = (await this.opts.store.readRecent()).filter((t) => this.hasTask(t)).slice(0, count);
+    let warmed = 0;
+    for (const task of recent) {
+      if (stopped() || (this.cache.calculatedSize ?? 0) >= this.opts.cacheBytes) break;
+      try {
+        await this.acquire(task);
+        warmed++;
+      } catch {
+        // reported by load()
+      }
+    }
+    this.opts.log?.("info", "warm-up done", { asked: count, known: recent.length, prepared: warmed });
+    return warmed;
+  }
+
+  /** Remembers which tasks were in use (for the next start's warm-up) and compacts the index. */
+  async close(): Promise<void> {
+    const recent = [...new Set([...this.cache.keys()].map(taskOfKey))];
+    await this.opts.store.writeRecent(recent).catch((e: unknown) => this.opts.log?.("warn", "could not write the recent-tasks list", { error: (e as Error).message }));
+    await this.opts.store.close().catch((e: unknown) => this.opts.log?.("warn", "could not compact the task index", { error: (e as Error).message }));
+  }
+
+  /** Every task, sorted. */
+  tasks(): readonly string[] {
+    return this.opts.store.index.names();
+  }
+
+  get taskCount(): number {
+    return this.opts.store.index.size;
   }
 
   hasTask(task: string): boolean {
-    return this.current.has(task);
+    return this.opts.store.index.has(task);
   }
 
   currentVersion(task: string): number | null {
-    return this.current.get(task) ?? null;
+    return this.opts.store.index.get(task)?.version ?? null;
+  }
+
+  /** Up to `limit` tasks after `after` in name order, from the index alone (no file is read). */
+  page(after: string | undefined, limit: number): TaskPage {
+    const index = this.opts.store.index;
+    const names = index.page(after, limit + 1);
+    const more = names.length > limit;
+    const tasks: TaskListing[] = [];
+    for (const task of names.slice(0, limit)) {
+      const entry = index.get(task)!;
+      if (isTaskSummary(entry.summary)) tasks.push({ task, version: entry.version, ...entry.summary });
+      else this.opts.log?.("warn", "task left out of the listing: its current adapter's metadata is unreadable", { task, version: entry.version });
+    }
+    return { tasks, total: index.size, last: more ? names[limit - 1]! : null };
   }
 
   /** The prepared current version of `task` (from cache, or loaded once). */
   async acquire(task: string): Promise<PreparedAdapter> {
-    const version = this.current.get(task);
-    if (version === undefined) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"; GET /tasks lists the servable tasks`);
+    const version = this.currentVersion(task);
+    if (version === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"; GET /tasks lists the servable tasks`);
     return this.load(task, version);
   }
 
   /** Prepares `task`@`version` again without touching the cache (the semantic-cache-off debug mode). */
   async prepareUncached(task: string): Promise<PreparedAdapter> {
-    const version = this.current.get(task);
-    if (version === undefined) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    const version = this.currentVersion(task);
+    if (version === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
     return this.prepare(decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions()), version, false);
   }
 
@@ -104,6 +163,8 @@ export class AdapterRegistry {
       this.opts.metrics?.cacheHits.inc();
       return hit;
     }
+    const known = this.invalid.get(key);
+    if (known) throw known;
     this.opts.metrics?.cacheMisses.inc();
     let pending = this.loading.get(key);
     if (!pending) {
@@ -115,18 +176,43 @@ export class AdapterRegistry {
 
   private async loadFromStore(task: string, version: number): Promise<PreparedAdapter> {
     const started = performance.now();
-    const file = decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions());
-    const prepared = await this.prepare(file, version);
+    let prepared: PreparedAdapter;
+    try {
+      const file = decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions());
+      prepared = await this.prepare(file, version);
+    } catch (e) {
+      throw this.unservable(task, version, e);
+    }
     // Only cache what is still current: a load that raced a swap or delete must not linger.
-    if (this.current.get(task) === version) this.remember(prepared);
+    if (this.currentVersion(task) === version) this.remember(prepared);
     this.opts.metrics?.adapterLoadDuration.observe((performance.now() - started) / 1000);
     return prepared;
   }
 
+  /**
+   * A stored current version that fails validation or preparation, or whose file is gone, cannot be
+   * served until an admin uploads or rolls back: 409 `adapter_invalid` for this task only (the
+   * request is fine and retrying will not help), logged and counted once per version. Disk errors
+   * and a restarting worker pass through unchanged: they may clear by themselves.
+   */
+  private unservable(task: string, version: number, e: unknown): unknown {
+    if (!isSktError(e) || !(e.kind === "invalid_adapter" || e.code === "version_not_found")) return e;
+    const err = new SktError("conflict", "adapter_invalid", `task "${task}" cannot be served: its current adapter v${version} is invalid (${e.code}: ${e.message}). An admin must upload a new version or roll back.`, { task, version, reason: e.code });
+    if (this.currentVersion(task) === version) this.invalid.set(`${task}@v${version}`, err);
+    this.opts.metrics?.adaptersInvalid.inc({ code: e.code });
+    this.opts.log?.("error", "adapter cannot be served", { task, version, code: e.code, error: e.message });
+    return err;
+  }
+
   private remember(prepared: PreparedAdapter): void {
-    this.metadataByKey.set(prepared.key, prepared.metadata);
     this.cache.set(prepared.key, prepared);
     this.updateCacheGauges();
+  }
+
+  /** The pointer of `task` moved or the task went away: nothing held for its other versions stays. */
+  private forget(task: string, keepKey?: string): void {
+    for (const key of [...this.cache.keys()]) if (key !== keepKey && taskOfKey(key) === task) this.cache.delete(key);
+    for (const key of [...this.invalid.keys()]) if (taskOfKey(key) === task) this.invalid.delete(key);
   }
 
   private updateCacheGauges(): void {
@@ -197,13 +283,13 @@ export class AdapterRegistry {
       const version = await this.opts.store.writeVersion(task, bytes);
       const prepared = prepareAdapterWithVersion(draft, version);
       try {
-        await this.opts.store.setCurrent(task, version);
+        await this.opts.store.setCurrent(task, version, bytes);
       } catch (e) {
         // The pointer did not move: take the new file back so a failed upload leaves nothing.
         await this.opts.store.deleteVersion(task, version).catch(() => undefined);
         throw e;
       }
-      this.current.set(task, version);
+      this.forget(task);
       this.remember(prepared);
       return prepared;
     });
@@ -213,16 +299,16 @@ export class AdapterRegistry {
   async rollback(task: string, version?: number): Promise<PreparedAdapter> {
     validateTaskName(task);
     return this.withTaskLock(task, async () => {
-      const cur = this.current.get(task);
-      if (cur === undefined) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+      const cur = this.currentVersion(task);
+      if (cur === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       const versions = (await this.opts.store.listVersions(task)).map((v) => v.version);
       const target = version ?? Math.max(-1, ...versions.filter((v) => v < cur));
       if (target < 0) throw new SktError("conflict", "no_previous_version", `task "${task}" has no version before v${cur} to roll back to`);
       if (!versions.includes(target)) throw new SktError("not_found", "version_not_found", `task "${task}" has no version ${target}; stored versions: ${versions.join(", ")}`);
-      const file = decodeAdapter(await this.opts.store.read(task, target), this.decodeOptions());
-      const prepared = await this.prepare(file, target);
-      await this.opts.store.setCurrent(task, target);
-      this.current.set(task, target);
+      const bytes = await this.opts.store.read(task, target);
+      const prepared = await this.prepare(decodeAdapter(bytes, this.decodeOptions()), target);
+      await this.opts.store.setCurrent(task, target, bytes);
+      this.forget(task);
       this.remember(prepared);
       return prepared;
     });
@@ -231,23 +317,16 @@ export class AdapterRegistry {
   async delete(task: string): Promise<void> {
     validateTaskName(task);
     await this.withTaskLock(task, async () => {
-      if (!this.current.has(task)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+      if (!this.hasTask(task)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       await this.opts.store.deleteTask(task);
-      this.current.delete(task);
       // Version numbers restart after a delete, so nothing cached for this task may survive it.
-      for (const key of [...this.cache.keys()]) if (key.startsWith(`${task}@v`)) this.cache.delete(key);
-      for (const key of [...this.metadataByKey.keys()]) if (key.startsWith(`${task}@v`)) this.metadataByKey.delete(key);
+      this.forget(task);
     });
   }
 
-  /** Metadata of a stored version without preparing it. */
+  /** Metadata of a stored version, read from its file (full values; nothing is kept). */
   async metadata(task: string, version: number): Promise<AdapterMetadata> {
-    const key = `${task}@v${version}`;
-    const known = this.metadataByKey.get(key);
-    if (known) return known;
-    const meta = peekMetadata(await this.opts.store.read(task, version), { maxBytes: this.opts.maxUploadBytes });
-    this.metadataByKey.set(key, meta);
-    return meta;
+    return peekMetadata(await this.opts.store.read(task, version), { maxBytes: this.opts.maxUploadBytes });
   }
 
   async versions(task: string): Promise<StoredVersion[]> {

@@ -6,6 +6,7 @@ import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SktError } from "../../errors.js";
 import type { AppDeps, AppEnv } from "../context.js";
 import { adminAuth } from "../middleware/admin-auth.js";
+import { PageQuery, encodeCursor, pageFields, pageRequest } from "../pagination.js";
 import { UPLOAD_MEDIA_TYPE, requireOctetStream, uploadLimit, uploadMetrics } from "../middleware/upload.js";
 import {
   AdapterDetailsSchema,
@@ -41,22 +42,25 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     path: "/admin/adapters",
     tags: ["admin"],
     security,
-    summary: "Every task with its current adapter version",
+    summary: "Every task with its current adapter version (paginated, in name order)",
+    request: { query: PageQuery },
     responses: {
       200: {
-        description: "Tasks and current versions",
+        description: "One page of tasks and current versions",
         content: {
           "application/json": {
-            schema: z.object({ adapters: z.array(z.object({ task: z.string(), version: z.number().int() })) }),
+            schema: z.object({ adapters: z.array(z.object({ task: z.string(), version: z.number().int() })), ...pageFields }),
           },
         },
       },
+      400: errorContent("Bad limit or cursor"),
       ...authErrors,
+      503: errorContent("Not ready"),
     },
   });
   app.openapi(list, async (c) => {
-    const tasks = await service.listTasks();
-    return c.json({ adapters: tasks.map((t) => ({ task: t.task, version: t.version })) }, 200);
+    const page = await service.listTasks(pageRequest(c.req.valid("query")));
+    return c.json({ adapters: page.tasks.map((t) => ({ task: t.task, version: t.version })), total: page.total, next_cursor: encodeCursor(page.last) }, 200);
   });
 
   const details = createRoute({

@@ -1,0 +1,76 @@
+/**
+ * A task's listing summary: the few metadata fields `GET /tasks` shows, with the long ones cut, so
+ * the task index holds well under 1 KB per task and a page of 100 tasks stays small. Full values
+ * (whole prompt text, every label, the training summary) are in the per-task admin view.
+ */
+import type { BackboneDims } from "../backbone/dims.js";
+import type { AdapterMetadata } from "./format.js";
+import { PROBLEM_TYPES, VARIANTS, parameterCount, type ProblemType, type Variant } from "./spec.js";
+
+/** Longest prompt text a listing shows, in UTF-16 code units. */
+export const SUMMARY_PROMPT_CHARS = 120;
+/** Labels are listed until their names add up to this many code units; the rest are only counted. */
+export const SUMMARY_LABEL_CHARS = 120;
+
+export interface TaskSummary {
+  variant: Variant;
+  pooling: boolean;
+  problemType: ProblemType;
+  /** The first labels (all of them unless `truncated`). */
+  labels: string[];
+  labelCount: number;
+  /** The prompt text, cut to SUMMARY_PROMPT_CHARS. */
+  promptText: string;
+  maxLength: number;
+  parameters: number;
+  /** True when the prompt text or the label list was cut. */
+  truncated: boolean;
+}
+
+export function summarize(meta: AdapterMetadata, dims: BackboneDims): TaskSummary {
+  const labels: string[] = [];
+  let chars = 0;
+  for (const label of meta.labels) {
+    if (chars + label.length > SUMMARY_LABEL_CHARS) break;
+    labels.push(label);
+    chars += label.length;
+  }
+  const promptText = cut(meta.promptText, SUMMARY_PROMPT_CHARS);
+  return {
+    variant: meta.variant,
+    pooling: meta.pooling,
+    problemType: meta.problemType,
+    labels,
+    labelCount: meta.labels.length,
+    promptText,
+    maxLength: meta.maxLength,
+    parameters: parameterCount(meta, dims),
+    truncated: promptText.length < meta.promptText.length || labels.length < meta.labels.length,
+  };
+}
+
+/** At most `n` code units, never splitting a surrogate pair. */
+function cut(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const code = s.charCodeAt(n - 1);
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? n - 1 : n);
+}
+
+/** Whether a value read back from the index file is a summary this code wrote. */
+export function isTaskSummary(x: unknown): x is TaskSummary {
+  if (typeof x !== "object" || x === null) return false;
+  const s = x as Record<string, unknown>;
+  return (
+    (VARIANTS as readonly unknown[]).includes(s.variant) &&
+    typeof s.pooling === "boolean" &&
+    (PROBLEM_TYPES as readonly unknown[]).includes(s.problemType) &&
+    Array.isArray(s.labels) &&
+    s.labels.every((l) => typeof l === "string") &&
+    Number.isSafeInteger(s.labelCount) &&
+    typeof s.promptText === "string" &&
+    s.promptText.length <= SUMMARY_PROMPT_CHARS &&
+    Number.isSafeInteger(s.maxLength) &&
+    Number.isSafeInteger(s.parameters) &&
+    typeof s.truncated === "boolean"
+  );
+}
