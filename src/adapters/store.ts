@@ -55,6 +55,8 @@ export interface AdapterStoreOptions {
    * deleted until at most this many remain. Integer ≥ 1, or Infinity to keep everything. */
   maxVersionsPerTask?: number;
   fs?: StoreFs;
+  /** INDEX is rewritten as one line per task once it holds more than 2 lines per task plus this many. */
+  indexSlackLines?: number;
 }
 
 /** Makes the listing summary of a version from its bytes (the store never parses adapters itself). */
@@ -162,6 +164,7 @@ export class AdapterStore {
   /** Tasks with an intent line and no commit yet (a compaction must keep their intents). */
   private readonly changing = new Set<string>();
   private indexLines = 0;
+  private readonly indexSlack: number;
   private appendTail: Promise<unknown> = Promise.resolve();
 
   constructor(root: string = DEFAULT_ADAPTER_ROOT, options: AdapterStoreOptions = {}) {
@@ -172,6 +175,7 @@ export class AdapterStore {
       throw new SktError("bad_request", "invalid_option", `maxVersionsPerTask must be an integer ≥ 1 or Infinity, got ${max}`);
     }
     this.maxVersions = max;
+    this.indexSlack = options.indexSlackLines ?? 1000;
   }
 
   // ---- readers (lock-free: they only ever observe renamed, complete files) ----
@@ -223,7 +227,7 @@ export class AdapterStore {
     if (stale.length > 0) changed = true;
     this.taskIndex = new TaskIndex(entries);
     this.indexLines = parsed?.lines ?? 0;
-    if (changed || this.indexLines > 2 * entries.size + 1000) await this.compactIndex();
+    if (changed || this.indexLines > 2 * entries.size + this.indexSlack) await this.compactIndex();
     return { tasks: entries.size, reread: stale.length, rebuilt: parsed === null, removedTempFiles: removedTempFiles.sort() };
   }
 
@@ -287,9 +291,12 @@ export class AdapterStore {
   async write(task: string, bytes: Uint8Array): Promise<number> {
     validateTaskName(task);
     return this.locks.run(task, async () => {
-      const version = await this.writeVersionLocked(task, bytes);
-      // If this fails the new file stays behind as a non-current version; CURRENT is untouched.
-      await this.changingPointer(task, () => this.writePointer(task, version), () => ({ version, bytes }));
+      const version = await this.changingTask(task, async () => {
+        const v = await this.writeVersionLocked(task, bytes);
+        // If this fails the new file stays behind as a non-current version; CURRENT is untouched.
+        await this.writePointer(task, v);
+        return v;
+      }, (v) => ({ version: v, bytes }));
       await this.prune(task, version);
       return version;
     });
@@ -300,7 +307,7 @@ export class AdapterStore {
   async writeVersion(task: string, bytes: Uint8Array): Promise<number> {
     validateTaskName(task);
     return this.locks.run(task, async () => {
-      const version = await this.writeVersionLocked(task, bytes);
+      const version = await this.changingTask(task, () => this.writeVersionLocked(task, bytes));
       await this.prune(task, version);
       return version;
     });
@@ -313,7 +320,7 @@ export class AdapterStore {
     validateVersion(version);
     await this.locks.run(task, async () => {
       if (!(await this.isVersionFile(task, version))) throw versionNotFound(task, version);
-      await this.changingPointer(task, () => this.writePointer(task, version), () => ({ version, bytes }));
+      await this.changingTask(task, () => this.writePointer(task, version), () => ({ version, bytes }));
     });
   }
 
@@ -346,7 +353,7 @@ export class AdapterStore {
         throw new SktError("not_found", "task_not_found", `no adapter task "${task}"`, { task });
       }
       if (entries.includes(CURRENT_FILE)) {
-        await this.changingPointer(task, async () => {
+        await this.changingTask(task, async () => {
           await this.unlinkOrThrow(path.join(dir, CURRENT_FILE));
           await this.fsyncDir(dir);
         }, () => null);
@@ -421,32 +428,36 @@ export class AdapterStore {
   }
 
   /**
-   * Runs `change` (which moves or removes CURRENT) between a durable intent line and a commit line
-   * in INDEX. Without an open index, an existing INDEX still gets the intent, so the next `open()`
-   * reads this task again instead of trusting an old entry.
+   * Runs `change` (anything that writes into the task's folder) between a durable intent line and a
+   * commit line in INDEX; `after` gives the task's new current version, or null when it is gone
+   * (omitted: CURRENT did not move). A crash in between leaves the intent, so the next `open()`
+   * reads the task from its files and removes its temp files. Without an open index, an existing
+   * INDEX still gets the intent, so the next `open()` does not trust an old entry.
    */
-  private async changingPointer(task: string, change: () => Promise<void>, after: () => { version: number; bytes?: Uint8Array } | null): Promise<void> {
+  private async changingTask<T>(task: string, change: () => Promise<T>, after?: (result: T) => { version: number; bytes?: Uint8Array } | null): Promise<T> {
     if (!this.taskIndex) {
       if (await this.exists(this.indexPath())) await this.appendIndex(intentLine(task), true);
-      await change();
-      return;
+      return change();
     }
     this.changing.add(task);
+    let result: T;
     try {
       await this.appendIndex(intentLine(task), true);
-      await change();
+      result = await change();
     } catch (e) {
       this.changing.delete(task); // the intent line stays: the next open() reads this task again
       throw e;
     }
-    const moved = after();
-    const entry = moved ? { version: moved.version, summary: await this.summaryOf(task, moved.version, moved.bytes) } : null;
-    if (entry) this.taskIndex.set(task, entry);
-    else this.taskIndex.delete(task);
+    if (after) {
+      const moved = after(result);
+      if (moved) this.taskIndex.set(task, { version: moved.version, summary: await this.summaryOf(task, moved.version, moved.bytes) });
+      else this.taskIndex.delete(task);
+    }
     this.changing.delete(task);
     // Not fsynced: if it is lost, the intent before it makes the next open() read the task again.
-    await this.appendIndex(commitLine(task, entry), false).catch(() => undefined);
-    if (this.indexLines > 2 * this.taskIndex.size + 1000) await this.compactIndex().catch(() => undefined);
+    await this.appendIndex(commitLine(task, this.taskIndex.get(task) ?? null), false).catch(() => undefined);
+    if (this.indexLines > 2 * this.taskIndex.size + this.indexSlack) await this.compactIndex().catch(() => undefined);
+    return result;
   }
 
   /** Appends one line to INDEX, one append at a time (lines from different tasks never interleave). */

@@ -8,9 +8,11 @@ import type { AdapterMetadata } from "./format.js";
 import { PROBLEM_TYPES, VARIANTS, parameterCount, type ProblemType, type Variant } from "./spec.js";
 
 /** Longest prompt text a listing shows, in UTF-16 code units. */
-export const SUMMARY_PROMPT_CHARS = 120;
-/** Labels are listed until their names add up to this many code units; the rest are only counted. */
-export const SUMMARY_LABEL_CHARS = 120;
+export const SUMMARY_PROMPT_CHARS = 100;
+/** Labels are listed until there are this many or their names add up to SUMMARY_LABEL_CHARS code
+ * units; the rest are only counted. */
+export const SUMMARY_MAX_LABELS = 10;
+export const SUMMARY_LABEL_CHARS = 100;
 
 export interface TaskSummary {
   variant: Variant;
@@ -31,7 +33,7 @@ export function summarize(meta: AdapterMetadata, dims: BackboneDims): TaskSummar
   const labels: string[] = [];
   let chars = 0;
   for (const label of meta.labels) {
-    if (chars + label.length > SUMMARY_LABEL_CHARS) break;
+    if (labels.length === SUMMARY_MAX_LABELS || chars + label.length > SUMMARY_LABEL_CHARS) break;
     labels.push(label);
     chars += label.length;
   }

@@ -64,7 +64,7 @@ export function taskInfoJson(t: TaskInfo): TaskInfoJson {
 
 export const TaskListingSchema = TaskInfoSchema.extend({
   label_count: z.number().int().openapi({ description: "Labels in all; `labels` lists only the first ones when `truncated`." }),
-  truncated: z.boolean().openapi({ description: "True when `prompt_text` (cut to 120 characters) or `labels` was cut; `GET /admin/adapters/{task}` has the full values." }),
+  truncated: z.boolean().openapi({ description: "True when `prompt_text` (cut to 100 characters) or `labels` (at most 10, 100 characters in all) was cut; `GET /admin/adapters/{task}` has the full values." }),
 }).openapi("TaskListing");
 
 export function taskListingJson(t: TaskListing): z.infer<typeof TaskListingSchema> {

@@ -12,12 +12,13 @@
  * streaming upload: the upload still completes and the process exits 0.
  */
 import http from "node:http";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { AdapterStore } from "../../src/adapters/store.js";
+import { INDEX_FILE, intentLine } from "../../src/adapters/task-index.js";
 import { errnoError, hookedFs, type FsCall } from "../helpers/hooked-fs.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
@@ -188,7 +189,7 @@ describe("kill -9 of the server process loses nothing", () => {
 
     server = await spawnServer({ adaptersDir });
     expect(await checkConsistent(server, [1])).toBe(1);
-    expect(await listTree(root)).toEqual(["adapters", `adapters/${TASK}`, `adapters/${TASK}/CURRENT`, `adapters/${TASK}/v000001.safetensors`]);
+    expect(await listTree(root)).toEqual(["adapters", "adapters/INDEX", `adapters/${TASK}`, `adapters/${TASK}/CURRENT`, `adapters/${TASK}/v000001.safetensors`]);
   });
 
   it("right after an acknowledged upload: the acknowledged version survives", async () => {
@@ -199,9 +200,11 @@ describe("kill -9 of the server process loses nothing", () => {
   });
 
   it("racing the write itself, with an interrupted write's leftovers on disk: recovery cleans up, a complete version serves", async () => {
-    // Leftovers of writes that died between open and rename: in the task folder, and in a new task's
-    // folder that never got a CURRENT.
+    // Leftovers of writes that died between open and rename: in the task folder (with the durable
+    // intent line the store appends to INDEX before it writes into a folder), and in a new task's
+    // folder that never got a CURRENT (a folder the index does not know is always read at start).
     const partial = adapterBytes(assets, TASK, 9).subarray(0, 1000);
+    await appendFile(path.join(adaptersDir, INDEX_FILE), intentLine(TASK));
     await writeFile(path.join(adaptersDir, TASK, ".tmp-0123456789abcdef"), partial);
     await mkdir(path.join(adaptersDir, "half-born"), { recursive: true });
     await writeFile(path.join(adaptersDir, "half-born", ".tmp-fedcba9876543210"), partial);

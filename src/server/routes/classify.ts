@@ -124,6 +124,7 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
       200: { description: "Predictions, one per text", content: { "application/json": { schema: ClassifyResponseSchema } } },
       400: errorContent("Invalid body, task name or malformed JSON"),
       404: errorContent("Unknown task"),
+      409: errorContent("The task's current adapter is invalid on this server (`adapter_invalid`): an admin must upload a new version or roll back; retrying does not help"),
       413: errorContent("Too many texts, a text too long, or the body too large"),
       415: errorContent("Content-Type is not application/json"),
       429: errorContent("Queue full; retry after the Retry-After header's seconds"),
