@@ -41,10 +41,15 @@ function writeTasks(dir: string, count: number, template: Uint8Array): void {
   }
 }
 
-async function timedStart(dir: string, label: string): Promise<{ server: BenchServer; readyS: number }> {
+/** Starts a server on `dir`; ready time from spawn, and the server's own "task index read" time. */
+async function timedStart(dir: string, label: string): Promise<{ server: BenchServer; readyS: number; indexS: number }> {
   const t0 = performance.now();
-  const server = await startServer({ label, adaptersDir: dir, readyTimeoutMs: 900_000 });
-  return { server, readyS: (performance.now() - t0) / 1000 };
+  const server = await startServer({ label, adaptersDir: dir, readyTimeoutMs: 900_000, env: { SKT_LOG_LEVEL: "info" } });
+  const readyS = (performance.now() - t0) / 1000;
+  const line = server.output().split("\n").find((l) => l.includes('"task index read"'));
+  const ms = line ? (JSON.parse(line) as { ms?: number }).ms : undefined;
+  if (ms === undefined) throw new Error(`${label}: no "task index read" line in the server's log`);
+  return { server, readyS, indexS: ms / 1000 };
 }
 
 /** One classify per task, `concurrency` at a time; latencies in ms. */
@@ -92,7 +97,9 @@ interface Row {
   tasks: number;
   writeS: number;
   coldReadyS: number;
+  coldIndexS: number;
   readyS: number;
+  indexS: number;
   rssStartMiB: number;
   rss1MiB: number;
   rss10MiB: number;
@@ -126,7 +133,11 @@ main(async () => {
     const cold = await timedStart(dir, `many-tasks-${count}-cold`);
     await cold.server.stop();
     // Restart: the index is read; no adapter file is.
-    const { server, readyS } = await timedStart(dir, `many-tasks-${count}`);
+    const restart = await timedStart(dir, `many-tasks-${count}-restart`);
+    const { readyS, indexS } = restart;
+    await restart.server.stop();
+    // The measured run logs at warn (no per-request log lines).
+    const server = await startServer({ label: `many-tasks-${count}`, adaptersDir: dir, readyTimeoutMs: 900_000 });
     const rssStart = await server.rssBytes();
     const client = new HttpClient(server.base, 8);
 
@@ -153,7 +164,9 @@ main(async () => {
       tasks: count,
       writeS,
       coldReadyS: cold.readyS,
+      coldIndexS: cold.indexS,
       readyS,
+      indexS,
       rssStartMiB: rssStart / 2 ** 20,
       rss1MiB: rss1 / 2 ** 20,
       rss10MiB: rss10 / 2 ** 20,
@@ -170,28 +183,29 @@ main(async () => {
     title: `Many tasks: start-up, memory and listings with up to ${fmt(last.tasks)} tasks in the store`,
     notes: [
       settingsLine(),
-      `Each task: one ${fmt(template.length / 1024, 1)} KiB prompt adapter (1-token prompt, pooling), written straight into a temp store. "Ready" is spawn → first 200 from /readyz (node + tsx start, backbone load, task index; /readyz polled). First start: no INDEX, built from the files; restart: INDEX read after a clean shutdown. Touching = one /classify per task, 8 at a time, default 256 MiB cache. First request: 20 unprepared tasks one at a time (read + validate + F + the request), then the same 20 again (prepared).`,
+      `Each task: one ${fmt(template.length / 1024, 1)} KiB prompt adapter (1-token prompt, pooling), written straight into a temp store. "Ready" is spawn → first 200 from /readyz (node + tsx start, backbone load, task index; /readyz polled); "task index" is the server's own time for opening the index (its log line "task index read"). First start: no INDEX, built from the files; restart: INDEX read after a clean shutdown. Touching = one /classify per task, 8 at a time, default 256 MiB cache. First request: 20 unprepared tasks one at a time (read + validate + F + the request), then the same 20 again (prepared).`,
     ],
     tables: [
       {
         markdown: markdownTable(
-          ["tasks", "ready: first start (index built) / restart (empty store: " + baselineS.toFixed(2) + " s)", "RSS after start / 1 % touched / 10 % touched", "first request of an unprepared task p50 / p90 (prepared: p50)", "/tasks page (100): bytes, first / middle page latency", "/tasks?limit=1000 bytes"],
+          ["tasks", "ready: first start (index built) / restart (empty store: " + baselineS.toFixed(2) + " s)", "of which task index: built / read", "RSS after start / 1 % touched / 10 % touched", "first request of an unprepared task p50 / p90 (prepared: p50)", "/tasks page (100): bytes, first / middle page latency", "/tasks?limit=1000 bytes"],
           rows.map((r) => [
             fmt(r.tasks),
             `${r.coldReadyS.toFixed(2)} s / **${r.readyS.toFixed(2)} s**`,
+            `${r.coldIndexS.toFixed(2)} s / ${r.indexS.toFixed(2)} s`,
             `${fmt(r.rssStartMiB, 0)} / ${fmt(r.rss1MiB, 0)} / ${fmt(r.rss10MiB, 0)} MiB`,
             `${r.firstRequestMs.p50.toFixed(1)} / ${r.firstRequestMs.p90.toFixed(1)} ms (${r.warmRequestMs.toFixed(1)} ms)`,
             `${fmt(r.tasksPage.bytes)} B, ${r.tasksPage.firstMs.toFixed(1)} / ${r.tasksPage.middleMs.toFixed(1)} ms`,
             fmt(r.tasksPage.bytes1000),
           ]),
-          ["r", "l", "l", "l", "l", "r"],
+          ["r", "l", "l", "l", "l", "l", "r"],
         ),
       },
       {
         markdown: markdownTable(
           ["target", "measured", "verdict"],
           [
-            [`ready ≤ ${READY_TARGET_S} s at ${fmt(last.tasks)} tasks (restart)`, `${last.readyS.toFixed(2)} s (${(last.readyS - baselineS).toFixed(2)} s more than an empty store)`, last.readyS <= READY_TARGET_S ? "met" : "missed"],
+            [`ready ≤ ${READY_TARGET_S} s at ${fmt(last.tasks)} tasks (restart)`, `${last.readyS.toFixed(2)} s (empty store ${baselineS.toFixed(2)} s; reading the index ${last.indexS.toFixed(2)} s)`, last.readyS <= READY_TARGET_S ? "met" : "missed"],
             [`/tasks ≤ ${PAGE_TARGET_BYTES / 1000} KB per page`, `${fmt(Math.max(...rows.map((r) => r.tasksPage.bytes)))} B`, Math.max(...rows.map((r) => r.tasksPage.bytes)) <= PAGE_TARGET_BYTES ? "met" : "missed"],
           ],
           ["l", "r", "l"],

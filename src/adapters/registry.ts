@@ -77,9 +77,10 @@ export class AdapterRegistry {
 
   /** Opens the store's task index (no adapter is read or prepared here). */
   async init(): Promise<void> {
+    const started = performance.now();
     const opened = await this.opts.store.open((task, bytes) => summarize(peekMetadata(bytes, { maxBytes: this.opts.maxUploadBytes }), this.opts.dims));
     if (opened.removedTempFiles.length) this.opts.log?.("warn", "removed leftover temp files from an interrupted write", { files: opened.removedTempFiles });
-    this.opts.log?.("info", "task index read", { tasks: opened.tasks, readFromFiles: opened.reread, rebuilt: opened.rebuilt });
+    this.opts.log?.("info", "task index read", { tasks: opened.tasks, readFromFiles: opened.reread, rebuilt: opened.rebuilt, ms: Math.round(performance.now() - started) });
   }
 
   /**
