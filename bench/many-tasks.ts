@@ -13,7 +13,8 @@ import { CURRENT_FILE, versionFileName } from "../src/adapters/store.js";
 import { syntheticAdapterBytes } from "./adapters.js";
 import { HttpClient, classifyRequest } from "./load.js";
 import { fmt, main, makeTempDir, markdownTable, median, MODELS_DIR, percentile, settingsLine, writeReport } from "./lib.js";
-import { startServer, type BenchServer } from "./server.js";
+import { freePort, launchServerProcess, waitUntilReady } from "../scripts/lib/server-process.js";
+import { benchServerEnv, startServer } from "./server.js";
 
 const SIZES = (process.env.BENCH_MANY_TASKS ?? "1000,10000,100000").split(",").map(Number);
 const READY_TARGET_S = 3;
@@ -41,15 +42,34 @@ function writeTasks(dir: string, count: number, template: Uint8Array): void {
   }
 }
 
-/** Starts a server on `dir`; ready time from spawn, and the server's own "task index read" time. */
-async function timedStart(dir: string, label: string): Promise<{ server: BenchServer; readyS: number; indexS: number }> {
+/**
+ * Starts a server on `dir` and stops it (SIGTERM, so it compacts its index as a clean shutdown
+ * does): the ready time from spawn, and the server's own "task index read" time (watched on its
+ * stdout as it comes: the captured output keeps only a tail).
+ */
+async function timedStart(dir: string, label: string): Promise<{ readyS: number; indexS: number }> {
   const t0 = performance.now();
-  const server = await startServer({ label, adaptersDir: dir, readyTimeoutMs: 900_000, env: { SKT_LOG_LEVEL: "info" } });
+  const port = await freePort();
+  const proc = await launchServerProcess({ adaptersDir: dir, port, env: { ...benchServerEnv(dir, port), SKT_LOG_LEVEL: "info" } });
+  let indexMs: number | undefined;
+  let pending = "";
+  proc.proc.stdout!.on("data", (d: Buffer) => {
+    const lines = (pending + d.toString()).split("\n");
+    pending = lines.pop()!;
+    for (const l of lines) if (l.includes('"task index read"')) indexMs = (JSON.parse(l) as { ms: number }).ms;
+  });
+  try {
+    await waitUntilReady(proc, 900_000, label);
+  } catch (e) {
+    await proc.kill();
+    throw e;
+  }
   const readyS = (performance.now() - t0) / 1000;
-  const line = server.output().split("\n").find((l) => l.includes('"task index read"'));
-  const ms = line ? (JSON.parse(line) as { ms?: number }).ms : undefined;
-  if (ms === undefined) throw new Error(`${label}: no "task index read" line in the server's log`);
-  return { server, readyS, indexS: ms / 1000 };
+  proc.proc.kill("SIGTERM");
+  const exit = await proc.exited;
+  if (exit.code !== 0) throw new Error(`${label}: exit ${exit.code} ${exit.signal} after SIGTERM`);
+  if (indexMs === undefined) throw new Error(`${label}: no "task index read" line in the server's log`);
+  return { readyS, indexS: indexMs / 1000 };
 }
 
 /** One classify per task, `concurrency` at a time; latencies in ms. */
@@ -114,11 +134,7 @@ main(async () => {
   // Baseline: the same start with an empty store (process start, backbone, worker).
   const empty = await makeTempDir("many-tasks-empty");
   const baselineReadyS: number[] = [];
-  for (let i = 0; i < 2; i++) {
-    const { server, readyS } = await timedStart(empty, "many-tasks-empty");
-    baselineReadyS.push(readyS);
-    await server.stop();
-  }
+  for (let i = 0; i < 2; i++) baselineReadyS.push((await timedStart(empty, "many-tasks-empty")).readyS);
   const baselineS = Math.min(...baselineReadyS);
   console.log(`empty store: ready in ${baselineReadyS.map((s) => s.toFixed(2)).join(" / ")} s`);
   const rows: Row[] = [];
@@ -131,11 +147,8 @@ main(async () => {
 
     // First start: no INDEX yet, so every folder is read once and the index written.
     const cold = await timedStart(dir, `many-tasks-${count}-cold`);
-    await cold.server.stop();
     // Restart: the index is read; no adapter file is.
-    const restart = await timedStart(dir, `many-tasks-${count}-restart`);
-    const { readyS, indexS } = restart;
-    await restart.server.stop();
+    const { readyS, indexS } = await timedStart(dir, `many-tasks-${count}-restart`);
     // The measured run logs at warn (no per-request log lines).
     const server = await startServer({ label: `many-tasks-${count}`, adaptersDir: dir, readyTimeoutMs: 900_000 });
     const rssStart = await server.rssBytes();

@@ -33,23 +33,29 @@ async function build(): Promise<void> {
   console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
 }
 
-/** `install FILE…`: validate adapter files against the backbone and add them to the store, offline. */
+/**
+ * `install FILE…`: add adapter files to the store, offline, through the same `installAdapter` as an
+ * HTTP upload (full validation and preparation, the prompt-length check included, before CURRENT
+ * moves), so a file `install` accepts is one the server can serve.
+ */
 async function install(): Promise<void> {
   const { readFile } = await import("node:fs/promises");
-  const { loadBackboneAssets } = await import("./backbone/backbone.js");
-  const { decodeAdapter } = await import("./adapters/format.js");
-  const { AdapterStore } = await import("./adapters/store.js");
+  const { peekMetadata } = await import("./adapters/format.js");
+  const { Engine } = await import("./engine/engine.js");
   const { parseArgs } = await import("node:util");
   const { values, positionals: files } = parseArgs({ args: argv, allowPositionals: true, options: { "adapters-dir": { type: "string" }, "models-dir": { type: "string" } } });
   const flags = Object.entries(values).flatMap(([k, v]) => [`--${k}`, String(v)]);
   const config = loadConfig({ env: process.env, argv: flags });
-  const assets = await loadBackboneAssets(config.modelsDir, console.log);
-  const store = new AdapterStore(config.adaptersDir);
-  for (const file of files) {
-    const bytes = new Uint8Array(await readFile(file));
-    const { metadata } = decodeAdapter(bytes, { dims: assets.dims, fingerprint: assets.fingerprint, maxParameters: config.maxAdapterParams, maxBytes: config.maxUploadBytes });
-    const version = await store.write(metadata.task, bytes);
-    console.log(`${file}: task ${metadata.task} v${version} is now current in ${config.adaptersDir}/`);
+  const engine = await Engine.create({ ...config, log: (level, msg, fields) => void (level === "info" ? undefined : console.error(`${level}: ${msg}`, fields ?? "")) });
+  try {
+    for (const file of files) {
+      const bytes = new Uint8Array(await readFile(file));
+      const { task } = peekMetadata(bytes, { maxBytes: config.maxUploadBytes });
+      const { version } = await engine.upload(task, bytes);
+      console.log(`${file}: task ${task} v${version} is now current in ${config.adaptersDir}/`);
+    }
+  } finally {
+    await engine.close();
   }
 }
 

@@ -15,6 +15,7 @@ import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
 import { SktError, isSktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import { decodeAdapter, peekMetadata, type AdapterFile, type AdapterMetadata } from "./format.js";
+import { KeyedMutex } from "./keyed-mutex.js";
 import { prepareAdapter, type PreparedAdapter } from "./prepared.js";
 import type { AdapterStore, StoredVersion } from "./store.js";
 import { isTaskSummary, summarize, type TaskSummary } from "./summary.js";
@@ -52,7 +53,9 @@ const taskOfKey = (key: string) => key.slice(0, key.lastIndexOf("@v"));
 
 export class AdapterRegistry {
   private readonly loading = new Map<string, Promise<PreparedAdapter>>();
-  private readonly taskLocks = new Map<string, Promise<unknown>>();
+  /** Serialises installs, rollbacks and deletes of one task (a second instance of the store's kind:
+   * the store takes its own while these hold this one). */
+  private readonly taskLocks = new KeyedMutex();
   private readonly cache: LRUCache<string, PreparedAdapter>;
   /** Current versions found unservable at first use, by key: answered at once until the pointer moves. */
   private readonly invalid = new Map<string, SktError>();
@@ -154,7 +157,7 @@ export class AdapterRegistry {
   async prepareUncached(task: string): Promise<PreparedAdapter> {
     const version = this.currentVersion(task);
     if (version === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
-    return this.prepare(decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions()), version, false);
+    return this.prepare(this.decodeFor(task, await this.opts.store.read(task, version)), version, false);
   }
 
   private async load(task: string, version: number): Promise<PreparedAdapter> {
@@ -179,8 +182,7 @@ export class AdapterRegistry {
     const started = performance.now();
     let prepared: PreparedAdapter;
     try {
-      const file = decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions());
-      prepared = await this.prepare(file, version);
+      prepared = await this.prepare(this.decodeFor(task, await this.opts.store.read(task, version)), version);
     } catch (e) {
       throw this.unservable(task, version, e);
     }
@@ -219,6 +221,15 @@ export class AdapterRegistry {
   private updateCacheGauges(): void {
     this.opts.metrics?.cacheBytes.set(this.cache.calculatedSize ?? 0);
     this.opts.metrics?.adaptersLoaded.set(this.cache.size);
+  }
+
+  /** Full validation against this backbone, and the file must be for the task it is stored under. */
+  private decodeFor(task: string, bytes: Uint8Array): AdapterFile {
+    const file = decodeAdapter(bytes, this.decodeOptions());
+    if (file.metadata.task !== task) {
+      throw new SktError("invalid_adapter", "task_mismatch", `the adapter's metadata says task "${file.metadata.task}" but it is for "${task}"; an adapter may only replace its own task`);
+    }
+    return file;
   }
 
   private decodeOptions() {
@@ -260,26 +271,16 @@ export class AdapterRegistry {
     return hp;
   }
 
-  /** Serialises mutations of one task (uploads, rollbacks, deletes). */
-  private withTaskLock<T>(task: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.taskLocks.get(task) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.taskLocks.set(task, tail);
-    void tail.then(() => {
-      if (this.taskLocks.get(task) === tail) this.taskLocks.delete(task);
-    });
-    return next;
-  }
-
-  /** Validate → prepare → write the new version → make it current → swap the in-memory pointer. */
-  async upload(task: string, bytes: Uint8Array): Promise<PreparedAdapter> {
+  /**
+   * The one way an adapter gets in (HTTP upload and the CLI's `install`): validate → prepare (the
+   * prompt-length check included) → write the new version → make it current → swap the in-memory
+   * pointer. Anything that fails before CURRENT moves leaves the store as it was. Start-up applies
+   * the same validation and preparation to stored files at their first use (`load`).
+   */
+  async installAdapter(task: string, bytes: Uint8Array): Promise<PreparedAdapter> {
     validateTaskName(task);
-    const file = decodeAdapter(bytes, this.decodeOptions());
-    if (file.metadata.task !== task) {
-      throw new SktError("invalid_adapter", "task_mismatch", `the adapter's metadata says task "${file.metadata.task}" but it was uploaded to "${task}"; an upload may only replace its own task`);
-    }
-    return this.withTaskLock(task, async () => {
+    const file = this.decodeFor(task, bytes);
+    return this.taskLocks.run(task, async () => {
       const draft = await this.prepare(file, 0); // fails before anything is written
       const version = await this.opts.store.writeVersion(task, bytes);
       const prepared = prepareAdapterWithVersion(draft, version);
@@ -299,7 +300,7 @@ export class AdapterRegistry {
   /** Makes `version` (default: the newest one below the current) current again. */
   async rollback(task: string, version?: number): Promise<PreparedAdapter> {
     validateTaskName(task);
-    return this.withTaskLock(task, async () => {
+    return this.taskLocks.run(task, async () => {
       const cur = this.currentVersion(task);
       if (cur === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       const versions = (await this.opts.store.listVersions(task)).map((v) => v.version);
@@ -307,7 +308,7 @@ export class AdapterRegistry {
       if (target < 0) throw new SktError("conflict", "no_previous_version", `task "${task}" has no version before v${cur} to roll back to`);
       if (!versions.includes(target)) throw new SktError("not_found", "version_not_found", `task "${task}" has no version ${target}; stored versions: ${versions.join(", ")}`);
       const bytes = await this.opts.store.read(task, target);
-      const prepared = await this.prepare(decodeAdapter(bytes, this.decodeOptions()), target);
+      const prepared = await this.prepare(this.decodeFor(task, bytes), target);
       await this.opts.store.setCurrent(task, target, bytes);
       this.forget(task);
       this.remember(prepared);
@@ -317,7 +318,7 @@ export class AdapterRegistry {
 
   async delete(task: string): Promise<void> {
     validateTaskName(task);
-    await this.withTaskLock(task, async () => {
+    await this.taskLocks.run(task, async () => {
       if (!this.hasTask(task)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       await this.opts.store.deleteTask(task);
       // Version numbers restart after a delete, so nothing cached for this task may survive it.

@@ -21,6 +21,7 @@ import { randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import path from "node:path";
 import { SktError, isSktError } from "../errors.js";
+import { KeyedMutex } from "./keyed-mutex.js";
 import { INDEX_FILE, TaskIndex, commitLine, intentLine, parseIndex, type IndexEntry } from "./task-index.js";
 import { isValidTaskName, validateTaskName } from "./task-name.js";
 
@@ -130,27 +131,6 @@ function storageError(code: "write_failed" | "read_failed", action: string, targ
     path: target,
     errno,
   });
-}
-
-/** Per-key FIFO mutex: callers on one key run one at a time, different keys never wait on each other. */
-class KeyedMutex {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => mine);
-    this.tails.set(key, tail);
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-      // Drop the entry once nobody queued behind us, so the map does not grow with every task ever seen.
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
 }
 
 export class AdapterStore {

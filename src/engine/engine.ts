@@ -203,7 +203,7 @@ export class Engine implements InferenceService {
   }
 
   async upload(task: string, bytes: Uint8Array): Promise<TaskInfo> {
-    const prepared = await this.registry.upload(task, bytes);
+    const prepared = await this.registry.installAdapter(task, bytes);
     return taskInfo(task, prepared.version, prepared.metadata, this.assets, prepared.parameters);
   }
 

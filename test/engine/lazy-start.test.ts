@@ -180,7 +180,7 @@ describe("memory with many uploads (issue 18, defect 3)", () => {
       for (let i = 1; i <= 60; i++) {
         const file = syntheticAdapter(assets, { task: "big", seed: i });
         file.metadata.training = { run: i, log: Array.from({ length: 35000 }, (_, k) => ({ step: k + i, loss: 0.5 })) };
-        await registry.upload("big", encodeAdapter(file, assets.dims));
+        await registry.installAdapter("big", encodeAdapter(file, assets.dims));
         if (i % 20 === 0) { gc(); gc(); heap.push(process.memoryUsage().heapUsed); }
       }
       rmSync(dir, { recursive: true, force: true });
