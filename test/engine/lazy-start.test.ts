@@ -128,6 +128,27 @@ describe("lazy start", () => {
     expect((await engine.classify({ task: "foreign", texts: ["x"] })).adapterVersion).toBe(2);
   });
 
+  it("lists long fields cut (issue 18, defect 4) and keeps the full values for the admin view", async () => {
+    const promptText = "中".repeat(3000); // accepted: it tokenizes to a few tokens
+    const labels = Array.from({ length: 40 }, (_, i) => `category-number-${i}`);
+    const dir = await tempStore({});
+    const { engine } = await startEngine(dir);
+    await engine.upload("wide", servableAdapterBytes(assets, { task: "wide", promptText, labels }));
+    const [listed] = (await engine.listTasks({ limit: 1 })).tasks;
+    expect(listed).toMatchObject({ task: "wide", labelCount: 40, truncated: true, promptText: "中".repeat(100) });
+    expect(listed!.labels).toEqual(labels.slice(0, listed!.labels.length));
+    expect(listed!.labels.length).toBeGreaterThan(0);
+    expect(listed!.labels.length).toBeLessThan(40);
+    expect(JSON.stringify(listed).length).toBeLessThan(1000);
+    const details = await engine.adapterDetails("wide");
+    expect(details.versions[0]!.metadata.promptText).toBe(promptText);
+    expect(details.versions[0]!.metadata.labels).toEqual(labels);
+    // The same after a restart, from the index file alone.
+    await engine.close();
+    const again = await startEngine(dir);
+    expect((await again.engine.listTasks({ limit: 1 })).tasks[0]).toEqual(listed);
+  });
+
   it("warms the tasks in use at the last clean shutdown in the background", async () => {
     const dir = await tempStore({ a: good("a"), b: good("b", 2), c: good("c", 3) });
     const first = await startEngine(dir);
