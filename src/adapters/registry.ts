@@ -18,7 +18,7 @@ import { decodeAdapter, peekMetadata, type AdapterFile, type AdapterMetadata } f
 import { KeyedMutex } from "./keyed-mutex.js";
 import { prepareAdapter, type PreparedAdapter } from "./prepared.js";
 import type { AdapterStore, StoredVersion } from "./store.js";
-import { isTaskSummary, summarize, type TaskSummary } from "./summary.js";
+import { packSummary, summarize, unpackSummary, type TaskSummary } from "./summary.js";
 import { validateTaskName } from "./task-name.js";
 
 export interface RegistryOptions {
@@ -81,7 +81,7 @@ export class AdapterRegistry {
   /** Opens the store's task index (no adapter is read or prepared here). */
   async init(): Promise<void> {
     const started = performance.now();
-    const opened = await this.opts.store.open((task, bytes) => summarize(peekMetadata(bytes, { maxBytes: this.opts.maxUploadBytes }), this.opts.dims));
+    const opened = await this.opts.store.open((task, bytes) => packSummary(summarize(peekMetadata(bytes, { maxBytes: this.opts.maxUploadBytes }), this.opts.dims)));
     if (opened.removedTempFiles.length) this.opts.log?.("warn", "removed leftover temp files from an interrupted write", { files: opened.removedTempFiles });
     this.opts.log?.("info", "task index read", { tasks: opened.tasks, readFromFiles: opened.reread, rebuilt: opened.rebuilt, ms: Math.round(performance.now() - started) });
   }
@@ -140,7 +140,8 @@ export class AdapterRegistry {
     const tasks: TaskListing[] = [];
     for (const task of names.slice(0, limit)) {
       const entry = index.get(task)!;
-      if (isTaskSummary(entry.summary)) tasks.push({ task, version: entry.version, ...entry.summary });
+      const summary = unpackSummary(entry.summary);
+      if (summary) tasks.push({ task, version: entry.version, ...summary });
       else this.opts.log?.("warn", "task left out of the listing: its current adapter's metadata is unreadable", { task, version: entry.version });
     }
     return { tasks, total: index.size, last: more ? names[limit - 1]! : null };

@@ -58,21 +58,41 @@ function cut(s: string, n: number): string {
   return s.slice(0, code >= 0xd800 && code <= 0xdbff ? n - 1 : n);
 }
 
-/** Whether a value read back from the index file is a summary this code wrote. */
-export function isTaskSummary(x: unknown): x is TaskSummary {
-  if (typeof x !== "object" || x === null) return false;
-  const s = x as Record<string, unknown>;
-  return (
-    (VARIANTS as readonly unknown[]).includes(s.variant) &&
-    typeof s.pooling === "boolean" &&
-    (PROBLEM_TYPES as readonly unknown[]).includes(s.problemType) &&
-    Array.isArray(s.labels) &&
-    s.labels.every((l) => typeof l === "string") &&
-    Number.isSafeInteger(s.labelCount) &&
-    typeof s.promptText === "string" &&
-    s.promptText.length <= SUMMARY_PROMPT_CHARS &&
-    Number.isSafeInteger(s.maxLength) &&
-    Number.isSafeInteger(s.parameters) &&
-    typeof s.truncated === "boolean"
-  );
+/** The summary as the task index stores it: a fixed-order array (smaller and faster to parse than
+ * an object, 100,000 times at every start). */
+export type PackedSummary = [Variant, 0 | 1, ProblemType, string[], number, string, number, number, 0 | 1];
+
+export function packSummary(s: TaskSummary): PackedSummary {
+  return [s.variant, s.pooling ? 1 : 0, s.problemType, s.labels, s.labelCount, s.promptText, s.maxLength, s.parameters, s.truncated ? 1 : 0];
+}
+
+/** A summary read back from the index file, or null when it is not one this code wrote. */
+export function unpackSummary(x: unknown): TaskSummary | null {
+  if (!Array.isArray(x) || x.length !== 9) return null;
+  const [variant, pooling, problemType, labels, labelCount, promptText, maxLength, parameters, truncated] = x as unknown[];
+  const ok =
+    (VARIANTS as readonly unknown[]).includes(variant) &&
+    (pooling === 0 || pooling === 1) &&
+    (PROBLEM_TYPES as readonly unknown[]).includes(problemType) &&
+    Array.isArray(labels) &&
+    labels.length <= SUMMARY_MAX_LABELS &&
+    labels.every((l) => typeof l === "string") &&
+    Number.isSafeInteger(labelCount) &&
+    typeof promptText === "string" &&
+    promptText.length <= SUMMARY_PROMPT_CHARS &&
+    Number.isSafeInteger(maxLength) &&
+    Number.isSafeInteger(parameters) &&
+    (truncated === 0 || truncated === 1);
+  if (!ok) return null;
+  return {
+    variant: variant as Variant,
+    pooling: pooling === 1,
+    problemType: problemType as ProblemType,
+    labels: labels as string[],
+    labelCount: labelCount as number,
+    promptText: promptText as string,
+    maxLength: maxLength as number,
+    parameters: parameters as number,
+    truncated: truncated === 1,
+  };
 }

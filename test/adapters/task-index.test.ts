@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AdapterStore, CURRENT_FILE } from "../../src/adapters/store.js";
-import { SUMMARY_LABEL_CHARS, SUMMARY_MAX_LABELS, SUMMARY_PROMPT_CHARS, isTaskSummary, summarize } from "../../src/adapters/summary.js";
+import { SUMMARY_LABEL_CHARS, SUMMARY_MAX_LABELS, SUMMARY_PROMPT_CHARS, packSummary, summarize, unpackSummary } from "../../src/adapters/summary.js";
 import { INDEX_FILE, TaskIndex, commitLine, headerLine, intentLine, parseIndex } from "../../src/adapters/task-index.js";
 import { isValidTaskName } from "../../src/adapters/task-name.js";
 import { USE_LITE_DIMS } from "../../src/backbone/dims.js";
@@ -71,15 +71,16 @@ describe("parseIndex", () => {
   it("later lines win; an intent without a commit leaves the task pending; a torn last line is dropped", () => {
     const text = headerLine() + commitLine("a", { version: 1, summary: null }) + intentLine("a") + commitLine("a", { version: 2, summary: null })
       + commitLine("b", { version: 1, summary: null }) + intentLine("b") + commitLine("c", { version: 4, summary: null }) + commitLine("c", null)
-      + intentLine("d") + '{"t":"e","v":';
+      + intentLine("d") + '["e",3,["pro';
     const parsed = parseIndex(text, isValidTaskName)!;
     expect(Object.fromEntries([...parsed.entries].map(([t, e]) => [t, e.version]))).toEqual({ a: 2, b: 1 });
     expect([...parsed.pending].sort()).toEqual(["b", "d"]);
   });
 
   it("refuses a file it did not write (then the store rebuilds)", () => {
-    for (const bad of ["", "garbage\n", '{"format":"other","version":1}\n', '{"format":"skt-task-index","version":2}\n',
-      headerLine() + '{"t":"../x","v":1}\n', headerLine() + '{"t":"a","v":0}\n', headerLine() + "not json\n" + commitLine("a", { version: 1, summary: null })]) {
+    for (const bad of ["", "garbage\n", '{"format":"other","version":2}\n', '{"format":"skt-task-index","version":1}\n',
+      headerLine() + '["../x",1]\n', headerLine() + '["a",0]\n', headerLine() + '{"t":"a","v":1}\n', headerLine() + '["a",1,null,4]\n',
+      headerLine() + "not json\n" + commitLine("a", { version: 1, summary: null })]) {
       expect(parseIndex(bad, isValidTaskName), bad).toBeNull();
     }
   });
@@ -89,7 +90,10 @@ describe("summaries", () => {
   it("cut the prompt and the labels, say so, and keep the counts", () => {
     const short = summarize(makeMetadata(), USE_LITE_DIMS);
     expect(short).toMatchObject({ labels: ["negative", "positive"], labelCount: 2, truncated: false });
-    expect(isTaskSummary(short)).toBe(true);
+    expect(unpackSummary(JSON.parse(JSON.stringify(packSummary(short))))).toEqual(short);
+    for (const bad of [null, {}, [], packSummary(short).slice(0, 8), [...packSummary(short).slice(0, 5), "x".repeat(SUMMARY_PROMPT_CHARS + 1), ...packSummary(short).slice(6)]]) {
+      expect(unpackSummary(bad)).toBeNull();
+    }
     const labels = Array.from({ length: 500 }, (_, i) => `label-${i}-${"x".repeat(20)}`);
     const long = summarize({ ...makeMetadata({ labels }), promptText: "中".repeat(5000) }, USE_LITE_DIMS);
     expect(long.promptText).toBe("中".repeat(SUMMARY_PROMPT_CHARS));
@@ -108,7 +112,7 @@ describe("summaries", () => {
     // Worst case: the longest listed prompt and labels in two-byte characters.
     const script = `
       const { TaskIndex } = await import(${JSON.stringify(path.resolve("src/adapters/task-index.ts"))});
-      const { summarize } = await import(${JSON.stringify(path.resolve("src/adapters/summary.ts"))});
+      const { packSummary, summarize } = await import(${JSON.stringify(path.resolve("src/adapters/summary.ts"))});
       const { USE_LITE_DIMS } = await import(${JSON.stringify(path.resolve("src/backbone/dims.ts"))});
       // Two worst cases: the longest listed labels in two-byte characters, and as many tiny labels as are listed.
       const meta = (i, tiny) => ({ task: "t", variant: "prompt", pooling: true, promptText: "中".repeat(400) + i, promptLength: 4,
@@ -120,7 +124,7 @@ describe("summaries", () => {
         const index = new TaskIndex();
         gc(); gc();
         const before = process.memoryUsage().heapUsed;
-        for (let i = 0; i < N; i++) index.set("task-" + String(i).padStart(8, "0"), { version: i + 1, summary: JSON.parse(JSON.stringify(summarize(meta(i, tiny), USE_LITE_DIMS))) });
+        for (let i = 0; i < N; i++) index.set("task-" + String(i).padStart(8, "0"), { version: i + 1, summary: JSON.parse(JSON.stringify(packSummary(summarize(meta(i, tiny), USE_LITE_DIMS)))) });
         gc(); gc();
         perTask.push((process.memoryUsage().heapUsed - before) / N);
         if (index.size !== N) throw new Error("lost entries");
