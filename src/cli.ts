@@ -19,7 +19,7 @@ async function serve(): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   logger.info({ config: redactConfig(config) }, "starting");
   const metrics = createMetrics();
-  // Listen first (liveness answers, readiness says 503), then load the backbone and adapters.
+  // Listen first (liveness answers, readiness says 503), then load the backbone and the task index (adapters are prepared at first use).
   const service = new DeferredService();
   const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
   const engine = await Engine.create({ ...config, metrics, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });

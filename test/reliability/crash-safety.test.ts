@@ -67,7 +67,8 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
   const FAILURES: Array<[string, (c: FsCall) => boolean, string]> = [
     ["creating the task folder", (c) => c.op === "mkdir", "EACCES"],
     ["opening the temp file", (c) => c.op === "open" && isTemp(c.path), "ENOSPC"],
-    ["writing the bytes", (c) => c.op === "write", "ENOSPC"],
+    ["appending the intent to the task index", (c) => c.op === "write" && c.path.endsWith(`${path.sep}INDEX`), "ENOSPC"],
+    ["writing the bytes", (c) => c.op === "write" && isTemp(c.path), "ENOSPC"],
     ["fsyncing the file", (c) => c.op === "sync" && isTemp(c.path), "EIO"],
     ["renaming the version into place", (c) => c.op === "rename" && c.to!.endsWith(".safetensors"), "EROFS"],
     ["fsyncing the folder after the version rename", (c) => c.op === "open" && c.path.endsWith(`${path.sep}disk`), "EIO"],
@@ -98,7 +99,8 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
   });
 
   it.each([
-    ["writing the bytes", (c: FsCall) => c.op === "write"],
+    ["appending the intent to the task index", (c: FsCall) => c.op === "write" && c.path.endsWith(`${path.sep}INDEX`)],
+    ["writing the bytes", (c: FsCall) => c.op === "write" && isTemp(c.path)],
     ["renaming CURRENT into place", (c: FsCall) => c.op === "rename" && c.to!.endsWith("CURRENT")],
   ])("a failing disk on a new task's first upload (%s): 507, and not even its folder is left", async (_what, match) => {
     trap = { match, error: errnoError("ENOSPC") };
