@@ -12,7 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeAdapter } from "../../src/adapters/format.js";
 import { AdapterStore } from "../../src/adapters/store.js";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
+import { defaultConfig } from "../../src/config.js";
 import { Engine, type EngineOptions } from "../../src/engine/engine.js";
+import { createLogger } from "../../src/logger.js";
+import { createApp } from "../../src/server/app.js";
 import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapter, servableAdapterBytes } from "../helpers/servable-adapter.js";
@@ -126,6 +129,22 @@ describe("lazy start", () => {
     // An admin fixes it: the new version serves at once.
     await engine.upload("foreign", good("foreign", 7));
     expect((await engine.classify({ task: "foreign", texts: ["x"] })).adapterVersion).toBe(2);
+  });
+
+  it("over HTTP: 409 adapter_invalid with the JSON error body, documented in /openapi.json", async () => {
+    const dir = await tempStore({ fine: good("fine"), broken: new TextEncoder().encode("not an adapter at all") });
+    const { engine, metrics } = await startEngine(dir);
+    const app = createApp({ service: engine, metrics, config: defaultConfig({ adaptersDir: dir, modelsDir: MODELS_DIR }), logger: createLogger({ level: "silent" }) });
+    const post = (task: string) => app.request(`/classify?task=${task}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"x"}' });
+    const bad = await post("broken");
+    expect(bad.status).toBe(409);
+    const body = (await bad.json()) as { error: { code: string; message: string; details: Record<string, unknown> } };
+    expect(body.error).toMatchObject({ code: "adapter_invalid", details: { task: "broken", version: 1 } });
+    expect(body.error.message).toMatch(/upload a new version or roll back/);
+    expect((await post("fine")).status).toBe(200);
+    const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    expect(Object.keys(doc.paths["/classify"]!.post!.responses)).toContain("409");
+    expect(Object.keys(doc.paths["/tasks"]!.get!.responses)).toContain("400");
   });
 
   it("lists long fields cut (issue 18, defect 4) and keeps the full values for the admin view", async () => {
