@@ -17,6 +17,7 @@ import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { createLogger } from "../../src/logger.js";
 import { createApp } from "../../src/server/app.js";
 import { createMetrics, type SktMetrics } from "../../src/metrics.js";
+import { testEngineOptions } from "../helpers/engine-options.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapter, servableAdapterBytes } from "../helpers/servable-adapter.js";
 
@@ -49,25 +50,7 @@ interface LogLine {
 async function startEngine(adaptersDir: string, overrides: Partial<EngineOptions> = {}): Promise<{ engine: Engine; metrics: SktMetrics; logs: LogLine[] }> {
   const metrics = createMetrics({ collectDefaults: false });
   const logs: LogLine[] = [];
-  const engine = await Engine.create({
-    modelsDir: MODELS_DIR,
-    adaptersDir,
-    threads: 1,
-    device: "cpu",
-    maxBatchSize: 32,
-    maxBatchTokens: 4096,
-    maxWaitMs: 2,
-    maxPaddingRatio: 0.25,
-    queueSize: 1024,
-    cacheBytes: 64 * 1024 * 1024,
-    maxAdapterParams: 1_000_000,
-    maxUploadBytes: 16 * 1024 * 1024,
-    semanticCache: true,
-    requestTimeoutMs: 60_000,
-    metrics,
-    log: (level, msg, fields) => void logs.push({ level, msg, fields }),
-    ...overrides,
-  });
+  const engine = await Engine.create(testEngineOptions(adaptersDir, { threads: 1, maxWaitMs: 2, metrics, log: (level, msg, fields) => void logs.push({ level, msg, fields }), ...overrides }));
   engines.push(engine);
   return { engine, metrics, logs };
 }
