@@ -152,7 +152,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     parse: token,
     secret: true,
   }),
-  opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version.", parse: nonEmpty }),
+  opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version, plus `INDEX` (the task index read at start-up) and `RECENT` (the warm-up hint).", parse: nonEmpty }),
   opt({ key: "modelsDir", env: "SKT_MODELS_DIR", flag: "--models-dir", default: "models", meaning: "Where the built backbone (ONNX + tokenizer) lives.", parse: nonEmpty }),
   opt({ key: "threads", env: "SKT_THREADS", flag: "--threads", default: "2", meaning: "onnxruntime intra-op threads for the inference worker.", parse: int(1, 1024) }),
   opt({ key: "maxBatchSize", env: "SKT_MAX_BATCH_SIZE", flag: "--max-batch-size", default: "32", meaning: "Most rows (texts) in one backbone pass.", parse: int(1, 4096) }),
