@@ -35,6 +35,7 @@ export interface ServerConfig {
   maxPaddingRatio: number;
   queueSize: number;
   cacheBytes: number;
+  warmTasks: number;
   maxTexts: number;
   maxTextChars: number;
   maxUploadBytes: number;
@@ -175,7 +176,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
   opt({ key: "auditLog", env: "SKT_AUDIT_LOG", flag: "--audit-log", default: undefined, defaultDoc: "`<adapters dir>/audit.jsonl`", meaning: "Append-only JSONL audit log of admin actions (who, what, task, version, sha256, result, time, client address), readable at `GET /admin/audit`.", parse: nonEmpty }),
   opt({ key: "trustedKeys", env: "SKT_TRUSTED_KEYS", flag: "--trusted-keys", default: undefined, defaultDoc: "(unset: none)", meaning: "Ed25519 public keys (PEM) that may sign adapters: comma-separated files and folders (every `*.pem` inside). A signed upload whose signature does not verify against its key is always refused (422 `bad_signature`). Checked at start.", parse: nonEmpty }),
   opt({ key: "requireSignature", env: "SKT_REQUIRE_SIGNATURE", flag: "--require-signature", default: "false", meaning: "Refuse uploads that are unsigned (422 `signature_required`) or signed by a key not in SKT_TRUSTED_KEYS (422 `unknown_signing_key`); nothing is stored. Needs SKT_TRUSTED_KEYS.", parse: bool, boolean: true }),
-  opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version.", parse: nonEmpty }),
+  opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version, plus `INDEX` (the task index read at start-up) and `RECENT` (the warm-up hint).", parse: nonEmpty }),
   opt({ key: "modelsDir", env: "SKT_MODELS_DIR", flag: "--models-dir", default: "models", meaning: "Where the built backbone (ONNX + tokenizer) lives.", parse: nonEmpty }),
   opt({ key: "threads", env: "SKT_THREADS", flag: "--threads", default: "2", meaning: "onnxruntime intra-op threads for the inference worker.", parse: int(1, 1024) }),
   opt({ key: "maxBatchSize", env: "SKT_MAX_BATCH_SIZE", flag: "--max-batch-size", default: "32", meaning: "Most rows (texts) in one backbone pass.", parse: int(1, 4096) }),
@@ -185,6 +186,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
   opt({ key: "maxInFlightBatches", env: "SKT_MAX_IN_FLIGHT_BATCHES", flag: "--max-in-flight-batches", default: "2", meaning: "Batches handed to the inference worker at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches still wait for the worker.", parse: int(1, 16) }),
   opt({ key: "queueSize", env: "SKT_QUEUE_SIZE", flag: "--queue-size", default: "1024", meaning: "Most texts waiting in the queue; beyond it requests get 429 `overloaded`.", parse: int(1) }),
   opt({ key: "cacheBytes", env: "SKT_CACHE_BYTES", flag: "--cache-bytes", default: String(256 * MiB), defaultDoc: "256 MiB", meaning: "Byte budget of the prepared-adapter cache (accepts KiB/MiB/GiB suffixes).", parse: bytes(0) }),
+  opt({ key: "warmTasks", env: "SKT_WARM_TASKS", flag: "--warm-tasks", default: "0", meaning: "After start-up, prepare up to this many of the tasks that were in the adapter cache at the last clean shutdown (most recently used first), in the background: readiness never waits for it. 0: every adapter is prepared at its first request.", parse: int(0, 10_000_000) }),
   opt({ key: "maxTexts", env: "SKT_MAX_TEXTS", flag: "--max-texts", default: "64", meaning: "Most texts in one `/classify` request; more → 413 `too_many_texts`.", parse: int(1, 100_000) }),
   opt({ key: "maxTextChars", env: "SKT_MAX_TEXT_CHARS", flag: "--max-text-chars", default: "10000", meaning: "Longest text (UTF-16 code units) accepted; longer → 413 `text_too_long`. Texts under it are still truncated to the adapter's token length.", parse: int(1, 10_000_000) }),
   opt({ key: "maxUploadBytes", env: "SKT_MAX_UPLOAD_BYTES", flag: "--max-upload-bytes", default: String(16 * MiB), defaultDoc: "16 MiB", meaning: "Largest adapter upload, enforced while streaming; larger → 413 (accepts KiB/MiB/GiB suffixes).", parse: bytes(1) }),

@@ -45,6 +45,8 @@ export interface SktMetrics {
   adaptersLoaded: Gauge;
   /** `skt_adapter_load_duration_seconds` — read + validate + prepare one adapter version. */
   adapterLoadDuration: Histogram;
+  /** `skt_adapters_invalid_total{code}` — stored adapter versions found unservable at first use (by validation code). */
+  adaptersInvalid: Counter<"code">;
   /** `skt_uploads_total{outcome="ok"|"invalid"|"error"|"client_closed"}`. */
   uploads: Counter<"outcome">;
   /** The `task` label value for a served task: its name, or OTHER_TASKS_LABEL past MAX_TASK_LABELS. */
@@ -158,6 +160,12 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
       name: "skt_adapter_load_duration_seconds",
       help: "Time to read, validate and prepare one adapter version, in seconds.",
       buckets: LOAD_BUCKETS,
+      registers,
+    }),
+    adaptersInvalid: new Counter({
+      name: "skt_adapters_invalid_total",
+      help: "Stored adapter versions that failed validation or preparation when first used (the task answers 409 adapter_invalid), by validation code.",
+      labelNames: ["code"] as const,
       registers,
     }),
     uploads: new Counter({

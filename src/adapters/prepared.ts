@@ -84,18 +84,28 @@ export function prepareFromOutput(file: AdapterFile, version: number, z: Float32
   const tensorBytes = (softPrompt?.byteLength ?? 0)
     + (prefix ? [...prefix.keys, ...prefix.values].reduce((s, a) => s + a.byteLength, 0) : 0)
     + head.weight.byteLength + head.bias.byteLength;
+  // Serving never reads the free-form training summary (the admin view reads it from the file), so
+  // a cached adapter does not hold it; what it does hold is counted against the cache's budget.
+  const { training: _training, ...served } = meta;
   return Object.freeze({
     key: `${meta.task}@v${version}`,
     task: meta.task,
     version,
-    metadata: Object.freeze({ ...meta }),
+    metadata: Object.freeze(served),
     parameters: parameterCount(meta, dims),
-    bytes: tensorBytes + 1024, // + a rough allowance for the object and its metadata
+    bytes: tensorBytes + metadataBytes(served),
     softPrompt,
     prefix,
     head: Object.freeze(head),
     textBudget: meta.variant === "prompt" ? meta.maxLength - meta.promptLength : meta.maxLength,
   });
+}
+
+/** Heap held by the metadata strings (UTF-16, two bytes per code unit) plus the objects around them. */
+function metadataBytes(meta: AdapterMetadata): number {
+  let units = meta.task.length + meta.promptText.length + meta.backbone.length + meta.backboneFingerprint.length;
+  for (const label of meta.labels) units += label.length + 16;
+  return 2 * units + 1024;
 }
 
 export interface HeadOutput {

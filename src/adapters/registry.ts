@@ -1,18 +1,24 @@
 /**
- * The registry of servable adapters: which version of each task is current, and a byte-budgeted
- * LRU cache of prepared adapters (semantic pass + F done). Misses load from the store once however
- * many requests wait (single-flight). Uploads and rollbacks prepare the new version completely
- * before the pointer moves, so requests never see a half-ready adapter, and requests that already
- * took a prepared object keep it (hot swap).
+ * The registry of servable adapters: which version of each task is current (the store's task
+ * index), and a byte-budgeted LRU cache of prepared adapters (semantic pass + F done). Start-up only
+ * reads the index; a version is prepared at first use, once however many requests wait
+ * (single-flight), or by an optional background warm-up. Uploads and rollbacks prepare the new
+ * version completely before the pointer moves, so requests never see a half-ready adapter, and
+ * requests that already took a prepared object keep it (hot swap).
+ *
+ * Memory: per task not in the cache, only its index entry (summary.ts); per cached version, what
+ * the cache's byte budget counts. A task's other versions leave the cache when its pointer moves.
  */
 import { LRUCache } from "lru-cache";
 import type { BackboneDims } from "../backbone/dims.js";
 import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
-import { SktError } from "../errors.js";
+import { SktError, isSktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import { decodeAdapter, peekMetadata, type AdapterFile, type AdapterMetadata } from "./format.js";
+import { KeyedMutex } from "./keyed-mutex.js";
 import { prepareAdapter, type PreparedAdapter } from "./prepared.js";
 import type { AdapterStore, StoredVersion } from "./store.js";
+import { packSummary, summarize, unpackSummary, type TaskSummary } from "./summary.js";
 import { validateTaskName } from "./task-name.js";
 
 export interface RegistryOptions {
@@ -36,12 +42,30 @@ export interface RegistryOptions {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** One task in a listing: its current version and its summary. */
+export interface TaskListing extends TaskSummary {
+  task: string;
+  version: number;
+}
+
+export interface TaskPage {
+  tasks: TaskListing[];
+  /** Tasks served in all. */
+  total: number;
+  /** The last task name on this page when more follow, else null. */
+  last: string | null;
+}
+
+const taskOfKey = (key: string) => key.slice(0, key.lastIndexOf("@v"));
+
 export class AdapterRegistry {
-  private readonly current = new Map<string, number>();
-  private readonly metadataByKey = new Map<string, AdapterMetadata>();
   private readonly loading = new Map<string, Promise<PreparedAdapter>>();
-  private readonly taskLocks = new Map<string, Promise<unknown>>();
+  /** Serialises installs, rollbacks and deletes of one task (a second instance of the store's kind:
+   * the store takes its own while these hold this one). */
+  private readonly taskLocks = new KeyedMutex();
   private readonly cache: LRUCache<string, PreparedAdapter>;
+  /** Current versions found unservable at first use, by key: answered at once until the pointer moves. */
+  private readonly invalid = new Map<string, SktError>();
   /**
    * h_p by prompt token ids. The semantic pass depends only on the prompt, and many adapters share
    * one (every version of a task, often many tasks), so a reload after eviction or a new version
@@ -61,47 +85,87 @@ export class AdapterRegistry {
     });
   }
 
-  /** Reads every task's current version; prepares as many as the cache holds. */
+  /** Opens the store's task index (no adapter is read or prepared here). */
   async init(): Promise<void> {
-    const { removedTempFiles } = await this.opts.store.recover();
-    if (removedTempFiles.length) this.opts.log?.("warn", "removed leftover temp files from an interrupted write", { files: removedTempFiles });
-    for (const task of await this.opts.store.listTasks()) {
-      const version = await this.opts.store.current(task);
-      if (version !== null) this.current.set(task, version);
-    }
-    for (const task of this.tasks()) {
-      try {
-        await this.acquire(task);
-      } catch (e) {
-        this.opts.log?.("error", "adapter cannot be served", { task, version: this.current.get(task), error: (e as Error).message });
-      }
-    }
+    const started = performance.now();
+    const opened = await this.opts.store.open((task, bytes) => packSummary(summarize(peekMetadata(bytes, { maxBytes: this.opts.maxUploadBytes }), this.opts.dims)));
+    if (opened.removedTempFiles.length) this.opts.log?.("warn", "removed leftover temp files from an interrupted write", { files: opened.removedTempFiles });
+    this.opts.log?.("info", "task index read", { tasks: opened.tasks, readFromFiles: opened.reread, rebuilt: opened.rebuilt, ms: Math.round(performance.now() - started) });
   }
 
-  tasks(): string[] {
-    return [...this.current.keys()].sort();
+  /**
+   * Prepares up to `count` tasks in the background, most recently used first (the cache's order at
+   * the last clean shutdown), while the cache has room. Never throws: a bad adapter is reported as at
+   * first use. `stopped` is checked between tasks so shutdown does not wait for it.
+   */
+  async warmUp(count: number, stopped: () => boolean = () => false): Promise<number> {
+    if (count <= 0) return 0;
+    const recent = (await this.opts.store.readRecent()).filter((t) => this.hasTask(t)).slice(0, count);
+    let warmed = 0;
+    for (const task of recent) {
+      if (stopped() || (this.cache.calculatedSize ?? 0) >= this.opts.cacheBytes) break;
+      try {
+        await this.acquire(task);
+        warmed++;
+      } catch {
+        // reported by load()
+      }
+    }
+    this.opts.log?.("info", "warm-up done", { asked: count, known: recent.length, prepared: warmed });
+    return warmed;
+  }
+
+  /** Remembers which tasks were in use (for the next start's warm-up) and compacts the index. */
+  async close(): Promise<void> {
+    const recent = [...new Set([...this.cache.keys()].map(taskOfKey))];
+    await this.opts.store.writeRecent(recent).catch((e: unknown) => this.opts.log?.("warn", "could not write the recent-tasks list", { error: (e as Error).message }));
+    await this.opts.store.close().catch((e: unknown) => this.opts.log?.("warn", "could not compact the task index", { error: (e as Error).message }));
+  }
+
+  /** Every task, sorted. */
+  tasks(): readonly string[] {
+    return this.opts.store.index.names();
+  }
+
+  get taskCount(): number {
+    return this.opts.store.index.size;
   }
 
   hasTask(task: string): boolean {
-    return this.current.has(task);
+    return this.opts.store.index.has(task);
   }
 
   currentVersion(task: string): number | null {
-    return this.current.get(task) ?? null;
+    return this.opts.store.index.get(task)?.version ?? null;
+  }
+
+  /** Up to `limit` tasks after `after` in name order, from the index alone (no file is read). */
+  page(after: string | undefined, limit: number, match?: (task: string) => boolean): TaskPage {
+    const index = this.opts.store.index;
+    const names = index.page(after, limit + 1, match);
+    const more = names.length > limit;
+    const tasks: TaskListing[] = [];
+    for (const task of names.slice(0, limit)) {
+      const entry = index.get(task)!;
+      const summary = unpackSummary(entry.summary);
+      if (summary) tasks.push({ task, version: entry.version, ...summary });
+      else this.opts.log?.("warn", "task left out of the listing: its current adapter's metadata is unreadable", { task, version: entry.version });
+    }
+    return { tasks, total: match ? index.count(match) : index.size, last: more ? names[limit - 1]! : null };
   }
 
   /** The prepared current version of `task` (from cache, or loaded once). */
   async acquire(task: string): Promise<PreparedAdapter> {
-    const version = this.current.get(task);
-    if (version === undefined) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"; GET /tasks lists the servable tasks`);
+    const version = this.currentVersion(task);
+    if (version === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"; GET /tasks lists the servable tasks`);
     return this.load(task, version);
   }
 
   /** Prepares `task`@`version` again without touching the cache (the semantic-cache-off debug mode). */
   async prepareUncached(task: string): Promise<PreparedAdapter> {
-    const version = this.current.get(task);
-    if (version === undefined) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
-    return this.prepare(decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions()), version, false);
+    const version = this.currentVersion(task);
+    if (version === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    return this.prepare(this.decodeFor(task, await this.opts.store.read(task, version)), version, false);
   }
 
   private async load(task: string, version: number): Promise<PreparedAdapter> {
@@ -111,6 +175,8 @@ export class AdapterRegistry {
       this.opts.metrics?.cacheHits.inc();
       return hit;
     }
+    const known = this.invalid.get(key);
+    if (known) throw known;
     this.opts.metrics?.cacheMisses.inc();
     let pending = this.loading.get(key);
     if (!pending) {
@@ -122,23 +188,56 @@ export class AdapterRegistry {
 
   private async loadFromStore(task: string, version: number): Promise<PreparedAdapter> {
     const started = performance.now();
-    const file = decodeAdapter(await this.opts.store.read(task, version), this.decodeOptions());
-    const prepared = await this.prepare(file, version);
+    let prepared: PreparedAdapter;
+    try {
+      prepared = await this.prepare(this.decodeFor(task, await this.opts.store.read(task, version)), version);
+    } catch (e) {
+      throw this.unservable(task, version, e);
+    }
     // Only cache what is still current: a load that raced a swap or delete must not linger.
-    if (this.current.get(task) === version) this.remember(prepared);
+    if (this.currentVersion(task) === version) this.remember(prepared);
     this.opts.metrics?.adapterLoadDuration.observe((performance.now() - started) / 1000);
     return prepared;
   }
 
+  /**
+   * A stored current version that fails validation or preparation, or whose file is gone, cannot be
+   * served until an admin uploads or rolls back: 409 `adapter_invalid` for this task only (the
+   * request is fine and retrying will not help), logged and counted once per version. Disk errors
+   * and a restarting worker pass through unchanged: they may clear by themselves.
+   */
+  private unservable(task: string, version: number, e: unknown): unknown {
+    if (!isSktError(e) || !(e.kind === "invalid_adapter" || e.code === "version_not_found")) return e;
+    const err = new SktError("conflict", "adapter_invalid", `task "${task}" cannot be served: its current adapter v${version} is invalid (${e.code}: ${e.message}). An admin must upload a new version or roll back.`, { task, version, reason: e.code });
+    if (this.currentVersion(task) === version) this.invalid.set(`${task}@v${version}`, err);
+    this.opts.metrics?.adaptersInvalid.inc({ code: e.code });
+    this.opts.log?.("error", "adapter cannot be served", { task, version, code: e.code, error: e.message });
+    return err;
+  }
+
   private remember(prepared: PreparedAdapter): void {
-    this.metadataByKey.set(prepared.key, prepared.metadata);
     this.cache.set(prepared.key, prepared);
     this.updateCacheGauges();
+  }
+
+  /** The pointer of `task` moved or the task went away: nothing held for its other versions stays. */
+  private forget(task: string, keepKey?: string): void {
+    for (const key of [...this.cache.keys()]) if (key !== keepKey && taskOfKey(key) === task) this.cache.delete(key);
+    for (const key of [...this.invalid.keys()]) if (taskOfKey(key) === task) this.invalid.delete(key);
   }
 
   private updateCacheGauges(): void {
     this.opts.metrics?.cacheBytes.set(this.cache.calculatedSize ?? 0);
     this.opts.metrics?.adaptersLoaded.set(this.cache.size);
+  }
+
+  /** Full validation against this backbone, and the file must be for the task it is stored under. */
+  private decodeFor(task: string, bytes: Uint8Array): AdapterFile {
+    const file = decodeAdapter(bytes, this.decodeOptions());
+    if (file.metadata.task !== task) {
+      throw new SktError("invalid_adapter", "task_mismatch", `the adapter's metadata says task "${file.metadata.task}" but it is for "${task}"; an adapter may only replace its own task`);
+    }
+    return file;
   }
 
   private decodeOptions() {
@@ -183,38 +282,28 @@ export class AdapterRegistry {
     return hp;
   }
 
-  /** Serialises mutations of one task (uploads, rollbacks, deletes). */
-  private withTaskLock<T>(task: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.taskLocks.get(task) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.taskLocks.set(task, tail);
-    void tail.then(() => {
-      if (this.taskLocks.get(task) === tail) this.taskLocks.delete(task);
-    });
-    return next;
-  }
-
-  /** Validate → prepare → write the new version → make it current → swap the in-memory pointer. */
-  async upload(task: string, bytes: Uint8Array): Promise<PreparedAdapter> {
+  /**
+   * The one way an adapter gets in (HTTP upload and the CLI's `install`): validate → prepare (the
+   * prompt-length check included) → write the new version → make it current → swap the in-memory
+   * pointer. Anything that fails before CURRENT moves leaves the store as it was. Start-up applies
+   * the same validation and preparation to stored files at their first use (`load`).
+   */
+  async installAdapter(task: string, bytes: Uint8Array): Promise<PreparedAdapter> {
     validateTaskName(task);
-    const file = decodeAdapter(bytes, this.decodeOptions());
-    if (file.metadata.task !== task) {
-      throw new SktError("invalid_adapter", "task_mismatch", `the adapter's metadata says task "${file.metadata.task}" but it was uploaded to "${task}"; an upload may only replace its own task`);
-    }
-    return this.withTaskLock(task, async () => {
+    const file = this.decodeFor(task, bytes);
+    return this.taskLocks.run(task, async () => {
       const draft = await this.prepare(file, 0); // fails before anything is written
       await this.opts.probe?.(draft);
       const version = await this.opts.store.writeVersion(task, bytes);
       const prepared = prepareAdapterWithVersion(draft, version);
       try {
-        await this.opts.store.setCurrent(task, version);
+        await this.opts.store.setCurrent(task, version, bytes);
       } catch (e) {
         // The pointer did not move: take the new file back so a failed upload leaves nothing.
         await this.opts.store.deleteVersion(task, version).catch(() => undefined);
         throw e;
       }
-      this.current.set(task, version);
+      this.forget(task);
       this.remember(prepared);
       return prepared;
     });
@@ -223,18 +312,18 @@ export class AdapterRegistry {
   /** Makes `version` (default: the newest one below the current) current again. */
   async rollback(task: string, version?: number): Promise<PreparedAdapter> {
     validateTaskName(task);
-    return this.withTaskLock(task, async () => {
-      const cur = this.current.get(task);
-      if (cur === undefined) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    return this.taskLocks.run(task, async () => {
+      const cur = this.currentVersion(task);
+      if (cur === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       const versions = (await this.opts.store.listVersions(task)).map((v) => v.version);
       const target = version ?? Math.max(-1, ...versions.filter((v) => v < cur));
       if (target < 0) throw new SktError("conflict", "no_previous_version", `task "${task}" has no version before v${cur} to roll back to`);
       if (!versions.includes(target)) throw new SktError("not_found", "version_not_found", `task "${task}" has no version ${target}; stored versions: ${versions.join(", ")}`);
-      const file = decodeAdapter(await this.opts.store.read(task, target), this.decodeOptions());
-      const prepared = await this.prepare(file, target);
+      const bytes = await this.opts.store.read(task, target);
+      const prepared = await this.prepare(this.decodeFor(task, bytes), target);
       await this.opts.probe?.(prepared); // versions stored before the probe existed
-      await this.opts.store.setCurrent(task, target);
-      this.current.set(task, target);
+      await this.opts.store.setCurrent(task, target, bytes);
+      this.forget(task);
       this.remember(prepared);
       return prepared;
     });
@@ -242,24 +331,17 @@ export class AdapterRegistry {
 
   async delete(task: string): Promise<void> {
     validateTaskName(task);
-    await this.withTaskLock(task, async () => {
-      if (!this.current.has(task)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    await this.taskLocks.run(task, async () => {
+      if (!this.hasTask(task)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       await this.opts.store.deleteTask(task);
-      this.current.delete(task);
       // Version numbers restart after a delete, so nothing cached for this task may survive it.
-      for (const key of [...this.cache.keys()]) if (key.startsWith(`${task}@v`)) this.cache.delete(key);
-      for (const key of [...this.metadataByKey.keys()]) if (key.startsWith(`${task}@v`)) this.metadataByKey.delete(key);
+      this.forget(task);
     });
   }
 
-  /** Metadata of a stored version without preparing it. */
+  /** Metadata of a stored version, read from its file (full values; nothing is kept). */
   async metadata(task: string, version: number): Promise<AdapterMetadata> {
-    const key = `${task}@v${version}`;
-    const known = this.metadataByKey.get(key);
-    if (known) return known;
-    const meta = peekMetadata(await this.opts.store.read(task, version), { maxBytes: this.opts.maxUploadBytes });
-    this.metadataByKey.set(key, meta);
-    return meta;
+    return peekMetadata(await this.opts.store.read(task, version), { maxBytes: this.opts.maxUploadBytes });
   }
 
   async versions(task: string): Promise<StoredVersion[]> {

@@ -10,11 +10,19 @@
  * does not. Mutations are serialized per task inside this process; readers take no lock because
  * renames are atomic. One process owns a root: two processes writing the same task could both pick
  * the same next version number.
+ *
+ * The task index (task-index.ts, `<root>/INDEX`) lets `open()` learn every task's current version
+ * without reading each folder: every change of CURRENT is preceded by a durable intent line and
+ * followed by a commit line, so after a crash only the tasks caught mid-change are read again.
+ * Folders added or removed behind the store's back are noticed at `open()` (one listing of the
+ * root); edits inside an existing folder by other tools are not: delete INDEX to force a rebuild.
  */
 import { randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import path from "node:path";
 import { SktError, isSktError } from "../errors.js";
+import { KeyedMutex } from "./keyed-mutex.js";
+import { INDEX_FILE, TaskIndex, commitLine, intentLine, parseIndex, type IndexEntry } from "./task-index.js";
 import { isValidTaskName, validateTaskName } from "./task-name.js";
 
 export interface StoredVersion {
@@ -48,9 +56,25 @@ export interface AdapterStoreOptions {
    * deleted until at most this many remain. Integer ≥ 1, or Infinity to keep everything. */
   maxVersionsPerTask?: number;
   fs?: StoreFs;
+  /** INDEX is rewritten as one line per task once it holds more than 2 lines per task plus this many. */
+  indexSlackLines?: number;
+}
+
+/** Makes the listing summary of a version from its bytes (the store never parses adapters itself). */
+export type Describe = (task: string, bytes: Uint8Array) => unknown;
+
+export interface OpenResult {
+  tasks: number;
+  /** Tasks read from their files (all of them when the index was missing or unreadable). */
+  reread: number;
+  rebuilt: boolean;
+  removedTempFiles: string[];
 }
 
 export const DEFAULT_ADAPTER_ROOT = "adapters";
+export const RECENT_FILE = "RECENT";
+/** Folders read at once while (re)building the index. */
+const REBUILD_PARALLEL = 16;
 export const DEFAULT_MAX_VERSIONS_PER_TASK = 20;
 export const CURRENT_FILE = "CURRENT";
 export const TEMP_PREFIX = ".tmp-";
@@ -119,32 +143,19 @@ function storageError(code: "write_failed" | "read_failed", action: string, targ
   return new SktError("storage", code, `adapter store: ${action} ${shown} failed (${errno})`, details);
 }
 
-/** Per-key FIFO mutex: callers on one key run one at a time, different keys never wait on each other. */
-class KeyedMutex {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => mine);
-    this.tails.set(key, tail);
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-      // Drop the entry once nobody queued behind us, so the map does not grow with every task ever seen.
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
-
 export class AdapterStore {
   readonly root: string;
   private readonly fs: StoreFs;
   private readonly maxVersions: number;
   private readonly locks = new KeyedMutex();
+  /** Null until `open()`; afterwards every change of CURRENT keeps it and INDEX in step. */
+  private taskIndex: TaskIndex | null = null;
+  private describe: Describe | undefined;
+  /** Tasks with an intent line and no commit yet (a compaction must keep their intents). */
+  private readonly changing = new Set<string>();
+  private indexLines = 0;
+  private readonly indexSlack: number;
+  private appendTail: Promise<unknown> = Promise.resolve();
 
   constructor(root: string = DEFAULT_ADAPTER_ROOT, options: AdapterStoreOptions = {}) {
     this.root = path.resolve(root);
@@ -154,12 +165,70 @@ export class AdapterStore {
       throw new SktError("bad_request", "invalid_option", `maxVersionsPerTask must be an integer ≥ 1 or Infinity, got ${max}`);
     }
     this.maxVersions = max;
+    this.indexSlack = options.indexSlackLines ?? 1000;
   }
 
   // ---- readers (lock-free: they only ever observe renamed, complete files) ----
 
+  /** The open index (tasks with a current version, and their summaries); throws before `open()`. */
+  get index(): Pick<TaskIndex, "count" | "get" | "has" | "names" | "page" | "size"> {
+    if (!this.taskIndex) throw new SktError("internal", "store_not_open", "the adapter store's index is not open; call open() first");
+    return this.taskIndex;
+  }
+
+  /**
+   * Reads the task index (or rebuilds it from the files when it is missing or unreadable), reads
+   * again the tasks a crash caught mid-change and folders the index does not know, removes their
+   * leftover temp files, and from then on keeps the index current. `describe` makes each entry's
+   * summary from the current version's bytes.
+   */
+  async open(describe?: Describe): Promise<OpenResult> {
+    this.describe = describe;
+    let text: string | null = null;
+    try {
+      text = new TextDecoder().decode(await this.fs.readFile(this.indexPath()));
+    } catch (e) {
+      if (!isAbsent(e)) throw storageError("read_failed", "reading", this.indexPath(), e);
+    }
+    const parsed = text === null ? null : parseIndex(text, isValidTaskName);
+    const names = (await this.readdirOrEmpty(this.root)).filter(isValidTaskName);
+    const present = new Set(names);
+    const entries = parsed?.entries ?? new Map<string, IndexEntry>();
+    let changed = parsed === null;
+    for (const task of [...entries.keys()]) {
+      if (!present.has(task)) {
+        entries.delete(task); // removed behind our back
+        changed = true;
+      }
+    }
+    const stale = names.filter((t) => parsed === null || parsed.pending.has(t) || !entries.has(t));
+    const removedTempFiles: string[] = [];
+    let next = 0;
+    const workers = Array.from({ length: Math.min(REBUILD_PARALLEL, stale.length) }, async () => {
+      while (next < stale.length) {
+        const task = stale[next++]!;
+        removedTempFiles.push(...(await this.removeTempFiles(task)));
+        const entry = await this.readEntry(task);
+        if (entry) entries.set(task, entry);
+        else entries.delete(task);
+      }
+    });
+    await Promise.all(workers);
+    if (stale.length > 0) changed = true;
+    this.taskIndex = new TaskIndex(entries);
+    this.indexLines = parsed?.lines ?? 0;
+    if (changed || this.indexLines > 2 * entries.size + this.indexSlack) await this.compactIndex();
+    return { tasks: entries.size, reread: stale.length, rebuilt: parsed === null, removedTempFiles: removedTempFiles.sort() };
+  }
+
+  /** Rewrites INDEX as one line per task (call at shutdown so the next start reads a short file). */
+  async close(): Promise<void> {
+    if (this.taskIndex) await this.compactIndex();
+  }
+
   /** Tasks whose CURRENT names an existing version, sorted. */
   async listTasks(): Promise<string[]> {
+    if (this.taskIndex) return [...this.taskIndex.names()];
     const names = (await this.readdirOrEmpty(this.root)).filter(isValidTaskName).sort();
     const visible: string[] = [];
     for (const task of names) {
@@ -212,9 +281,12 @@ export class AdapterStore {
   async write(task: string, bytes: Uint8Array): Promise<number> {
     validateTaskName(task);
     return this.locks.run(task, async () => {
-      const version = await this.writeVersionLocked(task, bytes);
-      // If this fails the new file stays behind as a non-current version; CURRENT is untouched.
-      await this.writePointer(task, version);
+      const version = await this.changingTask(task, async () => {
+        const v = await this.writeVersionLocked(task, bytes);
+        // If this fails the new file stays behind as a non-current version; CURRENT is untouched.
+        await this.writePointer(task, v);
+        return v;
+      }, (v) => ({ version: v, bytes }));
       await this.prune(task, version);
       return version;
     });
@@ -225,19 +297,20 @@ export class AdapterStore {
   async writeVersion(task: string, bytes: Uint8Array): Promise<number> {
     validateTaskName(task);
     return this.locks.run(task, async () => {
-      const version = await this.writeVersionLocked(task, bytes);
+      const version = await this.changingTask(task, () => this.writeVersionLocked(task, bytes));
       await this.prune(task, version);
       return version;
     });
   }
 
-  /** Point CURRENT at an existing version (promote or roll back). */
-  async setCurrent(task: string, version: number): Promise<void> {
+  /** Point CURRENT at an existing version (promote or roll back). `bytes`, when the caller has the
+   * version's bytes at hand, spares the index's describer a read. */
+  async setCurrent(task: string, version: number, bytes?: Uint8Array): Promise<void> {
     validateTaskName(task);
     validateVersion(version);
     await this.locks.run(task, async () => {
       if (!(await this.isVersionFile(task, version))) throw versionNotFound(task, version);
-      await this.writePointer(task, version);
+      await this.changingTask(task, () => this.writePointer(task, version), () => ({ version, bytes }));
     });
   }
 
@@ -270,8 +343,10 @@ export class AdapterStore {
         throw new SktError("not_found", "task_not_found", `no adapter task "${task}"`, { task });
       }
       if (entries.includes(CURRENT_FILE)) {
-        await this.unlinkOrThrow(path.join(dir, CURRENT_FILE));
-        await this.fsyncDir(dir);
+        await this.changingTask(task, async () => {
+          await this.unlinkOrThrow(path.join(dir, CURRENT_FILE));
+          await this.fsyncDir(dir);
+        }, () => null);
       }
       const owned = entries.filter((n) => parseVersionFileName(n) !== null || n.startsWith(TEMP_PREFIX));
       for (const name of owned) await this.unlinkOrThrow(path.join(dir, name));
@@ -283,22 +358,140 @@ export class AdapterStore {
   async recover(): Promise<{ removedTempFiles: string[] }> {
     const removedTempFiles: string[] = [];
     for (const task of (await this.readdirOrEmpty(this.root)).filter(isValidTaskName)) {
-      // Locked so a recover() racing a live write cannot delete that write's temp file.
-      await this.locks.run(task, async () => {
-        const dir = this.taskDir(task);
-        for (const name of await this.readdirOrEmpty(dir)) {
-          if (!name.startsWith(TEMP_PREFIX)) continue;
-          const file = path.join(dir, name);
-          if (!(await this.isFile(file))) continue;
-          await this.unlinkOrThrow(file);
-          removedTempFiles.push(file);
-        }
-      });
+      removedTempFiles.push(...(await this.removeTempFiles(task)));
     }
     return { removedTempFiles: removedTempFiles.sort() };
   }
 
+  /** The task names in RECENT (most recently used first; written by `writeRecent`), or []. */
+  async readRecent(): Promise<string[]> {
+    try {
+      const text = new TextDecoder().decode(await this.fs.readFile(path.join(this.root, RECENT_FILE)));
+      return text.split("\n").filter(isValidTaskName);
+    } catch {
+      return []; // a hint for warm-up only: missing or unreadable means "no hint"
+    }
+  }
+
+  async writeRecent(tasks: readonly string[]): Promise<void> {
+    await this.fs.mkdir(this.root, { recursive: true }).catch(() => undefined);
+    await this.atomicWrite(this.root, RECENT_FILE, new TextEncoder().encode(tasks.filter(isValidTaskName).join("\n")));
+  }
+
   // ---- internals ----
+
+  private indexPath(): string {
+    return path.join(this.root, INDEX_FILE);
+  }
+
+  /** Locked so it cannot delete a live write's temp file. */
+  private removeTempFiles(task: string): Promise<string[]> {
+    return this.locks.run(task, async () => {
+      const removed: string[] = [];
+      const dir = this.taskDir(task);
+      for (const name of await this.readdirOrEmpty(dir)) {
+        if (!name.startsWith(TEMP_PREFIX)) continue;
+        const file = path.join(dir, name);
+        if (!(await this.isFile(file))) continue;
+        await this.unlinkOrThrow(file);
+        removed.push(file);
+      }
+      return removed;
+    });
+  }
+
+  /** A task's index entry from its files, or null when it has no servable CURRENT. */
+  private async readEntry(task: string): Promise<IndexEntry | null> {
+    const version = await this.current(task);
+    if (version === null) return null;
+    return { version, summary: await this.summaryOf(task, version) };
+  }
+
+  /** The describer's summary of a version; null when it cannot say (the registry reports that at first use). */
+  private async summaryOf(task: string, version: number, bytes?: Uint8Array): Promise<unknown> {
+    if (!this.describe) return null;
+    try {
+      return this.describe(task, bytes ?? (await this.read(task, version)));
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Runs `change` (anything that writes into the task's folder) between a durable intent line and a
+   * commit line in INDEX; `after` gives the task's new current version, or null when it is gone
+   * (omitted: CURRENT did not move). A crash in between leaves the intent, so the next `open()`
+   * reads the task from its files and removes its temp files. Without an open index, an existing
+   * INDEX still gets the intent, so the next `open()` does not trust an old entry.
+   */
+  private async changingTask<T>(task: string, change: () => Promise<T>, after?: (result: T) => { version: number; bytes?: Uint8Array } | null): Promise<T> {
+    if (!this.taskIndex) {
+      if (await this.exists(this.indexPath())) await this.appendIndex(intentLine(task), true);
+      return change();
+    }
+    this.changing.add(task);
+    let result: T;
+    try {
+      await this.appendIndex(intentLine(task), true);
+      result = await change();
+    } catch (e) {
+      this.changing.delete(task); // the intent line stays: the next open() reads this task again
+      throw e;
+    }
+    if (after) {
+      const moved = after(result);
+      if (moved) this.taskIndex.set(task, { version: moved.version, summary: await this.summaryOf(task, moved.version, moved.bytes) });
+      else this.taskIndex.delete(task);
+    }
+    this.changing.delete(task);
+    // Not fsynced: if it is lost, the intent before it makes the next open() read the task again.
+    await this.appendIndex(commitLine(task, this.taskIndex.get(task) ?? null), false).catch(() => undefined);
+    if (this.indexLines > 2 * this.taskIndex.size + this.indexSlack) await this.compactIndex().catch(() => undefined);
+    return result;
+  }
+
+  /** Appends one line to INDEX, one append at a time (lines from different tasks never interleave). */
+  private appendIndex(line: string, durable: boolean): Promise<void> {
+    const run = this.appendTail.then(async () => {
+      let handle: StoreFileHandle | undefined;
+      try {
+        await this.fs.mkdir(this.root, { recursive: true });
+        handle = await this.fs.open(this.indexPath(), "a", 0o644);
+        await writeAll(handle, new TextEncoder().encode(line), true);
+        if (durable) await handle.sync();
+      } catch (e) {
+        throw storageError("write_failed", "appending to", this.indexPath(), e);
+      } finally {
+        await handle?.close().catch(() => undefined);
+      }
+      this.indexLines++;
+    });
+    this.appendTail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** INDEX as one line per task (plus the intents of changes in flight), written atomically. */
+  private compactIndex(): Promise<void> {
+    const run = this.appendTail.then(async () => {
+      const index = this.taskIndex!;
+      const text = index.serialize() + [...this.changing].map(intentLine).join("");
+      await this.fs.mkdir(this.root, { recursive: true }).catch(() => undefined);
+      await this.atomicWrite(this.root, INDEX_FILE, new TextEncoder().encode(text));
+      this.indexLines = index.size + this.changing.size + 1;
+    });
+    this.appendTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async exists(file: string): Promise<boolean> {
+    try {
+      await this.fs.stat(file);
+      return true;
+    } catch (e) {
+      if (isAbsent(e)) return false;
+      throw storageError("read_failed", "stat", file, e);
+    }
+  }
 
   /** The only place task paths are built: from a validated name, under the resolved root. */
   private taskDir(task: string): string {
@@ -475,11 +668,12 @@ function versionNotFound(task: string, version: number): SktError {
   });
 }
 
-/** `write` may write fewer bytes than asked; loop until all are on the file. */
-async function writeAll(handle: StoreFileHandle, bytes: Uint8Array): Promise<void> {
+/** `write` may write fewer bytes than asked; loop until all are on the file. With `append` the file
+ * was opened with O_APPEND, where Linux ignores the position and writes at the end. */
+async function writeAll(handle: StoreFileHandle, bytes: Uint8Array, append = false): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset, offset);
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset, append ? 0 : offset);
     if (bytesWritten <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
     offset += bytesWritten;
   }

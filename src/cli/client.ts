@@ -54,6 +54,13 @@ export interface ClientOptions {
   token?: string;
 }
 
+/** One page of `GET /admin/adapters` (the client returns all pages merged, `next_cursor` null). */
+export interface AdapterPageJson {
+  adapters: { task: string; version: number }[];
+  total: number;
+  next_cursor: string | null;
+}
+
 export class SktClient {
   private readonly base: string;
 
@@ -61,8 +68,18 @@ export class SktClient {
     this.base = o.url.replace(/\/+$/, "");
   }
 
-  listAdapters(): Promise<{ adapters: { task: string; version: number }[] }> {
-    return this.request("GET", "/admin/adapters", { admin: true });
+  /** Every task and its current version: walks the server's pages (1,000 tasks each) to the end. */
+  async listAdapters(): Promise<AdapterPageJson> {
+    const all: AdapterPageJson = { adapters: [], total: 0, next_cursor: null };
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? "?limit=1000" : `?limit=1000&cursor=${encodeURIComponent(cursor)}`;
+      const page: AdapterPageJson = await this.request("GET", `/admin/adapters${query}`, { admin: true });
+      all.adapters.push(...page.adapters);
+      all.total = page.total;
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    return all;
   }
 
   showAdapter(task: string): Promise<AdapterDetailsJson> {

@@ -37,12 +37,12 @@ async function serve(argv: string[]): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   logger.info({ config: redactConfig(config) }, "starting");
   const metrics = createMetrics();
-  // Listen first (liveness answers, readiness says 503), then load the backbone and adapters.
+  // Listen first (liveness answers, readiness says 503), then load the backbone and the task index (adapters are prepared at first use).
   const service = new DeferredService();
   const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
   const engine = await Engine.create({ ...config, metrics, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   service.resolve(engine);
-  logger.info({ port: server.port, tasks: engine.registry.tasks() }, "ready");
+  logger.info({ port: server.port, tasks: engine.registry.taskCount }, "ready");
 }
 
 async function build(argv: string[]): Promise<void> {
@@ -53,19 +53,25 @@ async function build(argv: string[]): Promise<void> {
   console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
 }
 
-/** `install FILE…`: validate adapter files against the backbone and add them to the store, offline. */
+/**
+ * `install FILE…`: add adapter files to the store, offline, through the same `installAdapter` as an
+ * HTTP upload (full validation and preparation, the prompt-length check included, before CURRENT
+ * moves), so a file `install` accepts is one the server can serve.
+ */
 async function install(files: string[], argv: string[]): Promise<void> {
   const { readFile } = await import("node:fs/promises");
-  const { loadBackboneAssets } = await import("../backbone/backbone.js");
-  const { decodeAdapter } = await import("../adapters/format.js");
-  const { AdapterStore } = await import("../adapters/store.js");
+  const { peekMetadata } = await import("../adapters/format.js");
+  const { Engine } = await import("../engine/engine.js");
   const config = loadConfig({ env: process.env, argv });
-  const assets = await loadBackboneAssets(config.modelsDir, console.log);
-  const store = new AdapterStore(config.adaptersDir);
-  for (const file of files) {
-    const bytes = new Uint8Array(await readFile(file));
-    const { metadata } = decodeAdapter(bytes, { dims: assets.dims, fingerprint: assets.fingerprint, maxParameters: config.maxAdapterParams, maxBytes: config.maxUploadBytes });
-    const version = await store.write(metadata.task, bytes);
-    console.log(`${file}: task ${metadata.task} v${version} is now current in ${config.adaptersDir}/`);
+  const engine = await Engine.create({ ...config, log: (level, msg, fields) => void (level === "info" ? undefined : console.error(`${level}: ${msg}`, fields ?? "")) });
+  try {
+    for (const file of files) {
+      const bytes = new Uint8Array(await readFile(file));
+      const { task } = peekMetadata(bytes, { maxBytes: config.maxUploadBytes });
+      const { version } = await engine.upload(task, bytes);
+      console.log(`${file}: task ${task} v${version} is now current in ${config.adaptersDir}/`);
+    }
+  } finally {
+    await engine.close();
   }
 }

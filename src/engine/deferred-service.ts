@@ -3,7 +3,7 @@
  * /readyz says 503 until the engine arrives, as orchestrators expect of a slow-starting service.
  */
 import { SktError } from "../errors.js";
-import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, TaskInfo } from "./service.js";
+import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, PageRequest, TaskInfo, TaskPage } from "./service.js";
 
 export class DeferredService implements InferenceService {
   private target: InferenceService | null = null;
@@ -13,7 +13,7 @@ export class DeferredService implements InferenceService {
   }
 
   private get ready(): InferenceService {
-    if (!this.target) throw new SktError("not_ready", "starting", "the server is still loading the backbone and adapters; retry shortly");
+    if (!this.target) throw new SktError("not_ready", "starting", "the server is still loading the backbone and the task index; retry shortly");
     return this.target;
   }
 
@@ -26,8 +26,8 @@ export class DeferredService implements InferenceService {
   async classify(req: ClassifyRequest): Promise<ClassifyResult> {
     return this.ready.classify(req);
   }
-  async listTasks(): Promise<TaskInfo[]> {
-    return this.ready.listTasks();
+  async listTasks(page: PageRequest): Promise<TaskPage> {
+    return this.ready.listTasks(page);
   }
   async adapterDetails(task: string): Promise<AdapterDetails> {
     return this.ready.adapterDetails(task);

@@ -14,7 +14,7 @@ import { assembleBatch, rowLength } from "./assemble.js";
 import { BatchLog } from "./batch-log.js";
 import { Batcher, type QueuedRow } from "./batcher.js";
 import { InferenceWorker } from "./inference-worker.js";
-import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, Prediction, TaskInfo } from "./service.js";
+import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, PageRequest, Prediction, TaskInfo, TaskPage } from "./service.js";
 
 export interface EngineOptions {
   modelsDir: string;
@@ -38,6 +38,8 @@ export interface EngineOptions {
   batchLog?: string;
   /** Default deadline when a request gives none. */
   requestTimeoutMs: number;
+  /** Prepare this many recently used tasks in the background after start-up (never delays readiness). */
+  warmTasks?: number;
   metrics?: SktMetrics;
   /** Largest |value| an adapter tensor may hold (default MAX_ABS_TENSOR_VALUE; tests lift it to reach the probe). */
   maxAbsAdapterValue?: number;
@@ -93,6 +95,8 @@ export class Engine implements InferenceService {
     const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows), opts.maxInFlightBatches ?? 2, (depth) => opts.metrics?.queueDepth.set(depth));
     engine = new Engine(opts, assets, worker, registry, batcher, opts.batchLog ? BatchLog.open(opts.batchLog) : null);
     await registry.init();
+    const warming = engine;
+    if (opts.warmTasks) void registry.warmUp(opts.warmTasks, () => warming.closed);
     return engine;
   }
 
@@ -204,17 +208,13 @@ export class Engine implements InferenceService {
     }
   }
 
-  async listTasks(): Promise<TaskInfo[]> {
-    const infos: TaskInfo[] = [];
-    for (const task of this.registry.tasks()) {
-      const version = this.registry.currentVersion(task)!;
-      try {
-        infos.push(taskInfo(task, version, await this.registry.metadata(task, version), this.assets));
-      } catch (e) {
-        this.opts.log?.("warn", "task metadata unreadable", { task, error: (e as Error).message });
-      }
-    }
-    return infos;
+  async listTasks(page: PageRequest): Promise<TaskPage> {
+    const { tasks, total, last } = this.registry.page(page.after, page.limit, page.match);
+    return {
+      tasks: tasks.map((t) => ({ task: t.task, version: t.version, variant: t.variant, pooling: t.pooling, labels: t.labels, problemType: t.problemType, promptText: t.promptText, maxLength: t.maxLength, parameters: t.parameters, labelCount: t.labelCount, truncated: t.truncated })),
+      total,
+      last,
+    };
   }
 
   async adapterDetails(task: string): Promise<AdapterDetails> {
@@ -227,7 +227,7 @@ export class Engine implements InferenceService {
   }
 
   async upload(task: string, bytes: Uint8Array): Promise<TaskInfo> {
-    const prepared = await this.registry.upload(task, bytes);
+    const prepared = await this.registry.installAdapter(task, bytes);
     return taskInfo(task, prepared.version, prepared.metadata, this.assets, prepared.parameters);
   }
 
@@ -246,6 +246,7 @@ export class Engine implements InferenceService {
     this.closed = true;
     await this.worker.close();
     await this.batchLog?.close();
+    await this.registry.close();
   }
 }
 

@@ -47,6 +47,31 @@ export interface TaskInfo {
   parameters: number;
 }
 
+/** A task as listings show it: long fields cut (see adapters/summary.ts). */
+export interface TaskListing extends TaskInfo {
+  /** Labels in all; `labels` may list only the first ones. */
+  labelCount: number;
+  /** True when `promptText` or `labels` was cut; the admin view has the full values. */
+  truncated: boolean;
+}
+
+export interface PageRequest {
+  /** Most tasks on the page. */
+  limit: number;
+  /** List the tasks whose names sort after this one (the previous page's last). */
+  after?: string;
+  /** Only tasks whose names pass this (a scoped admin token's glob); `total` then counts those. */
+  match?: (task: string) => boolean;
+}
+
+export interface TaskPage {
+  tasks: TaskListing[];
+  /** Tasks served in all. */
+  total: number;
+  /** The last task of this page when more follow (the next page's `after`), else null. */
+  last: string | null;
+}
+
 export interface AdapterVersionInfo {
   version: number;
   current: boolean;
@@ -65,7 +90,8 @@ export interface InferenceService {
   /** Backbone loaded and inference worker alive. */
   isReady(): boolean;
   classify(req: ClassifyRequest): Promise<ClassifyResult>;
-  listTasks(): Promise<TaskInfo[]>;
+  /** One page of the served tasks in name order, from the task index (no adapter file is read). */
+  listTasks(page: PageRequest): Promise<TaskPage>;
   /** Whether `task` has a current version (used to label metrics without unbounded cardinality). */
   hasTask(task: string): boolean;
   adapterDetails(task: string): Promise<AdapterDetails>;

@@ -4,7 +4,7 @@
 import { z } from "@hono/zod-openapi";
 import { TASK_NAME_PATTERN } from "../adapters/spec.js";
 import type { AdapterMetadata } from "../adapters/format.js";
-import type { AdapterDetails, TaskInfo } from "../engine/service.js";
+import type { AdapterDetails, TaskInfo, TaskListing } from "../engine/service.js";
 
 export const TASK_NAME_MESSAGE =
   'must be 1-64 characters from a-z, 0-9, "_" and "-", starting with a letter or digit';
@@ -79,6 +79,17 @@ export function taskInfoJson(t: TaskInfo): TaskInfoJson {
     max_length: t.maxLength,
     parameters: t.parameters,
   };
+}
+
+// A flat object (not an allOf over TaskInfo), so the contract check's "no unlisted fields" holds for it.
+export const TaskListingSchema = z.object({
+  ...TaskInfoSchema.shape,
+  label_count: z.number().int().openapi({ description: "Labels in all; `labels` lists only the first ones when `truncated`." }),
+  truncated: z.boolean().openapi({ description: "True when `prompt_text` (cut to 100 characters) or `labels` (at most 10, 100 characters in all) was cut; `GET /admin/adapters/{task}` has the full values." }),
+}).openapi("TaskListing");
+
+export function taskListingJson(t: TaskListing): z.infer<typeof TaskListingSchema> {
+  return { ...taskInfoJson(t), label_count: t.labelCount, truncated: t.truncated };
 }
 
 const snake = (k: string) => k.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);

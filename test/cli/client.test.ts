@@ -75,7 +75,7 @@ describe("SktClient", () => {
     answer = { status: 404, body: "" };
     expect(await failure(client.embed(["a"]))).toMatchObject({ status: 404, code: "http_404", message: "POST /embed answered 404 (this server may not offer this endpoint)" });
     answer = { status: 502, type: "text/html", body: "<html>bad gateway</html>" };
-    expect(await failure(client.listAdapters())).toMatchObject({ status: 502, code: "http_502", message: "GET /admin/adapters answered 502: <html>bad gateway</html>" });
+    expect(await failure(client.listAdapters())).toMatchObject({ status: 502, code: "http_502", message: "GET /admin/adapters?limit=1000 answered 502: <html>bad gateway</html>" });
     answer = { status: 200, type: "text/html", body: "<html>a proxy page</html>" };
     expect(await failure(client.listAdapters())).toMatchObject({ status: 200, code: "bad_response" });
     for (const e of seen) expect(e.url).not.toContain("tok-123");

@@ -83,7 +83,7 @@ describe("skt operator client against a server process", () => {
     expect((await skt(["adapters", "rollback", "sentiment", "--version", "2", "--json"])).stdout).toMatch(/"version": 2/);
 
     expect(await skt(["adapters", "delete", "sentiment"])).toEqual({ code: 0, stdout: "task sentiment deleted\n", stderr: "" });
-    expect(await direct("/admin/adapters", { headers: admin })).toEqual({ adapters: [] });
+    expect(await direct("/admin/adapters", { headers: admin })).toEqual({ adapters: [], total: 0, next_cursor: null });
   });
 
   it("shows the server's errors with status, code and message (exit 1), and never prints the token", async () => {

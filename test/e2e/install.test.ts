@@ -4,7 +4,10 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
-import { syntheticAdapterBytes } from "../../src/adapters/synthetic.js";
+import { encodeAdapter } from "../../src/adapters/format.js";
+import { AdapterStore } from "../../src/adapters/store.js";
+import { syntheticAdapter, syntheticAdapterBytes } from "../../src/adapters/synthetic.js";
+import { isValidTaskName } from "../../src/adapters/task-name.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { runSkt } from "../helpers/skt.js";
 
@@ -38,16 +41,41 @@ describe("install command", () => {
     const err = await cli(path.join(dir, "bad.safetensors"));
     expect(err).toMatchObject({ code: 1 });
     expect(err.stderr).toMatch(/error \((file_too_small|offsets_out_of_bounds|offsets_size_mismatch|header_length_out_of_bounds)\)/);
-    expect(await readdir(path.join(dir, "adapters"))).toEqual(["offline"]);
+    expect(await taskFolders()).toEqual(["offline"]);
+  });
+
+  it("refuses what only preparation catches (a prompt that no longer tokenizes to its declared length), like an HTTP upload", async () => {
+    const file = syntheticAdapter(assets, { task: "drifted", seed: 6 });
+    // Same prompt_length (so every tensor shape still fits), different text: decoding passes, preparing must not.
+    file.metadata = { ...file.metadata, promptText: `${file.metadata.promptText} and then some more words here` };
+    await writeFile(path.join(dir, "drifted.safetensors"), encodeAdapter(file, assets.dims));
+    const err = await cli(path.join(dir, "drifted.safetensors"));
+    expect(err).toMatchObject({ code: 1 });
+    expect(err.stderr).toMatch(/error \(prompt_length_mismatch\)/);
+    expect(await taskFolders()).toEqual(["offline"]);
+  });
+
+  it("a second file for the same task becomes v2, and the store's index agrees with the files", async () => {
+    await writeFile(path.join(dir, "b.safetensors"), syntheticAdapterBytes(assets, { task: "offline", seed: 7 }));
+    const { stdout } = await cli(path.join(dir, "b.safetensors"));
+    expect(stdout).toMatch(/task offline v2 is now current/);
+    const store = new AdapterStore(path.join(dir, "adapters"));
+    const opened = await store.open();
+    expect(opened).toMatchObject({ rebuilt: false, reread: 0 });
+    expect(store.index.get("offline")?.version).toBe(2);
   });
 
   it("refuses a flag where a value belongs (exit 2) instead of making a folder named after the flag", async () => {
     const bytes = syntheticAdapterBytes(assets, { task: "flaglike", seed: 6 });
-    await writeFile(path.join(dir, "b.safetensors"), bytes);
+    await writeFile(path.join(dir, "flaglike.safetensors"), bytes);
     const before = await readdir(dir);
-    const err = await skt("install", path.join(dir, "b.safetensors"), "--adapters-dir", "--models-dir", MODELS_DIR);
+    const err = await skt("install", path.join(dir, "flaglike.safetensors"), "--adapters-dir", "--models-dir", MODELS_DIR);
     expect(err).toMatchObject({ code: 2 });
     expect(err.stderr).toMatch(/--adapters-dir needs a value, got "--models-dir"/);
     expect(await readdir(dir)).toEqual(before);
   });
 });
+
+async function taskFolders(): Promise<string[]> {
+  return (await readdir(path.join(dir, "adapters"))).filter(isValidTaskName).sort();
+}

@@ -11,6 +11,7 @@ import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { SktError } from "../../src/errors.js";
 import type { AdapterFile } from "../../src/adapters/format.js";
 import { naiveUseLite, tokenRows } from "../helpers/naive-use-lite.js";
+import { testEngineOptions } from "../helpers/engine-options.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapter, servableAdapterBytes, type ServableOptions } from "../helpers/servable-adapter.js";
 
@@ -30,24 +31,7 @@ async function startEngine(overrides: Partial<EngineOptions> = {}): Promise<{ en
   const adaptersDir = await mkdtemp(path.join(os.tmpdir(), "skt-engine-"));
   dirs.push(adaptersDir);
   const metrics = createMetrics({ collectDefaults: false });
-  const engine = await Engine.create({
-    modelsDir: MODELS_DIR,
-    adaptersDir,
-    threads: 2,
-    device: "cpu",
-    maxBatchSize: 32,
-    maxBatchTokens: 4096,
-    maxWaitMs: 5,
-    maxPaddingRatio: 0.25,
-    queueSize: 1024,
-    cacheBytes: 64 * 1024 * 1024,
-    maxAdapterParams: 1_000_000,
-    maxUploadBytes: 16 * 1024 * 1024,
-    semanticCache: true,
-    requestTimeoutMs: 60_000,
-    metrics,
-    ...overrides,
-  });
+  const engine = await Engine.create(testEngineOptions(adaptersDir, { metrics, ...overrides }));
   return { engine, metrics };
 }
 

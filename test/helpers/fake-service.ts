@@ -12,9 +12,11 @@ import type {
   ClassifyRequest,
   ClassifyResult,
   InferenceService,
+  PageRequest,
   Prediction,
   ProblemType,
   TaskInfo,
+  TaskPage,
 } from "../../src/engine/service.js";
 import { SktError, type ErrorKind } from "../../src/errors.js";
 
@@ -217,9 +219,20 @@ export class FakeInferenceService implements InferenceService {
     return { task: req.task, adapterVersion: v.version, predictions };
   }
 
-  async listTasks(): Promise<TaskInfo[]> {
+  /** Naive paging: filter, sort, slice (the real index's binary search is tested against this shape). */
+  async listTasks(page: PageRequest): Promise<TaskPage> {
     this.maybeFail("listTasks");
-    return [...this.tasks.keys()].filter((t) => this.hasTask(t)).sort().map((t) => this.info(t, this.currentVersion(t)));
+    const names = [...this.tasks.keys()].filter((t) => this.hasTask(t) && (page.match?.(t) ?? true)).sort();
+    const after = names.filter((t) => page.after === undefined || t > page.after);
+    const shown = after.slice(0, page.limit);
+    return {
+      tasks: shown.map((t) => {
+        const info = this.info(t, this.currentVersion(t));
+        return { ...info, labelCount: info.labels.length, truncated: false };
+      }),
+      total: names.length,
+      last: after.length > page.limit ? shown[shown.length - 1]! : null,
+    };
   }
 
   async adapterDetails(task: string): Promise<AdapterDetails> {

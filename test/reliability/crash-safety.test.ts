@@ -13,12 +13,13 @@
  * shutdown, issue 18), nothing of it is stored, and the process exits 0.
  */
 import http from "node:http";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { AdapterStore } from "../../src/adapters/store.js";
+import { INDEX_FILE, intentLine } from "../../src/adapters/task-index.js";
 import { errnoError, hookedFs, type FsCall } from "../helpers/hooked-fs.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
@@ -67,7 +68,8 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
   const FAILURES: Array<[string, (c: FsCall) => boolean, string]> = [
     ["creating the task folder", (c) => c.op === "mkdir", "EACCES"],
     ["opening the temp file", (c) => c.op === "open" && isTemp(c.path), "ENOSPC"],
-    ["writing the bytes", (c) => c.op === "write", "ENOSPC"],
+    ["appending the intent to the task index", (c) => c.op === "write" && c.path.endsWith(`${path.sep}INDEX`), "ENOSPC"],
+    ["writing the bytes", (c) => c.op === "write" && isTemp(c.path), "ENOSPC"],
     ["fsyncing the file", (c) => c.op === "sync" && isTemp(c.path), "EIO"],
     ["renaming the version into place", (c) => c.op === "rename" && c.to!.endsWith(".safetensors"), "EROFS"],
     ["fsyncing the folder after the version rename", (c) => c.op === "open" && c.path.endsWith(`${path.sep}disk`), "EIO"],
@@ -98,7 +100,8 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
   });
 
   it.each([
-    ["writing the bytes", (c: FsCall) => c.op === "write"],
+    ["appending the intent to the task index", (c: FsCall) => c.op === "write" && c.path.endsWith(`${path.sep}INDEX`)],
+    ["writing the bytes", (c: FsCall) => c.op === "write" && isTemp(c.path)],
     ["renaming CURRENT into place", (c: FsCall) => c.op === "rename" && c.to!.endsWith("CURRENT")],
   ])("a failing disk on a new task's first upload (%s): 507, and not even its folder is left", async (_what, match) => {
     trap = { match, error: errnoError("ENOSPC") };
@@ -189,7 +192,7 @@ describe("kill -9 of the server process loses nothing", () => {
 
     server = await spawnServer({ adaptersDir });
     expect(await checkConsistent(server, [1])).toBe(1);
-    expect(await listTree(root)).toEqual(["adapters", `adapters/${TASK}`, `adapters/${TASK}/CURRENT`, `adapters/${TASK}/v000001.safetensors`]);
+    expect(await listTree(root)).toEqual(["adapters", "adapters/INDEX", `adapters/${TASK}`, `adapters/${TASK}/CURRENT`, `adapters/${TASK}/v000001.safetensors`]);
   });
 
   it("right after an acknowledged upload: the acknowledged version survives", async () => {
@@ -200,9 +203,11 @@ describe("kill -9 of the server process loses nothing", () => {
   });
 
   it("racing the write itself, with an interrupted write's leftovers on disk: recovery cleans up, a complete version serves", async () => {
-    // Leftovers of writes that died between open and rename: in the task folder, and in a new task's
-    // folder that never got a CURRENT.
+    // Leftovers of writes that died between open and rename: in the task folder (with the durable
+    // intent line the store appends to INDEX before it writes into a folder), and in a new task's
+    // folder that never got a CURRENT (a folder the index does not know is always read at start).
     const partial = adapterBytes(assets, TASK, 9).subarray(0, 1000);
+    await appendFile(path.join(adaptersDir, INDEX_FILE), intentLine(TASK));
     await writeFile(path.join(adaptersDir, TASK, ".tmp-0123456789abcdef"), partial);
     await mkdir(path.join(adaptersDir, "half-born"), { recursive: true });
     await writeFile(path.join(adaptersDir, "half-born", ".tmp-fedcba9876543210"), partial);

@@ -116,6 +116,12 @@ describe("scoped tokens", () => {
       ((await (await req(rig, "GET", "/admin/adapters", token)).json()) as { adapters: { task: string }[] }).adapters.map((a) => a.task);
     expect(await list(TOKENS.teamA)).toEqual(["team-a-spam", "team-a-topic"]);
     expect(await list(TOKENS.reader)).toEqual(["sst2", "team-a-spam", "team-a-topic", "team-b-spam"]);
+    // Pages and `total` count only the token's tasks.
+    type Page = { adapters: { task: string }[]; total: number; next_cursor: string | null };
+    const first = (await (await req(rig, "GET", "/admin/adapters?limit=1", TOKENS.teamA)).json()) as Page;
+    expect(first).toMatchObject({ adapters: [{ task: "team-a-spam" }], total: 2 });
+    const second = (await (await req(rig, "GET", `/admin/adapters?limit=1&cursor=${first.next_cursor}`, TOKENS.teamA)).json()) as Page;
+    expect(second).toEqual({ adapters: [expect.objectContaining({ task: "team-a-topic" })], total: 2, next_cursor: null });
   });
 
   it("a bad tokens file stops start-up with a message naming the entry", () => {

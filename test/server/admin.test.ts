@@ -84,7 +84,22 @@ describe("GET /admin/adapters", () => {
         { task: "sst2", version: 2 },
         { task: "stsb", version: 1 },
       ],
+      total: 3,
+      next_cursor: null,
     });
+  });
+
+  it("pages with limit and cursor, like GET /tasks", async () => {
+    const rig = makeRig();
+    const first = (await (await rig.app.request("/admin/adapters?limit=2", { headers: auth() })).json()) as { adapters: { task: string }[]; total: number; next_cursor: string };
+    expect(first.adapters.map((a) => a.task)).toEqual(["mnli", "sst2"]);
+    expect(first.total).toBe(3);
+    const second = (await (await rig.app.request(`/admin/adapters?limit=2&cursor=${first.next_cursor}`, { headers: auth() })).json()) as { adapters: { task: string }[]; next_cursor: string | null };
+    expect(second.adapters.map((a) => a.task)).toEqual(["stsb"]);
+    expect(second.next_cursor).toBeNull();
+    const bad = await rig.app.request("/admin/adapters?cursor=nonsense", { headers: auth() });
+    expect(bad.status).toBe(400);
+    expect((await errorOf(bad)).code).toBe("invalid_cursor");
   });
 });
 
@@ -134,7 +149,7 @@ describe("task name validation", () => {
     const res = await put(rig, name, encodeFakeAdapter({}));
     expect(res.status).toBe(400);
     expect((await errorOf(res)).code).toBe("invalid_task_name");
-    expect((await rig.service.listTasks()).map((t) => t.task)).toEqual(["mnli", "sst2", "stsb"]);
+    expect((await rig.service.listTasks({ limit: 100 })).tasks.map((t) => t.task)).toEqual(["mnli", "sst2", "stsb"]);
   });
 });
 

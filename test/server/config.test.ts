@@ -28,6 +28,7 @@ describe("loadConfig", () => {
       adaptersDir: "adapters",
       modelsDir: "models",
       threads: 2,
+      warmTasks: 0,
       maxBatchSize: 32,
       maxBatchTokens: 4096,
       maxWaitMs: 2,

@@ -98,7 +98,7 @@ describe("the contract checker", () => {
     const check = createContractChecker(await servedDocument()).check;
     expect(await check("GET", "/healthz", reply(200, { status: "ok" }))).toEqual([]);
     expect(await check("HEAD", "/healthz", reply(200, undefined))).toEqual([]);
-    expect(await check("GET", "/tasks", reply(200, { tasks: [taskInfo] }))).toEqual([]);
+    expect(await check("GET", "/tasks", reply(200, { tasks: [{ ...taskInfo, label_count: 2, truncated: false }], total: 1, next_cursor: null }))).toEqual([]);
     expect(await check("PUT", "http://localhost/admin/adapters/sst2", reply(201, taskInfo))).toEqual([]);
     expect(await check("GET", "/admin/adapters/sst2", reply(200, { task: "sst2", current: null, versions: [] }))).toEqual([]);
     expect(await check("DELETE", "/admin/adapters/sst2", reply(204, undefined, {}))).toEqual([]);
@@ -111,9 +111,9 @@ describe("the contract checker", () => {
 
   it("fails a status the operation does not declare", async () => {
     const check = createContractChecker(await servedDocument()).check;
-    const problems = await check("POST", "/classify", reply(409, errorJson("conflict")));
+    const problems = await check("POST", "/classify", reply(410, errorJson("gone")));
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatch(/status 409 is not declared for POST \/classify/);
+    expect(problems[0]).toMatch(/status 410 is not declared for POST \/classify/);
     expect(await check("GET", "/healthz", reply(503, errorJson("not_ready")))).toHaveLength(1);
   });
 

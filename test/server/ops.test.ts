@@ -2,20 +2,76 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { errorOf, makeRig, parseMetrics, postJson, sampleValue, scrape } from "./setup.js";
+import { encodeFakeAdapter } from "../helpers/fake-service.js";
+import { ADMIN_TOKEN, errorOf, makeRig, parseMetrics, postJson, sampleValue, scrape } from "./setup.js";
 
 describe("GET /tasks", () => {
   it("lists tasks with snake_case keys", async () => {
     const rig = makeRig();
     const res = await rig.app.request("/tasks");
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { tasks: Array<Record<string, unknown>> };
+    const body = (await res.json()) as { tasks: Array<Record<string, unknown>>; total: number; next_cursor: string | null };
     expect(body.tasks.map((t) => t.task)).toEqual(["mnli", "sst2", "stsb"]);
+    expect(body.total).toBe(3);
+    expect(body.next_cursor).toBeNull();
     expect(Object.keys(body.tasks[1]!).sort()).toEqual(
-      ["labels", "max_length", "parameters", "pooling", "problem_type", "prompt_text", "task", "variant", "version"].sort(),
+      ["label_count", "labels", "max_length", "parameters", "pooling", "problem_type", "prompt_text", "task", "truncated", "variant", "version"].sort(),
     );
     expect(body.tasks[1]).toMatchObject({ task: "sst2", version: 1, labels: ["negative", "positive"], problem_type: "single_label_classification" });
     expect(body.tasks[2]).toMatchObject({ task: "stsb", problem_type: "regression" });
+  });
+
+  it("walks every task exactly once with limit and cursor, in name order", async () => {
+    const rig = makeRig();
+    for (const t of ["zeta", "alpha", "m-1", "m_2", "b0"]) {
+      const r = await rig.app.request(`/admin/adapters/${t}`, { method: "PUT", headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/octet-stream" }, body: encodeFakeAdapter({}) as BodyInit });
+      expect(r.status).toBe(201);
+    }
+    const all = ["alpha", "b0", "m-1", "m_2", "mnli", "sst2", "stsb", "zeta"]; // code-unit order: "-" < "_"
+    for (const limit of [1, 2, 3, 7, 8, 1000]) {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 20; pages++) {
+        const res: Response = await rig.app.request(`/tasks?limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`);
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { tasks: { task: string }[]; total: number; next_cursor: string | null };
+        expect(body.total).toBe(all.length);
+        expect(body.tasks.length).toBeLessThanOrEqual(limit);
+        seen.push(...body.tasks.map((t) => t.task));
+        cursor = body.next_cursor;
+        if (cursor === null) break;
+      }
+      expect(seen, `limit ${limit}`).toEqual(all);
+    }
+  });
+
+  it("a task deleted between pages neither shifts nor repeats the rest", async () => {
+    const rig = makeRig();
+    const first = (await (await rig.app.request("/tasks?limit=1")).json()) as { tasks: { task: string }[]; next_cursor: string };
+    expect(first.tasks.map((t) => t.task)).toEqual(["mnli"]);
+    await rig.service.deleteTask("mnli");
+    const rest = (await (await rig.app.request(`/tasks?cursor=${first.next_cursor}`)).json()) as { tasks: { task: string }[]; total: number };
+    expect(rest.tasks.map((t) => t.task)).toEqual(["sst2", "stsb"]);
+    expect(rest.total).toBe(2);
+  });
+
+  it("refuses a bad limit or cursor with 400", async () => {
+    const rig = makeRig();
+    for (const [query, code] of [
+      ["limit=0", "invalid_request"],
+      ["limit=1001", "invalid_request"],
+      ["limit=-1", "invalid_request"],
+      ["limit=abc", "invalid_request"],
+      ["cursor=" + "a".repeat(300), "invalid_request"],
+      ["cursor=%2F%2F", "invalid_cursor"],
+      ["cursor=" + Buffer.from("after:../etc").toString("base64url"), "invalid_cursor"],
+      ["cursor=" + Buffer.from("sst2").toString("base64url"), "invalid_cursor"],
+    ] as const) {
+      const res = await rig.app.request(`/tasks?${query}`);
+      expect(res.status, query).toBe(400);
+      expect((await errorOf(res)).code, query).toBe(code);
+    }
+    expect((await rig.app.request("/tasks?limit=1000")).status).toBe(200);
   });
 
   it("maps engine errors", async () => {

@@ -10,6 +10,7 @@ import { globMatches } from "../auth/tokens.js";
 import type { AppDeps, AppEnv } from "../context.js";
 import { noteAudit } from "../middleware/admin-audit.js";
 import { uploadSignature } from "../middleware/signature.js";
+import { PageQuery, encodeCursor, pageFields, pageRequest } from "../pagination.js";
 import { UPLOAD_MEDIA_TYPE, requireOctetStream, uploadLimit, uploadMetrics } from "../middleware/upload.js";
 import {
   AdapterDetailsSchema,
@@ -50,25 +51,28 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     operationId: "listAdapters",
     tags: ["admin"],
     security,
-    summary: "Every task with its current adapter version",
+    summary: "Every task with its current adapter version (paginated, in name order)",
+    request: { query: PageQuery },
     responses: {
       200: {
-        description: "Tasks and current versions",
+        description: "One page of tasks and current versions",
         content: {
           "application/json": {
-            schema: z.object({ adapters: z.array(z.object({ task: z.string(), version: z.number().int() })) }),
+            schema: z.object({ adapters: z.array(z.object({ task: z.string(), version: z.number().int() })), ...pageFields }),
           },
         },
       },
-      400: errorContent(`Invalid request: ${NOT_BEARER}`),
+      400: errorContent(`Bad limit or cursor, or ${NOT_BEARER}`),
       ...adminErrors,
       ...COMMON_ERRORS,
     },
   });
   app.openapi(list, async (c) => {
+    // A token limited to a task glob lists only its tasks; `total` counts those.
     const allowed = c.get("admin")?.tasks ?? "*";
-    const tasks = (await service.listTasks()).filter((t) => globMatches(allowed, t.task));
-    return c.json({ adapters: tasks.map((t) => ({ task: t.task, version: t.version })) }, 200);
+    const match = allowed === "*" ? undefined : (task: string) => globMatches(allowed, task);
+    const page = await service.listTasks({ ...pageRequest(c.req.valid("query")), ...(match ? { match } : {}) });
+    return c.json({ adapters: page.tasks.map((t) => ({ task: t.task, version: t.version })), total: page.total, next_cursor: encodeCursor(page.last) }, 200);
   });
 
   const details = createRoute({

@@ -132,6 +132,7 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
       400: errorContent("Invalid body, task name or malformed JSON"),
       408: errorContent("The request body was not received completely before the deadline"),
       404: errorContent("Unknown task"),
+      409: errorContent("The task's current adapter is invalid on this server (`adapter_invalid`): an admin must upload a new version or roll back; retrying does not help"),
       413: errorContent("Too many texts, a text too long, or the body too large"),
       415: errorContent("Content-Type is not application/json"),
       422: errorContent("The task's stored adapter failed validation when it was loaded"),
