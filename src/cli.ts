@@ -24,7 +24,7 @@ async function serve(): Promise<void> {
   const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
   const engine = await Engine.create({ ...config, metrics, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   service.resolve(engine);
-  logger.info({ port: server.port, tasks: engine.registry.tasks() }, "ready");
+  logger.info({ port: server.port, tasks: engine.registry.tasks(), device: engine.deviceInfo() }, "ready");
 }
 
 async function build(): Promise<void> {

@@ -41,6 +41,8 @@ export interface SktMetrics {
   adapterLoadDuration: Histogram;
   /** `skt_uploads_total{outcome="ok"|"invalid"|"error"}`. */
   uploads: Counter<"outcome">;
+  /** `skt_device_info{device,requested,adapter}` — 1 for the device the backbone runs on. */
+  deviceInfo: Gauge<"device" | "requested" | "adapter">;
 }
 
 export interface CreateMetricsOptions {
@@ -153,6 +155,12 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
       name: "skt_uploads_total",
       help: "Adapter uploads by outcome (ok, invalid = rejected as the client's fault, error = server-side failure).",
       labelNames: ["outcome"] as const,
+      registers,
+    }),
+    deviceInfo: new Gauge({
+      name: "skt_device_info",
+      help: "The device the backbone runs on (value 1): device = cpu, webgpu or cuda; requested = the SKT_DEVICE setting; adapter = the GPU adapter's name, empty when none or unknown.",
+      labelNames: ["device", "requested", "adapter"] as const,
       registers,
     }),
   };
