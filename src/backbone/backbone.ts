@@ -9,6 +9,7 @@ import ort from "onnxruntime-node";
 import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
 import { executionProviders, openOnDevice, type Device, type DeviceInfo, type DeviceSetting, type Precision } from "./device.js";
 import type { BackboneDims } from "./dims.js";
+import { cpuPinnedNodeNames } from "./webgpu-placement.js";
 import { UseLiteTokenizer } from "./tokenizer.js";
 
 export interface BackboneAssets {
@@ -70,12 +71,12 @@ export interface RunnerOptions {
   precision?: Precision;
 }
 
-function createSession(file: string, threads: number, device: Device): Promise<ort.InferenceSession> {
+async function createSession(file: string, threads: number, device: Device): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(file, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
-    executionProviders: executionProviders(device),
+    executionProviders: executionProviders(device, device === "webgpu" ? await cpuPinnedNodeNames(file) : []),
     // On WebGPU onnxruntime warns at every session that shape ops stay on the CPU, which is by design.
     ...(device === "webgpu" ? { logSeverityLevel: 3 as const } : {}),
   });

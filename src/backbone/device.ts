@@ -55,9 +55,13 @@ export async function describeWebGpuAdapter(): Promise<WebGpuAdapterInfo | null>
   }
 }
 
-/** onnxruntime's provider list for a device (onnxruntime adds the CPU provider for unsupported nodes). */
-export function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
-  if (device === "webgpu") return [{ name: "webgpu" }];
+/**
+ * onnxruntime's provider list for a device (onnxruntime adds the CPU provider for unsupported nodes).
+ * `cpuNodes`: on WebGPU, node names to run on the CPU anyway (see webgpu-placement.ts).
+ */
+export function executionProviders(device: Device, cpuNodes: readonly string[] = []): ort.InferenceSession.ExecutionProviderConfig[] {
+  // onnxruntime-node refuses an empty forceCpuNodeNames ("key/value cannot be empty").
+  if (device === "webgpu") return [cpuNodes.length > 0 ? { name: "webgpu", forceCpuNodeNames: cpuNodes } : { name: "webgpu" }];
   if (device === "cuda") return ["cuda"];
   return ["cpu"];
 }

@@ -99,6 +99,7 @@ describe("executionProviders / checkPrecision", () => {
   it("maps each device to onnxruntime's provider", () => {
     expect(executionProviders("cpu")).toEqual(["cpu"]);
     expect(executionProviders("webgpu")).toEqual([{ name: "webgpu" }]);
+    expect(executionProviders("webgpu", ["Sin_8"])).toEqual([{ name: "webgpu", forceCpuNodeNames: ["Sin_8"] }]);
     expect(executionProviders("cuda")).toEqual(["cuda"]);
   });
 
