@@ -53,6 +53,15 @@ describe.skipIf(skipWebGpu)(webgpuSuite("backbone on WebGPU vs CPU"), () => {
     expect(gpu.deviceInfo.adapter, "the optional webgpu package reads the adapter's name").toEqual(expect.any(String));
   });
 
+  it("SKT_DEVICE=auto picks WebGPU when onnxruntime finds an adapter", async () => {
+    const auto = await BackboneRunner.create(MODELS_DIR, { threads: 1, device: "auto" });
+    try {
+      expect(auto.deviceInfo).toMatchObject({ requested: "auto", device: "webgpu", adapter: gpu.deviceInfo.adapter });
+    } finally {
+      await auto.release();
+    }
+  });
+
   it("agrees on a padded batch of sentences of different lengths", async () => {
     const ids = SENTENCES.map((s) => assets.tokenizer.encode(s, 126).ids);
     await compare(() => tokenBatch(assets.embeddings, assets.dims.embedDim, ids, OUTPUTS));
