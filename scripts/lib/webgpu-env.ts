@@ -22,13 +22,21 @@ export interface WebGpuEnv {
   env: Record<string, string>;
 }
 
-/** Finds a Vulkan driver and sets VK_ICD_FILENAMES / XDG_RUNTIME_DIR in this process for it. */
-export function prepareWebGpuEnv(): WebGpuEnv {
+/**
+ * Finds a Vulkan driver and sets VK_ICD_FILENAMES / XDG_RUNTIME_DIR in this process for it.
+ * `driver: "system"` (benchmarks on a real GPU) leaves the driver choice to the Vulkan loader.
+ */
+export function prepareWebGpuEnv(opts: { driver?: "swiftshader-unless-set" | "system" } = {}): WebGpuEnv {
   const loader = LOADER_PATHS.find((p) => existsSync(p));
   if (!loader) return { available: false, reason: "no Vulkan loader (libvulkan.so.1); run scripts/ci/install-webgpu.sh", env: {} };
+  const runtimeDir = process.env.XDG_RUNTIME_DIR || mkdtempSync(path.join(os.tmpdir(), "skt-xdg-"));
+  if (opts.driver === "system") {
+    const env = { XDG_RUNTIME_DIR: runtimeDir, ...(process.env.VK_ICD_FILENAMES ? { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES } : {}) };
+    Object.assign(process.env, env);
+    return { available: true, reason: "the Vulkan loader's own driver choice", env };
+  }
   const icd = process.env.VK_ICD_FILENAMES || (existsSync(SWIFTSHADER_ICD) ? SWIFTSHADER_ICD : undefined);
   if (!icd) return { available: false, reason: `no Vulkan driver: VK_ICD_FILENAMES is unset and ${SWIFTSHADER_ICD} is missing; run scripts/ci/install-webgpu.sh`, env: {} };
-  const runtimeDir = process.env.XDG_RUNTIME_DIR || mkdtempSync(path.join(os.tmpdir(), "skt-xdg-"));
   const env = { VK_ICD_FILENAMES: icd, XDG_RUNTIME_DIR: runtimeDir };
   Object.assign(process.env, env);
   return { available: true, reason: `Vulkan driver ${icd}`, env };
