@@ -2,7 +2,7 @@
 #
 # CPU image. Build:  docker build -t sk-tuning-server .
 # Run:               docker run -p 8080:8080 -e SKT_ADMIN_TOKEN=... -v skt-adapters:/app/adapters sk-tuning-server
-# GPU variant:       Dockerfile.gpu (CUDA base image, onnxruntime CUDA EP, SKT_DEVICE=cuda).
+# GPU variant:       Dockerfile.gpu (WebGPU over Vulkan, SKT_DEVICE=webgpu).
 
 ARG NODE_IMAGE=node:20-slim
 
