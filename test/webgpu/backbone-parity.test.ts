@@ -36,7 +36,8 @@ async function compare(make: () => BackboneBatch): Promise<void> {
   }
 }
 
-describe.skipIf(skipWebGpu)(webgpuSuite("backbone on WebGPU vs CPU"), () => {
+// SwiftShader compiles its shaders on the first run of each shape (~30 s on a loaded machine).
+describe.skipIf(skipWebGpu)(webgpuSuite("backbone on WebGPU vs CPU"), { timeout: 300_000 }, () => {
   beforeAll(async () => {
     requireWebGpuDriver();
     assets = await loadBackboneAssets(MODELS_DIR);

@@ -62,7 +62,8 @@ async function start(device: "webgpu" | "cpu", extraEnv: Record<string, string> 
   });
 }
 
-describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), () => {
+// SwiftShader on a loaded machine takes up to ~5 s per batch and compiles shaders per new shape.
+describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeout: 300_000 }, () => {
   beforeAll(async () => {
     requireWebGpuDriver();
     assets = await loadBackboneAssets(MODELS_DIR);
