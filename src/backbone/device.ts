@@ -133,6 +133,8 @@ export async function openOnDevice<T>(
   return { sessions, info: { requested: setting, device: "webgpu", adapter: adapter?.name ?? null, reason } };
 }
 
+/** The provider's error in one short line (onnxruntime prefixes its source location and assertion). */
 function firstLine(s: string): string {
-  return s.split("\n")[0]!.slice(0, 300);
+  const adapterMissing = /Failed to get a WebGPU adapter[^\n]*/.exec(s);
+  return (adapterMissing?.[0] ?? s.split("\n")[0]!).slice(0, 300);
 }

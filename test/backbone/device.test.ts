@@ -71,6 +71,15 @@ describe("openOnDevice", () => {
     expect(o.tried).toEqual(["webgpu", "cpu"]);
   });
 
+  it("auto: quotes onnxruntime's adapter failure without its source location", async () => {
+    const open = async (d: Device) => {
+      if (d === "webgpu") throw new Error("/onnxruntime_src/onnxruntime/core/providers/webgpu/webgpu_context.cc:136 lambda adapter_result.status == Success was false. Failed to get a WebGPU adapter: No supported adapters");
+      return d;
+    };
+    const r = await openOnDevice("auto", "fp32", open, none);
+    expect(r.info.reason).toBe("SKT_DEVICE=auto: no usable WebGPU adapter (Failed to get a WebGPU adapter: No supported adapters), so the CPU");
+  });
+
   it("cuda: the error says the provider is not shipped and how to get it", async () => {
     const e = await errorOf(openOnDevice("cuda", "fp32", opener(["cuda"]).open, none));
     expect(e.code).toBe("cuda_unavailable");
