@@ -16,6 +16,9 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 # adapters/ may be empty (and so absent from a git checkout); the runtime stage copies it.
 RUN mkdir -p adapters models && npm run build
+# The optional `webgpu` package (Dawn's Node binding, 130 MB) only names WebGPU adapters; the CPU
+# image has no Vulkan, and the server runs without it (the adapter name is then null).
+RUN rm -rf node_modules/webgpu
 
 # ---- runtime -----------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
