@@ -2,7 +2,7 @@
 #
 # CPU image. Build:  docker build -t sk-tuning-server .
 # Run:               docker run -p 8080:8080 -e SKT_ADMIN_TOKEN=... -v skt-adapters:/app/adapters sk-tuning-server
-# GPU variant:       Dockerfile.gpu (CUDA base image, onnxruntime CUDA EP, SKT_DEVICE=cuda).
+# GPU variant:       Dockerfile.gpu (WebGPU over Vulkan, SKT_DEVICE=webgpu).
 
 ARG NODE_IMAGE=node:20-slim
 
@@ -16,6 +16,9 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 # adapters/ may be empty (and so absent from a git checkout); the runtime stage copies it.
 RUN mkdir -p adapters models && npm run build
+# The optional `webgpu` package (Dawn's Node binding, 130 MB) only names WebGPU adapters; the CPU
+# image has no Vulkan, and the server runs without it (the adapter name is then null).
+RUN rm -rf node_modules/webgpu
 
 # ---- runtime -----------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime

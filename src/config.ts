@@ -6,9 +6,9 @@
  * table (`renderConfigTable()`) all come from that list, so the docs cannot drift from the code.
  */
 import { z } from "zod";
+import { DEVICE_SETTINGS, PRECISIONS, type DeviceSetting, type Precision } from "./backbone/device.js";
 import { SktError } from "./errors.js";
 
-export type Device = "cpu" | "cuda";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export interface ServerConfig {
@@ -41,7 +41,8 @@ export interface ServerConfig {
   maxUploadBytes: number;
   requestTimeoutMs: number;
   maxAdapterParams: number;
-  device: Device;
+  device: DeviceSetting;
+  precision: Precision;
   logLevel: LogLevel;
   semanticCache: boolean;
   batchLog: string | undefined;
@@ -192,7 +193,23 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
   opt({ key: "maxUploadBytes", env: "SKT_MAX_UPLOAD_BYTES", flag: "--max-upload-bytes", default: String(16 * MiB), defaultDoc: "16 MiB", meaning: "Largest adapter upload, enforced while streaming; larger → 413 (accepts KiB/MiB/GiB suffixes).", parse: bytes(1) }),
   opt({ key: "requestTimeoutMs", env: "SKT_REQUEST_TIMEOUT_MS", flag: "--request-timeout-ms", default: "10000", meaning: "Deadline for one `/classify` request; past it → 504 `timeout`, or 408 `request_timeout` when its body has not arrived completely.", parse: int(1, 3_600_000) }),
   opt({ key: "maxAdapterParams", env: "SKT_MAX_ADAPTER_PARAMS", flag: "--max-adapter-params", default: "1000000", meaning: "Most trainable parameters an uploaded adapter may have; more → 422.", parse: int(1) }),
-  opt({ key: "device", env: "SKT_DEVICE", flag: "--device", default: "cpu", meaning: "onnxruntime execution provider: `cpu` or `cuda` (needs the GPU image).", parse: oneOf(["cpu", "cuda"] as const) }),
+  opt({
+    key: "device",
+    env: "SKT_DEVICE",
+    flag: "--device",
+    default: "cpu",
+    meaning:
+      "Where the backbone runs: `cpu`; `webgpu` (onnxruntime's bundled WebGPU provider over Vulkan, any vendor's GPU; fails if no adapter is found); `auto` (WebGPU when an adapter is found, else the CPU; the log says which and why); `cuda` (only if you installed onnxruntime's CUDA provider yourself: it is not shipped). The chosen device is in `/readyz` and `skt_device_info`.",
+    parse: oneOf(DEVICE_SETTINGS),
+  }),
+  opt({
+    key: "precision",
+    env: "SKT_PRECISION",
+    flag: "--precision",
+    default: "fp32",
+    meaning: "Backbone arithmetic: `fp32`, or `fp16` (WebGPU only, where the adapter offers `shader-f16`; refused with the reason elsewhere, and refused in this version everywhere because half-precision graphs are not built yet).",
+    parse: oneOf(PRECISIONS),
+  }),
   opt({ key: "logLevel", env: "SKT_LOG_LEVEL", flag: "--log-level", default: "info", meaning: "pino level: fatal, error, warn, info, debug, trace or silent.", parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) }),
   opt({ key: "semanticCache", env: "SKT_SEMANTIC_CACHE", flag: "--semantic-cache", default: "true", meaning: "Cache the semantic pass per adapter version. Debug switch: `false` recomputes it on every use.", parse: bool, boolean: true }),
   opt({ key: "batchLog", env: "SKT_DEBUG_BATCH_LOG", flag: "--debug-batch-log", default: undefined, defaultDoc: "(unset: off)", meaning: "Debug: append every batch the worker runs (task, version and token ids of each row) as a JSON line to this file. The efficiency benchmark replays them against the raw backbone.", parse: nonEmpty }),

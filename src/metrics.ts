@@ -53,6 +53,8 @@ export interface SktMetrics {
   taskLabel(task: string): string;
   /** Removes every series labelled with a deleted task and frees its label value. */
   forgetTask(task: string): Promise<void>;
+  /** `skt_device_info{device,requested,adapter}` — 1 for the device the backbone runs on. */
+  deviceInfo: Gauge<"device" | "requested" | "adapter">;
 }
 
 export interface CreateMetricsOptions {
@@ -188,6 +190,12 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
         if (labels.task === task) metrics.requests.remove(labels);
       }
     },
+    deviceInfo: new Gauge({
+      name: "skt_device_info",
+      help: "The device the backbone runs on (value 1): device = cpu, webgpu or cuda; requested = the SKT_DEVICE setting; adapter = the GPU adapter's name, empty when none or unknown.",
+      labelNames: ["device", "requested", "adapter"] as const,
+      registers,
+    }),
   };
   // Known, bounded label sets start at 0 so rate() works from the first scrape.
   for (const outcome of ["ok", "invalid", "error", "client_closed"]) metrics.uploads.inc({ outcome }, 0);

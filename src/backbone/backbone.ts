@@ -6,9 +6,10 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import ort from "onnxruntime-node";
-import { SktError } from "../errors.js";
 import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
+import { executionProviders, openOnDevice, type Device, type DeviceInfo, type DeviceSetting, type Precision } from "./device.js";
 import type { BackboneDims } from "./dims.js";
+import { cpuPinnedNodeNames } from "./webgpu-placement.js";
 import { UseLiteTokenizer } from "./tokenizer.js";
 
 export interface BackboneAssets {
@@ -64,26 +65,21 @@ export interface BackboneBatch {
 export type BackboneOutputs = Partial<Record<BackboneOutputName, Float32Array>>;
 
 export interface RunnerOptions {
-  /** onnxruntime intra-op threads. */
+  /** onnxruntime intra-op threads (on WebGPU: for the nodes onnxruntime keeps on the CPU). */
   threads: number;
-  device?: "cpu" | "cuda";
+  device?: DeviceSetting;
+  precision?: Precision;
 }
 
-async function createSession(file: string, opts: RunnerOptions): Promise<ort.InferenceSession> {
-  const options: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: opts.threads,
+async function createSession(file: string, threads: number, device: Device): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(file, {
+    intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
-    executionProviders: opts.device === "cuda" ? ["cuda"] : ["cpu"],
-  };
-  try {
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (opts.device === "cuda") {
-      throw new SktError("not_ready", "cuda_unavailable", `SKT_DEVICE=cuda but onnxruntime could not start its CUDA execution provider (${(e as Error).message}). Install onnxruntime-node with onnxruntime-node-install=cuda12 on a machine with CUDA 12, or set SKT_DEVICE=cpu.`);
-    }
-    throw e;
-  }
+    executionProviders: executionProviders(device, device === "webgpu" ? await cpuPinnedNodeNames(file) : []),
+    // On WebGPU onnxruntime warns at every session that shape ops stay on the CPU, which is by design.
+    ...(device === "webgpu" ? { logSeverityLevel: 3 as const } : {}),
+  });
 }
 
 export class BackboneRunner {
@@ -91,16 +87,23 @@ export class BackboneRunner {
     readonly dims: BackboneDims,
     private readonly plain: ort.InferenceSession,
     private readonly withPrefix: ort.InferenceSession,
+    /** The device the sessions run on and why (see device.ts). */
+    readonly deviceInfo: DeviceInfo,
   ) {}
 
   static async create(modelsDir: string, opts: RunnerOptions): Promise<BackboneRunner> {
     const dir = backboneDir(modelsDir);
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
-    const [plain, withPrefix] = await Promise.all([
-      createSession(path.join(dir, BUILD_FILES.model), opts),
-      createSession(path.join(dir, BUILD_FILES.prefixModel), opts),
-    ]);
-    return new BackboneRunner(manifest.dims, plain, withPrefix);
+    const { sessions, info } = await openOnDevice(opts.device ?? "cpu", opts.precision ?? "fp32", async (device) => {
+      const plain = await createSession(path.join(dir, BUILD_FILES.model), opts.threads, device);
+      try {
+        return [plain, await createSession(path.join(dir, BUILD_FILES.prefixModel), opts.threads, device)] as const;
+      } catch (e) {
+        await plain.release();
+        throw e;
+      }
+    });
+    return new BackboneRunner(manifest.dims, sessions[0], sessions[1], info);
   }
 
   async run(b: BackboneBatch): Promise<BackboneOutputs> {

@@ -42,7 +42,7 @@ async function serve(argv: string[]): Promise<void> {
   const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
   const engine = await Engine.create({ ...config, metrics, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   service.resolve(engine);
-  logger.info({ port: server.port, tasks: engine.registry.taskCount }, "ready");
+  logger.info({ port: server.port, tasks: engine.registry.taskCount, device: engine.deviceInfo() }, "ready");
 }
 
 async function build(argv: string[]): Promise<void> {

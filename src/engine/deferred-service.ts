@@ -2,6 +2,7 @@
  * Lets the HTTP server listen before the backbone has loaded: /healthz answers at once and
  * /readyz says 503 until the engine arrives, as orchestrators expect of a slow-starting service.
  */
+import type { DeviceInfo } from "../backbone/device.js";
 import { SktError } from "../errors.js";
 import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, PageRequest, TaskInfo, TaskPage } from "./service.js";
 
@@ -19,6 +20,9 @@ export class DeferredService implements InferenceService {
 
   isReady(): boolean {
     return this.target?.isReady() ?? false;
+  }
+  deviceInfo(): DeviceInfo | null {
+    return this.target?.deviceInfo() ?? null;
   }
   hasTask(task: string): boolean {
     return this.target?.hasTask(task) ?? false;

@@ -3,6 +3,7 @@
  * batches across tasks run in the inference worker → each row's pooled state through its own head.
  */
 import { loadBackboneAssets, tokenBatch, type BackboneAssets } from "../backbone/backbone.js";
+import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js";
 import { SktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import type { AdapterMetadata } from "../adapters/format.js";
@@ -20,7 +21,9 @@ export interface EngineOptions {
   modelsDir: string;
   adaptersDir: string;
   threads: number;
-  device: "cpu" | "cuda";
+  device: DeviceSetting;
+  /** Default fp32 (see device.ts checkPrecision). */
+  precision?: Precision;
   maxBatchSize: number;
   maxBatchTokens: number;
   maxWaitMs: number;
@@ -71,8 +74,13 @@ export class Engine implements InferenceService {
 
   static async create(opts: EngineOptions): Promise<Engine> {
     const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m));
-    const worker = new InferenceWorker({ modelsDir: opts.modelsDir, threads: opts.threads, device: opts.device });
+    const worker = new InferenceWorker({ modelsDir: opts.modelsDir, threads: opts.threads, device: opts.device, precision: opts.precision ?? "fp32" });
     worker.on("restarting", (n) => opts.log?.("error", "inference worker died; restarting", { restarts: n }));
+    worker.on("ready", (d: DeviceInfo) => {
+      opts.metrics?.deviceInfo.reset();
+      opts.metrics?.deviceInfo.set({ device: d.device, requested: d.requested, adapter: d.adapter ?? "" }, 1);
+      opts.log?.("info", `backbone on ${d.device}${d.adapter ? ` (${d.adapter})` : ""}: ${d.reason}`, { device: d.device, adapter: d.adapter, requested: d.requested });
+    });
     await worker.start();
     const registry = new AdapterRegistry({
       store: opts.store ?? new AdapterStore(opts.adaptersDir),
@@ -102,6 +110,10 @@ export class Engine implements InferenceService {
 
   isReady(): boolean {
     return !this.closed && this.worker.isReady();
+  }
+
+  deviceInfo(): DeviceInfo | null {
+    return this.worker.deviceInfo;
   }
 
   hasTask(task: string): boolean {

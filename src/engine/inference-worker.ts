@@ -5,6 +5,7 @@
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
+import type { DeviceInfo } from "../backbone/device.js";
 import { SktError } from "../errors.js";
 import type { WorkerInit, WorkerReply } from "./worker-protocol.js";
 
@@ -38,6 +39,7 @@ export class InferenceWorker extends EventEmitter {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private restarts = 0;
+  private device: DeviceInfo | null = null;
 
   constructor(private readonly opts: InferenceWorkerOptions) {
     super();
@@ -47,6 +49,11 @@ export class InferenceWorker extends EventEmitter {
     return this.ready;
   }
 
+  /** The device the worker's sessions run on (null before the first start). */
+  get deviceInfo(): DeviceInfo | null {
+    return this.device;
+  }
+
   get restartCount(): number {
     return this.restarts;
   }
@@ -54,7 +61,7 @@ export class InferenceWorker extends EventEmitter {
   /** Starts the worker; resolves once its sessions are loaded. */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const init: WorkerInit = { modelsDir: this.opts.modelsDir, threads: this.opts.threads, device: this.opts.device };
+      const init: WorkerInit = { modelsDir: this.opts.modelsDir, threads: this.opts.threads, device: this.opts.device, precision: this.opts.precision };
       const worker = spawnWorker(init);
       this.worker = worker;
       let started = false;
@@ -62,7 +69,8 @@ export class InferenceWorker extends EventEmitter {
         if (msg.type === "ready") {
           started = true;
           this.ready = true;
-          this.emit("ready");
+          this.device = msg.device;
+          this.emit("ready", msg.device);
           resolve();
         } else if (msg.type === "failed") {
           reject(new SktError("not_ready", msg.code ?? "backbone_load_failed", `inference worker could not load the backbone: ${msg.message}`));

@@ -3,6 +3,7 @@
  * interface, so routes can be tested against a fake and the engine can change behind it.
  */
 import type { AdapterMetadata } from "../adapters/format.js";
+import type { DeviceInfo } from "../backbone/device.js";
 
 export type ProblemType = "single_label_classification" | "multi_label_classification" | "regression";
 
@@ -89,6 +90,8 @@ export interface AdapterDetails {
 export interface InferenceService {
   /** Backbone loaded and inference worker alive. */
   isReady(): boolean;
+  /** Where the backbone runs (null until it has loaded). */
+  deviceInfo(): DeviceInfo | null;
   classify(req: ClassifyRequest): Promise<ClassifyResult>;
   /** One page of the served tasks in name order, from the task index (no adapter file is read). */
   listTasks(page: PageRequest): Promise<TaskPage>;

@@ -1,16 +1,18 @@
 /** Messages between the engine (main thread) and its inference worker. */
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
+import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js";
 
 export interface WorkerInit {
   modelsDir: string;
   threads: number;
-  device: "cpu" | "cuda";
+  device: DeviceSetting;
+  precision: Precision;
 }
 
 export type WorkerRequest = { type: "run"; id: number; batch: BackboneBatch } | { type: "close" } | { type: "crash" };
 
 export type WorkerReply =
-  | { type: "ready" }
+  | { type: "ready"; device: DeviceInfo }
   | { type: "failed"; message: string; code?: string }
   | { type: "result"; id: number; outputs: BackboneOutputs; runMs: number }
   | { type: "error"; id: number; message: string; code?: string };

@@ -30,12 +30,12 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
 }
 
 try {
-  const runner = await BackboneRunner.create(init.modelsDir, { threads: init.threads, device: init.device });
+  const runner = await BackboneRunner.create(init.modelsDir, { threads: init.threads, device: init.device, precision: init.precision });
   let chain = Promise.resolve();
   port.on("message", (msg: WorkerRequest) => {
     chain = chain.then(() => handle(runner, msg));
   });
-  port.postMessage({ type: "ready" } satisfies WorkerReply);
+  port.postMessage({ type: "ready", device: runner.deviceInfo } satisfies WorkerReply);
 } catch (e) {
   port.postMessage({ type: "failed", message: (e as Error).message, code: (e as { code?: string }).code } satisfies WorkerReply);
 }

@@ -90,6 +90,12 @@ describe("engine with real adapters", () => {
   });
   afterAll(async () => engine?.close());
 
+  it("reports the device it runs on (deviceInfo and skt_device_info)", async () => {
+    expect(engine.deviceInfo()).toEqual({ requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" });
+    const { values } = await metrics.deviceInfo.get();
+    expect(values).toEqual([{ value: 1, labels: { device: "cpu", requested: "cpu", adapter: "" } }]);
+  });
+
   it.each(KINDS.map((k) => [k.task, k] as const))("prepares %s exactly as a naive semantic pass + F", async (_task, k) => {
     const file = servableAdapter(assets, k);
     const prepared = await engine.registry.acquire(k.task);

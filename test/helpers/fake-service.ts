@@ -7,6 +7,7 @@
  * rejected as `invalid_adapter`, like a broken safetensors file would be.
  */
 import type { AdapterMetadata } from "../../src/adapters/format.js";
+import type { DeviceInfo } from "../../src/backbone/device.js";
 import type {
   AdapterDetails,
   ClassifyRequest,
@@ -91,6 +92,8 @@ export class FakeInferenceService implements InferenceService {
   hang = false;
   /** Resolves each time a classify call starts (for tests that must act mid-request). */
   onClassifyStart: ((req: ClassifyRequest) => void) | undefined;
+  /** What deviceInfo() reports. */
+  device: DeviceInfo | null = { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" };
 
   private readonly tasks = new Map<string, FakeTask>();
   private readonly failures = new Map<FakeOp, unknown>();
@@ -101,6 +104,10 @@ export class FakeInferenceService implements InferenceService {
     for (const [task, spec] of Object.entries(opts.tasks ?? DEFAULT_FAKE_TASKS)) {
       this.addVersion(task, fill(spec), 1);
     }
+  }
+
+  deviceInfo(): DeviceInfo | null {
+    return this.device;
   }
 
   /** Make the next call of `op` throw `error` (once). */

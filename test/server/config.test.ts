@@ -42,6 +42,7 @@ describe("loadConfig", () => {
       requestTimeoutMs: 10_000,
       maxAdapterParams: 1_000_000,
       device: "cpu",
+      precision: "fp32",
       logLevel: "info",
       semanticCache: true,
       batchLog: undefined,
@@ -60,7 +61,8 @@ describe("loadConfig", () => {
         SKT_THREADS: "4",
         SKT_CACHE_BYTES: "64MiB",
         SKT_MAX_UPLOAD_BYTES: "512k",
-        SKT_DEVICE: "CUDA",
+        SKT_DEVICE: "WebGPU",
+        SKT_PRECISION: "fp16",
         SKT_LOG_LEVEL: "debug",
         SKT_SEMANTIC_CACHE: "false",
         SKT_MAX_TEXTS: " 8 ",
@@ -76,7 +78,8 @@ describe("loadConfig", () => {
       threads: 4,
       cacheBytes: 64 * 1024 * 1024,
       maxUploadBytes: 512 * 1024,
-      device: "cuda",
+      device: "webgpu",
+      precision: "fp16",
       logLevel: "debug",
       semanticCache: false,
       maxTexts: 8,
@@ -92,9 +95,9 @@ describe("loadConfig", () => {
   it("lets flags win over the environment", () => {
     const c = loadConfig({
       env: { PORT: "9000", SKT_MAX_TEXTS: "8", SKT_SEMANTIC_CACHE: "false", SKT_DEVICE: "cuda" },
-      argv: ["--port", "9100", "--max-texts=16", "--semantic-cache", "--device=cpu"],
+      argv: ["--port", "9100", "--max-texts=16", "--semantic-cache", "--device=auto"],
     });
-    expect(c).toMatchObject({ port: 9100, maxTexts: 16, semanticCache: true, device: "cpu" });
+    expect(c).toMatchObject({ port: 9100, maxTexts: 16, semanticCache: true, device: "auto" });
   });
 
   it("supports --no-<flag> and explicit values for booleans", () => {
@@ -109,7 +112,8 @@ describe("loadConfig", () => {
     [{ SKT_MAX_TEXTS: "0" }, /SKT_MAX_TEXTS = "0": must be at least 1/],
     [{ SKT_THREADS: "-1" }, /SKT_THREADS/],
     [{ SKT_MAX_WAIT_MS: "1.5" }, /SKT_MAX_WAIT_MS = "1.5": must be a whole number/],
-    [{ SKT_DEVICE: "tpu" }, /SKT_DEVICE = "tpu": must be one of: cpu, cuda/],
+    [{ SKT_DEVICE: "tpu" }, /SKT_DEVICE = "tpu": must be one of: cpu, webgpu, auto, cuda/],
+    [{ SKT_PRECISION: "int8" }, /SKT_PRECISION = "int8": must be one of: fp32, fp16/],
     [{ SKT_LOG_LEVEL: "loud" }, /SKT_LOG_LEVEL/],
     [{ SKT_SEMANTIC_CACHE: "maybe" }, /SKT_SEMANTIC_CACHE = "maybe": must be true or false/],
     [{ SKT_CACHE_BYTES: "12 parsecs" }, /SKT_CACHE_BYTES .*byte count/],

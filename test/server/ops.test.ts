@@ -98,7 +98,9 @@ describe("health", () => {
     rig.service.ready = true;
     res = await rig.app.request("/readyz");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready" });
+    expect(await res.json()).toEqual({ status: "ready", device: { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" } });
+    rig.service.device = { requested: "auto", device: "webgpu", adapter: "SwiftShader driver 5.0.0", reason: "SKT_DEVICE=auto: onnxruntime found a WebGPU adapter" };
+    expect(await (await rig.app.request("/readyz")).json()).toMatchObject({ device: { device: "webgpu", adapter: "SwiftShader driver 5.0.0" } });
     await rig.service.close();
     expect((await rig.app.request("/readyz")).status).toBe(503);
   });

@@ -211,6 +211,7 @@ export class AuditLog {
         await readExactly(handle, last, size - 1);
         torn = last[0] !== 0x0a;
       }
+      // Another writer's append seen half-way also looks torn: that costs an empty line, which reads skip.
       await writeAll(handle, torn ? Buffer.concat([Buffer.from("\n"), bytes]) : bytes);
       if (this.fsync) await handle.datasync();
     } finally {

@@ -1,5 +1,6 @@
 /** `GET /healthz` (liveness), `GET /readyz` (readiness), `GET /metrics` (Prometheus text). */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { DEVICE_SETTINGS } from "../../backbone/device.js";
 import { SktError } from "../../errors.js";
 import type { AppDeps, AppEnv } from "../context.js";
 import { COMMON_ERRORS, NO_AUTH, errorContent } from "../schemas.js";
@@ -34,7 +35,21 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
     responses: {
       200: {
         description: "Ready",
-        content: { "application/json": { schema: z.object({ status: z.literal("ready") }) } },
+        content: {
+          "application/json": {
+            schema: z.object({
+              status: z.literal("ready"),
+              device: z
+                .object({
+                  requested: z.enum(DEVICE_SETTINGS).openapi({ description: "The SKT_DEVICE setting" }),
+                  device: z.enum(["cpu", "webgpu", "cuda"]).openapi({ description: "Where the backbone runs" }),
+                  adapter: z.string().nullable().openapi({ description: "The GPU adapter's name (WebGPU), null when none or unknown" }),
+                  reason: z.string().openapi({ description: "Why this device was chosen" }),
+                })
+                .nullable(),
+            }),
+          },
+        },
       },
       503: errorContent("Not ready (`not_ready`)"),
       ...COMMON_ERRORS,
@@ -44,7 +59,7 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
     if (!service.isReady()) {
       throw new SktError("not_ready", "not_ready", "The inference engine is not ready yet.");
     }
-    return c.json({ status: "ready" as const }, 200);
+    return c.json({ status: "ready" as const, device: service.deviceInfo() }, 200);
   });
 
   const metricsRoute = createRoute({
