@@ -28,7 +28,13 @@ async function serve(): Promise<void> {
 }
 
 async function build(): Promise<void> {
-  const modelsDir = loadConfig({ env: process.env, argv }).modelsDir;
+  const { modelsDir, model } = loadConfig({ env: process.env, argv });
+  if (model) {
+    const { ensureHfBackboneBuilt } = await import("./backbone/hf/build.js");
+    const { dir, manifest } = await ensureHfBackboneBuilt(modelsDir, model, console.log);
+    console.log(`backbone ${manifest.backbone} (${manifest.source.modelType}) from ${manifest.source.folder} in ${dir}, fingerprint ${manifest.fingerprint}`);
+    return;
+  }
   const manifest = await ensureBackboneBuilt(modelsDir, console.log);
   console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
 }
@@ -40,10 +46,10 @@ async function install(): Promise<void> {
   const { decodeAdapter } = await import("./adapters/format.js");
   const { AdapterStore } = await import("./adapters/store.js");
   const { parseArgs } = await import("node:util");
-  const { values, positionals: files } = parseArgs({ args: argv, allowPositionals: true, options: { "adapters-dir": { type: "string" }, "models-dir": { type: "string" } } });
+  const { values, positionals: files } = parseArgs({ args: argv, allowPositionals: true, options: { "adapters-dir": { type: "string" }, "models-dir": { type: "string" }, model: { type: "string" } } });
   const flags = Object.entries(values).flatMap(([k, v]) => [`--${k}`, String(v)]);
   const config = loadConfig({ env: process.env, argv: flags });
-  const assets = await loadBackboneAssets(config.modelsDir, console.log);
+  const assets = await loadBackboneAssets(config.modelsDir, console.log, config.model);
   const store = new AdapterStore(config.adaptersDir);
   for (const file of files) {
     const bytes = new Uint8Array(await readFile(file));

@@ -7,7 +7,7 @@
  */
 import { LRUCache } from "lru-cache";
 import type { BackboneDims } from "../backbone/dims.js";
-import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
+import type { BackboneTokenizer } from "../backbone/tokenizer.js";
 import { SktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import { decodeAdapter, peekMetadata, type AdapterFile, type AdapterMetadata } from "./format.js";
@@ -19,7 +19,7 @@ export interface RegistryOptions {
   store: AdapterStore;
   dims: BackboneDims;
   fingerprint: string;
-  tokenizer: UseLiteTokenizer;
+  tokenizer: BackboneTokenizer;
   /** Backbone last hidden state of the prompt's token ids, [L, H_out]. */
   semanticPass: (promptIds: number[]) => Promise<Float32Array>;
   cacheBytes: number;

@@ -9,25 +9,35 @@ import ort from "onnxruntime-node";
 import { SktError } from "../errors.js";
 import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
 import type { BackboneDims } from "./dims.js";
-import { UseLiteTokenizer } from "./tokenizer.js";
+import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE } from "./hf/build.js";
+import { HfTokenizer } from "./hf/tokenizer.js";
+import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 
 export interface BackboneAssets {
+  /** The built backbone's folder (what the runner loads). */
   dir: string;
+  /** "use-lite", or the Hugging Face folder's name. */
+  name: string;
   manifest: BackboneManifest;
   fingerprint: string;
   dims: BackboneDims;
-  tokenizer: UseLiteTokenizer;
+  tokenizer: BackboneTokenizer;
   /** Token-embedding table E, [vocab, embedDim] row-major. */
   embeddings: Float32Array;
+  /** The graph output that is the backbone's sentence vector (/embed). */
+  sentenceOutput: "pooled" | "sentence_embedding";
 }
 
-export async function loadBackboneAssets(modelsDir: string, log?: (msg: string) => void): Promise<BackboneAssets> {
-  const manifest = await ensureBackboneBuilt(modelsDir, log);
-  const dir = backboneDir(modelsDir);
-  const tokenizerJson = JSON.parse(await readFile(path.join(dir, BUILD_FILES.tokenizer), "utf8")) as Record<string, unknown>;
+/** The embedded USE-lite, or with `model` the Hugging Face folder it names; built on first use. */
+export async function loadBackboneAssets(modelsDir: string, log?: (msg: string) => void, model?: string): Promise<BackboneAssets> {
+  const { dir, manifest } = model ? await ensureHfBackboneBuilt(modelsDir, model, log) : { dir: backboneDir(modelsDir), manifest: await ensureBackboneBuilt(modelsDir, log) };
+  const readJson = async (file: string) => JSON.parse(await readFile(path.join(dir, file), "utf8")) as Record<string, unknown>;
+  const tokenizerJson = await readJson(BUILD_FILES.tokenizer);
+  const tokenizer = model ? new HfTokenizer(tokenizerJson, await readJson(TOKENIZER_CONFIG_FILE)) : new UseLiteTokenizer(tokenizerJson);
   const raw = await readFile(path.join(dir, BUILD_FILES.embeddings));
   const embeddings = new Float32Array(new Uint8Array(raw).buffer);
-  return { dir, manifest, fingerprint: manifest.fingerprint, dims: manifest.dims, tokenizer: new UseLiteTokenizer(tokenizerJson), embeddings };
+  const sentenceOutput = manifest.sentenceOutput ?? "sentence_embedding"; // USE-lite builds from before the field
+  return { dir, name: manifest.backbone, manifest, fingerprint: manifest.fingerprint, dims: manifest.dims, tokenizer, embeddings, sentenceOutput };
 }
 
 /** Writes the embedding rows of `ids` into `out` starting at row `row` (rows of width `dim`). */
@@ -93,8 +103,13 @@ export class BackboneRunner {
     private readonly withPrefix: ort.InferenceSession,
   ) {}
 
+  /** The embedded USE-lite's runner. */
   static async create(modelsDir: string, opts: RunnerOptions): Promise<BackboneRunner> {
-    const dir = backboneDir(modelsDir);
+    return BackboneRunner.open(backboneDir(modelsDir), opts);
+  }
+
+  /** The runner of the build in `dir` (any backbone). */
+  static async open(dir: string, opts: RunnerOptions): Promise<BackboneRunner> {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
     const [plain, withPrefix] = await Promise.all([
       createSession(path.join(dir, BUILD_FILES.model), opts),

@@ -47,6 +47,16 @@ function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
 }
 
+/** What the engine, the adapters and the trainer ask of any backbone's tokenizer. */
+export interface BackboneTokenizer {
+  /** The text's ids without special tokens (prompt texts). */
+  ids(text: string): number[];
+  /** The ids a single text runs with, at most `maxTokens`. */
+  encode(text: string, maxTokens: number): Encoded;
+  /** The ids a text pair runs with, at most `maxTokens`. */
+  encodePair(text: string, pair: string, maxTokens: number): Encoded;
+}
+
 export interface TokenizerOptions {
   /** "auto" (default): UnigramModel when the pipeline allows it; "library": always @huggingface/tokenizers. */
   engine?: "auto" | "library";
@@ -69,7 +79,7 @@ function cutAtSpace(text: string, chars: number): string {
   return cut > chars / 2 ? text.slice(0, cut) : text.slice(0, chars);
 }
 
-export class UseLiteTokenizer {
+export class UseLiteTokenizer implements BackboneTokenizer {
   /** Text after the "▁" prefix → ids. */
   private readonly run: (text: string) => number[];
   /** Which implementation `run` uses. */

@@ -10,13 +10,14 @@ import type { BackboneDims } from "../backbone/dims.js";
 import type { PreparedAdapter } from "../adapters/prepared.js";
 
 export interface BatchRow {
-  adapter: PreparedAdapter;
+  /** null: the backbone alone (/embed). */
+  adapter: PreparedAdapter | null;
   ids: number[];
 }
 
 /** Positions a row occupies in the sequence axis. */
-export function rowLength(adapter: PreparedAdapter, tokenCount: number): number {
-  return (adapter.softPrompt ? adapter.metadata.promptLength : 0) + tokenCount;
+export function rowLength(adapter: PreparedAdapter | null, tokenCount: number): number {
+  return (adapter?.softPrompt ? adapter.metadata.promptLength : 0) + tokenCount;
 }
 
 export interface AssembledBatch {
@@ -34,7 +35,7 @@ export function assembleBatch(rows: BatchRow[], table: Float32Array, dims: Backb
   const attentionMask = new BigInt64Array(B * seq);
   rows.forEach((r, b) => {
     let offset = b * seq;
-    if (r.adapter.softPrompt) {
+    if (r.adapter?.softPrompt) {
       inputsEmbeds.set(r.adapter.softPrompt, offset * D);
       offset += r.adapter.metadata.promptLength;
     }
@@ -43,13 +44,13 @@ export function assembleBatch(rows: BatchRow[], table: Float32Array, dims: Backb
   });
   const batch: BackboneBatch = { batch: B, seq, inputsEmbeds, attentionMask, outputs: ["pooled"] };
 
-  const P = Math.max(0, ...rows.map((r) => r.adapter.prefix?.length ?? 0));
-  if (rows.some((r) => r.adapter.prefix)) {
+  const P = Math.max(0, ...rows.map((r) => r.adapter?.prefix?.length ?? 0));
+  if (rows.some((r) => r.adapter?.prefix)) {
     const keys = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
     const values = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
     const mask = new BigInt64Array(B * P);
     rows.forEach((r, b) => {
-      const prefix = r.adapter.prefix;
+      const prefix = r.adapter?.prefix;
       if (!prefix) return;
       const L = prefix.length;
       dims.layers.forEach((l, n) => {

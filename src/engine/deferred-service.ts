@@ -3,7 +3,7 @@
  * /readyz says 503 until the engine arrives, as orchestrators expect of a slow-starting service.
  */
 import { SktError } from "../errors.js";
-import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, TaskInfo } from "./service.js";
+import type { AdapterDetails, ClassifyRequest, ClassifyResult, EmbedRequest, EmbedResult, InferenceService, TaskInfo } from "./service.js";
 
 export class DeferredService implements InferenceService {
   private target: InferenceService | null = null;
@@ -25,6 +25,9 @@ export class DeferredService implements InferenceService {
   }
   async classify(req: ClassifyRequest): Promise<ClassifyResult> {
     return this.ready.classify(req);
+  }
+  async embed(req: EmbedRequest): Promise<EmbedResult> {
+    return this.ready.embed(req);
   }
   async listTasks(): Promise<TaskInfo[]> {
     return this.ready.listTasks();

@@ -50,7 +50,7 @@ export class InferenceWorker extends EventEmitter {
   /** Starts the worker; resolves once its sessions are loaded. */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const init: WorkerInit = { modelsDir: this.opts.modelsDir, threads: this.opts.threads, device: this.opts.device };
+      const init: WorkerInit = { modelsDir: this.opts.modelsDir, backboneDir: this.opts.backboneDir, threads: this.opts.threads, device: this.opts.device };
       const worker = spawnWorker(init);
       this.worker = worker;
       let started = false;

@@ -29,6 +29,22 @@ export interface Prediction {
   truncated: boolean;
 }
 
+export interface EmbedRequest {
+  texts: string[];
+  /** L2-normalise each vector (default false: the backbone's raw vector). */
+  normalize?: boolean;
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+export interface EmbedResult {
+  /** The backbone's name ("use-lite" or the model folder's name). */
+  model: string;
+  embeddings: Float32Array[];
+  /** Tokens each text ran with (special tokens included). */
+  tokens: number[];
+}
+
 export interface ClassifyResult {
   task: string;
   adapterVersion: number;
@@ -65,6 +81,8 @@ export interface InferenceService {
   /** Backbone loaded and inference worker alive. */
   isReady(): boolean;
   classify(req: ClassifyRequest): Promise<ClassifyResult>;
+  /** The backbone's own sentence vector of each text (no adapter). */
+  embed(req: EmbedRequest): Promise<EmbedResult>;
   listTasks(): Promise<TaskInfo[]>;
   /** Whether `task` has a current version (used to label metrics without unbounded cardinality). */
   hasTask(task: string): boolean;

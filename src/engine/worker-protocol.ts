@@ -3,6 +3,8 @@ import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
 
 export interface WorkerInit {
   modelsDir: string;
+  /** The built backbone to load; default: USE-lite's build under modelsDir. */
+  backboneDir?: string;
   threads: number;
   device: "cpu" | "cuda";
 }

@@ -11,6 +11,7 @@ import { requestLog } from "./middleware/request-log.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerClassifyRoutes } from "./routes/classify.js";
 import { registerDocsRoutes } from "./routes/docs.js";
+import { registerEmbedRoutes } from "./routes/embed.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerTaskRoutes } from "./routes/tasks.js";
 
@@ -33,6 +34,7 @@ export function createApp(opts: CreateAppOptions): OpenAPIHono<AppEnv> {
   registerHealthRoutes(app, deps);
   registerTaskRoutes(app, deps);
   registerClassifyRoutes(app, deps);
+  registerEmbedRoutes(app, deps);
   registerAdminRoutes(app, deps);
   registerDocsRoutes(app, opts.version ?? pkg.version);
   return app;

@@ -160,6 +160,7 @@ describe("OpenAPI and docs", () => {
         "/admin/adapters/{task}",
         "/admin/adapters/{task}/rollback",
         "/classify",
+        "/embed",
         "/healthz",
         "/metrics",
         "/readyz",

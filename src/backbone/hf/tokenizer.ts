@@ -5,9 +5,10 @@
  * truncation does.
  */
 import { Tokenizer } from "@huggingface/tokenizers";
-import type { Encoded } from "../tokenizer.js";
+import { SktError } from "../../errors.js";
+import type { BackboneTokenizer, Encoded } from "../tokenizer.js";
 
-export class HfTokenizer {
+export class HfTokenizer implements BackboneTokenizer {
   private readonly library: Tokenizer;
   /** Special tokens the post-processor puts before and after a single text. */
   private readonly specialsBefore: number[];
@@ -43,7 +44,7 @@ export class HfTokenizer {
 
   /** Text pairs need token type ids in the graph, which the Hugging Face backbones do not take yet. */
   encodePair(): Encoded {
-    throw new Error("text pairs are not supported on Hugging Face backbones yet");
+    throw new SktError("bad_request", "pair_not_supported", "text pairs are not supported on Hugging Face backbones yet (their token type ids do not reach the graph)");
   }
 }
 
