@@ -46,12 +46,18 @@ const encoderCases: [string, EncoderSpec][] = [
   ["distilbert: its own names, distilbert. prefix, gelu_pytorch_tanh, no token types", { modelType: "distilbert", prefix: "distilbert.", act: "gelu_pytorch_tanh", heads: 4, extraTensors: { "classifier.weight": [2, 16] } }],
 ];
 
+const LLAMA3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 256 } as const;
+
 const decoderCases: [string, DecoderSpec][] = [
   ["llama: GQA 8:2, rope_scaling linear, model. prefix, untied lm_head ignored", { modelType: "llama", hidden: 32, heads: 8, kvHeads: 2, prefix: "model.", ropeScaling: { rope_type: "linear", factor: 4 } }],
   // θ = 500000, head_dim 8: wavelengths 6.3 (kept), 167 (the smoothed band between 256/4 and 256/1), 4443 and 118000 (divided by the factor).
-  ["llama: rope_scaling llama3, head_dim ≠ hidden/heads, attention_bias, BF16, θ = 500000", { modelType: "llama", heads: 4, kvHeads: 4, headDim: 8, theta: 500000, attentionBias: true, dtype: "BF16", prefix: "model.", ropeScaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 256 } }],
+  ["llama: rope_scaling llama3, head_dim ≠ hidden/heads, attention_bias, BF16, θ = 500000", { modelType: "llama", heads: 4, kvHeads: 4, headDim: 8, theta: 500000, attentionBias: true, dtype: "BF16", prefix: "model.", ropeScaling: LLAMA3 }],
   ["qwen2: q/k/v biases, tied embeddings (no lm_head), F16, 2 shards, GQA 4:1", { modelType: "qwen2", heads: 4, kvHeads: 1, tied: true, dtype: "F16", shards: 2, prefix: "model." }],
   ["mistral: no prefix, GQA 2:1, sliding_window null", { modelType: "mistral", heads: 4, kvHeads: 2 }],
+  ["llama: newer transformers' rope_parameters (llama3, θ = 500000) instead of rope_theta/rope_scaling", {
+    modelType: "llama", headDim: 8, theta: 500000, ropeScaling: LLAMA3,
+    configOverrides: { rope_theta: null, rope_scaling: null, rope_parameters: { ...LLAMA3, rope_theta: 500000 } },
+  }],
 ];
 
 describe("generated encoders match the naive float64 oracle", () => {

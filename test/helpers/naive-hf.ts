@@ -44,6 +44,16 @@ export interface NaiveDecoder {
   norm: number[];
 }
 
+/**
+ * SK-Tuning's inputs on top of the token ids: soft-prompt rows in front of the token rows, or a
+ * per-layer key/value prefix (rows [P][kvHeads·headDim], heads side by side), which acts as a
+ * cache of P earlier positions: the text's positions start at P and every text query sees it.
+ */
+export interface NaiveExtras {
+  prompt?: number[][];
+  prefix?: { keys: number[][][]; values: number[][][] };
+}
+
 function apply(l: NaiveLinear, x: number[]): number[] {
   return l.w.map((row, o) => row.reduce((s, w, i) => s + w * x[i], l.b ? l.b[o] : 0));
 }
@@ -97,15 +107,18 @@ function meanRows(rows: number[][]): number[] {
   return rows[0].map((_, j) => rows.reduce((s, r) => s + r[j], 0) / rows.length);
 }
 
-/** Attention of every query row over the allowed keys; heads split evenly over the row width. */
-function attend(q: number[][], k: number[][], v: number[][], heads: number, kvHeads: number, headDim: number, causal: boolean): number[][] {
+/**
+ * Attention of every query row over the allowed keys; heads split evenly over the row width. The
+ * first `cached` keys are a prefix every query sees; with `causal`, query i also sees text keys ≤ i.
+ */
+function attend(q: number[][], k: number[][], v: number[][], heads: number, kvHeads: number, headDim: number, causal: boolean, cached = 0): number[][] {
   const group = heads / kvHeads;
   return q.map((qRow, i) => {
     const out: number[] = [];
     for (let h = 0; h < heads; h++) {
       const kh = Math.floor(h / group);
       const qh = qRow.slice(h * headDim, (h + 1) * headDim);
-      const keys = causal ? k.slice(0, i + 1) : k;
+      const keys = causal ? k.slice(0, cached + i + 1) : k;
       const scores = keys.map((kRow) => qh.reduce((s, x, j) => s + x * kRow[kh * headDim + j], 0) / Math.sqrt(headDim));
       const p = softmax(scores);
       for (let j = 0; j < headDim; j++) out.push(p.reduce((s, pk, t) => s + pk * v[t][kh * headDim + j], 0));
@@ -114,15 +127,19 @@ function attend(q: number[][], k: number[][], v: number[][], heads: number, kvHe
   });
 }
 
-export function naiveEncoderLastHidden(m: NaiveEncoder, ids: number[]): number[][] {
-  let x = ids.map((id, t) => {
-    const row = m.word[id].map((w, j) => w + m.position[m.positionOffset + t][j] + (m.tokenType0 ? m.tokenType0[j] : 0));
+export function naiveEncoderLastHidden(m: NaiveEncoder, ids: number[], extras: NaiveExtras = {}): number[][] {
+  const P = extras.prefix?.keys[0].length ?? 0;
+  const rows = [...(extras.prompt ?? []), ...ids.map((id) => m.word[id])];
+  let x = rows.map((word, t) => {
+    const row = word.map((w, j) => w + m.position[m.positionOffset + P + t][j] + (m.tokenType0 ? m.tokenType0[j] : 0));
     return layerNorm(row, m.embeddingNorm, m.eps);
   });
   const H = m.word[0].length;
   const headDim = H / m.heads;
-  for (const l of m.layers) {
-    const ctx = attend(x.map((r) => apply(l.q, r)), x.map((r) => apply(l.k, r)), x.map((r) => apply(l.v, r)), m.heads, m.heads, headDim, false);
+  for (const [n, l] of m.layers.entries()) {
+    const k = [...(extras.prefix?.keys[n] ?? []), ...x.map((r) => apply(l.k, r))];
+    const v = [...(extras.prefix?.values[n] ?? []), ...x.map((r) => apply(l.v, r))];
+    const ctx = attend(x.map((r) => apply(l.q, r)), k, v, m.heads, m.heads, headDim, false);
     x = x.map((r, t) => layerNorm(apply(l.o, ctx[t]).map((a, j) => a + r[j]), l.attentionNorm, m.eps));
     x = x.map((r) => layerNorm(apply(l.ffnOut, apply(l.ffnIn, r).map((a) => activation(m.act, a))).map((a, j) => a + r[j]), l.ffnNorm, m.eps));
   }
@@ -162,15 +179,17 @@ function rope(row: number[], heads: number, headDim: number, position: number, i
   return out;
 }
 
-export function naiveDecoderLastHidden(m: NaiveDecoder, ids: number[]): number[][] {
+export function naiveDecoderLastHidden(m: NaiveDecoder, ids: number[], extras: NaiveExtras = {}): number[][] {
   const inv = naiveInverseFrequencies(m.headDim, m.theta, m.scaling);
-  let x = ids.map((id) => [...m.embed[id]]);
-  for (const l of m.layers) {
+  const P = extras.prefix?.keys[0].length ?? 0;
+  let x = [...(extras.prompt ?? []), ...ids.map((id) => m.embed[id])].map((r) => [...r]);
+  for (const [n, l] of m.layers.entries()) {
     const h = x.map((r) => rmsNorm(r, l.inputNorm, m.eps));
-    const q = h.map((r, t) => rope(apply(l.q, r), m.heads, m.headDim, t, inv));
-    const k = h.map((r, t) => rope(apply(l.k, r), m.kvHeads, m.headDim, t, inv));
-    const v = h.map((r) => apply(l.v, r));
-    const ctx = attend(q, k, v, m.heads, m.kvHeads, m.headDim, true);
+    const q = h.map((r, t) => rope(apply(l.q, r), m.heads, m.headDim, P + t, inv));
+    // The prefix is a cache: its keys are used as given (already rotated when they were cached).
+    const k = [...(extras.prefix?.keys[n] ?? []), ...h.map((r, t) => rope(apply(l.k, r), m.kvHeads, m.headDim, P + t, inv))];
+    const v = [...(extras.prefix?.values[n] ?? []), ...h.map((r) => apply(l.v, r))];
+    const ctx = attend(q, k, v, m.heads, m.kvHeads, m.headDim, true, P);
     x = x.map((r, t) => apply(l.o, ctx[t]).map((a, j) => a + r[j]));
     x = x.map((r) => {
       const n = rmsNorm(r, l.postNorm, m.eps);
@@ -183,6 +202,6 @@ export function naiveDecoderLastHidden(m: NaiveDecoder, ids: number[]): number[]
 }
 
 /** The sentence vector /embed returns: mean over all positions of the last hidden state. */
-export function naiveEmbedding(m: NaiveEncoder | NaiveDecoder, ids: number[]): number[] {
-  return meanRows(m.kind === "encoder" ? naiveEncoderLastHidden(m, ids) : naiveDecoderLastHidden(m, ids));
+export function naiveEmbedding(m: NaiveEncoder | NaiveDecoder, ids: number[], extras: NaiveExtras = {}): number[] {
+  return meanRows(m.kind === "encoder" ? naiveEncoderLastHidden(m, ids, extras) : naiveDecoderLastHidden(m, ids, extras));
 }

@@ -119,10 +119,24 @@ function encoderConfig(c: Json, modelType: EncoderType): EncoderConfig {
   };
 }
 
-function ropeScaling(c: Json): RopeScaling | null {
+/**
+ * RoPE settings: `rope_theta` and `rope_scaling`, or newer transformers' single `rope_parameters`
+ * object that holds both (rope_type, rope_theta, factor, …).
+ */
+function ropeSettings(c: Json): { theta: number; scaling: RopeScaling | null } {
+  const params = field(c, "rope_parameters");
+  if (params !== null && params !== undefined) {
+    if (typeof params !== "object" || Array.isArray(params)) unsupported("rope_parameters", params, "expected an object");
+    const p = params as Json;
+    return { theta: positiveNumber(p, "rope_theta", 10000), scaling: ropeScaling({ rope_scaling: p }, "rope_parameters") };
+  }
+  return { theta: positiveNumber(c, "rope_theta", 10000), scaling: ropeScaling(c, "rope_scaling") };
+}
+
+function ropeScaling(c: Json, name: string): RopeScaling | null {
   const raw = field(c, "rope_scaling");
   if (raw === null || raw === undefined) return null;
-  if (typeof raw !== "object") unsupported("rope_scaling", raw, "expected an object or null");
+  if (typeof raw !== "object") unsupported(name, raw, "expected an object or null");
   const r = raw as Json;
   const type = r.rope_type ?? r.type;
   if (type === "default") return null;
@@ -134,7 +148,7 @@ function ropeScaling(c: Json): RopeScaling | null {
     if (highFreqFactor <= lowFreqFactor) throw modelError("model_config_invalid", `config.json: rope_scaling.high_freq_factor ${highFreqFactor} must exceed low_freq_factor ${lowFreqFactor}`);
     return { type, factor, lowFreqFactor, highFreqFactor, originalMaxPositions: positiveInt(r, "original_max_position_embeddings") };
   }
-  return unsupported("rope_scaling.rope_type", type, "supported: default, linear, llama3");
+  return unsupported(`${name}.rope_type`, type, "supported: default, linear, llama3");
 }
 
 function decoderConfig(c: Json, modelType: DecoderType): DecoderConfig {
@@ -160,10 +174,11 @@ function decoderConfig(c: Json, modelType: DecoderType): DecoderConfig {
     }
   }
   const attentionBias = field(c, "attention_bias") === true;
+  const rope = ropeSettings(c);
   return {
     family: "llama", modelType, vocabSize: positiveInt(c, "vocab_size"), hidden, layers: positiveInt(c, "num_hidden_layers"), heads, kvHeads, headDim,
-    intermediate: positiveInt(c, "intermediate_size"), eps: positiveNumber(c, "rms_norm_eps", 1e-6), ropeTheta: positiveNumber(c, "rope_theta", 10000),
-    ropeScaling: ropeScaling(c), maxPositionEmbeddings,
+    intermediate: positiveInt(c, "intermediate_size"), eps: positiveNumber(c, "rms_norm_eps", 1e-6), ropeTheta: rope.theta,
+    ropeScaling: rope.scaling, maxPositionEmbeddings,
     qkvBias: modelType === "qwen2" || (modelType === "llama" && attentionBias),
     outputBias: modelType === "llama" && attentionBias,
   };
