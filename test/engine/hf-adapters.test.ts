@@ -14,6 +14,7 @@ import { loadBackboneAssets } from "../../src/backbone/backbone.js";
 import { applyHead, applyTransform, splitPrefix, type PreparedAdapter } from "../../src/adapters/prepared.js";
 import { syntheticAdapter, syntheticAdapterBytes, type SyntheticOptions } from "../../src/adapters/synthetic.js";
 import { encodeAdapter } from "../../src/adapters/format.js";
+import { AdapterStore } from "../../src/adapters/store.js";
 import { defaultConfig } from "../../src/config.js";
 import { Engine } from "../../src/engine/engine.js";
 import { isSktError } from "../../src/errors.js";
@@ -115,5 +116,22 @@ describe.each([
     expect((error as Error).message).toContain(useLite.fingerprint);
     expect((error as Error).message).toContain(engine.assets.fingerprint);
     expect(engine.hasTask("foreign")).toBe(false);
+  });
+
+  it("starts with such an adapter already in the store, logging it instead of crashing", async () => {
+    const useLite = await loadBackboneAssets(MODELS_DIR);
+    const adaptersDir = path.join(root, `foreign-store-${kind}`);
+    await new AdapterStore(adaptersDir).write("foreign", encodeAdapter(syntheticAdapter(useLite, { task: "foreign" }), useLite.dims));
+    const logs: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const other = await Engine.create({ ...defaultConfig({ modelsDir: path.join(root, `models-${kind}`), adaptersDir, model: engine.assets.manifest.source.folder }), log: (_level, msg, fields) => logs.push({ msg, fields }) });
+    try {
+      expect(other.isReady()).toBe(true);
+      const logged = logs.find((l) => l.fields?.task === "foreign");
+      expect(logged?.msg).toBe("adapter cannot be served");
+      expect(String(logged?.fields?.error)).toContain(useLite.fingerprint);
+      expect((await other.embed({ texts: ["still serving"] })).embeddings).toHaveLength(1);
+    } finally {
+      await other.close();
+    }
   });
 });
