@@ -36,7 +36,7 @@ const TRAIN_FLAGS = {
   "batch-size": { type: "string" }, lr: { type: "string" }, "weight-decay": { type: "string" }, warmup: { type: "string" },
   "max-length": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, log: { type: "string" },
   "label-names": { type: "string" }, "train-limit": { type: "string" }, holdout: { type: "string" }, "eval-every": { type: "string" }, "eval-limit": { type: "string" },
-  patience: { type: "string" }, dropout: { type: "string" }, threads: { type: "string" }, "models-dir": { type: "string" },
+  patience: { type: "string" }, dropout: { type: "string" }, threads: { type: "string" }, "models-dir": { type: "string" }, model: { type: "string" },
   quiet: { type: "boolean" },
 } as const;
 
@@ -67,7 +67,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     warmup: num(v.warmup, "warmup", 0.06), maxLength: num(v["max-length"], "max-length", 128), seed: num(v.seed, "seed", 1),
     evalEvery: num(v["eval-every"], "eval-every", 500), evalLimit: v["eval-limit"] ? num(v["eval-limit"], "eval-limit", 0) : undefined,
     patience: num(v.patience, "patience", 0), dropout: num(v.dropout, "dropout", 0.1),
-    threads: num(v.threads, "threads", 2), modelsDir: v["models-dir"] ?? "models",
+    threads: num(v.threads, "threads", 2), modelsDir: v["models-dir"] ?? "models", model: v.model ?? process.env.SKT_MODEL,
   };
   const bar = v.quiet ? null : new cliProgress.SingleBar({ format: "train |{bar}| {value}/{total} steps · loss {loss} · {speed} ex/s · ETA {eta_formatted} · dev {dev}" }, cliProgress.Presets.shades_classic);
   let dev_ = "–";
@@ -94,12 +94,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, options: { adapter: { type: "string" }, data: { type: "string" }, "label-names": { type: "string" }, threads: { type: "string" }, "models-dir": { type: "string" }, json: { type: "boolean" } }, strict: true });
+  const { values: v } = parseArgs({ args: argv, options: { adapter: { type: "string" }, data: { type: "string" }, "label-names": { type: "string" }, threads: { type: "string" }, "models-dir": { type: "string" }, model: { type: "string" }, json: { type: "boolean" } }, strict: true });
   if (!v.adapter || !v.data) fail("eval needs --adapter FILE.safetensors and --data FILE");
   const bytes = new Uint8Array(await readFile(v.adapter));
   const meta = peekMetadata(bytes);
   const data = await loadDataset(v.data, meta.problemType === "regression" ? { task: "regression" } : undefined);
-  const report = await evaluateThroughEngine(bytes, meta.task, data, { threads: num(v.threads, "threads", 2), modelsDir: v["models-dir"] ?? "models", datasetLabels: datasetLabelOrder(meta.labels, data.labels, v["label-names"]) });
+  const report = await evaluateThroughEngine(bytes, meta.task, data, { threads: num(v.threads, "threads", 2), modelsDir: v["models-dir"] ?? "models", model: v.model ?? process.env.SKT_MODEL, datasetLabels: datasetLabelOrder(meta.labels, data.labels, v["label-names"]) });
   if (v.json) console.log(JSON.stringify(report, null, 1));
   else printReport(report);
 }
@@ -121,10 +121,10 @@ export interface EngineEvalReport extends EvalReport {
 }
 
 /** Uploads the adapter into a throwaway store and classifies every example through the engine. */
-export async function evaluateThroughEngine(bytes: Uint8Array, task: string, data: Awaited<ReturnType<typeof loadDataset>>, o: { threads: number; modelsDir: string; datasetLabels: string[] }): Promise<EngineEvalReport> {
+export async function evaluateThroughEngine(bytes: Uint8Array, task: string, data: Awaited<ReturnType<typeof loadDataset>>, o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[] }): Promise<EngineEvalReport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-eval-"));
   const engine = await Engine.create({
-    modelsDir: o.modelsDir, adaptersDir: dir, threads: o.threads, device: "cpu", maxBatchSize: 64, maxBatchTokens: 8192, maxWaitMs: 2, maxPaddingRatio: 0.25,
+    modelsDir: o.modelsDir, model: o.model, adaptersDir: dir, threads: o.threads, device: "cpu", maxBatchSize: 64, maxBatchTokens: 8192, maxWaitMs: 2, maxPaddingRatio: 0.25,
     queueSize: 1 << 20, cacheBytes: 64 << 20, maxAdapterParams: 1_000_000, maxUploadBytes: 64 << 20, semanticCache: true, requestTimeoutMs: 600_000,
   });
   try {

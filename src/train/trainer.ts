@@ -7,7 +7,7 @@
 import { BackboneRunner, loadBackboneAssets, tokenBatch, type BackboneAssets } from "../backbone/backbone.js";
 import { readUseLitePackage } from "../backbone/use-lite/package-source.js";
 import { mapUseLiteWeights } from "../backbone/use-lite/weights.js";
-import { BACKBONE_NAME } from "../backbone/build.js";
+import { readFamilyWeights, readHfFolder } from "../backbone/hf/folder.js";
 import type { AdapterFile, AdapterMetadata, AdapterTensor } from "../adapters/format.js";
 import { prepareFromOutput, type PreparedAdapter } from "../adapters/prepared.js";
 import { outputWidth, parameterCount, type ProblemType, type Variant } from "../adapters/spec.js";
@@ -20,6 +20,7 @@ import { encodeExample, evaluatePrepared, headlineScore, type EvalReport } from 
 import { initAdapterTensors, meanTokenNorm, trainableTensors, type InitScheme, type TrainMethod } from "./init.js";
 import { Rng } from "./rng.js";
 import { TrainingStep, type StepRow } from "./step.js";
+import { hfTrainable, useLiteTrainable, type TrainableBackbone } from "./train-graph.js";
 
 export interface TrainOptions {
   task: string;
@@ -49,6 +50,10 @@ export interface TrainOptions {
   dropout: number;
   threads: number;
   modelsDir: string;
+  /** The adapter must stay under this many parameters (the server's SKT_MAX_ADAPTER_PARAMS; default 1,000,000). */
+  maxParameters?: number;
+  /** A Hugging Face folder to train on instead of the embedded USE-lite. */
+  model?: string;
   /** Evaluate on at most this many dev examples during training (the final report uses all). */
   evalLimit?: number;
   onProgress?: (p: ProgressEvent) => void;
@@ -87,17 +92,30 @@ function problemTypeOf(train: Dataset): ProblemType {
 }
 
 export async function trainAdapter(o: TrainOptions): Promise<TrainResult> {
-  const assets = await loadBackboneAssets(o.modelsDir);
-  const weights = mapUseLiteWeights((await readUseLitePackage()).weights);
-  const runner = await BackboneRunner.create(o.modelsDir, { threads: o.threads });
+  const assets = await loadBackboneAssets(o.modelsDir, undefined, o.model);
+  const backbone = o.model ? hfTrainable(readFamilyWeights(await readHfFolder(o.model))) : useLiteTrainable(mapUseLiteWeights((await readUseLitePackage()).weights));
+  const runner = await BackboneRunner.open(assets.dir, { threads: o.threads });
   try {
-    return await trainWith(o, assets, weights, runner);
+    return await trainWith(o, assets, backbone, runner);
   } finally {
     await runner.release();
   }
 }
 
-async function trainWith(o: TrainOptions, assets: BackboneAssets, weights: ReturnType<typeof mapUseLiteWeights>, runner: BackboneRunner): Promise<TrainResult> {
+/**
+ * Refuses, before any work, an adapter the server would refuse for its size, naming the forms that
+ * fit this backbone and prompt (prefix adapters grow with L²·Σ 2·kv_heads·head_dim, or with the
+ * hidden sizes without pooling; on real-sized backbones several forms do not fit).
+ */
+function checkParameterCap(meta: AdapterMetadata, dims: BackboneAssets["dims"], cap: number): void {
+  const count = parameterCount(meta, dims);
+  if (count <= cap) return;
+  const forms = (["prefix", "prompt"] as const).flatMap((variant) => [true, false].map((pooling) => ({ variant, pooling })));
+  const fitting = forms.filter((f) => parameterCount({ ...meta, ...f }, dims) <= cap).map((f) => `--variant ${f.variant}${f.pooling ? "" : " --no-pooling"}`);
+  throw new SktError("bad_request", "adapter_too_large", `a ${meta.variant} adapter${meta.pooling ? "" : " without pooling"} with a ${meta.promptLength}-token prompt has ${count.toLocaleString("en")} parameters on this backbone, over the cap of ${cap.toLocaleString("en")}; ${fitting.length ? `these fit: ${fitting.join("; ")}` : "no form fits: use a shorter prompt"}`);
+}
+
+async function trainWith(o: TrainOptions, assets: BackboneAssets, backbone: TrainableBackbone, runner: BackboneRunner): Promise<TrainResult> {
   const problemType = problemTypeOf(o.train);
   const datasetLabels = o.train.labels;
   const labels = problemType === "regression" ? ["value"] : o.labelNames ?? datasetLabels;
@@ -109,8 +127,9 @@ async function trainWith(o: TrainOptions, assets: BackboneAssets, weights: Retur
   if (L === 0) throw new SktError("bad_request", "empty_prompt", "the prompt text has no tokens");
   const meta: AdapterMetadata = {
     task: o.task, variant: o.variant, pooling: o.pooling, promptText: o.promptText, promptLength: L, labels, problemType,
-    backbone: BACKBONE_NAME, backboneFingerprint: assets.fingerprint, maxLength: o.maxLength, textPair: o.train.hasPairs,
+    backbone: assets.name, backboneFingerprint: assets.fingerprint, maxLength: o.maxLength, textPair: o.train.hasPairs,
   };
+  checkParameterCap(meta, assets.dims, o.maxParameters ?? 1_000_000);
   const budget = o.variant === "prompt" ? o.maxLength - L : o.maxLength;
   if (budget < 1) throw new SktError("bad_request", "max_length_too_small", `--max-length ${o.maxLength} leaves no room for text after a ${L}-token prompt`);
 
@@ -134,7 +153,7 @@ async function trainWith(o: TrainOptions, assets: BackboneAssets, weights: Retur
   const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, noDecay: (n) => n.endsWith(".bias") });
 
   const stepModel = { variant: o.variant, pooling: o.pooling, promptLength: o.method === "probe" ? 0 : L, problemType, outputs: labels.length };
-  const step = await TrainingStep.create(weights, assets.dims, stepModel, { threads: o.threads });
+  const step = await TrainingStep.create(backbone, assets.dims, stepModel, { threads: o.threads });
   const devExamples = o.dev ? o.dev.examples.slice(0, o.evalLimit ?? o.dev.examples.length) : [];
   const evalCtx = { runner, tokenizer: assets.tokenizer, embeddings: assets.embeddings, dims: assets.dims };
   const prepared = (t: Record<string, AdapterTensor>): PreparedAdapter => preparedFor(meta, t, hp, assets, o.method);

@@ -70,7 +70,7 @@ function rmsNorm(x: number[], w: number[], eps: number): number[] {
 }
 
 /** erf by its Maclaurin series (|x| ≤ 3) or continued fraction (beyond): float64-accurate here. */
-function erf(x: number): number {
+export function erf(x: number): number {
   const a = Math.abs(x);
   if (a > 6) return Math.sign(x);
   if (a <= 3) {

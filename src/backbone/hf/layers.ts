@@ -34,10 +34,24 @@ export function rmsNorm(g: Graph, x: Value, scale: Float32Array, eps: number, na
   return g.mul(g.div(x, g.sqrt(g.add(meanSquare, g.floats([eps])))), g.weight(`${name}_scale`, scale, [scale.length]));
 }
 
+/**
+ * erf. onnxruntime has no float64 Erf kernel, so float64 graphs (built only for gradient checks)
+ * use Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), written with differentiable ops.
+ */
+function erf(g: Graph, x: Value): Value {
+  if (g.float === "float32") return g.erf(x);
+  const abs = g.sqrt(g.mul(x, x));
+  const t = g.div(g.floats([1]), g.add(g.floats([1]), g.mul(abs, g.floats([0.3275911]))));
+  let poly = g.floats([1.061405429]);
+  for (const a of [-1.453152027, 1.421413741, -0.284496736, 0.254829592]) poly = g.add(g.mul(poly, t), g.floats([a]));
+  const tail = g.mul(g.mul(poly, t), g.exp(g.neg(g.mul(x, x))));
+  return g.mul(g.div(x, abs), g.sub(g.floats([1]), tail));
+}
+
 /** GELU: erf form (Hugging Face "gelu") or the tanh approximation ("gelu_new", "gelu_pytorch_tanh"). */
 export function gelu(g: Graph, x: Value, kind: "gelu_erf" | "gelu_tanh"): Value {
   const half = g.mul(x, g.floats([0.5]));
-  if (kind === "gelu_erf") return g.mul(half, g.add(g.floats([1]), g.erf(g.mul(x, g.floats([Math.SQRT1_2])))));
+  if (kind === "gelu_erf") return g.mul(half, g.add(g.floats([1]), erf(g, g.mul(x, g.floats([Math.SQRT1_2])))));
   const cubic = g.add(x, g.mul(g.mul(g.mul(x, x), x), g.floats([0.044715])));
   return g.mul(half, g.add(g.floats([1]), g.tanh(g.mul(cubic, g.floats([Math.sqrt(2 / Math.PI)])))));
 }

@@ -18,6 +18,7 @@ export interface HfNetworkOptions {
 
 export interface HfNetworkGraph {
   graph: Graph;
+  inputs: { inputsEmbeds: Value; prefixKeys: Value[]; prefixValues: Value[] };
   outputs: { lastHiddenState: Value; pooled: Value };
 }
 

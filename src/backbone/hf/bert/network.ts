@@ -116,5 +116,5 @@ export function buildEncoderNetwork(w: EncoderWeights, opts: HfNetworkOptions = 
   });
   const lastHiddenState = g.output("last_hidden_state", x);
   const pooled = g.output("pooled", maskedMean(g, lastHiddenState, inp.mask));
-  return { graph: g, outputs: { lastHiddenState, pooled } };
+  return { graph: g, inputs: { inputsEmbeds: inp.inputsEmbeds, prefixKeys: inp.prefixKeys, prefixValues: inp.prefixValues }, outputs: { lastHiddenState, pooled } };
 }

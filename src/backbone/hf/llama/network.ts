@@ -113,5 +113,5 @@ export function buildDecoderNetwork(w: DecoderWeights, opts: HfNetworkOptions = 
   });
   const lastHiddenState = g.output("last_hidden_state", rmsNorm(g, x, w.finalNorm, cfg.eps, "final_norm"));
   const pooled = g.output("pooled", maskedMean(g, lastHiddenState, inp.mask));
-  return { graph: g, outputs: { lastHiddenState, pooled } };
+  return { graph: g, inputs: { inputsEmbeds: inp.inputsEmbeds, prefixKeys: inp.prefixKeys, prefixValues: inp.prefixValues }, outputs: { lastHiddenState, pooled } };
 }
