@@ -137,6 +137,19 @@ describe("refusals name what is wrong", () => {
     expect(shape.message).toContain("encoder.layer.0.intermediate.dense.weight");
   });
 
+  it("accepts tensors of other dtypes the network never reads (BERT's int64 position_ids buffer)", async () => {
+    const dir = path.join(root, "int64-buffer");
+    const naive = await writeEncoderCheckpoint(dir, { modelType: "bert", prefix: "bert.", extraTensors: { "bert.embeddings.position_ids": [1, 4] } });
+    const file = path.join(dir, "model.safetensors");
+    const bytes = await readFile(file);
+    const from = '"bert.embeddings.position_ids":{"dtype":"F32","shape":[1,4]';
+    const at = bytes.indexOf(from);
+    expect(at).toBeGreaterThan(0);
+    bytes.write('"bert.embeddings.position_ids":{"dtype":"I64","shape":[1,2]', at); // same 16 bytes of data
+    await writeFile(file, bytes);
+    await expectMatchesNaive(dir, naive, 900);
+  });
+
   it("a tensor stored in an unsupported dtype", async () => {
     const r = await refusal("dtype", async (dir) => {
       await writeEncoderCheckpoint(dir, { modelType: "bert" });

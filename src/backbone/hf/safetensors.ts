@@ -2,7 +2,8 @@
  * Reads safetensors files (one `model.safetensors`, or shards listed by `model.safetensors.index.json`)
  * into float32 arrays. Format: u64 little-endian header length, a JSON header
  * `{name: {dtype, shape, data_offsets: [begin, end]}}`, then the raw little-endian data.
- * F32, F16 and BF16 are accepted and widened to float32; anything else is refused by name.
+ * F32, F16 and BF16 are read and widened to float32; a tensor in another dtype is refused by name
+ * when the network reads it (buffers it never reads, such as int64 position_ids, are left alone).
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -10,9 +11,12 @@ import { modelError } from "./errors.js";
 
 export type StoredDType = "F32" | "F16" | "BF16";
 const BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2 };
+/** Widths of the other dtypes a checkpoint may carry in tensors the network never reads (e.g. BERT's int64 position_ids buffer). */
+const OTHER_BYTES: Record<string, number> = { F64: 8, I64: 8, U64: 8, I32: 4, U32: 4, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
 
 export interface TensorEntry {
-  dtype: StoredDType;
+  /** As stored; only F32, F16 and BF16 can be read. */
+  dtype: string;
   shape: number[];
   /** The file this tensor lives in (a shard's name for sharded checkpoints). */
   file: string;
@@ -47,10 +51,11 @@ function parseFile(file: string, bytes: Uint8Array): ParsedFile {
   delete (header as Record<string, unknown>).__metadata__;
   const dataStart = 8 + headerLength;
   for (const [name, entry] of Object.entries(header)) {
-    if (!(entry.dtype in BYTES)) throw modelError("tensor_dtype_unsupported", `${file}: tensor ${name} is ${entry.dtype}; only F32, F16 and BF16 are supported`);
+    const width = BYTES[entry.dtype as StoredDType] ?? OTHER_BYTES[entry.dtype];
+    if (width === undefined) throw modelError("model_file_invalid", `${file}: tensor ${name} has unknown dtype ${JSON.stringify(entry.dtype)}`);
     const count = entry.shape.reduce((a, b) => a * b, 1);
     const [begin, end] = entry.data_offsets;
-    if (end - begin !== count * BYTES[entry.dtype as StoredDType] || dataStart + end > bytes.byteLength) {
+    if (end - begin !== count * width || dataStart + end > bytes.byteLength) {
       throw modelError("model_file_invalid", `${file}: tensor ${name} data_offsets [${begin}, ${end}] do not fit shape [${entry.shape}] ${entry.dtype} inside the file`);
     }
   }
@@ -115,7 +120,7 @@ export class SafetensorsCheckpoint {
       files.set(f, parsed);
       for (const [name, e] of Object.entries(parsed.header)) {
         if (index && index[name] !== f) continue; // the index decides which shard owns a tensor
-        tensors.set(name, { dtype: e.dtype as StoredDType, shape: e.shape, file: f });
+        tensors.set(name, { dtype: e.dtype, shape: e.shape, file: f });
       }
     }
     if (index) for (const [name, f] of Object.entries(index)) if (!tensors.has(name)) throw modelError("tensor_missing", `${INDEX_FILE} puts ${name} in ${f}, which does not contain it`);
@@ -130,8 +135,9 @@ export class SafetensorsCheckpoint {
   read(name: string): Float32Array {
     const entry = this.tensors.get(name);
     if (!entry) throw modelError("tensor_missing", `tensor ${name} is missing from the checkpoint`);
+    if (!(entry.dtype in BYTES)) throw modelError("tensor_dtype_unsupported", `${entry.file}: tensor ${name} is ${entry.dtype}; only F32, F16 and BF16 are supported`);
     const file = this.files.get(entry.file)!;
     const [begin, end] = file.header[name].data_offsets;
-    return toFloat32(entry.dtype, file.bytes.subarray(file.dataStart + begin, file.dataStart + end));
+    return toFloat32(entry.dtype as StoredDType, file.bytes.subarray(file.dataStart + begin, file.dataStart + end));
   }
 }
