@@ -67,6 +67,8 @@ export interface BackboneBatch {
   inputsEmbeds: Float32Array;
   /** [batch, seq] 1 for real positions. */
   attentionMask: BigInt64Array;
+  /** [batch, seq] token type ids for graphs that take them (BERT-family pairs); zeros when absent. */
+  tokenTypeIds?: BigInt64Array;
   prefix?: PrefixInputs;
   outputs: BackboneOutputName[];
 }
@@ -124,8 +126,11 @@ export class BackboneRunner {
       attention_mask: new ort.Tensor("int64", b.attentionMask, [b.batch, b.seq]),
     };
     let session = this.plain;
+    if (b.prefix) session = this.withPrefix;
+    if (session.inputNames.includes("token_type_ids")) {
+      feeds.token_type_ids = new ort.Tensor("int64", b.tokenTypeIds ?? new BigInt64Array(b.batch * b.seq), [b.batch, b.seq]);
+    }
     if (b.prefix) {
-      session = this.withPrefix;
       const P = b.prefix.length;
       this.dims.layers.forEach((l, n) => {
         feeds[`prefix_key_${n}`] = new ort.Tensor("float32", b.prefix!.keys[n], [b.batch, l.heads, P, l.headDim]);

@@ -68,6 +68,8 @@ export interface Encoded {
   truncated: boolean;
   /** Token count before truncation (a lower bound when a long text was cut before tokenizing). */
   fullLength: number;
+  /** Token type of each id, for backbones that take them (BERT-family pairs); absent means all 0. */
+  typeIds?: number[];
 }
 
 /** Tokens past the budget that a prefix must still yield before it is trusted. */

@@ -13,6 +13,8 @@ export interface BatchRow {
   /** null: the backbone alone (/embed). */
   adapter: PreparedAdapter | null;
   ids: number[];
+  /** Token types of `ids` (pairs on BERT-family backbones). */
+  typeIds?: number[];
 }
 
 /** Positions a row occupies in the sequence axis. */
@@ -43,6 +45,12 @@ export function assembleBatch(rows: BatchRow[], table: Float32Array, dims: Backb
     attentionMask.fill(1n, b * seq, b * seq + lengths[b]);
   });
   const batch: BackboneBatch = { batch: B, seq, inputsEmbeds, attentionMask, outputs: ["pooled"] };
+  if (rows.some((r) => r.typeIds)) {
+    // Soft-prompt rows and single texts are type 0; a pair's ids carry the tokenizer's types.
+    const types = new BigInt64Array(B * seq);
+    rows.forEach((r, b) => r.typeIds?.forEach((t, i) => (types[b * seq + lengths[b] - r.ids.length + i] = BigInt(t))));
+    batch.tokenTypeIds = types;
+  }
 
   const P = Math.max(0, ...rows.map((r) => r.adapter?.prefix?.length ?? 0));
   if (rows.some((r) => r.adapter?.prefix)) {

@@ -50,6 +50,7 @@ interface Row extends QueuedRow {
   /** null for /embed rows: the backbone alone. */
   adapter: PreparedAdapter | null;
   ids: number[];
+  typeIds?: number[];
   /** The graph output this row needs (pooled for adapters' heads). */
   output: BackboneOutputName;
   resolve(vector: Float32Array): void;
@@ -116,7 +117,7 @@ export class Engine implements InferenceService {
 
     const encoded = req.texts.map((t, i) => (req.pairs ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget) : this.assets.tokenizer.encode(t, adapter.textBudget)));
     const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
-    const pooled = await this.runRows(adapter, "pooled", encoded.map((e) => e.ids), deadline, req.signal);
+    const pooled = await this.runRows(adapter, "pooled", encoded.map((e) => e.ids), deadline, req.signal, encoded.map((e) => e.typeIds));
     const predictions: Prediction[] = pooled.map((p, i) => ({ ...applyHead(adapter, p), tokens: encoded[i].ids.length, truncated: encoded[i].truncated }));
     return { task: req.task, adapterVersion: adapter.version, predictions };
   }
@@ -130,7 +131,7 @@ export class Engine implements InferenceService {
   }
 
   /** Queues one row per token sequence and settles when all have run (or the first fails). */
-  private runRows(adapter: PreparedAdapter | null, output: BackboneOutputName, sequences: number[][], deadline: number, signal?: AbortSignal): Promise<Float32Array[]> {
+  private runRows(adapter: PreparedAdapter | null, output: BackboneOutputName, sequences: number[][], deadline: number, signal?: AbortSignal, typeIds?: (number[] | undefined)[]): Promise<Float32Array[]> {
     return new Promise<Float32Array[]>((resolve, reject) => {
       const results: Float32Array[] = new Array(sequences.length);
       let remaining = sequences.length;
@@ -149,6 +150,7 @@ export class Engine implements InferenceService {
       const rows: Row[] = sequences.map((ids, i) => ({
         adapter,
         ids,
+        typeIds: typeIds?.[i],
         output,
         length: rowLength(adapter, ids.length),
         enqueuedAt: now,

@@ -107,6 +107,8 @@ export class TrainingStep {
       pooled_dropout: t(this.cast(input.pooledDropout), [B, dims.hiddenDim]),
     };
     if (model.variant === "prefix" && hasAdapterInput) Object.assign(feeds, this.prefixFeeds(zUsed, B, L));
+    // BERT-family graphs take token types; training rows are single texts (type 0).
+    if (this.session.inputNames.includes("token_type_ids")) feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * seq), [B, seq]);
 
     const out = await this.session.run(feeds);
     const grads: Record<string, Float32Array> = {

@@ -122,6 +122,7 @@ async function trainWith(o: TrainOptions, assets: BackboneAssets, backbone: Trai
   if (labels.length !== (problemType === "regression" ? 1 : datasetLabels.length)) {
     throw new SktError("bad_request", "label_names_mismatch", `--label-names gives ${labels.length} names for ${datasetLabels.length} labels (${datasetLabels.join(", ")})`);
   }
+  if (o.model && o.train.hasPairs) throw new SktError("bad_request", "pair_not_supported", "training on text pairs is not supported on Hugging Face backbones yet (the trainer does not feed token type ids); serving pair adapters is");
   const promptIds = assets.tokenizer.ids(o.promptText);
   const L = promptIds.length;
   if (L === 0) throw new SktError("bad_request", "empty_prompt", "the prompt text has no tokens");

@@ -108,6 +108,35 @@ describe.each([
     });
   });
 
+  it("serves a text-pair adapter with the tokenizer's token types, truncating longest-first around the specials", async () => {
+    const spec: SyntheticOptions = { task: "pairs", variant: "prefix", pooling: true, textPair: true, promptText: "same meaning?", seed: 9, scale: 1, maxLength: 14 };
+    await engine.upload("pairs", syntheticAdapterBytes(engine.assets, spec));
+    const texts = ["a fine film", "the movie was long and slow and then it ended without any point at all"];
+    const pairs = ["it was great", "a story about people in town with friends on a very long day"];
+    const answer = await engine.classify({ task: "pairs", texts, pairs });
+    const prepared = await engine.registry.acquire("pairs");
+    const { tokenizer, dims } = engine.assets;
+    const extras = { prefix: prefixRows(prepared, dims.layers[0].heads, dims.layers[0].headDim) };
+    texts.forEach((text, j) => {
+      const enc = tokenizer.encodePair(text, pairs[j], prepared.textBudget);
+      expect(answer.predictions[j]).toMatchObject({ tokens: enc.ids.length, truncated: j === 1 });
+      const want = applyHead(prepared, Float32Array.from(naiveEmbedding(naive, enc.ids, { ...extras, typeIds: enc.typeIds })));
+      for (const label of Object.keys(want.scores!)) expect(Math.abs(answer.predictions[j].scores![label] - want.scores![label])).toBeLessThanOrEqual(1e-4);
+    });
+    if (kind === "enc") {
+      // bert-v's WordPiece template: [CLS] a [SEP] b [SEP], types 0 … 0 1 … 1; the long pair keeps all three specials.
+      const long = tokenizer.encodePair(texts[1], pairs[1], 14);
+      expect(long.ids).toHaveLength(14);
+      expect([long.ids[0], long.ids.filter((id) => id === 3).length, long.ids.at(-1)]).toEqual([2, 2, 3]);
+      const firstSep = long.ids.indexOf(3);
+      expect(long.typeIds).toEqual(long.ids.map((_, i) => (i <= firstSep ? 0 : 1)));
+      // And the token types matter: the same ids as type 0 give other scores.
+      const typeBlind = applyHead(prepared, Float32Array.from(naiveEmbedding(naive, long.ids, extras)));
+      const typed = applyHead(prepared, Float32Array.from(naiveEmbedding(naive, long.ids, { ...extras, typeIds: long.typeIds })));
+      expect(Math.abs(typeBlind.scores!.negative - typed.scores!.negative)).toBeGreaterThan(1e-3);
+    }
+  });
+
   it("refuses an adapter made for another backbone, naming both fingerprints", async () => {
     const useLite = await loadBackboneAssets(MODELS_DIR);
     const foreign = encodeAdapter(syntheticAdapter(useLite, { task: "foreign" }), useLite.dims);

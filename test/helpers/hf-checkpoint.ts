@@ -116,7 +116,7 @@ export async function writeEncoderCheckpoint(dir: string, spec: EncoderSpec, see
   const norm = (name: string) => ({ w: s.values(`${name}.weight`, [H], 0.3, 1), b: s.values(`${name}.bias`, [H], 0.1) });
   const word = s.matrix("embeddings.word_embeddings.weight", ENCODER_VOCAB, H, 1);
   const position = s.matrix("embeddings.position_embeddings.weight", maxPos, H, 1);
-  const tokenType0 = distil ? null : s.matrix("embeddings.token_type_embeddings.weight", 2, H, 1)[0];
+  const tokenTypes = distil ? null : s.matrix("embeddings.token_type_embeddings.weight", 2, H, 1);
   const embeddingNorm = norm("embeddings.LayerNorm");
   const layers: NaiveEncoder["layers"] = [];
   for (let n = 0; n < L; n++) {
@@ -137,7 +137,7 @@ export async function writeEncoderCheckpoint(dir: string, spec: EncoderSpec, see
     ? { model_type: "distilbert", vocab_size: ENCODER_VOCAB, dim: H, n_layers: L, n_heads: heads, hidden_dim: I, activation: act, max_position_embeddings: maxPos, pad_token_id: 0 }
     : { model_type: spec.modelType, vocab_size: ENCODER_VOCAB, hidden_size: H, num_hidden_layers: L, num_attention_heads: heads, intermediate_size: I, hidden_act: act, max_position_embeddings: maxPos, type_vocab_size: 2, layer_norm_eps: eps, pad_token_id: pad };
   await writeFolder(dir, config, "bert-v", s, spec);
-  return { kind: "encoder", heads, eps, act, positionOffset, word, position, tokenType0, embeddingNorm, layers };
+  return { kind: "encoder", heads, eps, act, positionOffset, word, position, tokenTypes, embeddingNorm, layers };
 }
 
 export interface DecoderSpec extends LayoutOptions {

@@ -33,10 +33,12 @@ export async function loadHf(dir: string): Promise<LoadedHf> {
         ids.forEach((id, t) => embeds.set(table.subarray(id * hidden, (id + 1) * hidden), (b * seq + t) * hidden));
         mask.fill(1n, b * seq, b * seq + ids.length);
       });
-      const out = await session.run({
+      const feeds: Record<string, ort.Tensor> = {
         inputs_embeds: new ort.Tensor("float32", embeds, [rows.length, seq, hidden]),
         attention_mask: new ort.Tensor("int64", mask, [rows.length, seq]),
-      }, ["pooled"]);
+      };
+      if (session.inputNames.includes("token_type_ids")) feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(rows.length * seq), [rows.length, seq]);
+      const out = await session.run(feeds, ["pooled"]);
       const data = out.pooled.data as Float32Array;
       return rows.map((_, b) => data.slice(b * hidden, (b + 1) * hidden));
     },

@@ -24,7 +24,8 @@ export interface NaiveEncoder {
   positionOffset: number;
   word: number[][];
   position: number[][];
-  tokenType0: number[] | null;
+  /** The token-type table, or null (DistilBERT). */
+  tokenTypes: number[][] | null;
   embeddingNorm: NaiveNorm;
   layers: { q: NaiveLinear; k: NaiveLinear; v: NaiveLinear; o: NaiveLinear; attentionNorm: NaiveNorm; ffnIn: NaiveLinear; ffnOut: NaiveLinear; ffnNorm: NaiveNorm }[];
 }
@@ -50,6 +51,8 @@ export interface NaiveDecoder {
  * cache of P earlier positions: the text's positions start at P and every text query sees it.
  */
 export interface NaiveExtras {
+  /** Token type of each id (default 0); soft-prompt rows are type 0. */
+  typeIds?: number[];
   prompt?: number[][];
   prefix?: { keys: number[][][]; values: number[][][] };
 }
@@ -130,8 +133,9 @@ function attend(q: number[][], k: number[][], v: number[][], heads: number, kvHe
 export function naiveEncoderLastHidden(m: NaiveEncoder, ids: number[], extras: NaiveExtras = {}): number[][] {
   const P = extras.prefix?.keys[0].length ?? 0;
   const rows = [...(extras.prompt ?? []), ...ids.map((id) => m.word[id])];
+  const types = [...(extras.prompt ?? []).map(() => 0), ...ids.map((_, i) => extras.typeIds?.[i] ?? 0)];
   let x = rows.map((word, t) => {
-    const row = word.map((w, j) => w + m.position[m.positionOffset + P + t][j] + (m.tokenType0 ? m.tokenType0[j] : 0));
+    const row = word.map((w, j) => w + m.position[m.positionOffset + P + t][j] + (m.tokenTypes ? m.tokenTypes[types[t]][j] : 0));
     return layerNorm(row, m.embeddingNorm, m.eps);
   });
   const H = m.word[0].length;

@@ -62,6 +62,7 @@ describe.each(CHECKPOINTS)("reverse mode on %s", (name, make) => {
       targets: tensor64([1, 0, 0, 1], [B, C]),
       pooled_dropout: tensor64(new Array(B * H).fill(1), [B, H]),
     };
+    if (session.inputNames.includes("token_type_ids")) feeds.token_type_ids = new ort.Tensor("int64", BigInt64Array.from([0, 0, 0, 1, 1, 0, 0, 1, 0, 0].map(BigInt)), [B, T]);
     if (prefix) {
       dims.layers.forEach((l, n) => {
         feeds[`prefix_key_${n}`] = tensor64(r(B * l.heads * P * l.headDim), [B, l.heads, P, l.headDim]);

@@ -3,6 +3,7 @@
  * and the engine treat all backbones alike):
  *   inputs  inputs_embeds  float [batch, seq, hidden]  rows of the word-embedding table (and soft prompts)
  *           attention_mask int64 [batch, seq]
+ *           token_type_ids int64 [batch, seq] (families with token types only)
  *   prefix variant also: prefix_key_n/prefix_value_n [batch, kv_heads, prefix, head_dim] per layer,
  *           prefix_mask int64 [batch, prefix] (each row's real prefix slots first)
  *   outputs last_hidden_state [batch, seq, hidden], pooled [batch, hidden] (mean over real positions)

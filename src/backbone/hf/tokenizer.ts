@@ -42,14 +42,36 @@ export class HfTokenizer implements BackboneTokenizer {
     return { ids, truncated: true, fullLength: full.length };
   }
 
-  /** Text pairs need token type ids in the graph, which the Hugging Face backbones do not take yet. */
-  encodePair(): Encoded {
-    throw new SktError("bad_request", "pair_not_supported", "text pairs are not supported on Hugging Face backbones yet (their token type ids do not reach the graph)");
+  /**
+   * A text pair through the tokenizer's pair template ([CLS] a [SEP] b [SEP], <s> a </s></s> b </s>, …)
+   * with its token type ids; over `maxTokens`, the longer side loses tokens first (Hugging Face's
+   * longest_first) and the special tokens stay.
+   */
+  encodePair(text: string, pair: string, maxTokens: number): Encoded {
+    const full = this.library.encode(text, { text_pair: pair, return_token_type_ids: true });
+    if (full.ids.length <= maxTokens) return { ids: full.ids, typeIds: full.token_type_ids, truncated: false, fullLength: full.ids.length };
+    const first = this.ids(text);
+    const second = this.ids(pair);
+    // full = pre + first + mid + second + post; the three special runs stay as they are.
+    const at = indexOfRun(full.ids, first);
+    const bt = indexOfRun(full.ids, second, at + first.length);
+    if (at < 0 || bt < 0) throw new SktError("bad_request", "pair_not_supported", "this tokenizer's pair template could not be located around the texts; text pairs cannot be truncated");
+    const room = Math.max(0, maxTokens - (full.ids.length - first.length - second.length));
+    let a = first;
+    let b = second;
+    while (a.length + b.length > room) {
+      if (a.length >= b.length) a = a.slice(0, -1);
+      else b = b.slice(0, -1);
+    }
+    const types = full.token_type_ids;
+    const ids = [...full.ids.slice(0, at), ...a, ...full.ids.slice(at + first.length, bt), ...b, ...full.ids.slice(bt + second.length)];
+    const typeIds = [...types.slice(0, at), ...a.map(() => types[at] ?? 0), ...types.slice(at + first.length, bt), ...b.map(() => types[bt] ?? 1), ...types.slice(bt + second.length)];
+    return { ids: ids.slice(0, maxTokens), typeIds: typeIds.slice(0, maxTokens), truncated: true, fullLength: full.ids.length };
   }
 }
 
-function indexOfRun(haystack: number[], needle: number[]): number {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+function indexOfRun(haystack: number[], needle: number[], from = 0): number {
+  outer: for (let i = from; i + needle.length <= haystack.length; i++) {
     for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
     return i;
   }

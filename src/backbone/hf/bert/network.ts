@@ -5,7 +5,7 @@
  */
 import type { EncoderConfig } from "../config.js";
 import { layerNorm, linear, gelu, splitHeads, mergeHeads, attention, keyPaddingBias, maskedMean, type LinearWeights } from "../layers.js";
-import { declareInputs, keyMask, positionIds, type HfNetworkGraph, type HfNetworkOptions } from "../network.js";
+import { B, declareInputs, keyMask, positionIds, T, type HfNetworkGraph, type HfNetworkOptions } from "../network.js";
 import type { CheckpointWeights } from "../tensors.js";
 
 interface Norm {
@@ -28,8 +28,8 @@ export interface EncoderWeights {
   config: EncoderConfig;
   wordEmbeddings: Float32Array;
   positionEmbeddings: Float32Array;
-  /** Row 0 of the token-type table (single texts), or null for DistilBERT. */
-  tokenType0: Float32Array | null;
+  /** The token-type table [typeVocab, hidden], or null for DistilBERT. */
+  tokenTypes: Float32Array | null;
   embeddingNorm: Norm;
   layers: EncoderLayer[];
 }
@@ -82,7 +82,7 @@ export function readEncoderWeights(cfg: EncoderConfig, w: CheckpointWeights): En
     config: cfg,
     wordEmbeddings: w.get(names.word, [cfg.vocabSize, H]),
     positionEmbeddings: w.get(names.position, [cfg.maxPositionEmbeddings, H]),
-    tokenType0: cfg.typeVocabSize > 0 ? w.get("embeddings.token_type_embeddings.weight", [cfg.typeVocabSize, H]).slice(0, H) : null,
+    tokenTypes: cfg.typeVocabSize > 0 ? w.get("embeddings.token_type_embeddings.weight", [cfg.typeVocabSize, H]) : null,
     embeddingNorm: norm(names.embeddingNorm),
     layers,
   };
@@ -97,7 +97,11 @@ export function buildEncoderNetwork(w: EncoderWeights, opts: HfNetworkOptions = 
 
   const positions = g.gather(g.weight("position_embeddings", w.positionEmbeddings, [cfg.maxPositionEmbeddings, H]), positionIds(inp, cfg.positionOffset));
   let embedded = g.add(inp.inputsEmbeds, positions);
-  if (w.tokenType0) embedded = g.add(embedded, g.weight("token_type_0", w.tokenType0, [H]));
+  if (w.tokenTypes) {
+    // token_type_ids [B, T]: 0 for single texts and soft-prompt rows, the tokenizer's type ids for pairs.
+    const tokenTypeIds = g.input("token_type_ids", "int64", [B, T]);
+    embedded = g.add(embedded, g.gather(g.weight("token_type_embeddings", w.tokenTypes, [cfg.typeVocabSize, H]), tokenTypeIds));
+  }
   let x = layerNorm(g, embedded, w.embeddingNorm.scale, w.embeddingNorm.bias, cfg.eps, "embeddings_ln");
 
   const bias = keyPaddingBias(g, keyMask(inp));
