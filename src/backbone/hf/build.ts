@@ -8,12 +8,25 @@ import path from "node:path";
 import { readFile } from "node:fs/promises";
 import { BUILD_FILES, BUILD_FORMAT, changedOutput, describeOutputs, writeBuild, type BackboneManifest } from "../build.js";
 import type { BackboneDims } from "../dims.js";
+import type { Graph } from "../graph/graph.js";
 import { toOnnxBytes } from "../graph/onnx.js";
+import { modelError } from "./errors.js";
 import { buildHfNetwork, wordEmbeddings } from "./build-graph.js";
 import { positionLimit, type FamilyConfig } from "./config.js";
 import { HF_NETWORK_VERSION, readFamilyWeights, readHfFolder } from "./folder.js";
 
 export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
+
+/** Protobuf caps a message at 2 GiB; bigger graphs need ONNX external data, which is not written yet. */
+const ONNX_INLINE_LIMIT = 2 ** 31 - 64 * 2 ** 20;
+
+export function onnxBytes(graph: Graph, name: string, limit = ONNX_INLINE_LIMIT): Uint8Array {
+  const weightBytes = graph.initializers.reduce((n, i) => n + i.data.byteLength, 0);
+  if (weightBytes > limit) {
+    throw modelError("model_too_large", `the ${name} graph holds ${(weightBytes / 2 ** 30).toFixed(2)} GiB of weights; graphs over 2 GiB need ONNX external data, which this version does not write yet`);
+  }
+  return toOnnxBytes(graph, name);
+}
 
 export function hfBackboneDir(modelsDir: string, fingerprint: string): string {
   return path.join(modelsDir, `hf-${fingerprint.slice(0, 16)}`);
@@ -51,8 +64,8 @@ export async function ensureHfBackboneBuilt(modelsDir: string, folder: string, l
   const weights = readFamilyWeights(source);
   const table = wordEmbeddings(weights);
   const outputs: Record<string, Uint8Array> = {
-    [BUILD_FILES.model]: toOnnxBytes(buildHfNetwork(weights).graph, source.config.modelType),
-    [BUILD_FILES.prefixModel]: toOnnxBytes(buildHfNetwork(weights, { prefix: true }).graph, `${source.config.modelType}_prefix`),
+    [BUILD_FILES.model]: onnxBytes(buildHfNetwork(weights).graph, source.config.modelType),
+    [BUILD_FILES.prefixModel]: onnxBytes(buildHfNetwork(weights, { prefix: true }).graph, `${source.config.modelType}_prefix`),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
     [TOKENIZER_CONFIG_FILE]: new TextEncoder().encode(JSON.stringify(source.tokenizerConfig)),
     [BUILD_FILES.embeddings]: new Uint8Array(table.buffer, table.byteOffset, table.byteLength),
