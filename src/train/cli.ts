@@ -16,7 +16,7 @@ import { SktError } from "../errors.js";
 import { loadDataset } from "./datasets.js";
 import { reportFor, type EvalReport } from "./evaluate.js";
 import { trainAdapter, type TrainOptions } from "./trainer.js";
-import type { InitScheme, TrainMethod } from "./init.js";
+import { defaultInit, type InitScheme, type TrainMethod } from "./init.js";
 
 function fail(message: string): never {
   throw new SktError("bad_request", "invalid_arguments", message);
@@ -31,7 +31,7 @@ function num(value: string | undefined, name: string, fallback: number): number 
 
 const TRAIN_FLAGS = {
   task: { type: "string" }, data: { type: "string" }, dev: { type: "string" }, prompt: { type: "string" },
-  variant: { type: "string", default: "prefix" }, pooling: { type: "boolean" }, "no-pooling": { type: "boolean" },
+  variant: { type: "string" }, pooling: { type: "boolean" }, "no-pooling": { type: "boolean" },
   method: { type: "string", default: "sk" }, init: { type: "string" }, epochs: { type: "string" }, "max-steps": { type: "string" },
   "batch-size": { type: "string" }, lr: { type: "string" }, "weight-decay": { type: "string" }, warmup: { type: "string" },
   "max-length": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, log: { type: "string" },
@@ -43,6 +43,9 @@ const TRAIN_FLAGS = {
 export async function trainCommand(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({ args: argv, options: TRAIN_FLAGS, strict: true });
   if (!v.task || !v.data || !v.prompt || !v.out) fail("train needs --task, --data, --prompt and --out (see README: Training)");
+  // No --variant and no pooling flag: prefix with pooling, or the first form that fits the cap on this backbone.
+  const autoForm = v.variant === undefined && v.pooling === undefined && v["no-pooling"] === undefined;
+  v.variant ??= "prefix";
   if (!VARIANTS.includes(v.variant as Variant)) fail(`--variant must be prompt or prefix, got "${v.variant}"`);
   if (!["sk", "prompt-tuning", "probe"].includes(v.method!)) fail(`--method must be sk, prompt-tuning or probe`);
   const train = await loadDataset(v.data);
@@ -61,7 +64,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const options: TrainOptions = {
     task: v.task, train, dev, labelNames: v["label-names"]?.split(",").map((s) => s.trim()),
     promptText: v.prompt, variant, pooling: !v["no-pooling"], method,
-    init: (v.init as InitScheme | undefined) ?? (method === "prompt-tuning" ? "random" : variant === "prompt" ? "token-scale" : "authors"),
+    init: (v.init as InitScheme | undefined) ?? defaultInit(method, variant), autoForm, autoInit: v.init === undefined,
     epochs: num(v.epochs, "epochs", 3), maxSteps: v["max-steps"] ? num(v["max-steps"], "max-steps", 0) : undefined,
     batchSize: num(v["batch-size"], "batch-size", 32), lr: num(v.lr, "lr", 3e-3), weightDecay: num(v["weight-decay"], "weight-decay", 0.01),
     warmup: num(v.warmup, "warmup", 0.06), maxLength: num(v["max-length"], "max-length", 128), seed: num(v.seed, "seed", 1),

@@ -17,7 +17,7 @@ import { SktError } from "../errors.js";
 import { AdamW, linearSchedule } from "./adamw.js";
 import type { Dataset, Example } from "./datasets.js";
 import { encodeExample, evaluatePrepared, headlineScore, type EvalReport } from "./evaluate.js";
-import { initAdapterTensors, meanTokenNorm, trainableTensors, type InitScheme, type TrainMethod } from "./init.js";
+import { defaultInit, initAdapterTensors, meanTokenNorm, trainableTensors, type InitScheme, type TrainMethod } from "./init.js";
 import { Rng } from "./rng.js";
 import { TrainingStep, type StepRow } from "./step.js";
 import { hfTrainable, useLiteTrainable, type TrainableBackbone } from "./train-graph.js";
@@ -50,6 +50,12 @@ export interface TrainOptions {
   dropout: number;
   threads: number;
   modelsDir: string;
+  /**
+   * When the variant and pooling were not chosen: keep them if they fit the cap, else take the first
+   * form that does (prefix+pooling, prompt+pooling, prompt, prefix); `autoInit` then re-derives init.
+   */
+  autoForm?: boolean;
+  autoInit?: boolean;
   /** The adapter must stay under this many parameters (the server's SKT_MAX_ADAPTER_PARAMS; default 1,000,000). */
   maxParameters?: number;
   /** A Hugging Face folder to train on instead of the embedded USE-lite. */
@@ -115,12 +121,29 @@ function checkParameterCap(meta: AdapterMetadata, dims: BackboneAssets["dims"], 
   throw new SktError("bad_request", "adapter_too_large", `a ${meta.variant} adapter${meta.pooling ? "" : " without pooling"} with a ${meta.promptLength}-token prompt has ${count.toLocaleString("en")} parameters on this backbone, over the cap of ${cap.toLocaleString("en")}; ${fitting.length ? `these fit: ${fitting.join("; ")}` : "no form fits: use a shorter prompt"}`);
 }
 
-async function trainWith(o: TrainOptions, assets: BackboneAssets, backbone: TrainableBackbone, runner: BackboneRunner): Promise<TrainResult> {
+/** The forms in the order the trainer prefers them when it chooses. */
+const FORMS = [
+  { variant: "prefix", pooling: true },
+  { variant: "prompt", pooling: true },
+  { variant: "prompt", pooling: false },
+  { variant: "prefix", pooling: false },
+] as const;
+
+async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: TrainableBackbone, runner: BackboneRunner): Promise<TrainResult> {
+  let o = given;
   const problemType = problemTypeOf(o.train);
   const datasetLabels = o.train.labels;
   const labels = problemType === "regression" ? ["value"] : o.labelNames ?? datasetLabels;
   if (labels.length !== (problemType === "regression" ? 1 : datasetLabels.length)) {
     throw new SktError("bad_request", "label_names_mismatch", `--label-names gives ${labels.length} names for ${datasetLabels.length} labels (${datasetLabels.join(", ")})`);
+  }
+  if (o.autoForm && o.method !== "probe") {
+    const L0 = assets.tokenizer.ids(o.promptText).length;
+    const labelCount = problemTypeOf(o.train) === "regression" ? 1 : (o.labelNames ?? o.train.labels).length;
+    const shape = { promptLength: L0, labels: new Array<string>(labelCount).fill(""), problemType: problemTypeOf(o.train) };
+    const fits = (f: (typeof FORMS)[number]) => parameterCount({ ...shape, ...f }, assets.dims) <= (o.maxParameters ?? 1_000_000);
+    const form = fits({ variant: o.variant, pooling: o.pooling } as (typeof FORMS)[number]) ? null : FORMS.find(fits);
+    if (form) o = { ...o, ...form, init: o.autoInit ? defaultInit(o.method, form.variant) : o.init };
   }
   if (o.model && o.train.hasPairs) throw new SktError("bad_request", "pair_not_supported", "training on text pairs is not supported on Hugging Face backbones yet (the trainer does not feed token type ids); serving pair adapters is");
   const promptIds = assets.tokenizer.ids(o.promptText);

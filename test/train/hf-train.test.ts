@@ -138,6 +138,14 @@ describe("training on a tiny random decoder", () => {
     const over = trainAdapter({ ...options, pooling: false, maxParameters: noPooling - 1 });
     await expect(over).rejects.toMatchObject({ code: "adapter_too_large", message: expect.stringContaining(`${noPooling.toLocaleString("en")} parameters`) });
 
+    // Left to choose (no --variant/--no-pooling), the trainer takes the first form that fits the cap.
+    const count = (variant: "prompt" | "prefix", pooling: boolean) => parameterCount({ ...result.file!.metadata, variant, pooling }, dims);
+    const cap = count("prefix", true) - 1;
+    const chosen = await trainAdapter({ ...options, autoForm: true, autoInit: true, maxParameters: cap, maxSteps: 2 });
+    const expected = ([["prompt", true], ["prompt", false], ["prefix", false]] as const).find(([v, p]) => count(v, p) <= cap)!;
+    expect([chosen.file!.metadata.variant, chosen.file!.metadata.pooling]).toEqual(expected);
+    expect(chosen.parameters).toBeLessThanOrEqual(cap);
+
     const engine = await Engine.create({ ...defaultConfig({ modelsDir, adaptersDir: path.join(root, "adapters-train"), model }) });
     try {
       expect(result.file!.metadata.backbone).toBe("tiny-llama");
