@@ -24,6 +24,18 @@ describe.each(["bert-v", "llama-v"])("fixture %s", (name) => {
     expect(expected.texts.map((t) => hf.tokenizer.encode(t, 100_000).ids)).toEqual(expected.ids);
   });
 
+  it("truncates a long text to the cap, keeping the special tokens around the text's first tokens", async () => {
+    const hf = await loadHf(dir);
+    const expected = JSON.parse(await readFile(path.join(dir, "expected.json"), "utf8")) as Expected;
+    const longest = expected.ids.reduce((a, b) => (b.length > a.length ? b : a));
+    const text = expected.texts[expected.ids.indexOf(longest)];
+    const cut = hf.tokenizer.encode(text, 10);
+    expect(cut).toMatchObject({ truncated: true, fullLength: longest.length });
+    // bert-v: [CLS] … [SEP] (ids 2 and 3); llama-v: a BOS (id 0) only.
+    const after = name === "bert-v" ? [3] : [];
+    expect(cut.ids).toEqual([...longest.slice(0, 10 - after.length), ...after]);
+  });
+
   it("matches the float64 reference one text at a time and in one padded batch", async () => {
     const hf = await loadHf(dir);
     const expected = JSON.parse(await readFile(path.join(dir, "expected.json"), "utf8")) as Expected;
