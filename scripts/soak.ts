@@ -3,6 +3,7 @@
  *
  *   npm run soak                    # 600 s
  *   npm run soak -- --seconds 120   # any length; --json prints the report as JSON too
+ *   npm run soak -- --metadata-kib 900   # every uploaded version carries a ~900 KiB training summary
  *
  * 1. Spawn the server (`src/cli.ts serve`) on a free loopback port with a temp adapter folder.
  * 2. Measure its saturation rate: closed-loop clients for a few seconds, completed requests/s.
@@ -24,7 +25,8 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { AdapterStore } from "../src/adapters/store.js";
 import { loadBackboneAssets, type BackboneAssets } from "../src/backbone/backbone.js";
-import { syntheticAdapterBytes as servableAdapterBytes } from "../src/adapters/synthetic.js";
+import { encodeAdapter } from "../src/adapters/format.js";
+import { syntheticAdapter } from "../src/adapters/synthetic.js";
 import { seededRandom } from "../src/random.js";
 import { spawnServerProcess } from "./lib/server-process.js";
 
@@ -42,6 +44,8 @@ export interface SoakOptions {
   adminEveryMs?: number;
   /** Extra environment for the server (e.g. SKT_THREADS). */
   env?: Record<string, string>;
+  /** Give every uploaded version a `training` summary of about this many KiB in its metadata (default 0). */
+  metadataKiB?: number;
   log?: (line: string) => void;
 }
 
@@ -122,8 +126,11 @@ function randomText(rand: () => number): string {
 
 /** Adapter versions say which one answered: odd versions answer "negative", even "positive". */
 const labelFor = (version: number) => (version % 2 ? "negative" : "positive");
-function adapterFor(assets: BackboneAssets, task: string, version: number): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(servableAdapterBytes(assets, { task, seed: version, headBias: version % 2 ? [40, -40] : [-40, 40] }));
+function adapterFor(assets: BackboneAssets, task: string, version: number, metadataKiB = 0): Uint8Array<ArrayBuffer> {
+  const file = syntheticAdapter(assets, { task, seed: version, headBias: version % 2 ? [40, -40] : [-40, 40] });
+  // A large training summary (issue 18, defect 3: memory must not grow with what versions carry). ~28 bytes a step.
+  if (metadataKiB > 0) file.metadata.training = { version, log: Array.from({ length: Math.round((metadataKiB * 1024) / 28) }, (_, k) => ({ step: k, loss: 0.5 })) };
+  return new Uint8Array(encodeAdapter(file, assets.dims));
 }
 
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
@@ -150,7 +157,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const admin = { authorization: `Bearer ${TOKEN}` };
     const put = (task: string, body: Uint8Array<ArrayBuffer>) => fetch(`${server.base}/admin/adapters/${task}`, { method: "PUT", headers: { ...admin, "content-type": "application/octet-stream" }, body });
     for (const [task, v] of [["main", 1], ["stable", 1]] as const) {
-      const r = await put(task, adapterFor(assets, task, v));
+      const r = await put(task, adapterFor(assets, task, v, opts.metadataKiB));
       if (r.status !== 201) throw new Error(`initial upload of ${task}: ${r.status} ${await r.text()}`);
     }
     let latestMain = 1; // highest version of "main" written (the next upload gets latestMain + 1)
@@ -248,7 +255,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
           case 0: {
             const v = latestMain + 1;
             latestMain = v; // before the request: answers from v may arrive before its 201 does
-            if (await expect(`upload main v${v}`, await put("main", adapterFor(assets, "main", v)), 201)) {
+            if (await expect(`upload main v${v}`, await put("main", adapterFor(assets, "main", v, opts.metadataKiB)), 201)) {
               adminCounts.uploads++;
               currentMain = v;
             }
@@ -264,7 +271,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
             break;
           }
           case 2: {
-            if (await expect("create side", await put("side", adapterFor(assets, "side", 1)), 201)) adminCounts.creates++;
+            if (await expect("create side", await put("side", adapterFor(assets, "side", 1, opts.metadataKiB)), 201)) adminCounts.creates++;
             for (let i = 0; i < 3; i++) {
               const s = await classifyOnce("side");
               if (s === 200 || s === 429) adminCounts.sideQueries++;
@@ -346,16 +353,21 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   let seconds = 600;
   let json = false;
+  let metadataKiB = 0;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--seconds" || a.startsWith("--seconds=")) {
       const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
       seconds = Number(v);
       if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`--seconds needs a positive number, got ${v}`);
+    } else if (a === "--metadata-kib" || a.startsWith("--metadata-kib=")) {
+      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
+      metadataKiB = Number(v);
+      if (!Number.isFinite(metadataKiB) || metadataKiB < 0) throw new Error(`--metadata-kib needs a number of KiB, got ${v}`);
     } else if (a === "--json") json = true;
-    else throw new Error(`unknown argument ${a} (use --seconds N, --json)`);
+    else throw new Error(`unknown argument ${a} (use --seconds N, --metadata-kib N, --json)`);
   }
-  const report = await runSoak({ seconds });
+  const report = await runSoak({ seconds, metadataKiB });
   console.log(formatReport(report));
   if (json) console.log(JSON.stringify(report, null, 2));
   const failures = report.requests.failures + report.admin.failures;

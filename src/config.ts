@@ -28,6 +28,8 @@ export interface ServerConfig {
   requireSignature: boolean;
   adaptersDir: string;
   modelsDir: string;
+  /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
+  model: string | undefined;
   threads: number;
   maxBatchSize: number;
   maxBatchTokens: number;
@@ -179,6 +181,16 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
   opt({ key: "requireSignature", env: "SKT_REQUIRE_SIGNATURE", flag: "--require-signature", default: "false", meaning: "Refuse uploads that are unsigned (422 `signature_required`) or signed by a key not in SKT_TRUSTED_KEYS (422 `unknown_signing_key`); nothing is stored. Needs SKT_TRUSTED_KEYS.", parse: bool, boolean: true }),
   opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version, plus `INDEX` (the task index read at start-up) and `RECENT` (the warm-up hint).", parse: nonEmpty }),
   opt({ key: "modelsDir", env: "SKT_MODELS_DIR", flag: "--models-dir", default: "models", meaning: "Where the built backbone (ONNX + tokenizer) lives.", parse: nonEmpty }),
+  opt({
+    key: "model",
+    env: "SKT_MODEL",
+    flag: "--model",
+    default: undefined,
+    defaultDoc: "(unset: the embedded USE-lite)",
+    meaning:
+      "A Hugging Face model folder on disk (config.json, tokenizer.json, model.safetensors or sharded with model.safetensors.index.json) to serve as the frozen backbone: bert, roberta, xlm-roberta, distilbert, llama, mistral or qwen2. Built once into the models folder, keyed by the checkpoint's fingerprint. Nothing is downloaded.",
+    parse: nonEmpty,
+  }),
   opt({ key: "threads", env: "SKT_THREADS", flag: "--threads", default: "2", meaning: "onnxruntime intra-op threads for the inference worker.", parse: int(1, 1024) }),
   opt({ key: "maxBatchSize", env: "SKT_MAX_BATCH_SIZE", flag: "--max-batch-size", default: "32", meaning: "Most rows (texts) in one backbone pass.", parse: int(1, 4096) }),
   opt({ key: "maxBatchTokens", env: "SKT_MAX_BATCH_TOKENS", flag: "--max-batch-tokens", default: "4096", meaning: "Most padded tokens (rows × longest row) in one backbone pass.", parse: int(1) }),

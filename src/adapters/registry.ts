@@ -11,7 +11,7 @@
  */
 import { LRUCache } from "lru-cache";
 import type { BackboneDims } from "../backbone/dims.js";
-import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
+import type { BackboneTokenizer } from "../backbone/tokenizer.js";
 import { SktError, isSktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import { decodeAdapter, peekMetadata, type AdapterFile, type AdapterMetadata } from "./format.js";
@@ -25,7 +25,7 @@ export interface RegistryOptions {
   store: AdapterStore;
   dims: BackboneDims;
   fingerprint: string;
-  tokenizer: UseLiteTokenizer;
+  tokenizer: BackboneTokenizer;
   /** Backbone last hidden state of the prompt's token ids, [L, H_out]. */
   semanticPass: (promptIds: number[]) => Promise<Float32Array>;
   cacheBytes: number;
@@ -248,7 +248,7 @@ export class AdapterRegistry {
   private async prepare(file: AdapterFile, version: number, reuseHiddenState = true): Promise<PreparedAdapter> {
     const meta = file.metadata;
     // Tokenized with an early stop: a prompt far longer than declared costs little to refuse.
-    const prompt = this.opts.tokenizer.encode(meta.promptText, meta.promptLength);
+    const prompt = this.opts.tokenizer.promptIds(meta.promptText, meta.promptLength);
     const promptIds = prompt.ids;
     if (prompt.truncated || promptIds.length !== meta.promptLength) {
       const count = prompt.truncated ? `at least ${prompt.fullLength}` : String(promptIds.length);

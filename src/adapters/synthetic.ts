@@ -4,7 +4,6 @@
  * the tests, the benchmarks and the soak script to exercise serving without a trained adapter.
  */
 import type { BackboneAssets } from "../backbone/backbone.js";
-import { BACKBONE_NAME } from "../backbone/build.js";
 import { seededRandom } from "../random.js";
 import { encodeAdapter, type AdapterFile, type AdapterTensor } from "./format.js";
 import { expectedShapes, numel, type ProblemType, type Variant } from "./spec.js";
@@ -39,7 +38,7 @@ export function syntheticAdapter(assets: BackboneAssets, o: SyntheticOptions): A
     promptLength: assets.tokenizer.ids(promptText).length,
     labels: o.labels ?? (problemType === "regression" ? ["score"] : ["negative", "positive"]),
     problemType,
-    backbone: BACKBONE_NAME,
+    backbone: assets.name,
     backboneFingerprint: assets.fingerprint,
     maxLength: o.maxLength ?? assets.dims.maxPositions,
     textPair: o.textPair ?? false,

@@ -9,26 +9,36 @@ import ort from "onnxruntime-node";
 import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
 import { executionProviders, openOnDevice, type Device, type DeviceInfo, type DeviceSetting, type Precision } from "./device.js";
 import type { BackboneDims } from "./dims.js";
+import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE } from "./hf/build.js";
+import { HfTokenizer } from "./hf/tokenizer.js";
+import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 import { cpuPinnedNodeNames } from "./webgpu-placement.js";
-import { UseLiteTokenizer } from "./tokenizer.js";
 
 export interface BackboneAssets {
+  /** The built backbone's folder (what the runner loads). */
   dir: string;
+  /** "use-lite", or the Hugging Face folder's name. */
+  name: string;
   manifest: BackboneManifest;
   fingerprint: string;
   dims: BackboneDims;
-  tokenizer: UseLiteTokenizer;
+  tokenizer: BackboneTokenizer;
   /** Token-embedding table E, [vocab, embedDim] row-major. */
   embeddings: Float32Array;
+  /** The graph output that is the backbone's sentence vector (/embed). */
+  sentenceOutput: "pooled" | "sentence_embedding";
 }
 
-export async function loadBackboneAssets(modelsDir: string, log?: (msg: string) => void): Promise<BackboneAssets> {
-  const manifest = await ensureBackboneBuilt(modelsDir, log);
-  const dir = backboneDir(modelsDir);
-  const tokenizerJson = JSON.parse(await readFile(path.join(dir, BUILD_FILES.tokenizer), "utf8")) as Record<string, unknown>;
+/** The embedded USE-lite, or with `model` the Hugging Face folder it names; built on first use. */
+export async function loadBackboneAssets(modelsDir: string, log?: (msg: string) => void, model?: string): Promise<BackboneAssets> {
+  const { dir, manifest } = model ? await ensureHfBackboneBuilt(modelsDir, model, log) : { dir: backboneDir(modelsDir), manifest: await ensureBackboneBuilt(modelsDir, log) };
+  const readJson = async (file: string) => JSON.parse(await readFile(path.join(dir, file), "utf8")) as Record<string, unknown>;
+  const tokenizerJson = await readJson(BUILD_FILES.tokenizer);
+  const tokenizer = model ? new HfTokenizer(tokenizerJson, await readJson(TOKENIZER_CONFIG_FILE)) : new UseLiteTokenizer(tokenizerJson);
   const raw = await readFile(path.join(dir, BUILD_FILES.embeddings));
   const embeddings = new Float32Array(new Uint8Array(raw).buffer);
-  return { dir, manifest, fingerprint: manifest.fingerprint, dims: manifest.dims, tokenizer: new UseLiteTokenizer(tokenizerJson), embeddings };
+  const sentenceOutput = manifest.sentenceOutput ?? "sentence_embedding"; // USE-lite builds from before the field
+  return { dir, name: manifest.backbone, manifest, fingerprint: manifest.fingerprint, dims: manifest.dims, tokenizer, embeddings, sentenceOutput };
 }
 
 /** Writes the embedding rows of `ids` into `out` starting at row `row` (rows of width `dim`). */
@@ -58,6 +68,8 @@ export interface BackboneBatch {
   inputsEmbeds: Float32Array;
   /** [batch, seq] 1 for real positions. */
   attentionMask: BigInt64Array;
+  /** [batch, seq] token type ids for graphs that take them (BERT-family pairs); zeros when absent. */
+  tokenTypeIds?: BigInt64Array;
   prefix?: PrefixInputs;
   outputs: BackboneOutputName[];
 }
@@ -91,8 +103,13 @@ export class BackboneRunner {
     readonly deviceInfo: DeviceInfo,
   ) {}
 
+  /** The embedded USE-lite's runner. */
   static async create(modelsDir: string, opts: RunnerOptions): Promise<BackboneRunner> {
-    const dir = backboneDir(modelsDir);
+    return BackboneRunner.open(backboneDir(modelsDir), opts);
+  }
+
+  /** The runner of the build in `dir` (any backbone). */
+  static async open(dir: string, opts: RunnerOptions): Promise<BackboneRunner> {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", opts.precision ?? "fp32", async (device) => {
       const plain = await createSession(path.join(dir, BUILD_FILES.model), opts.threads, device);
@@ -112,8 +129,11 @@ export class BackboneRunner {
       attention_mask: new ort.Tensor("int64", b.attentionMask, [b.batch, b.seq]),
     };
     let session = this.plain;
+    if (b.prefix) session = this.withPrefix;
+    if (session.inputNames.includes("token_type_ids")) {
+      feeds.token_type_ids = new ort.Tensor("int64", b.tokenTypeIds ?? new BigInt64Array(b.batch * b.seq), [b.batch, b.seq]);
+    }
     if (b.prefix) {
-      session = this.withPrefix;
       const P = b.prefix.length;
       this.dims.layers.forEach((l, n) => {
         feeds[`prefix_key_${n}`] = new ort.Tensor("float32", b.prefix!.keys[n], [b.batch, l.heads, P, l.headDim]);

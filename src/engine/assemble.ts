@@ -10,13 +10,16 @@ import type { BackboneDims } from "../backbone/dims.js";
 import type { PreparedAdapter } from "../adapters/prepared.js";
 
 export interface BatchRow {
-  adapter: PreparedAdapter;
+  /** null: the backbone alone (/embed). */
+  adapter: PreparedAdapter | null;
   ids: number[];
+  /** Token types of `ids` (pairs on BERT-family backbones). */
+  typeIds?: number[];
 }
 
 /** Positions a row occupies in the sequence axis. */
-export function rowLength(adapter: PreparedAdapter, tokenCount: number): number {
-  return (adapter.softPrompt ? adapter.metadata.promptLength : 0) + tokenCount;
+export function rowLength(adapter: PreparedAdapter | null, tokenCount: number): number {
+  return (adapter?.softPrompt ? adapter.metadata.promptLength : 0) + tokenCount;
 }
 
 export interface AssembledBatch {
@@ -34,7 +37,7 @@ export function assembleBatch(rows: BatchRow[], table: Float32Array, dims: Backb
   const attentionMask = new BigInt64Array(B * seq);
   rows.forEach((r, b) => {
     let offset = b * seq;
-    if (r.adapter.softPrompt) {
+    if (r.adapter?.softPrompt) {
       inputsEmbeds.set(r.adapter.softPrompt, offset * D);
       offset += r.adapter.metadata.promptLength;
     }
@@ -42,14 +45,20 @@ export function assembleBatch(rows: BatchRow[], table: Float32Array, dims: Backb
     attentionMask.fill(1n, b * seq, b * seq + lengths[b]);
   });
   const batch: BackboneBatch = { batch: B, seq, inputsEmbeds, attentionMask, outputs: ["pooled"] };
+  if (rows.some((r) => r.typeIds)) {
+    // Soft-prompt rows and single texts are type 0; a pair's ids carry the tokenizer's types.
+    const types = new BigInt64Array(B * seq);
+    rows.forEach((r, b) => r.typeIds?.forEach((t, i) => (types[b * seq + lengths[b] - r.ids.length + i] = BigInt(t))));
+    batch.tokenTypeIds = types;
+  }
 
-  const P = Math.max(0, ...rows.map((r) => r.adapter.prefix?.length ?? 0));
-  if (rows.some((r) => r.adapter.prefix)) {
+  const P = Math.max(0, ...rows.map((r) => r.adapter?.prefix?.length ?? 0));
+  if (rows.some((r) => r.adapter?.prefix)) {
     const keys = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
     const values = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
     const mask = new BigInt64Array(B * P);
     rows.forEach((r, b) => {
-      const prefix = r.adapter.prefix;
+      const prefix = r.adapter?.prefix;
       if (!prefix) return;
       const L = prefix.length;
       dims.layers.forEach((l, n) => {

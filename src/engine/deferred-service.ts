@@ -4,7 +4,7 @@
  */
 import type { DeviceInfo } from "../backbone/device.js";
 import { SktError } from "../errors.js";
-import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, PageRequest, TaskInfo, TaskPage } from "./service.js";
+import type { AdapterDetails, ClassifyRequest, ClassifyResult, EmbedRequest, EmbedResult, InferenceService, PageRequest, TaskInfo, TaskPage } from "./service.js";
 
 export class DeferredService implements InferenceService {
   private target: InferenceService | null = null;
@@ -29,6 +29,9 @@ export class DeferredService implements InferenceService {
   }
   async classify(req: ClassifyRequest): Promise<ClassifyResult> {
     return this.ready.classify(req);
+  }
+  async embed(req: EmbedRequest): Promise<EmbedResult> {
+    return this.ready.embed(req);
   }
   async listTasks(page: PageRequest): Promise<TaskPage> {
     return this.ready.listTasks(page);

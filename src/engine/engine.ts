@@ -2,7 +2,7 @@
  * The engine behind the HTTP layer: tokenize → take the task's prepared adapter → queue rows →
  * batches across tasks run in the inference worker → each row's pooled state through its own head.
  */
-import { loadBackboneAssets, tokenBatch, type BackboneAssets } from "../backbone/backbone.js";
+import { loadBackboneAssets, tokenBatch, type BackboneAssets, type BackboneOutputName } from "../backbone/backbone.js";
 import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js";
 import { SktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
@@ -15,10 +15,12 @@ import { assembleBatch, rowLength } from "./assemble.js";
 import { BatchLog } from "./batch-log.js";
 import { Batcher, type QueuedRow } from "./batcher.js";
 import { InferenceWorker } from "./inference-worker.js";
-import type { AdapterDetails, ClassifyRequest, ClassifyResult, InferenceService, PageRequest, Prediction, TaskInfo, TaskPage } from "./service.js";
+import type { AdapterDetails, ClassifyRequest, ClassifyResult, EmbedRequest, EmbedResult, InferenceService, PageRequest, Prediction, TaskInfo, TaskPage } from "./service.js";
 
 export interface EngineOptions {
   modelsDir: string;
+  /** A Hugging Face folder to serve instead of the embedded USE-lite. */
+  model?: string;
   adaptersDir: string;
   threads: number;
   device: DeviceSetting;
@@ -55,9 +57,13 @@ export interface EngineOptions {
 const PROBE_TEXT = "a short ordinary sentence to check the adapter's outputs";
 
 interface Row extends QueuedRow {
-  adapter: PreparedAdapter;
+  /** null for /embed rows: the backbone alone. */
+  adapter: PreparedAdapter | null;
   ids: number[];
-  resolve(pooled: Float32Array): void;
+  typeIds?: number[];
+  /** The graph output this row needs (pooled for adapters' heads). */
+  output: BackboneOutputName;
+  resolve(vector: Float32Array): void;
 }
 
 export class Engine implements InferenceService {
@@ -73,8 +79,8 @@ export class Engine implements InferenceService {
   ) {}
 
   static async create(opts: EngineOptions): Promise<Engine> {
-    const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m));
-    const worker = new InferenceWorker({ modelsDir: opts.modelsDir, threads: opts.threads, device: opts.device, precision: opts.precision ?? "fp32" });
+    const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model);
+    const worker = new InferenceWorker({ modelsDir: opts.modelsDir, backboneDir: assets.dir, threads: opts.threads, device: opts.device, precision: opts.precision ?? "fp32" });
     worker.on("restarting", (n) => opts.log?.("error", "inference worker died; restarting", { restarts: n }));
     worker.on("ready", (d: DeviceInfo) => {
       opts.metrics?.deviceInfo.reset();
@@ -134,7 +140,7 @@ export class Engine implements InferenceService {
 
     const encoded = req.texts.map((t, i) => (req.pairs ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget) : this.assets.tokenizer.encode(t, adapter.textBudget)));
     const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
-    const pooled = await this.runRows(adapter, encoded.map((e) => e.ids), deadline, req.signal);
+    const pooled = await this.runRows(adapter, "pooled", encoded.map((e) => e.ids), deadline, req.signal, encoded.map((e) => e.typeIds));
     const predictions: Prediction[] = pooled.map((p, i) => ({ ...applyHead(adapter, p), tokens: encoded[i].ids.length, truncated: encoded[i].truncated }));
     // Uploads are probed, so this is a bug if it happens: say so instead of answering null scores.
     if (!predictions.every(isFiniteOutput)) throw new SktError("internal", "non_finite_output", `task "${req.task}" v${adapter.version} produced a non-finite score`);
@@ -157,8 +163,16 @@ export class Engine implements InferenceService {
     }
   }
 
+  async embed(req: EmbedRequest): Promise<EmbedResult> {
+    if (!this.isReady()) throw new SktError("not_ready", "not_ready", "the backbone is not loaded or the inference worker is restarting; retry shortly");
+    const encoded = req.texts.map((t) => this.assets.tokenizer.encode(t, this.assets.dims.maxPositions));
+    const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
+    const vectors = await this.runRows(null, this.assets.sentenceOutput, encoded.map((e) => e.ids), deadline, req.signal);
+    return { model: this.assets.name, embeddings: req.normalize ? vectors.map(l2Normalized) : vectors, tokens: encoded.map((e) => e.ids.length) };
+  }
+
   /** Queues one row per token sequence and settles when all have run (or the first fails). */
-  private runRows(adapter: PreparedAdapter, sequences: number[][], deadline: number, signal?: AbortSignal): Promise<Float32Array[]> {
+  private runRows(adapter: PreparedAdapter | null, output: BackboneOutputName, sequences: number[][], deadline: number, signal?: AbortSignal, typeIds?: (number[] | undefined)[]): Promise<Float32Array[]> {
     return new Promise<Float32Array[]>((resolve, reject) => {
       const results: Float32Array[] = new Array(sequences.length);
       let remaining = sequences.length;
@@ -177,12 +191,14 @@ export class Engine implements InferenceService {
       const rows: Row[] = sequences.map((ids, i) => ({
         adapter,
         ids,
+        typeIds: typeIds?.[i],
+        output,
         length: rowLength(adapter, ids.length),
         enqueuedAt: now,
         deadline,
         reject: (e) => finish(e),
-        resolve: (pooled) => {
-          results[i] = pooled;
+        resolve: (vector) => {
+          results[i] = vector;
           if (--remaining === 0) finish(null);
         },
       }));
@@ -204,12 +220,15 @@ export class Engine implements InferenceService {
     const started = Date.now();
     for (const r of rows) m?.queueDuration.observe((started - r.enqueuedAt) / 1000);
     const { batch, realTokens, paddedTokens } = assembleBatch(rows, this.assets.embeddings, this.assets.dims);
-    this.batchLog?.write(rows.map((r) => ({ task: r.adapter.task, version: r.adapter.version, ids: r.ids })));
+    batch.outputs = [...new Set(rows.map((r) => r.output))];
+    this.batchLog?.write(rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })));
     try {
       const { outputs, runMs } = await this.worker.run(batch);
-      const pooled = outputs.pooled!;
-      const H = this.assets.dims.hiddenDim;
-      rows.forEach((r, b) => r.resolve(pooled.slice(b * H, (b + 1) * H)));
+      rows.forEach((r, b) => {
+        const all = outputs[r.output]!;
+        const width = all.length / rows.length; // every output the engine reads is [batch, width]
+        r.resolve(all.slice(b * width, (b + 1) * width));
+      });
       m?.inferenceDuration.observe(runMs / 1000);
       m?.batchSize.observe(rows.length);
       m?.batchTokens.observe(realTokens + paddedTokens);
@@ -274,4 +293,11 @@ function taskInfo(task: string, version: number, meta: AdapterMetadata, assets: 
     maxLength: meta.maxLength,
     parameters: parameters ?? parameterCount(meta, assets.dims),
   };
+}
+
+function l2Normalized(v: Float32Array): Float32Array {
+  let sumSq = 0;
+  for (const x of v) sumSq += x * x;
+  const norm = Math.sqrt(sumSq);
+  return norm > 0 ? v.map((x) => x / norm) : v;
 }

@@ -61,7 +61,7 @@ export class InferenceWorker extends EventEmitter {
   /** Starts the worker; resolves once its sessions are loaded. */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const init: WorkerInit = { modelsDir: this.opts.modelsDir, threads: this.opts.threads, device: this.opts.device, precision: this.opts.precision };
+      const init: WorkerInit = { modelsDir: this.opts.modelsDir, backboneDir: this.opts.backboneDir, threads: this.opts.threads, device: this.opts.device, precision: this.opts.precision };
       const worker = spawnWorker(init);
       this.worker = worker;
       let started = false;
@@ -121,6 +121,7 @@ export class InferenceWorker extends EventEmitter {
     if (!worker || !this.ready) return Promise.reject(new SktError("not_ready", "worker_not_ready", "the inference worker is not running (starting or restarting); retry shortly"));
     const id = this.nextId++;
     const transfer: ArrayBuffer[] = [batch.inputsEmbeds.buffer as ArrayBuffer, batch.attentionMask.buffer as ArrayBuffer];
+    if (batch.tokenTypeIds) transfer.push(batch.tokenTypeIds.buffer as ArrayBuffer);
     if (batch.prefix) transfer.push(...[...batch.prefix.keys, ...batch.prefix.values, batch.prefix.mask].map((a) => a.buffer as ArrayBuffer));
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

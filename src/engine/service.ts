@@ -30,6 +30,22 @@ export interface Prediction {
   truncated: boolean;
 }
 
+export interface EmbedRequest {
+  texts: string[];
+  /** L2-normalise each vector (default false: the backbone's raw vector). */
+  normalize?: boolean;
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+export interface EmbedResult {
+  /** The backbone's name ("use-lite" or the model folder's name). */
+  model: string;
+  embeddings: Float32Array[];
+  /** Tokens each text ran with (special tokens included). */
+  tokens: number[];
+}
+
 export interface ClassifyResult {
   task: string;
   adapterVersion: number;
@@ -93,6 +109,8 @@ export interface InferenceService {
   /** Where the backbone runs (null until it has loaded). */
   deviceInfo(): DeviceInfo | null;
   classify(req: ClassifyRequest): Promise<ClassifyResult>;
+  /** The backbone's own sentence vector of each text (no adapter). */
+  embed(req: EmbedRequest): Promise<EmbedResult>;
   /** One page of the served tasks in name order, from the task index (no adapter file is read). */
   listTasks(page: PageRequest): Promise<TaskPage>;
   /** Whether `task` has a current version (used to label metrics without unbounded cardinality). */

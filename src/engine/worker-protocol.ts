@@ -4,6 +4,8 @@ import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js
 
 export interface WorkerInit {
   modelsDir: string;
+  /** The built backbone to load; default: USE-lite's build under modelsDir. */
+  backboneDir?: string;
   threads: number;
   device: DeviceSetting;
   precision: Precision;

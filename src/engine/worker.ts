@@ -30,7 +30,8 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
 }
 
 try {
-  const runner = await BackboneRunner.create(init.modelsDir, { threads: init.threads, device: init.device, precision: init.precision });
+  const runnerOptions = { threads: init.threads, device: init.device, precision: init.precision };
+  const runner = await (init.backboneDir ? BackboneRunner.open(init.backboneDir, runnerOptions) : BackboneRunner.create(init.modelsDir, runnerOptions));
   let chain = Promise.resolve();
   port.on("message", (msg: WorkerRequest) => {
     chain = chain.then(() => handle(runner, msg));

@@ -13,6 +13,7 @@ import { registerAdminRoutes } from "./routes/admin.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerClassifyRoutes } from "./routes/classify.js";
 import { registerDocsRoutes } from "./routes/docs.js";
+import { registerEmbedRoutes } from "./routes/embed.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerTaskRoutes } from "./routes/tasks.js";
 
@@ -43,6 +44,7 @@ export function createApp(opts: CreateAppOptions): OpenAPIHono<AppEnv> {
   registerHealthRoutes(app, deps);
   registerTaskRoutes(app, deps);
   registerClassifyRoutes(app, deps);
+  registerEmbedRoutes(app, deps);
   registerAdminRoutes(app, deps);
   registerAuditRoutes(app, deps);
   registerDocsRoutes(app, opts.version ?? pkg.version);

@@ -18,7 +18,7 @@ import { reportFor, type EvalReport } from "./evaluate.js";
 import { defaultHoldoutSize, stratifiedHoldout } from "./holdout.js";
 import { createProgressReporter, progressMode } from "./progress.js";
 import { trainAdapter, type TrainOptions } from "./trainer.js";
-import type { InitScheme, TrainMethod } from "./init.js";
+import { defaultInit, type InitScheme, type TrainMethod } from "./init.js";
 
 function fail(message: string): never {
   throw new SktError("bad_request", "invalid_arguments", message);
@@ -55,6 +55,7 @@ export async function evalCommand(argv: readonly string[]): Promise<void> {
 }
 
 const modelsDirOf = (v: { modelsDir?: string }) => v.modelsDir ?? (process.env.SKT_MODELS_DIR?.trim() || "models");
+const modelOf = (v: { model?: string }) => v.model ?? (process.env.SKT_MODEL?.trim() || undefined);
 const threadsOf = (v: { threads?: string }) => num(v.threads ?? (process.env.SKT_THREADS?.trim() || undefined), "threads", 2);
 
 /** The validation data: --dev, --holdout N (the file's last N; 0: none), or a stratified default slice. */
@@ -81,6 +82,8 @@ async function splitValidation(v: TrainFlags, train: Dataset, seed: number): Pro
 
 export async function runTrain(v: TrainFlags): Promise<void> {
   if (!v.task || !v.data || !v.prompt || !v.out) fail("train needs --task, --data, --prompt and --out (see skt train --help)");
+  // No --variant and no pooling flag: prefix with pooling, or the first form that fits the cap on this backbone.
+  const autoForm = v.variant === undefined && v.pooling === undefined;
   const variant = (v.variant ?? "prefix") as Variant;
   const method = (v.method ?? "sk") as TrainMethod;
   if (!VARIANTS.includes(variant)) fail(`--variant must be prompt or prefix, got "${v.variant}"`);
@@ -97,13 +100,13 @@ export async function runTrain(v: TrainFlags): Promise<void> {
   const options: TrainOptions = {
     task: v.task, train, dev, labelNames,
     promptText: v.prompt, variant, pooling: v.pooling !== false, method,
-    init: (v.init as InitScheme | undefined) ?? (method === "prompt-tuning" ? "random" : variant === "prompt" ? "token-scale" : "authors"),
+    init: (v.init as InitScheme | undefined) ?? defaultInit(method, variant), autoForm, autoInit: v.init === undefined,
     epochs: num(v.epochs, "epochs", 3), maxSteps: v.maxSteps ? num(v.maxSteps, "max-steps", 0) : undefined,
     batchSize: num(v.batchSize, "batch-size", 32), lr: num(v.lr, "lr", 3e-3), weightDecay: num(v.weightDecay, "weight-decay", 0.01),
     warmup: num(v.warmup, "warmup", 0.06), maxLength: num(v.maxLength, "max-length", 128), seed,
     evalEvery: num(v.evalEvery, "eval-every", 500), evalLimit: v.evalLimit ? num(v.evalLimit, "eval-limit", 0) : undefined,
     patience: num(v.patience, "patience", 0), dropout: num(v.dropout, "dropout", 0.1),
-    threads, modelsDir,
+    threads, modelsDir, model: modelOf(v),
   };
   const progressEvery = num(v.progressEvery, "progress-every", 10);
   if (progressEvery < 0) fail("--progress-every must be 0 or more seconds");
@@ -127,7 +130,7 @@ export async function runTrain(v: TrainFlags): Promise<void> {
   if (bytes) await writeFile(v.out, bytes);
   // The final report: the written adapter through the serving engine on all the validation data, as `eval` gives it.
   const finalReport = bytes && dev && dev.examples.length > 0
-    ? await evaluateThroughEngine(bytes, v.task, dev, { threads, modelsDir, datasetLabels: datasetLabelOrder(result.file!.metadata.labels, dev.labels, v.labelNames) })
+    ? await evaluateThroughEngine(bytes, v.task, dev, { threads, modelsDir, model: modelOf(v), datasetLabels: datasetLabelOrder(result.file!.metadata.labels, dev.labels, v.labelNames) })
     : null;
   const { onProgress: _drop, train: _t, dev: _d, ...printable } = options;
   await writeFile(logPath, JSON.stringify({ options: { ...printable, data: v.data, dev: devDescription, trainExamples: train.examples.length }, result: { ...result, file: undefined }, finalReport }, null, 1) + "\n");
@@ -149,7 +152,7 @@ export async function runEval(v: EvalFlags): Promise<void> {
   const bytes = new Uint8Array(await readFile(v.adapter));
   const meta = peekMetadata(bytes);
   const data = await loadDataset(v.data, meta.problemType === "regression" ? { task: "regression" } : undefined);
-  const report = await evaluateThroughEngine(bytes, meta.task, data, { threads: threadsOf(v), modelsDir: modelsDirOf(v), datasetLabels: datasetLabelOrder(meta.labels, data.labels, v.labelNames) });
+  const report = await evaluateThroughEngine(bytes, meta.task, data, { threads: threadsOf(v), modelsDir: modelsDirOf(v), model: modelOf(v), datasetLabels: datasetLabelOrder(meta.labels, data.labels, v.labelNames) });
   if (v.json) console.log(JSON.stringify(report, null, 1));
   else printReport(report);
 }
@@ -171,10 +174,10 @@ export interface EngineEvalReport extends EvalReport {
 }
 
 /** Uploads the adapter into a throwaway store and classifies every example through the engine. */
-export async function evaluateThroughEngine(bytes: Uint8Array, task: string, data: Awaited<ReturnType<typeof loadDataset>>, o: { threads: number; modelsDir: string; datasetLabels: string[] }): Promise<EngineEvalReport> {
+export async function evaluateThroughEngine(bytes: Uint8Array, task: string, data: Awaited<ReturnType<typeof loadDataset>>, o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[] }): Promise<EngineEvalReport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-eval-"));
   const engine = await Engine.create({
-    modelsDir: o.modelsDir, adaptersDir: dir, threads: o.threads, device: "cpu", maxBatchSize: 64, maxBatchTokens: 8192, maxWaitMs: 2, maxPaddingRatio: 0.25,
+    modelsDir: o.modelsDir, model: o.model, adaptersDir: dir, threads: o.threads, device: "cpu", maxBatchSize: 64, maxBatchTokens: 8192, maxWaitMs: 2, maxPaddingRatio: 0.25,
     queueSize: 1 << 20, cacheBytes: 64 << 20, maxAdapterParams: 1_000_000, maxUploadBytes: 64 << 20, semanticCache: true, requestTimeoutMs: 600_000,
   });
   try {

@@ -19,7 +19,7 @@ export const TRAIN_FLAGS: readonly FlagSpec[] = [
   { flag: "--holdout", value: "n", meaning: "Validate on the last N examples of --data instead (never trained on); 0: no validation, keep the last step." },
   { flag: "--prompt", value: "text", meaning: "The task prompt the adapter is built from (required)." },
   { flag: "--out", value: "file", meaning: "Where to write the adapter (.safetensors) (required)." },
-  { flag: "--variant", value: "prefix|prompt", default: "prefix", meaning: "Adapter variant." },
+  { flag: "--variant", value: "prefix|prompt", defaultDoc: "prefix with pooling; where that is over the 1M-parameter cap (large backbones), the first form that fits", meaning: "Adapter variant." },
   { flag: "--pooling", meaning: "Pool the prompt's hidden states (the default)." },
   { flag: "--no-pooling", meaning: "Use the non-pooling transform." },
   { flag: "--method", value: "sk|prompt-tuning|probe", default: "sk", meaning: "Training method." },
@@ -40,6 +40,7 @@ export const TRAIN_FLAGS: readonly FlagSpec[] = [
   { flag: "--dropout", value: "p", default: "0.1", meaning: "Dropout rate." },
   { flag: "--threads", value: "n", default: "2", env: "SKT_THREADS", meaning: "onnxruntime threads." },
   { flag: "--models-dir", value: "dir", default: "models", env: "SKT_MODELS_DIR", meaning: "Where the built backbone lives." },
+  { flag: "--model", value: "folder", defaultDoc: "the embedded USE-lite", env: "SKT_MODEL", meaning: "A Hugging Face model folder to train on (see README: Use your own model)." },
   { flag: "--log", value: "file", defaultDoc: "<out>.log.json", meaning: "JSON log of the run." },
   { flag: "--progress-every", value: "seconds", default: "10", meaning: "Without a terminal (or with --json): one progress line per this many seconds." },
   { flag: "--quiet", meaning: "No progress output." },
@@ -52,6 +53,7 @@ export const EVAL_FLAGS: readonly FlagSpec[] = [
   { flag: "--label-names", value: "a,b", defaultDoc: "the adapter's labels", meaning: "The adapter's names for the file's labels, in sorted label order." },
   { flag: "--threads", value: "n", default: "2", env: "SKT_THREADS", meaning: "onnxruntime threads." },
   { flag: "--models-dir", value: "dir", default: "models", env: "SKT_MODELS_DIR", meaning: "Where the built backbone lives." },
+  { flag: "--model", value: "folder", defaultDoc: "the embedded USE-lite", env: "SKT_MODEL", meaning: "The Hugging Face model folder the adapter was trained on." },
   { flag: "--json", meaning: "Print the report as JSON." },
 ];
 
@@ -83,6 +85,7 @@ export interface TrainFlags {
   dropout?: string;
   threads?: string;
   modelsDir?: string;
+  model?: string;
   log?: string;
   progressEvery?: string;
   quiet?: boolean;
@@ -95,6 +98,7 @@ export interface EvalFlags {
   labelNames?: string;
   threads?: string;
   modelsDir?: string;
+  model?: string;
   json?: boolean;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { BackboneRunner } from "../backbone/backbone.js";
 import type { BackboneDims } from "../backbone/dims.js";
-import type { UseLiteTokenizer } from "../backbone/tokenizer.js";
+import type { BackboneTokenizer } from "../backbone/tokenizer.js";
 import type { AdapterMetadata } from "../adapters/format.js";
 import { applyHead, type HeadOutput, type PreparedAdapter } from "../adapters/prepared.js";
 import { assembleBatch } from "../engine/assemble.js";
@@ -27,14 +27,14 @@ export interface EvalReport {
 
 export interface EvalContext {
   runner: BackboneRunner;
-  tokenizer: UseLiteTokenizer;
+  tokenizer: BackboneTokenizer;
   embeddings: Float32Array;
   dims: BackboneDims;
   batchSize?: number;
 }
 
 /** Token ids of an example within the adapter's text budget (pairs trimmed longest-first). */
-export function encodeExample(tokenizer: UseLiteTokenizer, e: Pick<Example, "text" | "pair">, budget: number): number[] {
+export function encodeExample(tokenizer: BackboneTokenizer, e: Pick<Example, "text" | "pair">, budget: number): number[] {
   return (e.pair !== undefined ? tokenizer.encodePair(e.text, e.pair, budget) : tokenizer.encode(e.text, budget)).ids;
 }
 

@@ -18,6 +18,11 @@ import type { Rng } from "./rng.js";
 export type TrainMethod = "sk" | "prompt-tuning" | "probe";
 export type InitScheme = "token-scale" | "authors" | "random" | "embedding";
 
+/** The initialisation each method and variant trains best from (the CLI's default for --init). */
+export function defaultInit(method: TrainMethod, variant: "prompt" | "prefix"): InitScheme {
+  return method === "prompt-tuning" ? "random" : variant === "prompt" ? "token-scale" : "authors";
+}
+
 export interface InitContext {
   meta: ShapeParams;
   dims: BackboneDims;

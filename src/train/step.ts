@@ -9,7 +9,7 @@ import { outputWidth, prefixLayout, type ProblemType, type Variant } from "../ad
 import type { BackboneDims } from "../backbone/dims.js";
 import { toOnnxBytes } from "../backbone/graph/onnx.js";
 import type { UseLiteWeights } from "../backbone/use-lite/weights.js";
-import { buildClassifierTrainingGraph } from "./train-graph.js";
+import { asTrainable, buildClassifierTrainingGraph, type TrainableBackbone } from "./train-graph.js";
 import { transformBackward, transformForward, type TransformParams } from "./transform-grad.js";
 
 export type FloatArray = Float32Array | Float64Array;
@@ -49,18 +49,19 @@ export class TrainingStep {
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly model: StepModel,
-    private readonly weights: UseLiteWeights,
+    private readonly backbone: TrainableBackbone,
     private readonly dims: BackboneDims,
     private readonly float: "float32" | "float64",
   ) {}
 
-  static async create(weights: UseLiteWeights, dims: BackboneDims, model: StepModel, opts: { threads: number; float?: "float32" | "float64" }): Promise<TrainingStep> {
+  static async create(weights: UseLiteWeights | TrainableBackbone, dims: BackboneDims, model: StepModel, opts: { threads: number; float?: "float32" | "float64" }): Promise<TrainingStep> {
+    const backbone = asTrainable(weights);
     const float = opts.float ?? "float32";
     // A head-only probe (L = 0) needs no prefix inputs, whatever its variant says.
     const prefix = model.variant === "prefix" && model.promptLength > 0;
-    const graph = buildClassifierTrainingGraph(weights, { prefix, problemType: model.problemType, outputs: model.outputs, float, embedsGrad: !prefix && model.promptLength > 0 });
+    const graph = buildClassifierTrainingGraph(backbone, { prefix, problemType: model.problemType, outputs: model.outputs, float, embedsGrad: !prefix && model.promptLength > 0 });
     const session = await ort.InferenceSession.create(toOnnxBytes(graph), { intraOpNumThreads: opts.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
-    return new TrainingStep(session, model, weights, dims, float);
+    return new TrainingStep(session, model, backbone, dims, float);
   }
 
   private transformParams(): TransformParams {
@@ -86,7 +87,7 @@ export class TrainingStep {
     const mask = new BigInt64Array(B * seq);
     input.rows.forEach((r, b) => {
       if (soft) embeds.set(zUsed, b * seq * D);
-      r.ids.forEach((id, t) => embeds.set(this.weights.embeddings.subarray(id * D, (id + 1) * D), (b * seq + soft + t) * D));
+      r.ids.forEach((id, t) => embeds.set(this.backbone.embeddings.subarray(id * D, (id + 1) * D), (b * seq + soft + t) * D));
       mask.fill(1n, b * seq, b * seq + soft + r.ids.length);
     });
     const t = (data: FloatArray, shape: number[]) => new ort.Tensor(this.float, data, shape);
@@ -106,6 +107,8 @@ export class TrainingStep {
       pooled_dropout: t(this.cast(input.pooledDropout), [B, dims.hiddenDim]),
     };
     if (model.variant === "prefix" && hasAdapterInput) Object.assign(feeds, this.prefixFeeds(zUsed, B, L));
+    // BERT-family graphs take token types; training rows are single texts (type 0).
+    if (this.session.inputNames.includes("token_type_ids")) feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * seq), [B, seq]);
 
     const out = await this.session.run(feeds);
     const grads: Record<string, Float32Array> = {

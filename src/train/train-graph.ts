@@ -14,6 +14,8 @@ import { addGradients, pruneToOutputs } from "../backbone/graph/autodiff.js";
 import type { Graph, Value } from "../backbone/graph/graph.js";
 import { buildUseLiteNetwork } from "../backbone/use-lite/network.js";
 import type { UseLiteWeights } from "../backbone/use-lite/weights.js";
+import { buildHfNetwork, wordEmbeddings } from "../backbone/hf/build-graph.js";
+import type { FamilyWeights } from "../backbone/hf/folder.js";
 import type { ProblemType } from "../adapters/spec.js";
 
 export interface ClassifierGraphOptions {
@@ -26,10 +28,36 @@ export interface ClassifierGraphOptions {
   float?: "float32" | "float64";
 }
 
-export function buildClassifierTrainingGraph(weights: UseLiteWeights, opts: ClassifierGraphOptions): Graph {
-  const net = buildUseLiteNetwork(weights, { float: opts.float ?? "float32", prefix: opts.prefix });
+/** What training needs of a backbone network: its graph, the inputs gradients flow to, the pooled state. */
+export interface TrainableNetwork {
+  graph: Graph;
+  inputs: { inputsEmbeds: Value; prefixKeys: Value[]; prefixValues: Value[] };
+  outputs: { pooled: Value };
+}
+
+/** A frozen backbone as the trainer sees it: its network (any float dtype, with or without prefix inputs) and token-embedding table. */
+export interface TrainableBackbone {
+  network(opts: { float: "float32" | "float64"; prefix: boolean }): TrainableNetwork;
+  /** [vocab, embedDim] row-major. */
+  embeddings: Float32Array;
+}
+
+export function useLiteTrainable(weights: UseLiteWeights): TrainableBackbone {
+  return { network: (o) => buildUseLiteNetwork(weights, o), embeddings: weights.embeddings };
+}
+
+export function hfTrainable(weights: FamilyWeights): TrainableBackbone {
+  return { network: (o) => buildHfNetwork(weights, o), embeddings: wordEmbeddings(weights) };
+}
+
+export function asTrainable(backbone: UseLiteWeights | TrainableBackbone): TrainableBackbone {
+  return "network" in backbone ? backbone : useLiteTrainable(backbone);
+}
+
+export function buildClassifierTrainingGraph(backbone: UseLiteWeights | TrainableBackbone, opts: ClassifierGraphOptions): Graph {
+  const net = asTrainable(backbone).network({ float: opts.float ?? "float32", prefix: opts.prefix });
   const g = net.graph;
-  const H = weights.layers[weights.layers.length - 1].ffnOut.out;
+  const H = net.outputs.pooled.shape[1] as number;
   const C = opts.outputs;
   const headWeight = g.input("head_weight", g.float, [C, H]);
   const headBias = g.input("head_bias", g.float, [C]);

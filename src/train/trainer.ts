@@ -7,7 +7,7 @@
 import { BackboneRunner, loadBackboneAssets, tokenBatch, type BackboneAssets } from "../backbone/backbone.js";
 import { readUseLitePackage } from "../backbone/use-lite/package-source.js";
 import { mapUseLiteWeights } from "../backbone/use-lite/weights.js";
-import { BACKBONE_NAME } from "../backbone/build.js";
+import { readFamilyWeights, readHfFolder } from "../backbone/hf/folder.js";
 import type { AdapterFile, AdapterMetadata, AdapterTensor } from "../adapters/format.js";
 import { prepareFromOutput, type PreparedAdapter } from "../adapters/prepared.js";
 import { MAX_PROMPT_LENGTH, outputWidth, parameterCount, type ProblemType, type Variant } from "../adapters/spec.js";
@@ -17,9 +17,10 @@ import { SktError } from "../errors.js";
 import { AdamW, linearSchedule } from "./adamw.js";
 import type { Dataset, Example } from "./datasets.js";
 import { encodeExample, evaluatePrepared, headlineScore, type EvalReport } from "./evaluate.js";
-import { initAdapterTensors, meanTokenNorm, trainableTensors, type InitScheme, type TrainMethod } from "./init.js";
+import { defaultInit, initAdapterTensors, meanTokenNorm, trainableTensors, type InitScheme, type TrainMethod } from "./init.js";
 import { Rng } from "./rng.js";
 import { TrainingStep, type StepRow } from "./step.js";
+import { hfTrainable, useLiteTrainable, type TrainableBackbone } from "./train-graph.js";
 
 export interface TrainOptions {
   task: string;
@@ -49,6 +50,16 @@ export interface TrainOptions {
   dropout: number;
   threads: number;
   modelsDir: string;
+  /**
+   * When the variant and pooling were not chosen: keep them if they fit the cap, else take the first
+   * form that does (prefix+pooling, prompt+pooling, prompt, prefix); `autoInit` then re-derives init.
+   */
+  autoForm?: boolean;
+  autoInit?: boolean;
+  /** The adapter must stay under this many parameters (the server's SKT_MAX_ADAPTER_PARAMS; default 1,000,000). */
+  maxParameters?: number;
+  /** A Hugging Face folder to train on instead of the embedded USE-lite. */
+  model?: string;
   /** Evaluate on at most this many dev examples during training (the final report uses all). */
   evalLimit?: number;
   onProgress?: (p: ProgressEvent) => void;
@@ -98,33 +109,65 @@ function refuseUntrainableData(o: TrainOptions): void {
 
 export async function trainAdapter(o: TrainOptions): Promise<TrainResult> {
   refuseUntrainableData(o);
-  const assets = await loadBackboneAssets(o.modelsDir);
-  const weights = mapUseLiteWeights((await readUseLitePackage()).weights);
-  const runner = await BackboneRunner.create(o.modelsDir, { threads: o.threads });
+  const assets = await loadBackboneAssets(o.modelsDir, undefined, o.model);
+  const backbone = o.model ? hfTrainable(readFamilyWeights(await readHfFolder(o.model))) : useLiteTrainable(mapUseLiteWeights((await readUseLitePackage()).weights));
+  const runner = await BackboneRunner.open(assets.dir, { threads: o.threads });
   try {
-    return await trainWith(o, assets, weights, runner);
+    return await trainWith(o, assets, backbone, runner);
   } finally {
     await runner.release();
   }
 }
 
-async function trainWith(o: TrainOptions, assets: BackboneAssets, weights: ReturnType<typeof mapUseLiteWeights>, runner: BackboneRunner): Promise<TrainResult> {
+/**
+ * Refuses, before any work, an adapter the server would refuse for its size, naming the forms that
+ * fit this backbone and prompt (prefix adapters grow with L²·Σ 2·kv_heads·head_dim, or with the
+ * hidden sizes without pooling; on real-sized backbones several forms do not fit).
+ */
+function checkParameterCap(meta: AdapterMetadata, dims: BackboneAssets["dims"], cap: number): void {
+  const count = parameterCount(meta, dims);
+  if (count <= cap) return;
+  const forms = (["prefix", "prompt"] as const).flatMap((variant) => [true, false].map((pooling) => ({ variant, pooling })));
+  const fitting = forms.filter((f) => parameterCount({ ...meta, ...f }, dims) <= cap).map((f) => `--variant ${f.variant}${f.pooling ? "" : " --no-pooling"}`);
+  throw new SktError("bad_request", "adapter_too_large", `a ${meta.variant} adapter${meta.pooling ? "" : " without pooling"} with a ${meta.promptLength}-token prompt has ${count.toLocaleString("en")} parameters on this backbone, over the cap of ${cap.toLocaleString("en")}; ${fitting.length ? `these fit: ${fitting.join("; ")}` : "no form fits: use a shorter prompt"}`);
+}
+
+/** The forms in the order the trainer prefers them when it chooses. */
+const FORMS = [
+  { variant: "prefix", pooling: true },
+  { variant: "prompt", pooling: true },
+  { variant: "prompt", pooling: false },
+  { variant: "prefix", pooling: false },
+] as const;
+
+async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: TrainableBackbone, runner: BackboneRunner): Promise<TrainResult> {
+  let o = given;
   const problemType = problemTypeOf(o.train);
   const datasetLabels = o.train.labels;
   const labels = problemType === "regression" ? ["value"] : o.labelNames ?? datasetLabels;
   if (labels.length !== (problemType === "regression" ? 1 : datasetLabels.length)) {
     throw new SktError("bad_request", "label_names_mismatch", `--label-names gives ${labels.length} names for ${datasetLabels.length} labels (${datasetLabels.join(", ")})`);
   }
+  if (o.autoForm && o.method !== "probe") {
+    const L0 = assets.tokenizer.ids(o.promptText).length;
+    const labelCount = problemTypeOf(o.train) === "regression" ? 1 : (o.labelNames ?? o.train.labels).length;
+    const shape = { promptLength: L0, labels: new Array<string>(labelCount).fill(""), problemType: problemTypeOf(o.train) };
+    const fits = (f: (typeof FORMS)[number]) => parameterCount({ ...shape, ...f }, assets.dims) <= (o.maxParameters ?? 1_000_000);
+    const form = fits({ variant: o.variant, pooling: o.pooling } as (typeof FORMS)[number]) ? null : FORMS.find(fits);
+    if (form) o = { ...o, ...form, init: o.autoInit ? defaultInit(o.method, form.variant) : o.init };
+  }
+  if (o.model && o.train.hasPairs) throw new SktError("bad_request", "pair_not_supported", "training on text pairs is not supported on Hugging Face backbones yet (the trainer does not feed token type ids); serving pair adapters is");
   const promptIds = assets.tokenizer.ids(o.promptText);
   const L = promptIds.length;
   if (L === 0) throw new SktError("bad_request", "empty_prompt", "the prompt text has no tokens");
   const meta: AdapterMetadata = {
     task: o.task, variant: o.variant, pooling: o.pooling, promptText: o.promptText, promptLength: L, labels, problemType,
-    backbone: BACKBONE_NAME, backboneFingerprint: assets.fingerprint, maxLength: o.maxLength, textPair: o.train.hasPairs,
+    backbone: assets.name, backboneFingerprint: assets.fingerprint, maxLength: o.maxLength, textPair: o.train.hasPairs,
   };
   // What the server would refuse at upload, refused here before the first step.
   if (L > MAX_PROMPT_LENGTH) throw new SktError("bad_request", "prompt_too_long", `the prompt has ${L} tokens; adapters allow at most ${MAX_PROMPT_LENGTH}: shorten --prompt`);
   if (o.maxLength > assets.dims.maxPositions) throw new SktError("bad_request", "max_length_too_large", `--max-length ${o.maxLength} is over the backbone's ${assets.dims.maxPositions} positions`);
+  checkParameterCap(meta, assets.dims, o.maxParameters ?? 1_000_000);
   const budget = o.variant === "prompt" ? o.maxLength - L : o.maxLength;
   if (budget < 1) throw new SktError("bad_request", "max_length_too_small", `--max-length ${o.maxLength} leaves no room for text after the ${L}-token prompt (the prompt variant's soft prompt takes ${L} positions): raise --max-length or shorten --prompt`);
 
@@ -148,7 +191,7 @@ async function trainWith(o: TrainOptions, assets: BackboneAssets, weights: Retur
   const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, noDecay: (n) => n.endsWith(".bias") });
 
   const stepModel = { variant: o.variant, pooling: o.pooling, promptLength: o.method === "probe" ? 0 : L, problemType, outputs: labels.length };
-  const step = await TrainingStep.create(weights, assets.dims, stepModel, { threads: o.threads });
+  const step = await TrainingStep.create(backbone, assets.dims, stepModel, { threads: o.threads });
   const devExamples = o.dev ? o.dev.examples.slice(0, o.evalLimit ?? o.dev.examples.length) : [];
   const evalCtx = { runner, tokenizer: assets.tokenizer, embeddings: assets.embeddings, dims: assets.dims };
   const prepared = (t: Record<string, AdapterTensor>): PreparedAdapter => preparedFor(meta, t, hp, assets, o.method);

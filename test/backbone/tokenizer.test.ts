@@ -42,7 +42,7 @@ describe("USE-lite tokenizer", () => {
   });
 
   it("runs the fast unigram search for the built tokenizer.json and the library for any other pipeline, with the same ids", () => {
-    expect(assets.tokenizer.engine).toBe("unigram-model");
+    expect((assets.tokenizer as UseLiteTokenizer).engine).toBe("unigram-model");
     const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as Record<string, unknown>;
     const viaLibrary = new UseLiteTokenizer(json, { engine: "library" });
     expect(viaLibrary.engine).toBe("library");

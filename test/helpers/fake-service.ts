@@ -9,6 +9,8 @@
 import type { AdapterMetadata } from "../../src/adapters/format.js";
 import type { DeviceInfo } from "../../src/backbone/device.js";
 import type {
+  EmbedRequest,
+  EmbedResult,
   AdapterDetails,
   ClassifyRequest,
   ClassifyResult,
@@ -43,7 +45,7 @@ interface FakeTask {
   current: number | null;
 }
 
-export type FakeOp = "classify" | "listTasks" | "adapterDetails" | "upload" | "rollback" | "deleteTask";
+export type FakeOp = "classify" | "embed" | "listTasks" | "adapterDetails" | "upload" | "rollback" | "deleteTask";
 
 export interface FakeServiceOptions {
   ready?: boolean;
@@ -88,6 +90,8 @@ export class FakeInferenceService implements InferenceService {
   closeCalls = 0;
   /** Every classify request as received (deadline, signal, pairs included). */
   readonly classifyCalls: ClassifyRequest[] = [];
+  /** Every embed request as received. */
+  readonly embedCalls: EmbedRequest[] = [];
   /** classify waits until its signal aborts (then rejects with the abort reason). */
   hang = false;
   /** Resolves each time a classify call starts (for tests that must act mid-request). */
@@ -180,6 +184,20 @@ export class FakeInferenceService implements InferenceService {
 
   hasTask(task: string): boolean {
     return this.tasks.get(task)?.current != null;
+  }
+
+  /** A 4-wide vector per text from its words (normalised on request), so routes can be checked end to end. */
+  async embed(req: EmbedRequest): Promise<EmbedResult> {
+    this.embedCalls.push(req);
+    this.maybeFail("embed");
+    if (!this.isReady()) throw new SktError("not_ready", "not_ready", "fake engine not ready");
+    const embeddings = req.texts.map((t) => {
+      const h = hash(t);
+      const v = Float32Array.from([1, (h & 0xff) / 255, ((h >>> 8) & 0xff) / 255, t.length]);
+      const norm = Math.hypot(...v);
+      return req.normalize ? v.map((x) => x / norm) : v;
+    });
+    return { model: "fake", embeddings, tokens: req.texts.map((t) => t.split(/\s+/).filter(Boolean).length + 2) };
   }
 
   async classify(req: ClassifyRequest): Promise<ClassifyResult> {

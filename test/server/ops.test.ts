@@ -222,6 +222,7 @@ describe("OpenAPI and docs", () => {
         "/admin/adapters/{task}/rollback",
         "/admin/audit",
         "/classify",
+        "/embed",
         "/healthz",
         "/metrics",
         "/readyz",

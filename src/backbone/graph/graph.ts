@@ -120,6 +120,10 @@ export class Graph {
   exp(x: Value): Value { return this.unary("Exp", x); }
   log(x: Value): Value { return this.unary("Log", x); }
   identity(x: Value): Value { return this.unary("Identity", x); }
+  erf(x: Value): Value { return this.unary("Erf", x); }
+  sigmoid(x: Value): Value { return this.unary("Sigmoid", x); }
+  /** Elementwise a > b as bool. */
+  greater(a: Value, b: Value): Value { return this.binary("Greater", a, b); }
 
   softmax(x: Value, axis = -1): Value { return this.unary("Softmax", x, { axis }); }
 
@@ -204,6 +208,12 @@ export class Graph {
   /** Element `index` of an int64 vector, as a scalar. */
   gatherScalar(x: Value, index: number): Value {
     return this.record("Gather", [x, this.ints([index], [])], { axis: 0 }, [{ name: "gather", dtype: x.dtype, shape: [] }])[0];
+  }
+
+  /** Rows of `table` ([N, …]) picked by int64 `indices` (any shape): indices.shape + table.shape[1:]. */
+  gather(table: Value, indices: Value): Value {
+    if (indices.dtype !== "int64") throw new Error("graph: Gather wants int64 indices");
+    return this.record("Gather", [table, indices], { axis: 0 }, [{ name: "gather", dtype: table.dtype, shape: [...indices.shape, ...table.shape.slice(1)] }])[0];
   }
 
   /** 0, 1, … n−1 in dtype of `start`; `length` is the symbolic size. */

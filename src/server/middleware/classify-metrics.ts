@@ -1,5 +1,5 @@
 /**
- * Counts `/classify` requests (`skt_requests_total{task,status}`) and times them
+ * Counts `/classify` (and `/embed`) requests (`skt_requests_total{task,status}`) and times them
  * (`skt_request_duration_seconds{task}`). Only served tasks get their own label value; invalid or
  * unknown names are all `__unknown__`, so random names cannot blow up label cardinality; past
  * MAX_TASK_LABELS served tasks the rest share `__other__`.
@@ -15,13 +15,14 @@ export function taskLabel(service: InferenceService, metrics: SktMetrics, task: 
   return service.hasTask(task) ? metrics.taskLabel(task) : UNKNOWN_TASK_LABEL;
 }
 
-export function classifyMetrics(service: InferenceService, metrics: SktMetrics): MiddlewareHandler<AppEnv> {
+/** `fixedLabel`: the `task` label for a route that serves no task (e.g. "__embed__" for /embed). */
+export function classifyMetrics(service: InferenceService, metrics: SktMetrics, fixedLabel?: string): MiddlewareHandler<AppEnv> {
   return async function classifyMetrics(c, next) {
     const start = performance.now();
     try {
       await next();
     } finally {
-      const task = taskLabel(service, metrics, c.req.query("task"));
+      const task = fixedLabel ?? taskLabel(service, metrics, c.req.query("task"));
       metrics.requests.inc({ task, status: String(c.res.status) });
       metrics.requestDuration.observe({ task }, (performance.now() - start) / 1000);
     }

@@ -8,6 +8,7 @@ import { timeout } from "hono/timeout";
 import type { ServerConfig } from "../../config.js";
 import type { Prediction } from "../../engine/service.js";
 import { SktError } from "../../errors.js";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppDeps, AppEnv } from "../context.js";
 import { bodySizeLimit } from "../middleware/body-limit.js";
 import { classifyMetrics } from "../middleware/classify-metrics.js";
@@ -24,7 +25,63 @@ export function classifyBodyLimit(config: ServerConfig): number {
   return config.maxTexts * config.maxTextChars * 2 * 6 + 64 * 1024;
 }
 
-function classifySchemas(config: ServerConfig) {
+/**
+ * What every inference route runs before its handler: request metrics (under the task's label, or
+ * `metricsLabel`), the body cap, and the backstop timeout that aborts the engine call (408 when the
+ * body was still arriving: the client was too slow, not the server).
+ */
+export function inferenceMiddleware(deps: AppDeps, bodyLimit: number, metricsLabel?: string): MiddlewareHandler<AppEnv>[] {
+  const { service, metrics, config } = deps;
+  return [
+    classifyMetrics(service, metrics, metricsLabel),
+    bodySizeLimit(bodyLimit, () => {
+      throw new SktError("too_large", "body_too_large", "The request body is too large.");
+    }),
+    timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (c) => {
+      if (c.env?.incoming && !c.env.incoming.complete) {
+        const err = new SktError("request_timeout", "request_timeout", `The request body was not received completely within ${config.requestTimeoutMs} ms.`);
+        return new HTTPException(408, { message: err.message, cause: err });
+      }
+      const err = new SktError("timeout", "timeout", `The request did not finish within ${config.requestTimeoutMs} ms.`);
+      c.get("abort")?.abort(err);
+      return new HTTPException(504, { message: "deadline passed", cause: err });
+    }),
+  ];
+}
+
+/** The error statuses every inference route can answer besides 400 (and its own). */
+export const INFERENCE_ERRORS = {
+  408: errorContent("The request body did not arrive within SKT_REQUEST_TIMEOUT_MS"),
+  413: errorContent("Too many texts, a text too long, or the body too large"),
+  415: errorContent("Content-Type is not application/json"),
+  429: {
+    ...errorContent("Queue full; retry after the Retry-After header's seconds"),
+    headers: z.object({
+      "Retry-After": z.string().openapi({ description: "Seconds to wait (SKT_RETRY_AFTER_S).", example: "1" }),
+    }),
+  },
+  503: errorContent("Not ready"),
+  504: errorContent("Deadline passed"),
+  ...COMMON_ERRORS,
+};
+
+/** Runs `work` with a signal that aborts when the client disconnects (or the backstop timeout fires). */
+export async function withClientAbort<T>(c: Context<AppEnv>, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  c.set("abort", abort);
+  const client = c.req.raw.signal;
+  const onClientAbort = () => abort.abort(new SktError("client_closed", "client_closed", "The client closed the connection."));
+  if (client.aborted) onClientAbort();
+  else client.addEventListener("abort", onClientAbort, { once: true });
+  try {
+    return await work(abort.signal);
+  } finally {
+    client.removeEventListener("abort", onClientAbort);
+  }
+}
+
+/** A text, and a list of 1…maxTexts texts, with the server's limits. */
+export function textSchemas(config: ServerConfig) {
   const text = z.string().max(config.maxTextChars, {
     error: `longer than ${config.maxTextChars} characters (SKT_MAX_TEXT_CHARS)`,
   });
@@ -32,6 +89,11 @@ function classifySchemas(config: ServerConfig) {
     .array(text)
     .min(1, { error: "must not be empty" })
     .max(config.maxTexts, { error: `more than ${config.maxTexts} texts (SKT_MAX_TEXTS)` });
+  return { text, list };
+}
+
+function classifySchemas(config: ServerConfig) {
+  const { text, list } = textSchemas(config);
   const body = z
     .strictObject({
       text: text.optional().openapi({ description: "One text to classify.", example: "a gripping, funny film" }),
@@ -93,7 +155,7 @@ export function predictionJson(p: Prediction): z.infer<typeof PredictionSchema> 
 }
 
 export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
-  const { service, metrics, config } = deps;
+  const { service, config } = deps;
   const { body } = classifySchemas(config);
 
   const route = createRoute({
@@ -107,22 +169,7 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
       `Send \`text\` or \`texts\` (at most ${config.maxTexts}, each at most ${config.maxTextChars} characters); ` +
       "pair tasks also take `text_pair`/`text_pairs`. Inputs longer than the adapter's max length are " +
       "truncated and flagged with `truncated: true`.",
-    middleware: [
-      classifyMetrics(service, metrics),
-      bodySizeLimit(classifyBodyLimit(config), () => {
-        throw new SktError("too_large", "body_too_large", "The request body is too large.");
-      }),
-      timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (c) => {
-        // Still receiving the body: the client was too slow (408), not the server (504).
-        if (c.env?.incoming && !c.env.incoming.complete) {
-          const err = new SktError("request_timeout", "request_timeout", `The request body was not received completely within ${config.requestTimeoutMs} ms.`);
-          return new HTTPException(408, { message: err.message, cause: err });
-        }
-        const err = new SktError("timeout", "timeout", `The request did not finish within ${config.requestTimeoutMs} ms.`);
-        c.get("abort")?.abort(err);
-        return new HTTPException(504, { message: "deadline passed", cause: err });
-      }),
-    ] as const,
+    middleware: inferenceMiddleware(deps, classifyBodyLimit(config)),
     request: {
       query: z.object({ task: TaskName.openapi({ param: { name: "task", in: "query" } }) }),
       body: { required: true, content: { "application/json": { schema: body } } },
@@ -130,22 +177,11 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
     responses: {
       200: { description: "Predictions, one per text", content: { "application/json": { schema: ClassifyResponseSchema } } },
       400: errorContent("Invalid body, task name or malformed JSON"),
-      408: errorContent("The request body was not received completely before the deadline"),
       404: errorContent("Unknown task"),
       409: errorContent("The task's current adapter is invalid on this server (`adapter_invalid`): an admin must upload a new version or roll back; retrying does not help"),
-      413: errorContent("Too many texts, a text too long, or the body too large"),
-      415: errorContent("Content-Type is not application/json"),
       422: errorContent("The task's stored adapter failed validation when it was loaded"),
-      429: {
-        ...errorContent("Queue full; retry after the Retry-After header's seconds"),
-        headers: z.object({
-          "Retry-After": z.string().openapi({ description: "Seconds to wait (SKT_RETRY_AFTER_S).", example: "1" }),
-        }),
-      },
-      503: errorContent("Not ready"),
-      504: errorContent("Deadline passed"),
       507: errorContent("Reading the task's adapter from disk failed"),
-      ...COMMON_ERRORS,
+      ...INFERENCE_ERRORS,
     },
   });
 
@@ -155,31 +191,22 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
     const texts = b.texts ?? [b.text!];
     const pairs = b.text_pairs ?? (b.text_pair !== undefined ? [b.text_pair] : undefined);
 
-    // Abort the engine call when the client disconnects (or the backstop timeout fires).
-    const abort = new AbortController();
-    c.set("abort", abort);
-    const client = c.req.raw.signal;
-    const onClientAbort = () => abort.abort(new SktError("client_closed", "client_closed", "The client closed the connection."));
-    if (client.aborted) onClientAbort();
-    else client.addEventListener("abort", onClientAbort, { once: true });
-    try {
-      const result = await service.classify({
+    const result = await withClientAbort(c, (signal) =>
+      service.classify({
         task,
         texts,
         ...(pairs ? { pairs } : {}),
         deadline: Date.now() + config.requestTimeoutMs,
-        signal: abort.signal,
-      });
-      return c.json(
-        {
-          task: result.task,
-          adapter_version: result.adapterVersion,
-          predictions: result.predictions.map(predictionJson),
-        },
-        200,
-      );
-    } finally {
-      client.removeEventListener("abort", onClientAbort);
-    }
+        signal,
+      }),
+    );
+    return c.json(
+      {
+        task: result.task,
+        adapter_version: result.adapterVersion,
+        predictions: result.predictions.map(predictionJson),
+      },
+      200,
+    );
   });
 }

@@ -196,6 +196,9 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Log: unary(({ e }, x, _y, d) => e.g.div(d, x)),
   Sin: unary(({ e }, x, _y, d) => e.g.mul(d, e.g.cos(x))),
   Cos: unary(({ e }, x, _y, d) => e.g.neg(e.g.mul(d, e.g.sin(x)))),
+  // erf'(x) = 2/√π · exp(−x²)
+  Erf: unary(({ e }, x, _y, d) => e.g.mul(d, e.g.mul(e.g.exp(e.g.neg(e.g.mul(x, x))), e.scalar(2 / Math.sqrt(Math.PI))))),
+  Sigmoid: unary(({ e }, _x, y, d) => e.g.mul(d, e.g.mul(y, e.g.sub(e.scalar(1), y)))),
   Softmax: softmaxRule,
   MatMul: matmulRule,
   ReduceSum: reduceRule,

@@ -1,0 +1,143 @@
+/**
+ * Reads safetensors files (one `model.safetensors`, or shards listed by `model.safetensors.index.json`)
+ * into float32 arrays. Format: u64 little-endian header length, a JSON header
+ * `{name: {dtype, shape, data_offsets: [begin, end]}}`, then the raw little-endian data.
+ * F32, F16 and BF16 are read and widened to float32; a tensor in another dtype is refused by name
+ * when the network reads it (buffers it never reads, such as int64 position_ids, are left alone).
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { modelError } from "./errors.js";
+
+export type StoredDType = "F32" | "F16" | "BF16";
+const BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2 };
+/** Widths of the other dtypes a checkpoint may carry in tensors the network never reads (e.g. BERT's int64 position_ids buffer). */
+const OTHER_BYTES: Record<string, number> = { F64: 8, I64: 8, U64: 8, I32: 4, U32: 4, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
+
+export interface TensorEntry {
+  /** As stored; only F32, F16 and BF16 can be read. */
+  dtype: string;
+  shape: number[];
+  /** The file this tensor lives in (a shard's name for sharded checkpoints). */
+  file: string;
+}
+
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+interface ParsedFile {
+  header: Record<string, HeaderEntry>;
+  dataStart: number;
+  bytes: Uint8Array;
+}
+
+export const SINGLE_FILE = "model.safetensors";
+export const INDEX_FILE = "model.safetensors.index.json";
+
+function parseFile(file: string, bytes: Uint8Array): ParsedFile {
+  if (bytes.byteLength < 8) throw modelError("model_file_invalid", `${file}: shorter than a safetensors header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  if (headerLength > bytes.byteLength - 8) throw modelError("model_file_invalid", `${file}: header length ${headerLength} runs past the end of the file`);
+  let header: Record<string, HeaderEntry>;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, HeaderEntry>;
+  } catch (e) {
+    throw modelError("model_file_invalid", `${file}: header is not JSON (${(e as Error).message})`);
+  }
+  delete (header as Record<string, unknown>).__metadata__;
+  const dataStart = 8 + headerLength;
+  for (const [name, entry] of Object.entries(header)) {
+    const width = BYTES[entry.dtype as StoredDType] ?? OTHER_BYTES[entry.dtype];
+    if (width === undefined) throw modelError("model_file_invalid", `${file}: tensor ${name} has unknown dtype ${JSON.stringify(entry.dtype)}`);
+    const count = entry.shape.reduce((a, b) => a * b, 1);
+    const [begin, end] = entry.data_offsets;
+    if (end - begin !== count * width || dataStart + end > bytes.byteLength) {
+      throw modelError("model_file_invalid", `${file}: tensor ${name} data_offsets [${begin}, ${end}] do not fit shape [${entry.shape}] ${entry.dtype} inside the file`);
+    }
+  }
+  return { header, dataStart, bytes };
+}
+
+/** IEEE half → float32 bits, exactly (subnormals, infinities and NaN included). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+function toFloat32(dtype: StoredDType, raw: Uint8Array): Float32Array {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const n = raw.byteLength / BYTES[dtype];
+  const out = new Float32Array(n);
+  if (dtype === "F32") for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+  else if (dtype === "F16") for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+  else {
+    // BF16 is the top half of a float32.
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) bits[i] = view.getUint16(i * 2, true) << 16;
+  }
+  return out;
+}
+
+/** The checkpoint's tensors: names and shapes up front, data read (and widened) on demand. */
+export class SafetensorsCheckpoint {
+  private constructor(
+    private readonly files: Map<string, ParsedFile>,
+    readonly tensors: Map<string, TensorEntry>,
+  ) {}
+
+  /** The weight files this checkpoint consists of (relative to the folder). */
+  get fileNames(): string[] {
+    return [...this.files.keys()];
+  }
+
+  static async open(folder: string, present: Set<string>): Promise<SafetensorsCheckpoint> {
+    let fileNames: string[];
+    let index: Record<string, string> | null = null;
+    if (present.has(INDEX_FILE)) {
+      const json = JSON.parse(await readFile(path.join(folder, INDEX_FILE), "utf8")) as { weight_map?: Record<string, string> };
+      if (!json.weight_map || typeof json.weight_map !== "object") throw modelError("model_file_invalid", `${INDEX_FILE}: no weight_map`);
+      index = json.weight_map;
+      fileNames = [...new Set(Object.values(index))].sort();
+      for (const f of fileNames) {
+        if (f.includes("/") || f.includes("\\") || f.startsWith(".")) throw modelError("model_file_invalid", `${INDEX_FILE}: shard name ${JSON.stringify(f)} is not a plain file name`);
+        if (!present.has(f)) throw modelError("model_file_missing", `${f} (listed in ${INDEX_FILE}) is missing from ${folder}`);
+      }
+    } else if (present.has(SINGLE_FILE)) fileNames = [SINGLE_FILE];
+    else throw modelError("model_file_missing", `${folder} has neither ${SINGLE_FILE} nor ${INDEX_FILE}`);
+
+    const files = new Map<string, ParsedFile>();
+    const tensors = new Map<string, TensorEntry>();
+    for (const f of fileNames) {
+      const parsed = parseFile(f, new Uint8Array(await readFile(path.join(folder, f))));
+      files.set(f, parsed);
+      for (const [name, e] of Object.entries(parsed.header)) {
+        if (index && index[name] !== f) continue; // the index decides which shard owns a tensor
+        tensors.set(name, { dtype: e.dtype, shape: e.shape, file: f });
+      }
+    }
+    if (index) for (const [name, f] of Object.entries(index)) if (!tensors.has(name)) throw modelError("tensor_missing", `${INDEX_FILE} puts ${name} in ${f}, which does not contain it`);
+    return new SafetensorsCheckpoint(files, tensors);
+  }
+
+  /** Raw bytes of every weight file, in name order (for the fingerprint). */
+  rawFiles(): [string, Uint8Array][] {
+    return [...this.files.entries()].map(([f, p]) => [f, p.bytes]);
+  }
+
+  read(name: string): Float32Array {
+    const entry = this.tensors.get(name);
+    if (!entry) throw modelError("tensor_missing", `tensor ${name} is missing from the checkpoint`);
+    if (!(entry.dtype in BYTES)) throw modelError("tensor_dtype_unsupported", `${entry.file}: tensor ${name} is ${entry.dtype}; only F32, F16 and BF16 are supported`);
+    const file = this.files.get(entry.file)!;
+    const [begin, end] = file.header[name].data_offsets;
+    return toFloat32(entry.dtype as StoredDType, file.bytes.subarray(file.dataStart + begin, file.dataStart + end));
+  }
+}
