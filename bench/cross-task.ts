@@ -6,7 +6,7 @@
 import { syntheticAdapterBytes } from "./adapters.js";
 import { compareClosedLoop, ratioOf, TARGET_COMPARISON, throughputTable } from "./compare.js";
 import { classifyRequest, HttpClient } from "./load.js";
-import { CONCURRENCY, main, onCleanup, readSst2Sentences, REPS, settingsLine, writeReport } from "./lib.js";
+import { CONCURRENCY, main, onCleanup, readSst2Sentences, settingsLine, writeReport } from "./lib.js";
 import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { MODELS_DIR } from "./lib.js";
 import { startServer } from "./server.js";

@@ -39,7 +39,7 @@ main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
   const sentences = await readSst2Sentences("dev");
   const pool = sentences.flatMap((s) => assets.tokenizer.ids(s));
-  const sequence = (length: number, offset: number) => Array.from({ length }, (_, i) => pool[(offset + i) % pool.length]!);
+  const sequence = (length: number, offset: number) => Array.from({ length }, (_, i) => pool[(offset + i) % pool.length]);
 
   // ---- raw backbone grid ------------------------------------------------------------------------
   const cells: Cell[] = [];
@@ -48,7 +48,9 @@ main(async () => {
     const runner = await BackboneRunner.create(MODELS_DIR, { threads: THREADS, device });
     let released = false;
     const release = async () => {
-      if (!released) (released = true), await runner.release();
+      if (released) return;
+      released = true;
+      await runner.release();
     };
     onCleanup(release);
     if (device === "webgpu") adapterName = runner.deviceInfo.adapter ?? "unknown adapter";
@@ -96,7 +98,7 @@ main(async () => {
     const ready = (await (await fetch(`${server.base}/readyz`)).json()) as { device: { device: string; adapter: string | null } };
     const client = new HttpClient(server.base, CONCURRENCY);
     const probe = windowProbe(server);
-    const r = await closedLoop(client, { concurrency: CONCURRENCY, warmupMs: WARMUP_S * 1000, durationMs: MEASURE_S * 1000, next: (i) => classifyRequest("bench", sentences[i % sentences.length]!), ...probe });
+    const r = await closedLoop(client, { concurrency: CONCURRENCY, warmupMs: WARMUP_S * 1000, durationMs: MEASURE_S * 1000, next: (i) => classifyRequest("bench", sentences[i % sentences.length]), ...probe });
     const s = probe.stats();
     await client.close();
     await server.stop();

@@ -221,7 +221,7 @@ export function main(fn: () => Promise<void>, deadlineS = Number(process.env.BEN
     void runCleanups().finally(() => process.exit(124));
   }, deadlineS * 1000);
   killer.unref();
-  fn()
+  void fn()
     .then(
       () => 0,
       (e: unknown) => {

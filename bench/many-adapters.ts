@@ -10,7 +10,7 @@ import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { fillStore, syntheticAdapterBytes } from "./adapters.js";
 import { compareClosedLoop, ratioOf, TARGET_COMPARISON, throughputTable } from "./compare.js";
 import { classifyRequest, HttpClient } from "./load.js";
-import { CONCURRENCY, fmt, main, makeTempDir, markdownTable, median, MODELS_DIR, onCleanup, pct, pick, readSst2Sentences, REPS, settingsLine, writeReport, zipfSampler } from "./lib.js";
+import { CONCURRENCY, fmt, main, makeTempDir, markdownTable, median, MODELS_DIR, onCleanup, pct, pick, readSst2Sentences, settingsLine, writeReport, zipfSampler } from "./lib.js";
 import { startServer } from "./server.js";
 
 const ADAPTERS = Number(process.env.BENCH_ADAPTERS ?? pick(1000, 200));

@@ -78,7 +78,7 @@ async function touch(client: HttpClient, tasks: string[], concurrency: number): 
   let next = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < tasks.length) {
-      const task = tasks[next++]!;
+      const task = tasks[next++];
       const t0 = performance.now();
       const res = await client.post(classifyRequest(task, "a gripping, beautifully acted film"));
       if (res.status !== 200) throw new Error(`classify ${task}: ${res.status} ${res.text.slice(0, 200)}`);
@@ -160,7 +160,7 @@ main(async () => {
     for (let i = order.length - 1; i > 0; i--) {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       const j = seed % (i + 1);
-      [order[i], order[j]] = [order[j]!, order[i]!];
+      [order[i], order[j]] = [order[j], order[i]];
     }
     const names = order.map(taskName);
     const first = await touch(client, names.slice(0, 20), 1);
@@ -190,7 +190,7 @@ main(async () => {
     console.log(JSON.stringify(rows[rows.length - 1]));
   }
 
-  const last = rows[rows.length - 1]!;
+  const last = rows[rows.length - 1];
   await writeReport({
     name: "many-tasks",
     title: `Many tasks: start-up, memory and listings with up to ${fmt(last.tasks)} tasks in the store`,

@@ -106,7 +106,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
     pid: server.pid,
     adaptersDir,
     env,
-    output: server.output,
+    output: () => server.output(),
     rssBytes: async () => {
       const status = await readFile(`/proc/${child.pid}/status`, "utf8");
       const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status);

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access -- it edits raw safetensors headers of any shape */
 /**
  * Re-measures issue 18's reproductions against a fresh server process on loopback and prints one
  * line per defect (the figures in docs/reliability.md). Usage: `npx tsx scripts/repro-issue-18.ts
@@ -30,9 +31,11 @@ function send(port: number, parts: (string | Uint8Array)[], then: "destroy" | "r
     socket.on("data", (d) => (got += d.toString("latin1")));
     socket.on("close", done);
     socket.on("error", () => undefined);
-    socket.on("connect", async () => {
-      for (const p of parts) await new Promise<void>((r) => socket.write(p, () => r()));
-      if (then === "destroy") setTimeout(done, 30);
+    socket.on("connect", () => {
+      void (async () => {
+        for (const p of parts) await new Promise<void>((r) => socket.write(p, () => r()));
+        if (then === "destroy") setTimeout(done, 30);
+      })();
     });
   });
 }
@@ -119,7 +122,7 @@ async function main(): Promise<void> {
     // Defect 5: labels ["__proto__", "b"].
     await put("proto", syntheticAdapterBytes(assets, { task: "proto", labels: ["__proto__", "b"], seed: 3 }));
     const r5 = (await (await fetch(`${base}/classify?task=proto`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"x"}' })).json()) as { predictions: { scores: object }[] };
-    console.log(`defect 5: labels ["__proto__","b"] → scores ${JSON.stringify(r5.predictions[0]!.scores)}`);
+    console.log(`defect 5: labels ["__proto__","b"] → scores ${JSON.stringify(r5.predictions[0].scores)}`);
 
     // Defect 6: create, classify and delete N tasks.
     const n = Number(args.tasks);

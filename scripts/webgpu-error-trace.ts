@@ -31,7 +31,7 @@ const SENTENCES = [
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
 function maxAbs(a: Float32Array): number {
@@ -73,25 +73,28 @@ async function main(): Promise<void> {
   for (const [label, pinned] of [["all on WebGPU", []], [`${sinCos.join(", ")} on the CPU (as served)`, sinCos]] as const) {
     const s = await runBoth(toOnnxBytes(served), feeds, ends, [...pinned]);
     for (const n of ends) {
-      const a = s.cpu[n]!.data as Float32Array;
-      console.log(`model, ${label}: ${n} max|Δ| ${maxAbsDiff(a, s.gpu[n]!.data as Float32Array).toExponential(2)}, max|cpu| ${maxAbs(a).toFixed(2)}`);
+      const a = s.cpu[n].data as Float32Array;
+      console.log(`model, ${label}: ${n} max|Δ| ${maxAbsDiff(a, s.gpu[n].data as Float32Array).toExponential(2)}, max|cpu| ${maxAbs(a).toFixed(2)}`);
     }
   }
 
   // 2. Every float intermediate as an output.
   const traced = buildUseLiteNetwork(weights).graph;
   const outputs = new Set(traced.outputs.map((v) => v.name));
-  for (const op of traced.ops) for (const o of op.outputs) if (o.dtype === "float32" && !outputs.has(o.name)) (traced.outputs.push(o), outputs.add(o.name));
+  for (const op of traced.ops) for (const o of op.outputs) if (o.dtype === "float32" && !outputs.has(o.name)) {
+    traced.outputs.push(o);
+    outputs.add(o.name);
+  }
   const names = traced.outputs.map((v) => v.name);
   const t = await runBoth(toOnnxBytes(traced), feeds, names);
   const diff = new Map<string, number>();
-  for (const n of names) diff.set(n, maxAbsDiff(t.cpu[n]!.data as Float32Array, t.gpu[n]!.data as Float32Array));
+  for (const n of names) diff.set(n, maxAbsDiff(t.cpu[n].data as Float32Array, t.gpu[n].data as Float32Array));
   const rows: { i: number; type: string; out: string; d: number; din: number; mag: number }[] = [];
   traced.ops.forEach((op, i) => {
     const o = op.outputs.find((v) => v.dtype === "float32");
     if (!o) return;
     const din = Math.max(0, ...op.inputs.map((v: Value) => diff.get(v.name) ?? 0));
-    rows.push({ i, type: op.type, out: o.name, d: diff.get(o.name)!, din, mag: maxAbs(t.cpu[o.name]!.data as Float32Array) });
+    rows.push({ i, type: op.type, out: o.name, d: diff.get(o.name)!, din, mag: maxAbs(t.cpu[o.name].data as Float32Array) });
   });
   console.log("\nop#  type           max|Δ out|  max|Δ in|  max|out|  output");
   for (const r of rows) console.log(`${String(r.i).padStart(3)}  ${r.type.padEnd(13)}  ${r.d.toExponential(2).padStart(9)}  ${r.din.toExponential(2).padStart(9)}  ${r.mag.toFixed(2).padStart(8)}  ${r.out}`);
@@ -102,7 +105,7 @@ async function main(): Promise<void> {
   // 3. Each MatMul alone, on the CPU provider's own inputs, so no upstream difference enters.
   console.log("\nsingle-op graphs (same inputs on both providers):");
   for (const r of rows.filter((x) => ["MatMul", "Softmax", "ReduceMean", "Sin", "Cos", "Div", "Sqrt"].includes(x.type))) {
-    const op = traced.ops[r.i]!;
+    const op = traced.ops[r.i];
     const g = new Graph("float32");
     const single: Record<string, ort.Tensor> = {};
     const ins = op.inputs.map((v, k) => {
@@ -115,10 +118,10 @@ async function main(): Promise<void> {
       return input;
     });
     if (ins.some((x) => x === null)) continue;
-    g.output("__y", g.record(op.type, ins as Value[], { ...op.attrs }, [{ name: "__y", dtype: "float32", shape: op.outputs[0]!.shape }])[0]!);
+    g.output("__y", g.record(op.type, ins as Value[], { ...op.attrs }, [{ name: "__y", dtype: "float32", shape: op.outputs[0].shape }])[0]);
     const one = await runBoth(toOnnxBytes(g), single, ["__y"]);
-    const a = one.cpu.__y!.data as Float32Array;
-    console.log(`  op ${r.i} ${r.type.padEnd(10)} alone: max|Δ| ${maxAbsDiff(a, one.gpu.__y!.data as Float32Array).toExponential(2)}  (|out| up to ${maxAbs(a).toFixed(2)}; inputs ${ins.map((v) => `[${v!.shape}]`).join(" ")})`);
+    const a = one.cpu.__y.data as Float32Array;
+    console.log(`  op ${r.i} ${r.type.padEnd(10)} alone: max|Δ| ${maxAbsDiff(a, one.gpu.__y.data as Float32Array).toExponential(2)}  (|out| up to ${maxAbs(a).toFixed(2)}; inputs ${ins.map((v) => `[${v!.shape}]`).join(" ")})`);
   }
 }
 

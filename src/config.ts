@@ -93,7 +93,7 @@ function bytes(min: number, max = Number.MAX_SAFE_INTEGER) {
     .regex(/^\d+\s*(k|kib|m|mib|g|gib)?$/i, { error: "must be a byte count such as 16777216 or 16MiB" })
     .transform((s) => {
       const m = /^(\d+)\s*([a-z]*)$/i.exec(s)!;
-      return Number(m[1]) * units[m[2]!.toLowerCase()]!;
+      return Number(m[1]) * units[m[2].toLowerCase()];
     })
     .pipe(
       z
@@ -247,7 +247,7 @@ export function parseFlags(argv: readonly string[]): Map<string, { flag: string;
     throw new SktError("bad_request", "invalid_config", `Invalid command line: ${message}`);
   };
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (!arg.startsWith("--")) bad(`unexpected argument "${arg}" (flags look like --port 8080)`);
     const eq = arg.indexOf("=");
     let name = eq >= 0 ? arg.slice(0, eq) : arg;

@@ -72,11 +72,11 @@ export async function launchServerProcess(opts: SpawnServerOptions): Promise<Ser
   });
   let out = "";
   const keep = (d: Buffer) => {
-    out += d;
+    out += d.toString();
     if (out.length > 200_000) out = out.slice(-100_000);
   };
-  proc.stdout!.on("data", keep);
-  proc.stderr!.on("data", keep);
+  proc.stdout.on("data", keep);
+  proc.stderr.on("data", keep);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once("exit", (code, signal) => resolve({ code, signal })),
   );

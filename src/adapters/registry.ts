@@ -151,7 +151,7 @@ export class AdapterRegistry {
       if (summary) tasks.push({ task, version: entry.version, ...summary });
       else this.opts.log?.("warn", "task left out of the listing: its current adapter's metadata is unreadable", { task, version: entry.version });
     }
-    return { tasks, total: match ? index.count(match) : index.size, last: more ? names[limit - 1]! : null };
+    return { tasks, total: match ? index.count(match) : index.size, last: more ? names[limit - 1] : null };
   }
 
   /** The prepared current version of `task` (from cache, or loaded once). */

@@ -114,7 +114,7 @@ function parseCurrent(text: string): number | null {
 }
 
 function errnoOf(e: unknown): string | undefined {
-  return typeof e === "object" && e !== null && "code" in e ? String((e as { code: unknown }).code) : undefined;
+  return typeof e === "object" && e !== null && "code" in e ? String((e).code) : undefined;
 }
 
 /** ENOTDIR too: a file sitting where a task folder should be means "no such task". */
@@ -206,7 +206,7 @@ export class AdapterStore {
     let next = 0;
     const workers = Array.from({ length: Math.min(REBUILD_PARALLEL, stale.length) }, async () => {
       while (next < stale.length) {
-        const task = stale[next++]!;
+        const task = stale[next++];
         removedTempFiles.push(...(await this.removeTempFiles(task)));
         const entry = await this.readEntry(task);
         if (entry) entries.set(task, entry);

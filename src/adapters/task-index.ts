@@ -93,7 +93,7 @@ function parseRecords(body: string): unknown[] | null {
   const out: unknown[] = [];
   for (let i = 0; i < lines.length; i++) {
     try {
-      out.push(JSON.parse(lines[i]!));
+      out.push(JSON.parse(lines[i]));
     } catch {
       if (i === lines.length - 1) break;
       return null;
@@ -152,7 +152,7 @@ export class TaskIndex {
     }
     if (!match) return this.sorted.slice(start, start + limit);
     const names: string[] = [];
-    for (let i = start; i < this.sorted.length && names.length < limit; i++) if (match(this.sorted[i]!)) names.push(this.sorted[i]!);
+    for (let i = start; i < this.sorted.length && names.length < limit; i++) if (match(this.sorted[i])) names.push(this.sorted[i]);
     return names;
   }
 
@@ -176,7 +176,7 @@ export class TaskIndex {
     let hi = this.sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.sorted[mid]! < task) lo = mid + 1;
+      if (this.sorted[mid] < task) lo = mid + 1;
       else hi = mid;
     }
     return lo;

@@ -136,5 +136,5 @@ export async function openOnDevice<T>(
 /** The provider's error in one short line (onnxruntime prefixes its source location and assertion). */
 function firstLine(s: string): string {
   const adapterMissing = /Failed to get a WebGPU adapter[^\n]*/.exec(s);
-  return (adapterMissing?.[0] ?? s.split("\n")[0]!).slice(0, 300);
+  return (adapterMissing?.[0] ?? s.split("\n")[0]).slice(0, 300);
 }

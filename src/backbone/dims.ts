@@ -26,7 +26,7 @@ export const USE_LITE_DIMS: BackboneDims = Object.freeze({
     Object.freeze({ heads: 4, headDim: 64 }),
     Object.freeze({ heads: 4, headDim: 128 }),
   ]) as AttentionLayerDims[],
-}) as BackboneDims;
+});
 
 /** Σ over layers of 2·heads·headDim: the width of one prompt token's key+value prefix. */
 export function prefixWidth(dims: BackboneDims): number {

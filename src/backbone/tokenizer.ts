@@ -11,7 +11,7 @@
  * ("   " gave 3 ids instead of the package's 4). So the Metaspace step never prepends and `ids()`
  * adds the "▁" itself.
  */
-import { Tokenizer } from "@huggingface/tokenizers";
+import { createLibraryTokenizer } from "./library-tokenizer.js";
 import { UnigramModel } from "./unigram.js";
 
 export const UNKNOWN_ID = 0;
@@ -100,7 +100,7 @@ export class UseLiteTokenizer implements BackboneTokenizer {
       this.run = (text) => model.segment(text.normalize("NFKC").replaceAll(" ", SPACE_PIECE));
       this.engine = "unigram-model";
     } else {
-      const library = new Tokenizer(tokenizerJson, {});
+      const library = createLibraryTokenizer(tokenizerJson, {});
       this.run = (text) => library.encode(text, { add_special_tokens: false }).ids;
       this.engine = "library";
     }

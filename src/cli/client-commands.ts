@@ -63,7 +63,7 @@ export function addClientCommands(program: Command): void {
     .summary("manage a running server's adapters (admin API)")
     .description("Manage the adapters of a running server through its admin API. The token comes from SKT_ADMIN_TOKEN unless --token is given; it is never printed.")
     .addHelpText("after", "\nExamples:\n  $ SKT_ADMIN_TOKEN=… skt adapters list --url http://10.0.0.5:8080\n  $ skt adapters upload build/sst2.safetensors && skt adapters show sst2");
-  const adminCommand = (name: string, summary: string) => addFlags(adapters.command(name).summary(summary).description(`${summary[0]!.toUpperCase()}${summary.slice(1)}.`), [URL_FLAG, TOKEN_FLAG, JSON_FLAG]);
+  const adminCommand = (name: string, summary: string) => addFlags(adapters.command(name).summary(summary).description(`${summary[0].toUpperCase()}${summary.slice(1)}.`), [URL_FLAG, TOKEN_FLAG, JSON_FLAG]);
 
   adminCommand("list", "list every task and its current version")
     .addHelpText("after", "\nExamples:\n  $ skt adapters list\n  $ skt adapters list --json --url http://127.0.0.1:9000")

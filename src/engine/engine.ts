@@ -88,6 +88,8 @@ export class Engine implements InferenceService {
       opts.log?.("info", `backbone on ${d.device}${d.adapter ? ` (${d.adapter})` : ""}: ${d.reason}`, { device: d.device, adapter: d.adapter, requested: d.requested });
     });
     await worker.start();
+    // The registry's probe and the batcher call back into the engine they are built for (after construction).
+    const ref: { engine?: Engine } = {};
     const registry = new AdapterRegistry({
       store: opts.store ?? new AdapterStore(opts.adaptersDir),
       dims: assets.dims,
@@ -101,13 +103,12 @@ export class Engine implements InferenceService {
       maxParameters: opts.maxAdapterParams,
       maxUploadBytes: opts.maxUploadBytes,
       maxAbsValue: opts.maxAbsAdapterValue,
-      probe: (adapter) => engine!.probe(adapter),
+      probe: (adapter) => ref.engine!.probe(adapter),
       metrics: opts.metrics,
       log: opts.log,
     });
-    let engine: Engine | undefined;
-    const batcher = new Batcher<Row>(opts, (rows) => engine!.runBatch(rows), opts.maxInFlightBatches ?? 2, (depth) => opts.metrics?.queueDepth.set(depth));
-    engine = new Engine(opts, assets, worker, registry, batcher, opts.batchLog ? BatchLog.open(opts.batchLog) : null);
+    const batcher = new Batcher<Row>(opts, (rows) => ref.engine!.runBatch(rows), opts.maxInFlightBatches ?? 2, (depth) => opts.metrics?.queueDepth.set(depth));
+    const engine: Engine = (ref.engine = new Engine(opts, assets, worker, registry, batcher, opts.batchLog ? BatchLog.open(opts.batchLog) : null));
     await registry.init();
     const warming = engine;
     if (opts.warmTasks) void registry.warmUp(opts.warmTasks, () => warming.closed);
@@ -174,7 +175,7 @@ export class Engine implements InferenceService {
   /** Queues one row per token sequence and settles when all have run (or the first fails). */
   private runRows(adapter: PreparedAdapter | null, output: BackboneOutputName, sequences: number[][], deadline: number, signal?: AbortSignal, typeIds?: (number[] | undefined)[]): Promise<Float32Array[]> {
     return new Promise<Float32Array[]>((resolve, reject) => {
-      const results: Float32Array[] = new Array(sequences.length);
+      const results = new Array<Float32Array>(sequences.length);
       let remaining = sequences.length;
       let settled = false;
       const finish = (e: Error | null) => {

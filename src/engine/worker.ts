@@ -5,7 +5,7 @@
  * terminating a thread inside a native onnxruntime call aborts the whole process.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { BackboneRunner, type BackboneBatch } from "../backbone/backbone.js";
+import { BackboneRunner } from "../backbone/backbone.js";
 import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 
 const init = workerData as WorkerInit;
@@ -19,11 +19,11 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
   if (msg.type === "crash") process.exit(70); // fault injection for tests
   const started = performance.now();
   try {
-    const raw = await runner.run(msg.batch as BackboneBatch);
+    const raw = await runner.run(msg.batch);
     // onnxruntime's output buffers may be views into larger blocks; copy so transfer is safe.
-    const outputs = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Float32Array.from(v!)]));
+    const outputs = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Float32Array.from(v)]));
     const reply: WorkerReply = { type: "result", id: msg.id, outputs, runMs: performance.now() - started };
-    port.postMessage(reply, Object.values(outputs).map((a) => a.buffer as ArrayBuffer));
+    port.postMessage(reply, Object.values(outputs).map((a) => a.buffer));
   } catch (e) {
     port.postMessage({ type: "error", id: msg.id, message: (e as Error).message, code: (e as { code?: string }).code } satisfies WorkerReply);
   }

@@ -111,9 +111,9 @@ export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppE
         const headers = Object.fromEntries(res.headers);
         delete headers["content-type"];
         delete headers["content-length"];
-        return c.json(errorBody(code, message), err.status as ContentfulStatusCode, headers);
+        return c.json(errorBody(code, message), err.status, headers);
       }
-      return errorResponse(c, err.status as ContentfulStatusCode, code, message);
+      return errorResponse(c, err.status, code, message);
     }
     opts.logger.error({ reqId: c.get("requestId"), err }, "unhandled error");
     return errorResponse(c, 500, "internal", "Internal server error.");

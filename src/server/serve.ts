@@ -37,7 +37,9 @@ export async function startServer(
   logger: Logger,
   opts: StartServerOptions = {},
 ): Promise<RunningServer> {
-  const server = createServer(getRequestListener(app.fetch, { hostname: config.host, errorHandler: unroutableRequest(logger) }));
+  const listener = getRequestListener(app.fetch, { hostname: config.host, errorHandler: unroutableRequest(logger) });
+  // The listener handles its own errors (errorHandler); Node's server does not await it.
+  const server = createServer((req, res) => void listener(req, res));
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => handleClientError(err, socket, logger));
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);

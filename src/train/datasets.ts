@@ -130,7 +130,7 @@ function toMultiLabel(raw: RawExample[], path: string, hasPairs: boolean, fixed?
     const names = r.label as string[];
     if (new Set(names).size !== names.length) throw fail("dataset_bad_label", path, r.line, `a label is listed twice in ${JSON.stringify(names)}`);
     for (const name of names) {
-      if (allowed && !allowed.has(name)) throw fail("dataset_unknown_label", path, r.line, `unknown label ${JSON.stringify(name)} (expected some of ${fixed!.join(", ")})`);
+      if (allowed && !allowed.has(name)) throw fail("dataset_unknown_label", path, r.line, `unknown label ${JSON.stringify(name)} (expected some of ${fixed.join(", ")})`);
       seen.add(name);
     }
     return withLabel(r, names);
@@ -163,7 +163,7 @@ function toClassification(raw: RawExample[], path: string, hasPairs: boolean, fi
     }
     const label = String(r.label);
     if (allowed && !allowed.has(label)) {
-      throw fail("dataset_unknown_label", path, r.line, `unknown label ${JSON.stringify(label)} (expected one of ${fixed!.join(", ")})`);
+      throw fail("dataset_unknown_label", path, r.line, `unknown label ${JSON.stringify(label)} (expected one of ${fixed.join(", ")})`);
     }
     seen.add(label);
     return withLabel(r, label);

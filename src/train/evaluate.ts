@@ -72,7 +72,7 @@ export function reportFor(meta: Pick<AdapterMetadata, "problemType" | "labels">,
 
 export async function evaluatePrepared(ctx: EvalContext, adapter: PreparedAdapter, examples: Example[], datasetLabels: string[]): Promise<EvalReport> {
   const batchSize = ctx.batchSize ?? 64;
-  const outputs: HeadOutput[] = new Array(examples.length);
+  const outputs = new Array<HeadOutput>(examples.length);
   // Sorting by length keeps padding low; results are put back in the examples' order.
   const encoded = examples.map((e, i) => ({ i, ids: encodeExample(ctx.tokenizer, e, adapter.textBudget) })).sort((a, b) => a.ids.length - b.ids.length);
   for (let start = 0; start < encoded.length; start += batchSize) {

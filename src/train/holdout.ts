@@ -41,10 +41,10 @@ export function stratifiedHoldout(examples: readonly Example[], size: number, se
   const quotas = entries.map((g) => (size * g.length) / examples.length);
   const counts = quotas.map(Math.floor);
   let left = size - counts.reduce((a, b) => a + b, 0);
-  const order = entries.map((_, i) => i).sort((a, b) => quotas[b]! - counts[b]! - (quotas[a]! - counts[a]!) || entries[b]!.length - entries[a]!.length || a - b);
+  const order = entries.map((_, i) => i).sort((a, b) => quotas[b] - counts[b] - (quotas[a] - counts[a]) || entries[b].length - entries[a].length || a - b);
   for (const i of order) {
     if (left === 0) break;
-    counts[i]!++;
+    counts[i]++;
     left--;
   }
   const rng = new Rng(seed);

@@ -153,7 +153,7 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
     const labelCount = problemTypeOf(o.train) === "regression" ? 1 : (o.labelNames ?? o.train.labels).length;
     const shape = { promptLength: L0, labels: new Array<string>(labelCount).fill(""), problemType: problemTypeOf(o.train) };
     const fits = (f: (typeof FORMS)[number]) => parameterCount({ ...shape, ...f }, assets.dims) <= (o.maxParameters ?? 1_000_000);
-    const form = fits({ variant: o.variant, pooling: o.pooling } as (typeof FORMS)[number]) ? null : FORMS.find(fits);
+    const form = fits({ variant: o.variant, pooling: o.pooling }) ? null : FORMS.find(fits);
     if (form) o = { ...o, ...form, init: o.autoInit ? defaultInit(o.method, form.variant) : o.init };
   }
   if (o.model && o.train.hasPairs) throw new SktError("bad_request", "pair_not_supported", "training on text pairs is not supported on Hugging Face backbones yet (the trainer does not feed token type ids); serving pair adapters is");
@@ -264,7 +264,7 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
     batch_size: o.batchSize, lr: o.lr, weight_decay: o.weightDecay, warmup_steps: warmupSteps, dropout: o.dropout, seed: o.seed,
     trainable_parameters: parameters, file_parameters: parameterCount(meta, assets.dims), dev_report: best.report,
   };
-  const file: AdapterFile | null = o.method === "probe" ? null : { metadata: { ...meta, training: summary as unknown as Record<string, unknown> }, tensors: finalTensors };
+  const file: AdapterFile | null = o.method === "probe" ? null : { metadata: { ...meta, training: summary }, tensors: finalTensors };
   const trainSeconds = trainMs / 1000;
   return {
     file, best: { step: best.step, report: best.report }, history, evals, parameters, trainSeconds,

@@ -13,8 +13,8 @@ const H = USE_LITE_DIMS.hiddenDim;
 
 function adapterWith(o: AdapterOptions, headScale = 1, biasOverride?: number[]) {
   const file = makeAdapter(o);
-  for (const name of ["head.weight", "head.bias"]) file.tensors[name]!.data.forEach((v, i, a) => (a[i] = v * headScale));
-  if (biasOverride) file.tensors["head.bias"]!.data.set(biasOverride);
+  for (const name of ["head.weight", "head.bias"]) file.tensors[name].data.forEach((v, i, a) => (a[i] = v * headScale));
+  if (biasOverride) file.tensors["head.bias"].data.set(biasOverride);
   const z = new Float32Array(file.metadata.promptLength * USE_LITE_DIMS.embedDim);
   return { file, prepared: prepareFromOutput(file, 1, z, USE_LITE_DIMS) };
 }
@@ -47,28 +47,28 @@ describe("applyHead against a naive float64 reference", () => {
     const { file, prepared } = adapterWith({ problemType, labels: [...labels] });
     for (let seed = 1; seed <= 25; seed++) {
       const pooled = randomPooled(seed, 2);
-      const want = naiveHead(file.tensors["head.weight"]!.data, file.tensors["head.bias"]!.data, pooled, kind);
+      const want = naiveHead(file.tensors["head.weight"].data, file.tensors["head.bias"].data, pooled, kind);
       const got = applyHead(prepared, pooled);
       if (kind === "identity") {
-        expect(got.value).toBeCloseTo(want[0]!, 10);
+        expect(got.value).toBeCloseTo(want[0], 10);
         continue;
       }
-      labels.forEach((label, c) => expect(Math.abs(got.scores![label]! - want[c]!)).toBeLessThan(1e-12));
+      labels.forEach((label, c) => expect(Math.abs(got.scores![label] - want[c])).toBeLessThan(1e-12));
       const best = want.indexOf(Math.max(...want));
       expect(got.label).toBe(labels[best]);
-      expect(got.score).toBe(got.scores![labels[best]!]);
+      expect(got.score).toBe(got.scores![labels[best]]);
     }
   });
 
   it("logits of ±1e6 (where exp overflows): the naive softmax gives NaN, the head finite probabilities summing to 1", () => {
     const { file, prepared } = adapterWith({ labels: ["a", "b", "c"] }, 0, [1e6, -1e6, 1e6 - 1]);
     const pooled = randomPooled(3);
-    const naive = naiveHead(file.tensors["head.weight"]!.data, file.tensors["head.bias"]!.data, pooled, "softmax");
+    const naive = naiveHead(file.tensors["head.weight"].data, file.tensors["head.bias"].data, pooled, "softmax");
     expect(naive.some(Number.isNaN)).toBe(true);
     const got = applyHead(prepared, pooled);
-    const p = ["a", "b", "c"].map((l) => got.scores![l]!);
+    const p = ["a", "b", "c"].map((l) => got.scores![l]);
     for (const x of p) expect(Number.isFinite(x)).toBe(true);
-    expect(p[0]! + p[1]! + p[2]!).toBeCloseTo(1, 12);
+    expect(p[0] + p[1] + p[2]).toBeCloseTo(1, 12);
     // Reference on the shifted logits (mathematically the same softmax): 1/(1+e^-1), e^-1/(1+e^-1), 0.
     expect(p[0]).toBeCloseTo(1 / (1 + Math.exp(-1)), 12);
     expect(p[2]).toBeCloseTo(Math.exp(-1) / (1 + Math.exp(-1)), 12);

@@ -33,7 +33,7 @@ describe("TaskIndex pages", () => {
     const naive = new Map<string, number>();
     const alphabet = "ab-_0z";
     for (let step = 0; step < 3000; step++) {
-      const name = alphabet[Math.floor(rand() * 6)]! + Array.from({ length: Math.floor(rand() * 3) }, () => alphabet[Math.floor(rand() * 6)]).join("");
+      const name = alphabet[Math.floor(rand() * 6)] + Array.from({ length: Math.floor(rand() * 3) }, () => alphabet[Math.floor(rand() * 6)]).join("");
       if (!isValidTaskName(name)) continue;
       if (rand() < 0.3) {
         index.delete(name);
@@ -103,7 +103,7 @@ describe("summaries", () => {
     expect(long.promptText).toBe("中".repeat(SUMMARY_PROMPT_CHARS));
     expect(long.labels).toEqual(labels.slice(0, long.labels.length));
     expect(long.labels.join("").length).toBeLessThanOrEqual(SUMMARY_LABEL_CHARS);
-    expect(long.labels.join("").length + labels[long.labels.length]!.length).toBeGreaterThan(SUMMARY_LABEL_CHARS);
+    expect(long.labels.join("").length + labels[long.labels.length].length).toBeGreaterThan(SUMMARY_LABEL_CHARS);
     expect(long).toMatchObject({ labelCount: 500, truncated: true });
     const many = summarize(makeMetadata({ labels: Array.from({ length: 50 }, (_, i) => String.fromCharCode(97 + (i % 26)) + i) }), USE_LITE_DIMS);
     expect(many.labels).toHaveLength(SUMMARY_MAX_LABELS);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { Tokenizer } from "@huggingface/tokenizers";
+import { createLibraryTokenizer, type LibraryTokenizer } from "../../src/backbone/library-tokenizer.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { UnigramModel } from "../../src/backbone/unigram.js";
 import { seededRandom } from "../../src/random.js";
@@ -15,17 +15,17 @@ import { readSst2 } from "../helpers/sst2.js";
 type Vocab = [string, number][];
 
 let vocab: Vocab;
-let library: Tokenizer;
+let library: LibraryTokenizer;
 let ours: UnigramModel;
 
 /** What the tokenizer.json pipeline hands the Unigram model: NFKC, then spaces → "▁". */
 const pretokenize = (text: string) => text.normalize("NFKC").replaceAll(" ", "▁");
-const libraryIds = (tok: Tokenizer, text: string) => tok.encode(text, { add_special_tokens: false }).ids;
+const libraryIds = (tok: LibraryTokenizer, text: string) => tok.encode(text, { add_special_tokens: false }).ids;
 
 beforeAll(() => {
   const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as { model: { vocab: Vocab; unk_id: number } };
   vocab = json.model.vocab;
-  library = new Tokenizer(json, {});
+  library = createLibraryTokenizer(json, {});
   ours = new UnigramModel(vocab, json.model.unk_id);
 });
 
@@ -53,7 +53,7 @@ describe("UnigramModel", () => {
     // A toy vocabulary where "ab" + "c" and "a" + "bc" score the same, and "abc" is absent.
     const toy: Vocab = [["<unk>", 0], ["a", -1], ["b", -1], ["c", -1], ["ab", -1.5], ["bc", -1.5], ["cab", -2.5], ["ca", -1.5]];
     const json = { version: "1.0", normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], model: { type: "Unigram", unk_id: 0, vocab: toy } };
-    const tok = new Tokenizer(json, {});
+    const tok = createLibraryTokenizer(json, {});
     const model = new UnigramModel(toy, 0);
     for (const text of ["abc", "cabc", "abcab", "cacab", "zabcz", "abzbc", "cabcabca"]) {
       expect({ text, ids: model.segment(text) }).toEqual({ text, ids: libraryIds(tok, text) });

@@ -55,14 +55,14 @@ describe("SktClient", () => {
     expect(await client.deleteTask("t")).toBeNull();
     const [upload, activate, embed, classify, del] = seen.slice(-5);
     expect(upload).toMatchObject({ method: "PUT", url: "/admin/adapters/t", headers: { authorization: "Bearer tok-123", "content-type": "application/octet-stream" } });
-    expect(Buffer.compare(upload!.body, Buffer.from(bytes))).toBe(0);
+    expect(Buffer.compare(upload.body, Buffer.from(bytes))).toBe(0);
     expect(activate).toMatchObject({ method: "POST", url: "/admin/adapters/t/activate", headers: { authorization: "Bearer tok-123", "content-type": "application/json" } });
-    expect(JSON.parse(activate!.body.toString())).toEqual({ version: 2 });
-    expect(JSON.parse(embed!.body.toString())).toEqual({ texts: ["a", "b"] });
+    expect(JSON.parse(activate.body.toString())).toEqual({ version: 2 });
+    expect(JSON.parse(embed.body.toString())).toEqual({ texts: ["a", "b"] });
     expect(embed).toMatchObject({ method: "POST", url: "/embed" });
     expect(classify).toMatchObject({ method: "POST", url: "/classify?task=t" });
-    expect(JSON.parse(classify!.body.toString())).toEqual({ texts: ["x"], text_pairs: ["y"] });
-    for (const r of [embed, classify]) expect(r!.headers.authorization).toBeUndefined();
+    expect(JSON.parse(classify.body.toString())).toEqual({ texts: ["x"], text_pairs: ["y"] });
+    for (const r of [embed, classify]) expect(r.headers.authorization).toBeUndefined();
     expect(del).toMatchObject({ method: "DELETE", url: "/admin/adapters/t" });
   });
 

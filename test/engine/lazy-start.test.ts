@@ -79,7 +79,7 @@ describe("lazy start", () => {
     expect(await loads(metrics)).toBe(0); // listing reads no adapter either
 
     const results = await Promise.all(Array.from({ length: 8 }, () => engine.classify({ task: "beta", texts: ["a fine film"] })));
-    for (const r of results) expect(r.predictions[0]!.score).toBeCloseTo(results[0]!.predictions[0]!.score!, 5);
+    for (const r of results) expect(r.predictions[0].score).toBeCloseTo(results[0].predictions[0].score!, 5);
     expect(await loads(metrics)).toBe(1);
     expect(await value(metrics.adaptersLoaded)).toBe(1);
     expect(await value(metrics.semanticPasses)).toBe(1);
@@ -126,8 +126,8 @@ describe("lazy start", () => {
     expect(body.error.message).toMatch(/upload a new version or roll back/);
     expect((await post("fine")).status).toBe(200);
     const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
-    expect(Object.keys(doc.paths["/classify"]!.post!.responses)).toContain("409");
-    expect(Object.keys(doc.paths["/tasks"]!.get!.responses)).toContain("400");
+    expect(Object.keys(doc.paths["/classify"].post.responses)).toContain("409");
+    expect(Object.keys(doc.paths["/tasks"].get.responses)).toContain("400");
   });
 
   it("lists long fields cut (issue 18, defect 4) and keeps the full values for the admin view", async () => {
@@ -138,13 +138,13 @@ describe("lazy start", () => {
     await engine.upload("wide", servableAdapterBytes(assets, { task: "wide", promptText, labels }));
     const [listed] = (await engine.listTasks({ limit: 1 })).tasks;
     expect(listed).toMatchObject({ task: "wide", labelCount: 40, truncated: true, promptText: "中".repeat(100) });
-    expect(listed!.labels).toEqual(labels.slice(0, listed!.labels.length));
-    expect(listed!.labels.length).toBeGreaterThan(0);
-    expect(listed!.labels.length).toBeLessThan(40);
+    expect(listed.labels).toEqual(labels.slice(0, listed.labels.length));
+    expect(listed.labels.length).toBeGreaterThan(0);
+    expect(listed.labels.length).toBeLessThan(40);
     expect(JSON.stringify(listed).length).toBeLessThan(1000);
     const details = await engine.adapterDetails("wide");
-    expect(details.versions[0]!.metadata.promptText).toBe(promptText);
-    expect(details.versions[0]!.metadata.labels).toEqual(labels);
+    expect(details.versions[0].metadata.promptText).toBe(promptText);
+    expect(details.versions[0].metadata.labels).toEqual(labels);
     // The same after a restart, from the index file alone.
     await engine.close();
     const again = await startEngine(dir);
@@ -216,6 +216,6 @@ describe("memory with many uploads (issue 18, defect 3)", () => {
     console.log(`[memory] heap after GC at 20/40/60 uploads: ${mb.map((x) => x.toFixed(1)).join(" / ")} MiB`);
     // Each upload's metadata is ~0.9 MB of JSON (over 1 MB parsed); holding one per upload, as before
     // the fix, grows the heap by ~40 MB or more between 20 and 60 uploads.
-    expect(mb[2]! - mb[0]!).toBeLessThan(16);
+    expect(mb[2] - mb[0]).toBeLessThan(16);
   }, 300_000);
 });

@@ -209,7 +209,7 @@ export class FakeInferenceService implements InferenceService {
     if (req.signal?.aborted) throw req.signal.reason;
     if (this.hang) {
       await new Promise<never>((_, reject) => {
-        const fail = () => reject(req.signal?.reason ?? new SktError("timeout", "timeout", "aborted"));
+        const fail = () => reject((req.signal?.reason as Error | undefined) ?? new SktError("timeout", "timeout", "aborted"));
         if (req.signal?.aborted) fail();
         req.signal?.addEventListener("abort", fail, { once: true });
       });
@@ -236,10 +236,10 @@ export class FakeInferenceService implements InferenceService {
       const probs = logits.map((x) => (sig ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / z));
       let best = 0;
       probs.forEach((p, j) => {
-        if (p > probs[best]!) best = j;
+        if (p > probs[best]) best = j;
       });
-      const scores = Object.fromEntries(v.spec.labels.map((l, j) => [l, probs[j]!]));
-      return { label: v.spec.labels[best]!, score: probs[best]!, scores, tokens, truncated };
+      const scores = Object.fromEntries(v.spec.labels.map((l, j) => [l, probs[j]]));
+      return { label: v.spec.labels[best], score: probs[best], scores, tokens, truncated };
     });
     return { task: req.task, adapterVersion: v.version, predictions };
   }
@@ -256,7 +256,7 @@ export class FakeInferenceService implements InferenceService {
         return { ...info, labelCount: info.labels.length, truncated: false };
       }),
       total: names.length,
-      last: after.length > page.limit ? shown[shown.length - 1]! : null,
+      last: after.length > page.limit ? shown[shown.length - 1] : null,
     };
   }
 
@@ -288,7 +288,7 @@ export class FakeInferenceService implements InferenceService {
     if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
       throw new SktError("invalid_adapter", "header_not_object", "A fake adapter is a JSON object.");
     }
-    const v = this.addVersion(task, fill(spec as FakeAdapterSpec), bytes.byteLength);
+    const v = this.addVersion(task, fill(spec), bytes.byteLength);
     return this.info(task, v);
   }
 

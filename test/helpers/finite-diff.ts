@@ -51,7 +51,7 @@ export async function finiteDifferences(
   const shifted = async (i: number, delta: number): Promise<number> => {
     const copy = Float64Array.from(x);
     copy[i] += delta;
-    return weightedLoss(session, { ...feeds, [input]: new ort.Tensor("float64", copy, base.dims as number[]) }, terms);
+    return weightedLoss(session, { ...feeds, [input]: new ort.Tensor("float64", copy, base.dims) }, terms);
   };
   for (let k = 0; k < at.length; k++) {
     const i = at[k];

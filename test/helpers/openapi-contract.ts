@@ -28,7 +28,7 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 /** Not API operations, and deliberately not in the document. */
 const OUTSIDE_API = (path: string) => path === OPENAPI_PATH || path === DOCS_PATH || path.startsWith(`${DOCS_PATH}/`);
 
-const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+const _METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
 interface MediaTypeObject {
   schema?: unknown;
@@ -42,7 +42,7 @@ interface OperationObject {
 }
 export interface OpenApiDocument {
   openapi: string;
-  paths: Record<string, Partial<Record<(typeof METHODS)[number], OperationObject>>>;
+  paths: Record<string, Partial<Record<(typeof _METHODS)[number], OperationObject>>>;
   components?: { schemas?: Record<string, unknown>; responses?: Record<string, ResponseObject> };
 }
 
@@ -85,7 +85,7 @@ function closeObjects(node: unknown, inAllOf = false): void {
   for (const [key, value] of Object.entries(obj)) closeObjects(value, key === "allOf");
 }
 
-const mediaType = (contentType: string | null) => (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+const mediaType = (contentType: string | null) => (contentType ?? "").split(";")[0].trim().toLowerCase();
 const isJson = (media: string) => media === "application/json" || media.endsWith("+json");
 
 function declaredMedia(content: Record<string, MediaTypeObject>, media: string): string | undefined {
@@ -118,7 +118,7 @@ export function createContractChecker(document: OpenApiDocument): ContractChecke
   const ajv = new Ajv({ strict: false, allErrors: true });
   addFormats(ajv);
   const DOC_ID = "openapi.json";
-  ajv.addSchema(doc as object, DOC_ID);
+  ajv.addSchema(doc, DOC_ID);
   const validators = new Map<string, ValidateFunction>();
   const validatorAt = (ptr: string): ValidateFunction => {
     let v = validators.get(ptr);
@@ -161,13 +161,13 @@ export function createContractChecker(document: OpenApiDocument): ContractChecke
       if (OUTSIDE_API(pathname)) return [];
       // 499 client_closed is what the app records when the client went away: nothing reaches the wire.
       if (res.status === CLIENT_CLOSED_STATUS) return [];
-      const lower = method.toLowerCase() as (typeof METHODS)[number];
+      const lower = method.toLowerCase() as (typeof _METHODS)[number];
       const head = lower === "head";
       const text = head ? "" : (bodyText ?? (await res.clone().text()));
       const media = mediaType(res.headers.get("content-type"));
       const what = `${method.toUpperCase()} ${pathname} → ${res.status}`;
       const template = findTemplate(pathname);
-      const operation = template ? doc.paths[template.path]![head ? "get" : lower] : undefined;
+      const operation = template ? doc.paths[template.path][head ? "get" : lower] : undefined;
 
       if (!template || !operation) {
         // No such operation: only a 4xx error in the shared shape may come back.
@@ -186,7 +186,7 @@ export function createContractChecker(document: OpenApiDocument): ContractChecke
       if (!key) {
         return [`${what}: status ${res.status} is not declared for ${method.toUpperCase()} ${template.path} (declared: ${Object.keys(responses).join(", ")})`];
       }
-      const { response, ptr: refPtr } = resolveResponse(responses[key]!);
+      const { response, ptr: refPtr } = resolveResponse(responses[key]);
       const responsePtr = refPtr ?? `${opPtr}/responses/${pointer(key)}`;
       const problems: string[] = [];
       for (const [name, header] of Object.entries(response.headers ?? {})) {
@@ -203,7 +203,7 @@ export function createContractChecker(document: OpenApiDocument): ContractChecke
         problems.push(`${what}: content-type ${media || "(none)"} is not declared (declared: ${Object.keys(content).join(", ")})`);
         return problems;
       }
-      if (isJson(media) && content[declared]!.schema !== undefined) {
+      if (isJson(media) && content[declared].schema !== undefined) {
         const bad = await checkJsonBody(`${responsePtr}/content/${pointer(declared)}/schema`, text);
         if (bad) problems.push(`${what}: ${bad}`);
       }
@@ -252,7 +252,7 @@ export function withContractCheck<A extends DocumentedApp>(app: A): A {
     }
     return res;
   };
-  app.fetch = checked as unknown as A["fetch"];
+  app.fetch = checked;
   return app;
 }
 

@@ -167,7 +167,7 @@ describe("defect 2: finite but huge adapter values are refused at upload", () =>
     expect(res.status).toBe(200);
     const body = (await res.json()) as { adapter_version: number; predictions: { score: number; scores: Record<string, number> }[] };
     expect(body.adapter_version).toBe(1);
-    for (const n of [body.predictions[0]!.score, ...Object.values(body.predictions[0]!.scores)]) expect(Number.isFinite(n)).toBe(true);
+    for (const n of [body.predictions[0].score, ...Object.values(body.predictions[0].scores)]) expect(Number.isFinite(n)).toBe(true);
   });
 });
 

@@ -169,11 +169,13 @@ export function rawExchange(port: number, parts: (string | Uint8Array)[], opts: 
     socket.on("data", (d) => (got += d.toString("latin1")));
     socket.on("close", done);
     socket.on("error", () => undefined);
-    socket.on("connect", async () => {
-      for (const p of parts) await new Promise<void>((r) => socket.write(p, () => r()));
-      // A moment for the bytes to reach the server before the connection goes away.
-      if (opts.then === "destroy") setTimeout(done, 30);
-      else if (opts.then === "half-close") socket.end();
+    socket.on("connect", () => {
+      void (async () => {
+        for (const p of parts) await new Promise<void>((r) => socket.write(p, () => r()));
+        // A moment for the bytes to reach the server before the connection goes away.
+        if (opts.then === "destroy") setTimeout(done, 30);
+        else if (opts.then === "half-close") socket.end();
+      })();
     });
   });
 }
@@ -190,7 +192,7 @@ export function parseRawResponse(raw: string): { status: number; headers: Record
   }
   let body = raw.slice(split + 4);
   if (headers["content-length"] !== undefined) body = body.slice(0, Number(headers["content-length"]));
-  return { status: Number(statusLine!.split(" ")[1]), headers, body };
+  return { status: Number(statusLine.split(" ")[1]), headers, body };
 }
 
 /** Checks a raw response is a JSON error of `status`; returns its code. */

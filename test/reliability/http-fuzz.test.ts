@@ -143,7 +143,7 @@ const mutatedBody = fc
     fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
   )
   .map(([base, edits]) => {
-    let bytes = [...new TextEncoder().encode(base)];
+    const bytes = [...new TextEncoder().encode(base)];
     for (const [pos, op, byte] of edits) {
       const i = pos % (bytes.length + 1);
       if (op === 0) bytes.splice(i, 0, byte);
@@ -259,7 +259,7 @@ describe("fixed edge cases (run first: they also warm the engine up to its large
       ["/%2e%2e/%2e%2e/etc/passwd", { method: "GET" }],
     ] as const) {
       tally.fixed++;
-      await checkResponse(await rig.app.request(path, init as RequestInit), `${init.method} ${path}`);
+      await checkResponse(await rig.app.request(path, init), `${init.method} ${path}`);
     }
     expect(await listTree(rig.root)).toEqual(baselineTree);
     await stillServes();
@@ -394,7 +394,7 @@ describe("HTTP fuzzing against the real engine", () => {
       fc.asyncProperty(fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,20}$/), body, async (task, bytes) => {
         if (EXISTING.has(task) || task === "fuzz-upload") return;
         tally.admin++;
-        const res = await rig.app.request(`/admin/adapters/${task}`, { method: "PUT", headers: { ...adminHeaders, "content-type": "application/octet-stream" }, body: bytes as Uint8Array<ArrayBuffer> });
+        const res = await rig.app.request(`/admin/adapters/${task}`, { method: "PUT", headers: { ...adminHeaders, "content-type": "application/octet-stream" }, body: bytes });
         const code = await checkResponse(res, `PUT ${task}`);
         expect(res.status, code).toBeGreaterThanOrEqual(400);
         expect(await listTree(rig.root)).toEqual(baselineTree);

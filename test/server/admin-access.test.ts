@@ -235,9 +235,9 @@ describe("audit log", () => {
     const page = await auditEntries(rig, "?limit=2");
     expect(page.entries.map((e) => e.task)).toEqual(["team-a-topic", "sst2"]); // the newest, oldest first
     expect(page.truncated).toBe(true);
-    const since = await auditEntries(rig, `?since=${encodeURIComponent(all[3]!.time)}`);
+    const since = await auditEntries(rig, `?since=${encodeURIComponent(all[3].time)}`);
     expect(since.entries.length).toBeGreaterThanOrEqual(2);
-    expect(since.entries.every((e) => Date.parse(e.time) >= Date.parse(all[3]!.time))).toBe(true);
+    expect(since.entries.every((e) => Date.parse(e.time) >= Date.parse(all[3].time))).toBe(true);
     const scoped = await req(rig, "GET", "/admin/audit", TOKENS.teamA);
     expect(((await scoped.json()) as { entries: AuditEntry[] }).entries.map((e) => e.task)).toEqual(["team-a-spam", "team-a-topic"]);
     for (const q of ["?limit=0", "?limit=1001", "?limit=abc", "?since=yesterday", "?task=BAD"]) {

@@ -11,7 +11,7 @@ function put(rig: TestRig, task: string, body: Body, headers: Record<string, str
     body: body as BodyInit | null,
     // Node's fetch needs this for streamed request bodies.
     ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
-  } as RequestInit);
+  });
 }
 
 const ADMIN_ROUTES: Array<[string, string]> = [
@@ -120,9 +120,9 @@ describe("GET /admin/adapters/{task}", () => {
       [1, false],
       [2, true],
     ]);
-    expect(typeof body.versions[1]!.created_at).toBe("string");
-    expect(body.versions[1]!.metadata).toMatchObject({ labels: ["neg", "pos"], problem_type: "single_label_classification", prompt_text: expect.any(String), text_pair: false });
-    expect(body.versions[1]!.metadata).not.toHaveProperty("problemType");
+    expect(typeof body.versions[1].created_at).toBe("string");
+    expect(body.versions[1].metadata).toMatchObject({ labels: ["neg", "pos"], problem_type: "single_label_classification", prompt_text: expect.any(String), text_pair: false });
+    expect(body.versions[1].metadata).not.toHaveProperty("problemType");
   });
 
   it("answers 404 for an unknown task", async () => {
@@ -171,7 +171,7 @@ describe("PUT /admin/adapters/{task}", () => {
       predictions: Array<{ label: string; scores: Record<string, number> }>;
     };
     expect(after.adapter_version).toBe(2);
-    expect(Object.keys(after.predictions[0]!.scores).sort()).toEqual(["bad", "good", "meh"]);
+    expect(Object.keys(after.predictions[0].scores).sort()).toEqual(["bad", "good", "meh"]);
   });
 
   it("creates a new task", async () => {

@@ -25,14 +25,14 @@ describe("POST /classify", () => {
     expect(body.task).toBe("sst2");
     expect(body.adapter_version).toBe(1);
     expect(body.predictions).toHaveLength(1);
-    const p = body.predictions[0]!;
+    const p = body.predictions[0];
     expect(["negative", "positive"]).toContain(p.label);
     expect(Object.keys(p.scores!).sort()).toEqual(["negative", "positive"]);
     expect(p.score).toBe(p.scores![p.label!]);
     expect(p).toMatchObject({ tokens: 4, truncated: false });
     expect(p.value).toBeUndefined();
     // The engine got the texts, a deadline in the future and an abort signal.
-    const call = rig.service.classifyCalls[0]!;
+    const call = rig.service.classifyCalls[0];
     expect(call.texts).toEqual(["a gripping, funny film"]);
     expect(call.pairs).toBeUndefined();
     expect(call.deadline).toBeGreaterThan(Date.now());
@@ -52,7 +52,7 @@ describe("POST /classify", () => {
   it("returns value (not label/score) for regression tasks", async () => {
     const rig = makeRig();
     const body = (await (await postJson(rig, "/classify?task=stsb", { text: "x y" })).json()) as ClassifyJson;
-    const p = body.predictions[0]!;
+    const p = body.predictions[0];
     expect(typeof p.value).toBe("number");
     expect(p).not.toHaveProperty("label");
     expect(p).not.toHaveProperty("score");
@@ -271,7 +271,7 @@ describe("POST /classify", () => {
     const res = await postJson(rig, "/classify?task=sst2", { text: "a" });
     expect(res.status).toBe(504);
     expect((await errorOf(res)).code).toBe("timeout");
-    const signal = rig.service.classifyCalls[0]!.signal!;
+    const signal = rig.service.classifyCalls[0].signal!;
     expect(signal.aborted).toBe(true);
     expect(signal.reason).toMatchObject({ kind: "timeout" });
     await new Promise((r) => setImmediate(r)); // let the aborted engine call settle
@@ -294,7 +294,7 @@ describe("POST /classify", () => {
       }),
     );
     await started;
-    const signal = rig.service.classifyCalls[0]!.signal!;
+    const signal = rig.service.classifyCalls[0].signal!;
     expect(signal.aborted).toBe(false);
     client.abort();
     const res = await pending;

@@ -51,8 +51,8 @@ describe("the served OpenAPI document", () => {
       paths: Record<string, Record<string, { operationId?: string }>>;
       components: { schemas: Record<string, { properties: Record<string, unknown> }> };
     };
-    delete doc.paths["/healthz"]!.get!.operationId;
-    doc.components.schemas.TaskInfo!.properties.version = { nullable: true };
+    delete doc.paths["/healthz"].get.operationId;
+    doc.components.schemas.TaskInfo.properties.version = { nullable: true };
     const report = await redoclyLint(doc);
     expect(lintIsClean(report)).toBe(false);
     const rules = report.problems.map((p) => p.ruleId);
@@ -80,8 +80,8 @@ describe("the served OpenAPI document", () => {
       "DELETE /admin/adapters/{task}": "deleteAdapter",
     });
     expect(new Set(Object.values(ids)).size).toBe(Object.keys(ids).length);
-    expect(doc.paths["/classify"]!.post!.security).toEqual([]);
-    expect(doc.paths["/admin/adapters/{task}"]!.put!.security).toEqual([{ adminToken: [] }]);
+    expect(doc.paths["/classify"].post.security).toEqual([]);
+    expect(doc.paths["/admin/adapters/{task}"].put.security).toEqual([{ adminToken: [] }]);
   });
 
   it("the contract checker's document (the app's route registry) is the one /openapi.json serves", async () => {

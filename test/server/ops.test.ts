@@ -14,7 +14,7 @@ describe("GET /tasks", () => {
     expect(body.tasks.map((t) => t.task)).toEqual(["mnli", "sst2", "stsb"]);
     expect(body.total).toBe(3);
     expect(body.next_cursor).toBeNull();
-    expect(Object.keys(body.tasks[1]!).sort()).toEqual(
+    expect(Object.keys(body.tasks[1]).sort()).toEqual(
       ["label_count", "labels", "max_length", "parameters", "pooling", "problem_type", "prompt_text", "task", "truncated", "variant", "version"].sort(),
     );
     expect(body.tasks[1]).toMatchObject({ task: "sst2", version: 1, labels: ["negative", "positive"], problem_type: "single_label_classification" });
@@ -199,7 +199,7 @@ describe("errors and plumbing", () => {
     const lines = rig.logs.filter((l) => l.msg === "request");
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({ reqId: "req-42", method: "POST", path: "/classify", task: "sst2", status: 200, level: "info" });
-    expect(typeof lines[0]!.ms).toBe("number");
+    expect(typeof lines[0].ms).toBe("number");
     expect(lines[1]).toMatchObject({ path: "/tasks", status: 200 });
   });
 });
@@ -229,11 +229,11 @@ describe("OpenAPI and docs", () => {
         "/tasks",
       ].sort(),
     );
-    expect(Object.keys(doc.paths["/admin/adapters/{task}"]!).sort()).toEqual(["delete", "get", "put"]);
-    expect(doc.paths["/classify"]!.post!.responses).toHaveProperty("413");
-    expect(doc.paths["/admin/adapters"]!.get!.security).toEqual([{ adminToken: [] }]);
-    expect(Object.keys(doc.paths["/admin/audit"]!.get!.responses).sort()).toEqual(["200", "400", "401", "403", "429", "431", "500", "503"]);
-    expect(Object.keys(doc.paths["/admin/adapters/{task}"]!.put!.responses)).toEqual(expect.arrayContaining(["401", "403", "429"]));
+    expect(Object.keys(doc.paths["/admin/adapters/{task}"]).sort()).toEqual(["delete", "get", "put"]);
+    expect(doc.paths["/classify"].post.responses).toHaveProperty("413");
+    expect(doc.paths["/admin/adapters"].get.security).toEqual([{ adminToken: [] }]);
+    expect(Object.keys(doc.paths["/admin/audit"].get.responses).sort()).toEqual(["200", "400", "401", "403", "429", "431", "500", "503"]);
+    expect(Object.keys(doc.paths["/admin/adapters/{task}"].put.responses)).toEqual(expect.arrayContaining(["401", "403", "429"]));
     expect(doc.components.securitySchemes).toHaveProperty("adminToken");
     expect(doc.components.schemas).toHaveProperty("ClassifyRequest");
     expect(doc.components.schemas).toHaveProperty("TaskInfo");
@@ -276,7 +276,7 @@ describe("OpenAPI and docs", () => {
     }
     // The stylesheet loads nothing: its only url()s are inline data: URIs (no fonts, no images elsewhere).
     const css = await (await rig.app.request("/docs/swagger-ui.css")).text();
-    const urls = [...css.matchAll(/url\(\s*["']?([^"')]*)/g)].map((m) => m[1]!);
+    const urls = [...css.matchAll(/url\(\s*["']?([^"')]*)/g)].map((m) => m[1]);
     expect(urls.length).toBeGreaterThan(0);
     for (const u of urls) expect(u).toMatch(/^data:/);
     expect(css).not.toMatch(/@import/);

@@ -11,7 +11,7 @@ function rawExchange(port: number, bytes: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => socket.write(bytes));
     let out = "";
-    socket.on("data", (d) => (out += d));
+    socket.on("data", (d: Buffer) => (out += d.toString()));
     socket.on("end", () => resolve(out));
     socket.on("error", reject);
   });
@@ -20,7 +20,7 @@ function rawExchange(port: number, bytes: string): Promise<string> {
 function parseRawResponse(raw: string): Response {
   const [head, body = ""] = raw.split("\r\n\r\n", 2) as [string, string?];
   const [statusLine, ...headerLines] = head.split("\r\n");
-  const status = Number(statusLine!.split(" ")[1]);
+  const status = Number(statusLine.split(" ")[1]);
   const headers = new Headers(headerLines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()] as [string, string]));
   return new Response(body, { status, headers });
 }
@@ -100,7 +100,7 @@ describe("startServer", () => {
     req.on("error", () => {});
     req.end(body);
     await started;
-    const signal = rig.service.classifyCalls[0]!.signal!;
+    const signal = rig.service.classifyCalls[0].signal!;
     const aborted = new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
     req.destroy();
     await aborted;

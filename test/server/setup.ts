@@ -78,11 +78,11 @@ export function parseMetrics(text: string): Sample[] {
     const m = SAMPLE_LINE.exec(line);
     if (!m) throw new Error(`unparseable metrics line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(LABEL)) labels[l[1]!] = l[2]!;
-    const raw = m[3]!;
+    for (const l of (m[2] ?? "").matchAll(LABEL)) labels[l[1]] = l[2]!;
+    const raw = m[3];
     const value = raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : Number(raw);
     if (Number.isNaN(value) && raw !== "NaN") throw new Error(`bad value in: ${line}`);
-    out.push({ name: m[1]!, labels, value });
+    out.push({ name: m[1], labels, value });
   }
   return out;
 }

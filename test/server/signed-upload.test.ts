@@ -15,7 +15,7 @@ import { adminHeaders, expectErrorBody, listTree, startEngineRig, type EngineRig
 const trusted = generateKeyPairSync("ed25519");
 const stranger = generateKeyPairSync("ed25519");
 const keyDir = mkdtempSync(path.join(os.tmpdir(), "skt-trusted-"));
-writeFileSync(path.join(keyDir, "ops.pem"), trusted.publicKey.export({ type: "spki", format: "pem" }) as string);
+writeFileSync(path.join(keyDir, "ops.pem"), trusted.publicKey.export({ type: "spki", format: "pem" }));
 
 let rig: EngineRig;
 beforeAll(async () => {
@@ -37,7 +37,7 @@ describe("SKT_REQUIRE_SIGNATURE=true", () => {
     const bytes = servableAdapterBytes(rig.engine.assets, { task: "signed", seed: 3 });
     const bySigner = signAdapter(bytes, trusted.privateKey);
     const tampered = new Uint8Array(bySigner);
-    tampered[tampered.length - 3]! ^= 0x40;
+    tampered[tampered.length - 3] ^= 0x40;
     await rig.app.request("/admin/adapters"); // a refused request: the audit log (and its folder) now exist
     const before = await listTree(rig.root);
     for (const [body, code] of [

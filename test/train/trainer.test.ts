@@ -92,8 +92,14 @@ describe("trainer", () => {
       return Array.from({ length: count }, (_, i) => {
         const words = Array.from({ length: 4 + Math.floor(rand() * 5) }, () => filler[Math.floor(rand() * filler.length)]);
         const labels: string[] = [];
-        if (i % 2) (labels.push("praise"), words.splice(Math.floor(rand() * words.length), 0, "wonderful"));
-        if (i % 3 === 0) (labels.push("action"), words.splice(Math.floor(rand() * words.length), 0, "explosions"));
+        if (i % 2) {
+          labels.push("praise");
+          words.splice(Math.floor(rand() * words.length), 0, "wonderful");
+        }
+        if (i % 3 === 0) {
+          labels.push("action");
+          words.splice(Math.floor(rand() * words.length), 0, "explosions");
+        }
         return JSON.stringify({ text: words.join(" "), labels });
       }).join("\n") + "\n";
     };

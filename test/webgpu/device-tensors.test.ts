@@ -25,13 +25,13 @@ describe.skipIf(skipWebGpu)(webgpuSuite("GPU-located tensors on onnxruntime-node
     const bytes = affineGraph();
     const onDevice = await ort.InferenceSession.create(bytes, { executionProviders: executionProviders("webgpu"), preferredOutputLocation: "gpu-buffer" });
     const toHost = await ort.InferenceSession.create(bytes, { executionProviders: executionProviders("webgpu") });
-    const first = (await onDevice.run({ x: new ort.Tensor("float32", Float32Array.from([0, 1, 2, -3]), [4]) })).y!;
+    const first = (await onDevice.run({ x: new ort.Tensor("float32", Float32Array.from([0, 1, 2, -3]), [4]) })).y;
     expect(first.location).toBe("gpu-buffer");
     expect(() => first.data).toThrow(/not on CPU/);
     // Device-resident again after a second run on the device session, then brought back once.
-    const second = (await onDevice.run({ x: first })).y!;
+    const second = (await onDevice.run({ x: first })).y;
     expect(second.location).toBe("gpu-buffer");
-    const back = (await toHost.run({ x: second })).y!;
+    const back = (await toHost.run({ x: second })).y;
     expect(back.location).toBe("cpu");
     // x → 2x+1 three times: 0 → 1 → 3 → 7, 1 → 3 → 7 → 15, 2 → 5 → 11 → 23, −3 → −5 → −9 → −17.
     expect(Array.from(back.data as Float32Array)).toEqual([7, 15, 23, -17]);

@@ -109,8 +109,8 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
       await occupying;
       for (const [g, c] of [[gp, cp], [gx, cx]] as const) {
         g.predictions.forEach((p, i) => {
-          expect(p.label).toBe(c.predictions[i]!.label);
-          for (const [label, score] of Object.entries(p.scores)) expect(Math.abs(score - c.predictions[i]!.scores[label]!)).toBeLessThan(SCORE_TOLERANCE);
+          expect(p.label).toBe(c.predictions[i].label);
+          for (const [label, score] of Object.entries(p.scores)) expect(Math.abs(score - c.predictions[i].scores[label])).toBeLessThan(SCORE_TOLERANCE);
         });
       }
       const { batches, mixed } = await mixedBatches();

@@ -223,7 +223,7 @@ export class Graph {
 }
 
 function sumDims(dims: Dim[]): Dim {
-  if (dims.every((d) => typeof d === "number")) return (dims as number[]).reduce((a, b) => a + b, 0);
+  if (dims.every((d) => typeof d === "number")) return (dims).reduce((a, b) => a + b, 0);
   return dims.join("+");
 }
 

@@ -4,18 +4,18 @@
  * <s> … </s>, a BOS). Truncation keeps those special tokens and cuts the text, as Hugging Face's
  * truncation does.
  */
-import { Tokenizer } from "@huggingface/tokenizers";
+import { createLibraryTokenizer, type LibraryTokenizer } from "../library-tokenizer.js";
 import { SktError } from "../../errors.js";
 import type { BackboneTokenizer, Encoded } from "../tokenizer.js";
 
 export class HfTokenizer implements BackboneTokenizer {
-  private readonly library: Tokenizer;
+  private readonly library: LibraryTokenizer;
   /** Special tokens the post-processor puts before and after a single text. */
   private readonly specialsBefore: number[];
   private readonly specialsAfter: number[];
 
   constructor(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown> = {}) {
-    this.library = new Tokenizer(tokenizerJson, tokenizerConfig);
+    this.library = createLibraryTokenizer(tokenizerJson, tokenizerConfig);
     // A probe text shows where the text's ids sit among the special ones.
     const probe = "a";
     const plain = this.ids(probe);
@@ -69,7 +69,8 @@ export class HfTokenizer implements BackboneTokenizer {
       if (a.length >= b.length) a = a.slice(0, -1);
       else b = b.slice(0, -1);
     }
-    const types = full.token_type_ids;
+    // Asked for with return_token_type_ids: the library always returns them then.
+    const types = full.token_type_ids ?? full.ids.map(() => 0);
     const ids = [...full.ids.slice(0, at), ...a, ...full.ids.slice(at + first.length, bt), ...b, ...full.ids.slice(bt + second.length)];
     const typeIds = [...types.slice(0, at), ...a.map(() => types[at] ?? 0), ...types.slice(at + first.length, bt), ...b.map(() => types[bt] ?? 1), ...types.slice(bt + second.length)];
     return { ids: ids.slice(0, maxTokens), typeIds: typeIds.slice(0, maxTokens), truncated: true, fullLength: full.ids.length };

@@ -104,7 +104,7 @@ export class AuditLog {
   constructor(file: string, opts: AuditLogOptions = {}) {
     this.file = path.resolve(file);
     this.fsync = opts.fsync ?? true;
-    this.fs = opts.fs ?? (fsp as unknown as AuditFs);
+    this.fs = opts.fs ?? (fsp);
     this.now = opts.now ?? (() => new Date());
   }
 
@@ -159,13 +159,13 @@ export class AuditLog {
         // lines[0] may continue further back; the rest are whole lines.
         let offset = buf.length;
         for (let i = lines.length - 1; i >= 1 && !done; i--) {
-          const start = offset - lines[i]!.length;
+          const start = offset - lines[i].length;
           const isTail = i === lines.length - 1;
           if (!(isTail && skipTail)) take(buf.subarray(start, offset));
           offset = start - 1;
         }
         if (lines.length > 1) skipTail = false;
-        tail = buf.subarray(0, lines[0]!.length);
+        tail = buf.subarray(0, lines[0].length);
         if (tail.length > MAX_LINE_BYTES) {
           tail = Buffer.alloc(0);
           skipTail = true;

@@ -60,8 +60,8 @@ export function globMatches(glob: string, task: string): boolean {
   if (glob === "*") return true;
   const parts = glob.split("*");
   if (parts.length === 1) return glob === task;
-  const first = parts[0]!;
-  const last = parts[parts.length - 1]!;
+  const first = parts[0];
+  const last = parts[parts.length - 1];
   if (task.length < first.length + last.length || !task.startsWith(first) || !task.endsWith(last)) return false;
   let at = first.length;
   const end = task.length - last.length;

@@ -29,7 +29,7 @@ export function uploadMetrics(metrics: SktMetrics): MiddlewareHandler<AppEnv> {
 
 export function requireOctetStream(): MiddlewareHandler<AppEnv> {
   return async function requireOctetStream(c, next) {
-    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (type !== UPLOAD_MEDIA_TYPE) {
       throw new SktError(
         "unsupported_media",

@@ -8,6 +8,7 @@ import { timeout } from "hono/timeout";
 import type { ServerConfig } from "../../config.js";
 import type { Prediction } from "../../engine/service.js";
 import { SktError } from "../../errors.js";
+import type { HttpBindings } from "@hono/node-server";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppDeps, AppEnv } from "../context.js";
 import { bodySizeLimit } from "../middleware/body-limit.js";
@@ -37,7 +38,8 @@ export function inferenceMiddleware(deps: AppDeps, bodyLimit: number, metricsLab
     bodySizeLimit(bodyLimit, () => {
       throw new SktError("too_large", "body_too_large", "The request body is too large.");
     }),
-    timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (c) => {
+    timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (untyped) => {
+      const c = untyped as Context<AppEnv & { Bindings: Partial<HttpBindings> }>;
       if (c.env?.incoming && !c.env.incoming.complete) {
         const err = new SktError("request_timeout", "request_timeout", `The request body was not received completely within ${config.requestTimeoutMs} ms.`);
         return new HTTPException(408, { message: err.message, cause: err });

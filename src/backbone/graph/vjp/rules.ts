@@ -79,7 +79,7 @@ function concatRule(c: VjpContext): (Value | null)[] {
   const axis = normAxis(op.attrs.axis as number, rank);
   const dims = op.inputs.map((x) => x.shape[axis]);
   const sizes = dims.every((d) => typeof d === "number")
-    ? e.g.ints(dims as number[], [dims.length], "grad_split")
+    ? e.g.ints(dims, [dims.length], "grad_split")
     : e.g.concat(op.inputs.map((x) => e.dimOf(x, axis)), 0);
   const parts = e.g.record("Split", [c.dy[0]!, sizes], { axis }, op.inputs.map((x) => ({ name: "grad_split", dtype: e.g.float, shape: x.shape })));
   return parts.map((p, i) => (needs(i) ? p : null));
