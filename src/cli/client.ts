@@ -1,5 +1,6 @@
 /**
- * A small HTTP client for a running server: the admin API, `/classify`, `/tasks` and `/embed`.
+ * A small HTTP client for a running server: the admin API (audit log included), `/classify`,
+ * `/tasks` and `/embed`.
  * Every non-2xx answer becomes a `ServerError` carrying the server's `{error: {code, message}}`
  * (or, for a body that is not one, `http_<status>` and the body's first line), so the command line
  * can print it as it came. The token goes only into the Authorization header.
@@ -46,6 +47,33 @@ export interface EmbedJson {
   model: string;
   embeddings: number[][];
   tokens: number[];
+}
+
+/** `GET /admin/audit` → this (one entry per audited admin request, oldest first). */
+export interface AuditPageJson {
+  entries: {
+    time: string;
+    request_id: string | null;
+    actor: string | null;
+    action: string;
+    method: string;
+    path: string;
+    task: string | null;
+    version: number | null;
+    sha256: string | null;
+    status: number;
+    result: "ok" | "refused" | "failed";
+    code: string | null;
+    client: string;
+  }[];
+  truncated: boolean;
+}
+
+export interface AuditQuery {
+  task?: string;
+  /** ISO date-time; the server checks it. */
+  since?: string;
+  limit?: number;
 }
 
 export interface ClientOptions {
@@ -96,6 +124,15 @@ export class SktClient {
 
   activate(task: string, version: number): Promise<TaskInfoJson> {
     return this.request("POST", `/admin/adapters/${encodeURIComponent(task)}/activate`, { admin: true, json: { version } });
+  }
+
+  audit(q: AuditQuery = {}): Promise<AuditPageJson> {
+    const params = new URLSearchParams();
+    if (q.task !== undefined) params.set("task", q.task);
+    if (q.since !== undefined) params.set("since", q.since);
+    if (q.limit !== undefined) params.set("limit", String(q.limit));
+    const query = params.toString();
+    return this.request("GET", `/admin/audit${query ? `?${query}` : ""}`, { admin: true });
   }
 
   deleteTask(task: string): Promise<null> {
