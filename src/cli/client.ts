@@ -5,6 +5,7 @@
  * (or, for a body that is not one, `http_<status>` and the body's first line), so the command line
  * can print it as it came. The token goes only into the Authorization header.
  */
+import type { AuditEntry } from "../server/audit/audit-log.js";
 
 /** An error answer from the server, or no answer at all (`status` 0, code `unreachable`). */
 export class ServerError extends Error {
@@ -49,23 +50,10 @@ export interface EmbedJson {
   tokens: number[];
 }
 
-/** `GET /admin/audit` → this (one entry per audited admin request, oldest first). */
+/** `GET /admin/audit` → this (one entry per audited admin request, oldest first); the entry is the
+ * log's own line, so its type is the log's. */
 export interface AuditPageJson {
-  entries: {
-    time: string;
-    request_id: string | null;
-    actor: string | null;
-    action: string;
-    method: string;
-    path: string;
-    task: string | null;
-    version: number | null;
-    sha256: string | null;
-    status: number;
-    result: "ok" | "refused" | "failed";
-    code: string | null;
-    client: string;
-  }[];
+  entries: AuditEntry[];
   truncated: boolean;
 }
 
