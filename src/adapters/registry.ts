@@ -318,6 +318,8 @@ export class AdapterRegistry {
       const versions = (await this.opts.store.listVersions(task)).map((v) => v.version);
       const target = version ?? Math.max(-1, ...versions.filter((v) => v < cur));
       if (target < 0) throw new SktError("conflict", "no_previous_version", `task "${task}" has no version before v${cur} to roll back to`);
+      // Re-activating the current version would re-read, re-probe and rewrite CURRENT for nothing.
+      if (target === cur) throw new SktError("conflict", "version_is_current", `v${cur} of task "${task}" is already current`);
       if (!versions.includes(target)) throw new SktError("not_found", "version_not_found", `task "${task}" has no version ${target}; stored versions: ${versions.join(", ")}`);
       const bytes = await this.opts.store.read(task, target);
       const prepared = await this.prepare(this.decodeFor(task, bytes), target);

@@ -1,6 +1,6 @@
 /**
- * The operator client: `skt adapters list|show|upload|rollback|activate|delete`, `skt classify` and
- * `skt embed`, against a running server. Readable tables by default, the server's JSON with `--json`.
+ * The operator client: `skt adapters list|show|upload|rollback|activate|delete|audit`, `skt classify`
+ * and `skt embed`, against a running server. Readable tables by default, the server's JSON with `--json`.
  * The admin token comes from SKT_ADMIN_TOKEN (or --token) and is never printed.
  */
 import { readFile } from "node:fs/promises";
@@ -37,8 +37,9 @@ function print(o: ClientOpts, json: unknown, text: () => string): void {
   console.log(o.json ? JSON.stringify(json, null, 2) : text());
 }
 
-function version(value: string, what: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) usage(`${what} must be a version number (1, 2, …), got "${value}"`);
+/** A whole number ≥ 1 from the command line, or a usage error naming the flag. */
+function positiveInteger(value: string, what: string, kind = "a version number (1, 2, …)"): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) usage(`${what} must be ${kind}, got "${value}"`);
   return Number(value);
 }
 
@@ -101,7 +102,7 @@ export function addClientCommands(program: Command): void {
     .option("--version <n>", "Version to restore [default: the one before the current]")
     .addHelpText("after", "\nExamples:\n  $ skt adapters rollback sst2\n  $ skt adapters rollback sst2 --version 3")
     .action(async (task: string, o: ClientOpts & { version?: string }) => {
-      const r = await clientFor(o, true).rollback(task, o.version === undefined ? undefined : version(o.version, "--version"));
+      const r = await clientFor(o, true).rollback(task, o.version === undefined ? undefined : positiveInteger(o.version, "--version"));
       print(o, r, () => infoLine(r));
     });
 
@@ -110,7 +111,7 @@ export function addClientCommands(program: Command): void {
     .argument("<version>", "version number")
     .addHelpText("after", "\nExamples:\n  $ skt adapters activate sst2 4\n  $ skt adapters activate sst2 2 --json")
     .action(async (task: string, v: string, o: ClientOpts) => {
-      const r = await clientFor(o, true).activate(task, version(v, "<version>"));
+      const r = await clientFor(o, true).activate(task, positiveInteger(v, "<version>"));
       print(o, r, () => infoLine(r));
     });
 
@@ -120,6 +121,24 @@ export function addClientCommands(program: Command): void {
     .action(async (task: string, o: ClientOpts) => {
       await clientFor(o, true).deleteTask(task);
       print(o, { deleted: task }, () => `task ${task} deleted`);
+    });
+
+  adminCommand("audit", "show the admin audit log (newest entries, oldest first)")
+    .option("--task <name>", "Only entries about this task")
+    .option("--since <iso>", "Only entries at or after this ISO date-time, e.g. 2026-01-31T12:00:00Z")
+    .option("--limit <n>", "At most this many of the newest entries [default: the server's, 100]")
+    .addHelpText("after", "\nExamples:\n  $ skt adapters audit\n  $ skt adapters audit --task sst2 --since 2026-01-31T00:00:00Z --json")
+    .action(async (o: ClientOpts & { task?: string; since?: string; limit?: string }) => {
+      const limit = o.limit === undefined ? undefined : positiveInteger(o.limit, "--limit", "a whole number ≥ 1");
+      const r = await clientFor(o, true).audit({ task: o.task, since: o.since, limit });
+      print(o, r, () => {
+        if (r.entries.length === 0) return "no audit entries";
+        const table = renderTable(
+          ["TIME", "ACTOR", "ACTION", "TASK", "VERSION", "STATUS", "RESULT", "CODE", "CLIENT"],
+          r.entries.map((e) => [e.time, e.actor, e.action, e.task, e.version, e.status, e.result, e.code, e.client]), // null shows as "-"
+        );
+        return r.truncated ? `${table}\n(older matching entries left out: narrow with --since or raise --limit)` : table;
+      });
     });
 
   addFlags(program.command("classify").summary("classify texts with a task's current adapter"), [

@@ -1,9 +1,11 @@
 /**
- * A small HTTP client for a running server: the admin API, `/classify`, `/tasks` and `/embed`.
+ * A small HTTP client for a running server: the admin API (audit log included), `/classify`,
+ * `/tasks` and `/embed`.
  * Every non-2xx answer becomes a `ServerError` carrying the server's `{error: {code, message}}`
  * (or, for a body that is not one, `http_<status>` and the body's first line), so the command line
  * can print it as it came. The token goes only into the Authorization header.
  */
+import type { AuditEntry } from "../server/audit/audit-log.js";
 
 /** An error answer from the server, or no answer at all (`status` 0, code `unreachable`). */
 export class ServerError extends Error {
@@ -46,6 +48,20 @@ export interface EmbedJson {
   model: string;
   embeddings: number[][];
   tokens: number[];
+}
+
+/** `GET /admin/audit` → this (one entry per audited admin request, oldest first); the entry is the
+ * log's own line, so its type is the log's. */
+export interface AuditPageJson {
+  entries: AuditEntry[];
+  truncated: boolean;
+}
+
+export interface AuditQuery {
+  task?: string;
+  /** ISO date-time; the server checks it. */
+  since?: string;
+  limit?: number;
 }
 
 export interface ClientOptions {
@@ -96,6 +112,15 @@ export class SktClient {
 
   activate(task: string, version: number): Promise<TaskInfoJson> {
     return this.request("POST", `/admin/adapters/${encodeURIComponent(task)}/activate`, { admin: true, json: { version } });
+  }
+
+  audit(q: AuditQuery = {}): Promise<AuditPageJson> {
+    const params = new URLSearchParams();
+    if (q.task !== undefined) params.set("task", q.task);
+    if (q.since !== undefined) params.set("since", q.since);
+    if (q.limit !== undefined) params.set("limit", String(q.limit));
+    const query = params.toString();
+    return this.request("GET", `/admin/audit${query ? `?${query}` : ""}`, { admin: true });
   }
 
   deleteTask(task: string): Promise<null> {

@@ -118,7 +118,8 @@ export interface InferenceService {
   adapterDetails(task: string): Promise<AdapterDetails>;
   /** Validate → write a new version atomically → prepare → make it current. */
   upload(task: string, bytes: Uint8Array): Promise<TaskInfo>;
-  /** Make `version` (default: the one before the current) current again. */
+  /** Make a stored `version` (default: the one before the current) current; also serves "activate".
+   * Naming the current version is a 409 `version_is_current`. */
   rollback(task: string, version?: number): Promise<TaskInfo>;
   deleteTask(task: string): Promise<void>;
   /** Stop taking work, finish what is queued, release the worker. */

@@ -81,6 +81,15 @@ describe("SktClient", () => {
     for (const e of seen) expect(e.url).not.toContain("tok-123");
   });
 
+  it("puts the audit filters into the query, encoded, and only those given", async () => {
+    const client = new SktClient({ url: base, token: "tok-123" });
+    answer = { status: 200, type: "application/json", body: '{"entries":[],"truncated":false}' };
+    expect(await client.audit()).toEqual({ entries: [], truncated: false });
+    expect(seen.at(-1)).toMatchObject({ method: "GET", url: "/admin/audit", headers: { authorization: "Bearer tok-123" } });
+    await client.audit({ task: "sst2", since: "2026-01-31T12:00:00+01:00", limit: 5 });
+    expect(seen.at(-1)!.url).toBe("/admin/audit?task=sst2&since=2026-01-31T12%3A00%3A00%2B01%3A00&limit=5");
+  });
+
   it("encodes task names into the path", async () => {
     answer = { status: 200, type: "application/json", body: "{}" };
     await new SktClient({ url: base, token: "x" }).showAdapter("a/../b c");

@@ -44,7 +44,7 @@ describe("skt help", () => {
 
   it("every command has a description, examples and help for each of its options", () => {
     const leaves = allCommands(program).filter((c) => c.commands.length === 0);
-    expect(leaves.map((c) => c.name()).sort()).toEqual(["activate", "build", "classify", "delete", "embed", "eval", "hash-token", "install", "list", "rollback", "serve", "show", "sign", "train", "upload"]);
+    expect(leaves.map((c) => c.name()).sort()).toEqual(["activate", "audit", "build", "classify", "delete", "embed", "eval", "hash-token", "install", "list", "rollback", "serve", "show", "sign", "train", "upload"]);
     for (const c of leaves) {
       const help = helpOf(c);
       expect(help, c.name()).toMatch(/Examples: \$ \S*skt .* \$ .*skt /);

@@ -1,5 +1,5 @@
 /**
- * The operator client (`skt adapters …`, `skt classify`, `skt embed`) against a real server process,
+ * The operator client (`skt adapters …` including activate and audit, `skt classify`, `skt embed`) against a real server process,
  * run as a user runs it (the launcher, from a temporary folder). The server's own JSON, fetched
  * directly, is the reference for what the client shows.
  */
@@ -113,31 +113,64 @@ describe("skt operator client against a server process", () => {
     expect(await skt(["adapters", "activate", "sentiment", "zero"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/<version> must be a version number/) });
   });
 
-  // Endpoints that other work adds: the client speaks their documented shapes; a server without them
-  // answers 404 (no such route), which the client reports on one line.
-  it("activate: makes a stored version current, or reports the server's 404/405 cleanly", async () => {
+  it("activate: makes an earlier, then a later, stored version current; the current one is a 409", async () => {
     await skt(["adapters", "upload", "v1.safetensors"]);
     await skt(["adapters", "upload", "v2.safetensors"]);
-    const r = await skt(["adapters", "activate", "sentiment", "1", "--json"]);
-    if (r.code === 0) {
-      expect(JSON.parse(r.stdout)).toMatchObject({ task: "sentiment", version: 1 });
-      expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 1 })] });
-    } else {
-      expect(r).toMatchObject({ code: 1, stdout: "" });
-      expect(r.stderr).toMatch(/^server error (404|405) \(\w+\): [^\n]+\n$/);
-    }
+    const back = await skt(["adapters", "activate", "sentiment", "1", "--json"]);
+    expect(back).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(back.stdout)).toMatchObject({ task: "sentiment", version: 1, labels: ["negative", "positive"] });
+    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 1 })] });
+    // v1's head favours "negative" (headBias [30, -30]): the swap is what classify serves.
+    expect((await skt(["classify", "--task", "sentiment", "a fine film"])).stdout).toMatch(/^task sentiment v1\n.*\na fine film +negative /);
+
+    const forward = await skt(["adapters", "activate", "sentiment", "2"]);
+    expect(forward).toMatchObject({ code: 0, stderr: "" });
+    expect(forward.stdout).toMatch(/^task sentiment v2 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\n$/);
+    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 2 })] });
+
+    const again = await skt(["adapters", "activate", "sentiment", "2"]);
+    expect(again).toMatchObject({ code: 1, stdout: "" });
+    expect(again.stderr).toMatch(/^server error 409 \(version_is_current\): [^\n]+\n$/);
+    const missing = await skt(["adapters", "activate", "sentiment", "7"]);
+    expect(missing).toMatchObject({ code: 1, stdout: "" });
+    expect(missing.stderr).toMatch(/^server error 404 \(version_not_found\): [^\n]+\n$/);
+    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 2 })] });
+    await skt(["adapters", "delete", "sentiment"]);
   });
 
-  it("embed: prints one vector per text, or reports the server's 404/405 cleanly", async () => {
+  it("embed: prints one vector per text, matching the server's own /embed answer", async () => {
+    const reference = (await direct("/embed", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts: ["first sentence", "second one"] }) })) as { model: string; embeddings: number[][]; tokens: number[] };
+    expect(reference.embeddings).toHaveLength(2);
     const r = await skt(["embed", "--json", "first sentence", "second one"]);
-    if (r.code === 0) {
-      const body = JSON.parse(r.stdout) as { model: string; embeddings: number[][]; tokens: number[] };
-      expect(body.embeddings).toHaveLength(2);
-      expect(body.tokens).toHaveLength(2);
-      expect(typeof body.model).toBe("string");
-    } else {
-      expect(r).toMatchObject({ code: 1, stdout: "" });
-      expect(r.stderr).toMatch(/^server error (404|405) \(\w+\): [^\n]+\n$/);
-    }
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(r.stdout)).toEqual(reference);
+    const table = await skt(["embed", "first sentence", "second one"]);
+    expect(table).toMatchObject({ code: 0, stderr: "" });
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toBe(`model ${reference.model}`);
+    expect(lines[1]).toMatch(/^TEXT +TOKENS +DIMS +NORM +FIRST VALUES$/);
+    reference.embeddings.forEach((e, i) => {
+      expect(lines[2 + i]).toMatch(new RegExp(`^${["first sentence", "second one"][i]} +${reference.tokens[i]} +${e.length} +${Math.hypot(...e).toFixed(4)} +`));
+    });
+  });
+
+  it("adapters audit: shows the server's audit log as a table and, with --json, as the server sent it", async () => {
+    const since = new Date().toISOString(); // entries of the earlier tests end before this
+    expect((await skt(["adapters", "upload", "v1.safetensors"])).code).toBe(0);
+    const reference = (await direct(`/admin/audit?task=sentiment&since=${encodeURIComponent(since)}`, { headers: admin })) as { entries: { actor: string; action: string; version: number; status: number }[] };
+    expect(reference.entries.map((e) => [e.actor, e.action, e.version, e.status])).toEqual([["admin", "upload", 1, 201]]);
+    expect(JSON.parse((await skt(["adapters", "audit", "--task", "sentiment", "--since", since, "--json"])).stdout)).toEqual(reference);
+
+    const table = await skt(["adapters", "audit", "--task", "sentiment", "--since", since, "--limit", "5"]);
+    expect(table).toMatchObject({ code: 0, stderr: "" });
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^TIME +ACTOR +ACTION +TASK +VERSION +STATUS +RESULT +CODE +CLIENT$/);
+    expect(lines.slice(1)).toEqual([expect.stringMatching(/^\S+ +admin +upload +sentiment +1 +201 +ok +- +\S+$/)]);
+    expect(await skt(["adapters", "audit", "--task", "never-touched"])).toEqual({ code: 0, stdout: "no audit entries\n", stderr: "" });
+    expect(await skt(["adapters", "audit", "--limit", "0"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--limit must be a whole number/) });
+    const badSince = await skt(["adapters", "audit", "--since", "yesterday"]);
+    expect(badSince).toMatchObject({ code: 1, stdout: "" });
+    expect(badSince.stderr).toMatch(/^server error 400 \(\w+\): .*since/);
+    await skt(["adapters", "delete", "sentiment"]);
   });
 });

@@ -302,7 +302,7 @@ export class FakeInferenceService implements InferenceService {
       target = t.versions.find((v) => v.version === version);
       if (!target) throw new SktError("not_found", "unknown_version", `Task "${task}" has no version ${version}.`);
       if (target.version === current) {
-        throw new SktError("conflict", "already_current", `Version ${version} is already current.`);
+        throw new SktError("conflict", "version_is_current", `Version ${version} is already current.`);
       }
     } else {
       target = t.versions.filter((v) => v.version < current).at(-1);

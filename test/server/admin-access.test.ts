@@ -79,6 +79,7 @@ describe("scoped tokens", () => {
     for (const [method, p] of [
       ["PUT", "/admin/adapters/sst2"],
       ["POST", "/admin/adapters/sst2/rollback"],
+      ["POST", "/admin/adapters/sst2/activate"],
       ["DELETE", "/admin/adapters/sst2"],
     ] as const) {
       const res = await req(rig, method, p, TOKENS.reader, undefined, method === "PUT" ? encodeFakeAdapter({}) : undefined);
@@ -201,6 +202,27 @@ describe("audit log", () => {
       expect(Date.parse(e.time)).toBeGreaterThanOrEqual(before - 1000);
       expect(e.request_id).toMatch(/.+/);
     }
+  });
+
+  it("activate needs write (a read-only token gets 403 and changes nothing) and is audited as `activate` with its version", async () => {
+    const rig = scopedRig();
+    const activate = (token: string, version: number) =>
+      rig.app.request("/admin/adapters/team-a-spam/activate", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify({ version }) }, from("10.2.2.2"));
+    expect((await req(rig, "PUT", "/admin/adapters/team-a-spam", TOKENS.teamA, "10.2.2.2", encodeFakeAdapter({}))).status).toBe(201); // v2
+    const refused = await activate(TOKENS.reader, 1);
+    expect(refused.status).toBe(403);
+    expect(await errorOf(refused)).toMatchObject({ code: "insufficient_scope", details: { token: "reader", scope: "write" } });
+    expect((await rig.service.adapterDetails("team-a-spam")).current).toBe(2);
+    expect((await activate(TOKENS.teamA, 1)).status).toBe(200);
+    expect((await rig.service.adapterDetails("team-a-spam")).current).toBe(1);
+    expect((await activate(TOKENS.teamA, 1)).status).toBe(409);
+    const { entries } = await auditEntries(rig, "?task=team-a-spam");
+    expect(entries.map((e) => [e.actor, e.action, e.version, e.status, e.result])).toEqual([
+      ["team-a", "upload", 2, 201, "ok"],
+      ["reader", "activate", null, 403, "refused"], // refused before the body is read
+      ["team-a", "activate", 1, 200, "ok"],
+      ["team-a", "activate", 1, 409, "failed"],
+    ]);
   });
 
   it("records failed and refused actions, auth failures included (once per blocked window for 429s)", async () => {

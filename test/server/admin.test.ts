@@ -19,6 +19,7 @@ const ADMIN_ROUTES: Array<[string, string]> = [
   ["GET", "/admin/adapters/sst2"],
   ["PUT", "/admin/adapters/sst2"],
   ["POST", "/admin/adapters/sst2/rollback"],
+  ["POST", "/admin/adapters/sst2/activate"],
   ["DELETE", "/admin/adapters/sst2"],
 ];
 
@@ -327,6 +328,66 @@ describe("POST /admin/adapters/{task}/rollback", () => {
     res = await postJson(rig, "/admin/adapters/sst2/rollback", "{nope", auth());
     expect(res.status).toBe(400);
     expect((await errorOf(res)).code).toBe("malformed_json");
+  });
+});
+
+describe("POST /admin/adapters/{task}/activate", () => {
+  const currentVersion = async (rig: TestRig) =>
+    ((await (await postJson(rig, "/classify?task=sst2", { text: "a" })).json()) as { adapter_version: number }).adapter_version;
+
+  it("makes an earlier, then a later, stored version current and serves it", async () => {
+    const rig = makeRig();
+    await put(rig, "sst2", encodeFakeAdapter({ labels: ["x", "y"] })); // v2
+    await put(rig, "sst2", encodeFakeAdapter({ labels: ["p", "q"] })); // v3
+    expect(await currentVersion(rig)).toBe(3);
+
+    let res = await postJson(rig, "/admin/adapters/sst2/activate", { version: 1 }, auth());
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ task: "sst2", version: 1, labels: ["negative", "positive"] });
+    expect(await currentVersion(rig)).toBe(1);
+
+    res = await postJson(rig, "/admin/adapters/sst2/activate", { version: 2 }, auth()); // forward
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ task: "sst2", version: 2, labels: ["x", "y"] });
+    expect(await currentVersion(rig)).toBe(2);
+    const details = (await (await rig.app.request("/admin/adapters/sst2", { headers: auth() })).json()) as { current: number };
+    expect(details.current).toBe(2);
+  });
+
+  it("answers 409 version_is_current for the current version, changing nothing", async () => {
+    const rig = makeRig();
+    await put(rig, "sst2", encodeFakeAdapter({})); // v2
+    const res = await postJson(rig, "/admin/adapters/sst2/activate", { version: 2 }, auth());
+    expect(res.status).toBe(409);
+    expect((await errorOf(res)).code).toBe("version_is_current");
+    expect(await currentVersion(rig)).toBe(2);
+  });
+
+  it("answers 404 for an unknown version or task", async () => {
+    const rig = makeRig();
+    let res = await postJson(rig, "/admin/adapters/sst2/activate", { version: 9 }, auth());
+    expect(res.status).toBe(404);
+    expect((await errorOf(res)).code).toBe("unknown_version");
+    res = await postJson(rig, "/admin/adapters/ghost/activate", { version: 1 }, auth());
+    expect(res.status).toBe(404);
+    expect((await errorOf(res)).code).toBe("unknown_task");
+    expect(await currentVersion(rig)).toBe(1);
+  });
+
+  it("validates the body: version is required, a whole number ≥ 1, nothing else", async () => {
+    const rig = makeRig();
+    await put(rig, "sst2", encodeFakeAdapter({})); // v2
+    for (const body of [{}, { version: 0 }, { version: 1.5 }, { version: "1" }, { version: 1, extra: true }]) {
+      const res = await postJson(rig, "/admin/adapters/sst2/activate", body, auth());
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await errorOf(res)).code, JSON.stringify(body)).toBe("invalid_request");
+    }
+    let res = await postJson(rig, "/admin/adapters/sst2/activate", "{nope", auth());
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).code).toBe("malformed_json");
+    res = await rig.app.request("/admin/adapters/sst2/activate", { method: "POST", headers: auth() });
+    expect(res.status).toBe(400);
+    expect(await currentVersion(rig)).toBe(2);
   });
 });
 

@@ -5,7 +5,7 @@
  * - scope: GET/HEAD need `read`; a mutation of `/admin/adapters/{task}/traffic` needs `traffic`;
  *   every other mutation needs `write`.
  * - task: the segment after `/admin/adapters/`, if any.
- * - action: a stable name for the audit log (`upload`, `rollback`, …; other routes get
+ * - action: a stable name for the audit log (`upload`, `rollback`, `activate`, …; other routes get
  *   `METHOD /admin/adapters/{task}/…` with the task and numbers replaced by placeholders).
  */
 import { isValidTaskName } from "../../adapters/task-name.js";
@@ -39,6 +39,7 @@ const NAMED_ACTIONS: Record<string, string> = {
   "PUT /admin/adapters/{task}": "upload",
   "DELETE /admin/adapters/{task}": "delete_task",
   "POST /admin/adapters/{task}/rollback": "rollback",
+  "POST /admin/adapters/{task}/activate": "activate",
   "GET /admin/audit": "read_audit",
 };
 

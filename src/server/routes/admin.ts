@@ -1,6 +1,6 @@
 /**
- * Admin API (bearer token; see middleware/admin-auth.ts): upload, inspect, roll back and delete
- * adapters. Task names are validated here, before the service sees them.
+ * Admin API (bearer token; see middleware/admin-auth.ts): upload, inspect, roll back, activate and
+ * delete adapters. Task names are validated here, before the service sees them.
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SktError } from "../../errors.js";
@@ -170,7 +170,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       400: errorContent(`Invalid task name or body, or ${NOT_BEARER}`),
       ...adminErrors,
       404: errorContent("Unknown task or version"),
-      409: errorContent("No earlier version to roll back to"),
+      409: errorContent("No earlier version to roll back to (`no_previous_version`), or the version named is already current (`version_is_current`)"),
       415: errorContent("A body whose Content-Type is not application/json"),
       422: errorContent("The version to restore failed validation when it was loaded"),
       507: errorContent("Reading the version or writing the current-version pointer failed"),
@@ -184,6 +184,49 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     const info = await service.rollback(task, version);
     noteAudit(c, { version: info.version });
     deps.logger.info({ reqId: c.get("requestId"), task, version: info.version }, "adapter rolled back");
+    return c.json(taskInfoJson(info), 200);
+  });
+
+  const activate = createRoute({
+    method: "post",
+    path: "/admin/adapters/{task}/activate",
+    operationId: "activateAdapter",
+    tags: ["admin"],
+    security,
+    summary: "Make any stored version current (earlier or later than the current one)",
+    description: "Prepared and probed like a rollback before the current-version pointer moves; a failure changes nothing.",
+    request: {
+      params: TaskParam,
+      body: {
+        required: true,
+        content: {
+          "application/json": {
+            schema: z.strictObject({
+              version: z.number().int().min(1).openapi({ description: "Stored version to make current." }),
+            }),
+          },
+        },
+      },
+    },
+    responses: {
+      200: { description: "The now-current version", content: { "application/json": { schema: TaskInfoSchema } } },
+      400: errorContent(`Invalid task name or body (\`version\` is required), or ${NOT_BEARER}`),
+      ...adminErrors,
+      404: errorContent("Unknown task or version"),
+      409: errorContent("The version is already current (`version_is_current`)"),
+      415: errorContent("A body whose Content-Type is not application/json"),
+      422: errorContent("The version failed validation when it was loaded"),
+      507: errorContent("Reading the version or writing the current-version pointer failed"),
+      ...COMMON_ERRORS,
+    },
+  });
+  app.openapi(activate, async (c) => {
+    const { task } = c.req.valid("param");
+    const { version } = c.req.valid("json");
+    noteAudit(c, { version });
+    // Same service path as rollback with an explicit version: one place prepares, probes and swaps.
+    const info = await service.rollback(task, version);
+    deps.logger.info({ reqId: c.get("requestId"), task, version: info.version }, "adapter version activated");
     return c.json(taskInfoJson(info), 200);
   });
 
