@@ -14,7 +14,10 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-floating-promises": "error",
       // Numbers and arrays of them (shapes, ids) in error messages read fine.
-      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowArray: true, allowBoolean: true, allowNullish: true }],
+      "@typescript-eslint/restrict-template-expressions": [
+        "error",
+        { allowNumber: true, allowArray: true, allowBoolean: true, allowNullish: true },
+      ],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       // Implementations of promise-returning interfaces (services, fakes) are async without awaiting.
       "@typescript-eslint/require-await": "off",

@@ -8,7 +8,12 @@ import { parameterCount } from "../src/adapters/spec.js";
 import { AdapterStore } from "../src/adapters/store.js";
 import type { SyntheticOptions } from "../src/adapters/synthetic.js";
 
-export { DEFAULT_PROMPT, syntheticAdapter, syntheticAdapterBytes, type SyntheticOptions } from "../src/adapters/synthetic.js";
+export {
+  DEFAULT_PROMPT,
+  syntheticAdapter,
+  syntheticAdapterBytes,
+  type SyntheticOptions,
+} from "../src/adapters/synthetic.js";
 
 export function adapterParameters(assets: BackboneAssets, file: AdapterFile): number {
   return parameterCount(file.metadata, assets.dims);
@@ -16,7 +21,10 @@ export function adapterParameters(assets: BackboneAssets, file: AdapterFile): nu
 
 /** A prompt text of exactly `tokens` backbone tokens (built word by word from SST-2-like words). */
 export function promptOfLength(assets: BackboneAssets, tokens: number): string {
-  const words = "read the following movie review and decide whether the opinion it expresses about the film is positive or negative then answer with one word only review text follows here now please".split(" ");
+  const words =
+    "read the following movie review and decide whether the opinion it expresses about the film is positive or negative then answer with one word only review text follows here now please".split(
+      " ",
+    );
   const parts: string[] = [];
   for (let i = 0; parts.length < 1000; i++) {
     const next = [...parts, words[i % words.length]].join(" ");
@@ -40,19 +48,40 @@ export function promptOfLength(assets: BackboneAssets, tokens: number): string {
  * The largest pooling prefix adapter within `maxParams` (the server's default limit is 1,000,000):
  * parameters = H + 1 + L²·S + L·S + C·H + C, with S the prefix width.
  */
-export function largestPrefixAdapterOptions(assets: BackboneAssets, task: string, maxParams = 1_000_000): SyntheticOptions & { promptText: string; parameters: number } {
+export function largestPrefixAdapterOptions(
+  assets: BackboneAssets,
+  task: string,
+  maxParams = 1_000_000,
+): SyntheticOptions & { promptText: string; parameters: number } {
   let best = 0;
   for (let L = 1; L <= 64; L++) {
-    const meta = { variant: "prefix" as const, pooling: true, promptLength: L, problemType: "single_label_classification" as const, labels: ["negative", "positive"] };
+    const meta = {
+      variant: "prefix" as const,
+      pooling: true,
+      promptLength: L,
+      problemType: "single_label_classification" as const,
+      labels: ["negative", "positive"],
+    };
     if (parameterCount(meta, assets.dims) <= maxParams) best = L;
   }
   const promptText = promptOfLength(assets, best);
-  const meta = { variant: "prefix" as const, pooling: true, promptLength: best, problemType: "single_label_classification" as const, labels: ["negative", "positive"] };
+  const meta = {
+    variant: "prefix" as const,
+    pooling: true,
+    promptLength: best,
+    problemType: "single_label_classification" as const,
+    labels: ["negative", "positive"],
+  };
   return { task, variant: "prefix", pooling: true, promptText, parameters: parameterCount(meta, assets.dims) };
 }
 
 /** Writes adapters straight into a store folder (as the server's own store does), `parallel` at a time. */
-export async function fillStore(dir: string, count: number, make: (i: number) => { task: string; bytes: Uint8Array }, parallel = 16): Promise<void> {
+export async function fillStore(
+  dir: string,
+  count: number,
+  make: (i: number) => { task: string; bytes: Uint8Array },
+  parallel = 16,
+): Promise<void> {
   const store = new AdapterStore(dir);
   let next = 0;
   const workers = Array.from({ length: Math.min(parallel, count) }, async () => {

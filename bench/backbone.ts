@@ -21,25 +21,34 @@ const sequence = (length: number, offset: number) => Array.from({ length }, (_, 
 const rows: { threads: number; batch: number; length: number; msPerRun: number; tokensPerSec: number }[] = [];
 for (const threads of [1, 2]) {
   const runner = await BackboneRunner.create("models", { threads });
-  for (const batch of BATCHES) for (const length of LENGTHS) {
-    const seqs = Array.from({ length: batch }, (_, b) => sequence(length, b * 997));
-    await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, seqs, ["pooled"])); // warm-up
-    const times: number[] = [];
-    for (let r = 0; r < REPS; r++) {
-      const input = tokenBatch(assets.embeddings, assets.dims.embedDim, seqs, ["pooled"]);
-      const t0 = performance.now();
-      await runner.run(input);
-      times.push(performance.now() - t0);
+  for (const batch of BATCHES)
+    for (const length of LENGTHS) {
+      const seqs = Array.from({ length: batch }, (_, b) => sequence(length, b * 997));
+      await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, seqs, ["pooled"])); // warm-up
+      const times: number[] = [];
+      for (let r = 0; r < REPS; r++) {
+        const input = tokenBatch(assets.embeddings, assets.dims.embedDim, seqs, ["pooled"]);
+        const t0 = performance.now();
+        await runner.run(input);
+        times.push(performance.now() - t0);
+      }
+      const ms = median(times);
+      rows.push({ threads, batch, length, msPerRun: ms, tokensPerSec: (batch * length) / (ms / 1000) });
     }
-    const ms = median(times);
-    rows.push({ threads, batch, length, msPerRun: ms, tokensPerSec: (batch * length) / (ms / 1000) });
-  }
   await runner.release();
 }
 
-console.log(`\nUSE-lite backbone, onnxruntime-node CPU, ${os.cpus().length} cores (${os.cpus()[0]?.model}), median of ${REPS} runs\n`);
+console.log(
+  `\nUSE-lite backbone, onnxruntime-node CPU, ${os.cpus().length} cores (${os.cpus()[0]?.model}), median of ${REPS} runs\n`,
+);
 console.log("| threads | batch | tokens/seq | ms/run | tokens/s |");
 console.log("|---:|---:|---:|---:|---:|");
-for (const r of rows) console.log(`| ${r.threads} | ${r.batch} | ${r.length} | ${r.msPerRun.toFixed(2)} | ${Math.round(r.tokensPerSec).toLocaleString("en-US")} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.threads} | ${r.batch} | ${r.length} | ${r.msPerRun.toFixed(2)} | ${Math.round(r.tokensPerSec).toLocaleString("en-US")} |`,
+  );
 await mkdir("bench/results", { recursive: true });
-await writeFile("bench/results/backbone.json", JSON.stringify({ machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model }, reps: REPS, rows }, null, 2) + "\n");
+await writeFile(
+  "bench/results/backbone.json",
+  JSON.stringify({ machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model }, reps: REPS, rows }, null, 2) + "\n",
+);

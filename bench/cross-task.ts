@@ -24,10 +24,18 @@ main(async () => {
   const client = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => client.close());
   const text = (i: number) => sentences[i % sentences.length];
-  const results = await compareClosedLoop([
-    { name: "1 adapter", server, client, next: (i) => classifyRequest(TASKS[0], text(i)) },
-    { name: "10 adapters round-robin", server, client, next: (i) => classifyRequest(TASKS[i % TASKS.length], text(i)) },
-  ], TARGET_COMPARISON);
+  const results = await compareClosedLoop(
+    [
+      { name: "1 adapter", server, client, next: (i) => classifyRequest(TASKS[0], text(i)) },
+      {
+        name: "10 adapters round-robin",
+        server,
+        client,
+        next: (i) => classifyRequest(TASKS[i % TASKS.length], text(i)),
+      },
+    ],
+    TARGET_COMPARISON,
+  );
   const ratio = ratioOf(results, "10 adapters round-robin", "1 adapter");
   await writeReport({
     name: "cross-task",

@@ -29,7 +29,12 @@ main(async () => {
     if (up.status !== 201) throw new Error(`upload to ${s.name}: ${up.status} ${up.body}`);
     const client = new HttpClient(server.base, CONCURRENCY);
     onCleanup(() => client.close());
-    configs.push({ name: s.name, server, client, next: (i: number) => classifyRequest(TASK, sentences[i % sentences.length]) });
+    configs.push({
+      name: s.name,
+      server,
+      client,
+      next: (i: number) => classifyRequest(TASK, sentences[i % sentences.length]),
+    });
   }
   const results = await compareClosedLoop(configs);
   await writeReport({

@@ -9,7 +9,29 @@ import { syntheticAdapter } from "./adapters.js";
 import { encodeAdapter } from "../src/adapters/format.js";
 import { classifyRequest, closedLoop, HttpClient } from "./load.js";
 import path from "node:path";
-import { CONCURRENCY, cpuLine, cpuSnapshot, cpuUsage, fmt, main, makeTempDir, MEASURE_S, markdownTable, median, medianOf, onCleanup, pct, QUICK, readSst2Sentences, REPS, settingsLine, sleep, verdict, WARMUP_S, writeReport } from "./lib.js";
+import {
+  CONCURRENCY,
+  cpuLine,
+  cpuSnapshot,
+  cpuUsage,
+  fmt,
+  main,
+  makeTempDir,
+  MEASURE_S,
+  markdownTable,
+  median,
+  medianOf,
+  onCleanup,
+  pct,
+  QUICK,
+  readSst2Sentences,
+  REPS,
+  settingsLine,
+  sleep,
+  verdict,
+  WARMUP_S,
+  writeReport,
+} from "./lib.js";
 import { encodeFor, loggedBatches, openRaw, prepareLocal, rawThroughput } from "./raw.js";
 import { startServer, windowProbe } from "./server.js";
 
@@ -24,7 +46,10 @@ const EFFICIENCY_REPS = QUICK ? 1 : Math.max(REPS, 10);
 const SLICE_S = QUICK ? MEASURE_S : Math.min(MEASURE_S, 3);
 /** After the first pair the queue refills within milliseconds: a short warm-up suffices. */
 const REWARM_S = Math.min(WARMUP_S, 0.5);
-const LIMITS = { maxBatchSize: Number(process.env.SKT_MAX_BATCH_SIZE ?? 32), maxBatchTokens: Number(process.env.SKT_MAX_BATCH_TOKENS ?? 4096) };
+const LIMITS = {
+  maxBatchSize: Number(process.env.SKT_MAX_BATCH_SIZE ?? 32),
+  maxBatchTokens: Number(process.env.SKT_MAX_BATCH_TOKENS ?? 4096),
+};
 
 main(async () => {
   const raw = await openRaw();
@@ -36,7 +61,15 @@ main(async () => {
   const positions = ids.map((x) => rowLength(adapter, x.length));
 
   const batchLog = path.join(await makeTempDir("batch-log"), "batches.jsonl");
-  const server = await startServer({ label: "efficiency", env: { SKT_DEBUG_BATCH_LOG: batchLog, SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize), SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens), SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
+  const server = await startServer({
+    label: "efficiency",
+    env: {
+      SKT_DEBUG_BATCH_LOG: batchLog,
+      SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize),
+      SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens),
+      SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
+    },
+  });
   const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
   if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
   const version = (JSON.parse(up.body) as { version: number }).version;
@@ -70,38 +103,121 @@ main(async () => {
     const b = await rawThroughput(raw, batches, SLICE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
     reps.push({
-      server: { rps: s.rps, countRps: s.countRps, estimator: s.estimator, realTokensPerSec: s.weightPerSec, p50: s.p50, p99: s.p99, failed: s.failed, failures: s.failures, ...stats },
+      server: {
+        rps: s.rps,
+        countRps: s.countRps,
+        estimator: s.estimator,
+        realTokensPerSec: s.weightPerSec,
+        p50: s.p50,
+        p99: s.p99,
+        failed: s.failed,
+        failures: s.failures,
+        ...stats,
+      },
       raw: { ...b, cpu: rawCpu },
       tokensRatio: s.weightPerSec / b.realTokensPerSec,
       requestsRatio: s.rps / b.sentencesPerSec,
     });
-    console.log(`rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)}`);
+    console.log(
+      `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)}`,
+    );
   }
 
   const ratio = medianOf(reps, (x) => x.tokensRatio);
   const table = markdownTable(
     ["", "server (HTTP, closed loop)", "raw backbone (same batches)", "server ÷ raw"],
     [
-      ["requests/s (sentences/s)", fmt(medianOf(reps, (x) => x.server.rps)), fmt(medianOf(reps, (x) => x.raw.sentencesPerSec)), medianOf(reps, (x) => x.requestsRatio).toFixed(3)],
-      ["real tokens/s (prompt + text positions)", fmt(medianOf(reps, (x) => x.server.realTokensPerSec)), fmt(medianOf(reps, (x) => x.raw.realTokensPerSec)), verdict(ratio, 0.85, "higher", 3)],
-      ["mean rows per batch", fmt(medianOf(reps, (x) => x.server.meanBatchSize), 1), fmt(medianOf(reps, (x) => x.raw.meanBatchSize), 1), ""],
-      ["padding share of positions", pct(medianOf(reps, (x) => x.server.paddingShare)), pct(medianOf(reps, (x) => x.raw.paddingShare)), ""],
-      ["mean backbone run per batch (ms)", fmt(medianOf(reps, (x) => (x.server.inferenceSeconds * 1000) / x.server.batches), 1), fmt(medianOf(reps, (x) => x.raw.meanRunMs), 1), ""],
-      ["share of the window the worker was running a batch", pct(medianOf(reps, (x) => x.server.inferenceSeconds / SLICE_S)), "", ""],
-      ["latency p50 / p99 (ms)", `${fmt(medianOf(reps, (x) => x.server.p50), 1)} / ${fmt(medianOf(reps, (x) => x.server.p99), 1)}`, "", ""],
+      [
+        "requests/s (sentences/s)",
+        fmt(medianOf(reps, (x) => x.server.rps)),
+        fmt(medianOf(reps, (x) => x.raw.sentencesPerSec)),
+        medianOf(reps, (x) => x.requestsRatio).toFixed(3),
+      ],
+      [
+        "real tokens/s (prompt + text positions)",
+        fmt(medianOf(reps, (x) => x.server.realTokensPerSec)),
+        fmt(medianOf(reps, (x) => x.raw.realTokensPerSec)),
+        verdict(ratio, 0.85, "higher", 3),
+      ],
+      [
+        "mean rows per batch",
+        fmt(
+          medianOf(reps, (x) => x.server.meanBatchSize),
+          1,
+        ),
+        fmt(
+          medianOf(reps, (x) => x.raw.meanBatchSize),
+          1,
+        ),
+        "",
+      ],
+      [
+        "padding share of positions",
+        pct(medianOf(reps, (x) => x.server.paddingShare)),
+        pct(medianOf(reps, (x) => x.raw.paddingShare)),
+        "",
+      ],
+      [
+        "mean backbone run per batch (ms)",
+        fmt(
+          medianOf(reps, (x) => (x.server.inferenceSeconds * 1000) / x.server.batches),
+          1,
+        ),
+        fmt(
+          medianOf(reps, (x) => x.raw.meanRunMs),
+          1,
+        ),
+        "",
+      ],
+      [
+        "share of the window the worker was running a batch",
+        pct(medianOf(reps, (x) => x.server.inferenceSeconds / SLICE_S)),
+        "",
+        "",
+      ],
+      [
+        "latency p50 / p99 (ms)",
+        `${fmt(
+          medianOf(reps, (x) => x.server.p50),
+          1,
+        )} / ${fmt(
+          medianOf(reps, (x) => x.server.p99),
+          1,
+        )}`,
+        "",
+        "",
+      ],
       ["failed requests (all reps)", String(reps.reduce((a, x) => a + x.server.failed, 0)), "", ""],
-      ["CPU cores busy during the window (last rep)", cpuLine(reps.at(-1)?.server.cpu), cpuLine(reps.at(-1)?.raw.cpu), ""],
+      [
+        "CPU cores busy during the window (last rep)",
+        cpuLine(reps.at(-1)?.server.cpu),
+        cpuLine(reps.at(-1)?.raw.cpu),
+        "",
+      ],
     ],
   );
   await writeReport({
     name: "efficiency",
     title: "Efficiency: server vs raw backbone at saturation",
     notes: [
-      settingsLine({ reps: EFFICIENCY_REPS, "window s": SLICE_S, concurrency: CONCURRENCY, "max batch size": LIMITS.maxBatchSize, "max batch tokens": LIMITS.maxBatchTokens }),
+      settingsLine({
+        reps: EFFICIENCY_REPS,
+        "window s": SLICE_S,
+        concurrency: CONCURRENCY,
+        "max batch size": LIMITS.maxBatchSize,
+        "max batch tokens": LIMITS.maxBatchTokens,
+      }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
       "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
     ],
     tables: [{ markdown: table }],
-    data: { limits: LIMITS, promptLength: file.metadata.promptLength, ratio, ratioPerRep: reps.map((x) => x.tokensRatio), medianRequestsRatio: median(reps.map((x) => x.requestsRatio)), reps },
+    data: {
+      limits: LIMITS,
+      promptLength: file.metadata.promptLength,
+      ratio,
+      ratioPerRep: reps.map((x) => x.tokensRatio),
+      medianRequestsRatio: median(reps.map((x) => x.requestsRatio)),
+      reps,
+    },
   });
 });

@@ -21,7 +21,11 @@ export function percentile(xs: number[], p: number): number {
 
 export async function readSst2Sentences(split: "dev" | "train"): Promise<string[]> {
   const text = await readFile(path.join(SST2_DIR, `${split}.tsv`), "utf8");
-  return text.split("\n").slice(1).filter((l) => l.length > 0).map((l) => l.split("\t")[0]);
+  return text
+    .split("\n")
+    .slice(1)
+    .filter((l) => l.length > 0)
+    .map((l) => l.split("\t")[0]);
 }
 
 // ---- Settings shared by every script ----------------------------------------------------------
@@ -72,17 +76,23 @@ export function settingsLine(extra: Record<string, unknown> = {}): string {
     quick: QUICK,
     ...extra,
   };
-  return Object.entries(parts).map(([k, v]) => `${k}: ${v}`).join(" · ");
+  return Object.entries(parts)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(" · ");
 }
 
 // ---- Data -------------------------------------------------------------------------------------
 
 export async function readSst2(split: "dev" | "train"): Promise<{ sentence: string; label: number }[]> {
   const text = await readFile(path.join(SST2_DIR, `${split}.tsv`), "utf8");
-  return text.split("\n").slice(1).filter((l) => l.length > 0).map((l) => {
-    const [sentence, label] = l.split("\t");
-    return { sentence, label: Number(label) };
-  });
+  return text
+    .split("\n")
+    .slice(1)
+    .filter((l) => l.length > 0)
+    .map((l) => {
+      const [sentence, label] = l.split("\t");
+      return { sentence, label: Number(label) };
+    });
 }
 
 /** A seeded Zipf(s) sampler over ranks 0…n−1 (rank 0 the most frequent). */
@@ -154,10 +164,33 @@ export interface Report {
 
 /** Prints the report as Markdown and writes bench/results/<name>.json and <name>.md. */
 export async function writeReport(r: Report): Promise<void> {
-  const md = [`## ${r.title}`, "", ...r.notes.map((n) => `${n}  `), "", ...r.tables.flatMap((t) => [...(t.caption ? [`**${t.caption}**`, ""] : []), t.markdown, ""])].join("\n");
+  const md = [
+    `## ${r.title}`,
+    "",
+    ...r.notes.map((n) => `${n}  `),
+    "",
+    ...r.tables.flatMap((t) => [...(t.caption ? [`**${t.caption}**`, ""] : []), t.markdown, ""]),
+  ].join("\n");
   console.log(`\n${md}`);
   await mkdir(RESULTS_DIR, { recursive: true });
-  const json = { name: r.name, title: r.title, date: new Date().toISOString(), quick: QUICK, settings: { reps: REPS, threads: THREADS, measureS: MEASURE_S, warmupS: WARMUP_S, concurrency: CONCURRENCY, cores: os.cpus().length, cpu: os.cpus()[0]?.model?.trim(), node: process.version }, notes: r.notes, data: r.data };
+  const json = {
+    name: r.name,
+    title: r.title,
+    date: new Date().toISOString(),
+    quick: QUICK,
+    settings: {
+      reps: REPS,
+      threads: THREADS,
+      measureS: MEASURE_S,
+      warmupS: WARMUP_S,
+      concurrency: CONCURRENCY,
+      cores: os.cpus().length,
+      cpu: os.cpus()[0]?.model?.trim(),
+      node: process.version,
+    },
+    notes: r.notes,
+    data: r.data,
+  };
   await writeFile(path.join(RESULTS_DIR, `${r.name}.json`), JSON.stringify(json, null, 2) + "\n");
   await writeFile(path.join(RESULTS_DIR, `${r.name}.md`), md);
 }
@@ -209,7 +242,10 @@ function hookExit(): void {
 export async function makeTempDir(prefix: string): Promise<string> {
   hookExit();
   const dir = await mkdtemp(path.join(os.tmpdir(), `skt-bench-${prefix}-`));
-  onCleanup(() => rm(dir, { recursive: true, force: true }), () => rmSync(dir, { recursive: true, force: true }));
+  onCleanup(
+    () => rm(dir, { recursive: true, force: true }),
+    () => rmSync(dir, { recursive: true, force: true }),
+  );
   return dir;
 }
 
@@ -272,7 +308,11 @@ export function cpuSnapshot(pids: Record<string, number | "self">): CpuSnapshot 
   } catch {
     // not Linux: leave NaN
   }
-  return { at: performance.now(), busy, procs: Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, procJiffies(p)])) };
+  return {
+    at: performance.now(),
+    busy,
+    procs: Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, procJiffies(p)])),
+  };
 }
 
 /** Cores busy on average between two snapshots: each process, and everything else ("others"). */
@@ -292,5 +332,7 @@ export function cpuUsage(a: CpuSnapshot, b: CpuSnapshot): Record<string, number>
 
 export function cpuLine(u: Record<string, number> | undefined): string {
   if (!u) return "n/a";
-  return Object.entries(u).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(2) : "n/a"}`).join(", ");
+  return Object.entries(u)
+    .map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(2) : "n/a"}`)
+    .join(", ");
 }

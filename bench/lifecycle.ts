@@ -12,7 +12,25 @@ import { prepareAdapter } from "../src/adapters/prepared.js";
 import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { largestPrefixAdapterOptions, syntheticAdapterBytes } from "./adapters.js";
 import { closedLoop, classifyRequest, HttpClient } from "./load.js";
-import { CONCURRENCY, fmt, main, markdownTable, MEASURE_S, median, MODELS_DIR, onCleanup, pick, QUICK, readSst2Sentences, REPS, settingsLine, sleep, verdict, WARMUP_S, writeReport } from "./lib.js";
+import {
+  CONCURRENCY,
+  fmt,
+  main,
+  markdownTable,
+  MEASURE_S,
+  median,
+  MODELS_DIR,
+  onCleanup,
+  pick,
+  QUICK,
+  readSst2Sentences,
+  REPS,
+  settingsLine,
+  sleep,
+  verdict,
+  WARMUP_S,
+  writeReport,
+} from "./lib.js";
 import { startServer, type BenchServer } from "./server.js";
 
 const UPLOAD_REPS = Math.max(REPS, QUICK ? 1 : 5);
@@ -21,10 +39,16 @@ const SWAP_EVERY_MS = 200;
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
   const sentences = await readSst2Sentences("dev");
-  const big = (task: string, seed: number) => syntheticAdapterBytes(assets, { ...largestPrefixAdapterOptions(assets, task), seed });
+  const big = (task: string, seed: number) =>
+    syntheticAdapterBytes(assets, { ...largestPrefixAdapterOptions(assets, task), seed });
   const { parameters, promptText } = largestPrefixAdapterOptions(assets, "x");
   const sample = big("x", 1);
-  const prepared = prepareAdapter(decodeAdapter(sample, { dims: assets.dims, fingerprint: assets.fingerprint }), 1, new Float32Array(assets.tokenizer.ids(promptText).length * assets.dims.hiddenDim), assets.dims);
+  const prepared = prepareAdapter(
+    decodeAdapter(sample, { dims: assets.dims, fingerprint: assets.fingerprint }),
+    1,
+    new Float32Array(assets.tokenizer.ids(promptText).length * assets.dims.hiddenDim),
+    assets.dims,
+  );
   const text = "a gripping , funny and ultimately moving film about growing up";
 
   const classifyOnce = async (client: HttpClient, task: string) => {
@@ -45,24 +69,49 @@ main(async () => {
   onCleanup(() => one.close());
   await mustUpload(server, "big", big("big", 1));
   await classifyOnce(one, "big");
-  const uploads: { bytes: number; transferMs: number; uploadMs: number; firstMs: number; warmMs: number; beyondTransferMs: number }[] = [];
+  const uploads: {
+    bytes: number;
+    transferMs: number;
+    uploadMs: number;
+    firstMs: number;
+    warmMs: number;
+    beyondTransferMs: number;
+  }[] = [];
   for (let r = 0; r < UPLOAD_REPS; r++) {
     const bytes = big("big", 100 + r);
     const reject = await server.upload("big", new Uint8Array(bytes.length)); // same size, rejected on its header
-    if (reject.status < 400 || reject.status >= 500) throw new Error(`transfer baseline: expected a 4xx, got ${reject.status} ${reject.body}`);
+    if (reject.status < 400 || reject.status >= 500)
+      throw new Error(`transfer baseline: expected a 4xx, got ${reject.status} ${reject.body}`);
     const up = await mustUpload(server, "big", bytes);
     const first = await classifyOnce(one, "big");
-    if (first.version !== up.version) throw new Error(`first request after upload got v${first.version}, expected v${up.version}`);
+    if (first.version !== up.version)
+      throw new Error(`first request after upload got v${first.version}, expected v${up.version}`);
     const warm = await classifyOnce(one, "big");
-    uploads.push({ bytes: bytes.length, transferMs: reject.ms, uploadMs: up.ms, firstMs: first.ms, warmMs: warm.ms, beyondTransferMs: up.ms + first.ms - reject.ms });
-    console.log(`upload ${r + 1}/${UPLOAD_REPS}: upload ${fmt(up.ms, 1)} ms + first classify ${fmt(first.ms, 1)} ms − transfer ${fmt(reject.ms, 1)} ms = ${fmt(up.ms + first.ms - reject.ms, 1)} ms`);
+    uploads.push({
+      bytes: bytes.length,
+      transferMs: reject.ms,
+      uploadMs: up.ms,
+      firstMs: first.ms,
+      warmMs: warm.ms,
+      beyondTransferMs: up.ms + first.ms - reject.ms,
+    });
+    console.log(
+      `upload ${r + 1}/${UPLOAD_REPS}: upload ${fmt(up.ms, 1)} ms + first classify ${fmt(first.ms, 1)} ms − transfer ${fmt(reject.ms, 1)} ms = ${fmt(up.ms + first.ms - reject.ms, 1)} ms`,
+    );
   }
 
   // ---- 3. hot swaps under load (same server) -------------------------------------------------
   await mustUpload(server, "swap", big("swap", 1));
   const load = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => load.close());
-  const swaps: { ok: number; failed: number; failures: Record<string, number>; rps: number; p99: number; admin: Record<string, number> }[] = [];
+  const swaps: {
+    ok: number;
+    failed: number;
+    failures: Record<string, number>;
+    rps: number;
+    p99: number;
+    admin: Record<string, number>;
+  }[] = [];
   let seed = 1000;
   for (let r = 0; r < REPS; r++) {
     let stop = false;
@@ -87,7 +136,9 @@ main(async () => {
     });
     await swapping;
     swaps.push({ ok: res.ok, failed: res.failed, failures: res.failures, rps: res.rps, p99: res.p99, admin });
-    console.log(`swaps ${r + 1}/${REPS}: ${res.ok} answered 200, ${res.failed} not (${JSON.stringify(res.failures)}); admin ${JSON.stringify(admin)}`);
+    console.log(
+      `swaps ${r + 1}/${REPS}: ${res.ok} answered 200, ${res.failed} not (${JSON.stringify(res.failures)}); admin ${JSON.stringify(admin)}`,
+    );
   }
   await server.stop();
 
@@ -106,7 +157,12 @@ main(async () => {
     const m1 = await small.metrics();
     const warm = await classifyOnce(oneSmall, "cold-a");
     const loads = m1.delta(m0, "skt_adapter_load_duration_seconds_count");
-    colds.push({ coldMs: cold.ms, warmMs: warm.ms, misses: m1.delta(m0, "skt_adapter_cache_misses_total"), loadMs: loads ? (1000 * m1.delta(m0, "skt_adapter_load_duration_seconds_sum")) / loads : NaN });
+    colds.push({
+      coldMs: cold.ms,
+      warmMs: warm.ms,
+      misses: m1.delta(m0, "skt_adapter_cache_misses_total"),
+      loadMs: loads ? (1000 * m1.delta(m0, "skt_adapter_load_duration_seconds_sum")) / loads : NaN,
+    });
     console.log(`cold ${r + 1}: ${fmt(cold.ms, 1)} ms (warm ${fmt(warm.ms, 1)} ms, misses ${colds.at(-1)!.misses})`);
   }
 
@@ -118,14 +174,69 @@ main(async () => {
   const table = markdownTable(
     ["measure", "value"],
     [
-      ["adapter", `prefix, pooling, prompt length ${assets.tokenizer.ids(promptText).length}, ${fmt(parameters)} parameters, ${fmt(sample.length / 1024 / 1024, 2)} MiB file, ${fmt(prepared.bytes / 1024, 0)} KiB prepared`],
-      [`upload request (PUT → 201), median of ${UPLOAD_REPS}`, `${fmt(u((x) => x.uploadMs), 1)} ms`],
-      ["transfer baseline (same-size body rejected by the route)", `${fmt(u((x) => x.transferMs), 1)} ms`],
-      ["first classify after the upload", `${fmt(u((x) => x.firstMs), 1)} ms (a warm one: ${fmt(u((x) => x.warmMs), 1)} ms)`],
-      ["upload → first answer, beyond the transfer", verdict(u((x) => x.beyondTransferMs), 50, "lower", 1) + " ms"],
-      [`cold load: first request after eviction (cache ${fmt(cacheBytes / 1024, 0)} KiB), median of ${colds.length}`, `${fmt(c((x) => x.coldMs), 1)} ms (warm ${fmt(c((x) => x.warmMs), 1)} ms; server-side load ${fmt(c((x) => x.loadMs), 1)} ms; misses per cold request ${fmt(c((x) => x.misses), 0)})`],
-      [`hot swaps under load: upload/rollback every ${SWAP_EVERY_MS} ms, ${REPS} × ${MEASURE_S} s at ${CONCURRENCY} clients`, `${Object.entries(adminTotals).map(([k, v]) => `${v} × ${k}`).join(", ")}`],
-      ["classify answers during swaps: 200 / other", `${swaps.reduce((a, x) => a + x.ok, 0)} / ${totalFailed} (target: no non-200: ${totalFailed === 0 ? "met" : "MISSED"})`],
+      [
+        "adapter",
+        `prefix, pooling, prompt length ${assets.tokenizer.ids(promptText).length}, ${fmt(parameters)} parameters, ${fmt(sample.length / 1024 / 1024, 2)} MiB file, ${fmt(prepared.bytes / 1024, 0)} KiB prepared`,
+      ],
+      [
+        `upload request (PUT → 201), median of ${UPLOAD_REPS}`,
+        `${fmt(
+          u((x) => x.uploadMs),
+          1,
+        )} ms`,
+      ],
+      [
+        "transfer baseline (same-size body rejected by the route)",
+        `${fmt(
+          u((x) => x.transferMs),
+          1,
+        )} ms`,
+      ],
+      [
+        "first classify after the upload",
+        `${fmt(
+          u((x) => x.firstMs),
+          1,
+        )} ms (a warm one: ${fmt(
+          u((x) => x.warmMs),
+          1,
+        )} ms)`,
+      ],
+      [
+        "upload → first answer, beyond the transfer",
+        verdict(
+          u((x) => x.beyondTransferMs),
+          50,
+          "lower",
+          1,
+        ) + " ms",
+      ],
+      [
+        `cold load: first request after eviction (cache ${fmt(cacheBytes / 1024, 0)} KiB), median of ${colds.length}`,
+        `${fmt(
+          c((x) => x.coldMs),
+          1,
+        )} ms (warm ${fmt(
+          c((x) => x.warmMs),
+          1,
+        )} ms; server-side load ${fmt(
+          c((x) => x.loadMs),
+          1,
+        )} ms; misses per cold request ${fmt(
+          c((x) => x.misses),
+          0,
+        )})`,
+      ],
+      [
+        `hot swaps under load: upload/rollback every ${SWAP_EVERY_MS} ms, ${REPS} × ${MEASURE_S} s at ${CONCURRENCY} clients`,
+        `${Object.entries(adminTotals)
+          .map(([k, v]) => `${v} × ${k}`)
+          .join(", ")}`,
+      ],
+      [
+        "classify answers during swaps: 200 / other",
+        `${swaps.reduce((a, x) => a + x.ok, 0)} / ${totalFailed} (target: no non-200: ${totalFailed === 0 ? "met" : "MISSED"})`,
+      ],
     ],
     ["l", "l"],
   );

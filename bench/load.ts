@@ -40,11 +40,22 @@ export class HttpClient {
   readonly pool: Pool;
 
   constructor(base: string, connections: number) {
-    this.pool = new Pool(base, { connections, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 30_000, bodyTimeout: 30_000 });
+    this.pool = new Pool(base, {
+      connections,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
   }
 
   async post(spec: RequestSpec): Promise<{ status: number; text: string }> {
-    const res = await this.pool.request({ method: "POST", path: spec.path, headers: { "content-type": "application/json" }, body: spec.body });
+    const res = await this.pool.request({
+      method: "POST",
+      path: spec.path,
+      headers: { "content-type": "application/json" },
+      body: spec.body,
+    });
     return { status: res.statusCode, text: await res.body.text() };
   }
 
@@ -115,7 +126,10 @@ export interface ClosedLoopOptions {
  * over clients (Little's law, client by client). If some client completed no request inside the
  * window (window shorter than a latency, e.g. quick mode), the plain count ÷ window is used.
  */
-export async function closedLoop(client: HttpClient, o: ClosedLoopOptions): Promise<LoadResult & { countRps: number; estimator: "per-client" | "count" }> {
+export async function closedLoop(
+  client: HttpClient,
+  o: ClosedLoopOptions,
+): Promise<LoadResult & { countRps: number; estimator: "per-client" | "count" }> {
   const max = o.maxRequests ?? MAX_REQUESTS;
   const tally = new Tally();
   let i = 0;
@@ -204,14 +218,17 @@ export async function openLoop(client: HttpClient, o: OpenLoopOptions): Promise<
     }
     outstanding++;
     const spec = o.next(i);
-    const p: Promise<void> = client.post(spec).then(
-      (r) => r.status,
-      () => "error" as const,
-    ).then((status) => {
-      outstanding--;
-      if (inWindow) tally.add(status, performance.now() - due, spec.weight);
-      inflight.delete(p);
-    });
+    const p: Promise<void> = client
+      .post(spec)
+      .then(
+        (r) => r.status,
+        () => "error" as const,
+      )
+      .then((status) => {
+        outstanding--;
+        if (inWindow) tally.add(status, performance.now() - due, spec.weight);
+        inflight.delete(p);
+      });
     inflight.add(p);
   }
   await Promise.all(inflight);
@@ -220,7 +237,10 @@ export async function openLoop(client: HttpClient, o: OpenLoopOptions): Promise<
 }
 
 /** One request at a time, `count` times (or until `maxMs`): latencies in ms. */
-export async function sequential(client: HttpClient, o: { count: number; maxMs: number; next: (i: number) => RequestSpec }): Promise<{ latenciesMs: number[]; failures: number }> {
+export async function sequential(
+  client: HttpClient,
+  o: { count: number; maxMs: number; next: (i: number) => RequestSpec },
+): Promise<{ latenciesMs: number[]; failures: number }> {
   const latenciesMs: number[] = [];
   let failures = 0;
   const until = performance.now() + o.maxMs;

@@ -10,7 +10,22 @@ import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { fillStore, syntheticAdapterBytes } from "./adapters.js";
 import { compareClosedLoop, ratioOf, TARGET_COMPARISON, throughputTable } from "./compare.js";
 import { classifyRequest, HttpClient } from "./load.js";
-import { CONCURRENCY, fmt, main, makeTempDir, markdownTable, median, MODELS_DIR, onCleanup, pct, pick, readSst2Sentences, settingsLine, writeReport, zipfSampler } from "./lib.js";
+import {
+  CONCURRENCY,
+  fmt,
+  main,
+  makeTempDir,
+  markdownTable,
+  median,
+  MODELS_DIR,
+  onCleanup,
+  pct,
+  pick,
+  readSst2Sentences,
+  settingsLine,
+  writeReport,
+  zipfSampler,
+} from "./lib.js";
 import { startServer } from "./server.js";
 
 const ADAPTERS = Number(process.env.BENCH_ADAPTERS ?? pick(1000, 200));
@@ -23,15 +38,33 @@ main(async () => {
   const sentences = await readSst2Sentences("dev");
   const dir = await makeTempDir("many");
   const t0 = performance.now();
-  await fillStore(dir, ADAPTERS, (k) => ({ task: taskName(k), bytes: syntheticAdapterBytes(assets, { task: taskName(k), seed: 10_000 + k }) }));
+  await fillStore(dir, ADAPTERS, (k) => ({
+    task: taskName(k),
+    bytes: syntheticAdapterBytes(assets, { task: taskName(k), seed: 10_000 + k }),
+  }));
   const writeS = (performance.now() - t0) / 1000;
-  const sample = decodeAdapter(syntheticAdapterBytes(assets, { task: taskName(0) }), { dims: assets.dims, fingerprint: assets.fingerprint });
-  const preparedBytes = prepareAdapter(sample, 1, new Float32Array(sample.metadata.promptLength * assets.dims.hiddenDim), assets.dims).bytes;
+  const sample = decodeAdapter(syntheticAdapterBytes(assets, { task: taskName(0) }), {
+    dims: assets.dims,
+    fingerprint: assets.fingerprint,
+  });
+  const preparedBytes = prepareAdapter(
+    sample,
+    1,
+    new Float32Array(sample.metadata.promptLength * assets.dims.hiddenDim),
+    assets.dims,
+  ).bytes;
   const cacheBytes = CACHED * preparedBytes;
-  console.log(`wrote ${ADAPTERS} adapters in ${writeS.toFixed(1)} s; cache ${cacheBytes} bytes ≈ ${CACHED} prepared adapters of ${preparedBytes} bytes`);
+  console.log(
+    `wrote ${ADAPTERS} adapters in ${writeS.toFixed(1)} s; cache ${cacheBytes} bytes ≈ ${CACHED} prepared adapters of ${preparedBytes} bytes`,
+  );
 
   const t1 = performance.now();
-  const server = await startServer({ label: "many-adapters", adaptersDir: dir, env: { SKT_CACHE_BYTES: String(cacheBytes), SKT_QUEUE_SIZE: String(4 * CONCURRENCY) }, readyTimeoutMs: 600_000 });
+  const server = await startServer({
+    label: "many-adapters",
+    adaptersDir: dir,
+    env: { SKT_CACHE_BYTES: String(cacheBytes), SKT_QUEUE_SIZE: String(4 * CONCURRENCY) },
+    readyTimeoutMs: 600_000,
+  });
   const startS = (performance.now() - t1) / 1000;
   const rssBefore = await server.rssBytes();
   const client = new HttpClient(server.base, CONCURRENCY);
@@ -39,13 +72,21 @@ main(async () => {
 
   const text = (i: number) => sentences[i % sentences.length];
   let zipf = zipfSampler(ADAPTERS, ZIPF_S, 1);
-  const results = await compareClosedLoop([
-    { name: "1 adapter", server, client, next: (i) => classifyRequest(taskName(0), text(i)) },
-    { name: `Zipf over ${ADAPTERS}`, server, client, next: (i) => {
-      if (i === 0) zipf = zipfSampler(ADAPTERS, ZIPF_S, 1); // the same task sequence in every repetition
-      return classifyRequest(taskName(zipf.next()), text(i));
-    } },
-  ], TARGET_COMPARISON);
+  const results = await compareClosedLoop(
+    [
+      { name: "1 adapter", server, client, next: (i) => classifyRequest(taskName(0), text(i)) },
+      {
+        name: `Zipf over ${ADAPTERS}`,
+        server,
+        client,
+        next: (i) => {
+          if (i === 0) zipf = zipfSampler(ADAPTERS, ZIPF_S, 1); // the same task sequence in every repetition
+          return classifyRequest(taskName(zipf.next()), text(i));
+        },
+      },
+    ],
+    TARGET_COMPARISON,
+  );
   const rssAfter = await server.rssBytes();
   const metrics = await server.metrics();
   const zipfName = `Zipf over ${ADAPTERS}`;
@@ -54,11 +95,26 @@ main(async () => {
   const table2 = markdownTable(
     ["measure", "value"],
     [
-      ["adapters registered / cache budget", `${ADAPTERS} / ${fmt(cacheBytes / 1024, 0)} KiB (≈ ${CACHED} prepared adapters of ${fmt(preparedBytes)} bytes)`],
-      [`share of Zipf(${ZIPF_S}) traffic on the ${CACHED} most popular tasks`, pct(zipfSampler(ADAPTERS, ZIPF_S, 1).share(CACHED))],
-      ["cold loads (store read + validation + F) per second under Zipf traffic", `${fmt(median(zr.map((r) => r.loads / r.windowS)), 1)} (${pct(median(zr.map((r) => r.loads / (r.rps * r.windowS))))} of requests)`],
-      ["semantic passes per second (all tasks share one prompt, so h_p is reused)", fmt(median(zr.map((r) => r.semanticPasses / r.windowS)), 1)],
-      ["server resident memory: after start-up / after the runs", `${fmt(rssBefore / 2 ** 20, 1)} MiB / ${fmt(rssAfter / 2 ** 20, 1)} MiB`],
+      [
+        "adapters registered / cache budget",
+        `${ADAPTERS} / ${fmt(cacheBytes / 1024, 0)} KiB (≈ ${CACHED} prepared adapters of ${fmt(preparedBytes)} bytes)`,
+      ],
+      [
+        `share of Zipf(${ZIPF_S}) traffic on the ${CACHED} most popular tasks`,
+        pct(zipfSampler(ADAPTERS, ZIPF_S, 1).share(CACHED)),
+      ],
+      [
+        "cold loads (store read + validation + F) per second under Zipf traffic",
+        `${fmt(median(zr.map((r) => r.loads / r.windowS)), 1)} (${pct(median(zr.map((r) => r.loads / (r.rps * r.windowS))))} of requests)`,
+      ],
+      [
+        "semantic passes per second (all tasks share one prompt, so h_p is reused)",
+        fmt(median(zr.map((r) => r.semanticPasses / r.windowS)), 1),
+      ],
+      [
+        "server resident memory: after start-up / after the runs",
+        `${fmt(rssBefore / 2 ** 20, 1)} MiB / ${fmt(rssAfter / 2 ** 20, 1)} MiB`,
+      ],
       ["adapters in the cache at the end (skt_adapters_loaded)", fmt(metrics.sum("skt_adapters_loaded"))],
       ["cache evictions in total", fmt(metrics.sum("skt_adapter_cache_evictions_total"))],
       ["store fill / server start-up until ready", `${writeS.toFixed(1)} s / ${startS.toFixed(1)} s`],
@@ -73,6 +129,18 @@ main(async () => {
       `Prompt adapters (pooling, same prompt text, different weights); SST-2 dev sentences one per request; closed loop; median of ${zr.length} alternating repetitions of ${zr[0].windowS} s windows. "1 adapter" sends everything to the most popular task.`,
     ],
     tables: [{ markdown: throughputTable(results, "1 adapter", { value: 0.9 }) }, { markdown: table2 }],
-    data: { adapters: ADAPTERS, cached: CACHED, zipfS: ZIPF_S, preparedBytes, cacheBytes, rssBefore, rssAfter, writeS, startS, ratio, results },
+    data: {
+      adapters: ADAPTERS,
+      cached: CACHED,
+      zipfS: ZIPF_S,
+      preparedBytes,
+      cacheBytes,
+      rssBefore,
+      rssAfter,
+      writeS,
+      startS,
+      ratio,
+      results,
+    },
   });
 });

@@ -12,7 +12,17 @@ import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { CURRENT_FILE, versionFileName } from "../src/adapters/store.js";
 import { syntheticAdapterBytes } from "./adapters.js";
 import { HttpClient, classifyRequest } from "./load.js";
-import { fmt, main, makeTempDir, markdownTable, median, MODELS_DIR, percentile, settingsLine, writeReport } from "./lib.js";
+import {
+  fmt,
+  main,
+  makeTempDir,
+  markdownTable,
+  median,
+  MODELS_DIR,
+  percentile,
+  settingsLine,
+  writeReport,
+} from "./lib.js";
 import { freePort, launchServerProcess, waitUntilReady } from "../scripts/lib/server-process.js";
 import { benchServerEnv, startServer } from "./server.js";
 
@@ -50,7 +60,11 @@ function writeTasks(dir: string, count: number, template: Uint8Array): void {
 async function timedStart(dir: string, label: string): Promise<{ readyS: number; indexS: number }> {
   const t0 = performance.now();
   const port = await freePort();
-  const proc = await launchServerProcess({ adaptersDir: dir, port, env: { ...benchServerEnv(dir, port), SKT_LOG_LEVEL: "info" } });
+  const proc = await launchServerProcess({
+    adaptersDir: dir,
+    port,
+    env: { ...benchServerEnv(dir, port), SKT_LOG_LEVEL: "info" },
+  });
   let indexMs: number | undefined;
   let pending = "";
   proc.proc.stdout!.on("data", (d: Buffer) => {
@@ -76,20 +90,25 @@ async function timedStart(dir: string, label: string): Promise<{ readyS: number;
 async function touch(client: HttpClient, tasks: string[], concurrency: number): Promise<number[]> {
   const latencies: number[] = [];
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < tasks.length) {
-      const task = tasks[next++];
-      const t0 = performance.now();
-      const res = await client.post(classifyRequest(task, "a gripping, beautifully acted film"));
-      if (res.status !== 200) throw new Error(`classify ${task}: ${res.status} ${res.text.slice(0, 200)}`);
-      latencies.push(performance.now() - t0);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < tasks.length) {
+        const task = tasks[next++];
+        const t0 = performance.now();
+        const res = await client.post(classifyRequest(task, "a gripping, beautifully acted film"));
+        if (res.status !== 200) throw new Error(`classify ${task}: ${res.status} ${res.text.slice(0, 200)}`);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
   return latencies;
 }
 
 /** Median latency and size of /tasks pages: the first, and one from the middle via its cursor. */
-async function listing(client: HttpClient, count: number): Promise<{ firstMs: number; middleMs: number; bytes: number; bytes1000: number; total: number }> {
+async function listing(
+  client: HttpClient,
+  count: number,
+): Promise<{ firstMs: number; middleMs: number; bytes: number; bytes1000: number; total: number }> {
   const first = await client.get("/tasks");
   const body = JSON.parse(first.text) as { total: number; tasks: { task: string }[] };
   // The cursor of the page after task count/2 (a cursor is opaque; this builds what the server would return).
@@ -128,103 +147,124 @@ interface Row {
   tasksPage: Awaited<ReturnType<typeof listing>>;
 }
 
-main(async () => {
-  const assets = await loadBackboneAssets(MODELS_DIR);
-  const template = syntheticAdapterBytes(assets, { task: taskName(0), promptText: "sentiment" });
-  // Baseline: the same start with an empty store (process start, backbone, worker).
-  const empty = await makeTempDir("many-tasks-empty");
-  const baselineReadyS: number[] = [];
-  for (let i = 0; i < 2; i++) baselineReadyS.push((await timedStart(empty, "many-tasks-empty")).readyS);
-  const baselineS = Math.min(...baselineReadyS);
-  console.log(`empty store: ready in ${baselineReadyS.map((s) => s.toFixed(2)).join(" / ")} s`);
-  const rows: Row[] = [];
-  for (const count of SIZES) {
-    const dir = await makeTempDir(`many-tasks-${count}`);
-    const t0 = performance.now();
-    writeTasks(dir, count, template);
-    const writeS = (performance.now() - t0) / 1000;
-    console.log(`${count} tasks: written in ${writeS.toFixed(1)} s (${fmt((count * template.length) / 2 ** 20, 0)} MiB of adapters)`);
+main(
+  async () => {
+    const assets = await loadBackboneAssets(MODELS_DIR);
+    const template = syntheticAdapterBytes(assets, { task: taskName(0), promptText: "sentiment" });
+    // Baseline: the same start with an empty store (process start, backbone, worker).
+    const empty = await makeTempDir("many-tasks-empty");
+    const baselineReadyS: number[] = [];
+    for (let i = 0; i < 2; i++) baselineReadyS.push((await timedStart(empty, "many-tasks-empty")).readyS);
+    const baselineS = Math.min(...baselineReadyS);
+    console.log(`empty store: ready in ${baselineReadyS.map((s) => s.toFixed(2)).join(" / ")} s`);
+    const rows: Row[] = [];
+    for (const count of SIZES) {
+      const dir = await makeTempDir(`many-tasks-${count}`);
+      const t0 = performance.now();
+      writeTasks(dir, count, template);
+      const writeS = (performance.now() - t0) / 1000;
+      console.log(
+        `${count} tasks: written in ${writeS.toFixed(1)} s (${fmt((count * template.length) / 2 ** 20, 0)} MiB of adapters)`,
+      );
 
-    // First start: no INDEX yet, so every folder is read once and the index written.
-    const cold = await timedStart(dir, `many-tasks-${count}-cold`);
-    // Restart: the index is read; no adapter file is.
-    const { readyS, indexS } = await timedStart(dir, `many-tasks-${count}-restart`);
-    // The measured run logs at warn (no per-request log lines).
-    const server = await startServer({ label: `many-tasks-${count}`, adaptersDir: dir, readyTimeoutMs: 900_000 });
-    const rssStart = await server.rssBytes();
-    const client = new HttpClient(server.base, 8);
+      // First start: no INDEX yet, so every folder is read once and the index written.
+      const cold = await timedStart(dir, `many-tasks-${count}-cold`);
+      // Restart: the index is read; no adapter file is.
+      const { readyS, indexS } = await timedStart(dir, `many-tasks-${count}-restart`);
+      // The measured run logs at warn (no per-request log lines).
+      const server = await startServer({ label: `many-tasks-${count}`, adaptersDir: dir, readyTimeoutMs: 900_000 });
+      const rssStart = await server.rssBytes();
+      const client = new HttpClient(server.base, 8);
 
-    // Tasks in a fixed shuffled order: the first 20 measure an unprepared task's first request alone.
-    const order = Array.from({ length: count }, (_, i) => i);
-    let seed = 12345;
-    for (let i = order.length - 1; i > 0; i--) {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      const j = seed % (i + 1);
-      [order[i], order[j]] = [order[j], order[i]];
+      // Tasks in a fixed shuffled order: the first 20 measure an unprepared task's first request alone.
+      const order = Array.from({ length: count }, (_, i) => i);
+      let seed = 12345;
+      for (let i = order.length - 1; i > 0; i--) {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        const j = seed % (i + 1);
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      const names = order.map(taskName);
+      const first = await touch(client, names.slice(0, 20), 1);
+      const warm = median(await touch(client, names.slice(0, 20), 1));
+      await touch(client, names.slice(20, Math.max(20, Math.round(count / 100))), 8);
+      const rss1 = await server.rssBytes();
+      await touch(client, names.slice(Math.max(20, Math.round(count / 100)), Math.round(count / 10)), 8);
+      const rss10 = await server.rssBytes();
+      const tasksPage = await listing(client, count);
+      if (tasksPage.total !== count) throw new Error(`/tasks total ${tasksPage.total}, expected ${count}`);
+      await client.close();
+      await server.stop();
+      rows.push({
+        tasks: count,
+        writeS,
+        coldReadyS: cold.readyS,
+        coldIndexS: cold.indexS,
+        readyS,
+        indexS,
+        rssStartMiB: rssStart / 2 ** 20,
+        rss1MiB: rss1 / 2 ** 20,
+        rss10MiB: rss10 / 2 ** 20,
+        firstRequestMs: { p50: median(first), p90: percentile(first, 90), n: first.length },
+        warmRequestMs: warm,
+        tasksPage,
+      });
+      console.log(JSON.stringify(rows[rows.length - 1]));
     }
-    const names = order.map(taskName);
-    const first = await touch(client, names.slice(0, 20), 1);
-    const warm = median(await touch(client, names.slice(0, 20), 1));
-    await touch(client, names.slice(20, Math.max(20, Math.round(count / 100))), 8);
-    const rss1 = await server.rssBytes();
-    await touch(client, names.slice(Math.max(20, Math.round(count / 100)), Math.round(count / 10)), 8);
-    const rss10 = await server.rssBytes();
-    const tasksPage = await listing(client, count);
-    if (tasksPage.total !== count) throw new Error(`/tasks total ${tasksPage.total}, expected ${count}`);
-    await client.close();
-    await server.stop();
-    rows.push({
-      tasks: count,
-      writeS,
-      coldReadyS: cold.readyS,
-      coldIndexS: cold.indexS,
-      readyS,
-      indexS,
-      rssStartMiB: rssStart / 2 ** 20,
-      rss1MiB: rss1 / 2 ** 20,
-      rss10MiB: rss10 / 2 ** 20,
-      firstRequestMs: { p50: median(first), p90: percentile(first, 90), n: first.length },
-      warmRequestMs: warm,
-      tasksPage,
-    });
-    console.log(JSON.stringify(rows[rows.length - 1]));
-  }
 
-  const last = rows[rows.length - 1];
-  await writeReport({
-    name: "many-tasks",
-    title: `Many tasks: start-up, memory and listings with up to ${fmt(last.tasks)} tasks in the store`,
-    notes: [
-      settingsLine(),
-      `Each task: one ${fmt(template.length / 1024, 1)} KiB prompt adapter (1-token prompt, pooling), written straight into a temp store. "Ready" is spawn → first 200 from /readyz (node + tsx start, backbone load, task index; /readyz polled); "task index" is the server's own time for opening the index (its log line "task index read"). First start: no INDEX, built from the files; restart: INDEX read after a clean shutdown. Touching = one /classify per task, 8 at a time, default 256 MiB cache. First request: 20 unprepared tasks one at a time (read + validate + F + the request), then the same 20 again (prepared).`,
-    ],
-    tables: [
-      {
-        markdown: markdownTable(
-          ["tasks", "ready: first start (index built) / restart (empty store: " + baselineS.toFixed(2) + " s)", "of which task index: built / read", "RSS after start / 1 % touched / 10 % touched", "first request of an unprepared task p50 / p90 (prepared: p50)", "/tasks page (100): bytes, first / middle page latency", "/tasks?limit=1000 bytes"],
-          rows.map((r) => [
-            fmt(r.tasks),
-            `${r.coldReadyS.toFixed(2)} s / **${r.readyS.toFixed(2)} s**`,
-            `${r.coldIndexS.toFixed(2)} s / ${r.indexS.toFixed(2)} s`,
-            `${fmt(r.rssStartMiB, 0)} / ${fmt(r.rss1MiB, 0)} / ${fmt(r.rss10MiB, 0)} MiB`,
-            `${r.firstRequestMs.p50.toFixed(1)} / ${r.firstRequestMs.p90.toFixed(1)} ms (${r.warmRequestMs.toFixed(1)} ms)`,
-            `${fmt(r.tasksPage.bytes)} B, ${r.tasksPage.firstMs.toFixed(1)} / ${r.tasksPage.middleMs.toFixed(1)} ms`,
-            fmt(r.tasksPage.bytes1000),
-          ]),
-          ["r", "l", "l", "l", "l", "l", "r"],
-        ),
-      },
-      {
-        markdown: markdownTable(
-          ["target", "measured", "verdict"],
-          [
-            [`ready ≤ ${READY_TARGET_S} s at ${fmt(last.tasks)} tasks (restart)`, `${last.readyS.toFixed(2)} s (empty store ${baselineS.toFixed(2)} s; reading the index ${last.indexS.toFixed(2)} s)`, last.readyS <= READY_TARGET_S ? "met" : "missed"],
-            [`/tasks ≤ ${PAGE_TARGET_BYTES / 1000} KB per page`, `${fmt(Math.max(...rows.map((r) => r.tasksPage.bytes)))} B`, Math.max(...rows.map((r) => r.tasksPage.bytes)) <= PAGE_TARGET_BYTES ? "met" : "missed"],
-          ],
-          ["l", "r", "l"],
-        ),
-      },
-    ],
-    data: { sizes: SIZES, adapterBytes: template.length, baselineReadyS, rows },
-  });
-}, Number(process.env.BENCH_SCRIPT_TIMEOUT_S ?? 3600));
+    const last = rows[rows.length - 1];
+    await writeReport({
+      name: "many-tasks",
+      title: `Many tasks: start-up, memory and listings with up to ${fmt(last.tasks)} tasks in the store`,
+      notes: [
+        settingsLine(),
+        `Each task: one ${fmt(template.length / 1024, 1)} KiB prompt adapter (1-token prompt, pooling), written straight into a temp store. "Ready" is spawn → first 200 from /readyz (node + tsx start, backbone load, task index; /readyz polled); "task index" is the server's own time for opening the index (its log line "task index read"). First start: no INDEX, built from the files; restart: INDEX read after a clean shutdown. Touching = one /classify per task, 8 at a time, default 256 MiB cache. First request: 20 unprepared tasks one at a time (read + validate + F + the request), then the same 20 again (prepared).`,
+      ],
+      tables: [
+        {
+          markdown: markdownTable(
+            [
+              "tasks",
+              "ready: first start (index built) / restart (empty store: " + baselineS.toFixed(2) + " s)",
+              "of which task index: built / read",
+              "RSS after start / 1 % touched / 10 % touched",
+              "first request of an unprepared task p50 / p90 (prepared: p50)",
+              "/tasks page (100): bytes, first / middle page latency",
+              "/tasks?limit=1000 bytes",
+            ],
+            rows.map((r) => [
+              fmt(r.tasks),
+              `${r.coldReadyS.toFixed(2)} s / **${r.readyS.toFixed(2)} s**`,
+              `${r.coldIndexS.toFixed(2)} s / ${r.indexS.toFixed(2)} s`,
+              `${fmt(r.rssStartMiB, 0)} / ${fmt(r.rss1MiB, 0)} / ${fmt(r.rss10MiB, 0)} MiB`,
+              `${r.firstRequestMs.p50.toFixed(1)} / ${r.firstRequestMs.p90.toFixed(1)} ms (${r.warmRequestMs.toFixed(1)} ms)`,
+              `${fmt(r.tasksPage.bytes)} B, ${r.tasksPage.firstMs.toFixed(1)} / ${r.tasksPage.middleMs.toFixed(1)} ms`,
+              fmt(r.tasksPage.bytes1000),
+            ]),
+            ["r", "l", "l", "l", "l", "l", "r"],
+          ),
+        },
+        {
+          markdown: markdownTable(
+            ["target", "measured", "verdict"],
+            [
+              [
+                `ready ≤ ${READY_TARGET_S} s at ${fmt(last.tasks)} tasks (restart)`,
+                `${last.readyS.toFixed(2)} s (empty store ${baselineS.toFixed(2)} s; reading the index ${last.indexS.toFixed(2)} s)`,
+                last.readyS <= READY_TARGET_S ? "met" : "missed",
+              ],
+              [
+                `/tasks ≤ ${PAGE_TARGET_BYTES / 1000} KB per page`,
+                `${fmt(Math.max(...rows.map((r) => r.tasksPage.bytes)))} B`,
+                Math.max(...rows.map((r) => r.tasksPage.bytes)) <= PAGE_TARGET_BYTES ? "met" : "missed",
+              ],
+            ],
+            ["l", "r", "l"],
+          ),
+        },
+      ],
+      data: { sizes: SIZES, adapterBytes: template.length, baselineReadyS, rows },
+    });
+  },
+  Number(process.env.BENCH_SCRIPT_TIMEOUT_S ?? 3600),
+);

@@ -13,7 +13,24 @@ import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { syntheticAdapterBytes } from "./adapters.js";
 import { compareClosedLoop } from "./compare.js";
 import { classifyRequest, HttpClient } from "./load.js";
-import { CONCURRENCY, fmt, main, makeTempDir, markdownTable, median, MODELS_DIR, onCleanup, pct, pick, readSst2, REPO_ROOT, REPS, settingsLine, THREADS, writeReport } from "./lib.js";
+import {
+  CONCURRENCY,
+  fmt,
+  main,
+  makeTempDir,
+  markdownTable,
+  median,
+  MODELS_DIR,
+  onCleanup,
+  pct,
+  pick,
+  readSst2,
+  REPO_ROOT,
+  REPS,
+  settingsLine,
+  THREADS,
+  writeReport,
+} from "./lib.js";
 import { startServer } from "./server.js";
 
 const TRAIN = Number(process.env.BENCH_PEER_TRAIN ?? pick(2000, 100));
@@ -33,12 +50,20 @@ main(async () => {
   // initClassifier embeds its examples in one batch; start from one example per label and add
   // the rest in batches of PEER_BATCH through the classifier's own kNN.
   const seedRows = [train.find((x) => x.label === 0)!, train.find((x) => x.label === 1)!];
-  const classifier = await initClassifier(seedRows.map((x) => [x.sentence, String(x.label)]), modelSource);
+  const classifier = await initClassifier(
+    seedRows.map((x) => [x.sentence, String(x.label)]),
+    modelSource,
+  );
   const rest = train.filter((x) => !seedRows.includes(x));
   for (let i = 0; i < rest.length; i += PEER_BATCH) {
     const chunk = rest.slice(i, i + PEER_BATCH);
     const embeddings = await classifier.model.embed(chunk.map((x) => x.sentence));
-    embeddings.forEach((e, j) => classifier.knn.addExample(tf.tensor1d(e) as Parameters<typeof classifier.knn.addExample>[0], String(chunk[j].label)));
+    embeddings.forEach((e, j) =>
+      classifier.knn.addExample(
+        tf.tensor1d(e) as Parameters<typeof classifier.knn.addExample>[0],
+        String(chunk[j].label),
+      ),
+    );
   }
   const trainS = (performance.now() - t0) / 1000;
   const backend = tf.getBackend();
@@ -56,18 +81,26 @@ main(async () => {
   const peerTimed: number[] = [];
   for (let r = 0; r < REPS; r++) {
     const t = performance.now();
-    for (let i = 0; i < TIMED; i += PEER_BATCH) await classifier.classify(dev.slice(i, i + PEER_BATCH).map((x) => x.sentence));
+    for (let i = 0; i < TIMED; i += PEER_BATCH)
+      await classifier.classify(dev.slice(i, i + PEER_BATCH).map((x) => x.sentence));
     peerTimed.push(TIMED / ((performance.now() - t) / 1000));
   }
   console.log(`peer: dev accuracy ${pct(peerAccuracy)} over ${dev.length}; ${fmt(median(peerTimed), 1)} sentences/s`);
 
   // ---- our server ---------------------------------------------------------------------------
   const trained = path.join(REPO_ROOT, "adapters", "sst2");
-  const hasTrained = await stat(trained).then((s) => s.isDirectory(), () => false);
+  const hasTrained = await stat(trained).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   const dir = await makeTempDir("peer");
   let task = "sst2";
   if (hasTrained) await cp(trained, path.join(dir, "sst2"), { recursive: true });
-  const server = await startServer({ label: "peer", adaptersDir: dir, env: { SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
+  const server = await startServer({
+    label: "peer",
+    adaptersDir: dir,
+    env: { SKT_QUEUE_SIZE: String(4 * CONCURRENCY) },
+  });
   if (!hasTrained) {
     task = "synthetic";
     const assets = await loadBackboneAssets(MODELS_DIR);
@@ -83,21 +116,36 @@ main(async () => {
     let ok = 0;
     for (let i = 0; i < dev.length; i += 32) {
       const chunk = dev.slice(i, i + 32);
-      const r = await client.post({ path: `/classify?task=${task}`, body: JSON.stringify({ texts: chunk.map((x) => x.sentence) }) });
+      const r = await client.post({
+        path: `/classify?task=${task}`,
+        body: JSON.stringify({ texts: chunk.map((x) => x.sentence) }),
+      });
       if (r.status !== 200) throw new Error(`classify: ${r.status} ${r.text}`);
       const preds = (JSON.parse(r.text) as { predictions: { label: string }[] }).predictions;
       preds.forEach((p, j) => (ok += Number(labels.indexOf(p.label) === chunk[j].label)));
     }
     ourAccuracy = ok / dev.length;
   }
-  const results = await compareClosedLoop([{ name: "server", server, client, next: (i) => classifyRequest(task, dev[i % dev.length].sentence) }]);
+  const results = await compareClosedLoop([
+    { name: "server", server, client, next: (i) => classifyRequest(task, dev[i % dev.length].sentence) },
+  ]);
   const ours = median(results[0].reps.map((r) => r.rps));
 
   const table = markdownTable(
     ["system", `SST-2 dev accuracy (${dev.length})`, "sentences/s", "how"],
     [
-      [`@energetic-ai/classifiers kNN (k=${K}) on @energetic-ai/embeddings`, pct(peerAccuracy), fmt(median(peerTimed), 1), `in-process TF.js (${backend} backend), batches of ${PEER_BATCH}, ${TRAIN} train sentences as examples`],
-      [`this server, task ${task}`, hasTrained ? pct(ourAccuracy) : "n/a (no trained adapters/sst2 in the repository; synthetic adapter)", fmt(ours, 1), `HTTP over loopback, single-text requests, ${CONCURRENCY} concurrent clients, ${THREADS} onnxruntime threads`],
+      [
+        `@energetic-ai/classifiers kNN (k=${K}) on @energetic-ai/embeddings`,
+        pct(peerAccuracy),
+        fmt(median(peerTimed), 1),
+        `in-process TF.js (${backend} backend), batches of ${PEER_BATCH}, ${TRAIN} train sentences as examples`,
+      ],
+      [
+        `this server, task ${task}`,
+        hasTrained ? pct(ourAccuracy) : "n/a (no trained adapters/sst2 in the repository; synthetic adapter)",
+        fmt(ours, 1),
+        `HTTP over loopback, single-text requests, ${CONCURRENCY} concurrent clients, ${THREADS} onnxruntime threads`,
+      ],
       ["server ÷ peer throughput", "", (ours / median(peerTimed)).toFixed(2), ""],
     ],
     ["l", "r", "r", "l"],
@@ -110,6 +158,13 @@ main(async () => {
       `Peer: the first ${TRAIN} SST-2 train sentences as kNN examples (embedding them took ${trainS.toFixed(1)} s); accuracy over the first ${dev.length} dev sentences (${devS.toFixed(1)} s); throughput: median of ${REPS} timed passes over ${TIMED} dev sentences.`,
     ],
     tables: [{ markdown: table }],
-    data: { train: TRAIN, dev: dev.length, k: K, backend, peer: { accuracy: peerAccuracy, sentencesPerSec: peerTimed, trainS, devS }, ours: { task, trained: hasTrained, accuracy: hasTrained ? ourAccuracy : null, results } },
+    data: {
+      train: TRAIN,
+      dev: dev.length,
+      k: K,
+      backend,
+      peer: { accuracy: peerAccuracy, sentencesPerSec: peerTimed, trainS, devS },
+      ours: { task, trained: hasTrained, accuracy: hasTrained ? ourAccuracy : null, results },
+    },
   });
 });

@@ -5,7 +5,13 @@
  * assembled with the server's own assembleBatch, so only the serving overhead differs.
  */
 import { readFile } from "node:fs/promises";
-import { BackboneRunner, loadBackboneAssets, tokenBatch, type BackboneAssets, type BackboneBatch } from "../src/backbone/backbone.js";
+import {
+  BackboneRunner,
+  loadBackboneAssets,
+  tokenBatch,
+  type BackboneAssets,
+  type BackboneBatch,
+} from "../src/backbone/backbone.js";
 import type { AdapterFile } from "../src/adapters/format.js";
 import { prepareAdapter, type PreparedAdapter } from "../src/adapters/prepared.js";
 import { assembleBatch, type BatchRow } from "../src/engine/assemble.js";
@@ -27,7 +33,9 @@ export async function openRaw(threads = THREADS): Promise<Raw> {
 /** The adapter as the server prepares it: semantic pass over the prompt, then F. */
 export async function prepareLocal(raw: Raw, file: AdapterFile): Promise<PreparedAdapter> {
   const ids = raw.assets.tokenizer.ids(file.metadata.promptText);
-  const { last_hidden_state } = await raw.runner.run(tokenBatch(raw.assets.embeddings, raw.assets.dims.embedDim, [ids], ["last_hidden_state"]));
+  const { last_hidden_state } = await raw.runner.run(
+    tokenBatch(raw.assets.embeddings, raw.assets.dims.embedDim, [ids], ["last_hidden_state"]),
+  );
   return prepareAdapter(file, 1, last_hidden_state!, raw.assets.dims);
 }
 
@@ -40,7 +48,12 @@ export function encodeFor(raw: Raw, adapter: PreparedAdapter, text: string): num
  * The batches the server really ran (its SKT_DEBUG_BATCH_LOG) between two instants, with each
  * row's adapter resolved by task and version; rows of versions not in `adapters` are an error.
  */
-export async function loggedBatches(logFile: string, from: number, to: number, adapters: Map<string, PreparedAdapter>): Promise<BatchRow[][]> {
+export async function loggedBatches(
+  logFile: string,
+  from: number,
+  to: number,
+  adapters: Map<string, PreparedAdapter>,
+): Promise<BatchRow[][]> {
   const batches = parseBatchLog(await readFile(logFile, "utf8")).filter((b) => b.at >= from && b.at <= to);
   return batches.map((b) =>
     b.rows.map((r) => {
@@ -62,7 +75,10 @@ export interface RawThroughput {
 
 /** Runs the prebuilt batches in a cycle for `durationMs` (after one warm-up pass); times only `run`. */
 export async function rawThroughput(raw: Raw, batches: BatchRow[][], durationMs: number): Promise<RawThroughput> {
-  const built = batches.map((rows) => ({ rows: rows.length, ...assembleBatch(rows, raw.assets.embeddings, raw.assets.dims) }));
+  const built = batches.map((rows) => ({
+    rows: rows.length,
+    ...assembleBatch(rows, raw.assets.embeddings, raw.assets.dims),
+  }));
   for (const b of built.slice(0, 2)) await raw.runner.run(b.batch); // warm-up
   let ms = 0;
   let sentences = 0;
@@ -79,11 +95,23 @@ export async function rawThroughput(raw: Raw, batches: BatchRow[][], durationMs:
     padded += b.paddedTokens;
     runs++;
   }
-  return { sentencesPerSec: sentences / (ms / 1000), realTokensPerSec: real / (ms / 1000), paddingShare: padded / (real + padded), meanBatchSize: sentences / runs, runs, meanRunMs: ms / runs };
+  return {
+    sentencesPerSec: sentences / (ms / 1000),
+    realTokensPerSec: real / (ms / 1000),
+    paddingShare: padded / (real + padded),
+    meanBatchSize: sentences / runs,
+    runs,
+    meanRunMs: ms / runs,
+  };
 }
 
 /** Median ms of `run` on one fixed batch, `count` times (after a warm-up run). */
-export async function rawRunMs(raw: Raw, batch: BackboneBatch, count: number, maxMs = 30_000): Promise<{ medianMs: number; timesMs: number[] }> {
+export async function rawRunMs(
+  raw: Raw,
+  batch: BackboneBatch,
+  count: number,
+  maxMs = 30_000,
+): Promise<{ medianMs: number; timesMs: number[] }> {
   await raw.runner.run(batch);
   const timesMs: number[] = [];
   const until = performance.now() + maxMs;

@@ -8,10 +8,23 @@ import { readFile, writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { QUICK, REPO_ROOT, REPS, RESULTS_DIR, settingsLine } from "./lib.js";
 
-const SCRIPTS = ["backbone", "efficiency", "cross-task", "latency", "design", "event-loop", "lifecycle", "many-adapters", "variants", "peer"];
+const SCRIPTS = [
+  "backbone",
+  "efficiency",
+  "cross-task",
+  "latency",
+  "design",
+  "event-loop",
+  "lifecycle",
+  "many-adapters",
+  "variants",
+  "peer",
+];
 const PER_SCRIPT_TIMEOUT_S = Number(process.env.BENCH_SCRIPT_TIMEOUT_S ?? 1200);
 
-const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim()).filter(Boolean);
+const only = process.env.BENCH_ONLY?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 const unknown = only?.filter((s) => !SCRIPTS.includes(s)) ?? [];
 if (unknown.length) {
   console.error(`BENCH_ONLY: unknown ${unknown.join(", ")}; choose from ${SCRIPTS.join(", ")}`);
@@ -23,8 +36,16 @@ function run(name: string): Promise<{ code: number | null; seconds: number; stdo
   const started = performance.now();
   return new Promise((resolve) => {
     // backbone.ts predates BENCH_QUICK; give it the suite's repetitions.
-    const env = { ...process.env, BENCH_SCRIPT_TIMEOUT_S: String(PER_SCRIPT_TIMEOUT_S), ...(name === "backbone" && !process.env.BENCH_REPS ? { BENCH_REPS: String(REPS) } : {}) };
-    const child = spawn(process.execPath, ["--import", "tsx", `bench/${name}.ts`], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "inherit"] });
+    const env = {
+      ...process.env,
+      BENCH_SCRIPT_TIMEOUT_S: String(PER_SCRIPT_TIMEOUT_S),
+      ...(name === "backbone" && !process.env.BENCH_REPS ? { BENCH_REPS: String(REPS) } : {}),
+    };
+    const child = spawn(process.execPath, ["--import", "tsx", `bench/${name}.ts`], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
@@ -55,7 +76,9 @@ for (const name of selected) {
     const from = r.stdout.indexOf("USE-lite backbone");
     section = `## Raw backbone\n\n${from >= 0 ? r.stdout.slice(from).trim() : "(no output)"}\n`;
   } else {
-    section = await readFile(path.join(RESULTS_DIR, `${name}.md`), "utf8").catch(() => `## ${name}\n\n(no results: the script failed)\n`);
+    section = await readFile(path.join(RESULTS_DIR, `${name}.md`), "utf8").catch(
+      () => `## ${name}\n\n(no results: the script failed)\n`,
+    );
   }
   if (r.code !== 0) section = `${section}\n**bench/${name}.ts exited with code ${r.code}; see its output.**\n`;
   outcomes.push({ name, code: r.code, seconds: r.seconds, section });
@@ -69,11 +92,15 @@ const summary = [
   "",
   "| script | status | seconds |",
   "|---|---|---:|",
-  ...outcomes.map((o) => `| bench/${o.name}.ts | ${o.code === 0 ? "ok" : `FAILED (${o.code})`} | ${o.seconds.toFixed(0)} |`),
+  ...outcomes.map(
+    (o) => `| bench/${o.name}.ts | ${o.code === 0 ? "ok" : `FAILED (${o.code})`} | ${o.seconds.toFixed(0)} |`,
+  ),
   "",
   ...outcomes.map((o) => o.section),
 ].join("\n");
 await mkdir(RESULTS_DIR, { recursive: true });
 await writeFile(path.join(RESULTS_DIR, "summary.md"), summary + "\n");
-console.log(`\nbench: ${outcomes.length - failed.length}/${outcomes.length} scripts ok in ${totalS.toFixed(0)} s; summary in bench/results/summary.md`);
+console.log(
+  `\nbench: ${outcomes.length - failed.length}/${outcomes.length} scripts ok in ${totalS.toFixed(0)} s; summary in bench/results/summary.md`,
+);
 process.exit(failed.length ? 1 : 0);

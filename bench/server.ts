@@ -59,7 +59,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
   const adaptersDir = opts.adaptersDir ?? (await makeTempDir("adapters"));
   const port = await freePort();
   const env = { ...benchServerEnv(adaptersDir, port), ...(opts.env ?? {}) };
-  const nodeArgs = [...(process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []), ...(opts.nodeArgs ?? [])];
+  const nodeArgs = [
+    ...(process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
+    ...(opts.nodeArgs ?? []),
+  ];
   const server = await launchServerProcess({ adaptersDir, port, env, nodeArgs });
   const base = server.base;
   const child = server.proc;
@@ -94,7 +97,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
 
   const call = async (method: "PUT" | "POST", path: string, body: Uint8Array | string, contentType: string) => {
     const t0 = performance.now();
-    const res = await admin.request({ method, path, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": contentType }, body });
+    const res = await admin.request({
+      method,
+      path,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": contentType },
+      body,
+    });
     const text = await res.body.text();
     return { status: res.statusCode, ms: performance.now() - t0, body: text };
   };
@@ -155,7 +163,19 @@ export async function scrapeMetrics(base: string): Promise<Metrics> {
 }
 
 /** Batch statistics between two scrapes: mean rows per batch and the padding share of positions. */
-export function batchStats(before: Metrics, after: Metrics): { batches: number; meanBatchSize: number; paddingShare: number; realTokens: number; inferenceSeconds: number; semanticPasses: number; cacheMisses: number; loads: number } {
+export function batchStats(
+  before: Metrics,
+  after: Metrics,
+): {
+  batches: number;
+  meanBatchSize: number;
+  paddingShare: number;
+  realTokens: number;
+  inferenceSeconds: number;
+  semanticPasses: number;
+  cacheMisses: number;
+  loads: number;
+} {
   const batches = after.delta(before, "skt_batch_size_count");
   const rows = after.delta(before, "skt_batch_size_sum");
   const real = after.delta(before, "skt_tokens_total", { kind: "real" });

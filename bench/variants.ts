@@ -10,7 +10,19 @@ import { tokenBatch } from "../src/backbone/backbone.js";
 import { syntheticAdapter } from "./adapters.js";
 import { compareClosedLoop, ratioOf, throughputTable } from "./compare.js";
 import { classifyRequest, HttpClient } from "./load.js";
-import { CONCURRENCY, fmt, main, markdownTable, median, onCleanup, pick, readSst2Sentences, REPS, settingsLine, writeReport } from "./lib.js";
+import {
+  CONCURRENCY,
+  fmt,
+  main,
+  markdownTable,
+  median,
+  onCleanup,
+  pick,
+  readSst2Sentences,
+  REPS,
+  settingsLine,
+  writeReport,
+} from "./lib.js";
 import { openRaw, prepareLocal, rawRunMs } from "./raw.js";
 import { startServer } from "./server.js";
 
@@ -22,7 +34,10 @@ main(async () => {
   const raw = await openRaw();
   onCleanup(() => raw.release());
   const sentences = await readSst2Sentences("dev");
-  const files = { prompt: syntheticAdapter(raw.assets, { task: "v-prompt", variant: "prompt", seed: 6 }), prefix: syntheticAdapter(raw.assets, { task: "v-prefix", variant: "prefix", seed: 7 }) };
+  const files = {
+    prompt: syntheticAdapter(raw.assets, { task: "v-prompt", variant: "prompt", seed: 6 }),
+    prefix: syntheticAdapter(raw.assets, { task: "v-prefix", variant: "prefix", seed: 7 }),
+  };
   const L = files.prompt.metadata.promptLength;
 
   // ---- server: the same sentences through a prompt and a prefix adapter ------------------------
@@ -43,15 +58,24 @@ main(async () => {
   // ---- raw backbone: fixed lengths, batch of 32 -------------------------------------------------
   const adapters = { prompt: await prepareLocal(raw, files.prompt), prefix: await prepareLocal(raw, files.prefix) };
   const pool = sentences.flatMap((s) => raw.assets.tokenizer.ids(s));
-  const seqs = (length: number) => Array.from({ length: BATCH }, (_, b) => Array.from({ length }, (_, i) => pool[(b * 997 + i) % pool.length]));
+  const seqs = (length: number) =>
+    Array.from({ length: BATCH }, (_, b) => Array.from({ length }, (_, i) => pool[(b * 997 + i) % pool.length]));
   const grid: { length: number; kind: string; msPerBatch: number[] }[] = [];
   for (let r = 0; r < REPS; r++) {
     for (const length of LENGTHS) {
       const ids = seqs(length);
       const batches = {
         "no adapter": tokenBatch(raw.assets.embeddings, raw.assets.dims.embedDim, ids, ["pooled"]),
-        [`prompt (+${L} positions)`]: assembleBatch(ids.map((x) => ({ adapter: adapters.prompt, ids: x })), raw.assets.embeddings, raw.assets.dims).batch,
-        [`prefix (+${L} keys/layer)`]: assembleBatch(ids.map((x) => ({ adapter: adapters.prefix, ids: x })), raw.assets.embeddings, raw.assets.dims).batch,
+        [`prompt (+${L} positions)`]: assembleBatch(
+          ids.map((x) => ({ adapter: adapters.prompt, ids: x })),
+          raw.assets.embeddings,
+          raw.assets.dims,
+        ).batch,
+        [`prefix (+${L} keys/layer)`]: assembleBatch(
+          ids.map((x) => ({ adapter: adapters.prefix, ids: x })),
+          raw.assets.embeddings,
+          raw.assets.dims,
+        ).batch,
       };
       for (const [kind, batch] of Object.entries(batches)) {
         let cell = grid.find((g) => g.length === length && g.kind === kind);
@@ -78,7 +102,10 @@ main(async () => {
       `Both adapters pooling, prompt length L = ${L}. Server: SST-2 dev sentences, one per request, closed loop, median of ${REPS} alternating repetitions; cost per request at saturation: ${pr.map((p) => `${p.name} ${fmt(p.msPerRequest, 2)} ms`).join(", ")} (prefix ÷ prompt throughput ${ratioOf(results, "prefix adapter", "prompt adapter").toFixed(3)}).`,
       `Raw: BackboneRunner.run on a batch of ${BATCH} rows of exactly N SST-2 tokens, assembled by the server's assembleBatch; median of ${RUNS} runs per repetition, median over ${REPS} repetitions.`,
     ],
-    tables: [{ caption: "Server", markdown: throughputTable(results, "prompt adapter") }, { caption: "Raw backbone", markdown: rawTable }],
+    tables: [
+      { caption: "Server", markdown: throughputTable(results, "prompt adapter") },
+      { caption: "Raw backbone", markdown: rawTable },
+    ],
     data: { promptLength: L, server: results, perRequestMs: pr, raw: grid },
   });
 });

@@ -16,11 +16,17 @@ import { trainAdapter } from "../src/train/trainer.js";
 
 const { values: a } = parseArgs({
   options: {
-    steps: { type: "string", default: "1500" }, "train-limit": { type: "string", default: "20000" }, seeds: { type: "string", default: "1" },
-    "eval-every": { type: "string", default: "100" }, lr: { type: "string", default: "3e-3" }, "batch-size": { type: "string", default: "32" },
-    out: { type: "string", default: "docs/convergence" }, threads: { type: "string", default: "2" },
+    steps: { type: "string", default: "1500" },
+    "train-limit": { type: "string", default: "20000" },
+    seeds: { type: "string", default: "1" },
+    "eval-every": { type: "string", default: "100" },
+    lr: { type: "string", default: "3e-3" },
+    "batch-size": { type: "string", default: "32" },
+    out: { type: "string", default: "docs/convergence" },
+    threads: { type: "string", default: "2" },
     /** Re-draw table and plot from an earlier run's JSON instead of training. */
-    replot: { type: "boolean", default: false }, data: { type: "string", default: "../shared/data/sst2" },
+    replot: { type: "boolean", default: false },
+    data: { type: "string", default: "../shared/data/sst2" },
   },
 });
 
@@ -58,24 +64,57 @@ for (const m of a.replot ? [] : METHODS) {
   for (const seed of seeds) {
     const t0 = Date.now();
     const r = await trainAdapter({
-      task: "sst2", train, dev, labelNames: ["negative", "positive"], promptText: PROMPT, variant: m.variant, pooling: true, method: m.method, init: m.init,
-      epochs: 1000, maxSteps: Number(a.steps), batchSize: Number(a["batch-size"]), lr: Number(a.lr), weightDecay: 0.01, warmup: 0.06, maxLength: 128,
-      seed, evalEvery: Number(a["eval-every"]), patience: 0, dropout: 0.1, threads: Number(a.threads), modelsDir: "models",
+      task: "sst2",
+      train,
+      dev,
+      labelNames: ["negative", "positive"],
+      promptText: PROMPT,
+      variant: m.variant,
+      pooling: true,
+      method: m.method,
+      init: m.init,
+      epochs: 1000,
+      maxSteps: Number(a.steps),
+      batchSize: Number(a["batch-size"]),
+      lr: Number(a.lr),
+      weightDecay: 0.01,
+      warmup: 0.06,
+      maxLength: 128,
+      seed,
+      evalEvery: Number(a["eval-every"]),
+      patience: 0,
+      dropout: 0.1,
+      threads: Number(a.threads),
+      modelsDir: "models",
     });
-    curves.push({ method: m.name, seed, parameters: r.parameters, examplesPerSec: r.examplesPerSec, points: r.evals.map((e) => ({ step: e.step, accuracy: e.report.accuracy! })) });
-    console.log(`${m.name} seed ${seed}: best ${(100 * r.best.report!.accuracy!).toFixed(2)}% at step ${r.best.step} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    curves.push({
+      method: m.name,
+      seed,
+      parameters: r.parameters,
+      examplesPerSec: r.examplesPerSec,
+      points: r.evals.map((e) => ({ step: e.step, accuracy: e.report.accuracy! })),
+    });
+    console.log(
+      `${m.name} seed ${seed}: best ${(100 * r.best.report!.accuracy!).toFixed(2)}% at step ${r.best.step} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+    );
   }
 }
 
 // Mean over seeds per method and step.
 const steps = [...new Set(curves.flatMap((c) => c.points.map((p) => p.step)))].sort((x, y) => x - y);
 const mean = (method: string, step: number) => {
-  const xs = curves.filter((c) => c.method === method).map((c) => c.points.find((p) => p.step === step)?.accuracy).filter((x): x is number => x !== undefined);
+  const xs = curves
+    .filter((c) => c.method === method)
+    .map((c) => c.points.find((p) => p.step === step)?.accuracy)
+    .filter((x): x is number => x !== undefined);
   return xs.reduce((s, x) => s + x, 0) / xs.length;
 };
 const firstReaching = (method: string, target: number) => steps.find((s) => mean(method, s) >= target) ?? null;
 
-const header = `| method | trainable params | ${steps.filter((_, i) => i % Math.ceil(steps.length / 8) === 0 || i === steps.length - 1).map((s) => `step ${s}`).join(" | ")} | best | steps to 78% |`;
+const header = `| method | trainable params | ${steps
+  .filter((_, i) => i % Math.ceil(steps.length / 8) === 0 || i === steps.length - 1)
+  .map((s) => `step ${s}`)
+  .join(" | ")} | best | steps to 78% |`;
 const shownSteps = steps.filter((_, i) => i % Math.ceil(steps.length / 8) === 0 || i === steps.length - 1);
 const rows = METHODS.map((m) => {
   const c = curves.find((x) => x.method === m.name)!;
@@ -88,9 +127,13 @@ console.log(`\n${setup}\n\n${table}`);
 
 const spec: vegaLite.TopLevelSpec = {
   $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-  width: 560, height: 320, background: "white",
+  width: 560,
+  height: 320,
+  background: "white",
   title: "SST-2 dev accuracy vs training steps (USE-lite backbone)",
-  data: { values: METHODS.flatMap((m) => steps.map((s) => ({ method: m.name, step: s, accuracy: mean(m.name, s) * 100 }))) },
+  data: {
+    values: METHODS.flatMap((m) => steps.map((s) => ({ method: m.name, step: s, accuracy: mean(m.name, s) * 100 }))),
+  },
   mark: { type: "line", point: true },
   encoding: {
     x: { field: "step", type: "quantitative", title: "optimizer steps (batch 32)" },
@@ -101,5 +144,9 @@ const spec: vegaLite.TopLevelSpec = {
 const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: "none" });
 await writeFile(`${a.out}.svg`, await view.toSVG());
 if (!a.replot) await writeFile(`${a.out}.json`, JSON.stringify({ setup, args: a, curves }, null, 1) + "\n");
-if (!a.replot) await writeFile(`${a.out}.md`, `${setup}\n\n${table}\n\nCommand: \`npm run study -- ${process.argv.slice(2).join(" ")}\`\n`);
+if (!a.replot)
+  await writeFile(
+    `${a.out}.md`,
+    `${setup}\n\n${table}\n\nCommand: \`npm run study -- ${process.argv.slice(2).join(" ")}\`\n`,
+  );
 console.log(`wrote ${a.out}.svg, .json, .md`);

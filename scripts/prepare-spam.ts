@@ -41,7 +41,9 @@ function toExample(m: Message): { text: string; label: string } {
 
 // Ordered by a hash of the message id (the corpus itself is grouped ham first, then spam), so any
 // slice of either file — e.g. the trainer's --holdout — mixes both classes.
-const hashed = corpus.map((m) => ({ m, h: createHash("sha256").update(`${m.group}/${m.id}`).digest("hex") })).sort((a, b) => (a.h < b.h ? -1 : 1));
+const hashed = corpus
+  .map((m) => ({ m, h: createHash("sha256").update(`${m.group}/${m.id}`).digest("hex") }))
+  .sort((a, b) => (a.h < b.h ? -1 : 1));
 const train: string[] = [];
 const test: string[] = [];
 for (const { m, h } of hashed) (parseInt(h.slice(0, 2), 16) % 10 < 8 ? train : test).push(JSON.stringify(toExample(m)));

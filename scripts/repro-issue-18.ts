@@ -18,7 +18,12 @@ const { values: args } = parseArgs({ options: { tasks: { type: "string", default
 const TOKEN = "repro-issue-18-token";
 const MODELS_DIR = path.resolve("models");
 
-function send(port: number, parts: (string | Uint8Array)[], then: "destroy" | "read", readForMs = 5000): Promise<string> {
+function send(
+  port: number,
+  parts: (string | Uint8Array)[],
+  then: "destroy" | "read",
+  readForMs = 5000,
+): Promise<string> {
   return new Promise((resolve) => {
     const socket = net.connect(port, "127.0.0.1");
     let got = "";
@@ -67,10 +72,14 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-repro18-"));
   let server: ServerProcess | undefined;
   try {
-    server = await spawnServerProcess({ adaptersDir: dir, env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "info", SKT_THREADS: "1" } });
+    server = await spawnServerProcess({
+      adaptersDir: dir,
+      env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "info", SKT_THREADS: "1" },
+    });
     const { base, port } = server;
     const admin = { authorization: `Bearer ${TOKEN}`, "content-type": "application/octet-stream" };
-    const put = (task: string, bytes: Uint8Array) => fetch(`${base}/admin/adapters/${task}`, { method: "PUT", headers: admin, body: Buffer.from(bytes) });
+    const put = (task: string, bytes: Uint8Array) =>
+      fetch(`${base}/admin/adapters/${task}`, { method: "PUT", headers: admin, body: Buffer.from(bytes) });
     const scrape = async () => (await fetch(`${base}/metrics`)).text();
     const spamBytes = syntheticAdapterBytes(assets, { task: "spam", labels: ["ham", "spam"], seed: 1 });
     await put("spam", spamBytes);
@@ -80,7 +89,15 @@ async function main(): Promise<void> {
     let t = performance.now();
     await Promise.all(
       Array.from({ length: 200 }, () =>
-        send(port, ["POST /classify?task=spam HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", '8\r\n{"text":\r\n'], "destroy")),
+        send(
+          port,
+          [
+            "POST /classify?task=spam HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            '8\r\n{"text":\r\n',
+          ],
+          "destroy",
+        ),
+      ),
     );
     let m = await scrape();
     while (metric(m, "skt_requests_total", { task: "spam" }) < 200) m = await scrape();
@@ -96,10 +113,15 @@ async function main(): Promise<void> {
     const [b0, b1] = header["proj.bias"].data_offsets as [number, number];
     new Float32Array(data.buffer, data.byteOffset + b0, (b1 - b0) / 4).fill(1e38);
     const r2 = await put("spam", fileOf(header, data));
-    console.log(`defect 2: proj.bias = 1e38 → ${r2.status} ${((await r2.json()) as { error: { code: string } }).error.code}`);
+    console.log(
+      `defect 2: proj.bias = 1e38 → ${r2.status} ${((await r2.json()) as { error: { code: string } }).error.code}`,
+    );
 
     // Defect 4: a megabyte prompt_text, with classify latency measured meanwhile.
-    for (const [what, prompt] of [["\\ufdfa × 345,000", "\ufdfa".repeat(345_000)], ["中 × 340,000", "中".repeat(340_000)]] as const) {
+    for (const [what, prompt] of [
+      ["\\ufdfa × 345,000", "\ufdfa".repeat(345_000)],
+      ["中 × 340,000", "中".repeat(340_000)],
+    ] as const) {
       const parts = split(spamBytes);
       parts.header.__metadata__.prompt_text = prompt;
       let worst = 0;
@@ -107,7 +129,11 @@ async function main(): Promise<void> {
       const probe = (async () => {
         while (!stop) {
           const s = performance.now();
-          await fetch(`${base}/classify?task=spam`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"hello"}' });
+          await fetch(`${base}/classify?task=spam`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: '{"text":"hello"}',
+          });
           worst = Math.max(worst, performance.now() - s);
         }
       })();
@@ -116,12 +142,20 @@ async function main(): Promise<void> {
       const ms = performance.now() - t;
       stop = true;
       await probe;
-      console.log(`defect 4: prompt_text ${what} → ${r.status} ${((await r.json()) as { error: { code: string } }).error.code} in ${ms.toFixed(0)} ms (slowest classify meanwhile ${worst.toFixed(0)} ms)`);
+      console.log(
+        `defect 4: prompt_text ${what} → ${r.status} ${((await r.json()) as { error: { code: string } }).error.code} in ${ms.toFixed(0)} ms (slowest classify meanwhile ${worst.toFixed(0)} ms)`,
+      );
     }
 
     // Defect 5: labels ["__proto__", "b"].
     await put("proto", syntheticAdapterBytes(assets, { task: "proto", labels: ["__proto__", "b"], seed: 3 }));
-    const r5 = (await (await fetch(`${base}/classify?task=proto`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"x"}' })).json()) as { predictions: { scores: object }[] };
+    const r5 = (await (
+      await fetch(`${base}/classify?task=proto`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"text":"x"}',
+      })
+    ).json()) as { predictions: { scores: object }[] };
     console.log(`defect 5: labels ["__proto__","b"] → scores ${JSON.stringify(r5.predictions[0].scores)}`);
 
     // Defect 6: create, classify and delete N tasks.
@@ -130,17 +164,25 @@ async function main(): Promise<void> {
     for (let i = 0; i < n; i++) {
       const task = `churn-${i}`;
       await put(task, syntheticAdapterBytes(assets, { task, seed: i }));
-      await fetch(`${base}/classify?task=${task}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"x"}' });
+      await fetch(`${base}/classify?task=${task}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"text":"x"}',
+      });
     }
     const full = (await scrape()).length;
     for (let i = 0; i < n; i++) await fetch(`${base}/admin/adapters/churn-${i}`, { method: "DELETE", headers: admin });
     const after = await scrape();
-    console.log(`defect 6: /metrics ${before} bytes → ${full} with ${n} more tasks → ${after.length} after deleting them (${after.split("\n").filter((l) => l.includes('task="churn-')).length} series of deleted tasks)`);
+    console.log(
+      `defect 6: /metrics ${before} bytes → ${full} with ${n} more tasks → ${after.length} after deleting them (${after.split("\n").filter((l) => l.includes('task="churn-')).length} series of deleted tasks)`,
+    );
 
     // Defect 8: OPTIONS * and a parser error.
     const options = await send(port, ["OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"], "read");
     const garbage = await send(port, ["GARBAGE\r\n\r\n"], "read");
-    console.log(`defect 8: OPTIONS * → ${options.split("\r\n")[0]} ${options.slice(options.indexOf("\r\n\r\n") + 4)}; garbage → ${garbage.split("\r\n")[0]} ${garbage.slice(garbage.indexOf("\r\n\r\n") + 4)}`);
+    console.log(
+      `defect 8: OPTIONS * → ${options.split("\r\n")[0]} ${options.slice(options.indexOf("\r\n\r\n") + 4)}; garbage → ${garbage.split("\r\n")[0]} ${garbage.slice(garbage.indexOf("\r\n\r\n") + 4)}`,
+    );
 
     // Defect 9: SIGTERM with one connection holding half-sent headers.
     const held = send(port, ["POST /classify?task=spam HTTP/1.1\r\nHost: x\r\nContent-"], "read", 60_000);
@@ -148,7 +190,9 @@ async function main(): Promise<void> {
     t = performance.now();
     server.proc.kill("SIGTERM");
     const exit = await server.exited;
-    console.log(`defect 9: SIGTERM with half-sent headers → exit ${exit.code} after ${(performance.now() - t).toFixed(0)} ms`);
+    console.log(
+      `defect 9: SIGTERM with half-sent headers → exit ${exit.code} after ${(performance.now() - t).toFixed(0)} ms`,
+    );
     await held;
   } finally {
     await server?.kill();

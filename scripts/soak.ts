@@ -65,7 +65,14 @@ export interface SoakReport {
   targetRps: number;
   achievedRps: number;
   requests: { sent: number; ok: number; overloaded: number; failures: number; skippedClientCap: number };
-  admin: { uploads: number; rollbacks: number; creates: number; deletes: number; sideQueries: number; failures: number };
+  admin: {
+    uploads: number;
+    rollbacks: number;
+    creates: number;
+    deletes: number;
+    sideQueries: number;
+    failures: number;
+  };
   versionsSeen: number;
   failureSamples: string[];
   rssMb: Series;
@@ -117,7 +124,10 @@ async function sampleProcess(pid: number): Promise<{ rssMb: number; fds: number 
 
 // ---- the load -----------------------------------------------------------------------------------
 
-const WORDS = "the a film movie story acting plot was is great terrible boring moving funny slow brilliant dull clever warm cold long short".split(" ");
+const WORDS =
+  "the a film movie story acting plot was is great terrible boring moving funny slow brilliant dull clever warm cold long short".split(
+    " ",
+  );
 
 function randomText(rand: () => number): string {
   const n = 3 + Math.floor(rand() * 40);
@@ -129,7 +139,11 @@ const labelFor = (version: number) => (version % 2 ? "negative" : "positive");
 function adapterFor(assets: BackboneAssets, task: string, version: number, metadataKiB = 0): Uint8Array<ArrayBuffer> {
   const file = syntheticAdapter(assets, { task, seed: version, headBias: version % 2 ? [40, -40] : [-40, 40] });
   // A large training summary (issue 18, defect 3: memory must not grow with what versions carry). ~28 bytes a step.
-  if (metadataKiB > 0) file.metadata.training = { version, log: Array.from({ length: Math.round((metadataKiB * 1024) / 28) }, (_, k) => ({ step: k, loss: 0.5 })) };
+  if (metadataKiB > 0)
+    file.metadata.training = {
+      version,
+      log: Array.from({ length: Math.round((metadataKiB * 1024) / 28) }, (_, k) => ({ step: k, loss: 0.5 })),
+    };
   return new Uint8Array(encodeAdapter(file, assets.dims));
 }
 
@@ -143,7 +157,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const adaptersDir = path.join(root, "adapters");
   const server = await spawnServerProcess({
     adaptersDir,
-    env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: path.join(REPO_ROOT, "models"), SKT_LOG_LEVEL: "warn", SKT_THREADS: "1", ...opts.env },
+    env: {
+      SKT_ADMIN_TOKEN: TOKEN,
+      SKT_MODELS_DIR: path.join(REPO_ROOT, "models"),
+      SKT_LOG_LEVEL: "warn",
+      SKT_THREADS: "1",
+      ...opts.env,
+    },
     readyWithinMs: 120_000,
   });
   const pid = server.pid;
@@ -155,8 +175,16 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
   try {
     const admin = { authorization: `Bearer ${TOKEN}` };
-    const put = (task: string, body: Uint8Array<ArrayBuffer>) => fetch(`${server.base}/admin/adapters/${task}`, { method: "PUT", headers: { ...admin, "content-type": "application/octet-stream" }, body });
-    for (const [task, v] of [["main", 1], ["stable", 1]] as const) {
+    const put = (task: string, body: Uint8Array<ArrayBuffer>) =>
+      fetch(`${server.base}/admin/adapters/${task}`, {
+        method: "PUT",
+        headers: { ...admin, "content-type": "application/octet-stream" },
+        body,
+      });
+    for (const [task, v] of [
+      ["main", 1],
+      ["stable", 1],
+    ] as const) {
       const r = await put(task, adapterFor(assets, task, v, opts.metadataKiB));
       if (r.status !== 201) throw new Error(`initial upload of ${task}: ${r.status} ${await r.text()}`);
     }
@@ -174,8 +202,16 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       counts.sent++;
       inFlight++;
       try {
-        const r = await fetch(`${server.base}/classify?task=${task}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts }) });
-        const body = (await r.json()) as { adapter_version?: number; predictions?: { label: string }[]; error?: { code: string } };
+        const r = await fetch(`${server.base}/classify?task=${task}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ texts }),
+        });
+        const body = (await r.json()) as {
+          adapter_version?: number;
+          predictions?: { label: string }[];
+          error?: { code: string };
+        };
         if (r.status === 200) {
           const v = body.adapter_version!;
           const labels = body.predictions!.map((p) => p.label);
@@ -214,7 +250,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     );
     const saturationRps = (counts.ok - satOkBefore) / ((performance.now() - satStart) / 1000);
     const targetRps = Math.max(1, saturationRps * loadFraction);
-    log(`[soak] saturation ≈ ${saturationRps.toFixed(1)} req/s; offering ${targetRps.toFixed(1)} req/s open-loop for ${opts.seconds} s`);
+    log(
+      `[soak] saturation ≈ ${saturationRps.toFixed(1)} req/s; offering ${targetRps.toFixed(1)} req/s open-loop for ${opts.seconds} s`,
+    );
     // The sustained phase is what gets reported; a failure during the measurement still counts.
     Object.assign(counts, { sent: 0, ok: 0, overloaded: 0, failures: counts.failures });
 
@@ -255,14 +293,20 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
           case 0: {
             const v = latestMain + 1;
             latestMain = v; // before the request: answers from v may arrive before its 201 does
-            if (await expect(`upload main v${v}`, await put("main", adapterFor(assets, "main", v, opts.metadataKiB)), 201)) {
+            if (
+              await expect(`upload main v${v}`, await put("main", adapterFor(assets, "main", v, opts.metadataKiB)), 201)
+            ) {
               adminCounts.uploads++;
               currentMain = v;
             }
             break;
           }
           case 1: {
-            const r = await fetch(`${server.base}/admin/adapters/main/rollback`, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: "{}" });
+            const r = await fetch(`${server.base}/admin/adapters/main/rollback`, {
+              method: "POST",
+              headers: { ...admin, "content-type": "application/json" },
+              body: "{}",
+            });
             if (r.status === 200) {
               const info = (await r.json()) as { version: number };
               adminCounts.rollbacks++;
@@ -271,7 +315,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
             break;
           }
           case 2: {
-            if (await expect("create side", await put("side", adapterFor(assets, "side", 1, opts.metadataKiB)), 201)) adminCounts.creates++;
+            if (await expect("create side", await put("side", adapterFor(assets, "side", 1, opts.metadataKiB)), 201))
+              adminCounts.creates++;
             for (let i = 0; i < 3; i++) {
               const s = await classifyOnce("side");
               if (s === 200 || s === 429) adminCounts.sideQueries++;
@@ -311,9 +356,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const { removedTempFiles } = await store.recover();
     const currentOnDisk = await store.current("main");
     if (exitCode !== 0) fail(`server exited with ${exitCode} after SIGTERM:\n${server.output().slice(-2000)}`);
-    if (currentOnDisk !== currentMain) fail(`main: CURRENT on disk is ${currentOnDisk}, last acknowledged ${currentMain}`);
+    if (currentOnDisk !== currentMain)
+      fail(`main: CURRENT on disk is ${currentOnDisk}, last acknowledged ${currentMain}`);
     if (removedTempFiles.length) fail(`temp files left after shutdown: ${removedTempFiles.join(", ")}`);
-    const shutdownFailures = (exitCode !== 0 ? 1 : 0) + (currentOnDisk !== currentMain ? 1 : 0) + (removedTempFiles.length ? 1 : 0);
+    const shutdownFailures =
+      (exitCode !== 0 ? 1 : 0) + (currentOnDisk !== currentMain ? 1 : 0) + (removedTempFiles.length ? 1 : 0);
 
     return {
       seconds: opts.seconds,
@@ -337,7 +384,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
 export function formatReport(r: SoakReport): string {
   const f = (x: number, d = 1) => x.toFixed(d);
-  const s = (x: Series, unit: string) => `${f(x.start)} → ${f(x.end)} ${unit} (max ${f(x.max)}), slope ${x.slopePerMinute >= 0 ? "+" : ""}${f(x.slopePerMinute, 2)} ${unit}/min (second half ${x.lateSlopePerMinute >= 0 ? "+" : ""}${f(x.lateSlopePerMinute, 2)})`;
+  const s = (x: Series, unit: string) =>
+    `${f(x.start)} → ${f(x.end)} ${unit} (max ${f(x.max)}), slope ${x.slopePerMinute >= 0 ? "+" : ""}${f(x.slopePerMinute, 2)} ${unit}/min (second half ${x.lateSlopePerMinute >= 0 ? "+" : ""}${f(x.lateSlopePerMinute, 2)})`;
   return [
     `[soak] ${r.seconds} s at ${f(r.targetRps)} req/s offered (saturation ${f(r.saturationRps)} req/s), ${f(r.achievedRps)} req/s served`,
     `[soak] requests: ${r.requests.sent} sent, ${r.requests.ok} served, ${r.requests.overloaded} overloaded (429), ${r.requests.failures} non-overload failures, ${r.requests.skippedClientCap} skipped (client cap)`,
@@ -363,7 +411,8 @@ async function main(): Promise<void> {
     } else if (a === "--metadata-kib" || a.startsWith("--metadata-kib=")) {
       const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
       metadataKiB = Number(v);
-      if (!Number.isFinite(metadataKiB) || metadataKiB < 0) throw new Error(`--metadata-kib needs a number of KiB, got ${v}`);
+      if (!Number.isFinite(metadataKiB) || metadataKiB < 0)
+        throw new Error(`--metadata-kib needs a number of KiB, got ${v}`);
     } else if (a === "--json") json = true;
     else throw new Error(`unknown argument ${a} (use --seconds N, --metadata-kib N, --json)`);
   }

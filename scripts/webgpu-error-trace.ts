@@ -41,10 +41,19 @@ function maxAbs(a: Float32Array): number {
 }
 
 async function session(bytes: Uint8Array, device: Device, cpuNodes: string[] = []): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { executionProviders: executionProviders(device, cpuNodes), graphOptimizationLevel: "all", logSeverityLevel: 3 });
+  return ort.InferenceSession.create(bytes, {
+    executionProviders: executionProviders(device, cpuNodes),
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
+  });
 }
 
-async function runBoth(bytes: Uint8Array, feeds: Record<string, ort.Tensor>, names: string[], gpuCpuNodes: string[] = []) {
+async function runBoth(
+  bytes: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+  names: string[],
+  gpuCpuNodes: string[] = [],
+) {
   const [cpu, gpu] = await Promise.all([session(bytes, "cpu"), session(bytes, "webgpu", gpuCpuNodes)]);
   const a = await cpu.run(feeds, names);
   const b = await gpu.run(feeds, names);
@@ -70,21 +79,28 @@ async function main(): Promise<void> {
   const ends = ["last_hidden_state", "pooled", "sentence_embedding"];
   // Node names as toOnnxBytes writes them (`${type}_${index}`), as webgpu-placement.ts finds them in the file.
   const sinCos = served.ops.flatMap((op, i) => (op.type === "Sin" || op.type === "Cos" ? [`${op.type}_${i}`] : []));
-  for (const [label, pinned] of [["all on WebGPU", []], [`${sinCos.join(", ")} on the CPU (as served)`, sinCos]] as const) {
+  for (const [label, pinned] of [
+    ["all on WebGPU", []],
+    [`${sinCos.join(", ")} on the CPU (as served)`, sinCos],
+  ] as const) {
     const s = await runBoth(toOnnxBytes(served), feeds, ends, [...pinned]);
     for (const n of ends) {
       const a = s.cpu[n].data as Float32Array;
-      console.log(`model, ${label}: ${n} max|Δ| ${maxAbsDiff(a, s.gpu[n].data as Float32Array).toExponential(2)}, max|cpu| ${maxAbs(a).toFixed(2)}`);
+      console.log(
+        `model, ${label}: ${n} max|Δ| ${maxAbsDiff(a, s.gpu[n].data as Float32Array).toExponential(2)}, max|cpu| ${maxAbs(a).toFixed(2)}`,
+      );
     }
   }
 
   // 2. Every float intermediate as an output.
   const traced = buildUseLiteNetwork(weights).graph;
   const outputs = new Set(traced.outputs.map((v) => v.name));
-  for (const op of traced.ops) for (const o of op.outputs) if (o.dtype === "float32" && !outputs.has(o.name)) {
-    traced.outputs.push(o);
-    outputs.add(o.name);
-  }
+  for (const op of traced.ops)
+    for (const o of op.outputs)
+      if (o.dtype === "float32" && !outputs.has(o.name)) {
+        traced.outputs.push(o);
+        outputs.add(o.name);
+      }
   const names = traced.outputs.map((v) => v.name);
   const t = await runBoth(toOnnxBytes(traced), feeds, names);
   const diff = new Map<string, number>();
@@ -94,22 +110,39 @@ async function main(): Promise<void> {
     const o = op.outputs.find((v) => v.dtype === "float32");
     if (!o) return;
     const din = Math.max(0, ...op.inputs.map((v: Value) => diff.get(v.name) ?? 0));
-    rows.push({ i, type: op.type, out: o.name, d: diff.get(o.name)!, din, mag: maxAbs(t.cpu[o.name].data as Float32Array) });
+    rows.push({
+      i,
+      type: op.type,
+      out: o.name,
+      d: diff.get(o.name)!,
+      din,
+      mag: maxAbs(t.cpu[o.name].data as Float32Array),
+    });
   });
   console.log("\nop#  type           max|Δ out|  max|Δ in|  max|out|  output");
-  for (const r of rows) console.log(`${String(r.i).padStart(3)}  ${r.type.padEnd(13)}  ${r.d.toExponential(2).padStart(9)}  ${r.din.toExponential(2).padStart(9)}  ${r.mag.toFixed(2).padStart(8)}  ${r.out}`);
-  const introduced = rows.map((r) => ({ ...r, jump: r.d - r.din })).sort((a, b) => b.jump - a.jump).slice(0, 8);
+  for (const r of rows)
+    console.log(
+      `${String(r.i).padStart(3)}  ${r.type.padEnd(13)}  ${r.d.toExponential(2).padStart(9)}  ${r.din.toExponential(2).padStart(9)}  ${r.mag.toFixed(2).padStart(8)}  ${r.out}`,
+    );
+  const introduced = rows
+    .map((r) => ({ ...r, jump: r.d - r.din }))
+    .sort((a, b) => b.jump - a.jump)
+    .slice(0, 8);
   console.log("\nlargest increases (max|Δ out| − max|Δ in|):");
-  for (const r of introduced) console.log(`  op ${r.i} ${r.type} (${r.out}): +${r.jump.toExponential(2)}  (|out| up to ${r.mag.toFixed(2)})`);
+  for (const r of introduced)
+    console.log(`  op ${r.i} ${r.type} (${r.out}): +${r.jump.toExponential(2)}  (|out| up to ${r.mag.toFixed(2)})`);
 
   // 3. Each MatMul alone, on the CPU provider's own inputs, so no upstream difference enters.
   console.log("\nsingle-op graphs (same inputs on both providers):");
-  for (const r of rows.filter((x) => ["MatMul", "Softmax", "ReduceMean", "Sin", "Cos", "Div", "Sqrt"].includes(x.type))) {
+  for (const r of rows.filter((x) =>
+    ["MatMul", "Softmax", "ReduceMean", "Sin", "Cos", "Div", "Sqrt"].includes(x.type),
+  )) {
     const op = traced.ops[r.i];
     const g = new Graph("float32");
     const single: Record<string, ort.Tensor> = {};
     const ins = op.inputs.map((v, k) => {
-      const src = (t.cpu[v.name] ?? traced.initializers.find((x) => x.value.name === v.name)) as ort.Tensor | { value: Value; data: Float32Array } | undefined;
+      const src = (t.cpu[v.name] ?? traced.initializers.find((x) => x.value.name === v.name)) as
+        ort.Tensor | { value: Value; data: Float32Array } | undefined;
       if (!src) return null;
       const data = "value" in src ? src.data : (src.data as Float32Array);
       const dims = "value" in src ? (src.value.shape as number[]) : (src.dims as number[]);
@@ -118,10 +151,17 @@ async function main(): Promise<void> {
       return input;
     });
     if (ins.some((x) => x === null)) continue;
-    g.output("__y", g.record(op.type, ins as Value[], { ...op.attrs }, [{ name: "__y", dtype: "float32", shape: op.outputs[0].shape }])[0]);
+    g.output(
+      "__y",
+      g.record(op.type, ins as Value[], { ...op.attrs }, [
+        { name: "__y", dtype: "float32", shape: op.outputs[0].shape },
+      ])[0],
+    );
     const one = await runBoth(toOnnxBytes(g), single, ["__y"]);
     const a = one.cpu.__y.data as Float32Array;
-    console.log(`  op ${r.i} ${r.type.padEnd(10)} alone: max|Δ| ${maxAbsDiff(a, one.gpu.__y.data as Float32Array).toExponential(2)}  (|out| up to ${maxAbs(a).toFixed(2)}; inputs ${ins.map((v) => `[${v!.shape}]`).join(" ")})`);
+    console.log(
+      `  op ${r.i} ${r.type.padEnd(10)} alone: max|Δ| ${maxAbsDiff(a, one.gpu.__y.data as Float32Array).toExponential(2)}  (|out| up to ${maxAbs(a).toFixed(2)}; inputs ${ins.map((v) => `[${v!.shape}]`).join(" ")})`,
+    );
   }
 }
 

@@ -81,7 +81,12 @@ function decimal(min: number, max: number) {
     .trim()
     .regex(/^\d+(\.\d+)?$/, { error: "must be a number such as 0.25" })
     .transform(Number)
-    .pipe(z.number().min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .min(min, { error: `must be at least ${min}` })
+        .max(max, { error: `must be at most ${max}` }),
+    );
 }
 
 /** Bytes: a whole number, optionally with a KiB/MiB/GiB suffix (e.g. `256MiB`). */
@@ -152,7 +157,14 @@ function opt<K extends keyof ServerConfig>(o: ConfigOption<K>): ConfigOption<K> 
 }
 
 export const CONFIG_OPTIONS: readonly ConfigOption[] = [
-  opt({ key: "port", env: "PORT", flag: "--port", default: "8080", meaning: "TCP port to listen on (0 picks a free port).", parse: int(0, 65535) }),
+  opt({
+    key: "port",
+    env: "PORT",
+    flag: "--port",
+    default: "8080",
+    meaning: "TCP port to listen on (0 picks a free port).",
+    parse: int(0, 65535),
+  }),
   opt({ key: "host", env: "HOST", flag: "--host", default: "0.0.0.0", meaning: "Interface to bind.", parse: nonEmpty }),
   opt({
     key: "adminToken",
@@ -175,12 +187,62 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
       'JSON list of scoped admin tokens, each `{"name", "sha256" (of the token, hex), "scopes" (some of read, write, traffic), "tasks" (glob such as `team-a-*`, default `*`)}`; `hash-token` prints an entry. Checked at start: a bad entry stops the server naming it. Works alongside SKT_ADMIN_TOKEN (named `admin`, every scope, every task).',
     parse: nonEmpty,
   }),
-  opt({ key: "adminMaxAuthFailures", env: "SKT_ADMIN_MAX_AUTH_FAILURES", flag: "--admin-max-auth-failures", default: "10", meaning: "Failed admin authentications (unknown token, malformed header) one client address may make per minute; past it every admin request from it gets 429 `too_many_auth_failures` with `Retry-After` until the minute is over.", parse: int(1, 1_000_000) }),
-  opt({ key: "auditLog", env: "SKT_AUDIT_LOG", flag: "--audit-log", default: undefined, defaultDoc: "`<adapters dir>/audit.jsonl`", meaning: "Append-only JSONL audit log of admin actions (who, what, task, version, sha256, result, time, client address), readable at `GET /admin/audit`.", parse: nonEmpty }),
-  opt({ key: "trustedKeys", env: "SKT_TRUSTED_KEYS", flag: "--trusted-keys", default: undefined, defaultDoc: "(unset: none)", meaning: "Ed25519 public keys (PEM) that may sign adapters: comma-separated files and folders (every `*.pem` inside). A signed upload whose signature does not verify against its key is always refused (422 `bad_signature`). Checked at start.", parse: nonEmpty }),
-  opt({ key: "requireSignature", env: "SKT_REQUIRE_SIGNATURE", flag: "--require-signature", default: "false", meaning: "Refuse uploads that are unsigned (422 `signature_required`) or signed by a key not in SKT_TRUSTED_KEYS (422 `unknown_signing_key`); nothing is stored. Needs SKT_TRUSTED_KEYS.", parse: bool, boolean: true }),
-  opt({ key: "adaptersDir", env: "SKT_ADAPTERS_DIR", flag: "--adapters-dir", default: "adapters", meaning: "Adapter store: one folder per task, one file per version, plus `INDEX` (the task index read at start-up) and `RECENT` (the warm-up hint).", parse: nonEmpty }),
-  opt({ key: "modelsDir", env: "SKT_MODELS_DIR", flag: "--models-dir", default: "models", meaning: "Where the built backbone (ONNX + tokenizer) lives.", parse: nonEmpty }),
+  opt({
+    key: "adminMaxAuthFailures",
+    env: "SKT_ADMIN_MAX_AUTH_FAILURES",
+    flag: "--admin-max-auth-failures",
+    default: "10",
+    meaning:
+      "Failed admin authentications (unknown token, malformed header) one client address may make per minute; past it every admin request from it gets 429 `too_many_auth_failures` with `Retry-After` until the minute is over.",
+    parse: int(1, 1_000_000),
+  }),
+  opt({
+    key: "auditLog",
+    env: "SKT_AUDIT_LOG",
+    flag: "--audit-log",
+    default: undefined,
+    defaultDoc: "`<adapters dir>/audit.jsonl`",
+    meaning:
+      "Append-only JSONL audit log of admin actions (who, what, task, version, sha256, result, time, client address), readable at `GET /admin/audit`.",
+    parse: nonEmpty,
+  }),
+  opt({
+    key: "trustedKeys",
+    env: "SKT_TRUSTED_KEYS",
+    flag: "--trusted-keys",
+    default: undefined,
+    defaultDoc: "(unset: none)",
+    meaning:
+      "Ed25519 public keys (PEM) that may sign adapters: comma-separated files and folders (every `*.pem` inside). A signed upload whose signature does not verify against its key is always refused (422 `bad_signature`). Checked at start.",
+    parse: nonEmpty,
+  }),
+  opt({
+    key: "requireSignature",
+    env: "SKT_REQUIRE_SIGNATURE",
+    flag: "--require-signature",
+    default: "false",
+    meaning:
+      "Refuse uploads that are unsigned (422 `signature_required`) or signed by a key not in SKT_TRUSTED_KEYS (422 `unknown_signing_key`); nothing is stored. Needs SKT_TRUSTED_KEYS.",
+    parse: bool,
+    boolean: true,
+  }),
+  opt({
+    key: "adaptersDir",
+    env: "SKT_ADAPTERS_DIR",
+    flag: "--adapters-dir",
+    default: "adapters",
+    meaning:
+      "Adapter store: one folder per task, one file per version, plus `INDEX` (the task index read at start-up) and `RECENT` (the warm-up hint).",
+    parse: nonEmpty,
+  }),
+  opt({
+    key: "modelsDir",
+    env: "SKT_MODELS_DIR",
+    flag: "--models-dir",
+    default: "models",
+    meaning: "Where the built backbone (ONNX + tokenizer) lives.",
+    parse: nonEmpty,
+  }),
   opt({
     key: "model",
     env: "SKT_MODEL",
@@ -191,20 +253,126 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
       "A Hugging Face model folder on disk (config.json, tokenizer.json, model.safetensors or sharded with model.safetensors.index.json) to serve as the frozen backbone: bert, roberta, xlm-roberta, distilbert, llama, mistral or qwen2. Built once into the models folder, keyed by the checkpoint's fingerprint. Nothing is downloaded.",
     parse: nonEmpty,
   }),
-  opt({ key: "threads", env: "SKT_THREADS", flag: "--threads", default: "2", meaning: "onnxruntime intra-op threads for the inference worker.", parse: int(1, 1024) }),
-  opt({ key: "maxBatchSize", env: "SKT_MAX_BATCH_SIZE", flag: "--max-batch-size", default: "32", meaning: "Most rows (texts) in one backbone pass.", parse: int(1, 4096) }),
-  opt({ key: "maxBatchTokens", env: "SKT_MAX_BATCH_TOKENS", flag: "--max-batch-tokens", default: "4096", meaning: "Most padded tokens (rows × longest row) in one backbone pass.", parse: int(1) }),
-  opt({ key: "maxWaitMs", env: "SKT_MAX_WAIT_MS", flag: "--max-wait-ms", default: "2", meaning: "How long an idle worker waits for more rows before running a partial batch; a request that follows a quiet spell (none for longer than this plus the time one row takes to run) runs at once.", parse: int(0, 60_000) }),
-  opt({ key: "maxPaddingRatio", env: "SKT_MAX_PADDING_RATIO", flag: "--max-padding-ratio", default: "0.25", meaning: "Most padding a batch may carry, as a fraction of its real tokens; rows that would add more wait for the next batch (the oldest row always goes).", parse: decimal(0, 1000) }),
-  opt({ key: "maxInFlightBatches", env: "SKT_MAX_IN_FLIGHT_BATCHES", flag: "--max-in-flight-batches", default: "2", meaning: "Batches handed to the inference worker at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches still wait for the worker.", parse: int(1, 16) }),
-  opt({ key: "queueSize", env: "SKT_QUEUE_SIZE", flag: "--queue-size", default: "1024", meaning: "Most texts waiting in the queue; beyond it requests get 429 `overloaded`.", parse: int(1) }),
-  opt({ key: "cacheBytes", env: "SKT_CACHE_BYTES", flag: "--cache-bytes", default: String(256 * MiB), defaultDoc: "256 MiB", meaning: "Byte budget of the prepared-adapter cache (accepts KiB/MiB/GiB suffixes).", parse: bytes(0) }),
-  opt({ key: "warmTasks", env: "SKT_WARM_TASKS", flag: "--warm-tasks", default: "0", meaning: "After start-up, prepare up to this many of the tasks that were in the adapter cache at the last clean shutdown (most recently used first), in the background: readiness never waits for it. 0: every adapter is prepared at its first request.", parse: int(0, 10_000_000) }),
-  opt({ key: "maxTexts", env: "SKT_MAX_TEXTS", flag: "--max-texts", default: "64", meaning: "Most texts in one `/classify` request; more → 413 `too_many_texts`.", parse: int(1, 100_000) }),
-  opt({ key: "maxTextChars", env: "SKT_MAX_TEXT_CHARS", flag: "--max-text-chars", default: "10000", meaning: "Longest text (UTF-16 code units) accepted; longer → 413 `text_too_long`. Texts under it are still truncated to the adapter's token length.", parse: int(1, 10_000_000) }),
-  opt({ key: "maxUploadBytes", env: "SKT_MAX_UPLOAD_BYTES", flag: "--max-upload-bytes", default: String(16 * MiB), defaultDoc: "16 MiB", meaning: "Largest adapter upload, enforced while streaming; larger → 413 (accepts KiB/MiB/GiB suffixes).", parse: bytes(1) }),
-  opt({ key: "requestTimeoutMs", env: "SKT_REQUEST_TIMEOUT_MS", flag: "--request-timeout-ms", default: "10000", meaning: "Deadline for one `/classify` request; past it → 504 `timeout`, or 408 `request_timeout` when its body has not arrived completely.", parse: int(1, 3_600_000) }),
-  opt({ key: "maxAdapterParams", env: "SKT_MAX_ADAPTER_PARAMS", flag: "--max-adapter-params", default: "1000000", meaning: "Most trainable parameters an uploaded adapter may have; more → 422.", parse: int(1) }),
+  opt({
+    key: "threads",
+    env: "SKT_THREADS",
+    flag: "--threads",
+    default: "2",
+    meaning: "onnxruntime intra-op threads for the inference worker.",
+    parse: int(1, 1024),
+  }),
+  opt({
+    key: "maxBatchSize",
+    env: "SKT_MAX_BATCH_SIZE",
+    flag: "--max-batch-size",
+    default: "32",
+    meaning: "Most rows (texts) in one backbone pass.",
+    parse: int(1, 4096),
+  }),
+  opt({
+    key: "maxBatchTokens",
+    env: "SKT_MAX_BATCH_TOKENS",
+    flag: "--max-batch-tokens",
+    default: "4096",
+    meaning: "Most padded tokens (rows × longest row) in one backbone pass.",
+    parse: int(1),
+  }),
+  opt({
+    key: "maxWaitMs",
+    env: "SKT_MAX_WAIT_MS",
+    flag: "--max-wait-ms",
+    default: "2",
+    meaning:
+      "How long an idle worker waits for more rows before running a partial batch; a request that follows a quiet spell (none for longer than this plus the time one row takes to run) runs at once.",
+    parse: int(0, 60_000),
+  }),
+  opt({
+    key: "maxPaddingRatio",
+    env: "SKT_MAX_PADDING_RATIO",
+    flag: "--max-padding-ratio",
+    default: "0.25",
+    meaning:
+      "Most padding a batch may carry, as a fraction of its real tokens; rows that would add more wait for the next batch (the oldest row always goes).",
+    parse: decimal(0, 1000),
+  }),
+  opt({
+    key: "maxInFlightBatches",
+    env: "SKT_MAX_IN_FLIGHT_BATCHES",
+    flag: "--max-in-flight-batches",
+    default: "2",
+    meaning:
+      "Batches handed to the inference worker at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches still wait for the worker.",
+    parse: int(1, 16),
+  }),
+  opt({
+    key: "queueSize",
+    env: "SKT_QUEUE_SIZE",
+    flag: "--queue-size",
+    default: "1024",
+    meaning: "Most texts waiting in the queue; beyond it requests get 429 `overloaded`.",
+    parse: int(1),
+  }),
+  opt({
+    key: "cacheBytes",
+    env: "SKT_CACHE_BYTES",
+    flag: "--cache-bytes",
+    default: String(256 * MiB),
+    defaultDoc: "256 MiB",
+    meaning: "Byte budget of the prepared-adapter cache (accepts KiB/MiB/GiB suffixes).",
+    parse: bytes(0),
+  }),
+  opt({
+    key: "warmTasks",
+    env: "SKT_WARM_TASKS",
+    flag: "--warm-tasks",
+    default: "0",
+    meaning:
+      "After start-up, prepare up to this many of the tasks that were in the adapter cache at the last clean shutdown (most recently used first), in the background: readiness never waits for it. 0: every adapter is prepared at its first request.",
+    parse: int(0, 10_000_000),
+  }),
+  opt({
+    key: "maxTexts",
+    env: "SKT_MAX_TEXTS",
+    flag: "--max-texts",
+    default: "64",
+    meaning: "Most texts in one `/classify` request; more → 413 `too_many_texts`.",
+    parse: int(1, 100_000),
+  }),
+  opt({
+    key: "maxTextChars",
+    env: "SKT_MAX_TEXT_CHARS",
+    flag: "--max-text-chars",
+    default: "10000",
+    meaning:
+      "Longest text (UTF-16 code units) accepted; longer → 413 `text_too_long`. Texts under it are still truncated to the adapter's token length.",
+    parse: int(1, 10_000_000),
+  }),
+  opt({
+    key: "maxUploadBytes",
+    env: "SKT_MAX_UPLOAD_BYTES",
+    flag: "--max-upload-bytes",
+    default: String(16 * MiB),
+    defaultDoc: "16 MiB",
+    meaning: "Largest adapter upload, enforced while streaming; larger → 413 (accepts KiB/MiB/GiB suffixes).",
+    parse: bytes(1),
+  }),
+  opt({
+    key: "requestTimeoutMs",
+    env: "SKT_REQUEST_TIMEOUT_MS",
+    flag: "--request-timeout-ms",
+    default: "10000",
+    meaning:
+      "Deadline for one `/classify` request; past it → 504 `timeout`, or 408 `request_timeout` when its body has not arrived completely.",
+    parse: int(1, 3_600_000),
+  }),
+  opt({
+    key: "maxAdapterParams",
+    env: "SKT_MAX_ADAPTER_PARAMS",
+    flag: "--max-adapter-params",
+    default: "1000000",
+    meaning: "Most trainable parameters an uploaded adapter may have; more → 422.",
+    parse: int(1),
+  }),
   opt({
     key: "device",
     env: "SKT_DEVICE",
@@ -219,14 +387,54 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     env: "SKT_PRECISION",
     flag: "--precision",
     default: "fp32",
-    meaning: "Backbone arithmetic: `fp32`, or `fp16` (WebGPU only, where the adapter offers `shader-f16`; refused with the reason elsewhere, and refused in this version everywhere because half-precision graphs are not built yet).",
+    meaning:
+      "Backbone arithmetic: `fp32`, or `fp16` (WebGPU only, where the adapter offers `shader-f16`; refused with the reason elsewhere, and refused in this version everywhere because half-precision graphs are not built yet).",
     parse: oneOf(PRECISIONS),
   }),
-  opt({ key: "logLevel", env: "SKT_LOG_LEVEL", flag: "--log-level", default: "info", meaning: "pino level: fatal, error, warn, info, debug, trace or silent.", parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const) }),
-  opt({ key: "semanticCache", env: "SKT_SEMANTIC_CACHE", flag: "--semantic-cache", default: "true", meaning: "Cache the semantic pass per adapter version. Debug switch: `false` recomputes it on every use.", parse: bool, boolean: true }),
-  opt({ key: "batchLog", env: "SKT_DEBUG_BATCH_LOG", flag: "--debug-batch-log", default: undefined, defaultDoc: "(unset: off)", meaning: "Debug: append every batch the worker runs (task, version and token ids of each row) as a JSON line to this file. The efficiency benchmark replays them against the raw backbone.", parse: nonEmpty }),
-  opt({ key: "retryAfterSeconds", env: "SKT_RETRY_AFTER_S", flag: "--retry-after-s", default: "1", meaning: "`Retry-After` seconds sent with 429 `overloaded`.", parse: int(0, 3600) }),
-  opt({ key: "shutdownTimeoutMs", env: "SKT_SHUTDOWN_TIMEOUT_MS", flag: "--shutdown-timeout-ms", default: "25000", meaning: "On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut (keep it under the orchestrator's grace period, e.g. `docker stop -t 30`).", parse: int(0) }),
+  opt({
+    key: "logLevel",
+    env: "SKT_LOG_LEVEL",
+    flag: "--log-level",
+    default: "info",
+    meaning: "pino level: fatal, error, warn, info, debug, trace or silent.",
+    parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
+  }),
+  opt({
+    key: "semanticCache",
+    env: "SKT_SEMANTIC_CACHE",
+    flag: "--semantic-cache",
+    default: "true",
+    meaning: "Cache the semantic pass per adapter version. Debug switch: `false` recomputes it on every use.",
+    parse: bool,
+    boolean: true,
+  }),
+  opt({
+    key: "batchLog",
+    env: "SKT_DEBUG_BATCH_LOG",
+    flag: "--debug-batch-log",
+    default: undefined,
+    defaultDoc: "(unset: off)",
+    meaning:
+      "Debug: append every batch the worker runs (task, version and token ids of each row) as a JSON line to this file. The efficiency benchmark replays them against the raw backbone.",
+    parse: nonEmpty,
+  }),
+  opt({
+    key: "retryAfterSeconds",
+    env: "SKT_RETRY_AFTER_S",
+    flag: "--retry-after-s",
+    default: "1",
+    meaning: "`Retry-After` seconds sent with 429 `overloaded`.",
+    parse: int(0, 3600),
+  }),
+  opt({
+    key: "shutdownTimeoutMs",
+    env: "SKT_SHUTDOWN_TIMEOUT_MS",
+    flag: "--shutdown-timeout-ms",
+    default: "25000",
+    meaning:
+      "On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut (keep it under the orchestrator's grace period, e.g. `docker stop -t 30`).",
+    parse: int(0),
+  }),
 ];
 
 const BY_FLAG = new Map(CONFIG_OPTIONS.map((o) => [o.flag, o]));
@@ -311,7 +519,9 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
     if (r.success) out[o.key] = r.data;
     else {
       const shown = o.secret ? "<redacted>" : JSON.stringify(raw);
-      problems.push(`${source === "default" ? o.env : source} = ${shown}: ${r.error.issues.map((i) => i.message).join("; ")}`);
+      problems.push(
+        `${source === "default" ? o.env : source} = ${shown}: ${r.error.issues.map((i) => i.message).join("; ")}`,
+      );
     }
   }
   if (problems.length > 0) {

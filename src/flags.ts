@@ -23,14 +23,18 @@ export interface FlagSpec {
 /** Rejects a value that looks like a flag: `--out --quiet` means a forgotten value, not a file named "--quiet". */
 export function flagValue(flag: string) {
   return (value: string): string => {
-    if (value.startsWith("--")) throw new InvalidArgumentError(`${flag} needs a value, got "${value}" (values cannot start with "--")`);
+    if (value.startsWith("--"))
+      throw new InvalidArgumentError(`${flag} needs a value, got "${value}" (values cannot start with "--")`);
     return value;
   };
 }
 
 /** "meaning [default: x; env: Y]", the help line of one flag. */
 export function describeFlag(meaning: string, defaultText: string | undefined, env: string | undefined): string {
-  const extra = [defaultText !== undefined ? `default: ${defaultText}` : undefined, env ? `env: ${env}` : undefined].filter(Boolean);
+  const extra = [
+    defaultText !== undefined ? `default: ${defaultText}` : undefined,
+    env ? `env: ${env}` : undefined,
+  ].filter(Boolean);
   return extra.length ? `${meaning} [${extra.join("; ")}]` : meaning;
 }
 
@@ -41,7 +45,10 @@ export const plainText = (s: string) => s.replace(/`/g, "");
 export function addFlags(cmd: Command, specs: readonly FlagSpec[]): Command {
   for (const s of specs) {
     const def = s.defaultDoc ?? s.default;
-    const option = new Option(s.value ? `${s.flag} <${s.value}>` : s.flag, describeFlag(plainText(s.meaning), def, s.env));
+    const option = new Option(
+      s.value ? `${s.flag} <${s.value}>` : s.flag,
+      describeFlag(plainText(s.meaning), def, s.env),
+    );
     if (s.value) option.argParser(flagValue(s.flag));
     cmd.addOption(option);
   }

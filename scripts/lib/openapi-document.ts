@@ -16,7 +16,8 @@ import { OPENAPI_PATH } from "../../src/server/routes/docs.js";
 
 /** A service with no engine behind it; a Proxy, so methods added to the interface later are covered. */
 function serviceWithoutEngine(): InferenceService {
-  const refuse = () => Promise.reject(new SktError("not_ready", "not_ready", "No engine: this app only serves its OpenAPI document."));
+  const refuse = () =>
+    Promise.reject(new SktError("not_ready", "not_ready", "No engine: this app only serves its OpenAPI document."));
   return new Proxy({} as InferenceService, {
     get: (_target, name) => (name === "isReady" || name === "hasTask" ? () => false : refuse),
   });

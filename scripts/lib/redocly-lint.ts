@@ -49,7 +49,10 @@ export async function redoclyLint(document: unknown): Promise<LintReport> {
   try {
     const file = path.join(dir, "openapi.json");
     await writeFile(file, JSON.stringify(document, null, 2));
-    const out = await run(["lint", file, "--extends", "recommended", "--format", "json", "--max-problems", "1000"], dir);
+    const out = await run(
+      ["lint", file, "--extends", "recommended", "--format", "json", "--max-problems", "1000"],
+      dir,
+    );
     // The JSON report is the one object on stdout; banners (e.g. a Node version notice) are not JSON.
     const start = out.stdout.indexOf("{");
     if (start < 0) throw new Error(`redocly lint produced no report (exit ${out.code}):\n${out.stdout}${out.stderr}`);
@@ -61,7 +64,9 @@ export async function redoclyLint(document: unknown): Promise<LintReport> {
 
 /** One line per problem, then the totals. */
 export function formatLintReport(report: LintReport): string {
-  const lines = report.problems.map((p) => `${p.severity.padEnd(5)} ${p.ruleId.padEnd(28)} ${p.location?.[0]?.pointer ?? ""}\n      ${p.message}`);
+  const lines = report.problems.map(
+    (p) => `${p.severity.padEnd(5)} ${p.ruleId.padEnd(28)} ${p.location?.[0]?.pointer ?? ""}\n      ${p.message}`,
+  );
   const { errors, warnings, ignored } = report.totals;
   lines.push(`redocly lint (recommended): ${errors} errors, ${warnings} warnings, ${ignored} ignored`);
   return lines.join("\n");

@@ -104,8 +104,17 @@ export async function waitUntilReady(server: ServerProcess, withinMs: number, la
   const tail = () => server.output().split("\n").slice(-60).join("\n");
   const until = Date.now() + withinMs;
   for (;;) {
-    if (await fetch(`${server.base}/readyz`).then((r) => r.status === 200, () => false)) return;
-    if (exit) throw new Error(`${label} exited (code ${exit.code}, signal ${exit.signal}) before it was ready; output:\n${tail()}`);
+    if (
+      await fetch(`${server.base}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      return;
+    if (exit)
+      throw new Error(
+        `${label} exited (code ${exit.code}, signal ${exit.signal}) before it was ready; output:\n${tail()}`,
+      );
     if (Date.now() > until) throw new Error(`${label} not ready within ${withinMs} ms; output:\n${tail()}`);
     await new Promise((r) => setTimeout(r, READY_POLL_MS));
   }

@@ -11,7 +11,12 @@ import os from "node:os";
 import path from "node:path";
 
 export const SWIFTSHADER_ICD = "/usr/lib/chromium/vk_swiftshader_icd.json";
-const LOADER_PATHS = ["/usr/lib/x86_64-linux-gnu/libvulkan.so.1", "/lib/x86_64-linux-gnu/libvulkan.so.1", "/usr/lib64/libvulkan.so.1", "/usr/lib/libvulkan.so.1"];
+const LOADER_PATHS = [
+  "/usr/lib/x86_64-linux-gnu/libvulkan.so.1",
+  "/lib/x86_64-linux-gnu/libvulkan.so.1",
+  "/usr/lib64/libvulkan.so.1",
+  "/usr/lib/libvulkan.so.1",
+];
 
 export interface WebGpuEnv {
   /** A Vulkan loader and a driver manifest were found. */
@@ -28,15 +33,24 @@ export interface WebGpuEnv {
  */
 export function prepareWebGpuEnv(opts: { driver?: "swiftshader-unless-set" | "system" } = {}): WebGpuEnv {
   const loader = LOADER_PATHS.find((p) => existsSync(p));
-  if (!loader) return { available: false, reason: "no Vulkan loader (libvulkan.so.1); run scripts/ci/install-webgpu.sh", env: {} };
+  if (!loader)
+    return { available: false, reason: "no Vulkan loader (libvulkan.so.1); run scripts/ci/install-webgpu.sh", env: {} };
   const runtimeDir = process.env.XDG_RUNTIME_DIR || mkdtempSync(path.join(os.tmpdir(), "skt-xdg-"));
   if (opts.driver === "system") {
-    const env = { XDG_RUNTIME_DIR: runtimeDir, ...(process.env.VK_ICD_FILENAMES ? { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES } : {}) };
+    const env = {
+      XDG_RUNTIME_DIR: runtimeDir,
+      ...(process.env.VK_ICD_FILENAMES ? { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES } : {}),
+    };
     Object.assign(process.env, env);
     return { available: true, reason: "the Vulkan loader's own driver choice", env };
   }
   const icd = process.env.VK_ICD_FILENAMES || (existsSync(SWIFTSHADER_ICD) ? SWIFTSHADER_ICD : undefined);
-  if (!icd) return { available: false, reason: `no Vulkan driver: VK_ICD_FILENAMES is unset and ${SWIFTSHADER_ICD} is missing; run scripts/ci/install-webgpu.sh`, env: {} };
+  if (!icd)
+    return {
+      available: false,
+      reason: `no Vulkan driver: VK_ICD_FILENAMES is unset and ${SWIFTSHADER_ICD} is missing; run scripts/ci/install-webgpu.sh`,
+      env: {},
+    };
   const env = { VK_ICD_FILENAMES: icd, XDG_RUNTIME_DIR: runtimeDir };
   Object.assign(process.env, env);
   return { available: true, reason: `Vulkan driver ${icd}`, env };

@@ -7,7 +7,14 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import ort from "onnxruntime-node";
 import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
-import { executionProviders, openOnDevice, type Device, type DeviceInfo, type DeviceSetting, type Precision } from "./device.js";
+import {
+  executionProviders,
+  openOnDevice,
+  type Device,
+  type DeviceInfo,
+  type DeviceSetting,
+  type Precision,
+} from "./device.js";
 import type { BackboneDims } from "./dims.js";
 import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE } from "./hf/build.js";
 import { HfTokenizer } from "./hf/tokenizer.js";
@@ -30,19 +37,43 @@ export interface BackboneAssets {
 }
 
 /** The embedded USE-lite, or with `model` the Hugging Face folder it names; built on first use. */
-export async function loadBackboneAssets(modelsDir: string, log?: (msg: string) => void, model?: string): Promise<BackboneAssets> {
-  const { dir, manifest } = model ? await ensureHfBackboneBuilt(modelsDir, model, log) : { dir: backboneDir(modelsDir), manifest: await ensureBackboneBuilt(modelsDir, log) };
-  const readJson = async (file: string) => JSON.parse(await readFile(path.join(dir, file), "utf8")) as Record<string, unknown>;
+export async function loadBackboneAssets(
+  modelsDir: string,
+  log?: (msg: string) => void,
+  model?: string,
+): Promise<BackboneAssets> {
+  const { dir, manifest } = model
+    ? await ensureHfBackboneBuilt(modelsDir, model, log)
+    : { dir: backboneDir(modelsDir), manifest: await ensureBackboneBuilt(modelsDir, log) };
+  const readJson = async (file: string) =>
+    JSON.parse(await readFile(path.join(dir, file), "utf8")) as Record<string, unknown>;
   const tokenizerJson = await readJson(BUILD_FILES.tokenizer);
-  const tokenizer = model ? new HfTokenizer(tokenizerJson, await readJson(TOKENIZER_CONFIG_FILE)) : new UseLiteTokenizer(tokenizerJson);
+  const tokenizer = model
+    ? new HfTokenizer(tokenizerJson, await readJson(TOKENIZER_CONFIG_FILE))
+    : new UseLiteTokenizer(tokenizerJson);
   const raw = await readFile(path.join(dir, BUILD_FILES.embeddings));
   const embeddings = new Float32Array(new Uint8Array(raw).buffer);
   const sentenceOutput = manifest.sentenceOutput ?? "sentence_embedding"; // USE-lite builds from before the field
-  return { dir, name: manifest.backbone, manifest, fingerprint: manifest.fingerprint, dims: manifest.dims, tokenizer, embeddings, sentenceOutput };
+  return {
+    dir,
+    name: manifest.backbone,
+    manifest,
+    fingerprint: manifest.fingerprint,
+    dims: manifest.dims,
+    tokenizer,
+    embeddings,
+    sentenceOutput,
+  };
 }
 
 /** Writes the embedding rows of `ids` into `out` starting at row `row` (rows of width `dim`). */
-export function lookupEmbeddings(table: Float32Array, dim: number, ids: ArrayLike<number>, out: Float32Array, row: number): void {
+export function lookupEmbeddings(
+  table: Float32Array,
+  dim: number,
+  ids: ArrayLike<number>,
+  out: Float32Array,
+  row: number,
+): void {
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     out.set(table.subarray(id * dim, (id + 1) * dim), (row + i) * dim);
@@ -131,7 +162,10 @@ export class BackboneRunner {
     let session = this.plain;
     if (b.prefix) session = this.withPrefix;
     if (session.inputNames.includes("token_type_ids")) {
-      feeds.token_type_ids = new ort.Tensor("int64", b.tokenTypeIds ?? new BigInt64Array(b.batch * b.seq), [b.batch, b.seq]);
+      feeds.token_type_ids = new ort.Tensor("int64", b.tokenTypeIds ?? new BigInt64Array(b.batch * b.seq), [
+        b.batch,
+        b.seq,
+      ]);
     }
     if (b.prefix) {
       const P = b.prefix.length;
@@ -156,7 +190,12 @@ export class BackboneRunner {
  * Right-padded batch of token-id sequences (no soft prompt), the plain input the backbone takes.
  * Used by the semantic pass, the benchmarks' raw baseline and the tests.
  */
-export function tokenBatch(table: Float32Array, dim: number, sequences: number[][], outputs: BackboneOutputName[]): BackboneBatch {
+export function tokenBatch(
+  table: Float32Array,
+  dim: number,
+  sequences: number[][],
+  outputs: BackboneOutputName[],
+): BackboneBatch {
   const batch = sequences.length;
   const seq = Math.max(1, ...sequences.map((s) => s.length));
   const inputsEmbeds = new Float32Array(batch * seq * dim);

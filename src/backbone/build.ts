@@ -59,7 +59,11 @@ export function backboneDir(modelsDir: string): string {
  * not orphan every trained adapter; changing the math must bump NETWORK_VERSION.
  */
 export function computeFingerprint(sourceFiles: Record<string, string>, networkVersion = NETWORK_VERSION): string {
-  const canonical = JSON.stringify({ backbone: BACKBONE_NAME, networkVersion, files: Object.entries(sourceFiles).sort(([a], [b]) => a.localeCompare(b)) });
+  const canonical = JSON.stringify({
+    backbone: BACKBONE_NAME,
+    networkVersion,
+    files: Object.entries(sourceFiles).sort(([a], [b]) => a.localeCompare(b)),
+  });
   return sha256(canonical);
 }
 
@@ -81,9 +85,11 @@ export async function staleReason(modelsDir: string): Promise<string | null> {
   const manifest = await readManifest(modelsDir);
   if (!manifest) return "no build yet";
   if (manifest.buildFormat !== BUILD_FORMAT) return `build format ${manifest.buildFormat} ≠ ${BUILD_FORMAT}`;
-  if (manifest.networkVersion !== NETWORK_VERSION) return `network version ${manifest.networkVersion} ≠ ${NETWORK_VERSION}`;
+  if (manifest.networkVersion !== NETWORK_VERSION)
+    return `network version ${manifest.networkVersion} ≠ ${NETWORK_VERSION}`;
   const version = await sourceVersion();
-  if (manifest.source.version !== version) return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
+  if (manifest.source.version !== version)
+    return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
   return changedOutput(backboneDir(modelsDir), manifest);
 }
 
@@ -94,7 +100,11 @@ export async function buildBackbone(modelsDir: string): Promise<BackboneManifest
     [BUILD_FILES.model]: toOnnxBytes(buildUseLiteNetwork(weights).graph, "use_lite"),
     [BUILD_FILES.prefixModel]: toOnnxBytes(buildUseLiteNetwork(weights, { prefix: true }).graph, "use_lite_prefix"),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(buildTokenizerJson(pkg.vocab))),
-    [BUILD_FILES.embeddings]: new Uint8Array(weights.embeddings.buffer, weights.embeddings.byteOffset, weights.embeddings.byteLength),
+    [BUILD_FILES.embeddings]: new Uint8Array(
+      weights.embeddings.buffer,
+      weights.embeddings.byteOffset,
+      weights.embeddings.byteLength,
+    ),
   };
   const manifest: BackboneManifest = {
     backbone: BACKBONE_NAME,
@@ -116,7 +126,12 @@ export async function buildBackbone(modelsDir: string): Promise<BackboneManifest
  * Writes a build's files and manifest into a temp folder and renames it to `target`, so a crash
  * never leaves half a build and readers see the old build or the new one.
  */
-export async function writeBuild(modelsDir: string, target: string, outputs: Record<string, Uint8Array>, manifest: BackboneManifest): Promise<void> {
+export async function writeBuild(
+  modelsDir: string,
+  target: string,
+  outputs: Record<string, Uint8Array>,
+  manifest: BackboneManifest,
+): Promise<void> {
   await mkdir(modelsDir, { recursive: true });
   const temp = path.join(modelsDir, `.tmp-${path.basename(target)}-${randomBytes(6).toString("hex")}`);
   await mkdir(temp);
@@ -142,14 +157,20 @@ export function describeOutputs(outputs: Record<string, Uint8Array>): BackboneMa
 /** Why a build's files no longer match its manifest, or null. */
 export async function changedOutput(dir: string, manifest: BackboneManifest): Promise<string | null> {
   for (const [file, { bytes }] of Object.entries(manifest.outputs)) {
-    const size = await stat(path.join(dir, file)).then((s) => s.size, () => -1);
+    const size = await stat(path.join(dir, file)).then(
+      (s) => s.size,
+      () => -1,
+    );
     if (size !== bytes) return `${file} missing or changed`;
   }
   return null;
 }
 
 /** Builds when missing or stale; returns the manifest of the build in place. */
-export async function ensureBackboneBuilt(modelsDir: string, log: (msg: string) => void = () => {}): Promise<BackboneManifest> {
+export async function ensureBackboneBuilt(
+  modelsDir: string,
+  log: (msg: string) => void = () => {},
+): Promise<BackboneManifest> {
   const reason = await staleReason(modelsDir);
   if (reason === null) return (await readManifest(modelsDir))!;
   log(`building backbone into ${backboneDir(modelsDir)} (${reason})`);

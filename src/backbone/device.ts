@@ -59,9 +59,13 @@ export async function describeWebGpuAdapter(): Promise<WebGpuAdapterInfo | null>
  * onnxruntime's provider list for a device (onnxruntime adds the CPU provider for unsupported nodes).
  * `cpuNodes`: on WebGPU, node names to run on the CPU anyway (see webgpu-placement.ts).
  */
-export function executionProviders(device: Device, cpuNodes: readonly string[] = []): ort.InferenceSession.ExecutionProviderConfig[] {
+export function executionProviders(
+  device: Device,
+  cpuNodes: readonly string[] = [],
+): ort.InferenceSession.ExecutionProviderConfig[] {
   // onnxruntime-node refuses an empty forceCpuNodeNames ("key/value cannot be empty").
-  if (device === "webgpu") return [cpuNodes.length > 0 ? { name: "webgpu", forceCpuNodeNames: cpuNodes } : { name: "webgpu" }];
+  if (device === "webgpu")
+    return [cpuNodes.length > 0 ? { name: "webgpu", forceCpuNodeNames: cpuNodes } : { name: "webgpu" }];
   if (device === "cuda") return ["cuda"];
   return ["cpu"];
 }
@@ -89,15 +93,31 @@ export function deviceUnavailable(device: Device, cause: string): SktError {
 export function checkPrecision(precision: Precision, device: Device, adapter: WebGpuAdapterInfo | null): void {
   if (precision === "fp32") return;
   if (device !== "webgpu") {
-    throw new SktError("bad_request", "precision_unsupported", `SKT_PRECISION=fp16 runs only on SKT_DEVICE=webgpu (the backbone is running on ${device}); set SKT_PRECISION=fp32.`);
+    throw new SktError(
+      "bad_request",
+      "precision_unsupported",
+      `SKT_PRECISION=fp16 runs only on SKT_DEVICE=webgpu (the backbone is running on ${device}); set SKT_PRECISION=fp32.`,
+    );
   }
   if (!adapter) {
-    throw new SktError("bad_request", "precision_unsupported", "SKT_PRECISION=fp16 needs to know that the WebGPU adapter supports shader-f16, but the adapter could not be read (the optional `webgpu` package is missing or found no adapter); set SKT_PRECISION=fp32.");
+    throw new SktError(
+      "bad_request",
+      "precision_unsupported",
+      "SKT_PRECISION=fp16 needs to know that the WebGPU adapter supports shader-f16, but the adapter could not be read (the optional `webgpu` package is missing or found no adapter); set SKT_PRECISION=fp32.",
+    );
   }
   if (!adapter.shaderF16) {
-    throw new SktError("bad_request", "precision_unsupported", `SKT_PRECISION=fp16 needs the WebGPU feature shader-f16, which the adapter "${adapter.name}" does not offer; set SKT_PRECISION=fp32.`);
+    throw new SktError(
+      "bad_request",
+      "precision_unsupported",
+      `SKT_PRECISION=fp16 needs the WebGPU feature shader-f16, which the adapter "${adapter.name}" does not offer; set SKT_PRECISION=fp32.`,
+    );
   }
-  throw new SktError("bad_request", "precision_unsupported", `the adapter "${adapter.name}" offers shader-f16, but half-precision backbone graphs are not built by this version; set SKT_PRECISION=fp32.`);
+  throw new SktError(
+    "bad_request",
+    "precision_unsupported",
+    `the adapter "${adapter.name}" offers shader-f16, but half-precision backbone graphs are not built by this version; set SKT_PRECISION=fp32.`,
+  );
 }
 
 /**
@@ -113,7 +133,10 @@ export async function openOnDevice<T>(
   if (setting === "cpu" || setting === "cuda") {
     checkPrecision(precision, setting, null);
     try {
-      return { sessions: await open(setting), info: { requested: setting, device: setting, adapter: null, reason: `SKT_DEVICE=${setting}` } };
+      return {
+        sessions: await open(setting),
+        info: { requested: setting, device: setting, adapter: null, reason: `SKT_DEVICE=${setting}` },
+      };
     } catch (e) {
       throw deviceUnavailable(setting, (e as Error).message);
     }
@@ -127,7 +150,15 @@ export async function openOnDevice<T>(
   } catch (e) {
     const cause = (e as Error).message;
     if (setting === "webgpu") throw deviceUnavailable("webgpu", cause);
-    return { sessions: await open("cpu"), info: { requested: "auto", device: "cpu", adapter: null, reason: `SKT_DEVICE=auto: no usable WebGPU adapter (${firstLine(cause)}), so the CPU` } };
+    return {
+      sessions: await open("cpu"),
+      info: {
+        requested: "auto",
+        device: "cpu",
+        adapter: null,
+        reason: `SKT_DEVICE=auto: no usable WebGPU adapter (${firstLine(cause)}), so the CPU`,
+      },
+    };
   }
   const reason = setting === "auto" ? "SKT_DEVICE=auto: onnxruntime found a WebGPU adapter" : "SKT_DEVICE=webgpu";
   return { sessions, info: { requested: setting, device: "webgpu", adapter: adapter?.name ?? null, reason } };

@@ -39,12 +39,20 @@ function isFastPathPipeline(json: Record<string, unknown>): boolean {
   const { model, ...rest } = json as { model: { vocab?: unknown } };
   const { vocab, ...modelRest } = model ?? {};
   const { model: pipelineModel, ...pipelineRest } = PIPELINE;
-  return Array.isArray(vocab) && canonical(rest) === canonical(pipelineRest) && canonical(modelRest) === canonical(pipelineModel);
+  return (
+    Array.isArray(vocab) &&
+    canonical(rest) === canonical(pipelineRest) &&
+    canonical(modelRest) === canonical(pipelineModel)
+  );
 }
 
 /** JSON with object keys sorted, so key order does not matter. */
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
 }
 
 /** What the engine, the adapters and the trainer ask of any backbone's tokenizer. */
@@ -158,7 +166,8 @@ export class UseLiteTokenizer implements BackboneTokenizer {
   encode(text: string, maxTokens: number): Encoded {
     for (let chars = Math.max(64, maxTokens * 4); chars < text.length; chars *= 2) {
       const ids = this.ids(cutAtSpace(text, chars));
-      if (ids.length > maxTokens + CUT_MARGIN_TOKENS) return { ids: ids.slice(0, maxTokens), truncated: true, fullLength: ids.length };
+      if (ids.length > maxTokens + CUT_MARGIN_TOKENS)
+        return { ids: ids.slice(0, maxTokens), truncated: true, fullLength: ids.length };
     }
     const ids = this.ids(text);
     return { ids: ids.slice(0, maxTokens), truncated: ids.length > maxTokens, fullLength: ids.length };
@@ -181,5 +190,4 @@ export class UseLiteTokenizer implements BackboneTokenizer {
     const fullLength = first.fullLength + second.fullLength;
     return { ids: [...a, ...b], truncated: fullLength > maxTokens, fullLength };
   }
-
 }

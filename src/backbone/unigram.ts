@@ -48,7 +48,9 @@ export class UnigramModel {
     for (const s of this.scores) if (s < min) min = s;
     this.unkScore = min - 10;
     this.scores[unkId] = this.unkScore;
-    for (const [piece] of vocab) for (const ch of piece) if (!this.charIndex.has(ch.codePointAt(0)!)) this.charIndex.set(ch.codePointAt(0)!, this.charIndex.size);
+    for (const [piece] of vocab)
+      for (const ch of piece)
+        if (!this.charIndex.has(ch.codePointAt(0)!)) this.charIndex.set(ch.codePointAt(0)!, this.charIndex.size);
     this.charCount = this.charIndex.size;
     for (const [cp, index] of this.charIndex) if (cp < 0x10000) this.bmpIndex[cp] = index;
     // A piece that occurs twice maps to its last id, as the library's string → id map does.
@@ -210,7 +212,7 @@ class EdgeTable {
   }
 
   private slot(key: number): number {
-    return Math.imul(key, 0x9e3779b1) >>> 0 & this.mask;
+    return (Math.imul(key, 0x9e3779b1) >>> 0) & this.mask;
   }
 
   /** The value stored for `key` (a non-negative int32), or -1. */

@@ -18,6 +18,7 @@ const CPU_OPS = new Set(["Sin", "Cos"]);
 export async function cpuPinnedNodeNames(file: string): Promise<string[]> {
   const model = onnxProto.onnx.ModelProto.decode(await readFile(file));
   const names = (model.graph?.node ?? []).filter((n) => CPU_OPS.has(n.opType ?? "")).map((n) => n.name ?? "");
-  if (names.some((n) => n === "")) throw new Error(`${file}: a Sin/Cos node has no name, so it cannot be kept on the CPU`);
+  if (names.some((n) => n === ""))
+    throw new Error(`${file}: a Sin/Cos node has no name, so it cannot be kept on the CPU`);
   return names;
 }

@@ -13,8 +13,20 @@ import { renderTable } from "./table.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
 
-const URL_FLAG: FlagSpec = { flag: "--url", value: "url", default: DEFAULT_URL, env: "SKT_URL", meaning: "The server's base URL." };
-const TOKEN_FLAG: FlagSpec = { flag: "--token", value: "token", defaultDoc: "unset", env: "SKT_ADMIN_TOKEN", meaning: "Admin bearer token (prefer the env var: flags show up in ps)." };
+const URL_FLAG: FlagSpec = {
+  flag: "--url",
+  value: "url",
+  default: DEFAULT_URL,
+  env: "SKT_URL",
+  meaning: "The server's base URL.",
+};
+const TOKEN_FLAG: FlagSpec = {
+  flag: "--token",
+  value: "token",
+  defaultDoc: "unset",
+  env: "SKT_ADMIN_TOKEN",
+  meaning: "Admin bearer token (prefer the env var: flags show up in ps).",
+};
 const JSON_FLAG: FlagSpec = { flag: "--json", meaning: "Print the server's JSON answer instead of a table." };
 
 interface ClientOpts {
@@ -50,7 +62,7 @@ function infoLine(i: TaskInfoJson): string {
 /** The texts to send: the arguments, or one per line from stdin when there are none and stdin is not a terminal. */
 async function textsFrom(args: string[]): Promise<string[]> {
   if (args.length > 0) return args;
-  if (process.stdin.isTTY) usage('give the texts as arguments (quote each one) or one per line on stdin');
+  if (process.stdin.isTTY) usage("give the texts as arguments (quote each one) or one per line on stdin");
   let input = "";
   for await (const chunk of process.stdin) input += String(chunk);
   const lines = input.split(/\r?\n/).filter((l) => l.trim() !== "");
@@ -62,26 +74,59 @@ export function addClientCommands(program: Command): void {
   const adapters = program
     .command("adapters")
     .summary("manage a running server's adapters (admin API)")
-    .description("Manage the adapters of a running server through its admin API. The token comes from SKT_ADMIN_TOKEN unless --token is given; it is never printed.")
-    .addHelpText("after", "\nExamples:\n  $ SKT_ADMIN_TOKEN=… skt adapters list --url http://10.0.0.5:8080\n  $ skt adapters upload build/sst2.safetensors && skt adapters show sst2");
-  const adminCommand = (name: string, summary: string) => addFlags(adapters.command(name).summary(summary).description(`${summary[0].toUpperCase()}${summary.slice(1)}.`), [URL_FLAG, TOKEN_FLAG, JSON_FLAG]);
+    .description(
+      "Manage the adapters of a running server through its admin API. The token comes from SKT_ADMIN_TOKEN unless --token is given; it is never printed.",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ SKT_ADMIN_TOKEN=… skt adapters list --url http://10.0.0.5:8080\n  $ skt adapters upload build/sst2.safetensors && skt adapters show sst2",
+    );
+  const adminCommand = (name: string, summary: string) =>
+    addFlags(
+      adapters
+        .command(name)
+        .summary(summary)
+        .description(`${summary[0].toUpperCase()}${summary.slice(1)}.`),
+      [URL_FLAG, TOKEN_FLAG, JSON_FLAG],
+    );
 
   adminCommand("list", "list every task and its current version")
-    .addHelpText("after", "\nExamples:\n  $ skt adapters list\n  $ skt adapters list --json --url http://127.0.0.1:9000")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt adapters list\n  $ skt adapters list --json --url http://127.0.0.1:9000",
+    )
     .action(async (o: ClientOpts) => {
       const r = await clientFor(o, true).listAdapters();
-      print(o, r, () => (r.adapters.length ? renderTable(["TASK", "VERSION"], r.adapters.map((a) => [a.task, a.version])) : "no adapters"));
+      print(o, r, () =>
+        r.adapters.length
+          ? renderTable(
+              ["TASK", "VERSION"],
+              r.adapters.map((a) => [a.task, a.version]),
+            )
+          : "no adapters",
+      );
     });
 
   adminCommand("show", "show a task's versions and their metadata")
     .argument("<task>", "task name")
-    .addHelpText("after", "\nExamples:\n  $ skt adapters show sst2\n  $ skt adapters show sst2 --json | jq '.versions[-1].metadata.training'")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt adapters show sst2\n  $ skt adapters show sst2 --json | jq '.versions[-1].metadata.training'",
+    )
     .action(async (task: string, o: ClientOpts) => {
       const r = await clientFor(o, true).showAdapter(task);
       print(o, r, () =>
         renderTable(
           ["VERSION", "CURRENT", "BYTES", "CREATED", "VARIANT", "LABELS", "PROMPT"],
-          r.versions.map((v) => [v.version, v.current ? "*" : "", v.bytes, v.created_at, v.metadata.variant, (v.metadata.labels as string[] | undefined)?.join(",") ?? "-", v.metadata.prompt_text]),
+          r.versions.map((v) => [
+            v.version,
+            v.current ? "*" : "",
+            v.bytes,
+            v.created_at,
+            v.metadata.variant,
+            (v.metadata.labels as string[] | undefined)?.join(",") ?? "-",
+            v.metadata.prompt_text,
+          ]),
         ),
       );
     });
@@ -89,7 +134,10 @@ export function addClientCommands(program: Command): void {
   adminCommand("upload", "upload an adapter file as its task's next current version")
     .argument("<file>", "adapter .safetensors file")
     .option("--task <name>", "Task to upload to [default: the task named in the file's metadata]")
-    .addHelpText("after", "\nExamples:\n  $ skt adapters upload build/sst2.safetensors\n  $ skt adapters upload build/sst2.safetensors --task sst2-canary")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt adapters upload build/sst2.safetensors\n  $ skt adapters upload build/sst2.safetensors --task sst2-canary",
+    )
     .action(async (file: string, o: ClientOpts & { task?: string }) => {
       const bytes = new Uint8Array(await readFile(file));
       const task = o.task ?? peekMetadata(bytes).task;
@@ -102,7 +150,10 @@ export function addClientCommands(program: Command): void {
     .option("--version <n>", "Version to restore [default: the one before the current]")
     .addHelpText("after", "\nExamples:\n  $ skt adapters rollback sst2\n  $ skt adapters rollback sst2 --version 3")
     .action(async (task: string, o: ClientOpts & { version?: string }) => {
-      const r = await clientFor(o, true).rollback(task, o.version === undefined ? undefined : positiveInteger(o.version, "--version"));
+      const r = await clientFor(o, true).rollback(
+        task,
+        o.version === undefined ? undefined : positiveInteger(o.version, "--version"),
+      );
       print(o, r, () => infoLine(r));
     });
 
@@ -117,7 +168,10 @@ export function addClientCommands(program: Command): void {
 
   adminCommand("delete", "stop serving a task and remove its adapters")
     .argument("<task>", "task name")
-    .addHelpText("after", "\nExamples:\n  $ skt adapters delete sst2-canary\n  $ skt adapters delete old-task --url http://10.0.0.5:8080")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt adapters delete sst2-canary\n  $ skt adapters delete old-task --url http://10.0.0.5:8080",
+    )
     .action(async (task: string, o: ClientOpts) => {
       await clientFor(o, true).deleteTask(task);
       print(o, { deleted: task }, () => `task ${task} deleted`);
@@ -127,7 +181,10 @@ export function addClientCommands(program: Command): void {
     .option("--task <name>", "Only entries about this task")
     .option("--since <iso>", "Only entries at or after this ISO date-time, e.g. 2026-01-31T12:00:00Z")
     .option("--limit <n>", "At most this many of the newest entries [default: the server's, 100]")
-    .addHelpText("after", "\nExamples:\n  $ skt adapters audit\n  $ skt adapters audit --task sst2 --since 2026-01-31T00:00:00Z --json")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt adapters audit\n  $ skt adapters audit --task sst2 --since 2026-01-31T00:00:00Z --json",
+    )
     .action(async (o: ClientOpts & { task?: string; since?: string; limit?: string }) => {
       const limit = o.limit === undefined ? undefined : positiveInteger(o.limit, "--limit", "a whole number ≥ 1");
       const r = await clientFor(o, true).audit({ task: o.task, since: o.since, limit });
@@ -137,7 +194,9 @@ export function addClientCommands(program: Command): void {
           ["TIME", "ACTOR", "ACTION", "TASK", "VERSION", "STATUS", "RESULT", "CODE", "CLIENT"],
           r.entries.map((e) => [e.time, e.actor, e.action, e.task, e.version, e.status, e.result, e.code, e.client]), // null shows as "-"
         );
-        return r.truncated ? `${table}\n(older matching entries left out: narrow with --since or raise --limit)` : table;
+        return r.truncated
+          ? `${table}\n(older matching entries left out: narrow with --since or raise --limit)`
+          : table;
       });
     });
 
@@ -147,9 +206,14 @@ export function addClientCommands(program: Command): void {
     URL_FLAG,
     JSON_FLAG,
   ])
-    .description("Classify texts through a running server's /classify. Texts are the arguments, or one per line on stdin.")
+    .description(
+      "Classify texts through a running server's /classify. Texts are the arguments, or one per line on stdin.",
+    )
     .argument("[texts...]", "texts to classify")
-    .addHelpText("after", '\nExamples:\n  $ skt classify --task sst2 "a gorgeous, witty film" "one long string of cliches"\n  $ cut -f1 reviews.tsv | skt classify --task sst2 --json')
+    .addHelpText(
+      "after",
+      '\nExamples:\n  $ skt classify --task sst2 "a gorgeous, witty film" "one long string of cliches"\n  $ cut -f1 reviews.tsv | skt classify --task sst2 --json',
+    )
     .action(async (args: string[], o: ClientOpts & { task?: string; pair?: string }) => {
       if (!o.task) usage("classify needs --task NAME");
       const texts = await textsFrom(args);
@@ -160,16 +224,26 @@ export function addClientCommands(program: Command): void {
           `task ${r.task} v${r.adapter_version}`,
           renderTable(
             ["TEXT", "LABEL", "SCORE", "TOKENS"],
-            r.predictions.map((p, i) => [texts[i], p.label ?? (p.value !== undefined ? `value ${p.value.toFixed(4)}` : "-"), p.score?.toFixed(4) ?? "-", `${p.tokens}${p.truncated ? " (cut)" : ""}`]),
+            r.predictions.map((p, i) => [
+              texts[i],
+              p.label ?? (p.value !== undefined ? `value ${p.value.toFixed(4)}` : "-"),
+              p.score?.toFixed(4) ?? "-",
+              `${p.tokens}${p.truncated ? " (cut)" : ""}`,
+            ]),
           ),
         ].join("\n"),
       );
     });
 
   addFlags(program.command("embed").summary("sentence embeddings from the server's backbone"), [URL_FLAG, JSON_FLAG])
-    .description("Embed texts with the server's backbone (POST /embed). Texts are the arguments, or one per line on stdin; --json prints the vectors.")
+    .description(
+      "Embed texts with the server's backbone (POST /embed). Texts are the arguments, or one per line on stdin; --json prints the vectors.",
+    )
     .argument("[texts...]", "texts to embed")
-    .addHelpText("after", '\nExamples:\n  $ skt embed "first sentence" "second sentence"\n  $ skt embed --json < sentences.txt > vectors.json')
+    .addHelpText(
+      "after",
+      '\nExamples:\n  $ skt embed "first sentence" "second sentence"\n  $ skt embed --json < sentences.txt > vectors.json',
+    )
     .action(async (args: string[], o: ClientOpts) => {
       const texts = await textsFrom(args);
       const r = await clientFor(o, false).embed(texts);
@@ -178,7 +252,16 @@ export function addClientCommands(program: Command): void {
           `model ${r.model}`,
           renderTable(
             ["TEXT", "TOKENS", "DIMS", "NORM", "FIRST VALUES"],
-            r.embeddings.map((e, i) => [texts[i], r.tokens[i], e.length, Math.hypot(...e).toFixed(4), e.slice(0, 4).map((x) => x.toFixed(4)).join(" ")]),
+            r.embeddings.map((e, i) => [
+              texts[i],
+              r.tokens[i],
+              e.length,
+              Math.hypot(...e).toFixed(4),
+              e
+                .slice(0, 4)
+                .map((x) => x.toFixed(4))
+                .join(" "),
+            ]),
           ),
         ].join("\n"),
       );

@@ -34,13 +34,26 @@ export interface TaskInfoJson {
 export interface AdapterDetailsJson {
   task: string;
   current: number | null;
-  versions: { version: number; current: boolean; bytes: number; created_at: string; metadata: Record<string, unknown> }[];
+  versions: {
+    version: number;
+    current: boolean;
+    bytes: number;
+    created_at: string;
+    metadata: Record<string, unknown>;
+  }[];
 }
 
 export interface ClassifyJson {
   task: string;
   adapter_version: number;
-  predictions: { label?: string; score?: number; scores?: Record<string, number>; value?: number; tokens: number; truncated: boolean }[];
+  predictions: {
+    label?: string;
+    score?: number;
+    scores?: Record<string, number>;
+    value?: number;
+    tokens: number;
+    truncated: boolean;
+  }[];
 }
 
 /** `POST /embed {"texts": [...]}` → this (the documented shape). */
@@ -107,11 +120,17 @@ export class SktClient {
   }
 
   rollback(task: string, version?: number): Promise<TaskInfoJson> {
-    return this.request("POST", `/admin/adapters/${encodeURIComponent(task)}/rollback`, { admin: true, json: version === undefined ? {} : { version } });
+    return this.request("POST", `/admin/adapters/${encodeURIComponent(task)}/rollback`, {
+      admin: true,
+      json: version === undefined ? {} : { version },
+    });
   }
 
   activate(task: string, version: number): Promise<TaskInfoJson> {
-    return this.request("POST", `/admin/adapters/${encodeURIComponent(task)}/activate`, { admin: true, json: { version } });
+    return this.request("POST", `/admin/adapters/${encodeURIComponent(task)}/activate`, {
+      admin: true,
+      json: { version },
+    });
   }
 
   audit(q: AuditQuery = {}): Promise<AuditPageJson> {
@@ -128,14 +147,20 @@ export class SktClient {
   }
 
   classify(task: string, texts: string[], pairs?: string[]): Promise<ClassifyJson> {
-    return this.request("POST", `/classify?task=${encodeURIComponent(task)}`, { json: pairs ? { texts, text_pairs: pairs } : { texts } });
+    return this.request("POST", `/classify?task=${encodeURIComponent(task)}`, {
+      json: pairs ? { texts, text_pairs: pairs } : { texts },
+    });
   }
 
   embed(texts: string[]): Promise<EmbedJson> {
     return this.request("POST", "/embed", { json: { texts } });
   }
 
-  private async request<T>(method: string, route: string, o: { admin?: boolean; json?: unknown; bytes?: Uint8Array }): Promise<T> {
+  private async request<T>(
+    method: string,
+    route: string,
+    o: { admin?: boolean; json?: unknown; bytes?: Uint8Array },
+  ): Promise<T> {
     const headers: Record<string, string> = {};
     if (o.admin && this.o.token) headers.authorization = `Bearer ${this.o.token}`;
     let body: string | Blob | undefined;
@@ -151,7 +176,11 @@ export class SktClient {
       res = await fetch(`${this.base}${route}`, { method, headers, body });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new ServerError(0, "unreachable", `cannot reach the server at ${this.base}: ${cause?.code ?? cause?.message ?? String(e)}`);
+      throw new ServerError(
+        0,
+        "unreachable",
+        `cannot reach the server at ${this.base}: ${cause?.code ?? cause?.message ?? String(e)}`,
+      );
     }
     const text = await res.text();
     if (!res.ok) throw errorFrom(res.status, text, `${method} ${route}`);
@@ -159,7 +188,11 @@ export class SktClient {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new ServerError(res.status, "bad_response", `${method} ${route} answered ${res.status} with a body that is not JSON: ${firstLine(text)}`);
+      throw new ServerError(
+        res.status,
+        "bad_response",
+        `${method} ${route} answered ${res.status} with a body that is not JSON: ${firstLine(text)}`,
+      );
     }
   }
 }
@@ -173,10 +206,15 @@ function firstLine(text: string): string {
 function errorFrom(status: number, text: string, what: string): ServerError {
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
-    if (typeof body.error?.code === "string" && typeof body.error.message === "string") return new ServerError(status, body.error.code, body.error.message);
+    if (typeof body.error?.code === "string" && typeof body.error.message === "string")
+      return new ServerError(status, body.error.code, body.error.message);
   } catch {
     // not JSON: fall through
   }
   const why = status === 404 || status === 405 ? " (this server may not offer this endpoint)" : "";
-  return new ServerError(status, `http_${status}`, `${what} answered ${status}${text.trim() ? `: ${firstLine(text)}` : ""}${why}`);
+  return new ServerError(
+    status,
+    `http_${status}`,
+    `${what} answered ${status}${text.trim() ? `: ${firstLine(text)}` : ""}${why}`,
+  );
 }

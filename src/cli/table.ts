@@ -3,7 +3,14 @@
 const MAX_CELL = 60;
 
 function cell(value: unknown): string {
-  const text = value === undefined || value === null ? "-" : typeof value === "string" ? value : typeof value === "number" || typeof value === "boolean" || typeof value === "bigint" ? String(value) : JSON.stringify(value);
+  const text =
+    value === undefined || value === null
+      ? "-"
+      : typeof value === "string"
+        ? value
+        : typeof value === "number" || typeof value === "boolean" || typeof value === "bigint"
+          ? String(value)
+          : JSON.stringify(value);
   const s = text.replace(/\s+/g, " ");
   return s.length > MAX_CELL ? `${s.slice(0, MAX_CELL - 1)}…` : s;
 }

@@ -65,7 +65,7 @@ export function assembleBatch(rows: BatchRow[], table: Float32Array, dims: Backb
         for (let h = 0; h < l.heads; h++) {
           // Source [heads, L, d] → destination [B, heads, P, d]; rows shorter than P stay masked.
           const src = h * L * l.headDim;
-          const dst = ((b * l.heads + h) * P) * l.headDim;
+          const dst = (b * l.heads + h) * P * l.headDim;
           keys[n].set(prefix.keys[n].subarray(src, src + L * l.headDim), dst);
           values[n].set(prefix.values[n].subarray(src, src + L * l.headDim), dst);
         }

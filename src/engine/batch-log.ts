@@ -57,7 +57,8 @@ export function parseBatchLog(text: string): LoggedBatch[] {
   text.split("\n").forEach((line, i) => {
     if (!line.trim()) return;
     const entry = JSON.parse(line) as LoggedBatch;
-    if (typeof entry.at !== "number" || !Array.isArray(entry.rows)) throw new Error(`batch log line ${i + 1}: not a batch entry`);
+    if (typeof entry.at !== "number" || !Array.isArray(entry.rows))
+      throw new Error(`batch log line ${i + 1}: not a batch entry`);
     out.push(entry);
   });
   return out;

@@ -61,9 +61,14 @@ export class Batcher<Row extends QueuedRow> {
 
   /** Adds rows atomically: all of them, or none when the queue would overflow. */
   push(rows: Row[]): void {
-    if (this.stopped) throw new SktError("not_ready", "shutting_down", "the server is shutting down and takes no new work");
+    if (this.stopped)
+      throw new SktError("not_ready", "shutting_down", "the server is shutting down and takes no new work");
     if (this.queue.length + rows.length > this.limits.queueSize) {
-      throw new SktError("overloaded", "queue_full", `the request queue is full (${this.queue.length} of ${this.limits.queueSize} rows waiting); retry after a short wait`);
+      throw new SktError(
+        "overloaded",
+        "queue_full",
+        `the request queue is full (${this.queue.length} of ${this.limits.queueSize} rows waiting); retry after a short wait`,
+      );
     }
     const now = performance.now();
     // Rows that arrive further apart than the wait plus the time to run one row alone have no
@@ -149,7 +154,10 @@ export class Batcher<Row extends QueuedRow> {
     if (expired.length === 0) return;
     this.queue = this.queue.filter((r) => r.deadline > now);
     this.onDepth(this.queue.length);
-    for (const r of expired) r.reject(new SktError("timeout", "deadline_exceeded", "the request's deadline passed while it waited in the queue"));
+    for (const r of expired)
+      r.reject(
+        new SktError("timeout", "deadline_exceeded", "the request's deadline passed while it waited in the queue"),
+      );
   }
 
   /** The oldest row plus its nearest neighbours by length, within the row, token and padding budgets. */
@@ -162,7 +170,9 @@ export class Batcher<Row extends QueuedRow> {
     let real = sorted[lo].length;
     const fits = (from: number, to: number, realTokens: number) => {
       const padded = (to - from + 1) * sorted[to].length;
-      return to - from + 1 <= maxBatchSize && padded <= maxBatchTokens && padded - realTokens <= maxPaddingRatio * realTokens;
+      return (
+        to - from + 1 <= maxBatchSize && padded <= maxBatchTokens && padded - realTokens <= maxPaddingRatio * realTokens
+      );
     };
     for (;;) {
       // Grow towards whichever neighbour is closer in length; stop when neither fits.

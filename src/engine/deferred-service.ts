@@ -4,7 +4,17 @@
  */
 import type { DeviceInfo } from "../backbone/device.js";
 import { SktError } from "../errors.js";
-import type { AdapterDetails, ClassifyRequest, ClassifyResult, EmbedRequest, EmbedResult, InferenceService, PageRequest, TaskInfo, TaskPage } from "./service.js";
+import type {
+  AdapterDetails,
+  ClassifyRequest,
+  ClassifyResult,
+  EmbedRequest,
+  EmbedResult,
+  InferenceService,
+  PageRequest,
+  TaskInfo,
+  TaskPage,
+} from "./service.js";
 
 export class DeferredService implements InferenceService {
   private target: InferenceService | null = null;
@@ -14,7 +24,12 @@ export class DeferredService implements InferenceService {
   }
 
   private get ready(): InferenceService {
-    if (!this.target) throw new SktError("not_ready", "starting", "the server is still loading the backbone and the task index; retry shortly");
+    if (!this.target)
+      throw new SktError(
+        "not_ready",
+        "starting",
+        "the server is still loading the backbone and the task index; retry shortly",
+      );
     return this.target;
   }
 

@@ -15,7 +15,18 @@ import { assembleBatch, rowLength } from "./assemble.js";
 import { BatchLog } from "./batch-log.js";
 import { Batcher, type QueuedRow } from "./batcher.js";
 import { InferenceWorker } from "./inference-worker.js";
-import type { AdapterDetails, ClassifyRequest, ClassifyResult, EmbedRequest, EmbedResult, InferenceService, PageRequest, Prediction, TaskInfo, TaskPage } from "./service.js";
+import type {
+  AdapterDetails,
+  ClassifyRequest,
+  ClassifyResult,
+  EmbedRequest,
+  EmbedResult,
+  InferenceService,
+  PageRequest,
+  Prediction,
+  TaskInfo,
+  TaskPage,
+} from "./service.js";
 
 export interface EngineOptions {
   modelsDir: string;
@@ -80,12 +91,22 @@ export class Engine implements InferenceService {
 
   static async create(opts: EngineOptions): Promise<Engine> {
     const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model);
-    const worker = new InferenceWorker({ modelsDir: opts.modelsDir, backboneDir: assets.dir, threads: opts.threads, device: opts.device, precision: opts.precision ?? "fp32" });
+    const worker = new InferenceWorker({
+      modelsDir: opts.modelsDir,
+      backboneDir: assets.dir,
+      threads: opts.threads,
+      device: opts.device,
+      precision: opts.precision ?? "fp32",
+    });
     worker.on("restarting", (n) => opts.log?.("error", "inference worker died; restarting", { restarts: n }));
     worker.on("ready", (d: DeviceInfo) => {
       opts.metrics?.deviceInfo.reset();
       opts.metrics?.deviceInfo.set({ device: d.device, requested: d.requested, adapter: d.adapter ?? "" }, 1);
-      opts.log?.("info", `backbone on ${d.device}${d.adapter ? ` (${d.adapter})` : ""}: ${d.reason}`, { device: d.device, adapter: d.adapter, requested: d.requested });
+      opts.log?.("info", `backbone on ${d.device}${d.adapter ? ` (${d.adapter})` : ""}: ${d.reason}`, {
+        device: d.device,
+        adapter: d.adapter,
+        requested: d.requested,
+      });
     });
     await worker.start();
     // The registry's probe and the batcher call back into the engine they are built for (after construction).
@@ -96,7 +117,9 @@ export class Engine implements InferenceService {
       fingerprint: assets.fingerprint,
       tokenizer: assets.tokenizer,
       semanticPass: async (ids) => {
-        const { outputs } = await worker.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [ids], ["last_hidden_state"]));
+        const { outputs } = await worker.run(
+          tokenBatch(assets.embeddings, assets.dims.embedDim, [ids], ["last_hidden_state"]),
+        );
         return outputs.last_hidden_state!;
       },
       cacheBytes: opts.cacheBytes,
@@ -107,8 +130,20 @@ export class Engine implements InferenceService {
       metrics: opts.metrics,
       log: opts.log,
     });
-    const batcher = new Batcher<Row>(opts, (rows) => ref.engine!.runBatch(rows), opts.maxInFlightBatches ?? 2, (depth) => opts.metrics?.queueDepth.set(depth));
-    const engine: Engine = (ref.engine = new Engine(opts, assets, worker, registry, batcher, opts.batchLog ? BatchLog.open(opts.batchLog) : null));
+    const batcher = new Batcher<Row>(
+      opts,
+      (rows) => ref.engine!.runBatch(rows),
+      opts.maxInFlightBatches ?? 2,
+      (depth) => opts.metrics?.queueDepth.set(depth),
+    );
+    const engine: Engine = (ref.engine = new Engine(
+      opts,
+      assets,
+      worker,
+      registry,
+      batcher,
+      opts.batchLog ? BatchLog.open(opts.batchLog) : null,
+    ));
     await registry.init();
     const warming = engine;
     if (opts.warmTasks) void registry.warmUp(opts.warmTasks, () => warming.closed);
@@ -132,19 +167,61 @@ export class Engine implements InferenceService {
   }
 
   async classify(req: ClassifyRequest): Promise<ClassifyResult> {
-    if (!this.isReady()) throw new SktError("not_ready", "not_ready", "the backbone is not loaded or the inference worker is restarting; retry shortly");
-    const adapter = this.opts.semanticCache ? await this.registry.acquire(req.task) : await this.registry.prepareUncached(req.task);
+    if (!this.isReady())
+      throw new SktError(
+        "not_ready",
+        "not_ready",
+        "the backbone is not loaded or the inference worker is restarting; retry shortly",
+      );
+    const adapter = this.opts.semanticCache
+      ? await this.registry.acquire(req.task)
+      : await this.registry.prepareUncached(req.task);
     const meta = adapter.metadata;
-    if (req.pairs && !meta.textPair) throw new SktError("bad_request", "pair_not_supported", `task "${req.task}" takes single texts; remove text_pair/text_pairs`);
-    if (!req.pairs && meta.textPair) throw new SktError("bad_request", "pair_required", `task "${req.task}" classifies text pairs; send text_pair/text_pairs too`);
-    if (req.pairs && req.pairs.length !== req.texts.length) throw new SktError("bad_request", "pair_count_mismatch", `${req.texts.length} texts but ${req.pairs.length} pairs`);
+    if (req.pairs && !meta.textPair)
+      throw new SktError(
+        "bad_request",
+        "pair_not_supported",
+        `task "${req.task}" takes single texts; remove text_pair/text_pairs`,
+      );
+    if (!req.pairs && meta.textPair)
+      throw new SktError(
+        "bad_request",
+        "pair_required",
+        `task "${req.task}" classifies text pairs; send text_pair/text_pairs too`,
+      );
+    if (req.pairs && req.pairs.length !== req.texts.length)
+      throw new SktError(
+        "bad_request",
+        "pair_count_mismatch",
+        `${req.texts.length} texts but ${req.pairs.length} pairs`,
+      );
 
-    const encoded = req.texts.map((t, i) => (req.pairs ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget) : this.assets.tokenizer.encode(t, adapter.textBudget)));
+    const encoded = req.texts.map((t, i) =>
+      req.pairs
+        ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget)
+        : this.assets.tokenizer.encode(t, adapter.textBudget),
+    );
     const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
-    const pooled = await this.runRows(adapter, "pooled", encoded.map((e) => e.ids), deadline, req.signal, encoded.map((e) => e.typeIds));
-    const predictions: Prediction[] = pooled.map((p, i) => ({ ...applyHead(adapter, p), tokens: encoded[i].ids.length, truncated: encoded[i].truncated }));
+    const pooled = await this.runRows(
+      adapter,
+      "pooled",
+      encoded.map((e) => e.ids),
+      deadline,
+      req.signal,
+      encoded.map((e) => e.typeIds),
+    );
+    const predictions: Prediction[] = pooled.map((p, i) => ({
+      ...applyHead(adapter, p),
+      tokens: encoded[i].ids.length,
+      truncated: encoded[i].truncated,
+    }));
     // Uploads are probed, so this is a bug if it happens: say so instead of answering null scores.
-    if (!predictions.every(isFiniteOutput)) throw new SktError("internal", "non_finite_output", `task "${req.task}" v${adapter.version} produced a non-finite score`);
+    if (!predictions.every(isFiniteOutput))
+      throw new SktError(
+        "internal",
+        "non_finite_output",
+        `task "${req.task}" v${adapter.version} produced a non-finite score`,
+      );
     return { task: req.task, adapterVersion: adapter.version, predictions };
   }
 
@@ -160,20 +237,46 @@ export class Engine implements InferenceService {
     const { batch } = assembleBatch([{ adapter, ids }], this.assets.embeddings, this.assets.dims);
     const pooled = (await this.worker.run(batch)).outputs.pooled!;
     if (!pooled.every(Number.isFinite) || !isFiniteOutput(applyHead(adapter, pooled))) {
-      throw new SktError("invalid_adapter", "non_finite_output", `the adapter's probe pass gave non-finite outputs (its values overflow inside the backbone); retrain it with smaller weights`);
+      throw new SktError(
+        "invalid_adapter",
+        "non_finite_output",
+        `the adapter's probe pass gave non-finite outputs (its values overflow inside the backbone); retrain it with smaller weights`,
+      );
     }
   }
 
   async embed(req: EmbedRequest): Promise<EmbedResult> {
-    if (!this.isReady()) throw new SktError("not_ready", "not_ready", "the backbone is not loaded or the inference worker is restarting; retry shortly");
+    if (!this.isReady())
+      throw new SktError(
+        "not_ready",
+        "not_ready",
+        "the backbone is not loaded or the inference worker is restarting; retry shortly",
+      );
     const encoded = req.texts.map((t) => this.assets.tokenizer.encode(t, this.assets.dims.maxPositions));
     const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
-    const vectors = await this.runRows(null, this.assets.sentenceOutput, encoded.map((e) => e.ids), deadline, req.signal);
-    return { model: this.assets.name, embeddings: req.normalize ? vectors.map(l2Normalized) : vectors, tokens: encoded.map((e) => e.ids.length) };
+    const vectors = await this.runRows(
+      null,
+      this.assets.sentenceOutput,
+      encoded.map((e) => e.ids),
+      deadline,
+      req.signal,
+    );
+    return {
+      model: this.assets.name,
+      embeddings: req.normalize ? vectors.map(l2Normalized) : vectors,
+      tokens: encoded.map((e) => e.ids.length),
+    };
   }
 
   /** Queues one row per token sequence and settles when all have run (or the first fails). */
-  private runRows(adapter: PreparedAdapter | null, output: BackboneOutputName, sequences: number[][], deadline: number, signal?: AbortSignal, typeIds?: (number[] | undefined)[]): Promise<Float32Array[]> {
+  private runRows(
+    adapter: PreparedAdapter | null,
+    output: BackboneOutputName,
+    sequences: number[][],
+    deadline: number,
+    signal?: AbortSignal,
+    typeIds?: (number[] | undefined)[],
+  ): Promise<Float32Array[]> {
     return new Promise<Float32Array[]>((resolve, reject) => {
       const results = new Array<Float32Array>(sequences.length);
       let remaining = sequences.length;
@@ -204,8 +307,17 @@ export class Engine implements InferenceService {
         },
       }));
       // The caller's reason (client gone, or its deadline) says what happened; a bare abort is a cancellation.
-      const onAbort = () => finish(signal?.reason instanceof SktError ? signal.reason : new SktError("client_closed", "cancelled", "the client cancelled the request"));
-      const timer = setTimeout(() => finish(new SktError("timeout", "deadline_exceeded", "the request's deadline passed before it was answered")), Math.max(0, deadline - now));
+      const onAbort = () =>
+        finish(
+          signal?.reason instanceof SktError
+            ? signal.reason
+            : new SktError("client_closed", "cancelled", "the client cancelled the request"),
+        );
+      const timer = setTimeout(
+        () =>
+          finish(new SktError("timeout", "deadline_exceeded", "the request's deadline passed before it was answered")),
+        Math.max(0, deadline - now),
+      );
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
@@ -222,7 +334,9 @@ export class Engine implements InferenceService {
     for (const r of rows) m?.queueDuration.observe((started - r.enqueuedAt) / 1000);
     const { batch, realTokens, paddedTokens } = assembleBatch(rows, this.assets.embeddings, this.assets.dims);
     batch.outputs = [...new Set(rows.map((r) => r.output))];
-    this.batchLog?.write(rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })));
+    this.batchLog?.write(
+      rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })),
+    );
     try {
       const { outputs, runMs } = await this.worker.run(batch);
       rows.forEach((r, b) => {
@@ -243,7 +357,19 @@ export class Engine implements InferenceService {
   async listTasks(page: PageRequest): Promise<TaskPage> {
     const { tasks, total, last } = this.registry.page(page.after, page.limit, page.match);
     return {
-      tasks: tasks.map((t) => ({ task: t.task, version: t.version, variant: t.variant, pooling: t.pooling, labels: t.labels, problemType: t.problemType, promptText: t.promptText, maxLength: t.maxLength, parameters: t.parameters, labelCount: t.labelCount, truncated: t.truncated })),
+      tasks: tasks.map((t) => ({
+        task: t.task,
+        version: t.version,
+        variant: t.variant,
+        pooling: t.pooling,
+        labels: t.labels,
+        problemType: t.problemType,
+        promptText: t.promptText,
+        maxLength: t.maxLength,
+        parameters: t.parameters,
+        labelCount: t.labelCount,
+        truncated: t.truncated,
+      })),
       total,
       last,
     };
@@ -252,9 +378,11 @@ export class Engine implements InferenceService {
   async adapterDetails(task: string): Promise<AdapterDetails> {
     const current = this.registry.currentVersion(task);
     const stored = await this.registry.versions(task);
-    if (current === null && stored.length === 0) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    if (current === null && stored.length === 0)
+      throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
     const versions = [];
-    for (const v of stored) versions.push({ ...v, current: v.version === current, metadata: await this.registry.metadata(task, v.version) });
+    for (const v of stored)
+      versions.push({ ...v, current: v.version === current, metadata: await this.registry.metadata(task, v.version) });
     return { task, current, versions };
   }
 
@@ -282,7 +410,13 @@ export class Engine implements InferenceService {
   }
 }
 
-function taskInfo(task: string, version: number, meta: AdapterMetadata, assets: BackboneAssets, parameters?: number): TaskInfo {
+function taskInfo(
+  task: string,
+  version: number,
+  meta: AdapterMetadata,
+  assets: BackboneAssets,
+  parameters?: number,
+): TaskInfo {
   return {
     task,
     version,

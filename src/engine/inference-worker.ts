@@ -61,7 +61,13 @@ export class InferenceWorker extends EventEmitter {
   /** Starts the worker; resolves once its sessions are loaded. */
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const init: WorkerInit = { modelsDir: this.opts.modelsDir, backboneDir: this.opts.backboneDir, threads: this.opts.threads, device: this.opts.device, precision: this.opts.precision };
+      const init: WorkerInit = {
+        modelsDir: this.opts.modelsDir,
+        backboneDir: this.opts.backboneDir,
+        threads: this.opts.threads,
+        device: this.opts.device,
+        precision: this.opts.precision,
+      };
       const worker = spawnWorker(init);
       this.worker = worker;
       let started = false;
@@ -73,7 +79,13 @@ export class InferenceWorker extends EventEmitter {
           this.emit("ready", msg.device);
           resolve();
         } else if (msg.type === "failed") {
-          reject(new SktError("not_ready", msg.code ?? "backbone_load_failed", `inference worker could not load the backbone: ${msg.message}`));
+          reject(
+            new SktError(
+              "not_ready",
+              msg.code ?? "backbone_load_failed",
+              `inference worker could not load the backbone: ${msg.message}`,
+            ),
+          );
           void worker.terminate();
         } else this.settle(msg);
       });
@@ -81,8 +93,17 @@ export class InferenceWorker extends EventEmitter {
       worker.on("exit", (code) => {
         this.ready = false;
         if (this.worker === worker) this.worker = null;
-        this.failPending(new SktError("not_ready", "worker_crashed", `the inference worker stopped (exit code ${code}); the request was not completed, retry it`));
-        if (!started) reject(new SktError("not_ready", "worker_start_failed", `inference worker exited during start-up (code ${code})`));
+        this.failPending(
+          new SktError(
+            "not_ready",
+            "worker_crashed",
+            `the inference worker stopped (exit code ${code}); the request was not completed, retry it`,
+          ),
+        );
+        if (!started)
+          reject(
+            new SktError("not_ready", "worker_start_failed", `inference worker exited during start-up (code ${code})`),
+          );
         else if (!this.closing && this.opts.restart !== false) this.scheduleRestart();
       });
     });
@@ -118,11 +139,24 @@ export class InferenceWorker extends EventEmitter {
   /** Runs one batch; its input buffers are transferred to the worker (do not reuse them). */
   run(batch: BackboneBatch): Promise<{ outputs: BackboneOutputs; runMs: number }> {
     const worker = this.worker;
-    if (!worker || !this.ready) return Promise.reject(new SktError("not_ready", "worker_not_ready", "the inference worker is not running (starting or restarting); retry shortly"));
+    if (!worker || !this.ready)
+      return Promise.reject(
+        new SktError(
+          "not_ready",
+          "worker_not_ready",
+          "the inference worker is not running (starting or restarting); retry shortly",
+        ),
+      );
     const id = this.nextId++;
-    const transfer: ArrayBuffer[] = [batch.inputsEmbeds.buffer as ArrayBuffer, batch.attentionMask.buffer as ArrayBuffer];
+    const transfer: ArrayBuffer[] = [
+      batch.inputsEmbeds.buffer as ArrayBuffer,
+      batch.attentionMask.buffer as ArrayBuffer,
+    ];
     if (batch.tokenTypeIds) transfer.push(batch.tokenTypeIds.buffer as ArrayBuffer);
-    if (batch.prefix) transfer.push(...[...batch.prefix.keys, ...batch.prefix.values, batch.prefix.mask].map((a) => a.buffer as ArrayBuffer));
+    if (batch.prefix)
+      transfer.push(
+        ...[...batch.prefix.keys, ...batch.prefix.values, batch.prefix.mask].map((a) => a.buffer as ArrayBuffer),
+      );
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ type: "run", id, batch }, transfer);

@@ -23,20 +23,34 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
     // onnxruntime's output buffers may be views into larger blocks; copy so transfer is safe.
     const outputs = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Float32Array.from(v)]));
     const reply: WorkerReply = { type: "result", id: msg.id, outputs, runMs: performance.now() - started };
-    port.postMessage(reply, Object.values(outputs).map((a) => a.buffer));
+    port.postMessage(
+      reply,
+      Object.values(outputs).map((a) => a.buffer),
+    );
   } catch (e) {
-    port.postMessage({ type: "error", id: msg.id, message: (e as Error).message, code: (e as { code?: string }).code } satisfies WorkerReply);
+    port.postMessage({
+      type: "error",
+      id: msg.id,
+      message: (e as Error).message,
+      code: (e as { code?: string }).code,
+    } satisfies WorkerReply);
   }
 }
 
 try {
   const runnerOptions = { threads: init.threads, device: init.device, precision: init.precision };
-  const runner = await (init.backboneDir ? BackboneRunner.open(init.backboneDir, runnerOptions) : BackboneRunner.create(init.modelsDir, runnerOptions));
+  const runner = await (init.backboneDir
+    ? BackboneRunner.open(init.backboneDir, runnerOptions)
+    : BackboneRunner.create(init.modelsDir, runnerOptions));
   let chain = Promise.resolve();
   port.on("message", (msg: WorkerRequest) => {
     chain = chain.then(() => handle(runner, msg));
   });
   port.postMessage({ type: "ready", device: runner.deviceInfo } satisfies WorkerReply);
 } catch (e) {
-  port.postMessage({ type: "failed", message: (e as Error).message, code: (e as { code?: string }).code } satisfies WorkerReply);
+  port.postMessage({
+    type: "failed",
+    message: (e as Error).message,
+    code: (e as { code?: string }).code,
+  } satisfies WorkerReply);
 }

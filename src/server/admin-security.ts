@@ -40,10 +40,16 @@ export function adminSecurityFromConfig(config: ServerConfig): AdminSecurity {
 }
 
 /** Loads SKT_TRUSTED_KEYS (throws `invalid_config` naming a bad file). */
-export function signaturePolicyFromConfig(config: Pick<ServerConfig, "trustedKeys" | "requireSignature">): SignaturePolicy {
+export function signaturePolicyFromConfig(
+  config: Pick<ServerConfig, "trustedKeys" | "requireSignature">,
+): SignaturePolicy {
   const keys = TrustedKeys.load(config.trustedKeys);
   if (config.requireSignature && keys.size === 0) {
-    throw new SktError("bad_request", "invalid_config", "SKT_REQUIRE_SIGNATURE=true needs at least one key in SKT_TRUSTED_KEYS.");
+    throw new SktError(
+      "bad_request",
+      "invalid_config",
+      "SKT_REQUIRE_SIGNATURE=true needs at least one key in SKT_TRUSTED_KEYS.",
+    );
   }
   return { keys, required: config.requireSignature };
 }

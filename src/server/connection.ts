@@ -50,11 +50,19 @@ export function parserVerdict(err: NodeJS.ErrnoException): ConnectionVerdict {
     case "HPE_HEADER_OVERFLOW":
       return { status: 431, code: "headers_too_large", message: "The request headers are too large." };
     case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
-      return { status: 413, code: "chunk_extensions_too_large", message: "The request's chunk extensions are too large." };
+      return {
+        status: 413,
+        code: "chunk_extensions_too_large",
+        message: "The request's chunk extensions are too large.",
+      };
     case "ERR_HTTP_REQUEST_TIMEOUT":
       return { status: 408, code: "request_timeout", message: "The request was not received completely in time." };
     default:
-      return { status: 400, code: "malformed_http", message: `The request is not valid HTTP/1.1 (${err.code ?? "parse error"}).` };
+      return {
+        status: 400,
+        code: "malformed_http",
+        message: `The request is not valid HTTP/1.1 (${err.code ?? "parse error"}).`,
+      };
   }
 }
 
@@ -98,10 +106,16 @@ export function unroutableRequest(logger: Logger): (err: unknown) => Response {
     if (!(err instanceof RequestError)) {
       // Not a request it could not build: the app threw before answering (a bug).
       logger.error({ err }, "unhandled error");
-      return new Response(jsonError("internal", "Internal server error."), { status: 500, headers: { "content-type": "application/json" } });
+      return new Response(jsonError("internal", "Internal server error."), {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
     }
     logger.debug({ reason: err.message }, "request target refused");
-    const body = jsonError("bad_request_target", "The request target must be a path such as /classify (`*` and invalid Host headers are not served).");
+    const body = jsonError(
+      "bad_request_target",
+      "The request target must be a path such as /classify (`*` and invalid Host headers are not served).",
+    );
     return new Response(body, { status: 400, headers: { "content-type": "application/json", connection: "close" } });
   };
 }
@@ -115,6 +129,7 @@ export function clientSideFailure(incoming: IncomingMessage | undefined, err: un
   if (!incoming) return undefined;
   const verdict = parserVerdicts.get(incoming.socket);
   if (verdict) return verdict;
-  if (!incoming.complete && (incoming.destroyed || incoming.errored !== null || incoming.socket?.destroyed)) return CLIENT_CLOSED;
+  if (!incoming.complete && (incoming.destroyed || incoming.errored !== null || incoming.socket?.destroyed))
+    return CLIENT_CLOSED;
   return undefined;
 }

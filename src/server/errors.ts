@@ -132,7 +132,10 @@ function logServerSide(logger: Logger, c: Context<AppEnv>, skt: SktError): void 
     return;
   }
   const level = QUIET_PATHS.has(c.req.path) ? "debug" : "warn";
-  logger[level]({ reqId, code: skt.code, reason: skt.message, ...(skt.details ? { details: skt.details } : {}) }, "request failed");
+  logger[level](
+    { reqId, code: skt.code, reason: skt.message, ...(skt.details ? { details: skt.details } : {}) },
+    "request failed",
+  );
 }
 
 export const notFoundHandler: NotFoundHandler<AppEnv> = (c) =>

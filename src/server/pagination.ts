@@ -17,19 +17,38 @@ export const PageQuery = z.object({
     .string()
     .regex(/^\d+$/, { error: "must be a whole number" })
     .transform(Number)
-    .pipe(z.number().int().min(1, { error: "must be at least 1" }).max(MAX_PAGE_LIMIT, { error: `must be at most ${MAX_PAGE_LIMIT}` }))
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(1, { error: "must be at least 1" })
+        .max(MAX_PAGE_LIMIT, { error: `must be at most ${MAX_PAGE_LIMIT}` }),
+    )
     .optional()
-    .openapi({ param: { name: "limit", in: "query" }, type: "integer", minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT, description: "Most tasks on the page." }),
+    .openapi({
+      param: { name: "limit", in: "query" },
+      type: "integer",
+      minimum: 1,
+      maximum: MAX_PAGE_LIMIT,
+      default: DEFAULT_PAGE_LIMIT,
+      description: "Most tasks on the page.",
+    }),
   cursor: z
     .string()
     .max(200, { error: "is not a cursor from this server" })
     .optional()
-    .openapi({ param: { name: "cursor", in: "query" }, description: "The previous page's `next_cursor`; omit for the first page." }),
+    .openapi({
+      param: { name: "cursor", in: "query" },
+      description: "The previous page's `next_cursor`; omit for the first page.",
+    }),
 });
 
 export const pageFields = {
   total: z.number().int().openapi({ description: "Tasks served in all (every page)." }),
-  next_cursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next page; null on the last page." }),
+  next_cursor: z
+    .string()
+    .nullable()
+    .openapi({ description: "Pass as `cursor` for the next page; null on the last page." }),
 };
 
 const CURSOR_PREFIX = "after:";
@@ -45,7 +64,11 @@ export function pageRequest(query: { limit?: number; cursor?: string }): PageReq
   const text = /^[A-Za-z0-9_-]+$/.test(query.cursor) ? Buffer.from(query.cursor, "base64url").toString("utf8") : "";
   const after = text.startsWith(CURSOR_PREFIX) ? text.slice(CURSOR_PREFIX.length) : "";
   if (!isValidTaskName(after)) {
-    throw new SktError("bad_request", "invalid_cursor", "cursor: not a cursor from this server; pass the next_cursor of the previous page, or omit it for the first page");
+    throw new SktError(
+      "bad_request",
+      "invalid_cursor",
+      "cursor: not a cursor from this server; pass the next_cursor of the previous page, or omit it for the first page",
+    );
   }
   return { limit, after };
 }

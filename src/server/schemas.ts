@@ -6,8 +6,7 @@ import { TASK_NAME_PATTERN } from "../adapters/spec.js";
 import type { AdapterMetadata } from "../adapters/format.js";
 import type { AdapterDetails, TaskInfo, TaskListing } from "../engine/service.js";
 
-export const TASK_NAME_MESSAGE =
-  'must be 1-64 characters from a-z, 0-9, "_" and "-", starting with a letter or digit';
+export const TASK_NAME_MESSAGE = 'must be 1-64 characters from a-z, 0-9, "_" and "-", starting with a letter or digit';
 
 export const TaskName = z
   .string({ error: "required" })
@@ -28,7 +27,7 @@ export const ErrorSchema = z
   .object({
     error: z.object({
       code: z.string().openapi({ example: "not_found" }),
-      message: z.string().openapi({ example: "Unknown task \"foo\"." }),
+      message: z.string().openapi({ example: 'Unknown task "foo".' }),
       details: AnyObject.optional(),
     }),
   })
@@ -82,11 +81,19 @@ export function taskInfoJson(t: TaskInfo): TaskInfoJson {
 }
 
 // A flat object (not an allOf over TaskInfo), so the contract check's "no unlisted fields" holds for it.
-export const TaskListingSchema = z.object({
-  ...TaskInfoSchema.shape,
-  label_count: z.number().int().openapi({ description: "Labels in all; `labels` lists only the first ones when `truncated`." }),
-  truncated: z.boolean().openapi({ description: "True when `prompt_text` (cut to 100 characters) or `labels` (at most 10, 100 characters in all) was cut; `GET /admin/adapters/{task}` has the full values." }),
-}).openapi("TaskListing");
+export const TaskListingSchema = z
+  .object({
+    ...TaskInfoSchema.shape,
+    label_count: z
+      .number()
+      .int()
+      .openapi({ description: "Labels in all; `labels` lists only the first ones when `truncated`." }),
+    truncated: z.boolean().openapi({
+      description:
+        "True when `prompt_text` (cut to 100 characters) or `labels` (at most 10, 100 characters in all) was cut; `GET /admin/adapters/{task}` has the full values.",
+    }),
+  })
+  .openapi("TaskListing");
 
 export function taskListingJson(t: TaskListing): z.infer<typeof TaskListingSchema> {
   return { ...taskInfoJson(t), label_count: t.labelCount, truncated: t.truncated };

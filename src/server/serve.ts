@@ -84,7 +84,8 @@ export async function startServer(
           dropped++;
         }
       }
-      if (dropped > 0) logger.info({ connections: dropped }, "dropped connections whose request was not received completely");
+      if (dropped > 0)
+        logger.info({ connections: dropped }, "dropped connections whose request was not received completely");
       const cutoff = setTimeout(() => {
         logger.warn("shutdown timeout reached; closing remaining connections");
         server.closeAllConnections();

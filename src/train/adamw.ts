@@ -135,10 +135,18 @@ export function linearSchedule(opts: LinearScheduleOptions): (step: number) => n
   const { warmupSteps, totalSteps, peakLr } = opts;
   checkNonNegative("peakLr", peakLr);
   if (!Number.isInteger(warmupSteps) || warmupSteps < 0) {
-    throw new SktError("bad_request", "invalid_schedule", `warmupSteps must be a non-negative integer, got ${warmupSteps}`);
+    throw new SktError(
+      "bad_request",
+      "invalid_schedule",
+      `warmupSteps must be a non-negative integer, got ${warmupSteps}`,
+    );
   }
   if (!Number.isInteger(totalSteps) || totalSteps < 0) {
-    throw new SktError("bad_request", "invalid_schedule", `totalSteps must be a non-negative integer, got ${totalSteps}`);
+    throw new SktError(
+      "bad_request",
+      "invalid_schedule",
+      `totalSteps must be a non-negative integer, got ${totalSteps}`,
+    );
   }
   return (step: number): number => {
     if (step < warmupSteps) return (peakLr * Math.max(0, step)) / Math.max(1, warmupSteps);

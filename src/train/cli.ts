@@ -56,19 +56,33 @@ export async function evalCommand(argv: readonly string[]): Promise<void> {
 
 const modelsDirOf = (v: { modelsDir?: string }) => v.modelsDir ?? (process.env.SKT_MODELS_DIR?.trim() || "models");
 const modelOf = (v: { model?: string }) => v.model ?? (process.env.SKT_MODEL?.trim() || undefined);
-const threadsOf = (v: { threads?: string }) => num(v.threads ?? (process.env.SKT_THREADS?.trim() || undefined), "threads", 2);
+const threadsOf = (v: { threads?: string }) =>
+  num(v.threads ?? (process.env.SKT_THREADS?.trim() || undefined), "threads", 2);
 
 /** The validation data: --dev, --holdout N (the file's last N; 0: none), or a stratified default slice. */
-async function splitValidation(v: TrainFlags, train: Dataset, seed: number): Promise<{ dev: Dataset | undefined; describe: string | null }> {
+async function splitValidation(
+  v: TrainFlags,
+  train: Dataset,
+  seed: number,
+): Promise<{ dev: Dataset | undefined; describe: string | null }> {
   if (v.holdout && v.dev) fail("use either --dev FILE or --holdout N for the validation data, not both");
-  if (v.dev) return { dev: await loadDataset(v.dev, { labels: train.labels.length ? train.labels : undefined }), describe: v.dev };
+  if (v.dev)
+    return {
+      dev: await loadDataset(v.dev, { labels: train.labels.length ? train.labels : undefined }),
+      describe: v.dev,
+    };
   if (v.holdout) {
     // "--holdout N": the file's last N examples validate (early stopping) and are never trained on.
     const holdout = num(v.holdout, "holdout", 0);
-    if (!Number.isInteger(holdout) || holdout < 0 || holdout >= train.examples.length) fail(`--holdout must be a whole number between 0 and ${train.examples.length - 1}`);
+    if (!Number.isInteger(holdout) || holdout < 0 || holdout >= train.examples.length)
+      fail(`--holdout must be a whole number between 0 and ${train.examples.length - 1}`);
     if (holdout === 0) return { dev: undefined, describe: null };
     const describe = `last ${holdout} examples of ${v.data}`;
-    const dev = { ...train, path: `${v.data} (last ${holdout} examples)`, examples: train.examples.slice(train.examples.length - holdout) };
+    const dev = {
+      ...train,
+      path: `${v.data} (last ${holdout} examples)`,
+      examples: train.examples.slice(train.examples.length - holdout),
+    };
     train.examples = train.examples.slice(0, train.examples.length - holdout);
     return { dev, describe };
   }
@@ -81,7 +95,8 @@ async function splitValidation(v: TrainFlags, train: Dataset, seed: number): Pro
 }
 
 export async function runTrain(v: TrainFlags): Promise<void> {
-  if (!v.task || !v.data || !v.prompt || !v.out) fail("train needs --task, --data, --prompt and --out (see skt train --help)");
+  if (!v.task || !v.data || !v.prompt || !v.out)
+    fail("train needs --task, --data, --prompt and --out (see skt train --help)");
   // No --variant and no pooling flag: prefix with pooling, or the first form that fits the cap on this backbone.
   const autoForm = v.variant === undefined && v.pooling === undefined;
   const variant = (v.variant ?? "prefix") as Variant;
@@ -98,15 +113,32 @@ export async function runTrain(v: TrainFlags): Promise<void> {
   const modelsDir = modelsDirOf(v);
   const threads = threadsOf(v);
   const options: TrainOptions = {
-    task: v.task, train, dev, labelNames,
-    promptText: v.prompt, variant, pooling: v.pooling !== false, method,
-    init: (v.init as InitScheme | undefined) ?? defaultInit(method, variant), autoForm, autoInit: v.init === undefined,
-    epochs: num(v.epochs, "epochs", 3), maxSteps: v.maxSteps ? num(v.maxSteps, "max-steps", 0) : undefined,
-    batchSize: num(v.batchSize, "batch-size", 32), lr: num(v.lr, "lr", 3e-3), weightDecay: num(v.weightDecay, "weight-decay", 0.01),
-    warmup: num(v.warmup, "warmup", 0.06), maxLength: num(v.maxLength, "max-length", 128), seed,
-    evalEvery: num(v.evalEvery, "eval-every", 500), evalLimit: v.evalLimit ? num(v.evalLimit, "eval-limit", 0) : undefined,
-    patience: num(v.patience, "patience", 0), dropout: num(v.dropout, "dropout", 0.1),
-    threads, modelsDir, model: modelOf(v),
+    task: v.task,
+    train,
+    dev,
+    labelNames,
+    promptText: v.prompt,
+    variant,
+    pooling: v.pooling !== false,
+    method,
+    init: (v.init as InitScheme | undefined) ?? defaultInit(method, variant),
+    autoForm,
+    autoInit: v.init === undefined,
+    epochs: num(v.epochs, "epochs", 3),
+    maxSteps: v.maxSteps ? num(v.maxSteps, "max-steps", 0) : undefined,
+    batchSize: num(v.batchSize, "batch-size", 32),
+    lr: num(v.lr, "lr", 3e-3),
+    weightDecay: num(v.weightDecay, "weight-decay", 0.01),
+    warmup: num(v.warmup, "warmup", 0.06),
+    maxLength: num(v.maxLength, "max-length", 128),
+    seed,
+    evalEvery: num(v.evalEvery, "eval-every", 500),
+    evalLimit: v.evalLimit ? num(v.evalLimit, "eval-limit", 0) : undefined,
+    patience: num(v.patience, "patience", 0),
+    dropout: num(v.dropout, "dropout", 0.1),
+    threads,
+    modelsDir,
+    model: modelOf(v),
   };
   const progressEvery = num(v.progressEvery, "progress-every", 10);
   if (progressEvery < 0) fail("--progress-every must be 0 or more seconds");
@@ -114,7 +146,10 @@ export async function runTrain(v: TrainFlags): Promise<void> {
   const human = (line: string) => {
     if (!v.json) console.log(line);
   };
-  if (devDescription === null) human(`no validation data (${v.holdout === undefined ? `${v.data} is too small to hold examples out` : "--holdout 0"}): the last step is kept`);
+  if (devDescription === null)
+    human(
+      `no validation data (${v.holdout === undefined ? `${v.data} is too small to hold examples out` : "--holdout 0"}): the last step is kept`,
+    );
   else if (!v.dev && !v.holdout) human(`validation: ${devDescription} (give --dev FILE or --holdout N to choose)`);
   const reporter = createProgressReporter({ mode, everySeconds: progressEvery });
   options.onProgress = (p) => reporter.onProgress(p);
@@ -129,18 +164,51 @@ export async function runTrain(v: TrainFlags): Promise<void> {
   const bytes = result.file ? encodeAdapter(result.file) : null;
   if (bytes) await writeFile(v.out, bytes);
   // The final report: the written adapter through the serving engine on all the validation data, as `eval` gives it.
-  const finalReport = bytes && dev && dev.examples.length > 0
-    ? await evaluateThroughEngine(bytes, v.task, dev, { threads, modelsDir, model: modelOf(v), datasetLabels: datasetLabelOrder(result.file!.metadata.labels, dev.labels, v.labelNames) })
-    : null;
+  const finalReport =
+    bytes && dev && dev.examples.length > 0
+      ? await evaluateThroughEngine(bytes, v.task, dev, {
+          threads,
+          modelsDir,
+          model: modelOf(v),
+          datasetLabels: datasetLabelOrder(result.file!.metadata.labels, dev.labels, v.labelNames),
+        })
+      : null;
   const { onProgress: _drop, train: _t, dev: _d, ...printable } = options;
-  await writeFile(logPath, JSON.stringify({ options: { ...printable, data: v.data, dev: devDescription, trainExamples: train.examples.length }, result: { ...result, file: undefined }, finalReport }, null, 1) + "\n");
+  await writeFile(
+    logPath,
+    JSON.stringify(
+      {
+        options: { ...printable, data: v.data, dev: devDescription, trainExamples: train.examples.length },
+        result: { ...result, file: undefined },
+        finalReport,
+      },
+      null,
+      1,
+    ) + "\n",
+  );
   if (v.json) {
-    console.log(JSON.stringify({ event: "done", out: bytes ? v.out : null, log: logPath, parameters: result.parameters, best_step: result.best.step, steps: result.history.length, examples_per_sec: result.examplesPerSec, validation: devDescription, report: finalReport ?? result.best.report }));
+    console.log(
+      JSON.stringify({
+        event: "done",
+        out: bytes ? v.out : null,
+        log: logPath,
+        parameters: result.parameters,
+        best_step: result.best.step,
+        steps: result.history.length,
+        examples_per_sec: result.examplesPerSec,
+        validation: devDescription,
+        report: finalReport ?? result.best.report,
+      }),
+    );
     return;
   }
   const r = result.best.report;
-  console.log(`${bytes ? `wrote ${v.out}` : "probe: no adapter written"} (${result.parameters.toLocaleString("en-US")} trainable parameters), log ${logPath}`);
-  console.log(`best dev ${r?.microF1 !== undefined ? `micro-F1 ${(r.microF1 * 100).toFixed(2)}%, ` : ""}${r?.accuracy !== undefined ? `accuracy ${(r.accuracy * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%` : r?.mse !== undefined ? `MSE ${r.mse.toFixed(4)}` : "n/a"} at step ${result.best.step}; ${result.examplesPerSec.toFixed(0)} examples/s`);
+  console.log(
+    `${bytes ? `wrote ${v.out}` : "probe: no adapter written"} (${result.parameters.toLocaleString("en-US")} trainable parameters), log ${logPath}`,
+  );
+  console.log(
+    `best dev ${r?.microF1 !== undefined ? `micro-F1 ${(r.microF1 * 100).toFixed(2)}%, ` : ""}${r?.accuracy !== undefined ? `accuracy ${(r.accuracy * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%` : r?.mse !== undefined ? `MSE ${r.mse.toFixed(4)}` : "n/a"} at step ${result.best.step}; ${result.examplesPerSec.toFixed(0)} examples/s`,
+  );
   if (finalReport) {
     console.log(`final report on ${devDescription}:`);
     printReport(finalReport);
@@ -152,7 +220,12 @@ export async function runEval(v: EvalFlags): Promise<void> {
   const bytes = new Uint8Array(await readFile(v.adapter));
   const meta = peekMetadata(bytes);
   const data = await loadDataset(v.data, meta.problemType === "regression" ? { task: "regression" } : undefined);
-  const report = await evaluateThroughEngine(bytes, meta.task, data, { threads: threadsOf(v), modelsDir: modelsDirOf(v), model: modelOf(v), datasetLabels: datasetLabelOrder(meta.labels, data.labels, v.labelNames) });
+  const report = await evaluateThroughEngine(bytes, meta.task, data, {
+    threads: threadsOf(v),
+    modelsDir: modelsDirOf(v),
+    model: modelOf(v),
+    datasetLabels: datasetLabelOrder(meta.labels, data.labels, v.labelNames),
+  });
   if (v.json) console.log(JSON.stringify(report, null, 1));
   else printReport(report);
 }
@@ -174,11 +247,29 @@ export interface EngineEvalReport extends EvalReport {
 }
 
 /** Uploads the adapter into a throwaway store and classifies every example through the engine. */
-export async function evaluateThroughEngine(bytes: Uint8Array, task: string, data: Awaited<ReturnType<typeof loadDataset>>, o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[] }): Promise<EngineEvalReport> {
+export async function evaluateThroughEngine(
+  bytes: Uint8Array,
+  task: string,
+  data: Awaited<ReturnType<typeof loadDataset>>,
+  o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[] },
+): Promise<EngineEvalReport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-eval-"));
   const engine = await Engine.create({
-    modelsDir: o.modelsDir, model: o.model, adaptersDir: dir, threads: o.threads, device: "cpu", maxBatchSize: 64, maxBatchTokens: 8192, maxWaitMs: 2, maxPaddingRatio: 0.25,
-    queueSize: 1 << 20, cacheBytes: 64 << 20, maxAdapterParams: 1_000_000, maxUploadBytes: 64 << 20, semanticCache: true, requestTimeoutMs: 600_000,
+    modelsDir: o.modelsDir,
+    model: o.model,
+    adaptersDir: dir,
+    threads: o.threads,
+    device: "cpu",
+    maxBatchSize: 64,
+    maxBatchTokens: 8192,
+    maxWaitMs: 2,
+    maxPaddingRatio: 0.25,
+    queueSize: 1 << 20,
+    cacheBytes: 64 << 20,
+    maxAdapterParams: 1_000_000,
+    maxUploadBytes: 64 << 20,
+    semanticCache: true,
+    requestTimeoutMs: 600_000,
   });
   try {
     const info = await engine.upload(task, bytes);
@@ -204,10 +295,14 @@ function printReport(r: EngineEvalReport): void {
     return;
   }
   if (r.microF1 !== undefined) {
-    console.log(`micro-F1 ${(r.microF1 * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%, exact-match accuracy ${(r.accuracy! * 100).toFixed(2)}% (labels: ${r.labels!.join(", ")})`);
+    console.log(
+      `micro-F1 ${(r.microF1 * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%, exact-match accuracy ${(r.accuracy! * 100).toFixed(2)}% (labels: ${r.labels!.join(", ")})`,
+    );
     return;
   }
   console.log(`accuracy ${(r.accuracy! * 100).toFixed(2)}%, macro-F1 ${(r.macroF1! * 100).toFixed(2)}%`);
   console.log(`confusion (rows gold, columns predicted): ${r.labels!.join(" | ")}`);
-  r.confusion!.forEach((row, i) => console.log(`  ${r.labels![i].padEnd(12)} ${row.map((c) => String(c).padStart(6)).join(" ")}`));
+  r.confusion!.forEach((row, i) =>
+    console.log(`  ${r.labels![i].padEnd(12)} ${row.map((c) => String(c).padStart(6)).join(" ")}`),
+  );
 }

@@ -9,40 +9,107 @@ import { DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_MAX } from "./holdout.js";
 
 export const TRAIN_FLAGS: readonly FlagSpec[] = [
   { flag: "--task", value: "name", meaning: "Task name stored in the adapter (required)." },
-  { flag: "--data", value: "file", meaning: "Labelled training file: TSV/CSV with a header (sentence, label or labels) or JSONL (required)." },
+  {
+    flag: "--data",
+    value: "file",
+    meaning: "Labelled training file: TSV/CSV with a header (sentence, label or labels) or JSONL (required).",
+  },
   {
     flag: "--dev",
     value: "file",
     defaultDoc: `a stratified ${DEFAULT_HOLDOUT_FRACTION * 100} % of --data, at most ${DEFAULT_HOLDOUT_MAX.toLocaleString("en-US")} examples`,
     meaning: "Validation file: selects the best step and gives the final report.",
   },
-  { flag: "--holdout", value: "n", meaning: "Validate on the last N examples of --data instead (never trained on); 0: no validation, keep the last step." },
+  {
+    flag: "--holdout",
+    value: "n",
+    meaning:
+      "Validate on the last N examples of --data instead (never trained on); 0: no validation, keep the last step.",
+  },
   { flag: "--prompt", value: "text", meaning: "The task prompt the adapter is built from (required)." },
   { flag: "--out", value: "file", meaning: "Where to write the adapter (.safetensors) (required)." },
-  { flag: "--variant", value: "prefix|prompt", defaultDoc: "prefix with pooling; where that is over the 1M-parameter cap (large backbones), the first form that fits", meaning: "Adapter variant." },
+  {
+    flag: "--variant",
+    value: "prefix|prompt",
+    defaultDoc:
+      "prefix with pooling; where that is over the 1M-parameter cap (large backbones), the first form that fits",
+    meaning: "Adapter variant.",
+  },
   { flag: "--pooling", meaning: "Pool the prompt's hidden states (the default)." },
   { flag: "--no-pooling", meaning: "Use the non-pooling transform." },
   { flag: "--method", value: "sk|prompt-tuning|probe", default: "sk", meaning: "Training method." },
-  { flag: "--init", value: "scheme", defaultDoc: "authors (prefix), token-scale (prompt), random (prompt-tuning)", meaning: "Initialisation of the adapter's parameters." },
+  {
+    flag: "--init",
+    value: "scheme",
+    defaultDoc: "authors (prefix), token-scale (prompt), random (prompt-tuning)",
+    meaning: "Initialisation of the adapter's parameters.",
+  },
   { flag: "--epochs", value: "n", default: "3", meaning: "Passes over the training data." },
   { flag: "--max-steps", value: "n", defaultDoc: "no limit", meaning: "Stop after this many optimizer steps." },
   { flag: "--batch-size", value: "n", default: "32", meaning: "Examples per step." },
   { flag: "--lr", value: "rate", default: "3e-3", meaning: "Peak learning rate (AdamW, linear warmup and decay)." },
   { flag: "--weight-decay", value: "x", default: "0.01", meaning: "AdamW weight decay." },
-  { flag: "--warmup", value: "x", default: "0.06", meaning: "Warmup: a fraction of all steps when < 1, else a step count." },
-  { flag: "--max-length", value: "n", default: "128", meaning: "Most tokens per input (the prompt variant's soft prompt counts)." },
+  {
+    flag: "--warmup",
+    value: "x",
+    default: "0.06",
+    meaning: "Warmup: a fraction of all steps when < 1, else a step count.",
+  },
+  {
+    flag: "--max-length",
+    value: "n",
+    default: "128",
+    meaning: "Most tokens per input (the prompt variant's soft prompt counts).",
+  },
   { flag: "--seed", value: "n", default: "1", meaning: "Random seed (same seed, same adapter, byte for byte)." },
-  { flag: "--label-names", value: "a,b", defaultDoc: "the file's labels", meaning: "Names for the file's labels, in sorted label order (e.g. negative,positive for 0,1)." },
+  {
+    flag: "--label-names",
+    value: "a,b",
+    defaultDoc: "the file's labels",
+    meaning: "Names for the file's labels, in sorted label order (e.g. negative,positive for 0,1).",
+  },
   { flag: "--train-limit", value: "n", defaultDoc: "all", meaning: "Train on the first N training examples only." },
-  { flag: "--eval-every", value: "n", default: "500", meaning: "Evaluate on the validation data every N steps (and at the end)." },
-  { flag: "--eval-limit", value: "n", defaultDoc: "all", meaning: "Evaluate on at most N validation examples during training (the final report uses all)." },
-  { flag: "--patience", value: "n", default: "0", meaning: "Stop after N evaluations without a better score (0: never)." },
+  {
+    flag: "--eval-every",
+    value: "n",
+    default: "500",
+    meaning: "Evaluate on the validation data every N steps (and at the end).",
+  },
+  {
+    flag: "--eval-limit",
+    value: "n",
+    defaultDoc: "all",
+    meaning: "Evaluate on at most N validation examples during training (the final report uses all).",
+  },
+  {
+    flag: "--patience",
+    value: "n",
+    default: "0",
+    meaning: "Stop after N evaluations without a better score (0: never).",
+  },
   { flag: "--dropout", value: "p", default: "0.1", meaning: "Dropout rate." },
   { flag: "--threads", value: "n", default: "2", env: "SKT_THREADS", meaning: "onnxruntime threads." },
-  { flag: "--models-dir", value: "dir", default: "models", env: "SKT_MODELS_DIR", meaning: "Where the built backbone lives." },
-  { flag: "--model", value: "folder", defaultDoc: "the embedded USE-lite", env: "SKT_MODEL", meaning: "A Hugging Face model folder to train on (see README: Use your own model)." },
+  {
+    flag: "--models-dir",
+    value: "dir",
+    default: "models",
+    env: "SKT_MODELS_DIR",
+    meaning: "Where the built backbone lives.",
+  },
+  {
+    flag: "--model",
+    value: "folder",
+    defaultDoc: "the embedded USE-lite",
+    env: "SKT_MODEL",
+    meaning: "A Hugging Face model folder to train on (see README: Use your own model).",
+  },
   { flag: "--log", value: "file", defaultDoc: "<out>.log.json", meaning: "JSON log of the run." },
-  { flag: "--progress-every", value: "seconds", default: "10", meaning: "Without a terminal (or with --json): one progress line per this many seconds." },
+  {
+    flag: "--progress-every",
+    value: "seconds",
+    default: "10",
+    meaning: "Without a terminal (or with --json): one progress line per this many seconds.",
+  },
   { flag: "--quiet", meaning: "No progress output." },
   { flag: "--json", meaning: "Progress and the final report as JSON lines on stdout." },
 ];
@@ -50,10 +117,27 @@ export const TRAIN_FLAGS: readonly FlagSpec[] = [
 export const EVAL_FLAGS: readonly FlagSpec[] = [
   { flag: "--adapter", value: "file", meaning: "Adapter file to evaluate (required)." },
   { flag: "--data", value: "file", meaning: "Labelled file to evaluate on (required)." },
-  { flag: "--label-names", value: "a,b", defaultDoc: "the adapter's labels", meaning: "The adapter's names for the file's labels, in sorted label order." },
+  {
+    flag: "--label-names",
+    value: "a,b",
+    defaultDoc: "the adapter's labels",
+    meaning: "The adapter's names for the file's labels, in sorted label order.",
+  },
   { flag: "--threads", value: "n", default: "2", env: "SKT_THREADS", meaning: "onnxruntime threads." },
-  { flag: "--models-dir", value: "dir", default: "models", env: "SKT_MODELS_DIR", meaning: "Where the built backbone lives." },
-  { flag: "--model", value: "folder", defaultDoc: "the embedded USE-lite", env: "SKT_MODEL", meaning: "The Hugging Face model folder the adapter was trained on." },
+  {
+    flag: "--models-dir",
+    value: "dir",
+    default: "models",
+    env: "SKT_MODELS_DIR",
+    meaning: "Where the built backbone lives.",
+  },
+  {
+    flag: "--model",
+    value: "folder",
+    defaultDoc: "the embedded USE-lite",
+    env: "SKT_MODEL",
+    meaning: "The Hugging Face model folder the adapter was trained on.",
+  },
   { flag: "--json", meaning: "Print the report as JSON." },
 ];
 
@@ -123,8 +207,13 @@ export function defineTrain(cmd: Command): Command {
 export function defineEval(cmd: Command): Command {
   return addFlags(cmd, EVAL_FLAGS)
     .summary("score an adapter on a labelled file through the serving engine")
-    .description("Score an adapter file on a labelled file through the full serving engine (registry, batcher, worker).")
-    .addHelpText("after", "\nExamples:\n  $ skt eval --adapter build/sst2.safetensors --data dev.tsv --label-names negative,positive\n  $ skt eval --adapter build/spam.safetensors --data test.jsonl --json");
+    .description(
+      "Score an adapter file on a labelled file through the full serving engine (registry, batcher, worker).",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt eval --adapter build/sst2.safetensors --data dev.tsv --label-names negative,positive\n  $ skt eval --adapter build/spam.safetensors --data test.jsonl --json",
+    );
 }
 
 export function addTrainCommands(program: Command): void {

@@ -87,7 +87,9 @@ export async function loadDataset(path: string, opts: LoadDatasetOptions = {}): 
   if (content.trim() === "") throw fail("dataset_empty", path, 1, "file is empty");
 
   const raw =
-    format === ".jsonl" ? parseJsonl(content, path) : fromTable(format === ".tsv" ? splitTsv(content) : parseCsv(content, path), path);
+    format === ".jsonl"
+      ? parseJsonl(content, path)
+      : fromTable(format === ".tsv" ? splitTsv(content) : parseCsv(content, path), path);
   if (raw.length === 0) throw fail("dataset_empty", path, undefined, "file has no examples");
 
   const hasPairs = raw[0].pair !== undefined;
@@ -105,20 +107,34 @@ export async function loadDataset(path: string, opts: LoadDatasetOptions = {}): 
   const multiLabel = Array.isArray(raw[0].label);
   for (const r of raw) {
     if (Array.isArray(r.label) !== multiLabel) {
-      throw fail("dataset_bad_label", path, r.line, multiLabel ? 'has "label" but earlier lines have "labels" (multi-label)' : 'has "labels" (multi-label) but earlier lines have "label"');
+      throw fail(
+        "dataset_bad_label",
+        path,
+        r.line,
+        multiLabel
+          ? 'has "label" but earlier lines have "labels" (multi-label)'
+          : 'has "labels" (multi-label) but earlier lines have "label"',
+      );
     }
   }
   if (multiLabel) {
-    if (opts.task === "regression") throw fail("dataset_invalid_options", path, undefined, "a multi-label file cannot be read as regression");
+    if (opts.task === "regression")
+      throw fail("dataset_invalid_options", path, undefined, "a multi-label file cannot be read as regression");
     return toMultiLabel(raw, path, hasPairs, opts.labels);
   }
-  const task = opts.task ?? (opts.labels === undefined && typeof raw[0].label === "number" ? "regression" : "classification");
+  const task =
+    opts.task ?? (opts.labels === undefined && typeof raw[0].label === "number" ? "regression" : "classification");
   return task === "regression" ? toRegression(raw, path, hasPairs) : toClassification(raw, path, hasPairs, opts.labels);
 }
 
 function checkFixedLabels(path: string, fixed?: string[]): void {
   if (fixed !== undefined && (fixed.length === 0 || new Set(fixed).size !== fixed.length)) {
-    throw fail("dataset_invalid_options", path, undefined, "the given label set must be non-empty and without duplicates");
+    throw fail(
+      "dataset_invalid_options",
+      path,
+      undefined,
+      "the given label set must be non-empty and without duplicates",
+    );
   }
 }
 
@@ -128,9 +144,16 @@ function toMultiLabel(raw: RawExample[], path: string, hasPairs: boolean, fixed?
   const seen = new Set<string>();
   const examples = raw.map((r): Example => {
     const names = r.label as string[];
-    if (new Set(names).size !== names.length) throw fail("dataset_bad_label", path, r.line, `a label is listed twice in ${JSON.stringify(names)}`);
+    if (new Set(names).size !== names.length)
+      throw fail("dataset_bad_label", path, r.line, `a label is listed twice in ${JSON.stringify(names)}`);
     for (const name of names) {
-      if (allowed && !allowed.has(name)) throw fail("dataset_unknown_label", path, r.line, `unknown label ${JSON.stringify(name)} (expected some of ${fixed.join(", ")})`);
+      if (allowed && !allowed.has(name))
+        throw fail(
+          "dataset_unknown_label",
+          path,
+          r.line,
+          `unknown label ${JSON.stringify(name)} (expected some of ${fixed.join(", ")})`,
+        );
       seen.add(name);
     }
     return withLabel(r, names);
@@ -141,9 +164,19 @@ function toMultiLabel(raw: RawExample[], path: string, hasPairs: boolean, fixed?
 
 function toRegression(raw: RawExample[], path: string, hasPairs: boolean): Dataset {
   const examples = raw.map((r): Example => {
-    const value = typeof r.label === "number" ? r.label : typeof r.label === "string" && r.label.trim() !== "" ? Number(r.label) : NaN;
+    const value =
+      typeof r.label === "number"
+        ? r.label
+        : typeof r.label === "string" && r.label.trim() !== ""
+          ? Number(r.label)
+          : NaN;
     if (!Number.isFinite(value)) {
-      throw fail("dataset_bad_label", path, r.line, `regression label ${JSON.stringify(r.label)} is not a finite number`);
+      throw fail(
+        "dataset_bad_label",
+        path,
+        r.line,
+        `regression label ${JSON.stringify(r.label)} is not a finite number`,
+      );
     }
     return withLabel(r, value);
   });
@@ -159,11 +192,21 @@ function toClassification(raw: RawExample[], path: string, hasPairs: boolean, fi
   const seen = new Set<string>();
   const examples = raw.map((r): Example => {
     if (fixed === undefined && typeof r.label !== firstType) {
-      throw fail("dataset_bad_label", path, r.line, `label ${JSON.stringify(r.label)} is a ${typeof r.label}, earlier labels are ${firstType}s`);
+      throw fail(
+        "dataset_bad_label",
+        path,
+        r.line,
+        `label ${JSON.stringify(r.label)} is a ${typeof r.label}, earlier labels are ${firstType}s`,
+      );
     }
     const label = String(r.label);
     if (allowed && !allowed.has(label)) {
-      throw fail("dataset_unknown_label", path, r.line, `unknown label ${JSON.stringify(label)} (expected one of ${fixed.join(", ")})`);
+      throw fail(
+        "dataset_unknown_label",
+        path,
+        r.line,
+        `unknown label ${JSON.stringify(label)} (expected one of ${fixed.join(", ")})`,
+      );
     }
     seen.add(label);
     return withLabel(r, label);
@@ -172,7 +215,9 @@ function toClassification(raw: RawExample[], path: string, hasPairs: boolean, fi
 }
 
 function withLabel(r: RawExample, label: string | number | string[]): Example {
-  return r.pair === undefined ? { text: r.text, label, line: r.line } : { text: r.text, pair: r.pair, label, line: r.line };
+  return r.pair === undefined
+    ? { text: r.text, label, line: r.line }
+    : { text: r.text, pair: r.pair, label, line: r.line };
 }
 
 const NUMBER_LIKE = /^-?\d+(\.\d+)?$/;
@@ -223,7 +268,8 @@ function parseCsv(content: string, path: string): Row[] {
         i++;
         for (;;) {
           const close = content.indexOf('"', i);
-          if (close < 0) throw fail("dataset_unterminated_quote", path, quoteLine, "unterminated quoted field starts here");
+          if (close < 0)
+            throw fail("dataset_unterminated_quote", path, quoteLine, "unterminated quoted field starts here");
           const chunk = content.slice(i, close);
           line += countNewlines(chunk);
           field += chunk;
@@ -296,22 +342,35 @@ function fromTable(rows: Row[], path: string): RawExample[] {
   const multiCol = at("labels");
   const labelCol = multiCol >= 0 ? multiCol : at("label");
   if (labelCol < 0) {
-    throw missingColumn(path, headerLine, names, `column "label" or "labels" (a GLUE test split has no labels and cannot be used for training)`);
+    throw missingColumn(
+      path,
+      headerLine,
+      names,
+      `column "label" or "labels" (a GLUE test split has no labels and cannot be used for training)`,
+    );
   }
-  if (multiCol >= 0 && at("label") >= 0) throw fail("dataset_bad_header", path, headerLine, 'both "label" and "labels" columns: keep one');
+  if (multiCol >= 0 && at("label") >= 0)
+    throw fail("dataset_bad_header", path, headerLine, 'both "label" and "labels" columns: keep one');
 
   return body.map((row): RawExample => {
     if (row.cells.length !== names.length) {
-      throw fail("dataset_column_count", path, row.line, `has ${row.cells.length} columns, the header has ${names.length}`);
+      throw fail(
+        "dataset_column_count",
+        path,
+        row.line,
+        `has ${row.cells.length} columns, the header has ${names.length}`,
+      );
     }
     const text = row.cells[textCol];
-    if (text.trim() === "") throw fail("dataset_empty_text", path, row.line, `empty text in column "${names[textCol]}"`);
+    if (text.trim() === "")
+      throw fail("dataset_empty_text", path, row.line, `empty text in column "${names[textCol]}"`);
     const cell = row.cells[labelCol].trim();
     if (cell === "" && multiCol < 0) throw fail("dataset_missing_label", path, row.line, "missing label");
     const label = multiCol < 0 ? cell : splitLabelList(cell, path, row.line);
     if (pairCol < 0) return { text, label, line: row.line };
     const pair = row.cells[pairCol];
-    if (pair.trim() === "") throw fail("dataset_empty_text", path, row.line, `empty text in column "${names[pairCol]}"`);
+    if (pair.trim() === "")
+      throw fail("dataset_empty_text", path, row.line, `empty text in column "${names[pairCol]}"`);
     return { text, pair, label, line: row.line };
   });
 }
@@ -320,7 +379,8 @@ function fromTable(rows: Row[], path: string): RawExample[] {
 function splitLabelList(cell: string, path: string, line: number): string[] {
   if (cell === "") return [];
   const names = cell.split("|").map((s) => s.trim());
-  if (names.some((s) => s === "")) throw fail("dataset_bad_label", path, line, `empty name in labels ${JSON.stringify(cell)}`);
+  if (names.some((s) => s === ""))
+    throw fail("dataset_bad_label", path, line, `empty name in labels ${JSON.stringify(cell)}`);
   return names;
 }
 
@@ -349,7 +409,8 @@ function parseJsonl(content: string, path: string): RawExample[] {
     const rec = obj as Record<string, unknown>;
     const textKey = rec.text !== undefined ? "text" : "sentence";
     const text = rec[textKey];
-    if (text === undefined || text === null) throw fail("dataset_missing_column", path, line, `missing "text" (or "sentence")`);
+    if (text === undefined || text === null)
+      throw fail("dataset_missing_column", path, line, `missing "text" (or "sentence")`);
     if (typeof text !== "string") throw fail("dataset_bad_text", path, line, `"${textKey}" must be a string`);
     if (text.trim() === "") throw fail("dataset_empty_text", path, line, `empty "${textKey}"`);
 
@@ -364,7 +425,12 @@ function parseJsonl(content: string, path: string): RawExample[] {
       if (rec.label !== undefined) throw fail("dataset_bad_label", path, line, 'both "label" and "labels": keep one');
       const names = rec.labels;
       if (!Array.isArray(names) || names.some((x) => typeof x !== "string" || x.trim() === "")) {
-        throw fail("dataset_bad_label", path, line, `"labels" must be an array of non-empty strings, got ${JSON.stringify(names)}`);
+        throw fail(
+          "dataset_bad_label",
+          path,
+          line,
+          `"labels" must be an array of non-empty strings, got ${JSON.stringify(names)}`,
+        );
       }
       const trimmed = (names as string[]).map((x) => x.trim());
       out.push(pair === undefined ? { text, label: trimmed, line } : { text, pair, label: trimmed, line });

@@ -34,7 +34,11 @@ export interface EvalContext {
 }
 
 /** Token ids of an example within the adapter's text budget (pairs trimmed longest-first). */
-export function encodeExample(tokenizer: BackboneTokenizer, e: Pick<Example, "text" | "pair">, budget: number): number[] {
+export function encodeExample(
+  tokenizer: BackboneTokenizer,
+  e: Pick<Example, "text" | "pair">,
+  budget: number,
+): number[] {
   return (e.pair !== undefined ? tokenizer.encodePair(e.text, e.pair, budget) : tokenizer.encode(e.text, budget)).ids;
 }
 
@@ -45,7 +49,9 @@ function goldIndices(examples: Example[], datasetLabels: string[]): number[] {
 
 /** Multi-label: the class indices that apply to each example. */
 function goldSets(examples: Example[], datasetLabels: string[]): number[][] {
-  return examples.map((e) => (Array.isArray(e.label) ? e.label : [String(e.label)]).map((l) => datasetLabels.indexOf(l)));
+  return examples.map((e) =>
+    (Array.isArray(e.label) ? e.label : [String(e.label)]).map((l) => datasetLabels.indexOf(l)),
+  );
 }
 
 /** A multi-label prediction: every label whose sigmoid score reaches 0.5. */
@@ -57,29 +63,71 @@ function predictedSet(scores: Record<string, number>, labels: string[]): number[
  * The report for one head output per example (in the examples' order), by problem type. The
  * trainer's dev evaluation and `eval` through the engine both score with this.
  */
-export function reportFor(meta: Pick<AdapterMetadata, "problemType" | "labels">, examples: Example[], datasetLabels: string[], outputs: HeadOutput[]): EvalReport {
+export function reportFor(
+  meta: Pick<AdapterMetadata, "problemType" | "labels">,
+  examples: Example[],
+  datasetLabels: string[],
+  outputs: HeadOutput[],
+): EvalReport {
   if (meta.problemType === "regression") {
-    const r = regressionReport(examples.map((e) => Number(e.label)), outputs.map((o) => o.value!));
+    const r = regressionReport(
+      examples.map((e) => Number(e.label)),
+      outputs.map((o) => o.value!),
+    );
     return { examples: examples.length, mse: r.mse, pearson: r.pearson };
   }
   if (meta.problemType === "multi_label_classification") {
-    const r = multiLabelReport(goldSets(examples, datasetLabels), outputs.map((o) => predictedSet(o.scores!, meta.labels)), meta.labels.length);
-    return { examples: examples.length, accuracy: r.subsetAccuracy, macroF1: r.macroF1, microF1: r.microF1, labels: meta.labels };
+    const r = multiLabelReport(
+      goldSets(examples, datasetLabels),
+      outputs.map((o) => predictedSet(o.scores!, meta.labels)),
+      meta.labels.length,
+    );
+    return {
+      examples: examples.length,
+      accuracy: r.subsetAccuracy,
+      macroF1: r.macroF1,
+      microF1: r.microF1,
+      labels: meta.labels,
+    };
   }
-  const r = classificationReport(goldIndices(examples, datasetLabels), outputs.map((o) => meta.labels.indexOf(o.label!)), meta.labels.length);
-  return { examples: examples.length, accuracy: r.accuracy, macroF1: r.macroF1, confusion: r.confusion, labels: meta.labels };
+  const r = classificationReport(
+    goldIndices(examples, datasetLabels),
+    outputs.map((o) => meta.labels.indexOf(o.label!)),
+    meta.labels.length,
+  );
+  return {
+    examples: examples.length,
+    accuracy: r.accuracy,
+    macroF1: r.macroF1,
+    confusion: r.confusion,
+    labels: meta.labels,
+  };
 }
 
-export async function evaluatePrepared(ctx: EvalContext, adapter: PreparedAdapter, examples: Example[], datasetLabels: string[]): Promise<EvalReport> {
+export async function evaluatePrepared(
+  ctx: EvalContext,
+  adapter: PreparedAdapter,
+  examples: Example[],
+  datasetLabels: string[],
+): Promise<EvalReport> {
   const batchSize = ctx.batchSize ?? 64;
   const outputs = new Array<HeadOutput>(examples.length);
   // Sorting by length keeps padding low; results are put back in the examples' order.
-  const encoded = examples.map((e, i) => ({ i, ids: encodeExample(ctx.tokenizer, e, adapter.textBudget) })).sort((a, b) => a.ids.length - b.ids.length);
+  const encoded = examples
+    .map((e, i) => ({ i, ids: encodeExample(ctx.tokenizer, e, adapter.textBudget) }))
+    .sort((a, b) => a.ids.length - b.ids.length);
   for (let start = 0; start < encoded.length; start += batchSize) {
     const chunk = encoded.slice(start, start + batchSize);
-    const { batch } = assembleBatch(chunk.map((c) => ({ adapter, ids: c.ids })), ctx.embeddings, ctx.dims);
+    const { batch } = assembleBatch(
+      chunk.map((c) => ({ adapter, ids: c.ids })),
+      ctx.embeddings,
+      ctx.dims,
+    );
     const pooled = (await ctx.runner.run(batch)).pooled!;
-    chunk.forEach((c, b) => (outputs[c.i] = applyHead(adapter, pooled.subarray(b * ctx.dims.hiddenDim, (b + 1) * ctx.dims.hiddenDim))));
+    chunk.forEach(
+      (c, b) =>
+        (outputs[c.i] = applyHead(adapter, pooled.subarray(b * ctx.dims.hiddenDim, (b + 1) * ctx.dims.hiddenDim))),
+    );
   }
   return reportFor(adapter.metadata, examples, datasetLabels, outputs);
 }

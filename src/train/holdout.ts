@@ -41,7 +41,9 @@ export function stratifiedHoldout(examples: readonly Example[], size: number, se
   const quotas = entries.map((g) => (size * g.length) / examples.length);
   const counts = quotas.map(Math.floor);
   let left = size - counts.reduce((a, b) => a + b, 0);
-  const order = entries.map((_, i) => i).sort((a, b) => quotas[b] - counts[b] - (quotas[a] - counts[a]) || entries[b].length - entries[a].length || a - b);
+  const order = entries
+    .map((_, i) => i)
+    .sort((a, b) => quotas[b] - counts[b] - (quotas[a] - counts[a]) || entries[b].length - entries[a].length || a - b);
   for (const i of order) {
     if (left === 0) break;
     counts[i]++;
@@ -49,7 +51,12 @@ export function stratifiedHoldout(examples: readonly Example[], size: number, se
   }
   const rng = new Rng(seed);
   const held = new Set<number>();
-  entries.forEach((g, i) => rng.shuffle([...g]).slice(0, counts[i]).forEach((idx) => held.add(idx)));
+  entries.forEach((g, i) =>
+    rng
+      .shuffle([...g])
+      .slice(0, counts[i])
+      .forEach((idx) => held.add(idx)),
+  );
   return {
     train: examples.filter((_, i) => !held.has(i)),
     heldOut: examples.filter((_, i) => held.has(i)),

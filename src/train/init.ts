@@ -63,7 +63,8 @@ function linearInit(shapes: Record<string, number[]>, rng: Rng): Record<string, 
     "head.bias": shapes["head.weight"][1],
   };
   const out: Record<string, AdapterTensor> = {};
-  for (const [name, shape] of Object.entries(shapes)) out[name] = { shape, data: uniform(rng, numel(shape), 1 / Math.sqrt(fanIn[name])) };
+  for (const [name, shape] of Object.entries(shapes))
+    out[name] = { shape, data: uniform(rng, numel(shape), 1 / Math.sqrt(fanIn[name])) };
   return out;
 }
 
@@ -75,7 +76,8 @@ export function initAdapterTensors(ctx: InitContext): Record<string, AdapterTens
   const params = { pooling: meta.pooling, length: meta.promptLength, width: W, hidden: dims.hiddenDim };
 
   if (ctx.method === "prompt-tuning") {
-    if (meta.variant !== "prompt" || !meta.pooling) throw new Error("prompt tuning is expressed as the prompt variant's pooling form");
+    if (meta.variant !== "prompt" || !meta.pooling)
+      throw new Error("prompt tuning is expressed as the prompt variant's pooling form");
     for (const name of ["pool.weight", "pool.bias", "proj.weight"]) tensors[name].data.fill(0);
     const bias = tensors["proj.bias"].data;
     if (ctx.init === "embedding") bias.set(ctx.promptEmbeds);

@@ -36,7 +36,11 @@ export interface RegressionReport {
 /** `gold` and `pred` are label indices in [0, numLabels). */
 export function classificationReport(gold: number[], pred: number[], numLabels: number): ClassificationReport {
   if (!Number.isInteger(numLabels) || numLabels < 1) {
-    throw new SktError("bad_request", "invalid_metrics_input", `numLabels must be a positive integer, got ${numLabels}`);
+    throw new SktError(
+      "bad_request",
+      "invalid_metrics_input",
+      `numLabels must be a positive integer, got ${numLabels}`,
+    );
   }
   checkLengths(gold, pred);
   const confusion = Array.from({ length: numLabels }, () => new Array<number>(numLabels).fill(0));
@@ -79,7 +83,11 @@ export interface MultiLabelReport {
 /** `gold[i]` and `pred[i]` are the label indices that apply to example i (any number, none included). */
 export function multiLabelReport(gold: number[][], pred: number[][], numLabels: number): MultiLabelReport {
   if (!Number.isInteger(numLabels) || numLabels < 1) {
-    throw new SktError("bad_request", "invalid_metrics_input", `numLabels must be a positive integer, got ${numLabels}`);
+    throw new SktError(
+      "bad_request",
+      "invalid_metrics_input",
+      `numLabels must be a positive integer, got ${numLabels}`,
+    );
   }
   checkLengths(gold, pred);
   const tp = new Array<number>(numLabels).fill(0);

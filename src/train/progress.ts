@@ -48,14 +48,24 @@ export function createProgressReporter(o: ProgressReporterOptions): ProgressRepo
   let start: { t: number; step: number } | undefined;
   let lastLine = -Infinity;
   let dev: number | null = null;
-  const eta = (p: ProgressEvent, t: number) => (start && p.step > start.step ? ((t - start.t) / 1000 / (p.step - start.step)) * (p.totalSteps - p.step) : NaN);
+  const eta = (p: ProgressEvent, t: number) =>
+    start && p.step > start.step ? ((t - start.t) / 1000 / (p.step - start.step)) * (p.totalSteps - p.step) : NaN;
   return {
     onProgress(p) {
       const t = now();
       start ??= { t, step: p.step };
       if (p.eval) {
         dev = p.eval.score;
-        if (o.mode === "json") write(JSON.stringify({ event: "eval", step: p.step, total_steps: p.totalSteps, score: p.eval.score, report: p.eval.report }));
+        if (o.mode === "json")
+          write(
+            JSON.stringify({
+              event: "eval",
+              step: p.step,
+              total_steps: p.totalSteps,
+              score: p.eval.score,
+              report: p.eval.report,
+            }),
+          );
         else write(`eval at step ${p.step}/${p.totalSteps} · dev ${p.eval.score.toFixed(4)}`);
         return;
       }
@@ -64,9 +74,22 @@ export function createProgressReporter(o: ProgressReporterOptions): ProgressRepo
       lastLine = t;
       const etaS = eta(p, t);
       if (o.mode === "json") {
-        write(JSON.stringify({ event: "progress", step: p.step, total_steps: p.totalSteps, epoch: p.epoch, loss: p.loss, examples_per_sec: p.examplesPerSec, eta_seconds: Number.isFinite(etaS) ? Math.round(etaS) : null, dev_score: dev }));
+        write(
+          JSON.stringify({
+            event: "progress",
+            step: p.step,
+            total_steps: p.totalSteps,
+            epoch: p.epoch,
+            loss: p.loss,
+            examples_per_sec: p.examplesPerSec,
+            eta_seconds: Number.isFinite(etaS) ? Math.round(etaS) : null,
+            dev_score: dev,
+          }),
+        );
       } else {
-        write(`step ${p.step}/${p.totalSteps} · epoch ${p.epoch + 1} · loss ${p.loss.toFixed(4)} · ${p.examplesPerSec.toFixed(0)} ex/s · ETA ${formatDuration(etaS)} · dev ${dev === null ? "–" : dev.toFixed(4)}`);
+        write(
+          `step ${p.step}/${p.totalSteps} · epoch ${p.epoch + 1} · loss ${p.loss.toFixed(4)} · ${p.examplesPerSec.toFixed(0)} ex/s · ETA ${formatDuration(etaS)} · dev ${dev === null ? "–" : dev.toFixed(4)}`,
+        );
       }
     },
     stop() {},
@@ -74,7 +97,10 @@ export function createProgressReporter(o: ProgressReporterOptions): ProgressRepo
 }
 
 function barReporter(): ProgressReporter {
-  const bar = new cliProgress.SingleBar({ format: "train |{bar}| {value}/{total} steps · loss {loss} · {speed} ex/s · ETA {eta_formatted} · dev {dev}" }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    { format: "train |{bar}| {value}/{total} steps · loss {loss} · {speed} ex/s · ETA {eta_formatted} · dev {dev}" },
+    cliProgress.Presets.shades_classic,
+  );
   let dev = "–";
   let started = false;
   return {
@@ -84,7 +110,11 @@ function barReporter(): ProgressReporter {
         bar.start(p.totalSteps, 0, { loss: "–", speed: "–", dev });
         started = true;
       }
-      bar.update(p.step, { loss: Number.isFinite(p.loss) ? p.loss.toFixed(4) : "–", speed: p.examplesPerSec.toFixed(0), dev });
+      bar.update(p.step, {
+        loss: Number.isFinite(p.loss) ? p.loss.toFixed(4) : "–",
+        speed: p.examplesPerSec.toFixed(0),
+        dev,
+      });
     },
     stop: () => {
       if (started) bar.stop();

@@ -54,18 +54,38 @@ export class TrainingStep {
     private readonly float: "float32" | "float64",
   ) {}
 
-  static async create(weights: UseLiteWeights | TrainableBackbone, dims: BackboneDims, model: StepModel, opts: { threads: number; float?: "float32" | "float64" }): Promise<TrainingStep> {
+  static async create(
+    weights: UseLiteWeights | TrainableBackbone,
+    dims: BackboneDims,
+    model: StepModel,
+    opts: { threads: number; float?: "float32" | "float64" },
+  ): Promise<TrainingStep> {
     const backbone = asTrainable(weights);
     const float = opts.float ?? "float32";
     // A head-only probe (L = 0) needs no prefix inputs, whatever its variant says.
     const prefix = model.variant === "prefix" && model.promptLength > 0;
-    const graph = buildClassifierTrainingGraph(backbone, { prefix, problemType: model.problemType, outputs: model.outputs, float, embedsGrad: !prefix && model.promptLength > 0 });
-    const session = await ort.InferenceSession.create(toOnnxBytes(graph), { intraOpNumThreads: opts.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+    const graph = buildClassifierTrainingGraph(backbone, {
+      prefix,
+      problemType: model.problemType,
+      outputs: model.outputs,
+      float,
+      embedsGrad: !prefix && model.promptLength > 0,
+    });
+    const session = await ort.InferenceSession.create(toOnnxBytes(graph), {
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+    });
     return new TrainingStep(session, model, backbone, dims, float);
   }
 
   private transformParams(): TransformParams {
-    return { pooling: this.model.pooling, length: this.model.promptLength, width: outputWidth(this.model.variant, this.dims), hidden: this.dims.hiddenDim };
+    return {
+      pooling: this.model.pooling,
+      length: this.model.promptLength,
+      width: outputWidth(this.model.variant, this.dims),
+      hidden: this.dims.hiddenDim,
+    };
   }
 
   private alloc(n: number): FloatArray {
@@ -87,14 +107,17 @@ export class TrainingStep {
     const mask = new BigInt64Array(B * seq);
     input.rows.forEach((r, b) => {
       if (soft) embeds.set(zUsed, b * seq * D);
-      r.ids.forEach((id, t) => embeds.set(this.backbone.embeddings.subarray(id * D, (id + 1) * D), (b * seq + soft + t) * D));
+      r.ids.forEach((id, t) =>
+        embeds.set(this.backbone.embeddings.subarray(id * D, (id + 1) * D), (b * seq + soft + t) * D),
+      );
       mask.fill(1n, b * seq, b * seq + soft + r.ids.length);
     });
     const t = (data: FloatArray, shape: number[]) => new ort.Tensor(this.float, data, shape);
     const C = model.outputs;
     const targets = this.alloc(B * C);
     input.rows.forEach((r, b) => {
-      if (Array.isArray(r.target)) for (const c of r.target) targets[b * C + c] = 1; // multi-label: multi-hot
+      if (Array.isArray(r.target))
+        for (const c of r.target) targets[b * C + c] = 1; // multi-label: multi-hot
       else if (model.problemType === "regression") targets[b] = r.target;
       else targets[b * C + r.target] = 1;
     });
@@ -108,7 +131,8 @@ export class TrainingStep {
     };
     if (model.variant === "prefix" && hasAdapterInput) Object.assign(feeds, this.prefixFeeds(zUsed, B, L));
     // BERT-family graphs take token types; training rows are single texts (type 0).
-    if (this.session.inputNames.includes("token_type_ids")) feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * seq), [B, seq]);
+    if (this.session.inputNames.includes("token_type_ids"))
+      feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * seq), [B, seq]);
 
     const out = await this.session.run(feeds);
     const grads: Record<string, Float32Array> = {
@@ -116,11 +140,18 @@ export class TrainingStep {
       "head.bias": Float32Array.from(out.grad_head_bias.data as FloatArray),
     };
     if (hasAdapterInput) {
-      const dz = model.variant === "prompt" ? this.softPromptGrad(out.grad_inputs_embeds.data as FloatArray, B, seq, L) : this.prefixGrad(out, B, L);
+      const dz =
+        model.variant === "prompt"
+          ? this.softPromptGrad(out.grad_inputs_embeds.data as FloatArray, B, seq, L)
+          : this.prefixGrad(out, B, L);
       if (input.zDropout) for (let i = 0; i < dz.length; i++) dz[i] *= input.zDropout[i];
       Object.assign(grads, transformBackward(this.transformParams(), input.tensors, input.hp, dz));
     }
-    return { loss: Number((out.loss.data as FloatArray)[0]), logits: Float64Array.from(out.logits.data as FloatArray), grads };
+    return {
+      loss: Number((out.loss.data as FloatArray)[0]),
+      logits: Float64Array.from(out.logits.data as FloatArray),
+      grads,
+    };
   }
 
   private cast(a: Float32Array): FloatArray {
@@ -132,12 +163,17 @@ export class TrainingStep {
     const S = outputWidth("prefix", this.dims);
     const feeds: Record<string, ort.Tensor> = {};
     for (const s of prefixLayout(this.dims)) {
-      for (const [kind, offset] of [["key", s.keyOffset], ["value", s.valueOffset]] as const) {
+      for (const [kind, offset] of [
+        ["key", s.keyOffset],
+        ["value", s.valueOffset],
+      ] as const) {
         const data = this.alloc(B * s.heads * L * s.headDim);
-        for (let b = 0; b < B; b++) for (let h = 0; h < s.heads; h++) for (let l = 0; l < L; l++) {
-          const src = l * S + offset + h * s.headDim;
-          data.set(z.subarray(src, src + s.headDim), ((b * s.heads + h) * L + l) * s.headDim);
-        }
+        for (let b = 0; b < B; b++)
+          for (let h = 0; h < s.heads; h++)
+            for (let l = 0; l < L; l++) {
+              const src = l * S + offset + h * s.headDim;
+              data.set(z.subarray(src, src + s.headDim), ((b * s.heads + h) * L + l) * s.headDim);
+            }
         feeds[`prefix_${kind}_${s.layer}`] = new ort.Tensor(this.float, data, [B, s.heads, L, s.headDim]);
       }
     }
@@ -158,13 +194,18 @@ export class TrainingStep {
     const S = outputWidth("prefix", this.dims);
     const dz = new Float64Array(L * S);
     for (const s of prefixLayout(this.dims)) {
-      for (const [kind, offset] of [["key", s.keyOffset], ["value", s.valueOffset]] as const) {
+      for (const [kind, offset] of [
+        ["key", s.keyOffset],
+        ["value", s.valueOffset],
+      ] as const) {
         const g = out[`grad_prefix_${kind}_${s.layer}`].data as FloatArray;
-        for (let b = 0; b < B; b++) for (let h = 0; h < s.heads; h++) for (let l = 0; l < L; l++) {
-          const src = ((b * s.heads + h) * L + l) * s.headDim;
-          const dst = l * S + offset + h * s.headDim;
-          for (let d = 0; d < s.headDim; d++) dz[dst + d] += g[src + d];
-        }
+        for (let b = 0; b < B; b++)
+          for (let h = 0; h < s.heads; h++)
+            for (let l = 0; l < L; l++) {
+              const src = ((b * s.heads + h) * L + l) * s.headDim;
+              const dst = l * S + offset + h * s.headDim;
+              for (let d = 0; d < s.headDim; d++) dz[dst + d] += g[src + d];
+            }
       }
     }
     return dz;

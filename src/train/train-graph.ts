@@ -54,7 +54,10 @@ export function asTrainable(backbone: UseLiteWeights | TrainableBackbone): Train
   return "network" in backbone ? backbone : useLiteTrainable(backbone);
 }
 
-export function buildClassifierTrainingGraph(backbone: UseLiteWeights | TrainableBackbone, opts: ClassifierGraphOptions): Graph {
+export function buildClassifierTrainingGraph(
+  backbone: UseLiteWeights | TrainableBackbone,
+  opts: ClassifierGraphOptions,
+): Graph {
   const net = asTrainable(backbone).network({ float: opts.float ?? "float32", prefix: opts.prefix });
   const g = net.graph;
   const H = net.outputs.pooled.shape[1] as number;
@@ -70,7 +73,12 @@ export function buildClassifierTrainingGraph(backbone: UseLiteWeights | Trainabl
   const { loss, dLogits } = lossAndGradient(g, opts.problemType, logits, targets, batchSize, C);
 
   const { inputsEmbeds, prefixKeys, prefixValues } = net.inputs;
-  const wrt = [headWeight, headBias, ...(opts.embedsGrad ? [inputsEmbeds] : []), ...prefixKeys.flatMap((k, n) => [k, prefixValues[n]])];
+  const wrt = [
+    headWeight,
+    headBias,
+    ...(opts.embedsGrad ? [inputsEmbeds] : []),
+    ...prefixKeys.flatMap((k, n) => [k, prefixValues[n]]),
+  ];
   // The loss's gradient with respect to the logits has a closed form; seeding with it keeps the
   // softmax/sigmoid of the loss out of the differentiated path.
   const grads = addGradients(g, [{ of: logits, grad: dLogits }], wrt);
@@ -84,7 +92,14 @@ export function buildClassifierTrainingGraph(backbone: UseLiteWeights | Trainabl
 }
 
 /** Mean loss over the batch and its gradient with respect to the logits. */
-function lossAndGradient(g: Graph, problem: ProblemType, logits: Value, targets: Value, batch: Value, C: number): { loss: Value; dLogits: Value } {
+function lossAndGradient(
+  g: Graph,
+  problem: ProblemType,
+  logits: Value,
+  targets: Value,
+  batch: Value,
+  C: number,
+): { loss: Value; dLogits: Value } {
   const tiny = g.floats([1e-30]);
   const one = g.floats([1]);
   const sumAll = (x: Value) => g.reduceSum(g.reduceSum(x, [1], false), [0], false);
@@ -97,7 +112,10 @@ function lossAndGradient(g: Graph, problem: ProblemType, logits: Value, targets:
   if (problem === "multi_label_classification") {
     // BCE with logits averaged over B·C elements; d/dz = (σ(z) − t) / (B·C).
     const sig = g.div(one, g.add(one, g.exp(g.neg(logits))));
-    const perElement = g.add(g.mul(targets, g.log(g.max(sig, tiny))), g.mul(g.sub(one, targets), g.log(g.max(g.sub(one, sig), tiny))));
+    const perElement = g.add(
+      g.mul(targets, g.log(g.max(sig, tiny))),
+      g.mul(g.sub(one, targets), g.log(g.max(g.sub(one, sig), tiny))),
+    );
     const count = g.mul(batch, g.floats([C]));
     return { loss: g.div(g.neg(sumAll(perElement)), count), dLogits: g.div(g.sub(sig, targets), count) };
   }

@@ -17,7 +17,14 @@ import { SktError } from "../errors.js";
 import { AdamW, linearSchedule } from "./adamw.js";
 import type { Dataset, Example } from "./datasets.js";
 import { encodeExample, evaluatePrepared, headlineScore, type EvalReport } from "./evaluate.js";
-import { defaultInit, initAdapterTensors, meanTokenNorm, trainableTensors, type InitScheme, type TrainMethod } from "./init.js";
+import {
+  defaultInit,
+  initAdapterTensors,
+  meanTokenNorm,
+  trainableTensors,
+  type InitScheme,
+  type TrainMethod,
+} from "./init.js";
 import { Rng } from "./rng.js";
 import { TrainingStep, type StepRow } from "./step.js";
 import { hfTrainable, useLiteTrainable, type TrainableBackbone } from "./train-graph.js";
@@ -99,18 +106,25 @@ function problemTypeOf(train: Dataset): ProblemType {
 
 /** Refuses data that cannot train a useful adapter, before anything is loaded. */
 function refuseUntrainableData(o: TrainOptions): void {
-  if (o.train.examples.length === 0) throw new SktError("bad_request", "no_training_data", `${o.train.path}: no training examples are left`);
+  if (o.train.examples.length === 0)
+    throw new SktError("bad_request", "no_training_data", `${o.train.path}: no training examples are left`);
   if (problemTypeOf(o.train) !== "single_label_classification") return;
   const classes = new Set(o.train.examples.map((e) => String(e.label)));
   if (classes.size < 2) {
-    throw new SktError("bad_request", "one_class", `${o.train.path}: every training example has the label "${[...classes][0]}"; a classifier needs examples of at least two classes`);
+    throw new SktError(
+      "bad_request",
+      "one_class",
+      `${o.train.path}: every training example has the label "${[...classes][0]}"; a classifier needs examples of at least two classes`,
+    );
   }
 }
 
 export async function trainAdapter(o: TrainOptions): Promise<TrainResult> {
   refuseUntrainableData(o);
   const assets = await loadBackboneAssets(o.modelsDir, undefined, o.model);
-  const backbone = o.model ? hfTrainable(readFamilyWeights(await readHfFolder(o.model))) : useLiteTrainable(mapUseLiteWeights((await readUseLitePackage()).weights));
+  const backbone = o.model
+    ? hfTrainable(readFamilyWeights(await readHfFolder(o.model)))
+    : useLiteTrainable(mapUseLiteWeights((await readUseLitePackage()).weights));
   const runner = await BackboneRunner.open(assets.dir, { threads: o.threads });
   try {
     return await trainWith(o, assets, backbone, runner);
@@ -127,9 +141,17 @@ export async function trainAdapter(o: TrainOptions): Promise<TrainResult> {
 function checkParameterCap(meta: AdapterMetadata, dims: BackboneAssets["dims"], cap: number): void {
   const count = parameterCount(meta, dims);
   if (count <= cap) return;
-  const forms = (["prefix", "prompt"] as const).flatMap((variant) => [true, false].map((pooling) => ({ variant, pooling })));
-  const fitting = forms.filter((f) => parameterCount({ ...meta, ...f }, dims) <= cap).map((f) => `--variant ${f.variant}${f.pooling ? "" : " --no-pooling"}`);
-  throw new SktError("bad_request", "adapter_too_large", `a ${meta.variant} adapter${meta.pooling ? "" : " without pooling"} with a ${meta.promptLength}-token prompt has ${count.toLocaleString("en")} parameters on this backbone, over the cap of ${cap.toLocaleString("en")}; ${fitting.length ? `these fit: ${fitting.join("; ")}` : "no form fits: use a shorter prompt"}`);
+  const forms = (["prefix", "prompt"] as const).flatMap((variant) =>
+    [true, false].map((pooling) => ({ variant, pooling })),
+  );
+  const fitting = forms
+    .filter((f) => parameterCount({ ...meta, ...f }, dims) <= cap)
+    .map((f) => `--variant ${f.variant}${f.pooling ? "" : " --no-pooling"}`);
+  throw new SktError(
+    "bad_request",
+    "adapter_too_large",
+    `a ${meta.variant} adapter${meta.pooling ? "" : " without pooling"} with a ${meta.promptLength}-token prompt has ${count.toLocaleString("en")} parameters on this backbone, over the cap of ${cap.toLocaleString("en")}; ${fitting.length ? `these fit: ${fitting.join("; ")}` : "no form fits: use a shorter prompt"}`,
+  );
 }
 
 /** The forms in the order the trainer prefers them when it chooses. */
@@ -140,47 +162,110 @@ const FORMS = [
   { variant: "prefix", pooling: false },
 ] as const;
 
-async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: TrainableBackbone, runner: BackboneRunner): Promise<TrainResult> {
+async function trainWith(
+  given: TrainOptions,
+  assets: BackboneAssets,
+  backbone: TrainableBackbone,
+  runner: BackboneRunner,
+): Promise<TrainResult> {
   let o = given;
   const problemType = problemTypeOf(o.train);
   const datasetLabels = o.train.labels;
-  const labels = problemType === "regression" ? ["value"] : o.labelNames ?? datasetLabels;
+  const labels = problemType === "regression" ? ["value"] : (o.labelNames ?? datasetLabels);
   if (labels.length !== (problemType === "regression" ? 1 : datasetLabels.length)) {
-    throw new SktError("bad_request", "label_names_mismatch", `--label-names gives ${labels.length} names for ${datasetLabels.length} labels (${datasetLabels.join(", ")})`);
+    throw new SktError(
+      "bad_request",
+      "label_names_mismatch",
+      `--label-names gives ${labels.length} names for ${datasetLabels.length} labels (${datasetLabels.join(", ")})`,
+    );
   }
   if (o.autoForm && o.method !== "probe") {
     const L0 = assets.tokenizer.ids(o.promptText).length;
     const labelCount = problemTypeOf(o.train) === "regression" ? 1 : (o.labelNames ?? o.train.labels).length;
-    const shape = { promptLength: L0, labels: new Array<string>(labelCount).fill(""), problemType: problemTypeOf(o.train) };
-    const fits = (f: (typeof FORMS)[number]) => parameterCount({ ...shape, ...f }, assets.dims) <= (o.maxParameters ?? 1_000_000);
+    const shape = {
+      promptLength: L0,
+      labels: new Array<string>(labelCount).fill(""),
+      problemType: problemTypeOf(o.train),
+    };
+    const fits = (f: (typeof FORMS)[number]) =>
+      parameterCount({ ...shape, ...f }, assets.dims) <= (o.maxParameters ?? 1_000_000);
     const form = fits({ variant: o.variant, pooling: o.pooling }) ? null : FORMS.find(fits);
     if (form) o = { ...o, ...form, init: o.autoInit ? defaultInit(o.method, form.variant) : o.init };
   }
-  if (o.model && o.train.hasPairs) throw new SktError("bad_request", "pair_not_supported", "training on text pairs is not supported on Hugging Face backbones yet (the trainer does not feed token type ids); serving pair adapters is");
+  if (o.model && o.train.hasPairs)
+    throw new SktError(
+      "bad_request",
+      "pair_not_supported",
+      "training on text pairs is not supported on Hugging Face backbones yet (the trainer does not feed token type ids); serving pair adapters is",
+    );
   const promptIds = assets.tokenizer.ids(o.promptText);
   const L = promptIds.length;
   if (L === 0) throw new SktError("bad_request", "empty_prompt", "the prompt text has no tokens");
   const meta: AdapterMetadata = {
-    task: o.task, variant: o.variant, pooling: o.pooling, promptText: o.promptText, promptLength: L, labels, problemType,
-    backbone: assets.name, backboneFingerprint: assets.fingerprint, maxLength: o.maxLength, textPair: o.train.hasPairs,
+    task: o.task,
+    variant: o.variant,
+    pooling: o.pooling,
+    promptText: o.promptText,
+    promptLength: L,
+    labels,
+    problemType,
+    backbone: assets.name,
+    backboneFingerprint: assets.fingerprint,
+    maxLength: o.maxLength,
+    textPair: o.train.hasPairs,
   };
   // What the server would refuse at upload, refused here before the first step.
-  if (L > MAX_PROMPT_LENGTH) throw new SktError("bad_request", "prompt_too_long", `the prompt has ${L} tokens; adapters allow at most ${MAX_PROMPT_LENGTH}: shorten --prompt`);
-  if (o.maxLength > assets.dims.maxPositions) throw new SktError("bad_request", "max_length_too_large", `--max-length ${o.maxLength} is over the backbone's ${assets.dims.maxPositions} positions`);
+  if (L > MAX_PROMPT_LENGTH)
+    throw new SktError(
+      "bad_request",
+      "prompt_too_long",
+      `the prompt has ${L} tokens; adapters allow at most ${MAX_PROMPT_LENGTH}: shorten --prompt`,
+    );
+  if (o.maxLength > assets.dims.maxPositions)
+    throw new SktError(
+      "bad_request",
+      "max_length_too_large",
+      `--max-length ${o.maxLength} is over the backbone's ${assets.dims.maxPositions} positions`,
+    );
   checkParameterCap(meta, assets.dims, o.maxParameters ?? 1_000_000);
   const budget = o.variant === "prompt" ? o.maxLength - L : o.maxLength;
-  if (budget < 1) throw new SktError("bad_request", "max_length_too_small", `--max-length ${o.maxLength} leaves no room for text after the ${L}-token prompt (the prompt variant's soft prompt takes ${L} positions): raise --max-length or shorten --prompt`);
+  if (budget < 1)
+    throw new SktError(
+      "bad_request",
+      "max_length_too_small",
+      `--max-length ${o.maxLength} leaves no room for text after the ${L}-token prompt (the prompt variant's soft prompt takes ${L} positions): raise --max-length or shorten --prompt`,
+    );
 
   const rng = new Rng(o.seed);
-  const hp = (await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [promptIds], ["last_hidden_state"]))).last_hidden_state!;
+  const hp = (await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [promptIds], ["last_hidden_state"])))
+    .last_hidden_state!;
   const promptEmbeds = new Float32Array(L * assets.dims.embedDim);
-  promptIds.forEach((id, l) => promptEmbeds.set(assets.embeddings.subarray(id * assets.dims.embedDim, (id + 1) * assets.dims.embedDim), l * assets.dims.embedDim));
-  const tensors = initAdapterTensors({ meta, dims: assets.dims, rng, method: o.method, init: o.init, hp, promptEmbeds, tokenNorm: meanTokenNorm(assets.embeddings, assets.dims.embedDim) });
+  promptIds.forEach((id, l) =>
+    promptEmbeds.set(
+      assets.embeddings.subarray(id * assets.dims.embedDim, (id + 1) * assets.dims.embedDim),
+      l * assets.dims.embedDim,
+    ),
+  );
+  const tensors = initAdapterTensors({
+    meta,
+    dims: assets.dims,
+    rng,
+    method: o.method,
+    init: o.init,
+    hp,
+    promptEmbeds,
+    tokenNorm: meanTokenNorm(assets.embeddings, assets.dims.embedDim),
+  });
   const trainable = trainableTensors(o.method, tensors);
 
   const encode = (e: Example): Encoded => ({
     ids: encodeExample(assets.tokenizer, e, o.method === "probe" ? o.maxLength : budget),
-    target: problemType === "regression" ? Number(e.label) : Array.isArray(e.label) ? e.label.map((l) => datasetLabels.indexOf(l)) : datasetLabels.indexOf(String(e.label)),
+    target:
+      problemType === "regression"
+        ? Number(e.label)
+        : Array.isArray(e.label)
+          ? e.label.map((l) => datasetLabels.indexOf(l))
+          : datasetLabels.indexOf(String(e.label)),
   });
   const trainRows = o.train.examples.map(encode);
   const stepsPerEpoch = Math.ceil(trainRows.length / o.batchSize);
@@ -190,7 +275,13 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
   const params = Object.fromEntries(trainable.map((n) => [n, tensors[n].data]));
   const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, noDecay: (n) => n.endsWith(".bias") });
 
-  const stepModel = { variant: o.variant, pooling: o.pooling, promptLength: o.method === "probe" ? 0 : L, problemType, outputs: labels.length };
+  const stepModel = {
+    variant: o.variant,
+    pooling: o.pooling,
+    promptLength: o.method === "probe" ? 0 : L,
+    problemType,
+    outputs: labels.length,
+  };
   const step = await TrainingStep.create(backbone, assets.dims, stepModel, { threads: o.threads });
   const devExamples = o.dev ? o.dev.examples.slice(0, o.evalLimit ?? o.dev.examples.length) : [];
   const evalCtx = { runner, tokenizer: assets.tokenizer, embeddings: assets.embeddings, dims: assets.dims };
@@ -198,7 +289,12 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
 
   const history: TrainResult["history"] = [];
   const evals: TrainResult["evals"] = [];
-  let best: { step: number; score: number; report: EvalReport | null; tensors: Record<string, AdapterTensor> } = { step: 0, score: -Infinity, report: null, tensors: cloneTensors(tensors) };
+  let best: { step: number; score: number; report: EvalReport | null; tensors: Record<string, AdapterTensor> } = {
+    step: 0,
+    score: -Infinity,
+    report: null,
+    tensors: cloneTensors(tensors),
+  };
   let sinceBest = 0;
   const timing = { stepMs: 0, forwardMs: 0, samples: 0 };
   let trainMs = 0;
@@ -215,7 +311,14 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
     const improved = score > best.score;
     if (improved) best = { step: at, score, report, tensors: cloneTensors(tensors) };
     sinceBest = improved ? 0 : sinceBest + 1;
-    o.onProgress?.({ step: at, totalSteps, epoch: Math.floor(at / stepsPerEpoch), loss: history.at(-1)?.loss ?? NaN, examplesPerSec: examplesSeen / (trainMs / 1000), eval: { step: at, score, report } });
+    o.onProgress?.({
+      step: at,
+      totalSteps,
+      epoch: Math.floor(at / stepsPerEpoch),
+      loss: history.at(-1)?.loss ?? NaN,
+      examplesPerSec: examplesSeen / (trainMs / 1000),
+      eval: { step: at, score, report },
+    });
     return o.patience > 0 && sinceBest >= o.patience;
   };
 
@@ -225,7 +328,8 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
     const order = rng.shuffle([...trainRows.keys()]);
     for (let start = 0; start < order.length && stepIndex < totalSteps; start += o.batchSize) {
       const rows: StepRow[] = order.slice(start, start + o.batchSize).map((i) => trainRows[i]);
-      const zDropout = o.variant === "prefix" && o.dropout > 0 && o.method !== "probe" ? dropoutMask(rng, L * W, o.dropout) : null;
+      const zDropout =
+        o.variant === "prefix" && o.dropout > 0 && o.method !== "probe" ? dropoutMask(rng, L * W, o.dropout) : null;
       const pooledDropout = dropoutMask(rng, rows.length * H, o.dropout);
       const t0 = performance.now();
       const out = await step.run({ tensors, hp, rows, zDropout, pooledDropout });
@@ -244,8 +348,19 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
       }
       stepIndex++;
       history.push({ step: stepIndex, loss: out.loss, lr });
-      o.onProgress?.({ step: stepIndex, totalSteps, epoch, loss: out.loss, examplesPerSec: examplesSeen / (trainMs / 1000) });
-      if (!Number.isFinite(out.loss)) throw new SktError("internal", "diverged", `training diverged at step ${stepIndex} (loss ${out.loss}); lower --lr`);
+      o.onProgress?.({
+        step: stepIndex,
+        totalSteps,
+        epoch,
+        loss: out.loss,
+        examplesPerSec: examplesSeen / (trainMs / 1000),
+      });
+      if (!Number.isFinite(out.loss))
+        throw new SktError(
+          "internal",
+          "diverged",
+          `training diverged at step ${stepIndex} (loss ${out.loss}); lower --lr`,
+        );
       if (stepIndex % o.evalEvery === 0 && (await evaluate(stepIndex))) {
         stopped = true;
         break;
@@ -257,19 +372,46 @@ async function trainWith(given: TrainOptions, assets: BackboneAssets, backbone: 
 
   // Without dev data the last parameters are the result; with it, the best evaluated ones.
   const finalTensors = devExamples.length > 0 ? best.tensors : tensors;
-  const parameters = o.method === "probe" ? H * labels.length + labels.length : trainable.reduce((s, n) => s + tensors[n].data.length, 0);
+  const parameters =
+    o.method === "probe"
+      ? H * labels.length + labels.length
+      : trainable.reduce((s, n) => s + tensors[n].data.length, 0);
   const summary = {
-    method: o.method, init: o.init, data: o.train.path, train_examples: trainRows.length, dev: o.dev?.path ?? null,
-    dev_examples_during_training: devExamples.length, epochs: o.epochs, steps: stepIndex, best_step: best.step,
-    batch_size: o.batchSize, lr: o.lr, weight_decay: o.weightDecay, warmup_steps: warmupSteps, dropout: o.dropout, seed: o.seed,
-    trainable_parameters: parameters, file_parameters: parameterCount(meta, assets.dims), dev_report: best.report,
+    method: o.method,
+    init: o.init,
+    data: o.train.path,
+    train_examples: trainRows.length,
+    dev: o.dev?.path ?? null,
+    dev_examples_during_training: devExamples.length,
+    epochs: o.epochs,
+    steps: stepIndex,
+    best_step: best.step,
+    batch_size: o.batchSize,
+    lr: o.lr,
+    weight_decay: o.weightDecay,
+    warmup_steps: warmupSteps,
+    dropout: o.dropout,
+    seed: o.seed,
+    trainable_parameters: parameters,
+    file_parameters: parameterCount(meta, assets.dims),
+    dev_report: best.report,
   };
-  const file: AdapterFile | null = o.method === "probe" ? null : { metadata: { ...meta, training: summary }, tensors: finalTensors };
+  const file: AdapterFile | null =
+    o.method === "probe" ? null : { metadata: { ...meta, training: summary }, tensors: finalTensors };
   const trainSeconds = trainMs / 1000;
   return {
-    file, best: { step: best.step, report: best.report }, history, evals, parameters, trainSeconds,
+    file,
+    best: { step: best.step, report: best.report },
+    history,
+    evals,
+    parameters,
+    trainSeconds,
     examplesPerSec: examplesSeen / trainSeconds,
-    timing: { stepMs: timing.samples ? timing.stepMs / timing.samples : 0, forwardMs: timing.samples ? timing.forwardMs / timing.samples : 0, samples: timing.samples },
+    timing: {
+      stepMs: timing.samples ? timing.stepMs / timing.samples : 0,
+      forwardMs: timing.samples ? timing.forwardMs / timing.samples : 0,
+      samples: timing.samples,
+    },
   };
 }
 
@@ -279,20 +421,53 @@ function dropoutMask(rng: Rng, n: number, p: number): Float32Array {
 }
 
 function cloneTensors(t: Record<string, AdapterTensor>): Record<string, AdapterTensor> {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { shape: [...v.shape], data: Float32Array.from(v.data) }]));
+  return Object.fromEntries(
+    Object.entries(t).map(([k, v]) => [k, { shape: [...v.shape], data: Float32Array.from(v.data) }]),
+  );
 }
 
 /** The serving-side prepared form of the current parameters (the probe has no adapter input). */
-function preparedFor(meta: AdapterMetadata, t: Record<string, AdapterTensor>, hp: Float32Array, assets: BackboneAssets, method: TrainMethod): PreparedAdapter {
+function preparedFor(
+  meta: AdapterMetadata,
+  t: Record<string, AdapterTensor>,
+  hp: Float32Array,
+  assets: BackboneAssets,
+  method: TrainMethod,
+): PreparedAdapter {
   const file: AdapterFile = { metadata: meta, tensors: t };
   if (method !== "probe") {
     const W = outputWidth(meta.variant, assets.dims);
-    return prepareFromOutput(file, 0, transformForward({ pooling: meta.pooling, length: meta.promptLength, width: W, hidden: assets.dims.hiddenDim }, t, hp), assets.dims);
+    return prepareFromOutput(
+      file,
+      0,
+      transformForward(
+        { pooling: meta.pooling, length: meta.promptLength, width: W, hidden: assets.dims.hiddenDim },
+        t,
+        hp,
+      ),
+      assets.dims,
+    );
   }
-  const base = prepareFromOutput(file, 0, new Float32Array(meta.promptLength * outputWidth(meta.variant, assets.dims)), assets.dims);
+  const base = prepareFromOutput(
+    file,
+    0,
+    new Float32Array(meta.promptLength * outputWidth(meta.variant, assets.dims)),
+    assets.dims,
+  );
   return { ...base, softPrompt: null, prefix: null, textBudget: meta.maxLength };
 }
 
-async function evaluateForwardOnly(runner: BackboneRunner, adapter: PreparedAdapter, rows: StepRow[], assets: BackboneAssets): Promise<void> {
-  await runner.run(assembleBatch(rows.map((r) => ({ adapter, ids: r.ids })), assets.embeddings, assets.dims).batch);
+async function evaluateForwardOnly(
+  runner: BackboneRunner,
+  adapter: PreparedAdapter,
+  rows: StepRow[],
+  assets: BackboneAssets,
+): Promise<void> {
+  await runner.run(
+    assembleBatch(
+      rows.map((r) => ({ adapter, ids: r.ids })),
+      assets.embeddings,
+      assets.dims,
+    ).batch,
+  );
 }

@@ -9,7 +9,12 @@ import { poolScores, type TransformParams } from "../adapters/transform.js";
 export { transformForward, type TransformParams } from "../adapters/transform.js";
 
 /** dLoss/d(each F tensor) given dLoss/dz [L·W]. */
-export function transformBackward(p: TransformParams, t: Record<string, AdapterTensor>, hp: Float32Array, dz: Float64Array | Float32Array): Record<string, Float32Array> {
+export function transformBackward(
+  p: TransformParams,
+  t: Record<string, AdapterTensor>,
+  hp: Float32Array,
+  dz: Float64Array | Float32Array,
+): Record<string, Float32Array> {
   const { length: L, width: W, hidden: H } = p;
   const proj = t["proj.weight"].data;
   if (p.pooling) {
@@ -30,15 +35,21 @@ export function transformBackward(p: TransformParams, t: Record<string, AdapterT
       dPoolB += da[l];
       for (let i = 0; i < H; i++) dPoolW[i] += da[l] * hp[l * H + i];
     }
-    return { "proj.weight": dProj, "proj.bias": Float32Array.from(dz), "pool.weight": dPoolW, "pool.bias": Float32Array.of(dPoolB) };
+    return {
+      "proj.weight": dProj,
+      "proj.bias": Float32Array.from(dz),
+      "pool.weight": dPoolW,
+      "pool.bias": Float32Array.of(dPoolB),
+    };
   }
   const dProj = new Float64Array(W * H);
   const dBias = new Float64Array(W);
-  for (let l = 0; l < L; l++) for (let j = 0; j < W; j++) {
-    const g = dz[l * W + j];
-    if (g === 0) continue;
-    dBias[j] += g;
-    for (let i = 0; i < H; i++) dProj[j * H + i] += g * hp[l * H + i];
-  }
+  for (let l = 0; l < L; l++)
+    for (let j = 0; j < W; j++) {
+      const g = dz[l * W + j];
+      if (g === 0) continue;
+      dBias[j] += g;
+      for (let i = 0; i < H; i++) dProj[j * H + i] += g * hp[l * H + i];
+    }
   return { "proj.weight": Float32Array.from(dProj), "proj.bias": Float32Array.from(dBias) };
 }

@@ -9,7 +9,14 @@ import { describe, expect, it } from "vitest";
 import { addGradients } from "../../src/backbone/graph/autodiff.js";
 import { Graph, type Value } from "../../src/backbone/graph/graph.js";
 import type { Dim } from "../../src/backbone/graph/shape.js";
-import { createSession, finiteDifferences, relativeError, tensor64, type Feeds, type LossTerm } from "../helpers/finite-diff.js";
+import {
+  createSession,
+  finiteDifferences,
+  relativeError,
+  tensor64,
+  type Feeds,
+  type LossTerm,
+} from "../helpers/finite-diff.js";
 import { seededRandom } from "../helpers/numeric.js";
 
 interface InputSpec {
@@ -66,9 +73,24 @@ const CASES: Case[] = [
   { name: "Reshape [2,3,4]→[−1,4]", inputs: [x1(2, 3, 4)], build: (g, [a], s) => g.reshape(a, [-1, 4], [s(6), s(4)]) },
   { name: "Reshape [2,3,4]→[0,12]", inputs: [x1(2, 3, 4)], build: (g, [a], s) => g.reshape(a, [0, 12], [s(2), s(12)]) },
   { name: "Unsqueeze [0,2]", inputs: [x1(2, 3)], build: (g, [a]) => g.unsqueeze(a, [0, 2]) },
-  { name: "Squeeze [1]", inputs: [x1(2, 1, 3)], build: (g, [a], s) => g.record("Squeeze", [a, g.ints([1])], {}, [{ name: "sq", dtype: "float64", shape: [s(2), s(3)] }])[0] },
-  { name: "Flatten axis 1", inputs: [x1(2, 3, 4)], build: (g, [a], s) => g.record("Flatten", [a], { axis: 1 }, [{ name: "fl", dtype: "float64", shape: [s(2), s(12)] }])[0] },
-  { name: "Expand [3,1]→[2,3,4]", inputs: [x1(3, 1)], build: (g, [a], s) => g.record("Expand", [a, g.ints([2, 3, 4])], {}, [{ name: "ex", dtype: "float64", shape: [s(2), s(3), s(4)] }])[0] },
+  {
+    name: "Squeeze [1]",
+    inputs: [x1(2, 1, 3)],
+    build: (g, [a], s) =>
+      g.record("Squeeze", [a, g.ints([1])], {}, [{ name: "sq", dtype: "float64", shape: [s(2), s(3)] }])[0],
+  },
+  {
+    name: "Flatten axis 1",
+    inputs: [x1(2, 3, 4)],
+    build: (g, [a], s) =>
+      g.record("Flatten", [a], { axis: 1 }, [{ name: "fl", dtype: "float64", shape: [s(2), s(12)] }])[0],
+  },
+  {
+    name: "Expand [3,1]→[2,3,4]",
+    inputs: [x1(3, 1)],
+    build: (g, [a], s) =>
+      g.record("Expand", [a, g.ints([2, 3, 4])], {}, [{ name: "ex", dtype: "float64", shape: [s(2), s(3), s(4)] }])[0],
+  },
   { name: "Concat axis 1", inputs: [x1(2, 1, 4), x1(2, 3, 4), x1(2, 2, 4)], build: (g, xs) => g.concat(xs, 1) },
   { name: "Concat axis −1", inputs: [x1(2, 3), x1(2, 2)], build: (g, xs) => g.concat(xs, -1) },
   { name: "Slice axis 1 [1,4)", inputs: [x1(3, 5)], build: (g, [a]) => g.slice(a, 1, 1, 4) },
@@ -77,10 +99,20 @@ const CASES: Case[] = [
     // Recorded directly: the builder's slice() states a wrong shape for negative starts.
     name: "Slice axis 0 [−2,100)",
     inputs: [x1(4, 3)],
-    build: (g, [a], s) => g.record("Slice", [a, g.ints([-2]), g.ints([100]), g.ints([0])], {}, [{ name: "slice", dtype: "float64", shape: [s(2), s(3)] }])[0],
+    build: (g, [a], s) =>
+      g.record("Slice", [a, g.ints([-2]), g.ints([100]), g.ints([0])], {}, [
+        { name: "slice", dtype: "float64", shape: [s(2), s(3)] },
+      ])[0],
   },
   { name: "Split [1,2,3]", inputs: [x1(2, 6)], build: (g, [a]) => g.split(a, 1, [1, 2, 3]) },
-  { name: "Split, middle part unused", inputs: [x1(2, 6)], build: (g, [a]) => { const [p, , r] = g.split(a, -1, [1, 2, 3]); return [p, r]; } },
+  {
+    name: "Split, middle part unused",
+    inputs: [x1(2, 6)],
+    build: (g, [a]) => {
+      const [p, , r] = g.split(a, -1, [1, 2, 3]);
+      return [p, r];
+    },
+  },
   { name: "Identity", inputs: [x1(2, 3)], build: (g, [a]) => g.identity(a) },
   { name: "Cast float→float", inputs: [x1(2, 3)], build: (g, [a]) => g.cast(a, "float64") },
   { name: "reuse: x·x + x", inputs: [x1(2, 3)], build: (g, [a]) => g.add(g.mul(a, a), a) },
@@ -124,7 +156,13 @@ async function checkCase(c: Case, sym: boolean): Promise<number> {
   const ys = Array.isArray(built) ? built : [built];
   // The concrete output shapes come from a static build of the same case.
   const sg = new Graph("float64");
-  const staticYs = [c.build(sg, c.inputs.map((spec, i) => sg.input(`x${i}`, "float64", spec.shape)), literal)].flat();
+  const staticYs = [
+    c.build(
+      sg,
+      c.inputs.map((spec, i) => sg.input(`x${i}`, "float64", spec.shape)),
+      literal,
+    ),
+  ].flat();
   // Symbolic seeds get their own dim names: the builder's slice() metadata is not exact for them.
   const seedShape = (y: Value, k: number) => (sym ? y.shape.map((d, i) => (d === 1 ? 1 : `r${k}_${i}`)) : y.shape);
   const seeds = ys.map((y, k) => ({ of: g.output(`y${k}`, y), grad: g.input(`r${k}`, "float64", seedShape(y, k)) }));
@@ -176,7 +214,11 @@ describe("addGradients bookkeeping", () => {
     g.output("ga", grads.get("a")!);
     g.output("gb", grads.get("b")!);
     const session = await createSession(g);
-    const out = await session.run({ a: tensor64([1, 2, 3], [3]), b: tensor64([1, 5, 0], [3]), r: tensor64([10, 20, 30], [3]) });
+    const out = await session.run({
+      a: tensor64([1, 2, 3], [3]),
+      b: tensor64([1, 5, 0], [3]),
+      r: tensor64([10, 20, 30], [3]),
+    });
     expect(Array.from(out.ga.data as Float64Array)).toEqual([10, 0, 30]);
     expect(Array.from(out.gb.data as Float64Array)).toEqual([0, 20, 0]);
     await session.release();
@@ -220,7 +262,11 @@ describe("addGradients bookkeeping", () => {
   it("refuses an op without a rule on the path", () => {
     const g = new Graph("float64");
     const x = g.input("x", "float64", [3]);
-    const [y] = g.record("Gather", [x, g.ints([0, 2])], { axis: 0 }, [{ name: "gather", dtype: "float64", shape: [2] }]);
-    expect(() => addGradients(g, [{ of: y, grad: g.input("r", "float64", [2]) }], [x])).toThrow(/no VJP rule for Gather/);
+    const [y] = g.record("Gather", [x, g.ints([0, 2])], { axis: 0 }, [
+      { name: "gather", dtype: "float64", shape: [2] },
+    ]);
+    expect(() => addGradients(g, [{ of: y, grad: g.input("r", "float64", [2]) }], [x])).toThrow(
+      /no VJP rule for Gather/,
+    );
   });
 });

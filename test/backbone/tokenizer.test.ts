@@ -23,7 +23,9 @@ describe("USE-lite tokenizer", () => {
   it("gives the package's ids on every SST-2 dev sentence", () => {
     const dev = readSst2("dev");
     expect(dev.length).toBe(872);
-    const mismatches = dev.filter(({ sentence }) => JSON.stringify(assets.tokenizer.ids(sentence)) !== JSON.stringify(reference(sentence)));
+    const mismatches = dev.filter(
+      ({ sentence }) => JSON.stringify(assets.tokenizer.ids(sentence)) !== JSON.stringify(reference(sentence)),
+    );
     expect(mismatches).toEqual([]);
   });
 
@@ -43,12 +45,22 @@ describe("USE-lite tokenizer", () => {
 
   it("runs the fast unigram search for the built tokenizer.json and the library for any other pipeline, with the same ids", () => {
     expect((assets.tokenizer as UseLiteTokenizer).engine).toBe("unigram-model");
-    const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as Record<string, unknown>;
+    const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     const viaLibrary = new UseLiteTokenizer(json, { engine: "library" });
     expect(viaLibrary.engine).toBe("library");
     const changed = new UseLiteTokenizer({ ...json, normalizer: { type: "NFC" } });
     expect(changed.engine).toBe("library");
-    const texts = [...readSst2("dev").slice(0, 300).map((r) => r.sentence), "ok漢字漢字ok 😀😀😀 fine ☃x☃ ꙮꙮ a", "  a  b ", ""];
+    const texts = [
+      ...readSst2("dev")
+        .slice(0, 300)
+        .map((r) => r.sentence),
+      "ok漢字漢字ok 😀😀😀 fine ☃x☃ ꙮꙮ a",
+      "  a  b ",
+      "",
+    ];
     for (const text of texts) expect(viaLibrary.ids(text)).toEqual(assets.tokenizer.ids(text));
   });
 
@@ -66,7 +78,10 @@ describe("USE-lite tokenizer", () => {
   });
 
   it("stops early on a long prompt in both engines (issue 18: the registry counts a prompt's tokens this way)", () => {
-    const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as Record<string, unknown>;
+    const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     const viaLibrary = new UseLiteTokenizer(json, { engine: "library" });
     // ﷺ folds into 18 characters under NFKC: the whole text would be 1.8 M characters to segment.
     const text = "\ufdfa ".repeat(100_000);
@@ -93,25 +108,37 @@ describe("USE-lite tokenizer", () => {
 describe("capped encoding of long texts", () => {
   const rand = (seed: number) => {
     let s = seed;
-    return () => ((s = (s * 16807) % 2147483647) / 2147483647);
+    return () => (s = (s * 16807) % 2147483647) / 2147483647;
   };
   const alphabets = {
-    english: (r: () => number) => Array.from({ length: 2000 }, () => ["the", "film", "is", "remarkably", "un-funny", ",", "and", "overlong", "."][Math.floor(r() * 9)]).join(" "),
-    cjk: (r: () => number) => Array.from({ length: 5000 }, () => String.fromCodePoint(0x4e00 + Math.floor(r() * 2000))).join(""),
-    mixed: (r: () => number) => Array.from({ length: 3000 }, () => (r() < 0.2 ? " " : r() < 0.5 ? "😀" : String.fromCharCode(97 + Math.floor(r() * 26)))).join(""),
-    "no spaces latin": (r: () => number) => Array.from({ length: 6000 }, () => String.fromCharCode(97 + Math.floor(r() * 26))).join(""),
+    english: (r: () => number) =>
+      Array.from(
+        { length: 2000 },
+        () => ["the", "film", "is", "remarkably", "un-funny", ",", "and", "overlong", "."][Math.floor(r() * 9)],
+      ).join(" "),
+    cjk: (r: () => number) =>
+      Array.from({ length: 5000 }, () => String.fromCodePoint(0x4e00 + Math.floor(r() * 2000))).join(""),
+    mixed: (r: () => number) =>
+      Array.from({ length: 3000 }, () =>
+        r() < 0.2 ? " " : r() < 0.5 ? "😀" : String.fromCharCode(97 + Math.floor(r() * 26)),
+      ).join(""),
+    "no spaces latin": (r: () => number) =>
+      Array.from({ length: 6000 }, () => String.fromCharCode(97 + Math.floor(r() * 26))).join(""),
   };
 
-  it.each(Object.entries(alphabets))("gives exactly the full tokenization's first ids on long %s text", (_name, make) => {
-    for (let seed = 1; seed <= 3; seed++) {
-      const text = make(rand(seed));
-      const full = assets.tokenizer.ids(text);
-      for (const budget of [1, 50, 117, 128]) {
-        const enc = assets.tokenizer.encode(text, budget);
-        expect(enc.ids).toEqual(full.slice(0, budget));
-        expect(enc.truncated).toBe(full.length > budget);
-        expect(enc.fullLength).toBeLessThanOrEqual(full.length);
+  it.each(Object.entries(alphabets))(
+    "gives exactly the full tokenization's first ids on long %s text",
+    (_name, make) => {
+      for (let seed = 1; seed <= 3; seed++) {
+        const text = make(rand(seed));
+        const full = assets.tokenizer.ids(text);
+        for (const budget of [1, 50, 117, 128]) {
+          const enc = assets.tokenizer.encode(text, budget);
+          expect(enc.ids).toEqual(full.slice(0, budget));
+          expect(enc.truncated).toBe(full.length > budget);
+          expect(enc.fullLength).toBeLessThanOrEqual(full.length);
+        }
       }
-    }
-  });
+    },
+  );
 });

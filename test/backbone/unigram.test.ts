@@ -23,7 +23,9 @@ const pretokenize = (text: string) => text.normalize("NFKC").replaceAll(" ", "�
 const libraryIds = (tok: LibraryTokenizer, text: string) => tok.encode(text, { add_special_tokens: false }).ids;
 
 beforeAll(() => {
-  const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as { model: { vocab: Vocab; unk_id: number } };
+  const json = JSON.parse(readFileSync(path.join(MODELS_DIR, "use-lite/tokenizer.json"), "utf8")) as {
+    model: { vocab: Vocab; unk_id: number };
+  };
   vocab = json.model.vocab;
   library = createLibraryTokenizer(json, {});
   ours = new UnigramModel(vocab, json.model.unk_id);
@@ -31,28 +33,73 @@ beforeAll(() => {
 
 describe("UnigramModel", () => {
   it("gives the library's ids on every SST-2 dev sentence and every 4th train sentence", () => {
-    const sentences = [...readSst2("dev"), ...readSst2("train").filter((_, i) => i % 4 === 0)].map((r) => `▁${r.sentence}`);
+    const sentences = [...readSst2("dev"), ...readSst2("train").filter((_, i) => i % 4 === 0)].map(
+      (r) => `▁${r.sentence}`,
+    );
     expect(sentences.length).toBeGreaterThan(17_000);
-    const mismatches = sentences.filter((s) => JSON.stringify(ours.segment(pretokenize(s))) !== JSON.stringify(libraryIds(library, s)));
+    const mismatches = sentences.filter(
+      (s) => JSON.stringify(ours.segment(pretokenize(s))) !== JSON.stringify(libraryIds(library, s)),
+    );
     expect(mismatches).toEqual([]);
   });
 
   it("gives the library's ids on 3,000 random texts of pieces, unknown characters, emoji and spaces", () => {
     const random = seededRandom(7);
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
-    const oddities = ["😀", "👍🏽", "漢", "字", "ꙮ", "é", "e\u0301", "ﬁ", "①", "\t", "\n", " ", "  ", "▁", "<unk>", "\ud800", "x"];
+    const oddities = [
+      "😀",
+      "👍🏽",
+      "漢",
+      "字",
+      "ꙮ",
+      "é",
+      "e\u0301",
+      "ﬁ",
+      "①",
+      "\t",
+      "\n",
+      " ",
+      "  ",
+      "▁",
+      "<unk>",
+      "\ud800",
+      "x",
+    ];
     const texts = Array.from({ length: 3000 }, () => {
-      const parts = Array.from({ length: 1 + Math.floor(random() * 30) }, () => (random() < 0.7 ? pick(vocab)[0] : pick(oddities)));
+      const parts = Array.from({ length: 1 + Math.floor(random() * 30) }, () =>
+        random() < 0.7 ? pick(vocab)[0] : pick(oddities),
+      );
       return parts.join(random() < 0.5 ? "" : " ");
     });
-    const mismatches = texts.filter((t) => t.normalize("NFKC").length > 0 && JSON.stringify(ours.segment(pretokenize(t))) !== JSON.stringify(libraryIds(library, t)));
+    const mismatches = texts.filter(
+      (t) =>
+        t.normalize("NFKC").length > 0 &&
+        JSON.stringify(ours.segment(pretokenize(t))) !== JSON.stringify(libraryIds(library, t)),
+    );
     expect(mismatches).toEqual([]);
   });
 
   it("breaks ties between equally scored splits as the library does", () => {
     // A toy vocabulary where "ab" + "c" and "a" + "bc" score the same, and "abc" is absent.
-    const toy: Vocab = [["<unk>", 0], ["a", -1], ["b", -1], ["c", -1], ["ab", -1.5], ["bc", -1.5], ["cab", -2.5], ["ca", -1.5]];
-    const json = { version: "1.0", normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], model: { type: "Unigram", unk_id: 0, vocab: toy } };
+    const toy: Vocab = [
+      ["<unk>", 0],
+      ["a", -1],
+      ["b", -1],
+      ["c", -1],
+      ["ab", -1.5],
+      ["bc", -1.5],
+      ["cab", -2.5],
+      ["ca", -1.5],
+    ];
+    const json = {
+      version: "1.0",
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      added_tokens: [],
+      model: { type: "Unigram", unk_id: 0, vocab: toy },
+    };
     const tok = createLibraryTokenizer(json, {});
     const model = new UnigramModel(toy, 0);
     for (const text of ["abc", "cabc", "abcab", "cacab", "zabcz", "abzbc", "cabcabca"]) {

@@ -36,7 +36,10 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
 async function failure(p: Promise<unknown>): Promise<ServerError> {
-  const e = await p.then(() => null, (err: unknown) => err);
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(ServerError);
   return e as ServerError;
 }
@@ -54,9 +57,17 @@ describe("SktClient", () => {
     answer = { status: 204, body: "" };
     expect(await client.deleteTask("t")).toBeNull();
     const [upload, activate, embed, classify, del] = seen.slice(-5);
-    expect(upload).toMatchObject({ method: "PUT", url: "/admin/adapters/t", headers: { authorization: "Bearer tok-123", "content-type": "application/octet-stream" } });
+    expect(upload).toMatchObject({
+      method: "PUT",
+      url: "/admin/adapters/t",
+      headers: { authorization: "Bearer tok-123", "content-type": "application/octet-stream" },
+    });
     expect(Buffer.compare(upload.body, Buffer.from(bytes))).toBe(0);
-    expect(activate).toMatchObject({ method: "POST", url: "/admin/adapters/t/activate", headers: { authorization: "Bearer tok-123", "content-type": "application/json" } });
+    expect(activate).toMatchObject({
+      method: "POST",
+      url: "/admin/adapters/t/activate",
+      headers: { authorization: "Bearer tok-123", "content-type": "application/json" },
+    });
     expect(JSON.parse(activate.body.toString())).toEqual({ version: 2 });
     expect(JSON.parse(embed.body.toString())).toEqual({ texts: ["a", "b"] });
     expect(embed).toMatchObject({ method: "POST", url: "/embed" });
@@ -68,14 +79,35 @@ describe("SktClient", () => {
 
   it("turns each kind of failure into status, code and a message", async () => {
     const client = new SktClient({ url: base, token: "tok-123" });
-    answer = { status: 409, type: "application/json", body: '{"error":{"code":"no_earlier_version","message":"nothing to roll back to"}}' };
-    expect(await failure(client.rollback("t"))).toMatchObject({ status: 409, code: "no_earlier_version", message: "nothing to roll back to" });
+    answer = {
+      status: 409,
+      type: "application/json",
+      body: '{"error":{"code":"no_earlier_version","message":"nothing to roll back to"}}',
+    };
+    expect(await failure(client.rollback("t"))).toMatchObject({
+      status: 409,
+      code: "no_earlier_version",
+      message: "nothing to roll back to",
+    });
     answer = { status: 405, type: "text/plain", body: "405 Method Not Allowed\nmore" };
-    expect(await failure(client.activate("t", 1))).toMatchObject({ status: 405, code: "http_405", message: "POST /admin/adapters/t/activate answered 405: 405 Method Not Allowed (this server may not offer this endpoint)" });
+    expect(await failure(client.activate("t", 1))).toMatchObject({
+      status: 405,
+      code: "http_405",
+      message:
+        "POST /admin/adapters/t/activate answered 405: 405 Method Not Allowed (this server may not offer this endpoint)",
+    });
     answer = { status: 404, body: "" };
-    expect(await failure(client.embed(["a"]))).toMatchObject({ status: 404, code: "http_404", message: "POST /embed answered 404 (this server may not offer this endpoint)" });
+    expect(await failure(client.embed(["a"]))).toMatchObject({
+      status: 404,
+      code: "http_404",
+      message: "POST /embed answered 404 (this server may not offer this endpoint)",
+    });
     answer = { status: 502, type: "text/html", body: "<html>bad gateway</html>" };
-    expect(await failure(client.listAdapters())).toMatchObject({ status: 502, code: "http_502", message: "GET /admin/adapters?limit=1000 answered 502: <html>bad gateway</html>" });
+    expect(await failure(client.listAdapters())).toMatchObject({
+      status: 502,
+      code: "http_502",
+      message: "GET /admin/adapters?limit=1000 answered 502: <html>bad gateway</html>",
+    });
     answer = { status: 200, type: "text/html", body: "<html>a proxy page</html>" };
     expect(await failure(client.listAdapters())).toMatchObject({ status: 200, code: "bad_response" });
     for (const e of seen) expect(e.url).not.toContain("tok-123");
@@ -85,7 +117,11 @@ describe("SktClient", () => {
     const client = new SktClient({ url: base, token: "tok-123" });
     answer = { status: 200, type: "application/json", body: '{"entries":[],"truncated":false}' };
     expect(await client.audit()).toEqual({ entries: [], truncated: false });
-    expect(seen.at(-1)).toMatchObject({ method: "GET", url: "/admin/audit", headers: { authorization: "Bearer tok-123" } });
+    expect(seen.at(-1)).toMatchObject({
+      method: "GET",
+      url: "/admin/audit",
+      headers: { authorization: "Bearer tok-123" },
+    });
     await client.audit({ task: "sst2", since: "2026-01-31T12:00:00+01:00", limit: 5 });
     expect(seen.at(-1)!.url).toBe("/admin/audit?task=sst2&since=2026-01-31T12%3A00%3A00%2B01%3A00&limit=5");
   });

@@ -44,7 +44,24 @@ describe("skt help", () => {
 
   it("every command has a description, examples and help for each of its options", () => {
     const leaves = allCommands(program).filter((c) => c.commands.length === 0);
-    expect(leaves.map((c) => c.name()).sort()).toEqual(["activate", "audit", "build", "classify", "delete", "embed", "eval", "hash-token", "install", "list", "rollback", "serve", "show", "sign", "train", "upload"]);
+    expect(leaves.map((c) => c.name()).sort()).toEqual([
+      "activate",
+      "audit",
+      "build",
+      "classify",
+      "delete",
+      "embed",
+      "eval",
+      "hash-token",
+      "install",
+      "list",
+      "rollback",
+      "serve",
+      "show",
+      "sign",
+      "train",
+      "upload",
+    ]);
     for (const c of leaves) {
       const help = helpOf(c);
       expect(help, c.name()).toMatch(/Examples: \$ \S*skt .* \$ .*skt /);
@@ -65,7 +82,10 @@ describe("skt help", () => {
   });
 
   it("train's and eval's help list every flag of their tables with its default", () => {
-    for (const [name, table] of [["train", TRAIN_FLAGS], ["eval", EVAL_FLAGS]] as const) {
+    for (const [name, table] of [
+      ["train", TRAIN_FLAGS],
+      ["eval", EVAL_FLAGS],
+    ] as const) {
       const help = helpOf(find(program, name));
       for (const f of table) {
         expect(help).toContain(f.flag);
@@ -86,9 +106,17 @@ describe("skt help", () => {
 describe("skt as a process", () => {
   it("hash-token prints the tokens-file entry (the token's sha256, never the token)", async () => {
     const token = "team-a-token-0123456789";
-    const r = await runSkt(["hash-token", "--name", "team-a", "--scopes", "read,write", "--tasks", "team-a-*"], { cwd, stdin: `${token}\n` });
+    const r = await runSkt(["hash-token", "--name", "team-a", "--scopes", "read,write", "--tasks", "team-a-*"], {
+      cwd,
+      stdin: `${token}\n`,
+    });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ name: "team-a", sha256: createHash("sha256").update(token).digest("hex"), scopes: ["read", "write"], tasks: "team-a-*" });
+    expect(JSON.parse(r.stdout)).toEqual({
+      name: "team-a",
+      sha256: createHash("sha256").update(token).digest("hex"),
+      scopes: ["read", "write"],
+      tasks: "team-a-*",
+    });
     expect(r.stdout + r.stderr).not.toContain(token);
   });
 
@@ -123,7 +151,10 @@ describe("skt as a process", () => {
     [["trian"], "skt: unknown command 'trian' (did you mean train?); see 'skt --help'"],
     [["train", "--epoch", "3"], "skt train: unknown option '--epoch' (did you mean --epochs?); see 'skt train --help'"],
     [["serve", "--prot", "80"], "skt serve: unknown option '--prot' (did you mean --port?); see 'skt serve --help'"],
-    [["serve", "--adapters-dir", "--port", "80"], "skt serve: option '--adapters-dir <value>' argument '--port' is invalid. --adapters-dir needs a value, got \"--port\" (values cannot start with \"--\"); see 'skt serve --help'"],
+    [
+      ["serve", "--adapters-dir", "--port", "80"],
+      "skt serve: option '--adapters-dir <value>' argument '--port' is invalid. --adapters-dir needs a value, got \"--port\" (values cannot start with \"--\"); see 'skt serve --help'",
+    ],
     [["adapters", "lst"], "skt adapters: unknown command 'lst' (did you mean list?); see 'skt adapters --help'"],
   ])("%j: one line, a suggestion, exit 2", async (args, line) => {
     const r = await skt(...args);
@@ -133,13 +164,18 @@ describe("skt as a process", () => {
   it("a bad setting value is a usage error (exit 2) naming the flag; nothing is written", async () => {
     const r = await skt("serve", "--port", "abc");
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^error \(invalid_config\): Invalid configuration:\n {2}--port = "abc": must be a whole number\n$/);
+    expect(r.stderr).toMatch(
+      /^error \(invalid_config\): Invalid configuration:\n {2}--port = "abc": must be a whole number\n$/,
+    );
     expect(await readdir(cwd)).toEqual([]);
   });
 
   it("no command means serve (a bad PORT is serve's configuration error, exit 2); a missing subcommand shows help with exit 2", async () => {
     const r = await runSkt([], { cwd, env: { PORT: "http" } });
-    expect(r).toMatchObject({ code: 2, stderr: 'error (invalid_config): Invalid configuration:\n  PORT = "http": must be a whole number\n' });
+    expect(r).toMatchObject({
+      code: 2,
+      stderr: 'error (invalid_config): Invalid configuration:\n  PORT = "http": must be a whole number\n',
+    });
     const adapters = await skt("adapters");
     expect(adapters.code).toBe(2);
     expect(adapters.stderr).toMatch(/^Usage: skt adapters \[options\] \[command\]/);
@@ -148,6 +184,9 @@ describe("skt as a process", () => {
 
   it("train without its required flags says which, without a stack trace (exit 2)", async () => {
     const r = await skt("train", "--task", "x");
-    expect(r).toMatchObject({ code: 2, stderr: "error (invalid_arguments): train needs --task, --data, --prompt and --out (see skt train --help)\n" });
+    expect(r).toMatchObject({
+      code: 2,
+      stderr: "error (invalid_arguments): train needs --task, --data, --prompt and --out (see skt train --help)\n",
+    });
   });
 });

@@ -20,8 +20,14 @@ let server: ServerProcess;
 beforeAll(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
   dir = await mkdtemp(path.join(os.tmpdir(), "skt-client-"));
-  await writeFile(path.join(dir, "v1.safetensors"), servableAdapterBytes(assets, { task: "sentiment", seed: 1, headBias: [30, -30] }));
-  await writeFile(path.join(dir, "v2.safetensors"), servableAdapterBytes(assets, { task: "sentiment", seed: 2, headBias: [-30, 30] }));
+  await writeFile(
+    path.join(dir, "v1.safetensors"),
+    servableAdapterBytes(assets, { task: "sentiment", seed: 1, headBias: [30, -30] }),
+  );
+  await writeFile(
+    path.join(dir, "v2.safetensors"),
+    servableAdapterBytes(assets, { task: "sentiment", seed: 2, headBias: [-30, 30] }),
+  );
   server = await spawnServerProcess({
     adaptersDir: path.join(dir, "adapters"),
     env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
@@ -48,20 +54,34 @@ describe("skt operator client against a server process", () => {
 
     const up1 = await skt(["adapters", "upload", "v1.safetensors"]);
     expect(up1).toMatchObject({ code: 0, stderr: "" });
-    expect(up1.stdout).toMatch(/^task sentiment v1 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\n$/);
+    expect(up1.stdout).toMatch(
+      /^task sentiment v1 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\n$/,
+    );
     const up2 = await skt(["adapters", "upload", "v2.safetensors", "--json"]);
     expect(JSON.parse(up2.stdout)).toMatchObject({ task: "sentiment", version: 2, labels: ["negative", "positive"] });
 
     const list = await skt(["adapters", "list"]);
     expect(list.stdout).toBe("TASK       VERSION\nsentiment  2\n");
-    expect(JSON.parse((await skt(["adapters", "list", "--json"])).stdout)).toEqual(await direct("/admin/adapters", { headers: admin }));
+    expect(JSON.parse((await skt(["adapters", "list", "--json"])).stdout)).toEqual(
+      await direct("/admin/adapters", { headers: admin }),
+    );
 
     const details = await direct("/admin/adapters/sentiment", { headers: admin });
     expect(JSON.parse((await skt(["adapters", "show", "sentiment", "--json"])).stdout)).toEqual(details);
     const show = (await skt(["adapters", "show", "sentiment"])).stdout.trimEnd().split("\n");
     expect(show[0]).toMatch(/^VERSION +CURRENT +BYTES +CREATED +VARIANT +LABELS +PROMPT$/);
-    const versions = (details as { versions: { version: number; current: boolean; bytes: number; created_at: string }[] }).versions;
-    expect(show.slice(1)).toEqual(versions.map((v) => expect.stringMatching(new RegExp(`^${v.version} +${v.current ? "\\* +" : ""}${v.bytes} +${v.created_at} +prompt +negative,positive +`))));
+    const versions = (
+      details as { versions: { version: number; current: boolean; bytes: number; created_at: string }[] }
+    ).versions;
+    expect(show.slice(1)).toEqual(
+      versions.map((v) =>
+        expect.stringMatching(
+          new RegExp(
+            `^${v.version} +${v.current ? "\\* +" : ""}${v.bytes} +${v.created_at} +prompt +negative,positive +`,
+          ),
+        ),
+      ),
+    );
     expect(versions.map((v) => v.current)).toEqual([false, true]);
 
     const classify = await skt(["classify", "--task", "sentiment", "a fine film", "awful"]);
@@ -72,17 +92,35 @@ describe("skt operator client against a server process", () => {
       expect.stringMatching(/^a fine film +positive +1\.0000 +\d+$/),
       expect.stringMatching(/^awful +positive +1\.0000 +\d+$/),
     ]);
-    const reference = await direct("/classify?task=sentiment", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts: ["a fine film", "awful"] }) });
-    expect(JSON.parse((await skt(["classify", "--task", "sentiment", "--json", "a fine film", "awful"])).stdout)).toEqual(reference);
+    const reference = await direct("/classify?task=sentiment", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ texts: ["a fine film", "awful"] }),
+    });
+    expect(
+      JSON.parse((await skt(["classify", "--task", "sentiment", "--json", "a fine film", "awful"])).stdout),
+    ).toEqual(reference);
     // Texts one per line on stdin when none are given.
-    expect(JSON.parse((await skt(["classify", "--task", "sentiment", "--json"], { stdin: "a fine film\n\nawful\n" })).stdout)).toEqual(reference);
+    expect(
+      JSON.parse(
+        (await skt(["classify", "--task", "sentiment", "--json"], { stdin: "a fine film\n\nawful\n" })).stdout,
+      ),
+    ).toEqual(reference);
 
     const rollback = await skt(["adapters", "rollback", "sentiment"]);
     expect(rollback.stdout).toMatch(/^task sentiment v1 is current/);
-    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 1 })] });
-    expect((await skt(["adapters", "rollback", "sentiment", "--version", "2", "--json"])).stdout).toMatch(/"version": 2/);
+    expect(await direct("/tasks")).toMatchObject({
+      tasks: [expect.objectContaining({ task: "sentiment", version: 1 })],
+    });
+    expect((await skt(["adapters", "rollback", "sentiment", "--version", "2", "--json"])).stdout).toMatch(
+      /"version": 2/,
+    );
 
-    expect(await skt(["adapters", "delete", "sentiment"])).toEqual({ code: 0, stdout: "task sentiment deleted\n", stderr: "" });
+    expect(await skt(["adapters", "delete", "sentiment"])).toEqual({
+      code: 0,
+      stdout: "task sentiment deleted\n",
+      stderr: "",
+    });
     expect(await direct("/admin/adapters", { headers: admin })).toEqual({ adapters: [], total: 0, next_cursor: null });
   });
 
@@ -105,12 +143,21 @@ describe("skt operator client against a server process", () => {
   });
 
   it("refuses without a token (exit 2) and says when the server cannot be reached (exit 3)", async () => {
-    expect(await skt(["adapters", "list"], { env: { SKT_ADMIN_TOKEN: "" } })).toEqual({ code: 2, stdout: "", stderr: "error (invalid_arguments): the admin API needs a token: set SKT_ADMIN_TOKEN (or pass --token)\n" });
+    expect(await skt(["adapters", "list"], { env: { SKT_ADMIN_TOKEN: "" } })).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "error (invalid_arguments): the admin API needs a token: set SKT_ADMIN_TOKEN (or pass --token)\n",
+    });
     const closed = await freePort();
     const down = await skt(["adapters", "list", "--url", `http://127.0.0.1:${closed}`]);
     expect(down).toMatchObject({ code: 3, stdout: "" });
-    expect(down.stderr).toBe(`error (unreachable): cannot reach the server at http://127.0.0.1:${closed}: ECONNREFUSED\n`);
-    expect(await skt(["adapters", "activate", "sentiment", "zero"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/<version> must be a version number/) });
+    expect(down.stderr).toBe(
+      `error (unreachable): cannot reach the server at http://127.0.0.1:${closed}: ECONNREFUSED\n`,
+    );
+    expect(await skt(["adapters", "activate", "sentiment", "zero"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/<version> must be a version number/),
+    });
   });
 
   it("activate: makes an earlier, then a later, stored version current; the current one is a 409", async () => {
@@ -119,14 +166,22 @@ describe("skt operator client against a server process", () => {
     const back = await skt(["adapters", "activate", "sentiment", "1", "--json"]);
     expect(back).toMatchObject({ code: 0, stderr: "" });
     expect(JSON.parse(back.stdout)).toMatchObject({ task: "sentiment", version: 1, labels: ["negative", "positive"] });
-    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 1 })] });
+    expect(await direct("/tasks")).toMatchObject({
+      tasks: [expect.objectContaining({ task: "sentiment", version: 1 })],
+    });
     // v1's head favours "negative" (headBias [30, -30]): the swap is what classify serves.
-    expect((await skt(["classify", "--task", "sentiment", "a fine film"])).stdout).toMatch(/^task sentiment v1\n.*\na fine film +negative /);
+    expect((await skt(["classify", "--task", "sentiment", "a fine film"])).stdout).toMatch(
+      /^task sentiment v1\n.*\na fine film +negative /,
+    );
 
     const forward = await skt(["adapters", "activate", "sentiment", "2"]);
     expect(forward).toMatchObject({ code: 0, stderr: "" });
-    expect(forward.stdout).toMatch(/^task sentiment v2 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\n$/);
-    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 2 })] });
+    expect(forward.stdout).toMatch(
+      /^task sentiment v2 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\n$/,
+    );
+    expect(await direct("/tasks")).toMatchObject({
+      tasks: [expect.objectContaining({ task: "sentiment", version: 2 })],
+    });
 
     const again = await skt(["adapters", "activate", "sentiment", "2"]);
     expect(again).toMatchObject({ code: 1, stdout: "" });
@@ -134,12 +189,18 @@ describe("skt operator client against a server process", () => {
     const missing = await skt(["adapters", "activate", "sentiment", "7"]);
     expect(missing).toMatchObject({ code: 1, stdout: "" });
     expect(missing.stderr).toMatch(/^server error 404 \(version_not_found\): [^\n]+\n$/);
-    expect(await direct("/tasks")).toMatchObject({ tasks: [expect.objectContaining({ task: "sentiment", version: 2 })] });
+    expect(await direct("/tasks")).toMatchObject({
+      tasks: [expect.objectContaining({ task: "sentiment", version: 2 })],
+    });
     await skt(["adapters", "delete", "sentiment"]);
   });
 
   it("embed: prints one vector per text, matching the server's own /embed answer", async () => {
-    const reference = (await direct("/embed", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts: ["first sentence", "second one"] }) })) as { model: string; embeddings: number[][]; tokens: number[] };
+    const reference = (await direct("/embed", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ texts: ["first sentence", "second one"] }),
+    })) as { model: string; embeddings: number[][]; tokens: number[] };
     expect(reference.embeddings).toHaveLength(2);
     const r = await skt(["embed", "--json", "first sentence", "second one"]);
     expect(r).toMatchObject({ code: 0, stderr: "" });
@@ -150,24 +211,41 @@ describe("skt operator client against a server process", () => {
     expect(lines[0]).toBe(`model ${reference.model}`);
     expect(lines[1]).toMatch(/^TEXT +TOKENS +DIMS +NORM +FIRST VALUES$/);
     reference.embeddings.forEach((e, i) => {
-      expect(lines[2 + i]).toMatch(new RegExp(`^${["first sentence", "second one"][i]} +${reference.tokens[i]} +${e.length} +${Math.hypot(...e).toFixed(4)} +`));
+      expect(lines[2 + i]).toMatch(
+        new RegExp(
+          `^${["first sentence", "second one"][i]} +${reference.tokens[i]} +${e.length} +${Math.hypot(...e).toFixed(4)} +`,
+        ),
+      );
     });
   });
 
   it("adapters audit: shows the server's audit log as a table and, with --json, as the server sent it", async () => {
     const since = new Date().toISOString(); // entries of the earlier tests end before this
     expect((await skt(["adapters", "upload", "v1.safetensors"])).code).toBe(0);
-    const reference = (await direct(`/admin/audit?task=sentiment&since=${encodeURIComponent(since)}`, { headers: admin })) as { entries: { actor: string; action: string; version: number; status: number }[] };
-    expect(reference.entries.map((e) => [e.actor, e.action, e.version, e.status])).toEqual([["admin", "upload", 1, 201]]);
-    expect(JSON.parse((await skt(["adapters", "audit", "--task", "sentiment", "--since", since, "--json"])).stdout)).toEqual(reference);
+    const reference = (await direct(`/admin/audit?task=sentiment&since=${encodeURIComponent(since)}`, {
+      headers: admin,
+    })) as { entries: { actor: string; action: string; version: number; status: number }[] };
+    expect(reference.entries.map((e) => [e.actor, e.action, e.version, e.status])).toEqual([
+      ["admin", "upload", 1, 201],
+    ]);
+    expect(
+      JSON.parse((await skt(["adapters", "audit", "--task", "sentiment", "--since", since, "--json"])).stdout),
+    ).toEqual(reference);
 
     const table = await skt(["adapters", "audit", "--task", "sentiment", "--since", since, "--limit", "5"]);
     expect(table).toMatchObject({ code: 0, stderr: "" });
     const lines = table.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^TIME +ACTOR +ACTION +TASK +VERSION +STATUS +RESULT +CODE +CLIENT$/);
     expect(lines.slice(1)).toEqual([expect.stringMatching(/^\S+ +admin +upload +sentiment +1 +201 +ok +- +\S+$/)]);
-    expect(await skt(["adapters", "audit", "--task", "never-touched"])).toEqual({ code: 0, stdout: "no audit entries\n", stderr: "" });
-    expect(await skt(["adapters", "audit", "--limit", "0"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--limit must be a whole number/) });
+    expect(await skt(["adapters", "audit", "--task", "never-touched"])).toEqual({
+      code: 0,
+      stdout: "no audit entries\n",
+      stderr: "",
+    });
+    expect(await skt(["adapters", "audit", "--limit", "0"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--limit must be a whole number/),
+    });
     const badSince = await skt(["adapters", "audit", "--since", "yesterday"]);
     expect(badSince).toMatchObject({ code: 1, stdout: "" });
     expect(badSince.stderr).toMatch(/^server error 400 \(\w+\): .*since/);

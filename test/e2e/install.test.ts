@@ -22,7 +22,8 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 // The `skt` launcher, run from the temporary folder: nothing the command writes can land in the repository.
 const skt = (...args: string[]) => runSkt(args, { cwd: dir });
-const cli = (...args: string[]) => skt("install", ...args, "--adapters-dir", path.join(dir, "adapters"), "--models-dir", MODELS_DIR);
+const cli = (...args: string[]) =>
+  skt("install", ...args, "--adapters-dir", path.join(dir, "adapters"), "--models-dir", MODELS_DIR);
 
 describe("install command", () => {
   it("adds a valid adapter as the task's next current version", async () => {
@@ -32,7 +33,9 @@ describe("install command", () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/task offline v1 is now current/);
     expect((await readFile(path.join(dir, "adapters", "offline", "CURRENT"), "utf8")).trim()).toBe("1");
-    expect(Buffer.compare(await readFile(path.join(dir, "adapters", "offline", "v000001.safetensors")), Buffer.from(bytes))).toBe(0);
+    expect(
+      Buffer.compare(await readFile(path.join(dir, "adapters", "offline", "v000001.safetensors")), Buffer.from(bytes)),
+    ).toBe(0);
   });
 
   it("refuses an invalid file with the validator's code and writes nothing", async () => {
@@ -40,7 +43,9 @@ describe("install command", () => {
     await writeFile(path.join(dir, "bad.safetensors"), bytes.subarray(0, bytes.length - 10));
     const err = await cli(path.join(dir, "bad.safetensors"));
     expect(err).toMatchObject({ code: 1 });
-    expect(err.stderr).toMatch(/error \((file_too_small|offsets_out_of_bounds|offsets_size_mismatch|header_length_out_of_bounds)\)/);
+    expect(err.stderr).toMatch(
+      /error \((file_too_small|offsets_out_of_bounds|offsets_size_mismatch|header_length_out_of_bounds)\)/,
+    );
     expect(await taskFolders()).toEqual(["offline"]);
   });
 
@@ -69,7 +74,13 @@ describe("install command", () => {
     const bytes = syntheticAdapterBytes(assets, { task: "flaglike", seed: 6 });
     await writeFile(path.join(dir, "flaglike.safetensors"), bytes);
     const before = await readdir(dir);
-    const err = await skt("install", path.join(dir, "flaglike.safetensors"), "--adapters-dir", "--models-dir", MODELS_DIR);
+    const err = await skt(
+      "install",
+      path.join(dir, "flaglike.safetensors"),
+      "--adapters-dir",
+      "--models-dir",
+      MODELS_DIR,
+    );
     expect(err).toMatchObject({ code: 2 });
     expect(err.stderr).toMatch(/--adapters-dir needs a value, got "--models-dir"/);
     expect(await readdir(dir)).toEqual(before);

@@ -43,27 +43,50 @@ describe("server process end to end", () => {
   it("uploads, classifies, rolls back and reports metrics over HTTP", async () => {
     const v1 = servableAdapterBytes(assets, { task: "sentiment", seed: 1, headBias: [30, -30] });
     const v2 = servableAdapterBytes(assets, { task: "sentiment", seed: 2, headBias: [-30, 30] });
-    const put = (bytes: Uint8Array) => fetch(`${base}/admin/adapters/sentiment`, { method: "PUT", headers: { ...admin, "content-type": "application/octet-stream" }, body: Buffer.from(bytes) });
+    const put = (bytes: Uint8Array) =>
+      fetch(`${base}/admin/adapters/sentiment`, {
+        method: "PUT",
+        headers: { ...admin, "content-type": "application/octet-stream" },
+        body: Buffer.from(bytes),
+      });
 
     expect((await put(v1)).status).toBe(201);
     const classify = async () => {
-      const r = await fetch(`${base}/classify?task=sentiment`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts: ["a fine film", "awful"] }) });
+      const r = await fetch(`${base}/classify?task=sentiment`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ texts: ["a fine film", "awful"] }),
+      });
       expect(r.status).toBe(200);
       return (await r.json()) as { adapter_version: number; predictions: { label: string }[] };
     };
-    expect(await classify()).toMatchObject({ adapter_version: 1, predictions: [{ label: "negative" }, { label: "negative" }] });
+    expect(await classify()).toMatchObject({
+      adapter_version: 1,
+      predictions: [{ label: "negative" }, { label: "negative" }],
+    });
 
     expect((await put(v2)).status).toBe(201);
-    expect(await classify()).toMatchObject({ adapter_version: 2, predictions: [{ label: "positive" }, { label: "positive" }] });
+    expect(await classify()).toMatchObject({
+      adapter_version: 2,
+      predictions: [{ label: "positive" }, { label: "positive" }],
+    });
 
-    const rb = await fetch(`${base}/admin/adapters/sentiment/rollback`, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: "{}" });
+    const rb = await fetch(`${base}/admin/adapters/sentiment/rollback`, {
+      method: "POST",
+      headers: { ...admin, "content-type": "application/json" },
+      body: "{}",
+    });
     expect(rb.status).toBe(200);
     expect(await classify()).toMatchObject({ adapter_version: 1 });
 
     const tasks = (await (await fetch(`${base}/tasks`)).json()) as { tasks: { task: string; version: number }[] };
     expect(tasks.tasks).toEqual([expect.objectContaining({ task: "sentiment", version: 1 })]);
 
-    const unauthorized = await fetch(`${base}/admin/adapters/sentiment`, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: Buffer.from(v1) });
+    const unauthorized = await fetch(`${base}/admin/adapters/sentiment`, {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream" },
+      body: Buffer.from(v1),
+    });
     expect(unauthorized.status).toBe(401);
 
     const metrics = await (await fetch(`${base}/metrics`)).text();
@@ -76,7 +99,12 @@ describe("server process end to end", () => {
   it("finishes accepted requests on SIGTERM and exits cleanly", async () => {
     const texts = Array.from({ length: 16 }, (_, i) => `request ${i} `.repeat(10));
     const inflight = Array.from({ length: 12 }, () =>
-      fetch(`${base}/classify?task=sentiment`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts }) }).then((r) => r.status));
+      fetch(`${base}/classify?task=sentiment`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ texts }),
+      }).then((r) => r.status),
+    );
     await new Promise((r) => setTimeout(r, 30));
     server.proc.kill("SIGTERM");
     const statuses = await Promise.all(inflight.map((p) => p.catch(() => "refused")));

@@ -15,10 +15,13 @@ async function batchesFor(lengths: number[], limits: Partial<BatcherLimits>): Pr
   const out: number[][] = [];
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const b = new Batcher<Row>({ maxBatchSize: 32, maxBatchTokens: 4096, maxWaitMs: 0, maxPaddingRatio: 0.25, queueSize: 1000, ...limits }, async (batch) => {
-    out.push(batch.map((r) => r.id));
-    if (out.length === 1) await gate;
-  });
+  const b = new Batcher<Row>(
+    { maxBatchSize: 32, maxBatchTokens: 4096, maxWaitMs: 0, maxPaddingRatio: 0.25, queueSize: 1000, ...limits },
+    async (batch) => {
+      out.push(batch.map((r) => r.id));
+      if (out.length === 1) await gate;
+    },
+  );
   const all = rows(lengths);
   b.push([all[0]]); // starts the first batch, which waits at the gate
   b.push(all.slice(1));
@@ -45,7 +48,10 @@ describe("batcher", () => {
   });
 
   it("respects the row and padded-token budgets", async () => {
-    const batches = await batchesFor(Array.from({ length: 21 }, () => 10), { maxBatchSize: 8, maxBatchTokens: 60 });
+    const batches = await batchesFor(
+      Array.from({ length: 21 }, () => 10),
+      { maxBatchSize: 8, maxBatchTokens: 60 },
+    );
     expect(batches.map((b) => b.length)).toEqual([1, 6, 6, 6, 2]);
   });
 
@@ -58,10 +64,14 @@ describe("batcher", () => {
     const started: number[][] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 0, maxPaddingRatio: 0.25, queueSize: 100 }, async (batch) => {
-      started.push(batch.map((r) => r.id));
-      await gate; // every batch runs until released
-    }, 2);
+    const b = new Batcher<Row>(
+      { maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 0, maxPaddingRatio: 0.25, queueSize: 100 },
+      async (batch) => {
+        started.push(batch.map((r) => r.id));
+        await gate; // every batch runs until released
+      },
+      2,
+    );
     const all = rows(Array.from({ length: 9 }, () => 10));
     b.push([all[0]]);
     b.push(all.slice(1, 4)); // 3 queued, fewer than a batch: they wait for the running one
@@ -81,7 +91,10 @@ describe("batcher", () => {
   });
 
   it("refuses rows beyond the queue bound atomically", () => {
-    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 1000, maxPaddingRatio: 0.25, queueSize: 3 }, () => new Promise<void>(() => {}));
+    const b = new Batcher<Row>(
+      { maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 1000, maxPaddingRatio: 0.25, queueSize: 3 },
+      () => new Promise<void>(() => {}),
+    );
     b.push(rows([1])); // runs at once (nothing came before it) and never finishes
     b.push(rows([1, 2]));
     expect(() => b.push(rows([1, 2]))).toThrow(/queue is full/);
@@ -90,9 +103,12 @@ describe("batcher", () => {
 
   it("an idle worker takes a row that ends a quiet spell at once; a row close behind another waits up to maxWaitMs", async () => {
     const started: number[] = [];
-    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 40, maxPaddingRatio: 0.25, queueSize: 100 }, async (batch) => {
-      started.push(...batch.map((r) => r.id));
-    });
+    const b = new Batcher<Row>(
+      { maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 40, maxPaddingRatio: 0.25, queueSize: 100 },
+      async (batch) => {
+        started.push(...batch.map((r) => r.id));
+      },
+    );
     // Rows are made when pushed: a row's wait counts from its enqueuedAt.
     const row = (id: number): Row => ({ ...rows([5])[0], id });
     b.push([row(0)]);
@@ -115,11 +131,14 @@ describe("batcher", () => {
     const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
     let runMs = 500; // the first batch is slow: one row then costs ~100 ms in the moving average
     let finished = Promise.resolve();
-    const b = new Batcher<Row>({ maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 5, maxPaddingRatio: 0.25, queueSize: 100 }, (batch) => {
-      started.push(...batch.map((r) => r.id));
-      finished = sleep(runMs);
-      return finished;
-    });
+    const b = new Batcher<Row>(
+      { maxBatchSize: 4, maxBatchTokens: 4096, maxWaitMs: 5, maxPaddingRatio: 0.25, queueSize: 100 },
+      (batch) => {
+        started.push(...batch.map((r) => r.id));
+        finished = sleep(runMs);
+        return finished;
+      },
+    );
     // Rows are made when pushed: a row's wait counts from its enqueuedAt.
     const row = (id: number): Row => ({ ...rows([5])[0], id });
     b.push([row(0)]);

@@ -35,16 +35,30 @@ async function startEngine(overrides: Partial<EngineOptions> = {}): Promise<{ en
   return { engine, metrics };
 }
 
-async function counter(metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
+async function counter(
+  metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> },
+  labels: Record<string, string> = {},
+): Promise<number> {
   const { values } = await metric.get();
-  return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((s, v) => s + v.value, 0);
+  return values
+    .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    .reduce((s, v) => s + v.value, 0);
 }
 
 const KINDS: ServableOptions[] = [
   { task: "prompt-pool", variant: "prompt", pooling: true, seed: 1 },
   { task: "prompt-flat", variant: "prompt", pooling: false, seed: 2, promptText: "is this review happy or sad ?" },
   { task: "prefix-pool", variant: "prefix", pooling: true, seed: 3, scale: 0.02 },
-  { task: "prefix-flat", variant: "prefix", pooling: false, seed: 4, scale: 0.02, promptText: "sentiment :", problemType: "multi_label_classification", labels: ["a", "b", "c"] },
+  {
+    task: "prefix-flat",
+    variant: "prefix",
+    pooling: false,
+    seed: 4,
+    scale: 0.02,
+    promptText: "sentiment :",
+    problemType: "multi_label_classification",
+    labels: ["a", "b", "c"],
+  },
   { task: "regress", variant: "prompt", pooling: true, seed: 5, problemType: "regression" },
 ];
 
@@ -56,17 +70,19 @@ function naiveTransform(file: AdapterFile, hp: Float64Array[]): Float64Array[] {
   const out = Array.from({ length: L }, () => new Float64Array(W));
   if (file.metadata.pooling) {
     const a = hp.map((row) => row.reduce((s, v, i) => s + v * t["pool.weight"].data[i], t["pool.bias"].data[0]));
-    for (let l = 0; l < L; l++) for (let w = 0; w < W; w++) {
-      const j = l * W + w;
-      out[l][w] = t["proj.bias"].data[j] + a.reduce((s, v, k) => s + v * t["proj.weight"].data[j * L + k], 0);
-    }
+    for (let l = 0; l < L; l++)
+      for (let w = 0; w < W; w++) {
+        const j = l * W + w;
+        out[l][w] = t["proj.bias"].data[j] + a.reduce((s, v, k) => s + v * t["proj.weight"].data[j * L + k], 0);
+      }
   } else {
     const H = hp[0].length;
-    for (let l = 0; l < L; l++) for (let w = 0; w < W; w++) {
-      let s = t["proj.bias"].data[w];
-      for (let i = 0; i < H; i++) s += hp[l][i] * t["proj.weight"].data[w * H + i];
-      out[l][w] = s;
-    }
+    for (let l = 0; l < L; l++)
+      for (let w = 0; w < W; w++) {
+        let s = t["proj.bias"].data[w];
+        for (let i = 0; i < H; i++) s += hp[l][i] * t["proj.weight"].data[w * H + i];
+        out[l][w] = s;
+      }
   }
   return out;
 }
@@ -96,56 +112,91 @@ describe("engine with real adapters", () => {
     expect(values).toEqual([{ value: 1, labels: { device: "cpu", requested: "cpu", adapter: "" } }]);
   });
 
-  it.each(KINDS.map((k) => [k.task, k] as const))("prepares %s exactly as a naive semantic pass + F", async (_task, k) => {
-    const file = servableAdapter(assets, k);
-    const prepared = await engine.registry.acquire(k.task);
-    const hp = naiveUseLite(weights, tokenRows(weights, assets.tokenizer.ids(file.metadata.promptText))).lastHiddenState;
-    const z = naiveTransform(file, hp);
-    const L = file.metadata.promptLength;
-    if (file.metadata.variant === "prompt") {
-      expect(relErr(prepared.softPrompt!, z.flatMap((r) => [...r]))).toBeLessThan(1e-4);
-    } else {
-      // Re-read each layer's key/value block out of z's rows: [L, S] with S = [k0 v0 k1 v1].
-      let offset = 0;
-      assets.dims.layers.forEach((l, n) => {
-        const width = l.heads * l.headDim;
-        for (const [which, base] of [["keys", offset], ["values", offset + width]] as const) {
-          const want: number[] = [];
-          for (let h = 0; h < l.heads; h++) for (let p = 0; p < L; p++) for (let d = 0; d < l.headDim; d++) want.push(z[p][base + h * l.headDim + d]);
-          expect(relErr(prepared.prefix![which][n], want)).toBeLessThan(1e-4);
-        }
-        offset += 2 * width;
-      });
-    }
-  });
+  it.each(KINDS.map((k) => [k.task, k] as const))(
+    "prepares %s exactly as a naive semantic pass + F",
+    async (_task, k) => {
+      const file = servableAdapter(assets, k);
+      const prepared = await engine.registry.acquire(k.task);
+      const hp = naiveUseLite(
+        weights,
+        tokenRows(weights, assets.tokenizer.ids(file.metadata.promptText)),
+      ).lastHiddenState;
+      const z = naiveTransform(file, hp);
+      const L = file.metadata.promptLength;
+      if (file.metadata.variant === "prompt") {
+        expect(
+          relErr(
+            prepared.softPrompt!,
+            z.flatMap((r) => [...r]),
+          ),
+        ).toBeLessThan(1e-4);
+      } else {
+        // Re-read each layer's key/value block out of z's rows: [L, S] with S = [k0 v0 k1 v1].
+        let offset = 0;
+        assets.dims.layers.forEach((l, n) => {
+          const width = l.heads * l.headDim;
+          for (const [which, base] of [
+            ["keys", offset],
+            ["values", offset + width],
+          ] as const) {
+            const want: number[] = [];
+            for (let h = 0; h < l.heads; h++)
+              for (let p = 0; p < L; p++) for (let d = 0; d < l.headDim; d++) want.push(z[p][base + h * l.headDim + d]);
+            expect(relErr(prepared.prefix![which][n], want)).toBeLessThan(1e-4);
+          }
+          offset += 2 * width;
+        });
+      }
+    },
+  );
 
   it("a prompt-variant prediction equals the naive end-to-end computation", async () => {
     const k = KINDS[0];
     const file = servableAdapter(assets, k);
     const text = "a thoughtful , moving film";
     const res = await engine.classify({ task: k.task, texts: [text] });
-    const hp = naiveUseLite(weights, tokenRows(weights, assets.tokenizer.ids(file.metadata.promptText))).lastHiddenState;
+    const hp = naiveUseLite(
+      weights,
+      tokenRows(weights, assets.tokenizer.ids(file.metadata.promptText)),
+    ).lastHiddenState;
     const soft = naiveTransform(file, hp);
     const pooled = naiveUseLite(weights, [...soft, ...tokenRows(weights, assets.tokenizer.ids(text))]).pooled;
-    const logits = [0, 1].map((c) => file.tensors["head.bias"].data[c] + pooled.reduce((s, v, i) => s + v * file.tensors["head.weight"].data[c * 512 + i], 0));
+    const logits = [0, 1].map(
+      (c) =>
+        file.tensors["head.bias"].data[c] +
+        pooled.reduce((s, v, i) => s + v * file.tensors["head.weight"].data[c * 512 + i], 0),
+    );
     const p1 = 1 / (1 + Math.exp(logits[0] - logits[1]));
     expect(res.predictions[0].scores!.positive).toBeCloseTo(p1, 4);
     expect(res.predictions[0].tokens).toBe(assets.tokenizer.ids(text).length);
   });
 
   it("a row's result is the same alone and inside a mixed batch of other tasks, variants and lengths", async () => {
-    const texts = ["great", "an utterly forgettable , overlong and tedious exercise in style over substance", "fine .", "the best film of the year , without question"];
+    const texts = [
+      "great",
+      "an utterly forgettable , overlong and tedious exercise in style over substance",
+      "fine .",
+      "the best film of the year , without question",
+    ];
     const alone = new Map<string, number[]>();
-    for (const k of KINDS) for (const t of texts) {
-      const r = await engine.classify({ task: k.task, texts: [t] });
-      const p = r.predictions[0];
-      alone.set(`${k.task}|${t}`, p.value !== undefined ? [p.value] : Object.values(p.scores!));
-    }
-    const batchCount = async () => (await metrics.batchSize.get()).values.find((v) => v.metricName === "skt_batch_size_count")!.value;
+    for (const k of KINDS)
+      for (const t of texts) {
+        const r = await engine.classify({ task: k.task, texts: [t] });
+        const p = r.predictions[0];
+        alone.set(`${k.task}|${t}`, p.value !== undefined ? [p.value] : Object.values(p.scores!));
+      }
+    const batchCount = async () =>
+      (await metrics.batchSize.get()).values.find((v) => v.metricName === "skt_batch_size_count")!.value;
     const before = await batchCount();
-    const all = await Promise.all(KINDS.flatMap((k) => texts.map((t) => engine.classify({ task: k.task, texts: [t] }).then((r) => ({ key: `${k.task}|${t}`, p: r.predictions[0] })))));
+    const all = await Promise.all(
+      KINDS.flatMap((k) =>
+        texts.map((t) =>
+          engine.classify({ task: k.task, texts: [t] }).then((r) => ({ key: `${k.task}|${t}`, p: r.predictions[0] })),
+        ),
+      ),
+    );
     // The burst really was batched across tasks: 20 rows in far fewer than 20 batches.
-    expect(await batchCount() - before).toBeLessThan(10);
+    expect((await batchCount()) - before).toBeLessThan(10);
     for (const { key, p } of all) {
       const got = p.value !== undefined ? [p.value] : Object.values(p.scores!);
       const want = alone.get(key)!;
@@ -182,8 +233,14 @@ describe("engine with real adapters", () => {
   });
 
   it("refuses unknown tasks and pair misuse with typed errors", async () => {
-    await expect(engine.classify({ task: "nope", texts: ["x"] })).rejects.toMatchObject({ kind: "not_found", code: "unknown_task" });
-    await expect(engine.classify({ task: "prompt-pool", texts: ["x"], pairs: ["y"] })).rejects.toMatchObject({ kind: "bad_request", code: "pair_not_supported" });
+    await expect(engine.classify({ task: "nope", texts: ["x"] })).rejects.toMatchObject({
+      kind: "not_found",
+      code: "unknown_task",
+    });
+    await expect(engine.classify({ task: "prompt-pool", texts: ["x"], pairs: ["y"] })).rejects.toMatchObject({
+      kind: "bad_request",
+      code: "pair_not_supported",
+    });
   });
 });
 
@@ -198,7 +255,10 @@ describe("hot swap", () => {
       let stop = false;
       const clients = Array.from({ length: 6 }, async (_, c) => {
         for (let i = 0; !stop || i < 3; i++) {
-          const r = await engine.classify({ task: "swap", texts: [`client ${c} text ${i}`, "another text in the same request"] });
+          const r = await engine.classify({
+            task: "swap",
+            texts: [`client ${c} text ${i}`, "another text in the same request"],
+          });
           results.push({ version: r.adapterVersion, labels: r.predictions.map((p) => p.label!) });
           if (i > 200) break;
         }
@@ -212,7 +272,8 @@ describe("hot swap", () => {
       await Promise.all(clients);
       const versions = new Set(results.map((r) => r.version));
       expect(versions).toEqual(new Set([1, 2]));
-      for (const r of results) expect(r.labels).toEqual(r.version === 1 ? ["negative", "negative"] : ["positive", "positive"]);
+      for (const r of results)
+        expect(r.labels).toEqual(r.version === 1 ? ["negative", "negative"] : ["positive", "positive"]);
     } finally {
       await engine.close();
     }
@@ -221,10 +282,17 @@ describe("hot swap", () => {
 
 describe("cache", () => {
   /** What one default prompt adapter holds in the cache: soft prompt + head + allowance. */
-  const preparedBytes = () => assets.tokenizer.ids("classify the text as positive or negative, text:").length * 256 * 4 + 2 * 512 * 4 + 2 * 4 + 1024;
+  const preparedBytes = () =>
+    assets.tokenizer.ids("classify the text as positive or negative, text:").length * 256 * 4 +
+    2 * 512 * 4 +
+    2 * 4 +
+    1024;
 
   /** Loads from the store (each a cache miss served by decode + preparation). */
-  const loads = async (metrics: SktMetrics) => (await metrics.adapterLoadDuration.get()).values.find((v) => v.metricName === "skt_adapter_load_duration_seconds_count")?.value ?? 0;
+  const loads = async (metrics: SktMetrics) =>
+    (await metrics.adapterLoadDuration.get()).values.find(
+      (v) => v.metricName === "skt_adapter_load_duration_seconds_count",
+    )?.value ?? 0;
 
   it("evicts under a tiny byte budget, reloads on demand, and loads concurrent misses once", async () => {
     const { engine, metrics } = await startEngine({ cacheBytes: Math.floor(1.5 * preparedBytes()) }); // room for one
@@ -250,7 +318,8 @@ describe("cache", () => {
   it("evicts the least recently used adapter first", async () => {
     const { engine, metrics } = await startEngine({ cacheBytes: Math.floor(2.5 * preparedBytes()) }); // room for two
     try {
-      for (const t of ["a", "b", "c"]) await engine.upload(t, servableAdapterBytes(assets, { task: t, seed: t.charCodeAt(0) }));
+      for (const t of ["a", "b", "c"])
+        await engine.upload(t, servableAdapterBytes(assets, { task: t, seed: t.charCodeAt(0) }));
       await engine.classify({ task: "b", texts: ["x"] }); // cached (b, c held; a evicted)
       expect(await loads(metrics)).toBe(0);
       await engine.classify({ task: "a", texts: ["x"] }); // reloaded; evicts c, now least recently used
@@ -287,13 +356,24 @@ describe("batch log (debug)", () => {
     try {
       await engine.upload("a", servableAdapterBytes(assets, { task: "a", seed: 1 }));
       await engine.upload("b", servableAdapterBytes(assets, { task: "b", variant: "prefix", seed: 2, scale: 0.02 }));
-      await Promise.all(texts.flatMap((t) => [engine.classify({ task: "a", texts: [t] }), engine.classify({ task: "b", texts: [t, t + " !"] })]));
+      await Promise.all(
+        texts.flatMap((t) => [
+          engine.classify({ task: "a", texts: [t] }),
+          engine.classify({ task: "b", texts: [t, t + " !"] }),
+        ]),
+      );
     } finally {
       await engine.close();
     }
     const logged = parseBatchLog(await readFile(file, "utf8"));
     const rows = logged.flatMap((b) => b.rows.map((r) => `${r.task}|v${r.version}|${r.ids.join(",")}`)).sort();
-    const want = texts.flatMap((t) => [`a|v1|${assets.tokenizer.ids(t).join(",")}`, `b|v1|${assets.tokenizer.ids(t).join(",")}`, `b|v1|${assets.tokenizer.ids(t + " !").join(",")}`]).sort();
+    const want = texts
+      .flatMap((t) => [
+        `a|v1|${assets.tokenizer.ids(t).join(",")}`,
+        `b|v1|${assets.tokenizer.ids(t).join(",")}`,
+        `b|v1|${assets.tokenizer.ids(t + " !").join(",")}`,
+      ])
+      .sort();
     expect(rows).toEqual(want);
     expect(logged.length).toBeLessThan(rows.length); // rows really were batched together
     expect(() => parseBatchLog('{"at":1,"rows":[]}\n{"nope":1}\n')).toThrow(/line 2/);
@@ -324,7 +404,9 @@ describe("worker failure", () => {
     try {
       await engine.upload("w", servableAdapterBytes(assets, { task: "w" }));
       engine.worker.crashForTesting();
-      const err = await engine.classify({ task: "w", texts: Array.from({ length: 32 }, (_, i) => `text ${i} `.repeat(20)) }).catch((e) => e);
+      const err = await engine
+        .classify({ task: "w", texts: Array.from({ length: 32 }, (_, i) => `text ${i} `.repeat(20)) })
+        .catch((e) => e);
       expect(err).toMatchObject({ kind: "not_ready" });
       expect(engine.isReady()).toBe(false);
       await new Promise<void>((resolve) => engine.worker.once("ready", () => resolve()));

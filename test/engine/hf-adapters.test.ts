@@ -19,7 +19,14 @@ import { defaultConfig } from "../../src/config.js";
 import { Engine } from "../../src/engine/engine.js";
 import { isSktError } from "../../src/errors.js";
 import { writeDecoderCheckpoint, writeEncoderCheckpoint } from "../helpers/hf-checkpoint.js";
-import { naiveDecoderLastHidden, naiveEmbedding, naiveEncoderLastHidden, type NaiveDecoder, type NaiveEncoder, type NaiveExtras } from "../helpers/naive-hf.js";
+import {
+  naiveDecoderLastHidden,
+  naiveEmbedding,
+  naiveEncoderLastHidden,
+  type NaiveDecoder,
+  type NaiveEncoder,
+  type NaiveExtras,
+} from "../helpers/naive-hf.js";
 import { maxAbsDiff } from "../helpers/numeric.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 
@@ -38,22 +45,55 @@ function rows(data: Float32Array, width: number): number[][] {
 
 /** The prepared prefix ([heads, L, d] per layer) as the oracle's rows [L][heads·d]. */
 function prefixRows(p: PreparedAdapter, kvHeads: number, headDim: number): NaiveExtras["prefix"] {
-  const convert = (t: Float32Array) => Array.from({ length: p.prefix!.length }, (_, l) => Array.from({ length: kvHeads * headDim }, (_, j) => t[(Math.floor(j / headDim) * p.prefix!.length + l) * headDim + (j % headDim)]));
+  const convert = (t: Float32Array) =>
+    Array.from({ length: p.prefix!.length }, (_, l) =>
+      Array.from(
+        { length: kvHeads * headDim },
+        (_, j) => t[(Math.floor(j / headDim) * p.prefix!.length + l) * headDim + (j % headDim)],
+      ),
+    );
   return { keys: p.prefix!.keys.map(convert), values: p.prefix!.values.map(convert) };
 }
 
 const TASKS: SyntheticOptions[] = [
-  { task: "prompt-pooled", variant: "prompt", pooling: true, promptText: "is this review positive or negative?", seed: 1, scale: 1 },
+  {
+    task: "prompt-pooled",
+    variant: "prompt",
+    pooling: true,
+    promptText: "is this review positive or negative?",
+    seed: 1,
+    scale: 1,
+  },
   { task: "prompt-plain", variant: "prompt", pooling: false, promptText: "sentiment:", seed: 2, scale: 1 },
-  { task: "prefix-pooled", variant: "prefix", pooling: true, promptText: "classify the text as positive or negative, text:", seed: 3, scale: 1 },
+  {
+    task: "prefix-pooled",
+    variant: "prefix",
+    pooling: true,
+    promptText: "classify the text as positive or negative, text:",
+    seed: 3,
+    scale: 1,
+  },
   { task: "prefix-plain", variant: "prefix", pooling: false, promptText: "topic?", seed: 4, scale: 1 },
 ];
 
 const TEXTS = ["a gripping, funny film", "dull and far too long .", "ok"];
 
 describe.each([
-  ["roberta (position offset 2)", "enc", (dir: string) => writeEncoderCheckpoint(dir, { modelType: "roberta", padTokenId: 1, hidden: 16, heads: 2 }, 5)],
-  ["llama (GQA 4:2, rope linear)", "dec", (dir: string) => writeDecoderCheckpoint(dir, { modelType: "llama", heads: 4, kvHeads: 2, ropeScaling: { rope_type: "linear", factor: 2 } }, 6)],
+  [
+    "roberta (position offset 2)",
+    "enc",
+    (dir: string) => writeEncoderCheckpoint(dir, { modelType: "roberta", padTokenId: 1, hidden: 16, heads: 2 }, 5),
+  ],
+  [
+    "llama (GQA 4:2, rope linear)",
+    "dec",
+    (dir: string) =>
+      writeDecoderCheckpoint(
+        dir,
+        { modelType: "llama", heads: 4, kvHeads: 2, ropeScaling: { rope_type: "linear", factor: 2 } },
+        6,
+      ),
+  ],
 ] as const)("adapters on %s", (_name, kind, make) => {
   let engine: Engine;
   let naive: NaiveEncoder | NaiveDecoder;
@@ -61,7 +101,14 @@ describe.each([
   beforeAll(async () => {
     const dir = path.join(root, kind);
     naive = await make(dir);
-    engine = await Engine.create({ ...defaultConfig({ modelsDir: path.join(root, `models-${kind}`), adaptersDir: path.join(root, `adapters-${kind}`), model: dir, maxWaitMs: 50 }) });
+    engine = await Engine.create({
+      ...defaultConfig({
+        modelsDir: path.join(root, `models-${kind}`),
+        adaptersDir: path.join(root, `adapters-${kind}`),
+        model: dir,
+        maxWaitMs: 50,
+      }),
+    });
     for (const t of TASKS) await engine.upload(t.task, syntheticAdapterBytes(engine.assets, t));
   });
   afterAll(async () => {
@@ -73,7 +120,8 @@ describe.each([
       const prepared = await engine.registry.acquire(t.task);
       const file = syntheticAdapter(engine.assets, t);
       const promptIds = engine.assets.tokenizer.ids(t.promptText!);
-      const hp = naive.kind === "encoder" ? naiveEncoderLastHidden(naive, promptIds) : naiveDecoderLastHidden(naive, promptIds);
+      const hp =
+        naive.kind === "encoder" ? naiveEncoderLastHidden(naive, promptIds) : naiveDecoderLastHidden(naive, promptIds);
       const z = applyTransform(file, Float32Array.from(hp.flat()), engine.assets.dims);
       if (t.variant === "prompt") expect(maxAbsDiff(prepared.softPrompt!, z)).toBeLessThanOrEqual(1e-4);
       else {
@@ -94,12 +142,15 @@ describe.each([
     const headDim = dims.layers[0].headDim;
     for (const [i, t] of TASKS.entries()) {
       const prepared = await engine.registry.acquire(t.task);
-      const extras: NaiveExtras = prepared.softPrompt ? { prompt: rows(prepared.softPrompt, dims.embedDim) } : { prefix: prefixRows(prepared, kvHeads, headDim) };
+      const extras: NaiveExtras = prepared.softPrompt
+        ? { prompt: rows(prepared.softPrompt, dims.embedDim) }
+        : { prefix: prefixRows(prepared, kvHeads, headDim) };
       TEXTS.forEach((text, j) => {
         const ids = tokenizer.encode(text, prepared.textBudget).ids;
         const want = applyHead(prepared, Float32Array.from(naiveEmbedding(naive, ids, extras)));
         const got = classified[i].predictions[j];
-        for (const label of Object.keys(want.scores!)) expect(Math.abs(got.scores![label] - want.scores![label])).toBeLessThanOrEqual(1e-4);
+        for (const label of Object.keys(want.scores!))
+          expect(Math.abs(got.scores![label] - want.scores![label])).toBeLessThanOrEqual(1e-4);
       });
     }
     TEXTS.forEach((text, j) => {
@@ -109,7 +160,16 @@ describe.each([
   });
 
   it("serves a text-pair adapter with the tokenizer's token types, truncating longest-first around the specials", async () => {
-    const spec: SyntheticOptions = { task: "pairs", variant: "prefix", pooling: true, textPair: true, promptText: "same meaning?", seed: 9, scale: 1, maxLength: 14 };
+    const spec: SyntheticOptions = {
+      task: "pairs",
+      variant: "prefix",
+      pooling: true,
+      textPair: true,
+      promptText: "same meaning?",
+      seed: 9,
+      scale: 1,
+      maxLength: 14,
+    };
     await engine.upload("pairs", syntheticAdapterBytes(engine.assets, spec));
     const texts = ["a fine film", "the movie was long and slow and then it ended without any point at all"];
     const pairs = ["it was great", "a story about people in town with friends on a very long day"];
@@ -120,8 +180,12 @@ describe.each([
     texts.forEach((text, j) => {
       const enc = tokenizer.encodePair(text, pairs[j], prepared.textBudget);
       expect(answer.predictions[j]).toMatchObject({ tokens: enc.ids.length, truncated: j === 1 });
-      const want = applyHead(prepared, Float32Array.from(naiveEmbedding(naive, enc.ids, { ...extras, typeIds: enc.typeIds })));
-      for (const label of Object.keys(want.scores!)) expect(Math.abs(answer.predictions[j].scores![label] - want.scores![label])).toBeLessThanOrEqual(1e-4);
+      const want = applyHead(
+        prepared,
+        Float32Array.from(naiveEmbedding(naive, enc.ids, { ...extras, typeIds: enc.typeIds })),
+      );
+      for (const label of Object.keys(want.scores!))
+        expect(Math.abs(answer.predictions[j].scores![label] - want.scores![label])).toBeLessThanOrEqual(1e-4);
     });
     if (kind === "enc") {
       // bert-v's WordPiece template: [CLS] a [SEP] b [SEP], types 0 … 0 1 … 1; the long pair keeps all three specials.
@@ -132,7 +196,10 @@ describe.each([
       expect(long.typeIds).toEqual(long.ids.map((_, i) => (i <= firstSep ? 0 : 1)));
       // And the token types matter: the same ids as type 0 give other scores.
       const typeBlind = applyHead(prepared, Float32Array.from(naiveEmbedding(naive, long.ids, extras)));
-      const typed = applyHead(prepared, Float32Array.from(naiveEmbedding(naive, long.ids, { ...extras, typeIds: long.typeIds })));
+      const typed = applyHead(
+        prepared,
+        Float32Array.from(naiveEmbedding(naive, long.ids, { ...extras, typeIds: long.typeIds })),
+      );
       expect(Math.abs(typeBlind.scores!.negative - typed.scores!.negative)).toBeGreaterThan(1e-3);
     }
   });
@@ -140,7 +207,10 @@ describe.each([
   it("refuses an adapter made for another backbone, naming both fingerprints", async () => {
     const useLite = await loadBackboneAssets(MODELS_DIR);
     const foreign = encodeAdapter(syntheticAdapter(useLite, { task: "foreign" }), useLite.dims);
-    const error = await engine.upload("foreign", foreign).then(() => null, (e: unknown) => e);
+    const error = await engine.upload("foreign", foreign).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isSktError(error) && error.kind).toBe("invalid_adapter");
     expect((error as Error).message).toContain(useLite.fingerprint);
     expect((error as Error).message).toContain(engine.assets.fingerprint);
@@ -150,9 +220,19 @@ describe.each([
   it("starts with such an adapter already in the store, refusing it at first use with a log line instead of crashing", async () => {
     const useLite = await loadBackboneAssets(MODELS_DIR);
     const adaptersDir = path.join(root, `foreign-store-${kind}`);
-    await new AdapterStore(adaptersDir).write("foreign", encodeAdapter(syntheticAdapter(useLite, { task: "foreign" }), useLite.dims));
+    await new AdapterStore(adaptersDir).write(
+      "foreign",
+      encodeAdapter(syntheticAdapter(useLite, { task: "foreign" }), useLite.dims),
+    );
     const logs: { msg: string; fields?: Record<string, unknown> }[] = [];
-    const other = await Engine.create({ ...defaultConfig({ modelsDir: path.join(root, `models-${kind}`), adaptersDir, model: engine.assets.manifest.source.folder }), log: (_level, msg, fields) => logs.push({ msg, fields }) });
+    const other = await Engine.create({
+      ...defaultConfig({
+        modelsDir: path.join(root, `models-${kind}`),
+        adaptersDir,
+        model: engine.assets.manifest.source.folder,
+      }),
+      log: (_level, msg, fields) => logs.push({ msg, fields }),
+    });
     try {
       expect(other.isReady()).toBe(true);
       // Start-up is lazy: the adapter is found foreign at its first use, answered 409 for that task only, and logged.

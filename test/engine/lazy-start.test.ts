@@ -47,20 +47,38 @@ interface LogLine {
   fields?: Record<string, unknown>;
 }
 
-async function startEngine(adaptersDir: string, overrides: Partial<EngineOptions> = {}): Promise<{ engine: Engine; metrics: SktMetrics; logs: LogLine[] }> {
+async function startEngine(
+  adaptersDir: string,
+  overrides: Partial<EngineOptions> = {},
+): Promise<{ engine: Engine; metrics: SktMetrics; logs: LogLine[] }> {
   const metrics = createMetrics({ collectDefaults: false });
   const logs: LogLine[] = [];
-  const engine = await Engine.create(testEngineOptions(adaptersDir, { threads: 1, maxWaitMs: 2, metrics, log: (level, msg, fields) => void logs.push({ level, msg, fields }), ...overrides }));
+  const engine = await Engine.create(
+    testEngineOptions(adaptersDir, {
+      threads: 1,
+      maxWaitMs: 2,
+      metrics,
+      log: (level, msg, fields) => void logs.push({ level, msg, fields }),
+      ...overrides,
+    }),
+  );
   engines.push(engine);
   return { engine, metrics, logs };
 }
 
-async function value(metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
+async function value(
+  metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> },
+  labels: Record<string, string> = {},
+): Promise<number> {
   const { values } = await metric.get();
-  return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((s, v) => s + v.value, 0);
+  return values
+    .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    .reduce((s, v) => s + v.value, 0);
 }
 
-const loads = async (m: SktMetrics) => ((await m.adapterLoadDuration.get()).values.find((v) => v.metricName === "skt_adapter_load_duration_seconds_count")?.value ?? 0);
+const loads = async (m: SktMetrics) =>
+  (await m.adapterLoadDuration.get()).values.find((v) => v.metricName === "skt_adapter_load_duration_seconds_count")
+    ?.value ?? 0;
 const good = (task: string, seed = 1) => servableAdapterBytes(assets, { task, seed });
 
 describe("lazy start", () => {
@@ -75,10 +93,16 @@ describe("lazy start", () => {
 
     const page = await engine.listTasks({ limit: 10 });
     expect(page).toMatchObject({ total: 3, last: null });
-    expect(page.tasks.map((t) => [t.task, t.version, t.labels])).toEqual([["alpha", 1, ["negative", "positive"]], ["beta", 1, ["negative", "positive"]], ["gamma", 1, ["negative", "positive"]]]);
+    expect(page.tasks.map((t) => [t.task, t.version, t.labels])).toEqual([
+      ["alpha", 1, ["negative", "positive"]],
+      ["beta", 1, ["negative", "positive"]],
+      ["gamma", 1, ["negative", "positive"]],
+    ]);
     expect(await loads(metrics)).toBe(0); // listing reads no adapter either
 
-    const results = await Promise.all(Array.from({ length: 8 }, () => engine.classify({ task: "beta", texts: ["a fine film"] })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => engine.classify({ task: "beta", texts: ["a fine film"] })),
+    );
     for (const r of results) expect(r.predictions[0].score).toBeCloseTo(results[0].predictions[0].score!, 5);
     expect(await loads(metrics)).toBe(1);
     expect(await value(metrics.adaptersLoaded)).toBe(1);
@@ -88,20 +112,35 @@ describe("lazy start", () => {
   it("an adapter invalid at first use answers 409 adapter_invalid for that task only, logged and counted once", async () => {
     const wrongBackbone = servableAdapter(assets, { task: "foreign" });
     wrongBackbone.metadata = { ...wrongBackbone.metadata, backboneFingerprint: "f".repeat(64) };
-    const dir = await tempStore({ fine: good("fine"), foreign: encodeAdapter(wrongBackbone, assets.dims), broken: new TextEncoder().encode("not an adapter at all") });
+    const dir = await tempStore({
+      fine: good("fine"),
+      foreign: encodeAdapter(wrongBackbone, assets.dims),
+      broken: new TextEncoder().encode("not an adapter at all"),
+    });
     const { engine, metrics, logs } = await startEngine(dir);
     expect(engine.isReady()).toBe(true);
 
     for (let i = 0; i < 3; i++) {
-      await expect(engine.classify({ task: "foreign", texts: ["x"] })).rejects.toMatchObject({ kind: "conflict", code: "adapter_invalid", details: { task: "foreign", version: 1, reason: "fingerprint_mismatch" } });
+      await expect(engine.classify({ task: "foreign", texts: ["x"] })).rejects.toMatchObject({
+        kind: "conflict",
+        code: "adapter_invalid",
+        details: { task: "foreign", version: 1, reason: "fingerprint_mismatch" },
+      });
     }
-    await expect(engine.classify({ task: "broken", texts: ["x"] })).rejects.toMatchObject({ kind: "conflict", code: "adapter_invalid", details: { task: "broken", version: 1 } });
+    await expect(engine.classify({ task: "broken", texts: ["x"] })).rejects.toMatchObject({
+      kind: "conflict",
+      code: "adapter_invalid",
+      details: { task: "broken", version: 1 },
+    });
     expect((await engine.classify({ task: "fine", texts: ["x"] })).adapterVersion).toBe(1);
 
     expect(await value(metrics.adaptersInvalid, { code: "fingerprint_mismatch" })).toBe(1);
     expect(await value(metrics.adaptersInvalid)).toBe(2);
     const errors = logs.filter((l) => l.level === "error" && l.msg === "adapter cannot be served");
-    expect(errors.map((l) => [l.fields?.task, l.fields?.code])).toEqual([["foreign", "fingerprint_mismatch"], ["broken", expect.any(String)]]);
+    expect(errors.map((l) => [l.fields?.task, l.fields?.code])).toEqual([
+      ["foreign", "fingerprint_mismatch"],
+      ["broken", expect.any(String)],
+    ]);
 
     // Listed while its metadata reads (the file cannot tell it is for another backbone until it is
     // decoded); a file with no readable metadata is left out of the page but still counted.
@@ -117,15 +156,27 @@ describe("lazy start", () => {
   it("over HTTP: 409 adapter_invalid with the JSON error body, documented in /openapi.json", async () => {
     const dir = await tempStore({ fine: good("fine"), broken: new TextEncoder().encode("not an adapter at all") });
     const { engine, metrics } = await startEngine(dir);
-    const app = createApp({ service: engine, metrics, config: defaultConfig({ adaptersDir: dir, modelsDir: MODELS_DIR }), logger: createLogger({ level: "silent" }) });
-    const post = (task: string) => app.request(`/classify?task=${task}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"x"}' });
+    const app = createApp({
+      service: engine,
+      metrics,
+      config: defaultConfig({ adaptersDir: dir, modelsDir: MODELS_DIR }),
+      logger: createLogger({ level: "silent" }),
+    });
+    const post = (task: string) =>
+      app.request(`/classify?task=${task}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"text":"x"}',
+      });
     const bad = await post("broken");
     expect(bad.status).toBe(409);
     const body = (await bad.json()) as { error: { code: string; message: string; details: Record<string, unknown> } };
     expect(body.error).toMatchObject({ code: "adapter_invalid", details: { task: "broken", version: 1 } });
     expect(body.error.message).toMatch(/upload a new version or roll back/);
     expect((await post("fine")).status).toBe(200);
-    const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const doc = (await (await app.request("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
     expect(Object.keys(doc.paths["/classify"].post.responses)).toContain("409");
     expect(Object.keys(doc.paths["/tasks"].get.responses)).toContain("400");
   });
@@ -209,7 +260,10 @@ describe("memory with many uploads (issue 18, defect 3)", () => {
       rmSync(dir, { recursive: true, force: true });
       console.log(JSON.stringify({ heap }));
     `;
-    const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", maxBuffer: 1 << 20 });
+    const out = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+      maxBuffer: 1 << 20,
+    });
     expect(out.status, out.stderr.slice(-2000)).toBe(0);
     const { heap } = JSON.parse(out.stdout.trim().split("\n").pop()!) as { heap: number[] };
     const mb = heap.map((h) => h / 2 ** 20);

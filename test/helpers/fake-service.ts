@@ -209,7 +209,8 @@ export class FakeInferenceService implements InferenceService {
     if (req.signal?.aborted) throw req.signal.reason;
     if (this.hang) {
       await new Promise<never>((_, reject) => {
-        const fail = () => reject((req.signal?.reason as Error | undefined) ?? new SktError("timeout", "timeout", "aborted"));
+        const fail = () =>
+          reject((req.signal?.reason as Error | undefined) ?? new SktError("timeout", "timeout", "aborted"));
         if (req.signal?.aborted) fail();
         req.signal?.addEventListener("abort", fail, { once: true });
       });

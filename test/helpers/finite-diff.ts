@@ -24,11 +24,15 @@ export function tensor64(data: ArrayLike<number>, dims: number[]): ort.Tensor {
 }
 
 export async function weightedLoss(session: ort.InferenceSession, feeds: Feeds, terms: LossTerm[]): Promise<number> {
-  const out = await session.run(feeds, terms.map((t) => t.output));
+  const out = await session.run(
+    feeds,
+    terms.map((t) => t.output),
+  );
   let loss = 0;
   for (const { output, weights } of terms) {
     const y = out[output].data as Float64Array;
-    if (y.length !== weights.length) throw new Error(`finite-diff: ${output} has ${y.length} values, weights ${weights.length}`);
+    if (y.length !== weights.length)
+      throw new Error(`finite-diff: ${output} has ${y.length} values, weights ${weights.length}`);
     for (let i = 0; i < y.length; i++) loss += y[i] * weights[i];
   }
   return loss;

@@ -33,7 +33,10 @@ export interface LayoutOptions {
 class Store {
   readonly tensors: Record<string, WriteTensor> = {};
   private readonly random: () => number;
-  constructor(seed: number, private readonly dtype: WriteDType) {
+  constructor(
+    seed: number,
+    private readonly dtype: WriteDType,
+  ) {
     this.random = seededRandom(seed);
   }
 
@@ -52,22 +55,36 @@ class Store {
 
   /** `gain` > 1 drives activations into the range where GELU's two forms differ measurably. */
   linear(name: string, inDim: number, outDim: number, bias: boolean, gain = 1): NaiveLinear {
-    return { w: this.matrix(`${name}.weight`, outDim, inDim, gain / Math.sqrt(inDim)), b: bias ? this.values(`${name}.bias`, [outDim], 0.1) : null };
+    return {
+      w: this.matrix(`${name}.weight`, outDim, inDim, gain / Math.sqrt(inDim)),
+      b: bias ? this.values(`${name}.bias`, [outDim], 0.1) : null,
+    };
   }
 }
 
-async function writeFolder(dir: string, config: Record<string, unknown>, tokenizerFrom: string, store: Store, o: LayoutOptions): Promise<void> {
+async function writeFolder(
+  dir: string,
+  config: Record<string, unknown>,
+  tokenizerFrom: string,
+  store: Store,
+  o: LayoutOptions,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const dtype = o.dtype ?? "F32";
-  const legacy = (name: string) => (o.legacyNames && /LayerNorm|layer_norm/.test(name) ? name.replace(/\.weight$/, ".gamma").replace(/\.bias$/, ".beta") : name);
+  const legacy = (name: string) =>
+    o.legacyNames && /LayerNorm|layer_norm/.test(name)
+      ? name.replace(/\.weight$/, ".gamma").replace(/\.bias$/, ".beta")
+      : name;
   const tensors: Record<string, WriteTensor> = {};
   for (const [name, t] of Object.entries(store.tensors)) {
     if (name === o.omit) continue;
     const shape = name === o.misshape ? [t.shape[0] + 1, ...t.shape.slice(1)] : t.shape;
-    const data = name === o.misshape ? [...Array.from(t.data), ...new Array(t.data.length / t.shape[0]).fill(0)] : t.data;
+    const data =
+      name === o.misshape ? [...Array.from(t.data), ...new Array(t.data.length / t.shape[0]).fill(0)] : t.data;
     tensors[(o.prefix ?? "") + legacy(name)] = { shape, data };
   }
-  for (const [name, shape] of Object.entries(o.extraTensors ?? {})) tensors[name] = { shape, data: new Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) };
+  for (const [name, shape] of Object.entries(o.extraTensors ?? {}))
+    tensors[name] = { shape, data: new Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) };
 
   const shards = o.shards ?? 1;
   if (shards === 1) await writeFile(path.join(dir, "model.safetensors"), safetensorsBytes(tensors, dtype));
@@ -80,7 +97,10 @@ async function writeFolder(dir: string, config: Record<string, unknown>, tokeniz
       for (const n of Object.keys(part)) weightMap[n] = file;
       await writeFile(path.join(dir, file), safetensorsBytes(part, dtype));
     }
-    await writeFile(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    await writeFile(
+      path.join(dir, "model.safetensors.index.json"),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
   }
   await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...config, ...(o.configOverrides ?? {}) }, null, 2));
   await copyFile(path.join(FIXTURES_DIR, tokenizerFrom, "tokenizer.json"), path.join(dir, "tokenizer.json"));
@@ -113,7 +133,10 @@ export async function writeEncoderCheckpoint(dir: string, spec: EncoderSpec, see
   const maxPos = 160;
   const s = new Store(seed, spec.dtype ?? "F32");
   const distil = spec.modelType === "distilbert";
-  const norm = (name: string) => ({ w: s.values(`${name}.weight`, [H], 0.3, 1), b: s.values(`${name}.bias`, [H], 0.1) });
+  const norm = (name: string) => ({
+    w: s.values(`${name}.weight`, [H], 0.3, 1),
+    b: s.values(`${name}.bias`, [H], 0.1),
+  });
   const word = s.matrix("embeddings.word_embeddings.weight", ENCODER_VOCAB, H, 1);
   const position = s.matrix("embeddings.position_embeddings.weight", maxPos, H, 1);
   const tokenTypes = distil ? null : s.matrix("embeddings.token_type_embeddings.weight", 2, H, 1);
@@ -121,21 +144,55 @@ export async function writeEncoderCheckpoint(dir: string, spec: EncoderSpec, see
   const layers: NaiveEncoder["layers"] = [];
   for (let n = 0; n < L; n++) {
     const p = distil ? `transformer.layer.${n}` : `encoder.layer.${n}`;
-    layers.push(distil
-      ? {
-          q: s.linear(`${p}.attention.q_lin`, H, H, true), k: s.linear(`${p}.attention.k_lin`, H, H, true), v: s.linear(`${p}.attention.v_lin`, H, H, true),
-          o: s.linear(`${p}.attention.out_lin`, H, H, true), attentionNorm: norm(`${p}.sa_layer_norm`),
-          ffnIn: s.linear(`${p}.ffn.lin1`, H, I, true, 4), ffnOut: s.linear(`${p}.ffn.lin2`, I, H, true), ffnNorm: norm(`${p}.output_layer_norm`),
-        }
-      : {
-          q: s.linear(`${p}.attention.self.query`, H, H, true), k: s.linear(`${p}.attention.self.key`, H, H, true), v: s.linear(`${p}.attention.self.value`, H, H, true),
-          o: s.linear(`${p}.attention.output.dense`, H, H, true), attentionNorm: norm(`${p}.attention.output.LayerNorm`),
-          ffnIn: s.linear(`${p}.intermediate.dense`, H, I, true, 4), ffnOut: s.linear(`${p}.output.dense`, I, H, true), ffnNorm: norm(`${p}.output.LayerNorm`),
-        });
+    layers.push(
+      distil
+        ? {
+            q: s.linear(`${p}.attention.q_lin`, H, H, true),
+            k: s.linear(`${p}.attention.k_lin`, H, H, true),
+            v: s.linear(`${p}.attention.v_lin`, H, H, true),
+            o: s.linear(`${p}.attention.out_lin`, H, H, true),
+            attentionNorm: norm(`${p}.sa_layer_norm`),
+            ffnIn: s.linear(`${p}.ffn.lin1`, H, I, true, 4),
+            ffnOut: s.linear(`${p}.ffn.lin2`, I, H, true),
+            ffnNorm: norm(`${p}.output_layer_norm`),
+          }
+        : {
+            q: s.linear(`${p}.attention.self.query`, H, H, true),
+            k: s.linear(`${p}.attention.self.key`, H, H, true),
+            v: s.linear(`${p}.attention.self.value`, H, H, true),
+            o: s.linear(`${p}.attention.output.dense`, H, H, true),
+            attentionNorm: norm(`${p}.attention.output.LayerNorm`),
+            ffnIn: s.linear(`${p}.intermediate.dense`, H, I, true, 4),
+            ffnOut: s.linear(`${p}.output.dense`, I, H, true),
+            ffnNorm: norm(`${p}.output.LayerNorm`),
+          },
+    );
   }
   const config = distil
-    ? { model_type: "distilbert", vocab_size: ENCODER_VOCAB, dim: H, n_layers: L, n_heads: heads, hidden_dim: I, activation: act, max_position_embeddings: maxPos, pad_token_id: 0 }
-    : { model_type: spec.modelType, vocab_size: ENCODER_VOCAB, hidden_size: H, num_hidden_layers: L, num_attention_heads: heads, intermediate_size: I, hidden_act: act, max_position_embeddings: maxPos, type_vocab_size: 2, layer_norm_eps: eps, pad_token_id: pad };
+    ? {
+        model_type: "distilbert",
+        vocab_size: ENCODER_VOCAB,
+        dim: H,
+        n_layers: L,
+        n_heads: heads,
+        hidden_dim: I,
+        activation: act,
+        max_position_embeddings: maxPos,
+        pad_token_id: 0,
+      }
+    : {
+        model_type: spec.modelType,
+        vocab_size: ENCODER_VOCAB,
+        hidden_size: H,
+        num_hidden_layers: L,
+        num_attention_heads: heads,
+        intermediate_size: I,
+        hidden_act: act,
+        max_position_embeddings: maxPos,
+        type_vocab_size: 2,
+        layer_norm_eps: eps,
+        pad_token_id: pad,
+      };
   await writeFolder(dir, config, "bert-v", s, spec);
   return { kind: "encoder", heads, eps, act, positionOffset, word, position, tokenTypes, embeddingNorm, layers };
 }
@@ -184,14 +241,37 @@ export async function writeDecoderCheckpoint(dir: string, spec: DecoderSpec, see
   const norm = s.values("norm.weight", [H], 0.3, 1);
   const extra: Record<string, number[]> = spec.tied ? {} : { "lm_head.weight": [DECODER_VOCAB, H] };
   const config: Record<string, unknown> = {
-    model_type: spec.modelType, vocab_size: DECODER_VOCAB, hidden_size: H, num_hidden_layers: L, num_attention_heads: heads, num_key_value_heads: kvHeads,
-    intermediate_size: I, hidden_act: "silu", max_position_embeddings: 512, rms_norm_eps: eps, rope_theta: theta, rope_scaling: spec.ropeScaling ?? null,
-    tie_word_embeddings: !!spec.tied, bos_token_id: 0, eos_token_id: 1,
+    model_type: spec.modelType,
+    vocab_size: DECODER_VOCAB,
+    hidden_size: H,
+    num_hidden_layers: L,
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
+    intermediate_size: I,
+    hidden_act: "silu",
+    max_position_embeddings: 512,
+    rms_norm_eps: eps,
+    rope_theta: theta,
+    rope_scaling: spec.ropeScaling ?? null,
+    tie_word_embeddings: !!spec.tied,
+    bos_token_id: 0,
+    eos_token_id: 1,
   };
   if (spec.headDim !== undefined) config.head_dim = spec.headDim;
   if (spec.attentionBias) config.attention_bias = true;
   if (spec.modelType === "mistral") config.sliding_window = null;
   if (spec.modelType === "qwen2") Object.assign(config, { use_sliding_window: false, sliding_window: 4096 });
   await writeFolder(dir, config, "llama-v", s, { ...spec, extraTensors: { ...extra, ...(spec.extraTensors ?? {}) } });
-  return { kind: "decoder", heads, kvHeads, headDim, eps, theta, scaling: spec.ropeScaling ?? null, embed, layers, norm };
+  return {
+    kind: "decoder",
+    heads,
+    kvHeads,
+    headDim,
+    eps,
+    theta,
+    scaling: spec.ropeScaling ?? null,
+    embed,
+    layers,
+    norm,
+  };
 }

@@ -17,7 +17,9 @@ export interface LoadedHf {
 export async function loadHf(dir: string): Promise<LoadedHf> {
   const folder = await readHfFolder(dir);
   const weights = readFamilyWeights(folder);
-  const session = await ort.InferenceSession.create(toOnnxBytes(buildHfNetwork(weights).graph, "hf"), { intraOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(toOnnxBytes(buildHfNetwork(weights).graph, "hf"), {
+    intraOpNumThreads: 1,
+  });
   const table = wordEmbeddings(weights);
   const hidden = folder.config.hidden;
   return {
@@ -37,7 +39,8 @@ export async function loadHf(dir: string): Promise<LoadedHf> {
         inputs_embeds: new ort.Tensor("float32", embeds, [rows.length, seq, hidden]),
         attention_mask: new ort.Tensor("int64", mask, [rows.length, seq]),
       };
-      if (session.inputNames.includes("token_type_ids")) feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(rows.length * seq), [rows.length, seq]);
+      if (session.inputNames.includes("token_type_ids"))
+        feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(rows.length * seq), [rows.length, seq]);
       const out = await session.run(feeds, ["pooled"]);
       const data = out.pooled.data as Float32Array;
       return rows.map((_, b) => data.slice(b * hidden, (b + 1) * hidden));

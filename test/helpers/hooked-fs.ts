@@ -7,7 +7,8 @@
 import * as fsp from "node:fs/promises";
 import type { StoreFileHandle, StoreFs } from "../../src/adapters/store.js";
 
-export type FsOp = "mkdir" | "readdir" | "readFile" | "stat" | "open" | "rename" | "unlink" | "rmdir" | "write" | "sync" | "close";
+export type FsOp =
+  "mkdir" | "readdir" | "readFile" | "stat" | "open" | "rename" | "unlink" | "rmdir" | "write" | "sync" | "close";
 
 export interface FsCall {
   op: FsOp;

@@ -27,10 +27,28 @@ export interface NaiveEncoder {
   /** The token-type table, or null (DistilBERT). */
   tokenTypes: number[][] | null;
   embeddingNorm: NaiveNorm;
-  layers: { q: NaiveLinear; k: NaiveLinear; v: NaiveLinear; o: NaiveLinear; attentionNorm: NaiveNorm; ffnIn: NaiveLinear; ffnOut: NaiveLinear; ffnNorm: NaiveNorm }[];
+  layers: {
+    q: NaiveLinear;
+    k: NaiveLinear;
+    v: NaiveLinear;
+    o: NaiveLinear;
+    attentionNorm: NaiveNorm;
+    ffnIn: NaiveLinear;
+    ffnOut: NaiveLinear;
+    ffnNorm: NaiveNorm;
+  }[];
 }
 
-export type NaiveRopeScaling = null | { rope_type: "linear"; factor: number } | { rope_type: "llama3"; factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number };
+export type NaiveRopeScaling =
+  | null
+  | { rope_type: "linear"; factor: number }
+  | {
+      rope_type: "llama3";
+      factor: number;
+      low_freq_factor: number;
+      high_freq_factor: number;
+      original_max_position_embeddings: number;
+    };
 
 export interface NaiveDecoder {
   kind: "decoder";
@@ -41,7 +59,17 @@ export interface NaiveDecoder {
   theta: number;
   scaling: NaiveRopeScaling;
   embed: number[][];
-  layers: { inputNorm: number[]; q: NaiveLinear; k: NaiveLinear; v: NaiveLinear; o: NaiveLinear; postNorm: number[]; gate: NaiveLinear; up: NaiveLinear; down: NaiveLinear }[];
+  layers: {
+    inputNorm: number[];
+    q: NaiveLinear;
+    k: NaiveLinear;
+    v: NaiveLinear;
+    o: NaiveLinear;
+    postNorm: number[];
+    gate: NaiveLinear;
+    up: NaiveLinear;
+    down: NaiveLinear;
+  }[];
   norm: number[];
 }
 
@@ -114,7 +142,16 @@ function meanRows(rows: number[][]): number[] {
  * Attention of every query row over the allowed keys; heads split evenly over the row width. The
  * first `cached` keys are a prefix every query sees; with `causal`, query i also sees text keys ≤ i.
  */
-function attend(q: number[][], k: number[][], v: number[][], heads: number, kvHeads: number, headDim: number, causal: boolean, cached = 0): number[][] {
+function attend(
+  q: number[][],
+  k: number[][],
+  v: number[][],
+  heads: number,
+  kvHeads: number,
+  headDim: number,
+  causal: boolean,
+  cached = 0,
+): number[][] {
   const group = heads / kvHeads;
   return q.map((qRow, i) => {
     const out: number[] = [];
@@ -135,7 +172,9 @@ export function naiveEncoderLastHidden(m: NaiveEncoder, ids: number[], extras: N
   const rows = [...(extras.prompt ?? []), ...ids.map((id) => m.word[id])];
   const types = [...(extras.prompt ?? []).map(() => 0), ...ids.map((_, i) => extras.typeIds?.[i] ?? 0)];
   let x = rows.map((word, t) => {
-    const row = word.map((w, j) => w + m.position[m.positionOffset + P + t][j] + (m.tokenTypes ? m.tokenTypes[types[t]][j] : 0));
+    const row = word.map(
+      (w, j) => w + m.position[m.positionOffset + P + t][j] + (m.tokenTypes ? m.tokenTypes[types[t]][j] : 0),
+    );
     return layerNorm(row, m.embeddingNorm, m.eps);
   });
   const H = m.word[0].length;
@@ -143,9 +182,32 @@ export function naiveEncoderLastHidden(m: NaiveEncoder, ids: number[], extras: N
   for (const [n, l] of m.layers.entries()) {
     const k = [...(extras.prefix?.keys[n] ?? []), ...x.map((r) => apply(l.k, r))];
     const v = [...(extras.prefix?.values[n] ?? []), ...x.map((r) => apply(l.v, r))];
-    const ctx = attend(x.map((r) => apply(l.q, r)), k, v, m.heads, m.heads, headDim, false);
-    x = x.map((r, t) => layerNorm(apply(l.o, ctx[t]).map((a, j) => a + r[j]), l.attentionNorm, m.eps));
-    x = x.map((r) => layerNorm(apply(l.ffnOut, apply(l.ffnIn, r).map((a) => activation(m.act, a))).map((a, j) => a + r[j]), l.ffnNorm, m.eps));
+    const ctx = attend(
+      x.map((r) => apply(l.q, r)),
+      k,
+      v,
+      m.heads,
+      m.heads,
+      headDim,
+      false,
+    );
+    x = x.map((r, t) =>
+      layerNorm(
+        apply(l.o, ctx[t]).map((a, j) => a + r[j]),
+        l.attentionNorm,
+        m.eps,
+      ),
+    );
+    x = x.map((r) =>
+      layerNorm(
+        apply(
+          l.ffnOut,
+          apply(l.ffnIn, r).map((a) => activation(m.act, a)),
+        ).map((a, j) => a + r[j]),
+        l.ffnNorm,
+        m.eps,
+      ),
+    );
   }
   return x;
 }
@@ -162,7 +224,9 @@ export function naiveInverseFrequencies(headDim: number, theta: number, scaling:
     const scaled = wavelen > lowWavelen ? f / scaling.factor : f;
     const medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
     if (!medium) return scaled;
-    const smooth = (scaling.original_max_position_embeddings / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor);
+    const smooth =
+      (scaling.original_max_position_embeddings / wavelen - scaling.low_freq_factor) /
+      (scaling.high_freq_factor - scaling.low_freq_factor);
     return ((1 - smooth) * scaled) / scaling.factor + smooth * scaled;
   });
 }
@@ -191,7 +255,10 @@ export function naiveDecoderLastHidden(m: NaiveDecoder, ids: number[], extras: N
     const h = x.map((r) => rmsNorm(r, l.inputNorm, m.eps));
     const q = h.map((r, t) => rope(apply(l.q, r), m.heads, m.headDim, P + t, inv));
     // The prefix is a cache: its keys are used as given (already rotated when they were cached).
-    const k = [...(extras.prefix?.keys[n] ?? []), ...h.map((r, t) => rope(apply(l.k, r), m.kvHeads, m.headDim, P + t, inv))];
+    const k = [
+      ...(extras.prefix?.keys[n] ?? []),
+      ...h.map((r, t) => rope(apply(l.k, r), m.kvHeads, m.headDim, P + t, inv)),
+    ];
     const v = [...(extras.prefix?.values[n] ?? []), ...h.map((r) => apply(l.v, r))];
     const ctx = attend(q, k, v, m.heads, m.kvHeads, m.headDim, true, P);
     x = x.map((r, t) => apply(l.o, ctx[t]).map((a, j) => a + r[j]));
@@ -199,7 +266,10 @@ export function naiveDecoderLastHidden(m: NaiveDecoder, ids: number[], extras: N
       const n = rmsNorm(r, l.postNorm, m.eps);
       const gate = apply(l.gate, n);
       const up = apply(l.up, n);
-      return apply(l.down, gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i])).map((a, j) => a + r[j]);
+      return apply(
+        l.down,
+        gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]),
+      ).map((a, j) => a + r[j]);
     });
   }
   return x.map((r) => rmsNorm(r, m.norm, m.eps));
@@ -207,5 +277,7 @@ export function naiveDecoderLastHidden(m: NaiveDecoder, ids: number[], extras: N
 
 /** The sentence vector /embed returns: mean over all positions of the last hidden state. */
 export function naiveEmbedding(m: NaiveEncoder | NaiveDecoder, ids: number[], extras: NaiveExtras = {}): number[] {
-  return meanRows(m.kind === "encoder" ? naiveEncoderLastHidden(m, ids, extras) : naiveDecoderLastHidden(m, ids, extras));
+  return meanRows(
+    m.kind === "encoder" ? naiveEncoderLastHidden(m, ids, extras) : naiveDecoderLastHidden(m, ids, extras),
+  );
 }

@@ -3,7 +3,12 @@
  * what the TF.js package cannot check (soft-prompt rows, key/value prefixes). It is itself checked
  * against TF.js in the backbone tests.
  */
-import type { AttentionLayerWeights, DenseWeights, LayerNormWeights, UseLiteWeights } from "../../src/backbone/use-lite/weights.js";
+import type {
+  AttentionLayerWeights,
+  DenseWeights,
+  LayerNormWeights,
+  UseLiteWeights,
+} from "../../src/backbone/use-lite/weights.js";
 
 export type Matrix = Float64Array[]; // rows
 
@@ -43,7 +48,13 @@ function layerNorm(x: Matrix, ln: LayerNormWeights, eps: number): Matrix {
   });
 }
 
-function attentionLayer(x: Matrix, l: AttentionLayerWeights, eps: number, prefixK: Matrix[] | null, prefixV: Matrix[] | null): Matrix {
+function attentionLayer(
+  x: Matrix,
+  l: AttentionLayerWeights,
+  eps: number,
+  prefixK: Matrix[] | null,
+  prefixV: Matrix[] | null,
+): Matrix {
   const T = x.length;
   const width = l.heads * l.headDim;
   const qkv = dense(layerNorm(x, l.attentionNorm, eps), l.qkv);
@@ -75,7 +86,10 @@ function attentionLayer(x: Matrix, l: AttentionLayerWeights, eps: number, prefix
   const attended = dense(merged, l.output);
   const residual = l.residualProjection ? dense(x, l.residualProjection) : x;
   const h = residual.map((r, t) => r.map((v, i) => v + attended[t][i]));
-  const ffn = dense(dense(layerNorm(h, l.ffnNorm, eps), l.ffnIn).map((r) => r.map((v) => Math.max(0, v))), l.ffnOut);
+  const ffn = dense(
+    dense(layerNorm(h, l.ffnNorm, eps), l.ffnIn).map((r) => r.map((v) => Math.max(0, v))),
+    l.ffnOut,
+  );
   return h.map((r, t) => r.map((v, i) => v + ffn[t][i]));
 }
 
@@ -83,7 +97,10 @@ function attentionLayer(x: Matrix, l: AttentionLayerWeights, eps: number, prefix
 export function naiveUseLite(w: UseLiteWeights, embeds: Matrix, prefix?: NaivePrefix): NaiveOutputs {
   const half = w.timingInv.length;
   let x: Matrix = embeds.map((row, t) =>
-    Float64Array.from({ length: w.embedDim }, (_, i) => 2 * row[i] + (i < half ? Math.sin(t * w.timingInv[i]) : Math.cos(t * w.timingInv[i - half]))),
+    Float64Array.from(
+      { length: w.embedDim },
+      (_, i) => 2 * row[i] + (i < half ? Math.sin(t * w.timingInv[i]) : Math.cos(t * w.timingInv[i - half])),
+    ),
   );
   w.layers.forEach((l, n) => {
     x = attentionLayer(x, l, w.layerNormEpsilon, prefix?.keys[n] ?? null, prefix?.values[n] ?? null);
@@ -92,7 +109,12 @@ export function naiveUseLite(w: UseLiteWeights, embeds: Matrix, prefix?: NaivePr
   const pooled = new Float64Array(H);
   for (const row of x) for (let i = 0; i < H; i++) pooled[i] += row[i] / x.length;
   const hidden = dense([pooled], w.tanh)[0].map(Math.tanh);
-  const norm = Math.sqrt(Math.max(hidden.reduce((s, v) => s + v * v, 0), w.l2Epsilon));
+  const norm = Math.sqrt(
+    Math.max(
+      hidden.reduce((s, v) => s + v * v, 0),
+      w.l2Epsilon,
+    ),
+  );
   return { lastHiddenState: x, pooled, sentenceEmbedding: hidden.map((v) => v / norm) };
 }
 

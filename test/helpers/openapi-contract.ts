@@ -97,7 +97,10 @@ function declaredMedia(content: Record<string, MediaTypeObject>, media: string):
 
 function formatErrors(errors: ErrorObject[] | null | undefined): string {
   return (errors ?? [])
-    .map((e) => `${e.instancePath || "(body)"} ${e.message ?? ""}${e.keyword === "additionalProperties" ? `: ${JSON.stringify(e.params)}` : ""}`)
+    .map(
+      (e) =>
+        `${e.instancePath || "(body)"} ${e.message ?? ""}${e.keyword === "additionalProperties" ? `: ${JSON.stringify(e.params)}` : ""}`,
+    )
     .join("; ");
 }
 
@@ -184,7 +187,9 @@ export function createContractChecker(document: OpenApiDocument): ContractChecke
       const responses = operation.responses ?? {};
       const key = [String(res.status), `${String(res.status)[0]}XX`, "default"].find((k) => responses[k] !== undefined);
       if (!key) {
-        return [`${what}: status ${res.status} is not declared for ${method.toUpperCase()} ${template.path} (declared: ${Object.keys(responses).join(", ")})`];
+        return [
+          `${what}: status ${res.status} is not declared for ${method.toUpperCase()} ${template.path} (declared: ${Object.keys(responses).join(", ")})`,
+        ];
       }
       const { response, ptr: refPtr } = resolveResponse(responses[key]);
       const responsePtr = refPtr ?? `${opPtr}/responses/${pointer(key)}`;
@@ -195,12 +200,15 @@ export function createContractChecker(document: OpenApiDocument): ContractChecke
       if (head) return problems;
       const content = response.content ?? {};
       if (Object.keys(content).length === 0) {
-        if (text.length > 0) problems.push(`${what}: the document declares no body, got ${media || "a body"}: ${snippet(text)}`);
+        if (text.length > 0)
+          problems.push(`${what}: the document declares no body, got ${media || "a body"}: ${snippet(text)}`);
         return problems;
       }
       const declared = declaredMedia(content, media);
       if (!declared) {
-        problems.push(`${what}: content-type ${media || "(none)"} is not declared (declared: ${Object.keys(content).join(", ")})`);
+        problems.push(
+          `${what}: content-type ${media || "(none)"} is not declared (declared: ${Object.keys(content).join(", ")})`,
+        );
         return problems;
       }
       if (isJson(media) && content[declared].schema !== undefined) {
@@ -244,7 +252,9 @@ export function withContractCheck<A extends DocumentedApp>(app: A): A {
     const url = request.url;
     const res = await original(request, ...rest);
     // Built on first use, after every route is registered.
-    checker ??= createContractChecker(app.getOpenAPIDocument({ openapi: "3.0.3", info: { title: "contract", version: "0" } }) as OpenApiDocument);
+    checker ??= createContractChecker(
+      app.getOpenAPIDocument({ openapi: "3.0.3", info: { title: "contract", version: "0" } }) as OpenApiDocument,
+    );
     const problems = await checker.check(method, url, res);
     if (problems.length > 0) {
       seen.push(...problems);
@@ -280,7 +290,9 @@ export async function checkFetchedResponse(method: string, url: string, res: Res
   } catch {
     return; // the body broke off (e.g. the server was killed); the test sees that itself
   }
-  server.checker ??= servedOpenApiDocument(defaultConfig()).then((doc) => createContractChecker(doc as unknown as OpenApiDocument));
+  server.checker ??= servedOpenApiDocument(defaultConfig()).then((doc) =>
+    createContractChecker(doc as unknown as OpenApiDocument),
+  );
   const problems = await (await server.checker).check(method, url, res, text);
   if (problems.length > 0) {
     seen.push(...problems);

@@ -40,7 +40,8 @@ function encodeValue(v: number, dtype: WriteDType, view: DataView, offset: numbe
   const a = Math.abs(v);
   let bits: number;
   if (a === 0) bits = 0;
-  else if (a < 2 ** -14) bits = Math.round(a / 2 ** -24); // subnormal
+  else if (a < 2 ** -14)
+    bits = Math.round(a / 2 ** -24); // subnormal
   else {
     const e = Math.floor(Math.log2(a));
     bits = ((e + 15) << 10) | Math.round((a / 2 ** e - 1) * 1024);
@@ -68,11 +69,16 @@ export function safetensorsBytes(tensors: Record<string, WriteTensor>, dtype: Wr
   out.set(headerBytes, 8);
   let at = 8 + headerBytes.length;
   for (const t of Object.values(tensors)) {
-    for (let i = 0; i < t.data.length; i++, at += WIDTH[dtype]) encodeValue(quantize(t.data[i], dtype), dtype, view, at);
+    for (let i = 0; i < t.data.length; i++, at += WIDTH[dtype])
+      encodeValue(quantize(t.data[i], dtype), dtype, view, at);
   }
   return out;
 }
 
-export async function writeSafetensors(file: string, tensors: Record<string, WriteTensor>, dtype: WriteDType = "F32"): Promise<void> {
+export async function writeSafetensors(
+  file: string,
+  tensors: Record<string, WriteTensor>,
+  dtype: WriteDType = "F32",
+): Promise<void> {
   await writeFile(file, safetensorsBytes(tensors, dtype));
 }

@@ -9,9 +9,16 @@ export interface SktRun {
   stderr: string;
 }
 
-export function runSkt(args: readonly string[], o: { cwd: string; env?: Record<string, string>; stdin?: string }): Promise<SktRun> {
+export function runSkt(
+  args: readonly string[],
+  o: { cwd: string; env?: Record<string, string>; stdin?: string },
+): Promise<SktRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, "bin/skt.js"), ...args], { cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, "bin/skt.js"), ...args], {
+      cwd: o.cwd,
+      env: { ...process.env, ...o.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

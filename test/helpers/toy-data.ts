@@ -4,7 +4,22 @@ import { seededRandom } from "./numeric.js";
 /** A separable toy task: the label is decided by which of two cue words the text contains. */
 export function toyTsv(count: number, seed: number): string {
   const rand = seededRandom(seed);
-  const filler = ["the", "movie", "was", "a", "story", "about", "people", "and", "their", "day", "in", "town", "with", "friends"];
+  const filler = [
+    "the",
+    "movie",
+    "was",
+    "a",
+    "story",
+    "about",
+    "people",
+    "and",
+    "their",
+    "day",
+    "in",
+    "town",
+    "with",
+    "friends",
+  ];
   const lines = ["sentence\tlabel"];
   for (let i = 0; i < count; i++) {
     const label = i % 2;

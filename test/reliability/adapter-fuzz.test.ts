@@ -20,14 +20,29 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADAPTER_ERROR_CODES, MAX_ABS_TENSOR_VALUE, MAX_HEADER_BYTES, decodeAdapter, encodeAdapter, peekMetadata, type DecodeOptions } from "../../src/adapters/format.js";
+import {
+  ADAPTER_ERROR_CODES,
+  MAX_ABS_TENSOR_VALUE,
+  MAX_HEADER_BYTES,
+  decodeAdapter,
+  encodeAdapter,
+  peekMetadata,
+  type DecodeOptions,
+} from "../../src/adapters/format.js";
 import { AdapterStore, DEFAULT_MAX_VERSIONS_PER_TASK } from "../../src/adapters/store.js";
 import { expectedShapes, numel } from "../../src/adapters/spec.js";
 import { USE_LITE_DIMS } from "../../src/backbone/dims.js";
 import { Engine } from "../../src/engine/engine.js";
 import { SktError } from "../../src/errors.js";
 import { MODELS_DIR } from "../helpers/paths.js";
-import { TEST_FINGERPRINT, makeAdapter, rawFile, rawFileBytes, setTensorValues, splitFile } from "../helpers/random-adapter.js";
+import {
+  TEST_FINGERPRINT,
+  makeAdapter,
+  rawFile,
+  rawFileBytes,
+  setTensorValues,
+  splitFile,
+} from "../helpers/random-adapter.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import { listTree } from "./helpers.js";
 
@@ -41,11 +56,19 @@ const MIB = 2 ** 20;
 const OPTS: DecodeOptions = { dims: USE_LITE_DIMS, fingerprint: TEST_FINGERPRINT };
 /** Codes the registry adds on top of the reader's (it checks the prompt against the tokenizer). */
 const REGISTRY_CODES = ["prompt_length_mismatch", "task_mismatch", "non_finite_output"];
-const tally = { decoded: 0, rejected: 0, accepted: 0, codes: new Map<string, number>(), uploads: { rejected: 0, accepted: 0, codes: new Map<string, number>() } };
+const tally = {
+  decoded: 0,
+  rejected: 0,
+  accepted: 0,
+  codes: new Map<string, number>(),
+  uploads: { rejected: 0, accepted: 0, codes: new Map<string, number>() },
+};
 
 afterAll(() => {
   const codes = Object.fromEntries([...tally.codes].sort((a, b) => b[1] - a[1]));
-  console.log(`[adapter-fuzz] decoded ${tally.decoded} inputs: ${tally.rejected} rejected, ${tally.accepted} accepted; uploads through the engine: ${tally.uploads.rejected} rejected, ${tally.uploads.accepted} accepted`);
+  console.log(
+    `[adapter-fuzz] decoded ${tally.decoded} inputs: ${tally.rejected} rejected, ${tally.accepted} accepted; uploads through the engine: ${tally.uploads.rejected} rejected, ${tally.uploads.accepted} accepted`,
+  );
   console.log(`[adapter-fuzz] decode codes ${JSON.stringify(codes)}`);
   console.log(`[adapter-fuzz] upload codes ${JSON.stringify(Object.fromEntries(tally.uploads.codes))}`);
 });
@@ -66,7 +89,8 @@ function decodeOutcome(bytes: Uint8Array, opts: DecodeOptions = OPTS): string {
     tally.accepted++;
     return "ok";
   } catch (e) {
-    if (!(e instanceof SktError)) throw new Error(`decode threw a ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, { cause: e });
+    if (!(e instanceof SktError))
+      throw new Error(`decode threw a ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, { cause: e });
     expect(e.kind).toBe("invalid_adapter");
     expect(ADAPTER_ERROR_CODES as readonly string[]).toContain(e.code);
     expect(e.message.length).toBeLessThan(2000); // hostile values are quoted, not echoed whole
@@ -80,7 +104,8 @@ function peekOutcome(bytes: Uint8Array): void {
   try {
     peekMetadata(bytes);
   } catch (e) {
-    if (!(e instanceof SktError)) throw new Error(`peek threw a ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, { cause: e });
+    if (!(e instanceof SktError))
+      throw new Error(`peek threw a ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, { cause: e });
     expect(e.kind).toBe("invalid_adapter");
   }
 }
@@ -90,57 +115,180 @@ function peekOutcome(bytes: Uint8Array): void {
 const BASES = [
   encodeAdapter(makeAdapter({ variant: "prompt", pooling: true })),
   encodeAdapter(makeAdapter({ variant: "prompt", pooling: false, problemType: "regression" })),
-  encodeAdapter(makeAdapter({ variant: "prefix", pooling: true, problemType: "multi_label_classification", promptLength: 2 })),
+  encodeAdapter(
+    makeAdapter({ variant: "prefix", pooling: true, problemType: "multi_label_classification", promptLength: 2 }),
+  ),
   encodeAdapter(makeAdapter({ variant: "prefix", pooling: false, textPair: true, training: { steps: 10, note: "x" } })),
-  encodeAdapter(makeAdapter({ labels: ["__proto__", "constructor", "toString"], training: JSON.parse('{"__proto__":1,"constructor":{"toString":2}}') as Record<string, unknown> })),
+  encodeAdapter(
+    makeAdapter({
+      labels: ["__proto__", "constructor", "toString"],
+      training: JSON.parse('{"__proto__":1,"constructor":{"toString":2}}') as Record<string, unknown>,
+    }),
+  ),
 ];
 
 /** Float32 bit patterns of finite values at and past the edge of what an adapter may hold. */
 const FLOAT32_MAX = 3.4028234663852886e38;
-const EXTREME_FINITE_BITS = [3e38, -3e38, 1e38, FLOAT32_MAX, -FLOAT32_MAX, 1e5, MAX_ABS_TENSOR_VALUE * 1.001, -MAX_ABS_TENSOR_VALUE * 1.001].map(
-  (v) => new Uint32Array(Float32Array.of(v).buffer)[0],
-);
+const EXTREME_FINITE_BITS = [
+  3e38,
+  -3e38,
+  1e38,
+  FLOAT32_MAX,
+  -FLOAT32_MAX,
+  1e5,
+  MAX_ABS_TENSOR_VALUE * 1.001,
+  -MAX_ABS_TENSOR_VALUE * 1.001,
+].map((v) => new Uint32Array(Float32Array.of(v).buffer)[0]);
 
 const weird: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(2 ** 20, 2 ** 31, 2 ** 32, 2 ** 40, 2 ** 53, 2 ** 64, 1e308, -1, -0, 0.5, 1, 0, "1", "", [], {}, null, true, [2 ** 20, 2 ** 20], [2 ** 40], [-1, 4], [1.5], ["4"], [[4]], [0, 2 ** 53], [2 ** 53, 0]),
+  fc.constantFrom(
+    2 ** 20,
+    2 ** 31,
+    2 ** 32,
+    2 ** 40,
+    2 ** 53,
+    2 ** 64,
+    1e308,
+    -1,
+    -0,
+    0.5,
+    1,
+    0,
+    "1",
+    "",
+    [],
+    {},
+    null,
+    true,
+    [2 ** 20, 2 ** 20],
+    [2 ** 40],
+    [-1, 4],
+    [1.5],
+    ["4"],
+    [[4]],
+    [0, 2 ** 53],
+    [2 ** 53, 0],
+  ),
   fc.jsonValue({ maxDepth: 2 }),
-  fc.array(fc.oneof(fc.nat(), fc.integer({ min: -5, max: 2 ** 31 }), fc.constantFrom(2 ** 40, 2 ** 53 + 2)), { maxLength: 4 }),
+  fc.array(fc.oneof(fc.nat(), fc.integer({ min: -5, max: 2 ** 31 }), fc.constantFrom(2 ** 40, 2 ** 53 + 2)), {
+    maxLength: 4,
+  }),
 );
 
-const METADATA_KEYS = ["format", "format_version", "task", "variant", "pooling", "prompt_text", "prompt_length", "labels", "problem_type", "backbone", "backbone_fingerprint", "max_length", "training", "text_pair"];
+const METADATA_KEYS = [
+  "format",
+  "format_version",
+  "task",
+  "variant",
+  "pooling",
+  "prompt_text",
+  "prompt_length",
+  "labels",
+  "problem_type",
+  "backbone",
+  "backbone_fingerprint",
+  "max_length",
+  "training",
+  "text_pair",
+];
 const metaValue = fc.oneof(
   fc.string({ unit: "binary", maxLength: 40 }),
-  fc.constantFrom("0", "-1", "1e3", "01", " 4", "4 ", "999999999999999", "9007199254740993", "NaN", "true", "false", "prompt", "prefix", "regression", "[]", '["a"]', '["a","a"]', '["a",""]', "{}", "null", "F32", "sk-tuning-adapter", "2"),
-  fc.constantFrom('["__proto__","b"]', '["constructor","toString"]', '["__proto__","__proto__"]', '{"__proto__":{"x":1}}', '{"a":1,"a":2}', "__proto__", "constructor"),
+  fc.constantFrom(
+    "0",
+    "-1",
+    "1e3",
+    "01",
+    " 4",
+    "4 ",
+    "999999999999999",
+    "9007199254740993",
+    "NaN",
+    "true",
+    "false",
+    "prompt",
+    "prefix",
+    "regression",
+    "[]",
+    '["a"]',
+    '["a","a"]',
+    '["a",""]',
+    "{}",
+    "null",
+    "F32",
+    "sk-tuning-adapter",
+    "2",
+  ),
+  fc.constantFrom(
+    '["__proto__","b"]',
+    '["constructor","toString"]',
+    '["__proto__","__proto__"]',
+    '{"__proto__":{"x":1}}',
+    '{"a":1,"a":2}',
+    "__proto__",
+    "constructor",
+  ),
   weird,
 );
 
 type HeaderOp = (h: Record<string, any>) => void;
 const tensorNames = (h: Record<string, any>) => Object.keys(h).filter((k) => k !== "__metadata__");
 const headerOp: fc.Arbitrary<HeaderOp> = fc.oneof(
-  fc.tuple(fc.nat(), fc.constantFrom("dtype", "shape", "data_offsets"), fc.oneof(weird, fc.constantFrom("F16", "BF16", "F64", "I64", "U8", "f32", "F32 ", "BOOL"))).map(([i, field, v]): HeaderOp => (h) => {
-    const names = tensorNames(h);
-    if (names.length && typeof h[names[i % names.length]] === "object" && h[names[i % names.length]] !== null) h[names[i % names.length]][field] = v;
-  }),
+  fc
+    .tuple(
+      fc.nat(),
+      fc.constantFrom("dtype", "shape", "data_offsets"),
+      fc.oneof(weird, fc.constantFrom("F16", "BF16", "F64", "I64", "U8", "f32", "F32 ", "BOOL")),
+    )
+    .map(([i, field, v]): HeaderOp => (h) => {
+      const names = tensorNames(h);
+      if (names.length && typeof h[names[i % names.length]] === "object" && h[names[i % names.length]] !== null)
+        h[names[i % names.length]][field] = v;
+    }),
   fc.tuple(fc.nat(), fc.constantFrom("dtype", "shape", "data_offsets")).map(([i, field]): HeaderOp => (h) => {
     const names = tensorNames(h);
-    if (names.length && typeof h[names[i % names.length]] === "object" && h[names[i % names.length]] !== null) delete h[names[i % names.length]][field];
+    if (names.length && typeof h[names[i % names.length]] === "object" && h[names[i % names.length]] !== null)
+      delete h[names[i % names.length]][field];
   }),
   fc.nat().map((i): HeaderOp => (h) => {
     const names = tensorNames(h);
     if (names.length) delete h[names[i % names.length]];
   }),
-  fc.tuple(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("pool.weight", "pool.bias", "proj.weight", "proj.bias", "head.weight", "head.bias", "__proto__", "constructor", "toString", "hasOwnProperty")), weird).map(([name, v]): HeaderOp => (h) => {
-    h[name] = typeof v === "object" && v !== null && !Array.isArray(v) ? v : { dtype: "F32", shape: [2], data_offsets: [0, 8] };
-  }),
+  fc
+    .tuple(
+      fc.oneof(
+        fc.string({ maxLength: 12 }),
+        fc.constantFrom(
+          "pool.weight",
+          "pool.bias",
+          "proj.weight",
+          "proj.bias",
+          "head.weight",
+          "head.bias",
+          "__proto__",
+          "constructor",
+          "toString",
+          "hasOwnProperty",
+        ),
+      ),
+      weird,
+    )
+    .map(([name, v]): HeaderOp => (h) => {
+      h[name] =
+        typeof v === "object" && v !== null && !Array.isArray(v)
+          ? v
+          : { dtype: "F32", shape: [2], data_offsets: [0, 8] };
+    }),
   fc.tuple(fc.nat(), fc.integer({ min: -8, max: 8 })).map(([i, delta]): HeaderOp => (h) => {
     const names = tensorNames(h);
     const e = names.length ? h[names[i % names.length]] : undefined;
-    if (e && Array.isArray(e.data_offsets)) e.data_offsets = [e.data_offsets[0] + delta, e.data_offsets[1] + (i % 2 ? delta : 0)];
+    if (e && Array.isArray(e.data_offsets))
+      e.data_offsets = [e.data_offsets[0] + delta, e.data_offsets[1] + (i % 2 ? delta : 0)];
   }),
-  fc.tuple(fc.constantFrom(...METADATA_KEYS, "extra", "__proto__", "constructor", "toString"), metaValue).map(([key, v]): HeaderOp => (h) => {
-    if (typeof h.__metadata__ === "object" && h.__metadata__ !== null) h.__metadata__[key] = v;
-  }),
+  fc
+    .tuple(fc.constantFrom(...METADATA_KEYS, "extra", "__proto__", "constructor", "toString"), metaValue)
+    .map(([key, v]): HeaderOp => (h) => {
+      if (typeof h.__metadata__ === "object" && h.__metadata__ !== null) h.__metadata__[key] = v;
+    }),
   fc.constantFrom(...METADATA_KEYS).map((key): HeaderOp => (h) => {
     if (typeof h.__metadata__ === "object" && h.__metadata__ !== null) delete h.__metadata__[key];
   }),
@@ -150,23 +298,47 @@ const headerOp: fc.Arbitrary<HeaderOp> = fc.oneof(
 );
 
 type ByteOp = (b: Uint8Array) => Uint8Array;
-const U64_INTERESTING = [0n, 1n, 7n, 8n, 2n ** 31n, 2n ** 32n, 2n ** 40n, 2n ** 50n, 2n ** 53n + 1n, 2n ** 63n, 2n ** 64n - 1n, BigInt(MAX_HEADER_BYTES), BigInt(MAX_HEADER_BYTES + 1)];
+const U64_INTERESTING = [
+  0n,
+  1n,
+  7n,
+  8n,
+  2n ** 31n,
+  2n ** 32n,
+  2n ** 40n,
+  2n ** 50n,
+  2n ** 53n + 1n,
+  2n ** 63n,
+  2n ** 64n - 1n,
+  BigInt(MAX_HEADER_BYTES),
+  BigInt(MAX_HEADER_BYTES + 1),
+];
 const byteOp: fc.Arbitrary<ByteOp> = fc.oneof(
-  fc.oneof(fc.constantFrom(...U64_INTERESTING), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.integer({ min: -16, max: 16 }).map((d) => -BigInt(d))).map((v): ByteOp => (b) => {
-    const out = b.slice();
-    if (out.length < 8) return out;
-    const view = new DataView(out.buffer);
-    // Non-positive "v" values are offsets from the true header length.
-    const n = v <= 0n ? view.getBigUint64(0, true) + -v : v;
-    view.setBigUint64(0, BigInt.asUintN(64, n), true);
-    return out;
-  }),
+  fc
+    .oneof(
+      fc.constantFrom(...U64_INTERESTING),
+      fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+      fc.integer({ min: -16, max: 16 }).map((d) => -BigInt(d)),
+    )
+    .map((v): ByteOp => (b) => {
+      const out = b.slice();
+      if (out.length < 8) return out;
+      const view = new DataView(out.buffer);
+      // Non-positive "v" values are offsets from the true header length.
+      const n = v <= 0n ? view.getBigUint64(0, true) + -v : v;
+      view.setBigUint64(0, BigInt.asUintN(64, n), true);
+      return out;
+    }),
   fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })).map(([i, byte]): ByteOp => (b) => {
     const out = b.slice();
     out[i % out.length] = byte;
     return out;
   }),
-  fc.nat().map((i): ByteOp => (b) => b.slice(0, i % (b.length + 1))),
+  fc.nat().map(
+    (i): ByteOp =>
+      (b) =>
+        b.slice(0, i % (b.length + 1)),
+  ),
   fc.uint8Array({ minLength: 1, maxLength: 64 }).map((extra): ByteOp => (b) => {
     const out = new Uint8Array(b.length + extra.length);
     out.set(b);
@@ -174,40 +346,52 @@ const byteOp: fc.Arbitrary<ByteOp> = fc.oneof(
     return out;
   }),
   // A key of the header JSON written twice (the first copy with another value): JSON.parse keeps the last.
-  fc.tuple(fc.nat(), fc.constantFrom('"dup"', "1", '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}')).map(([i, value]): ByteOp => (b) => {
-    if (b.length < 8) return b;
-    const n = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true));
-    if (n + 8 > b.length) return b;
-    const text = new TextDecoder().decode(b.subarray(8, 8 + n));
-    const keys = [...text.matchAll(/[{,]\s*("(?:[^"\\]|\\.)*")\s*:/g)];
-    if (keys.length === 0) return b;
-    const k = keys[i % keys.length];
-    const at = k.index + 1;
-    return rawFileBytes(new TextEncoder().encode(`${text.slice(0, at)}${k[1]}:${value},${text.slice(at)}`), b.slice(8 + n));
-  }),
+  fc
+    .tuple(fc.nat(), fc.constantFrom('"dup"', "1", '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'))
+    .map(([i, value]): ByteOp => (b) => {
+      if (b.length < 8) return b;
+      const n = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true));
+      if (n + 8 > b.length) return b;
+      const text = new TextDecoder().decode(b.subarray(8, 8 + n));
+      const keys = [...text.matchAll(/[{,]\s*("(?:[^"\\]|\\.)*")\s*:/g)];
+      if (keys.length === 0) return b;
+      const k = keys[i % keys.length];
+      const at = k.index + 1;
+      return rawFileBytes(
+        new TextEncoder().encode(`${text.slice(0, at)}${k[1]}:${value},${text.slice(at)}`),
+        b.slice(8 + n),
+      );
+    }),
   // Overwrite a float in the data area with NaN/Inf, an extreme finite value or a random pattern.
-  fc.tuple(fc.nat(), fc.constantFrom(0x7fc00000, 0x7f800000, 0xff800000, 0x00000001, 0xdeadbeef, ...EXTREME_FINITE_BITS)).map(([i, bits]): ByteOp => (b) => {
-    const out = b.slice();
-    if (out.length < 8) return out;
-    const n = Number(new DataView(out.buffer).getBigUint64(0, true));
-    const data = 8 + n;
-    if (data + 4 > out.length) return out;
-    const at = data + 4 * (i % Math.floor((out.length - data) / 4));
-    new DataView(out.buffer).setUint32(at, bits >>> 0, true);
-    return out;
-  }),
+  fc
+    .tuple(
+      fc.nat(),
+      fc.constantFrom(0x7fc00000, 0x7f800000, 0xff800000, 0x00000001, 0xdeadbeef, ...EXTREME_FINITE_BITS),
+    )
+    .map(([i, bits]): ByteOp => (b) => {
+      const out = b.slice();
+      if (out.length < 8) return out;
+      const n = Number(new DataView(out.buffer).getBigUint64(0, true));
+      const data = 8 + n;
+      if (data + 4 > out.length) return out;
+      const at = data + 4 * (i % Math.floor((out.length - data) / 4));
+      new DataView(out.buffer).setUint32(at, bits >>> 0, true);
+      return out;
+    }),
 );
 
-const mutated = fc.tuple(fc.constantFrom(...BASES), fc.array(headerOp, { maxLength: 4 }), fc.array(byteOp, { maxLength: 3 })).map(([base, hops, bops]) => {
-  let bytes = base;
-  if (hops.length) {
-    const { header, data } = splitFile(base);
-    for (const op of hops) op(header);
-    bytes = rawFile(header, data);
-  }
-  for (const op of bops) bytes = op(bytes);
-  return bytes;
-});
+const mutated = fc
+  .tuple(fc.constantFrom(...BASES), fc.array(headerOp, { maxLength: 4 }), fc.array(byteOp, { maxLength: 3 }))
+  .map(([base, hops, bops]) => {
+    let bytes = base;
+    if (hops.length) {
+      const { header, data } = splitFile(base);
+      for (const op of hops) op(header);
+      bytes = rawFile(header, data);
+    }
+    for (const op of bops) bytes = op(bytes);
+    return bytes;
+  });
 
 // ---- 1. the reader ------------------------------------------------------------------------------
 
@@ -261,9 +445,15 @@ describe("decodeAdapter fuzzing", () => {
         const name = names[i % names.length];
         const [begin, end] = header[name].data_offsets as [number, number];
         const index = (i >> 3) % ((end - begin) / 4);
-        const bytes = setTensorValues(base, name, (j) => (j === index ? new Float32Array(new Uint32Array([bits]).buffer)[0] : new Float32Array(data.buffer, data.byteOffset + begin, (end - begin) / 4)[j]));
+        const bytes = setTensorValues(base, name, (j) =>
+          j === index
+            ? new Float32Array(new Uint32Array([bits]).buffer)[0]
+            : new Float32Array(data.buffer, data.byteOffset + begin, (end - begin) / 4)[j],
+        );
         expect(decodeOutcome(bytes)).toBe("value_out_of_range");
-        expect(() => decodeAdapter(bytes, OPTS)).toThrow(expect.objectContaining({ details: expect.objectContaining({ tensor: name, index }) }));
+        expect(() => decodeAdapter(bytes, OPTS)).toThrow(
+          expect.objectContaining({ details: expect.objectContaining({ tensor: name, index }) }),
+        );
       }),
       fcOptions(300),
     );
@@ -407,16 +597,21 @@ describe("rejected uploads through the real engine leave nothing behind", () => 
       servableAdapterBytes(assets, { task: TASK, seed: 5, labels: ["toString", "__proto__", "valueOf"] }),
     ];
     const input = fc.oneof(
-      { weight: 6, arbitrary: fc.tuple(fc.array(headerOp, { maxLength: 3 }), fc.array(byteOp, { maxLength: 2 })).map(([hops, bops]) => {
-        let bytes = valid;
-        if (hops.length) {
-          const parts = splitFile(valid);
-          for (const op of hops) op(parts.header);
-          bytes = rawFile(parts.header, parts.data);
-        }
-        for (const op of bops) bytes = op(bytes);
-        return bytes;
-      }) },
+      {
+        weight: 6,
+        arbitrary: fc
+          .tuple(fc.array(headerOp, { maxLength: 3 }), fc.array(byteOp, { maxLength: 2 }))
+          .map(([hops, bops]) => {
+            let bytes = valid;
+            if (hops.length) {
+              const parts = splitFile(valid);
+              for (const op of hops) op(parts.header);
+              bytes = rawFile(parts.header, parts.data);
+            }
+            for (const op of bops) bytes = op(bytes);
+            return bytes;
+          }),
+      },
       { weight: 1, arbitrary: fc.constantFrom(...special) },
       { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 256 }) },
     );
@@ -431,13 +626,18 @@ describe("rejected uploads through the real engine leave nothing behind", () => 
           await engine.upload(TASK, bytes);
           outcome = "ok";
         } catch (e) {
-          if (!(e instanceof SktError)) throw new Error(`upload threw a ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, { cause: e });
+          if (!(e instanceof SktError))
+            throw new Error(`upload threw a ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`, {
+              cause: e,
+            });
           outcome = e;
         }
         if (outcome === "ok") {
           tally.uploads.accepted++;
           // One new version on top; the store's retention (20 per task) may drop the oldest ones.
-          const want = [...versionsBefore.map((v) => v.version), currentBefore! + 1].slice(-DEFAULT_MAX_VERSIONS_PER_TASK);
+          const want = [...versionsBefore.map((v) => v.version), currentBefore! + 1].slice(
+            -DEFAULT_MAX_VERSIONS_PER_TASK,
+          );
           expect((await store.listVersions(TASK)).map((v) => v.version)).toEqual(want);
           expect(engine.registry.currentVersion(TASK)).toBe(currentBefore! + 1);
           expect(await store.current(TASK)).toBe(currentBefore! + 1);

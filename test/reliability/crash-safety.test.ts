@@ -23,7 +23,15 @@ import { INDEX_FILE, intentLine } from "../../src/adapters/task-index.js";
 import { errnoError, hookedFs, type FsCall } from "../helpers/hooked-fs.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
-import { adminHeaders, expectErrorBody, listTree, spawnServer, startEngineRig, type EngineRig, type ServerProcess } from "./helpers.js";
+import {
+  adminHeaders,
+  expectErrorBody,
+  listTree,
+  spawnServer,
+  startEngineRig,
+  type EngineRig,
+  type ServerProcess,
+} from "./helpers.js";
 
 /** Adapters whose label shows which one answered: odd seeds say "negative", even ones "positive". */
 function adapterBytes(assets: BackboneAssets, task: string, n: number): Uint8Array {
@@ -68,11 +76,19 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
   const FAILURES: Array<[string, (c: FsCall) => boolean, string]> = [
     ["creating the task folder", (c) => c.op === "mkdir", "EACCES"],
     ["opening the temp file", (c) => c.op === "open" && isTemp(c.path), "ENOSPC"],
-    ["appending the intent to the task index", (c) => c.op === "write" && c.path.endsWith(`${path.sep}INDEX`), "ENOSPC"],
+    [
+      "appending the intent to the task index",
+      (c) => c.op === "write" && c.path.endsWith(`${path.sep}INDEX`),
+      "ENOSPC",
+    ],
     ["writing the bytes", (c) => c.op === "write" && isTemp(c.path), "ENOSPC"],
     ["fsyncing the file", (c) => c.op === "sync" && isTemp(c.path), "EIO"],
     ["renaming the version into place", (c) => c.op === "rename" && c.to!.endsWith(".safetensors"), "EROFS"],
-    ["fsyncing the folder after the version rename", (c) => c.op === "open" && c.path.endsWith(`${path.sep}disk`), "EIO"],
+    [
+      "fsyncing the folder after the version rename",
+      (c) => c.op === "open" && c.path.endsWith(`${path.sep}disk`),
+      "EIO",
+    ],
     ["renaming CURRENT into place", (c) => c.op === "rename" && c.to!.endsWith("CURRENT"), "EROFS"],
   ];
 
@@ -80,7 +96,11 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
     const before = await listTree(rig.root);
     const current = rig.engine.registry.currentVersion("disk")!;
     trap = { match, error: errnoError(errno) };
-    const res = await rig.app.request("/admin/adapters/disk", { method: "PUT", headers: octet, body: adapterBytes(rig.engine.assets, "disk", current + 1) as Uint8Array<ArrayBuffer> });
+    const res = await rig.app.request("/admin/adapters/disk", {
+      method: "PUT",
+      headers: octet,
+      body: adapterBytes(rig.engine.assets, "disk", current + 1) as Uint8Array<ArrayBuffer>,
+    });
     expect(trap, "the fault was injected").toBeNull();
     expect(res.status).toBe(507);
     const err = await expectErrorBody(res);
@@ -89,7 +109,11 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
     // The old version keeps serving and stays current, in memory and on disk.
     expect(rig.engine.registry.currentVersion("disk")).toBe(current);
     expect((await readFile(path.join(rig.adaptersDir, "disk", "CURRENT"), "utf8")).trim()).toBe(String(current));
-    const c = await rig.app.request("/classify?task=disk", { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"still the old one"}' });
+    const c = await rig.app.request("/classify?task=disk", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"text":"still the old one"}',
+    });
     expect(c.status).toBe(200);
     expect(await c.json()).toMatchObject({ adapter_version: current, predictions: [{ label: labelOf(current) }] });
     // A failed upload leaves nothing behind: no temp file, no orphan version file, nothing removed.
@@ -105,19 +129,29 @@ describe("a failing disk during an upload → 507 write_failed, the old version 
     ["renaming CURRENT into place", (c: FsCall) => c.op === "rename" && c.to!.endsWith("CURRENT")],
   ])("a failing disk on a new task's first upload (%s): 507, and not even its folder is left", async (_what, match) => {
     trap = { match, error: errnoError("ENOSPC") };
-    const res = await rig.app.request("/admin/adapters/fresh", { method: "PUT", headers: octet, body: adapterBytes(rig.engine.assets, "fresh", 1) as Uint8Array<ArrayBuffer> });
+    const res = await rig.app.request("/admin/adapters/fresh", {
+      method: "PUT",
+      headers: octet,
+      body: adapterBytes(rig.engine.assets, "fresh", 1) as Uint8Array<ArrayBuffer>,
+    });
     expect(trap, "the fault was injected").toBeNull();
     expect(res.status).toBe(507);
     expect((await expectErrorBody(res)).code).toBe("write_failed");
     expect(rig.engine.hasTask("fresh")).toBe(false);
     const tasks = (await (await rig.app.request("/tasks")).json()) as { tasks: { task: string }[] };
     expect(tasks.tasks.map((t) => t.task)).toEqual(["disk"]);
-    expect((await listTree(rig.root)).filter((p) => p === "adapters/fresh" || p.startsWith("adapters/fresh/"))).toEqual([]);
+    expect((await listTree(rig.root)).filter((p) => p === "adapters/fresh" || p.startsWith("adapters/fresh/"))).toEqual(
+      [],
+    );
   });
 
   it("after the disk recovers, the next upload succeeds", async () => {
     const current = rig.engine.registry.currentVersion("disk")!;
-    const res = await rig.app.request("/admin/adapters/disk", { method: "PUT", headers: octet, body: adapterBytes(rig.engine.assets, "disk", 2) as Uint8Array<ArrayBuffer> });
+    const res = await rig.app.request("/admin/adapters/disk", {
+      method: "PUT",
+      headers: octet,
+      body: adapterBytes(rig.engine.assets, "disk", 2) as Uint8Array<ArrayBuffer>,
+    });
     expect(res.status).toBe(201);
     expect(rig.engine.registry.currentVersion("disk")).toBeGreaterThan(current);
     console.log(`[crash-safety] injected disk faults: ${fired.join("; ")}`);
@@ -144,18 +178,32 @@ describe("kill -9 of the server process loses nothing", () => {
   });
 
   async function classify(s: ServerProcess): Promise<{ adapter_version: number; predictions: { label: string }[] }> {
-    const r = await fetch(`${s.base}/classify?task=${TASK}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts: ["one", "two"] }) });
+    const r = await fetch(`${s.base}/classify?task=${TASK}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ texts: ["one", "two"] }),
+    });
     expect(r.status).toBe(200);
     return (await r.json()) as { adapter_version: number; predictions: { label: string }[] };
   }
 
   async function put(s: ServerProcess, n: number): Promise<Response> {
-    return fetch(`${s.base}/admin/adapters/${TASK}`, { method: "PUT", headers: octet, body: Buffer.from(adapterBytes(assets, TASK, n)) });
+    return fetch(`${s.base}/admin/adapters/${TASK}`, {
+      method: "PUT",
+      headers: octet,
+      body: Buffer.from(adapterBytes(assets, TASK, n)),
+    });
   }
 
   /** Starts a chunked upload, sends `fraction` of the bytes, and returns once they are on the wire. */
   async function startSlowUpload(s: ServerProcess, bytes: Uint8Array, fraction: number) {
-    const req = http.request({ host: "127.0.0.1", port: s.port, method: "PUT", path: `/admin/adapters/${TASK}`, headers: octet });
+    const req = http.request({
+      host: "127.0.0.1",
+      port: s.port,
+      method: "PUT",
+      path: `/admin/adapters/${TASK}`,
+      headers: octet,
+    });
     const response = new Promise<number | "aborted">((resolve) => {
       req.on("response", (res) => {
         res.resume();
@@ -175,7 +223,10 @@ describe("kill -9 of the server process loses nothing", () => {
     const r = await classify(s);
     expect(allowed).toContain(r.adapter_version);
     expect(r.predictions.map((p) => p.label)).toEqual([labelOf(r.adapter_version), labelOf(r.adapter_version)]);
-    const details = (await (await fetch(`${s.base}/admin/adapters/${TASK}`, { headers: adminHeaders })).json()) as { current: number; versions: { version: number }[] };
+    const details = (await (await fetch(`${s.base}/admin/adapters/${TASK}`, { headers: adminHeaders })).json()) as {
+      current: number;
+      versions: { version: number }[];
+    };
     expect(details.current).toBe(r.adapter_version);
     return r.adapter_version;
   }
@@ -192,7 +243,13 @@ describe("kill -9 of the server process loses nothing", () => {
 
     server = await spawnServer({ adaptersDir });
     expect(await checkConsistent(server, [1])).toBe(1);
-    expect(await listTree(root)).toEqual(["adapters", "adapters/INDEX", `adapters/${TASK}`, `adapters/${TASK}/CURRENT`, `adapters/${TASK}/v000001.safetensors`]);
+    expect(await listTree(root)).toEqual([
+      "adapters",
+      "adapters/INDEX",
+      `adapters/${TASK}`,
+      `adapters/${TASK}/CURRENT`,
+      `adapters/${TASK}/v000001.safetensors`,
+    ]);
   });
 
   it("right after an acknowledged upload: the acknowledged version survives", async () => {
@@ -220,7 +277,9 @@ describe("kill -9 of the server process loses nothing", () => {
 
     server = await spawnServer({ adaptersDir });
     const version = await checkConsistent(server, status === 201 ? [3] : [2, 3]);
-    console.log(`[crash-safety] kill -9 racing an upload: response ${status}, version ${version} current after restart`);
+    console.log(
+      `[crash-safety] kill -9 racing an upload: response ${status}, version ${version} current after restart`,
+    );
     expect(await listTree(path.join(adaptersDir, "half-born"))).toEqual([]);
     const tasks = (await (await fetch(`${server.base}/tasks`)).json()) as { tasks: { task: string }[] };
     expect(tasks.tasks.map((t) => t.task)).toEqual([TASK]);

@@ -45,9 +45,14 @@ let adaptersDir: string;
 let server: ServerProcess;
 
 const octet = { ...adminHeaders, "content-type": "application/octet-stream" };
-const put = (task: string, bytes: Uint8Array) => fetch(`${server.base}/admin/adapters/${task}`, { method: "PUT", headers: octet, body: Buffer.from(bytes) });
+const put = (task: string, bytes: Uint8Array) =>
+  fetch(`${server.base}/admin/adapters/${task}`, { method: "PUT", headers: octet, body: Buffer.from(bytes) });
 const classify = (task: string, body: unknown) =>
-  fetch(`${server.base}/classify?task=${task}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  fetch(`${server.base}/classify?task=${task}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
 const metrics = async () => (await fetch(`${server.base}/metrics`)).text();
 
 /** Log lines of the server process that show a failure handled as a server error. */
@@ -58,8 +63,13 @@ function serverErrorLines(output: string): string[] {
 beforeAll(async () => {
   assets = await loadBackboneAssets(MODELS_DIR);
   adaptersDir = await mkdtemp(path.join(os.tmpdir(), "skt-hard-"));
-  server = await spawnServer({ adaptersDir, env: { SKT_LOG_LEVEL: "info", SKT_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
-  expect((await put("spam", servableAdapterBytes(assets, { task: "spam", labels: ["ham", "spam"], seed: 3 }))).status).toBe(201);
+  server = await spawnServer({
+    adaptersDir,
+    env: { SKT_LOG_LEVEL: "info", SKT_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+  });
+  expect(
+    (await put("spam", servableAdapterBytes(assets, { task: "spam", labels: ["ham", "spam"], seed: 3 }))).status,
+  ).toBe(201);
 });
 
 afterAll(async () => {
@@ -71,7 +81,9 @@ afterAll(async () => {
 function classifyRequest(body: string, framing: "chunked" | "length"): { head: string; body: string } {
   const head =
     `POST /classify?task=spam HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-    (framing === "chunked" ? "Transfer-Encoding: chunked\r\n\r\n" : `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
+    (framing === "chunked"
+      ? "Transfer-Encoding: chunked\r\n\r\n"
+      : `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
   return { head, body };
 }
 
@@ -110,7 +122,11 @@ describe("defect 1: a client that goes away mid-body is 499 client_closed, never
     // Authenticated uploads cut off mid-body.
     const file = Buffer.from(servableAdapterBytes(assets, { task: "spam", labels: ["ham", "spam"], seed: 4 }));
     const uploadHead = `PUT /admin/adapters/spam HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${file.length}\r\n\r\n`;
-    await Promise.all(Array.from({ length: 10 }, () => rawExchange(server.port, [uploadHead, file.subarray(0, file.length >> 1)], { then: "destroy" })));
+    await Promise.all(
+      Array.from({ length: 10 }, () =>
+        rawExchange(server.port, [uploadHead, file.subarray(0, file.length >> 1)], { then: "destroy" }),
+      ),
+    );
 
     // The server has seen every one of them once the counters add up (no timing involved).
     const classifyCount = (m: string) => metricValue(m, "skt_requests_total", { task: "spam" });
@@ -120,7 +136,8 @@ describe("defect 1: a client that goes away mid-body is 499 client_closed, never
       await new Promise((r) => setTimeout(r, 100));
       after = await metrics();
     }
-    const delta = (labels: Record<string, string>, name = "skt_requests_total") => metricValue(after, name, labels) - metricValue(before, name, labels);
+    const delta = (labels: Record<string, string>, name = "skt_requests_total") =>
+      metricValue(after, name, labels) - metricValue(before, name, labels);
     for (const status of ["500", "502", "503", "504", "507"]) expect(delta({ status }), `status ${status}`).toBe(0);
     expect(delta({ task: "spam", status: "499" })).toBeGreaterThanOrEqual(100); // the destroyed ones
     expect(delta({ task: "spam", status: "400" })).toBeGreaterThanOrEqual(50); // the bad chunk sizes
@@ -134,15 +151,31 @@ describe("defect 1: a client that goes away mid-body is 499 client_closed, never
 describe("defect 8: error shapes on the connection", () => {
   it("a classify body that never finishes gets 408 request_timeout, not 504", async () => {
     const { head } = classifyRequest('{"text":"a slow client"}', "length");
-    const raw = await rawExchange(server.port, [head.replace(/Content-Length: \d+/, "Content-Length: 200"), '{"text":"a sl'], { readForMs: REQUEST_TIMEOUT_MS + 20_000 });
+    const raw = await rawExchange(
+      server.port,
+      [head.replace(/Content-Length: \d+/, "Content-Length: 200"), '{"text":"a sl'],
+      { readForMs: REQUEST_TIMEOUT_MS + 20_000 },
+    );
     expect(expectRawError(raw, 408)).toBe("request_timeout");
   });
 
   it("Node's parser errors and OPTIONS * answer with the JSON error body", async () => {
     expect(expectRawError(await rawExchange(server.port, ["GARBAGE\r\n\r\n"]), 400)).toBe("malformed_http");
-    expect(expectRawError(await rawExchange(server.port, ["GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"]), 400)).toBe("malformed_http");
-    expect(expectRawError(await rawExchange(server.port, [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`]), 431)).toBe("headers_too_large");
-    expect(expectRawError(await rawExchange(server.port, ["OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]), 400)).toBe("bad_request_target");
+    expect(
+      expectRawError(
+        await rawExchange(server.port, ["GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"]),
+        400,
+      ),
+    ).toBe("malformed_http");
+    expect(
+      expectRawError(
+        await rawExchange(server.port, [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`]),
+        431,
+      ),
+    ).toBe("headers_too_large");
+    expect(expectRawError(await rawExchange(server.port, ["OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]), 400)).toBe(
+      "bad_request_target",
+    );
     expect((await classify("spam", { text: "still serving" })).status).toBe(200);
   });
 });
@@ -165,29 +198,33 @@ describe("defect 2: finite but huge adapter values are refused at upload", () =>
     }
     const res = await classify("spam", { text: "win a free prize now" });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { adapter_version: number; predictions: { score: number; scores: Record<string, number> }[] };
+    const body = (await res.json()) as {
+      adapter_version: number;
+      predictions: { score: number; scores: Record<string, number> }[];
+    };
     expect(body.adapter_version).toBe(1);
-    for (const n of [body.predictions[0].score, ...Object.values(body.predictions[0].scores)]) expect(Number.isFinite(n)).toBe(true);
+    for (const n of [body.predictions[0].score, ...Object.values(body.predictions[0].scores)])
+      expect(Number.isFinite(n)).toBe(true);
   });
 });
 
 describe("defect 5: labels with JavaScript-special names", () => {
-  it.each([
-    [["__proto__", "b"]],
-    [["constructor", "toString", "hasOwnProperty", "__proto__", "valueOf"]],
-  ])("labels %j all appear in scores, with probabilities that sum to 1", async (labels) => {
-    const task = `proto-${labels.length}`;
-    expect((await put(task, servableAdapterBytes(assets, { task, labels, seed: 6 }))).status).toBe(201);
-    const res = await classify(task, { texts: ["one text", "another text"] });
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as { predictions: { label: string; scores: Record<string, number> }[] };
-    for (const p of body.predictions) {
-      expect(Object.keys(p.scores).sort()).toEqual([...labels].sort());
-      expect(labels).toContain(p.label);
-      const sum = Object.values(p.scores).reduce((a, b) => a + b, 0);
-      expect(sum).toBeCloseTo(1, 6);
-    }
-  });
+  it.each([[["__proto__", "b"]], [["constructor", "toString", "hasOwnProperty", "__proto__", "valueOf"]]])(
+    "labels %j all appear in scores, with probabilities that sum to 1",
+    async (labels) => {
+      const task = `proto-${labels.length}`;
+      expect((await put(task, servableAdapterBytes(assets, { task, labels, seed: 6 }))).status).toBe(201);
+      const res = await classify(task, { texts: ["one text", "another text"] });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { predictions: { label: string; scores: Record<string, number> }[] };
+      for (const p of body.predictions) {
+        expect(Object.keys(p.scores).sort()).toEqual([...labels].sort());
+        expect(labels).toContain(p.label);
+        const sum = Object.values(p.scores).reduce((a, b) => a + b, 0);
+        expect(sum).toBeCloseTo(1, 6);
+      }
+    },
+  );
 });
 
 describe("defect 4: a huge prompt_text is refused before it is tokenized", () => {
@@ -197,7 +234,9 @@ describe("defect 4: a huge prompt_text is refused before it is tokenized", () =>
     ["1,025 ASCII characters", "a".repeat(1025)],
     ["1,000 CJK characters (3,000 bytes)", "中".repeat(1000)],
   ])("%s → 422 bad_metadata on prompt_text", async (_what, promptText) => {
-    const { header, data } = splitFile(servableAdapterBytes(assets, { task: "spam", labels: ["ham", "spam"], seed: 7 }));
+    const { header, data } = splitFile(
+      servableAdapterBytes(assets, { task: "spam", labels: ["ham", "spam"], seed: 7 }),
+    );
     header.__metadata__.prompt_text = promptText;
     const res = await put("spam", rawFile(header, data));
     expect(res.status).toBe(422);
@@ -216,7 +255,10 @@ describe("duplicate keys in the safetensors header", () => {
     const headBias = JSON.stringify(header["head.bias"]);
     const twoBiases = text.replace(`"head.bias":${headBias}`, `"head.bias":${headBias},"head.bias":${headBias}`);
     const twoTasks = text.replace('"task":"spam"', '"task":"other","task":"spam"');
-    for (const [what, headerText, key] of [["head.bias", twoBiases, "head.bias"], ["task", twoTasks, "task"]] as const) {
+    for (const [what, headerText, key] of [
+      ["head.bias", twoBiases, "head.bias"],
+      ["task", twoTasks, "task"],
+    ] as const) {
       expect(headerText, what).not.toBe(text);
       const res = await put("spam", rawFile(headerText, data));
       expect(res.status, what).toBe(422);
@@ -232,13 +274,18 @@ describe("defect 6: a deleted task's series leave /metrics", () => {
     const baseline = await metrics();
     const tasks = Array.from({ length: 20 }, (_, i) => `gone-${i}`);
     for (const task of tasks) {
-      expect((await put(task, servableAdapterBytes(assets, { task, seed: 9, promptText: `task number ${task} :` }))).status).toBe(201);
+      expect(
+        (await put(task, servableAdapterBytes(assets, { task, seed: 9, promptText: `task number ${task} :` }))).status,
+      ).toBe(201);
       expect((await classify(task, { text: "hello" })).status).toBe(200);
       expect((await classify(task, { texts: [] })).status).toBe(400);
     }
     const full = await metrics();
     for (const task of tasks) expect(full).toContain(`task="${task}"`);
-    for (const task of tasks) expect((await fetch(`${server.base}/admin/adapters/${task}`, { method: "DELETE", headers: adminHeaders })).status).toBe(204);
+    for (const task of tasks)
+      expect(
+        (await fetch(`${server.base}/admin/adapters/${task}`, { method: "DELETE", headers: adminHeaders })).status,
+      ).toBe(204);
     const after = await metrics();
     for (const task of tasks) expect(after).not.toContain(`task="${task}"`);
     const seriesOf = (m: string) => m.split("\n").filter((l) => l.startsWith("skt_") && l.includes('task="')).length;
@@ -282,7 +329,10 @@ describe("a second process: start-up, queue depth after cancellations, shutdown 
       await new Promise((r) => setTimeout(r, 20));
     }
     await waitUntilReady(second, 1000);
-    const readyzLines = second.output().split("\n").filter((l) => l.includes('"/readyz"') || l.includes('"not_ready"'));
+    const readyzLines = second
+      .output()
+      .split("\n")
+      .filter((l) => l.includes('"/readyz"') || l.includes('"not_ready"'));
     if (notReady > 0) expect(readyzLines.length).toBeGreaterThan(0);
     for (const l of readyzLines) expect(l).toMatch(/"level":"debug"/);
     expect(serverErrorLines(second.output())).toEqual([]);
@@ -291,16 +341,28 @@ describe("a second process: start-up, queue depth after cancellations, shutdown 
 
   it("defect 7: 30 queued requests whose clients go away leave skt_queue_depth at 0", async () => {
     const base = second!.base;
-    expect((await fetch(`${base}/admin/adapters/q`, { method: "PUT", headers: octet, body: Buffer.from(servableAdapterBytes(assets, { task: "q", seed: 10 })) })).status).toBe(201);
+    expect(
+      (
+        await fetch(`${base}/admin/adapters/q`, {
+          method: "PUT",
+          headers: octet,
+          body: Buffer.from(servableAdapterBytes(assets, { task: "q", seed: 10 })),
+        })
+      ).status,
+    ).toBe(201);
     const body = JSON.stringify({ text: "waiting in the queue" });
     const head = `POST /classify?task=q HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
     const scrape = async () => (await fetch(`${base}/metrics`)).text();
     // Complete requests on connections that close once the rows are queued.
     const sockets = await Promise.all(
-      Array.from({ length: 30 }, () => new Promise<net.Socket>((resolve) => {
-        const s = net.connect(second!.port, "127.0.0.1", () => s.write(head + body, () => resolve(s)));
-        s.on("error", () => undefined);
-      })),
+      Array.from(
+        { length: 30 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(second!.port, "127.0.0.1", () => s.write(head + body, () => resolve(s)));
+            s.on("error", () => undefined);
+          }),
+      ),
     );
     while (metricValue(await scrape(), "skt_queue_depth") < 25) await new Promise((r) => setTimeout(r, 50));
     for (const s of sockets) s.destroy();
@@ -319,7 +381,14 @@ describe("a second process: start-up, queue depth after cancellations, shutdown 
     const file = Buffer.from(servableAdapterBytes(assets, { task: "q", seed: 11 }));
     const held = [
       rawExchange(port, ["POST /classify?task=q HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-"], { readForMs: 600_000 }),
-      rawExchange(port, [`PUT /admin/adapters/q HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${file.length}\r\n\r\n`, file.subarray(0, 1000)], { readForMs: 600_000 }),
+      rawExchange(
+        port,
+        [
+          `PUT /admin/adapters/q HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${file.length}\r\n\r\n`,
+          file.subarray(0, 1000),
+        ],
+        { readForMs: 600_000 },
+      ),
       rawExchange(port, ["GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"], { readForMs: 600_000 }),
     ];
     // A moment for the bytes to reach the server (set-up, not a measurement).
@@ -339,14 +408,33 @@ describe("in-process: the probe pass and running out of descriptors", () => {
     const rig = await startEngineRig({}, { maxAbsAdapterValue: Infinity });
     try {
       const base = servableAdapterBytes(rig.engine.assets, { task: "spam", labels: ["ham", "spam"], seed: 12 });
-      expect((await rig.app.request("/admin/adapters/spam", { method: "PUT", headers: octet, body: base as Uint8Array<ArrayBuffer> })).status).toBe(201);
-      for (const [tensor, value] of [["proj.bias", () => 1e38], ["pool.bias", (i: number) => (i % 2 ? -3e38 : 3e38)]] as const) {
-        const res = await rig.app.request("/admin/adapters/spam", { method: "PUT", headers: octet, body: setTensorValues(base, tensor, value) as Uint8Array<ArrayBuffer> });
+      expect(
+        (
+          await rig.app.request("/admin/adapters/spam", {
+            method: "PUT",
+            headers: octet,
+            body: base as Uint8Array<ArrayBuffer>,
+          })
+        ).status,
+      ).toBe(201);
+      for (const [tensor, value] of [
+        ["proj.bias", () => 1e38],
+        ["pool.bias", (i: number) => (i % 2 ? -3e38 : 3e38)],
+      ] as const) {
+        const res = await rig.app.request("/admin/adapters/spam", {
+          method: "PUT",
+          headers: octet,
+          body: setTensorValues(base, tensor, value) as Uint8Array<ArrayBuffer>,
+        });
         expect(res.status, tensor).toBe(422);
         expect((await expectErrorBody(res)).code).toBe("non_finite_output");
       }
       expect((await rig.engine.adapterDetails("spam")).versions.map((v) => v.version)).toEqual([1]);
-      const ok = await rig.app.request("/classify?task=spam", { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"fine"}' });
+      const ok = await rig.app.request("/classify?task=spam", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"text":"fine"}',
+      });
       expect(ok.status).toBe(200);
     } finally {
       await rig.close();
@@ -358,16 +446,32 @@ describe("in-process: the probe pass and running out of descriptors", () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "skt-emfile-"));
     const store = new AdapterStore(dir, {
       fs: hookedFs((c) => {
-        if (failing && (c.op === "readFile" || c.op === "open" || c.op === "readdir" || c.op === "stat")) throw errnoError("EMFILE", c.path);
+        if (failing && (c.op === "readFile" || c.op === "open" || c.op === "readdir" || c.op === "stat"))
+          throw errnoError("EMFILE", c.path);
       }),
     });
     const rig = await startEngineRig({}, { store });
     try {
-      expect((await rig.app.request("/admin/adapters/emf", { method: "PUT", headers: octet, body: servableAdapterBytes(rig.engine.assets, { task: "emf", seed: 13 }) as Uint8Array<ArrayBuffer> })).status).toBe(201);
+      expect(
+        (
+          await rig.app.request("/admin/adapters/emf", {
+            method: "PUT",
+            headers: octet,
+            body: servableAdapterBytes(rig.engine.assets, { task: "emf", seed: 13 }) as Uint8Array<ArrayBuffer>,
+          })
+        ).status,
+      ).toBe(201);
       failing = true;
       const calls: [string, RequestInit][] = [
         ["/admin/adapters/emf", { headers: adminHeaders }],
-        ["/admin/adapters/emf", { method: "PUT", headers: octet, body: servableAdapterBytes(rig.engine.assets, { task: "emf", seed: 14 }) as Uint8Array<ArrayBuffer> }],
+        [
+          "/admin/adapters/emf",
+          {
+            method: "PUT",
+            headers: octet,
+            body: servableAdapterBytes(rig.engine.assets, { task: "emf", seed: 14 }) as Uint8Array<ArrayBuffer>,
+          },
+        ],
       ];
       for (const [url, init] of calls) {
         const res = await rig.app.request(url, init);

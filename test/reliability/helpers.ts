@@ -53,7 +53,9 @@ export async function startEngineRig(
   const metrics = createMetrics({ collectDefaults: false });
   const engine = await Engine.create({ ...cfg, metrics, ...engineOverrides });
   // Every response is checked against the app's own /openapi.json (test/helpers/openapi-contract.ts).
-  const app = withContractCheck(createApp({ service: engine, metrics, config: cfg, logger: createLogger({ level: "silent" }) }));
+  const app = withContractCheck(
+    createApp({ service: engine, metrics, config: cfg, logger: createLogger({ level: "silent" }) }),
+  );
   return {
     engine,
     app,
@@ -86,7 +88,13 @@ export interface SpawnOptions {
 export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
   const server = await spawnServerProcess({
     adaptersDir: opts.adaptersDir,
-    env: { SKT_ADMIN_TOKEN: ADMIN_TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn", SKT_THREADS: "1", ...opts.env },
+    env: {
+      SKT_ADMIN_TOKEN: ADMIN_TOKEN,
+      SKT_MODELS_DIR: MODELS_DIR,
+      SKT_LOG_LEVEL: "warn",
+      SKT_THREADS: "1",
+      ...opts.env,
+    },
     readyWithinMs: opts.readyWithinMs ?? 90_000,
     // The test's temporary folder: nothing the server writes can land in the repository.
     cwd: path.dirname(path.resolve(opts.adaptersDir)),
@@ -153,7 +161,11 @@ export interface RawExchangeOptions {
 }
 
 /** Sends `parts` one write at a time on a loopback connection; resolves with what came back ("" if nothing). */
-export function rawExchange(port: number, parts: (string | Uint8Array)[], opts: RawExchangeOptions = {}): Promise<string> {
+export function rawExchange(
+  port: number,
+  parts: (string | Uint8Array)[],
+  opts: RawExchangeOptions = {},
+): Promise<string> {
   return new Promise((resolve) => {
     const socket = net.connect(port, "127.0.0.1");
     let got = "";
@@ -183,7 +195,8 @@ export function rawExchange(port: number, parts: (string | Uint8Array)[], opts: 
 /** Status, lower-cased headers and body of the first HTTP response in raw text. */
 export function parseRawResponse(raw: string): { status: number; headers: Record<string, string>; body: string } {
   const split = raw.indexOf("\r\n\r\n");
-  if (!raw.startsWith("HTTP/1.1 ") || split < 0) throw new Error(`not an HTTP response: ${JSON.stringify(raw.slice(0, 200))}`);
+  if (!raw.startsWith("HTTP/1.1 ") || split < 0)
+    throw new Error(`not an HTTP response: ${JSON.stringify(raw.slice(0, 200))}`);
   const [statusLine, ...lines] = raw.slice(0, split).split("\r\n");
   const headers: Record<string, string> = {};
   for (const l of lines) {
@@ -211,7 +224,8 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   let sum = 0;
   for (const line of text.split("\n")) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
 }

@@ -26,7 +26,18 @@ import { createApp } from "../../src/server/app.js";
 import { classifyBodyLimit } from "../../src/server/routes/classify.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
-import { ADMIN_TOKEN, adminHeaders, expectErrorBody, expectRawError, listTree, metricValue, parseRawResponse, rawExchange, startEngineRig, type EngineRig } from "./helpers.js";
+import {
+  ADMIN_TOKEN,
+  adminHeaders,
+  expectErrorBody,
+  expectRawError,
+  listTree,
+  metricValue,
+  parseRawResponse,
+  rawExchange,
+  startEngineRig,
+  type EngineRig,
+} from "./helpers.js";
 
 const RUNS = Number(process.env.FC_RUNS ?? 1);
 const fcOptions = (numRuns: number): fc.Parameters<unknown> => ({
@@ -39,22 +50,43 @@ const EXISTING = new Set<string>(Object.values(TASKS));
 
 let rig: EngineRig;
 let baselineTree: string[];
-const tally = { classify: 0, query: 0, admin: 0, fixed: 0, statuses: new Map<number, number>(), codes: new Map<string, number>() };
+const tally = {
+  classify: 0,
+  query: 0,
+  admin: 0,
+  fixed: 0,
+  statuses: new Map<number, number>(),
+  codes: new Map<string, number>(),
+};
 
 beforeAll(async () => {
   rig = await startEngineRig();
   const assets = rig.engine.assets;
   await rig.engine.upload(TASKS.single, servableAdapterBytes(assets, { task: TASKS.single, seed: 1 }));
   await rig.engine.upload(TASKS.pair, servableAdapterBytes(assets, { task: TASKS.pair, seed: 2, textPair: true }));
-  await rig.engine.upload(TASKS.prefix, servableAdapterBytes(assets, { task: TASKS.prefix, variant: "prefix", seed: 3, scale: 0.02, promptText: "sentiment :" }));
-  await rig.engine.upload(TASKS.regress, servableAdapterBytes(assets, { task: TASKS.regress, seed: 4, problemType: "regression", pooling: false }));
+  await rig.engine.upload(
+    TASKS.prefix,
+    servableAdapterBytes(assets, {
+      task: TASKS.prefix,
+      variant: "prefix",
+      seed: 3,
+      scale: 0.02,
+      promptText: "sentiment :",
+    }),
+  );
+  await rig.engine.upload(
+    TASKS.regress,
+    servableAdapterBytes(assets, { task: TASKS.regress, seed: 4, problemType: "regression", pooling: false }),
+  );
   baselineTree = await listTree(rig.root);
 });
 
 afterAll(async () => {
   const statuses = Object.fromEntries([...tally.statuses].sort((a, b) => a[0] - b[0]));
   const codes = Object.fromEntries([...tally.codes].sort((a, b) => b[1] - a[1]));
-  console.log(`[http-fuzz] inputs: classify bodies ${tally.classify}, query task names ${tally.query}, admin requests ${tally.admin}, fixed cases ${tally.fixed}`);
+  console.log(
+    `[http-fuzz] inputs: classify bodies ${tally.classify}, query task names ${tally.query}, admin requests ${tally.admin}, fixed cases ${tally.fixed}`,
+  );
   console.log(`[http-fuzz] statuses ${JSON.stringify(statuses)}`);
   console.log(`[http-fuzz] error codes ${JSON.stringify(codes)}`);
   await rig?.close();
@@ -68,12 +100,15 @@ async function checkResponse(res: Response, what: string, texts?: number): Promi
   if (res.status >= 500) throw new Error(`${what}: status ${res.status}: ${await res.text()}`);
   if (res.status < 400) {
     if (texts !== undefined && res.status === 200) {
-      const body = (await res.json()) as { predictions: { score?: number; value?: number; scores?: Record<string, number> }[] };
+      const body = (await res.json()) as {
+        predictions: { score?: number; value?: number; scores?: Record<string, number> }[];
+      };
       expect(body.predictions).toHaveLength(texts);
       for (const p of body.predictions) {
         const numbers = [p.score, p.value, ...Object.values(p.scores ?? {})].filter((x) => x !== undefined);
         expect(numbers.length).toBeGreaterThan(0);
-        for (const n of numbers) expect(Number.isFinite(n), `${what}: non-finite output ${JSON.stringify(p)}`).toBe(true);
+        for (const n of numbers)
+          expect(Number.isFinite(n), `${what}: non-finite output ${JSON.stringify(p)}`).toBe(true);
       }
     } else await res.arrayBuffer();
     return undefined;
@@ -90,7 +125,12 @@ async function stillServes(): Promise<void> {
   expect(body.predictions).toHaveLength(1);
 }
 
-function classify(taskQuery: string | null, body: BodyInit | null, contentType: string | null = "application/json", raw = false) {
+function classify(
+  taskQuery: string | null,
+  body: BodyInit | null,
+  contentType: string | null = "application/json",
+  raw = false,
+) {
   const q = taskQuery === null ? "" : `?task=${raw ? taskQuery : encodeURIComponent(taskQuery)}`;
   const headers: Record<string, string> = contentType === null ? {} : { "content-type": contentType };
   return rig.app.request(`/classify${q}`, { method: "POST", headers, body });
@@ -117,7 +157,19 @@ const text = fc.oneof(
   { weight: 2, arbitrary: fc.lorem({ maxCount: 30 }) },
   {
     weight: 1,
-    arbitrary: fc.constantFrom("", " ", "\u0000", "\ufeff", "\u202e\u202d", "\ud800", "\udfff\ud800", "x".repeat(2000), "word ".repeat(400), "\u0301".repeat(500), "💩".repeat(300)),
+    arbitrary: fc.constantFrom(
+      "",
+      " ",
+      "\u0000",
+      "\ufeff",
+      "\u202e\u202d",
+      "\ud800",
+      "\udfff\ud800",
+      "x".repeat(2000),
+      "word ".repeat(400),
+      "\u0301".repeat(500),
+      "💩".repeat(300),
+    ),
   },
 );
 const scalar = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined));
@@ -139,8 +191,16 @@ const structuredBody = fc
 /** A valid body, then bytes inserted, deleted or flipped somewhere. */
 const mutatedBody = fc
   .tuple(
-    fc.constantFrom('{"text":"a fine film"}', '{"texts":["a","b","c"]}', '{"text":"x","text_pair":"y"}', '{"texts":["a"],"text_pairs":["b"]}'),
-    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+    fc.constantFrom(
+      '{"text":"a fine film"}',
+      '{"texts":["a","b","c"]}',
+      '{"text":"x","text_pair":"y"}',
+      '{"texts":["a"],"text_pairs":["b"]}',
+    ),
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 255 })), {
+      minLength: 1,
+      maxLength: 4,
+    }),
   )
   .map(([base, edits]) => {
     const bytes = [...new TextEncoder().encode(base)];
@@ -159,12 +219,28 @@ const classifyBody: fc.Arbitrary<string | Uint8Array> = fc.oneof(
   { weight: 2, arbitrary: mutatedBody },
   { weight: 2, arbitrary: fc.uint8Array({ maxLength: 300 }) }, // mostly invalid UTF-8
   { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 200 }) },
-  { weight: 1, arbitrary: fc.array(text, { minLength: 1, maxLength: 3 }).map((texts) => `{"texts":${JSON.stringify(texts)}}\u0000garbage`) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .array(text, { minLength: 1, maxLength: 3 })
+      .map((texts) => `{"texts":${JSON.stringify(texts)}}\u0000garbage`),
+  },
 );
 
 const contentType = fc.oneof(
   { weight: 8, arbitrary: fc.constant("application/json") },
-  { weight: 1, arbitrary: fc.constantFrom("application/json; charset=utf-8", "text/plain", "application/octet-stream", "multipart/form-data; boundary=x", "", "application/jsonx", "APPLICATION/JSON") },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "application/json; charset=utf-8",
+      "text/plain",
+      "application/octet-stream",
+      "multipart/form-data; boundary=x",
+      "",
+      "application/jsonx",
+      "APPLICATION/JSON",
+    ),
+  },
   { weight: 1, arbitrary: fc.constant(null) },
 );
 
@@ -172,13 +248,55 @@ const hostileName = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.constantFrom(
-      "..", "../", "../../etc/passwd", "..%2f..%2fetc", "%2e%2e", "%2e%2e%2f", "%252e%252e", "..\\..\\windows", "a/../b", "/etc/passwd", ".", "", " ",
-      "fuzz-single ", "FUZZ-SINGLE", "fuzz-single\n", "fuzz-single%00", "fuzz-single\u0000", "ｆｕｚｚ", "fuzz‐single", "a".repeat(65), "a".repeat(5000),
-      "CON", "nul", ".tmp-0123456789abcdef", "CURRENT", "adapters", "%", "%%", "%zz", "-a", "_a", "a.b", "a b", "a?b=c", "a#b", "a;b", "🙂", "\u202etxt.exe",
+      "..",
+      "../",
+      "../../etc/passwd",
+      "..%2f..%2fetc",
+      "%2e%2e",
+      "%2e%2e%2f",
+      "%252e%252e",
+      "..\\..\\windows",
+      "a/../b",
+      "/etc/passwd",
+      ".",
+      "",
+      " ",
+      "fuzz-single ",
+      "FUZZ-SINGLE",
+      "fuzz-single\n",
+      "fuzz-single%00",
+      "fuzz-single\u0000",
+      "ｆｕｚｚ",
+      "fuzz‐single",
+      "a".repeat(65),
+      "a".repeat(5000),
+      "CON",
+      "nul",
+      ".tmp-0123456789abcdef",
+      "CURRENT",
+      "adapters",
+      "%",
+      "%%",
+      "%zz",
+      "-a",
+      "_a",
+      "a.b",
+      "a b",
+      "a?b=c",
+      "a#b",
+      "a;b",
+      "🙂",
+      "\u202etxt.exe",
     ),
   },
   { weight: 2, arbitrary: fc.string({ unit: "binary", maxLength: 80 }) },
-  { weight: 2, arbitrary: fc.string({ unit: fc.constantFrom(".", "/", "\\", "%", "2", "5", "e", "E", "f", "F", "a", "\u0000", "-", "_", "~"), maxLength: 24 }) },
+  {
+    weight: 2,
+    arbitrary: fc.string({
+      unit: fc.constantFrom(".", "/", "\\", "%", "2", "5", "e", "E", "f", "F", "a", "\u0000", "-", "_", "~"),
+      maxLength: 24,
+    }),
+  },
   { weight: 1, arbitrary: fc.string({ unit: "grapheme", minLength: 1, maxLength: 30 }) },
   { weight: 2, arbitrary: fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,63}$/) }, // valid names of tasks that do not exist
 );
@@ -214,9 +332,19 @@ describe("fixed edge cases (run first: they also warm the engine up to its large
   it("limits, nesting, huge bodies, empty texts", async () => {
     const { maxTexts, maxTextChars } = rig.config;
     const cases: Array<[string, BodyInit, number[], string?]> = [
-      ["texts over the limit", JSON.stringify({ texts: Array.from({ length: maxTexts + 1 }, () => "x") }), [413], "too_many_texts"],
+      [
+        "texts over the limit",
+        JSON.stringify({ texts: Array.from({ length: maxTexts + 1 }, () => "x") }),
+        [413],
+        "too_many_texts",
+      ],
       ["a text over the char limit", JSON.stringify({ text: "x".repeat(maxTextChars + 1) }), [413], "text_too_long"],
-      ["a pair over the char limit", JSON.stringify({ text: "x", text_pair: "y".repeat(maxTextChars + 1) }), [413], "text_too_long"],
+      [
+        "a pair over the char limit",
+        JSON.stringify({ text: "x", text_pair: "y".repeat(maxTextChars + 1) }),
+        [413],
+        "text_too_long",
+      ],
       ["empty texts list", JSON.stringify({ texts: [] }), [400], "invalid_request"],
       ["empty object", "{}", [400], "invalid_request"],
       ["empty body", "", [400]],
@@ -224,11 +352,16 @@ describe("fixed edge cases (run first: they also warm the engine up to its large
       ["a number", "1e999", [400]],
       ["deep nesting", "[".repeat(200_000) + "]".repeat(200_000), [400]],
       ["deep object nesting", '{"a":'.repeat(100_000) + "1" + "}".repeat(100_000), [400]],
-      ["body over the raw limit", `{"text":"${"x".repeat(classifyBodyLimit(rig.config) + 10)}"}`, [413], "body_too_large"],
+      [
+        "body over the raw limit",
+        `{"text":"${"x".repeat(classifyBodyLimit(rig.config) + 10)}"}`,
+        [413],
+        "body_too_large",
+      ],
       ["many keys", `{${Array.from({ length: 50_000 }, (_, i) => `"k${i}":1`).join(",")}}`, [400]],
       ["duplicate keys", '{"text":"a","text":["b"]}', [400]],
       ["__proto__ key", '{"text":"a","__proto__":{"texts":["x"]}}', [200, 400]],
-      ["BOM before JSON", "\ufeff{\"text\":\"a\"}", [200, 400]],
+      ["BOM before JSON", '\ufeff{"text":"a"}', [200, 400]],
     ];
     for (const [what, body, want, code] of cases) {
       tally.fixed++;
@@ -239,7 +372,14 @@ describe("fixed edge cases (run first: they also warm the engine up to its large
     }
     // Accepted at the limits: maxTexts texts of maxTextChars characters, each truncated.
     tally.fixed++;
-    const full = await classify(TASKS.single, JSON.stringify({ texts: Array.from({ length: maxTexts }, (_, i) => `${i} ${"long text ".repeat(maxTextChars / 10)}`.slice(0, maxTextChars)) }));
+    const full = await classify(
+      TASKS.single,
+      JSON.stringify({
+        texts: Array.from({ length: maxTexts }, (_, i) =>
+          `${i} ${"long text ".repeat(maxTextChars / 10)}`.slice(0, maxTextChars),
+        ),
+      }),
+    );
     expect(full.status).toBe(200);
     const body = (await full.json()) as { predictions: { truncated: boolean }[] };
     expect(body.predictions).toHaveLength(maxTexts);
@@ -247,7 +387,11 @@ describe("fixed edge cases (run first: they also warm the engine up to its large
     // Empty texts through every variant.
     for (const task of [TASKS.single, TASKS.prefix, TASKS.regress]) {
       tally.fixed++;
-      await checkResponse(await classify(task, JSON.stringify({ texts: ["", " ", "\u0000"] })), `empty texts on ${task}`, 3);
+      await checkResponse(
+        await classify(task, JSON.stringify({ texts: ["", " ", "\u0000"] })),
+        `empty texts on ${task}`,
+        3,
+      );
     }
     tally.fixed++;
     await checkResponse(await classify(TASKS.pair, JSON.stringify({ texts: [""], text_pairs: [""] })), "empty pair", 1);
@@ -264,7 +408,6 @@ describe("fixed edge cases (run first: they also warm the engine up to its large
     expect(await listTree(rig.root)).toEqual(baselineTree);
     await stillServes();
   });
-
 });
 
 describe("HTTP fuzzing against the real engine", () => {
@@ -308,16 +451,21 @@ describe("HTTP fuzzing against the real engine", () => {
   it("POST /classify with well-formed bodies of hostile texts (control chars, lone surrogates, empty, long) → always 200", async () => {
     const texts = fc.array(text, { minLength: 1, maxLength: 12 });
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom<string>(TASKS.single, TASKS.pair, TASKS.prefix, TASKS.regress), texts, fc.boolean(), async (task, list, single) => {
-        tally.classify++;
-        const pair = task === TASKS.pair;
-        const body = single
-          ? { text: list[0], ...(pair ? { text_pair: list[list.length - 1] } : {}) }
-          : { texts: list, ...(pair ? { text_pairs: [...list].reverse() } : {}) };
-        const res = await classify(task, JSON.stringify(body));
-        await checkResponse(res, `classify ${task} ${JSON.stringify(body).slice(0, 300)}`, single ? 1 : list.length);
-        expect(res.status).toBe(200);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom<string>(TASKS.single, TASKS.pair, TASKS.prefix, TASKS.regress),
+        texts,
+        fc.boolean(),
+        async (task, list, single) => {
+          tally.classify++;
+          const pair = task === TASKS.pair;
+          const body = single
+            ? { text: list[0], ...(pair ? { text_pair: list[list.length - 1] } : {}) }
+            : { texts: list, ...(pair ? { text_pairs: [...list].reverse() } : {}) };
+          const res = await classify(task, JSON.stringify(body));
+          await checkResponse(res, `classify ${task} ${JSON.stringify(body).slice(0, 300)}`, single ? 1 : list.length);
+          expect(res.status).toBe(200);
+        },
+      ),
       fcOptions(150),
     );
     await stillServes();
@@ -330,7 +478,8 @@ describe("HTTP fuzzing against the real engine", () => {
         const q = twice ? `${encode(name)}&task=${TASKS.single}` : encode(name);
         const res = await classify(q, JSON.stringify({ text: "hello" }), "application/json", true);
         const code = await checkResponse(res, `classify ?task=${q}`, 1);
-        if (res.status !== 200) expect(["invalid_task_name", "unknown_task", "route_not_found", "invalid_request"]).toContain(code);
+        if (res.status !== 200)
+          expect(["invalid_task_name", "unknown_task", "route_not_found", "invalid_request"]).toContain(code);
         else expect(EXISTING.has(new URL(`http://x/?task=${q}`).searchParams.get("task")!)).toBe(true);
       }),
       fcOptions(200),
@@ -357,23 +506,40 @@ describe("HTTP fuzzing against the real engine", () => {
       fc.jsonValue({ maxDepth: 2 }).map((v) => new TextEncoder().encode(JSON.stringify(v))),
       fc.constant(new Uint8Array(0)),
     );
-    const type = fc.constantFrom("application/octet-stream", "application/octet-stream", "application/json", "text/plain", "application/x-python-pickle");
+    const type = fc.constantFrom(
+      "application/octet-stream",
+      "application/octet-stream",
+      "application/json",
+      "text/plain",
+      "application/x-python-pickle",
+    );
     await fc.assert(
-      fc.asyncProperty(hostileName, encoding, method, authHeader, body, type, async (name, encode, m, auth, bytes, ctype) => {
-        const segment = encode(name);
-        const path = m === "GET-list" ? `/admin/adapters${segment ? `?x=${segment}` : ""}` : `/admin/adapters/${segment}${m === "POST-rollback" ? "/rollback" : ""}`;
-        // The client's URL parser drops tabs/newlines and resolves dot segments before the server sees
-        // anything; skip inputs that become a real request against an existing task (DELETE would work).
-        const sent = new URL(path, "http://localhost").pathname.split("/").map((p) => decodedName(decodedName(p)));
-        if (sent.some((p) => EXISTING.has(p))) return;
-        tally.admin++;
-        const httpMethod = m === "GET-list" ? "GET" : m === "POST-rollback" ? "POST" : m;
-        const init: RequestInit = { method: httpMethod, headers: { ...auth, "content-type": ctype } };
-        if (httpMethod === "PUT" || httpMethod === "POST") init.body = bytes as Uint8Array<ArrayBuffer>;
-        const res = await rig.app.request(path, init);
-        await checkResponse(res, `${httpMethod} ${path}`);
-        expect(await listTree(rig.root)).toEqual(baselineTree);
-      }),
+      fc.asyncProperty(
+        hostileName,
+        encoding,
+        method,
+        authHeader,
+        body,
+        type,
+        async (name, encode, m, auth, bytes, ctype) => {
+          const segment = encode(name);
+          const path =
+            m === "GET-list"
+              ? `/admin/adapters${segment ? `?x=${segment}` : ""}`
+              : `/admin/adapters/${segment}${m === "POST-rollback" ? "/rollback" : ""}`;
+          // The client's URL parser drops tabs/newlines and resolves dot segments before the server sees
+          // anything; skip inputs that become a real request against an existing task (DELETE would work).
+          const sent = new URL(path, "http://localhost").pathname.split("/").map((p) => decodedName(decodedName(p)));
+          if (sent.some((p) => EXISTING.has(p))) return;
+          tally.admin++;
+          const httpMethod = m === "GET-list" ? "GET" : m === "POST-rollback" ? "POST" : m;
+          const init: RequestInit = { method: httpMethod, headers: { ...auth, "content-type": ctype } };
+          if (httpMethod === "PUT" || httpMethod === "POST") init.body = bytes as Uint8Array<ArrayBuffer>;
+          const res = await rig.app.request(path, init);
+          await checkResponse(res, `${httpMethod} ${path}`);
+          expect(await listTree(rig.root)).toEqual(baselineTree);
+        },
+      ),
       fcOptions(250),
     );
     await stillServes();
@@ -384,17 +550,23 @@ describe("HTTP fuzzing against the real engine", () => {
     const body = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 600 }),
       // A valid adapter with a few bytes overwritten or cut off.
-      fc.tuple(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat()).map(([edits, cut]) => {
-        const b = valid.slice(0, cut % 3 === 0 ? valid.length - (cut % 977) : valid.length);
-        for (const [pos, byte] of edits) b[pos % Math.min(b.length, 4096)] = byte; // header region mostly
-        return b;
-      }),
+      fc
+        .tuple(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat())
+        .map(([edits, cut]) => {
+          const b = valid.slice(0, cut % 3 === 0 ? valid.length - (cut % 977) : valid.length);
+          for (const [pos, byte] of edits) b[pos % Math.min(b.length, 4096)] = byte; // header region mostly
+          return b;
+        }),
     );
     await fc.assert(
       fc.asyncProperty(fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,20}$/), body, async (task, bytes) => {
         if (EXISTING.has(task) || task === "fuzz-upload") return;
         tally.admin++;
-        const res = await rig.app.request(`/admin/adapters/${task}`, { method: "PUT", headers: { ...adminHeaders, "content-type": "application/octet-stream" }, body: bytes });
+        const res = await rig.app.request(`/admin/adapters/${task}`, {
+          method: "PUT",
+          headers: { ...adminHeaders, "content-type": "application/octet-stream" },
+          body: bytes,
+        });
         const code = await checkResponse(res, `PUT ${task}`);
         expect(res.status, code).toBeGreaterThanOrEqual(400);
         expect(await listTree(rig.root)).toEqual(baselineTree);
@@ -407,7 +579,8 @@ describe("HTTP fuzzing against the real engine", () => {
   it("memory stays bounded over the whole run (heap after GC, RSS, array buffers)", async () => {
     const after = memoryAfterGc();
     const growth = (k: keyof NodeJS.MemoryUsage) => (after[k] - before[k]) / 2 ** 20;
-    const show = (k: keyof NodeJS.MemoryUsage) => `${k} ${(before[k] / 2 ** 20).toFixed(0)} → ${(after[k] / 2 ** 20).toFixed(0)} MB (${growth(k) >= 0 ? "+" : ""}${growth(k).toFixed(1)})`;
+    const show = (k: keyof NodeJS.MemoryUsage) =>
+      `${k} ${(before[k] / 2 ** 20).toFixed(0)} → ${(after[k] / 2 ** 20).toFixed(0)} MB (${growth(k) >= 0 ? "+" : ""}${growth(k).toFixed(1)})`;
     console.log(`[http-fuzz] memory over the fuzz runs: ${show("rss")}, ${show("heapUsed")}, ${show("arrayBuffers")}`);
     expect(growth("rss")).toBeLessThan(200);
     expect(growth("heapUsed")).toBeLessThan(50);
@@ -424,7 +597,9 @@ describe("cut-off requests on a real HTTP server (loopback, raw sockets)", () =>
   beforeAll(async () => {
     const logger = createLogger({ level: "debug", destination: { write: (line: string) => void logLines.push(line) } });
     const app = createApp({ service: rig.engine, metrics, config: rig.config, logger });
-    running = await startServer(app, { ...rig.config, port: 0, host: "127.0.0.1" }, rig.engine, logger, { handleSignals: false });
+    running = await startServer(app, { ...rig.config, port: 0, host: "127.0.0.1" }, rig.engine, logger, {
+      handleSignals: false,
+    });
   });
   afterAll(async () => {
     await running?.close();
@@ -455,7 +630,10 @@ describe("cut-off requests on a real HTTP server (loopback, raw sockets)", () =>
         tally.fixed++;
         const body = r.kind === "upload" ? upload : Buffer.from(JSON.stringify({ texts: r.texts }));
         const target = r.kind === "upload" ? "PUT /admin/adapters/fuzz-cut" : `POST /classify?task=${TASKS.single}`;
-        const type = r.kind === "upload" ? `Authorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/octet-stream` : "Content-Type: application/json";
+        const type =
+          r.kind === "upload"
+            ? `Authorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/octet-stream`
+            : "Content-Type: application/json";
         const framed = r.framing === "chunked" ? chunked(body, r.chunkSize) : body;
         const head = `${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${type}\r\n${r.framing === "chunked" ? "Transfer-Encoding: chunked" : `Content-Length: ${body.length}`}\r\n\r\n`;
         const sent = framed.subarray(0, r.cut % framed.length); // never the whole body
@@ -478,14 +656,24 @@ describe("cut-off requests on a real HTTP server (loopback, raw sockets)", () =>
     // Let the server notice every connection's end before reading its counters (set-up, not a measurement).
     await new Promise((r) => setTimeout(r, 1500));
     const exposition = await metrics.registry.metrics();
-    for (const status of ["500", "502", "503", "504", "507"]) expect(metricValue(exposition, "skt_requests_total", { status }), status).toBe(0);
+    for (const status of ["500", "502", "503", "504", "507"])
+      expect(metricValue(exposition, "skt_requests_total", { status }), status).toBe(0);
     expect(metricValue(exposition, "skt_uploads_total", { outcome: "error" })).toBe(0);
-    expect(metricValue(exposition, "skt_requests_total", { status: "499" }) + metricValue(exposition, "skt_uploads_total", { outcome: "client_closed" })).toBeGreaterThan(0);
-    console.log(`[http-fuzz] cut-off requests: classify statuses ${JSON.stringify(Object.fromEntries(["400", "408", "413", "499"].map((s) => [s, metricValue(exposition, "skt_requests_total", { status: s })])))}, uploads client_closed ${metricValue(exposition, "skt_uploads_total", { outcome: "client_closed" })}, invalid ${metricValue(exposition, "skt_uploads_total", { outcome: "invalid" })}`);
+    expect(
+      metricValue(exposition, "skt_requests_total", { status: "499" }) +
+        metricValue(exposition, "skt_uploads_total", { outcome: "client_closed" }),
+    ).toBeGreaterThan(0);
+    console.log(
+      `[http-fuzz] cut-off requests: classify statuses ${JSON.stringify(Object.fromEntries(["400", "408", "413", "499"].map((s) => [s, metricValue(exposition, "skt_requests_total", { status: s })])))}, uploads client_closed ${metricValue(exposition, "skt_uploads_total", { outcome: "client_closed" })}, invalid ${metricValue(exposition, "skt_uploads_total", { outcome: "invalid" })}`,
+    );
     const bad = logLines.filter((l) => /"level":"(error|fatal)"|"stack"/.test(l));
     expect(bad.slice(0, 3)).toEqual([]);
     expect(await listTree(rig.root)).toEqual(baselineTree);
-    const ok = await fetch(`http://127.0.0.1:${running.port}/classify?task=${TASKS.single}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"text":"still here"}' });
+    const ok = await fetch(`http://127.0.0.1:${running.port}/classify?task=${TASKS.single}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"text":"still here"}',
+    });
     expect(ok.status).toBe(200);
   });
 });

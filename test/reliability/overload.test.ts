@@ -26,9 +26,18 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), "skt-rel-overload-"));
   server = await spawnServer({
     adaptersDir: path.join(root, "adapters"),
-    env: { SKT_QUEUE_SIZE: String(QUEUE), SKT_MAX_BATCH_SIZE: String(BATCH), SKT_MAX_WAIT_MS: "2", SKT_RETRY_AFTER_S: "1" },
+    env: {
+      SKT_QUEUE_SIZE: String(QUEUE),
+      SKT_MAX_BATCH_SIZE: String(BATCH),
+      SKT_MAX_WAIT_MS: "2",
+      SKT_RETRY_AFTER_S: "1",
+    },
   });
-  const r = await fetch(`${server.base}/admin/adapters/load`, { method: "PUT", headers: { ...adminHeaders, "content-type": "application/octet-stream" }, body: Buffer.from(servableAdapterBytes(assets, { task: "load", seed: 1 })) });
+  const r = await fetch(`${server.base}/admin/adapters/load`, {
+    method: "PUT",
+    headers: { ...adminHeaders, "content-type": "application/octet-stream" },
+    body: Buffer.from(servableAdapterBytes(assets, { task: "load", seed: 1 })),
+  });
   expect(r.status).toBe(201);
 });
 afterAll(async () => {
@@ -48,7 +57,11 @@ const body = JSON.stringify({ texts: Array.from({ length: TEXTS }, (_, i) => `re
 
 async function one(): Promise<Outcome> {
   const t0 = performance.now();
-  const r = await fetch(`${server.base}/classify?task=load`, { method: "POST", headers: { "content-type": "application/json" }, body });
+  const r = await fetch(`${server.base}/classify?task=load`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
   const json = (await r.json()) as { error?: { code: string; message: string }; predictions?: unknown[] };
   const out: Outcome = { status: r.status, ms: performance.now() - t0, retryAfter: r.headers.get("retry-after") };
   if (json.error) {
@@ -77,11 +90,18 @@ async function queueDepth(): Promise<number> {
 }
 
 function summarize(what: string, outs: Outcome[]): void {
-  const by = (s: number) => outs.filter((o) => o.status === s).map((o) => o.ms).sort((a, b) => a - b);
-  const pct = (xs: number[], p: number) => (xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))].toFixed(0) : "-");
+  const by = (s: number) =>
+    outs
+      .filter((o) => o.status === s)
+      .map((o) => o.ms)
+      .sort((a, b) => a - b);
+  const pct = (xs: number[], p: number) =>
+    xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))].toFixed(0) : "-";
   const ok = by(200);
   const busy = by(429);
-  console.log(`[overload] ${what}: ${outs.length} requests, ${ok.length} × 200 (p50 ${pct(ok, 0.5)} ms, max ${pct(ok, 1)} ms), ${busy.length} × 429 (p50 ${pct(busy, 0.5)} ms, max ${pct(busy, 1)} ms), other ${outs.length - ok.length - busy.length}`);
+  console.log(
+    `[overload] ${what}: ${outs.length} requests, ${ok.length} × 200 (p50 ${pct(ok, 0.5)} ms, max ${pct(ok, 1)} ms), ${busy.length} × 429 (p50 ${pct(busy, 0.5)} ms, max ${pct(busy, 1)} ms), other ${outs.length - ok.length - busy.length}`,
+  );
 }
 
 function checkOutcomes(outs: Outcome[]): void {
@@ -107,7 +127,9 @@ describe("overload with a tiny queue", () => {
     }
     // The queue holds QUEUE / TEXTS waiting requests plus the running one; more is refused.
     saturating ||= QUEUE / TEXTS + 2;
-    console.log(`[overload] saturating concurrency: ${saturating} clients (queue ${QUEUE} texts, ${TEXTS} texts per request)`);
+    console.log(
+      `[overload] saturating concurrency: ${saturating} clients (queue ${QUEUE} texts, ${TEXTS} texts per request)`,
+    );
     expect(saturating).toBeGreaterThan(1);
   });
 

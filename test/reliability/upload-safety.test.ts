@@ -25,9 +25,14 @@ let v1: Uint8Array;
 
 beforeAll(async () => {
   rig = await startEngineRig({ maxUploadBytes: LIMIT, host: "127.0.0.1", port: 0 });
-  server = await startServer(rig.app, rig.config, rig.engine, createLogger({ level: "silent" }), { handleSignals: false });
+  server = await startServer(rig.app, rig.config, rig.engine, createLogger({ level: "silent" }), {
+    handleSignals: false,
+  });
   v1 = servableAdapterBytes(rig.engine.assets, { task: "guarded", seed: 1 });
-  expect((await send("PUT", "/admin/adapters/guarded", { ...adminHeaders, "content-type": "application/octet-stream" }, v1)).status).toBe(201);
+  expect(
+    (await send("PUT", "/admin/adapters/guarded", { ...adminHeaders, "content-type": "application/octet-stream" }, v1))
+      .status,
+  ).toBe(201);
 });
 
 afterAll(async () => {
@@ -42,21 +47,37 @@ interface RawResponse {
 }
 
 /** One request with the path sent byte for byte as given (node's http client does not normalize). */
-function send(method: string, urlPath: string, headers: Record<string, string> = {}, body?: Uint8Array): Promise<RawResponse> {
+function send(
+  method: string,
+  urlPath: string,
+  headers: Record<string, string> = {},
+  body?: Uint8Array,
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port: server.port, method, path: urlPath, headers: { ...headers, ...(body ? { "content-length": String(body.length) } : {}) } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, text }));
-    });
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port: server.port,
+        method,
+        path: urlPath,
+        headers: { ...headers, ...(body ? { "content-length": String(body.length) } : {}) },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+      },
+    );
     req.on("error", reject);
     req.end(body ? Buffer.from(body) : undefined);
   });
 }
 
 async function errorOf(r: RawResponse): Promise<{ code: string; message: string }> {
-  return expectErrorBody(new Response(r.text, { status: r.status, headers: { "content-type": String(r.headers["content-type"]) } }));
+  return expectErrorBody(
+    new Response(r.text, { status: r.status, headers: { "content-type": String(r.headers["content-type"]) } }),
+  );
 }
 
 const octet = { ...adminHeaders, "content-type": "application/octet-stream" };
@@ -75,14 +96,24 @@ describe("auth comes first", () => {
     ["a wrong token", { authorization: "Bearer not-the-token" }, 401, "invalid_token"],
     ["the token with a wrong case", { authorization: `Bearer ${ADMIN_TOKEN.toUpperCase()}` }, 401, "invalid_token"],
     ["the token as a prefix", { authorization: `Bearer ${ADMIN_TOKEN}x` }, 401, "invalid_token"],
-    ["Basic auth", { authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString("base64")}` }, 400, "invalid_authorization_header"],
+    [
+      "Basic auth",
+      { authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString("base64")}` },
+      400,
+      "invalid_authorization_header",
+    ],
     ["an empty bearer", { authorization: "Bearer " }, 400, "invalid_authorization_header"],
   ];
   for (const [what, headers, status, code] of cases) {
     it(`${what} → ${status} ${code} on every admin route, nothing changes`, async () => {
       const before = await listTree(rig.root);
       for (const [method, p] of routes) {
-        const r = await send(method, p, { ...headers, "content-type": "application/octet-stream" }, method === "PUT" ? v1 : undefined);
+        const r = await send(
+          method,
+          p,
+          { ...headers, "content-type": "application/octet-stream" },
+          method === "PUT" ? v1 : undefined,
+        );
         expect(r.status, `${method} ${p}`).toBe(status);
         expect((await errorOf(r)).code).toBe(code);
       }
@@ -92,11 +123,20 @@ describe("auth comes first", () => {
   }
 
   it("with no admin token configured every admin route is 403 admin_disabled, even with a bearer header", async () => {
-    const app = createApp({ service: rig.engine, metrics: createMetrics({ collectDefaults: false }), config: { ...rig.config, adminToken: undefined }, logger: createLogger({ level: "silent" }) });
+    const app = createApp({
+      service: rig.engine,
+      metrics: createMetrics({ collectDefaults: false }),
+      config: { ...rig.config, adminToken: undefined },
+      logger: createLogger({ level: "silent" }),
+    });
     const before = await listTree(rig.root);
     for (const [method, p] of routes) {
       for (const headers of [{}, adminHeaders, { authorization: "Bearer anything" }]) {
-        const res = await app.request(p, { method, headers: { ...headers, "content-type": "application/octet-stream" }, ...(method === "PUT" ? { body: v1 as Uint8Array<ArrayBuffer> } : {}) });
+        const res = await app.request(p, {
+          method,
+          headers: { ...headers, "content-type": "application/octet-stream" },
+          ...(method === "PUT" ? { body: v1 as Uint8Array<ArrayBuffer> } : {}),
+        });
         expect(res.status).toBe(403);
         expect((await expectErrorBody(res)).code).toBe("admin_disabled");
       }
@@ -160,8 +200,17 @@ describe("task names in the URL cannot reach outside the adapters folder", () =>
   it("the same names on GET, DELETE and rollback are refused too; nothing is read or removed", async () => {
     const before = await listTree(rig.root);
     for (const p of ATTEMPTS) {
-      for (const [method, suffix] of [["GET", ""], ["DELETE", ""], ["POST", "/rollback"]] as const) {
-        const r = await send(method, p + suffix, { ...adminHeaders, "content-type": "application/json" }, method === "POST" ? new TextEncoder().encode("{}") : undefined);
+      for (const [method, suffix] of [
+        ["GET", ""],
+        ["DELETE", ""],
+        ["POST", "/rollback"],
+      ] as const) {
+        const r = await send(
+          method,
+          p + suffix,
+          { ...adminHeaders, "content-type": "application/json" },
+          method === "POST" ? new TextEncoder().encode("{}") : undefined,
+        );
         expect(r.status, `${method} ${p}${suffix}`).toBeGreaterThanOrEqual(400);
         expect(r.status).toBeLessThan(500);
         await errorOf(r);
@@ -191,12 +240,21 @@ describe("task names in the URL cannot reach outside the adapters folder", () =>
 
 describe("the size limit is enforced while the body streams", () => {
   /** Streams `total` bytes chunked (no Content-Length) until the response arrives; returns it with the bytes sent by then. */
-  function streamUpload(total: number, headers: Record<string, string> = {}): Promise<{ status: number; text: string; sentWhenAnswered: number; sent: number }> {
+  function streamUpload(
+    total: number,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; text: string; sentWhenAnswered: number; sent: number }> {
     return new Promise((resolve, reject) => {
       let sent = 0;
       let answered = false;
       const chunk = Buffer.alloc(64 * 1024, 0x41);
-      const req = http.request({ host: "127.0.0.1", port: server.port, method: "PUT", path: "/admin/adapters/guarded", headers: { ...octet, ...headers } });
+      const req = http.request({
+        host: "127.0.0.1",
+        port: server.port,
+        method: "PUT",
+        path: "/admin/adapters/guarded",
+        headers: { ...octet, ...headers },
+      });
       req.on("response", (res) => {
         answered = true;
         const sentWhenAnswered = sent;
@@ -228,7 +286,9 @@ describe("the size limit is enforced while the body streams", () => {
     const r = await streamUpload(total);
     expect(r.status).toBe(413);
     expect(JSON.parse(r.text).error.code).toBe("upload_too_large");
-    console.log(`[upload-safety] 413 after ${(r.sentWhenAnswered / 2 ** 20).toFixed(1)} MiB of a ${total / 2 ** 20} MiB chunked upload (limit ${LIMIT / 2 ** 20} MiB)`);
+    console.log(
+      `[upload-safety] 413 after ${(r.sentWhenAnswered / 2 ** 20).toFixed(1)} MiB of a ${total / 2 ** 20} MiB chunked upload (limit ${LIMIT / 2 ** 20} MiB)`,
+    );
     expect(r.sentWhenAnswered).toBeLessThan(total / 2);
     expect(await listTree(rig.root)).toEqual(before);
     expect(rig.engine.registry.currentVersion("guarded")).toBe(1);
@@ -236,14 +296,23 @@ describe("the size limit is enforced while the body streams", () => {
 
   it("a declared Content-Length over the limit is refused before the body is read", async () => {
     const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request({ host: "127.0.0.1", port: server.port, method: "PUT", path: "/admin/adapters/guarded", headers: { ...octet, "content-length": String(1024 * LIMIT) } }, (res) => {
-        let text = "";
-        res.on("data", (d) => (text += d));
-        res.on("end", () => {
-          req.destroy();
-          resolve({ status: res.statusCode!, text });
-        });
-      });
+      const req = http.request(
+        {
+          host: "127.0.0.1",
+          port: server.port,
+          method: "PUT",
+          path: "/admin/adapters/guarded",
+          headers: { ...octet, "content-length": String(1024 * LIMIT) },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (d) => (text += d));
+          res.on("end", () => {
+            req.destroy();
+            resolve({ status: res.statusCode!, text });
+          });
+        },
+      );
       req.on("error", () => undefined);
       req.write(Buffer.alloc(1024)); // 1 KiB of a declared 1 GiB, then wait for the answer
       req.on("timeout", () => reject(new Error("no answer")));
@@ -253,7 +322,12 @@ describe("the size limit is enforced while the body streams", () => {
   });
 
   it("the server answers normally afterwards", async () => {
-    const r = await send("POST", "/classify?task=guarded", { "content-type": "application/json" }, new TextEncoder().encode('{"text":"fine"}'));
+    const r = await send(
+      "POST",
+      "/classify?task=guarded",
+      { "content-type": "application/json" },
+      new TextEncoder().encode('{"text":"fine"}'),
+    );
     expect(r.status).toBe(200);
   });
 });
@@ -281,15 +355,100 @@ describe("only safetensors adapters are accepted; nothing in a file runs", () =>
   const formats: Array<[string, () => Uint8Array]> = [
     // A protocol-0 pickle that would run `touch <root>/pwned` if anything unpickled it.
     ["a pickle (os.system payload)", () => new TextEncoder().encode(`cos\nsystem\n(S'touch ${canary()}'\ntR.`)],
-    ["a protocol-4 pickle", () => new Uint8Array([0x80, 0x04, 0x95, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0x8c, 0x02, 0x6f, 0x73, 0x94, 0x8c, 0x06, ...new TextEncoder().encode("system"), 0x94, 0x93, 0x94, 0x2e])],
-    ["a zip (torch.save format)", () => new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0x14, 0, 0, 0, 0x08, 0, ...new TextEncoder().encode("archive/data.pkl"), ...new Uint8Array(64)])],
+    [
+      "a protocol-4 pickle",
+      () =>
+        new Uint8Array([
+          0x80,
+          0x04,
+          0x95,
+          0x1f,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0x8c,
+          0x02,
+          0x6f,
+          0x73,
+          0x94,
+          0x8c,
+          0x06,
+          ...new TextEncoder().encode("system"),
+          0x94,
+          0x93,
+          0x94,
+          0x2e,
+        ]),
+    ],
+    [
+      "a zip (torch.save format)",
+      () =>
+        new Uint8Array([
+          0x50,
+          0x4b,
+          0x03,
+          0x04,
+          0x14,
+          0,
+          0,
+          0,
+          0x08,
+          0,
+          ...new TextEncoder().encode("archive/data.pkl"),
+          ...new Uint8Array(64),
+        ]),
+    ],
     ["JSON", () => new TextEncoder().encode(JSON.stringify({ weights: [1, 2, 3], task: "guarded" }))],
     ["GGUF", () => new Uint8Array([0x47, 0x47, 0x55, 0x46, 3, 0, 0, 0, ...new Uint8Array(56)])],
-    ["ONNX protobuf", () => new Uint8Array([0x08, 0x07, 0x12, 0x07, ...new TextEncoder().encode("pytorch"), 0x1a, 0x03, ...new TextEncoder().encode("2.1"), ...new Uint8Array(32)])],
-    ["a JavaScript module", () => new TextEncoder().encode(`import fs from "node:fs"; fs.writeFileSync(${JSON.stringify(canary())}, "x");`)],
-    ["a safetensors model that is not an adapter", () => rawFile({ "weight": { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, new Uint8Array(8))],
-    ["safetensors with an object-dtype tensor", () => rawFile({ __metadata__: { format: "sk-tuning-adapter" }, "head.weight": { dtype: "O", shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8))],
-    ["safetensors whose metadata carries code", () => rawFile({ __metadata__: { format: "sk-tuning-adapter", format_version: "1", code: "require('child_process').execSync('touch /tmp/x')" } })],
+    [
+      "ONNX protobuf",
+      () =>
+        new Uint8Array([
+          0x08,
+          0x07,
+          0x12,
+          0x07,
+          ...new TextEncoder().encode("pytorch"),
+          0x1a,
+          0x03,
+          ...new TextEncoder().encode("2.1"),
+          ...new Uint8Array(32),
+        ]),
+    ],
+    [
+      "a JavaScript module",
+      () => new TextEncoder().encode(`import fs from "node:fs"; fs.writeFileSync(${JSON.stringify(canary())}, "x");`),
+    ],
+    [
+      "a safetensors model that is not an adapter",
+      () => rawFile({ weight: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, new Uint8Array(8)),
+    ],
+    [
+      "safetensors with an object-dtype tensor",
+      () =>
+        rawFile(
+          {
+            __metadata__: { format: "sk-tuning-adapter" },
+            "head.weight": { dtype: "O", shape: [1], data_offsets: [0, 8] },
+          },
+          new Uint8Array(8),
+        ),
+    ],
+    [
+      "safetensors whose metadata carries code",
+      () =>
+        rawFile({
+          __metadata__: {
+            format: "sk-tuning-adapter",
+            format_version: "1",
+            code: "require('child_process').execSync('touch /tmp/x')",
+          },
+        }),
+    ],
   ];
 
   it.each(formats)("%s → 422 with a format error; nothing written, nothing run", async (_what, make) => {

@@ -33,7 +33,11 @@ function holdNextRestart(): () => void {
 }
 
 const classify = (texts: string[]) =>
-  rig.app.request("/classify?task=w", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts }) });
+  rig.app.request("/classify?task=w", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ texts }),
+  });
 
 describe("worker crash and restart over HTTP", () => {
   it("in-flight requests → 200 or 503; /readyz and new requests → 503 during the restart; all 200 after", async () => {
@@ -63,8 +67,16 @@ describe("worker crash and restart over HTTP", () => {
     // An upload whose prompt has no cached semantic pass cannot be prepared during the restart:
     // 503, nothing written. (A known prompt needs no backbone pass, so such an upload may succeed.)
     const tree = await listTree(rig.root);
-    const fresh = servableAdapterBytes(rig.engine.assets, { task: "w", seed: 2, promptText: "a prompt this server has never prepared" });
-    const up = await rig.app.request("/admin/adapters/w", { method: "PUT", headers: { ...adminHeaders, "content-type": "application/octet-stream" }, body: fresh as Uint8Array<ArrayBuffer> });
+    const fresh = servableAdapterBytes(rig.engine.assets, {
+      task: "w",
+      seed: 2,
+      promptText: "a prompt this server has never prepared",
+    });
+    const up = await rig.app.request("/admin/adapters/w", {
+      method: "PUT",
+      headers: { ...adminHeaders, "content-type": "application/octet-stream" },
+      body: fresh as Uint8Array<ArrayBuffer>,
+    });
     expect(up.status).toBe(503);
     await expectErrorBody(up);
     expect(await listTree(rig.root)).toEqual(tree);
@@ -73,7 +85,8 @@ describe("worker crash and restart over HTTP", () => {
     const statuses = await Promise.all(
       inflight.map(async (p) => {
         const r = await p;
-        if (r.status !== 200) expect(["worker_crashed", "worker_not_ready", "not_ready"]).toContain((await expectErrorBody(r)).code);
+        if (r.status !== 200)
+          expect(["worker_crashed", "worker_not_ready", "not_ready"]).toContain((await expectErrorBody(r)).code);
         return r.status;
       }),
     );

@@ -45,10 +45,24 @@ function scopedRig(config: Partial<ServerConfig> = {}): TestRig {
 /** A request as if it came from `client` (what @hono/node-server's conninfo reads). */
 function from(client: string) {
   // A fully received request from `client` (what Node's IncomingMessage says once its body has arrived).
-  return { incoming: { complete: true, destroyed: false, errored: null, socket: { remoteAddress: client, remotePort: 5555, remoteFamily: "IPv4", destroyed: false } } };
+  return {
+    incoming: {
+      complete: true,
+      destroyed: false,
+      errored: null,
+      socket: { remoteAddress: client, remotePort: 5555, remoteFamily: "IPv4", destroyed: false },
+    },
+  };
 }
 
-async function req(rig: TestRig, method: string, p: string, token?: string, client = "10.0.0.1", body?: Uint8Array): Promise<Response> {
+async function req(
+  rig: TestRig,
+  method: string,
+  p: string,
+  token?: string,
+  client = "10.0.0.1",
+  body?: Uint8Array,
+): Promise<Response> {
   const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
   if (body) headers["Content-Type"] = "application/octet-stream";
   return rig.app.request(p, { method, headers, ...(body ? { body: body as BodyInit } : {}) }, from(client));
@@ -64,7 +78,9 @@ describe("scoped tokens", () => {
   it("SKT_ADMIN_TOKEN keeps working alongside the file, with every scope on every task", async () => {
     const rig = scopedRig();
     expect((await req(rig, "GET", "/admin/adapters", ADMIN_TOKEN)).status).toBe(200);
-    expect((await req(rig, "PUT", "/admin/adapters/team-b-spam", ADMIN_TOKEN, undefined, encodeFakeAdapter({}))).status).toBe(201);
+    expect(
+      (await req(rig, "PUT", "/admin/adapters/team-b-spam", ADMIN_TOKEN, undefined, encodeFakeAdapter({}))).status,
+    ).toBe(201);
   });
 
   it("the file alone enables the admin API", async () => {
@@ -82,7 +98,14 @@ describe("scoped tokens", () => {
       ["POST", "/admin/adapters/sst2/activate"],
       ["DELETE", "/admin/adapters/sst2"],
     ] as const) {
-      const res = await req(rig, method, p, TOKENS.reader, undefined, method === "PUT" ? encodeFakeAdapter({}) : undefined);
+      const res = await req(
+        rig,
+        method,
+        p,
+        TOKENS.reader,
+        undefined,
+        method === "PUT" ? encodeFakeAdapter({}) : undefined,
+      );
       expect(res.status, `${method} ${p}`).toBe(403);
       const err = await errorOf(res);
       expect(err.code).toBe("insufficient_scope");
@@ -95,14 +118,23 @@ describe("scoped tokens", () => {
 
   it("a task outside the token's glob is 403 task_not_allowed, for reads and writes", async () => {
     const rig = scopedRig();
-    expect((await req(rig, "PUT", "/admin/adapters/team-a-new", TOKENS.teamA, undefined, encodeFakeAdapter({}))).status).toBe(201);
+    expect(
+      (await req(rig, "PUT", "/admin/adapters/team-a-new", TOKENS.teamA, undefined, encodeFakeAdapter({}))).status,
+    ).toBe(201);
     for (const [method, p] of [
       ["GET", "/admin/adapters/team-b-spam"],
       ["PUT", "/admin/adapters/team-b-spam"],
       ["DELETE", "/admin/adapters/sst2"],
       ["GET", "/admin/audit?task=sst2"],
     ] as const) {
-      const res = await req(rig, method, p, TOKENS.teamA, undefined, method === "PUT" ? encodeFakeAdapter({}) : undefined);
+      const res = await req(
+        rig,
+        method,
+        p,
+        TOKENS.teamA,
+        undefined,
+        method === "PUT" ? encodeFakeAdapter({}) : undefined,
+      );
       expect(res.status, `${method} ${p}`).toBe(403);
       const err = await errorOf(res);
       expect(err.code).toBe("task_not_allowed");
@@ -114,22 +146,35 @@ describe("scoped tokens", () => {
   it("the task list is filtered to the token's glob", async () => {
     const rig = scopedRig();
     const list = async (token: string) =>
-      ((await (await req(rig, "GET", "/admin/adapters", token)).json()) as { adapters: { task: string }[] }).adapters.map((a) => a.task);
+      (
+        (await (await req(rig, "GET", "/admin/adapters", token)).json()) as { adapters: { task: string }[] }
+      ).adapters.map((a) => a.task);
     expect(await list(TOKENS.teamA)).toEqual(["team-a-spam", "team-a-topic"]);
     expect(await list(TOKENS.reader)).toEqual(["sst2", "team-a-spam", "team-a-topic", "team-b-spam"]);
     // Pages and `total` count only the token's tasks.
     type Page = { adapters: { task: string }[]; total: number; next_cursor: string | null };
     const first = (await (await req(rig, "GET", "/admin/adapters?limit=1", TOKENS.teamA)).json()) as Page;
     expect(first).toMatchObject({ adapters: [{ task: "team-a-spam" }], total: 2 });
-    const second = (await (await req(rig, "GET", `/admin/adapters?limit=1&cursor=${first.next_cursor}`, TOKENS.teamA)).json()) as Page;
-    expect(second).toEqual({ adapters: [expect.objectContaining({ task: "team-a-topic" })], total: 2, next_cursor: null });
+    const second = (await (
+      await req(rig, "GET", `/admin/adapters?limit=1&cursor=${first.next_cursor}`, TOKENS.teamA)
+    ).json()) as Page;
+    expect(second).toEqual({
+      adapters: [expect.objectContaining({ task: "team-a-topic" })],
+      total: 2,
+      next_cursor: null,
+    });
   });
 
   it("a bad tokens file stops start-up with a message naming the entry", () => {
     const file = tokensFile([ENTRIES[0], { name: "broken", sha256: "not-hex", scopes: ["read"] }]);
     const config = defaultConfig({ adminTokensFile: file });
     expect(() =>
-      createApp({ service: new FakeInferenceService(), metrics: createMetrics({ collectDefaults: false }), config, logger: createLogger({ level: "silent" }) }),
+      createApp({
+        service: new FakeInferenceService(),
+        metrics: createMetrics({ collectDefaults: false }),
+        config,
+        logger: createLogger({ level: "silent" }),
+      }),
     ).toThrow(/SKT_ADMIN_TOKENS_FILE \(.*tokens\.json\): entry 1 \("broken"\): sha256/);
   });
 
@@ -162,11 +207,17 @@ describe("failed-attempt limit", () => {
 
   it("malformed headers count as failures; a missing header and scope refusals do not", async () => {
     const rig = scopedRig({ adminMaxAuthFailures: 2 });
-    for (let i = 0; i < 5; i++) expect((await req(rig, "GET", "/admin/adapters", undefined, "1.1.1.1")).status).toBe(401);
-    for (let i = 0; i < 5; i++) expect((await req(rig, "PUT", "/admin/adapters/sst2", TOKENS.reader, "1.1.1.1")).status).toBe(403);
+    for (let i = 0; i < 5; i++)
+      expect((await req(rig, "GET", "/admin/adapters", undefined, "1.1.1.1")).status).toBe(401);
+    for (let i = 0; i < 5; i++)
+      expect((await req(rig, "PUT", "/admin/adapters/sst2", TOKENS.reader, "1.1.1.1")).status).toBe(403);
     expect((await req(rig, "GET", "/admin/adapters", ADMIN_TOKEN, "1.1.1.1")).status).toBe(200);
     for (let i = 0; i < 2; i++) {
-      const res = await rig.app.request("/admin/adapters", { headers: { Authorization: "Basic dXNlcjpwYXNz" } }, from("1.1.1.1"));
+      const res = await rig.app.request(
+        "/admin/adapters",
+        { headers: { Authorization: "Basic dXNlcjpwYXNz" } },
+        from("1.1.1.1"),
+      );
       expect(res.status).toBe(400);
     }
     expect((await req(rig, "GET", "/admin/adapters", ADMIN_TOKEN, "1.1.1.1")).status).toBe(429);
@@ -175,7 +226,9 @@ describe("failed-attempt limit", () => {
   it("concurrent guesses from one address cannot slip past the limit", async () => {
     const rig = scopedRig({ adminMaxAuthFailures: 5 });
     const statuses = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => req(rig, "GET", "/admin/adapters", `guess-${i}-0123456789abc`, "9.9.9.9").then((r) => r.status)),
+      Array.from({ length: 40 }, (_, i) =>
+        req(rig, "GET", "/admin/adapters", `guess-${i}-0123456789abc`, "9.9.9.9").then((r) => r.status),
+      ),
     );
     expect(statuses.filter((s) => s === 401)).toHaveLength(5);
     expect(statuses.filter((s) => s === 429)).toHaveLength(35);
@@ -193,7 +246,9 @@ describe("audit log", () => {
     expect((await req(rig, "GET", "/admin/adapters", TOKENS.reader)).status).toBe(200); // successful reads: not audited
     const { entries, truncated } = await auditEntries(rig);
     expect(truncated).toBe(false);
-    expect(entries.map((e) => [e.actor, e.action, e.task, e.version, e.sha256, e.status, e.result, e.code, e.client])).toEqual([
+    expect(
+      entries.map((e) => [e.actor, e.action, e.task, e.version, e.sha256, e.status, e.result, e.code, e.client]),
+    ).toEqual([
       ["team-a", "upload", "team-a-spam", 2, sha(bytes), 201, "ok", null, "10.1.1.1"],
       ["team-a", "rollback", "team-a-spam", 1, null, 200, "ok", null, "10.1.1.1"],
       ["admin", "delete_task", "team-a-spam", null, null, 204, "ok", null, "10.1.1.2"],
@@ -207,11 +262,24 @@ describe("audit log", () => {
   it("activate needs write (a read-only token gets 403 and changes nothing) and is audited as `activate` with its version", async () => {
     const rig = scopedRig();
     const activate = (token: string, version: number) =>
-      rig.app.request("/admin/adapters/team-a-spam/activate", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify({ version }) }, from("10.2.2.2"));
-    expect((await req(rig, "PUT", "/admin/adapters/team-a-spam", TOKENS.teamA, "10.2.2.2", encodeFakeAdapter({}))).status).toBe(201); // v2
+      rig.app.request(
+        "/admin/adapters/team-a-spam/activate",
+        {
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ version }),
+        },
+        from("10.2.2.2"),
+      );
+    expect(
+      (await req(rig, "PUT", "/admin/adapters/team-a-spam", TOKENS.teamA, "10.2.2.2", encodeFakeAdapter({}))).status,
+    ).toBe(201); // v2
     const refused = await activate(TOKENS.reader, 1);
     expect(refused.status).toBe(403);
-    expect(await errorOf(refused)).toMatchObject({ code: "insufficient_scope", details: { token: "reader", scope: "write" } });
+    expect(await errorOf(refused)).toMatchObject({
+      code: "insufficient_scope",
+      details: { token: "reader", scope: "write" },
+    });
     expect((await rig.service.adapterDetails("team-a-spam")).current).toBe(2);
     expect((await activate(TOKENS.teamA, 1)).status).toBe(200);
     expect((await rig.service.adapterDetails("team-a-spam")).current).toBe(1);
@@ -233,7 +301,8 @@ describe("audit log", () => {
     expect((await req(rig, "DELETE", "/admin/adapters/sst2", TOKENS.reader, "10.2.2.2")).status).toBe(403);
     expect((await req(rig, "GET", "/admin/adapters/team-b-spam", TOKENS.teamA, "10.2.2.2")).status).toBe(403);
     for (let i = 0; i < 2; i++) await req(rig, "GET", "/admin/adapters", `wrong-${i}-0123456789abcdef`, "10.6.6.6");
-    for (let i = 0; i < 5; i++) expect((await req(rig, "PUT", "/admin/adapters/sst2", ADMIN_TOKEN, "10.6.6.6")).status).toBe(429);
+    for (let i = 0; i < 5; i++)
+      expect((await req(rig, "PUT", "/admin/adapters/sst2", ADMIN_TOKEN, "10.6.6.6")).status).toBe(429);
     const { entries } = await auditEntries(rig);
     expect(entries.map((e) => [e.actor, e.action, e.task, e.sha256, e.status, e.result, e.code, e.client])).toEqual([
       ["admin", "upload", "sst2", sha(bad), 422, "failed", "header_not_json", "10.2.2.2"],
@@ -249,7 +318,9 @@ describe("audit log", () => {
   it("GET /admin/audit filters by task and since, bounds the page, and limits a scoped token to its glob", async () => {
     const rig = scopedRig();
     for (const task of ["sst2", "team-a-spam", "team-b-spam", "team-a-topic", "sst2"]) {
-      expect((await req(rig, "PUT", `/admin/adapters/${task}`, ADMIN_TOKEN, undefined, encodeFakeAdapter({}))).status).toBe(201);
+      expect(
+        (await req(rig, "PUT", `/admin/adapters/${task}`, ADMIN_TOKEN, undefined, encodeFakeAdapter({}))).status,
+      ).toBe(201);
     }
     const all = (await auditEntries(rig)).entries;
     expect(all.map((e) => e.task)).toEqual(["sst2", "team-a-spam", "team-b-spam", "team-a-topic", "sst2"]);
@@ -261,7 +332,10 @@ describe("audit log", () => {
     expect(since.entries.length).toBeGreaterThanOrEqual(2);
     expect(since.entries.every((e) => Date.parse(e.time) >= Date.parse(all[3].time))).toBe(true);
     const scoped = await req(rig, "GET", "/admin/audit", TOKENS.teamA);
-    expect(((await scoped.json()) as { entries: AuditEntry[] }).entries.map((e) => e.task)).toEqual(["team-a-spam", "team-a-topic"]);
+    expect(((await scoped.json()) as { entries: AuditEntry[] }).entries.map((e) => e.task)).toEqual([
+      "team-a-spam",
+      "team-a-topic",
+    ]);
     for (const q of ["?limit=0", "?limit=1001", "?limit=abc", "?since=yesterday", "?task=BAD"]) {
       const res = await rig.app.request(`/admin/audit${q}`, { headers: auth() });
       expect(res.status, q).toBe(400);
@@ -276,15 +350,25 @@ describe("audit log", () => {
       Array.from({ length: n }, (_, i) =>
         i % 3 === 0
           ? req(rig, "GET", "/admin/adapters", `wrong-${i}-0123456789abcdef`, `10.9.0.${i}`).then((r) => r.status)
-          : req(rig, "PUT", "/admin/adapters/sst2", ADMIN_TOKEN, undefined, encodeFakeAdapter({ labels: [`a${i}`, "b"] })).then((r) => r.status),
+          : req(
+              rig,
+              "PUT",
+              "/admin/adapters/sst2",
+              ADMIN_TOKEN,
+              undefined,
+              encodeFakeAdapter({ labels: [`a${i}`, "b"] }),
+            ).then((r) => r.status),
       ),
     );
     expect(statuses.filter((s) => s === 201)).toHaveLength(40);
     const { entries } = await auditEntries(rig, "?limit=1000");
     expect(entries).toHaveLength(n);
-    expect(entries.filter((e) => e.action === "upload").map((e) => e.version).sort((a, b) => a! - b!)).toEqual(
-      Array.from({ length: 40 }, (_, i) => i + 2),
-    );
+    expect(
+      entries
+        .filter((e) => e.action === "upload")
+        .map((e) => e.version)
+        .sort((a, b) => a! - b!),
+    ).toEqual(Array.from({ length: 40 }, (_, i) => i + 2));
     expect(new Set(entries.map((e) => e.request_id)).size).toBe(n);
   });
 
@@ -296,10 +380,19 @@ describe("audit log", () => {
       },
     };
     const config = defaultConfig({ adminToken: ADMIN_TOKEN, auditLog: "/nonexistent/audit.jsonl" });
-    const security = { ...adminSecurityFromConfig(config), audit: new AuditLog("/nonexistent/audit.jsonl", { fs: failingFs }) };
+    const security = {
+      ...adminSecurityFromConfig(config),
+      audit: new AuditLog("/nonexistent/audit.jsonl", { fs: failingFs }),
+    };
     const base = makeRig({}, {});
     const metrics = createMetrics({ collectDefaults: false });
-    const app = createApp({ service: base.service, metrics, config, logger: createLogger({ level: "silent" }), adminSecurity: security });
+    const app = createApp({
+      service: base.service,
+      metrics,
+      config,
+      logger: createLogger({ level: "silent" }),
+      adminSecurity: security,
+    });
     const rig = { ...base, app, metrics };
     const res = await req(rig, "PUT", "/admin/adapters/sst2", ADMIN_TOKEN, undefined, encodeFakeAdapter({}));
     expect(res.status).toBe(201);

@@ -92,10 +92,16 @@ describe("GET /admin/adapters", () => {
 
   it("pages with limit and cursor, like GET /tasks", async () => {
     const rig = makeRig();
-    const first = (await (await rig.app.request("/admin/adapters?limit=2", { headers: auth() })).json()) as { adapters: { task: string }[]; total: number; next_cursor: string };
+    const first = (await (await rig.app.request("/admin/adapters?limit=2", { headers: auth() })).json()) as {
+      adapters: { task: string }[];
+      total: number;
+      next_cursor: string;
+    };
     expect(first.adapters.map((a) => a.task)).toEqual(["mnli", "sst2"]);
     expect(first.total).toBe(3);
-    const second = (await (await rig.app.request(`/admin/adapters?limit=2&cursor=${first.next_cursor}`, { headers: auth() })).json()) as { adapters: { task: string }[]; next_cursor: string | null };
+    const second = (await (
+      await rig.app.request(`/admin/adapters?limit=2&cursor=${first.next_cursor}`, { headers: auth() })
+    ).json()) as { adapters: { task: string }[]; next_cursor: string | null };
     expect(second.adapters.map((a) => a.task)).toEqual(["stsb"]);
     expect(second.next_cursor).toBeNull();
     const bad = await rig.app.request("/admin/adapters?cursor=nonsense", { headers: auth() });
@@ -113,7 +119,13 @@ describe("GET /admin/adapters/{task}", () => {
     const body = (await res.json()) as {
       task: string;
       current: number;
-      versions: Array<{ version: number; current: boolean; bytes: number; created_at: string; metadata: Record<string, unknown> }>;
+      versions: Array<{
+        version: number;
+        current: boolean;
+        bytes: number;
+        created_at: string;
+        metadata: Record<string, unknown>;
+      }>;
     };
     expect(body.task).toBe("sst2");
     expect(body.current).toBe(2);
@@ -122,7 +134,12 @@ describe("GET /admin/adapters/{task}", () => {
       [2, true],
     ]);
     expect(typeof body.versions[1].created_at).toBe("string");
-    expect(body.versions[1].metadata).toMatchObject({ labels: ["neg", "pos"], problem_type: "single_label_classification", prompt_text: expect.any(String), text_pair: false });
+    expect(body.versions[1].metadata).toMatchObject({
+      labels: ["neg", "pos"],
+      problem_type: "single_label_classification",
+      prompt_text: expect.any(String),
+      text_pair: false,
+    });
     expect(body.versions[1].metadata).not.toHaveProperty("problemType");
   });
 
@@ -165,7 +182,12 @@ describe("PUT /admin/adapters/{task}", () => {
 
     const res = await put(rig, "sst2", encodeFakeAdapter({ labels: ["bad", "meh", "good"] }));
     expect(res.status).toBe(201);
-    expect(await res.json()).toMatchObject({ task: "sst2", version: 2, labels: ["bad", "meh", "good"], problem_type: "single_label_classification" });
+    expect(await res.json()).toMatchObject({
+      task: "sst2",
+      version: 2,
+      labels: ["bad", "meh", "good"],
+      problem_type: "single_label_classification",
+    });
 
     const after = (await (await postJson(rig, "/classify?task=sst2", { text: "hello" })).json()) as {
       adapter_version: number;
@@ -219,7 +241,8 @@ describe("PUT /admin/adapters/{task}", () => {
     const stream = new ReadableStream<Uint8Array>({
       pull(controller) {
         pulled++;
-        if (pulled > 1000) controller.close(); // would be 32 KB; the limit should stop us long before
+        if (pulled > 1000)
+          controller.close(); // would be 32 KB; the limit should stop us long before
         else controller.enqueue(new Uint8Array(32));
       },
     });
@@ -333,7 +356,8 @@ describe("POST /admin/adapters/{task}/rollback", () => {
 
 describe("POST /admin/adapters/{task}/activate", () => {
   const currentVersion = async (rig: TestRig) =>
-    ((await (await postJson(rig, "/classify?task=sst2", { text: "a" })).json()) as { adapter_version: number }).adapter_version;
+    ((await (await postJson(rig, "/classify?task=sst2", { text: "a" })).json()) as { adapter_version: number })
+      .adapter_version;
 
   it("makes an earlier, then a later, stored version current and serves it", async () => {
     const rig = makeRig();
@@ -350,7 +374,9 @@ describe("POST /admin/adapters/{task}/activate", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ task: "sst2", version: 2, labels: ["x", "y"] });
     expect(await currentVersion(rig)).toBe(2);
-    const details = (await (await rig.app.request("/admin/adapters/sst2", { headers: auth() })).json()) as { current: number };
+    const details = (await (await rig.app.request("/admin/adapters/sst2", { headers: auth() })).json()) as {
+      current: number;
+    };
     expect(details.current).toBe(2);
   });
 

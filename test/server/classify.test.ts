@@ -62,7 +62,9 @@ describe("POST /classify", () => {
   it("flags truncated inputs", async () => {
     const rig = makeRig();
     const long = Array.from({ length: 40 }, (_, i) => `w${i}`).join(" ");
-    const body = (await (await postJson(rig, "/classify?task=sst2", { texts: [long, "short"] })).json()) as ClassifyJson;
+    const body = (await (
+      await postJson(rig, "/classify?task=sst2", { texts: [long, "short"] })
+    ).json()) as ClassifyJson;
     expect(body.predictions[0]).toMatchObject({ tokens: 16, truncated: true });
     expect(body.predictions[1]).toMatchObject({ tokens: 1, truncated: false });
   });
@@ -87,7 +89,12 @@ describe("POST /classify", () => {
       ["a non-string in texts", { texts: ["ok", 7] }, "invalid_request", /^texts\.1: /],
       ["texts not a list", { texts: "abc" }, "invalid_request", /^texts: /],
       ["an unknown field", { text: "a", txt: "b" }, "invalid_request", /txt/],
-      ["pairs of the wrong length", { texts: ["a", "b"], text_pairs: ["c"] }, "invalid_request", /^text_pairs: must have the same length/],
+      [
+        "pairs of the wrong length",
+        { texts: ["a", "b"], text_pairs: ["c"] },
+        "invalid_request",
+        /^text_pairs: must have the same length/,
+      ],
       ["text_pair with texts", { texts: ["a"], text_pair: "c" }, "invalid_request", /^text_pair: /],
       ["text_pairs with text", { text: "a", text_pairs: ["c"] }, "invalid_request", /^text_pairs: /],
       ["a JSON array body", ["a"], "invalid_request", /body/],
@@ -137,7 +144,10 @@ describe("POST /classify", () => {
       expect(await errorOf(res)).toMatchObject({ code: "text_too_long", message: expect.stringMatching(/^text: /) });
       res = await postJson(rig, "/classify?task=sst2", { texts: ["ok", "y".repeat(11)] });
       expect(res.status).toBe(413);
-      expect(await errorOf(res)).toMatchObject({ code: "text_too_long", message: expect.stringMatching(/^texts\.1: /) });
+      expect(await errorOf(res)).toMatchObject({
+        code: "text_too_long",
+        message: expect.stringMatching(/^texts\.1: /),
+      });
       expect((await postJson(rig, "/classify?task=sst2", { text: "x".repeat(10) })).status).toBe(200);
     });
 
@@ -158,11 +168,18 @@ describe("POST /classify", () => {
 
     it("refuses a declared Content-Length over the cap without reading the body (413), and accepts one under it", async () => {
       const rig = makeRig({ maxTexts: 1, maxTextChars: 1 });
-      const over = await postJson(rig, "/classify?task=sst2", { text: "x" }, { "content-length": String(classifyBodyLimit(rig.config) + 1) });
+      const over = await postJson(
+        rig,
+        "/classify?task=sst2",
+        { text: "x" },
+        { "content-length": String(classifyBodyLimit(rig.config) + 1) },
+      );
       expect(over.status).toBe(413);
       expect((await errorOf(over)).code).toBe("body_too_large");
       const body = JSON.stringify({ text: "x" });
-      expect((await postJson(rig, "/classify?task=sst2", body, { "content-length": String(body.length) })).status).toBe(200);
+      expect((await postJson(rig, "/classify?task=sst2", body, { "content-length": String(body.length) })).status).toBe(
+        200,
+      );
       expect(rig.service.classifyCalls.length).toBe(1);
     });
 
@@ -173,7 +190,10 @@ describe("POST /classify", () => {
       expect((await errorOf(res)).code).toBe("invalid_task_name");
       res = await postJson(rig, "/classify?task=Bad%20Name", { text: "a" });
       expect(res.status).toBe(400);
-      expect(await errorOf(res)).toMatchObject({ code: "invalid_task_name", message: expect.stringMatching(/^task: /) });
+      expect(await errorOf(res)).toMatchObject({
+        code: "invalid_task_name",
+        message: expect.stringMatching(/^task: /),
+      });
       expect(rig.service.classifyCalls).toHaveLength(0);
     });
   });
@@ -223,7 +243,10 @@ describe("POST /classify", () => {
       rig.service.failNextWith("rollback", "conflict", "some_conflict");
       const res = await postJson(rig, "/admin/adapters/sst2/rollback", {}, auth());
       expect(res.status).toBe(409);
-      expect(await errorOf(res)).toMatchObject({ code: "some_conflict", message: "fake rollback failed with conflict" });
+      expect(await errorOf(res)).toMatchObject({
+        code: "some_conflict",
+        message: "fake rollback failed with conflict",
+      });
     });
 
     it("overloaded → 429 with Retry-After from config", async () => {

@@ -89,7 +89,10 @@ describe("loadConfig", () => {
   });
 
   it("treats empty environment variables as unset", () => {
-    expect(loadConfig({ env: { PORT: "", SKT_ADMIN_TOKEN: "  " } })).toMatchObject({ port: 8080, adminToken: undefined });
+    expect(loadConfig({ env: { PORT: "", SKT_ADMIN_TOKEN: "  " } })).toMatchObject({
+      port: 8080,
+      adminToken: undefined,
+    });
   });
 
   it("lets flags win over the environment", () => {
@@ -123,7 +126,9 @@ describe("loadConfig", () => {
   });
 
   it("does not echo a bad admin token", () => {
-    expect(configError(() => loadConfig({ env: { SKT_ADMIN_TOKEN: "secret value!" } })).message).not.toMatch(/secret value/);
+    expect(configError(() => loadConfig({ env: { SKT_ADMIN_TOKEN: "secret value!" } })).message).not.toMatch(
+      /secret value/,
+    );
   });
 
   it("reports every problem at once", () => {
@@ -168,10 +173,25 @@ describe("renderConfigTable", () => {
       expect(row).toContain(`\`${o.flag}\``);
     }
     for (const env of [
-      "PORT", "HOST", "SKT_ADMIN_TOKEN", "SKT_ADAPTERS_DIR", "SKT_MODELS_DIR", "SKT_THREADS", "SKT_MAX_BATCH_SIZE",
-      "SKT_MAX_BATCH_TOKENS", "SKT_MAX_WAIT_MS", "SKT_QUEUE_SIZE", "SKT_CACHE_BYTES", "SKT_MAX_TEXTS",
-      "SKT_MAX_TEXT_CHARS", "SKT_MAX_UPLOAD_BYTES", "SKT_REQUEST_TIMEOUT_MS", "SKT_MAX_ADAPTER_PARAMS",
-      "SKT_DEVICE", "SKT_LOG_LEVEL", "SKT_SEMANTIC_CACHE",
+      "PORT",
+      "HOST",
+      "SKT_ADMIN_TOKEN",
+      "SKT_ADAPTERS_DIR",
+      "SKT_MODELS_DIR",
+      "SKT_THREADS",
+      "SKT_MAX_BATCH_SIZE",
+      "SKT_MAX_BATCH_TOKENS",
+      "SKT_MAX_WAIT_MS",
+      "SKT_QUEUE_SIZE",
+      "SKT_CACHE_BYTES",
+      "SKT_MAX_TEXTS",
+      "SKT_MAX_TEXT_CHARS",
+      "SKT_MAX_UPLOAD_BYTES",
+      "SKT_REQUEST_TIMEOUT_MS",
+      "SKT_MAX_ADAPTER_PARAMS",
+      "SKT_DEVICE",
+      "SKT_LOG_LEVEL",
+      "SKT_SEMANTIC_CACHE",
     ]) {
       expect(table).toContain(`\`${env}\``);
     }

@@ -64,8 +64,21 @@ describe("POST /embed (route)", () => {
 
   it("is in the OpenAPI document with every status it can return", async () => {
     const rig = makeRig();
-    const doc = (await (await rig.app.request("/openapi.json")).json()) as { paths: Record<string, { post: { responses: Record<string, unknown> } }> };
-    expect(Object.keys(doc.paths["/embed"].post.responses).sort()).toEqual(["200", "400", "408", "413", "415", "429", "431", "500", "503", "504"]);
+    const doc = (await (await rig.app.request("/openapi.json")).json()) as {
+      paths: Record<string, { post: { responses: Record<string, unknown> } }>;
+    };
+    expect(Object.keys(doc.paths["/embed"].post.responses).sort()).toEqual([
+      "200",
+      "400",
+      "408",
+      "413",
+      "415",
+      "429",
+      "431",
+      "500",
+      "503",
+      "504",
+    ]);
   });
 });
 
@@ -85,9 +98,17 @@ describe.each(["bert-v", "llama-v"])("the server started with SKT_MODEL=%s", (na
       env: { SKT_MODEL: dir, SKT_MODELS_DIR: path.join(scratch, "models"), SKT_LOG_LEVEL: "warn" },
       readyWithinMs: 90_000,
     });
-    const expected = JSON.parse(await readFile(path.join(dir, "expected.json"), "utf8")) as { texts: string[]; ids: number[][]; embeddings: number[][] };
+    const expected = JSON.parse(await readFile(path.join(dir, "expected.json"), "utf8")) as {
+      texts: string[];
+      ids: number[][];
+      embeddings: number[][];
+    };
     const post = async (body: unknown) => {
-      const r = await fetch(`${server!.base}/embed`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const r = await fetch(`${server!.base}/embed`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
       expect(r.status).toBe(200);
       return (await r.json()) as EmbedJson;
     };
@@ -101,14 +122,22 @@ describe.each(["bert-v", "llama-v"])("the server started with SKT_MODEL=%s", (na
     const normalized = await post({ text: expected.texts[3], normalize: true });
     const want = expected.embeddings[3];
     const norm = Math.hypot(...want);
-    expect(maxAbsDiff(normalized.embeddings[0], want.map((x) => x / norm))).toBeLessThanOrEqual(1e-4);
+    expect(
+      maxAbsDiff(
+        normalized.embeddings[0],
+        want.map((x) => x / norm),
+      ),
+    ).toBeLessThanOrEqual(1e-4);
   });
 });
 
 describe("USE-lite /embed (the default backbone)", () => {
   it("is the model's own sentence_embedding, unit length", async () => {
     const scratch = await mkdtemp(path.join(os.tmpdir(), "skt-embed-use-"));
-    const engine = await Engine.create({ ...defaultConfig({ modelsDir: MODELS_DIR, adaptersDir: scratch }), semanticCache: true });
+    const engine = await Engine.create({
+      ...defaultConfig({ modelsDir: MODELS_DIR, adaptersDir: scratch }),
+      semanticCache: true,
+    });
     const runner = await BackboneRunner.create(MODELS_DIR, { threads: 1 });
     try {
       const texts = ["a gripping, funny film", "dull and far too long ."];
@@ -118,7 +147,9 @@ describe("USE-lite /embed (the default backbone)", () => {
       for (const [i, text] of texts.entries()) {
         const ids = assets.tokenizer.encode(text, assets.dims.maxPositions).ids;
         expect(got.tokens[i]).toBe(ids.length);
-        const direct = (await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [ids], ["sentence_embedding"]))).sentence_embedding!;
+        const direct = (
+          await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [ids], ["sentence_embedding"]))
+        ).sentence_embedding!;
         expect(maxAbsDiff(got.embeddings[i], direct)).toBeLessThanOrEqual(1e-5);
         expect(Math.hypot(...got.embeddings[i])).toBeCloseTo(1, 5);
       }

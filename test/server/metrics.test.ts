@@ -8,7 +8,9 @@ describe("createMetrics", () => {
     const b = createMetrics({ collectDefaults: false });
     a.requests.inc({ task: "sst2", status: "200" });
     expect(sampleValue(parseMetrics(await a.registry.metrics()), "skt_requests_total", { task: "sst2" })).toBe(1);
-    expect(sampleValue(parseMetrics(await b.registry.metrics()), "skt_requests_total", { task: "sst2" })).toBeUndefined();
+    expect(
+      sampleValue(parseMetrics(await b.registry.metrics()), "skt_requests_total", { task: "sst2" }),
+    ).toBeUndefined();
   });
 
   it("includes process default metrics unless turned off, with an optional prefix", async () => {
@@ -47,7 +49,15 @@ describe("createMetrics", () => {
     expect(sampleValue(s, "skt_queue_duration_seconds_count")).toBe(1);
     expect(sampleValue(s, "skt_inference_duration_seconds_count")).toBe(1);
     expect(s.filter((x) => x.name === "skt_batch_size_bucket").map((x) => x.labels.le)).toEqual([
-      "1", "2", "4", "8", "16", "32", "64", "128", "+Inf",
+      "1",
+      "2",
+      "4",
+      "8",
+      "16",
+      "32",
+      "64",
+      "128",
+      "+Inf",
     ]);
     expect(sampleValue(s, "skt_batch_tokens_sum")).toBe(300);
     expect(sampleValue(s, "skt_queue_depth")).toBe(2);

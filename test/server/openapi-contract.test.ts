@@ -65,7 +65,9 @@ describe("the served OpenAPI document", () => {
       paths: Record<string, Record<string, { operationId: string; security: unknown[] }>>;
     };
     const ids = Object.fromEntries(
-      Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).map(([m, op]) => [`${m.toUpperCase()} ${p}`, op.operationId])),
+      Object.entries(doc.paths).flatMap(([p, ops]) =>
+        Object.entries(ops).map(([m, op]) => [`${m.toUpperCase()} ${p}`, op.operationId]),
+      ),
     );
     expect(ids).toMatchObject({
       "POST /classify": "classifyTexts",
@@ -98,11 +100,25 @@ describe("the contract checker", () => {
     const check = createContractChecker(await servedDocument()).check;
     expect(await check("GET", "/healthz", reply(200, { status: "ok" }))).toEqual([]);
     expect(await check("HEAD", "/healthz", reply(200, undefined))).toEqual([]);
-    expect(await check("GET", "/tasks", reply(200, { tasks: [{ ...taskInfo, label_count: 2, truncated: false }], total: 1, next_cursor: null }))).toEqual([]);
+    expect(
+      await check(
+        "GET",
+        "/tasks",
+        reply(200, { tasks: [{ ...taskInfo, label_count: 2, truncated: false }], total: 1, next_cursor: null }),
+      ),
+    ).toEqual([]);
     expect(await check("PUT", "http://localhost/admin/adapters/sst2", reply(201, taskInfo))).toEqual([]);
-    expect(await check("GET", "/admin/adapters/sst2", reply(200, { task: "sst2", current: null, versions: [] }))).toEqual([]);
+    expect(
+      await check("GET", "/admin/adapters/sst2", reply(200, { task: "sst2", current: null, versions: [] })),
+    ).toEqual([]);
     expect(await check("DELETE", "/admin/adapters/sst2", reply(204, undefined, {}))).toEqual([]);
-    expect(await check("GET", "/metrics", reply(200, "# HELP x\nx 1\n", { "content-type": "text/plain; version=0.0.4; charset=utf-8" }))).toEqual([]);
+    expect(
+      await check(
+        "GET",
+        "/metrics",
+        reply(200, "# HELP x\nx 1\n", { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+      ),
+    ).toEqual([]);
     expect(await check("POST", "/classify?task=sst2", reply(413, errorJson("too_many_texts")))).toEqual([]);
     // No such operation: a 4xx in the error shape is the only right answer.
     expect(await check("GET", "/nope", reply(404, errorJson("route_not_found")))).toEqual([]);
@@ -121,9 +137,24 @@ describe("the contract checker", () => {
     const check = createContractChecker(await servedDocument()).check;
     const cases: Array<[string, string, Response, RegExp]> = [
       ["GET", "/healthz", reply(200, { status: "fine" }), /\/status must be equal to one of the allowed values/],
-      ["GET", "/admin/adapters/sst2", reply(200, { task: "sst2", current: "1", versions: [] }), /\/current must be integer/],
-      ["GET", "/tasks", reply(200, { tasks: [{ ...taskInfo, labels: undefined }] }), /must have required property 'labels'/],
-      ["GET", "/tasks", reply(200, { tasks: [{ ...taskInfo, secret: "x" }] }), /must NOT have additional properties.*secret/],
+      [
+        "GET",
+        "/admin/adapters/sst2",
+        reply(200, { task: "sst2", current: "1", versions: [] }),
+        /\/current must be integer/,
+      ],
+      [
+        "GET",
+        "/tasks",
+        reply(200, { tasks: [{ ...taskInfo, labels: undefined }] }),
+        /must have required property 'labels'/,
+      ],
+      [
+        "GET",
+        "/tasks",
+        reply(200, { tasks: [{ ...taskInfo, secret: "x" }] }),
+        /must NOT have additional properties.*secret/,
+      ],
       ["POST", "/classify", reply(400, { error: { code: "bad" } }), /must have required property 'message'/],
       ["POST", "/classify", reply(400, "not json at all"), /body is not JSON/],
     ];
@@ -136,16 +167,28 @@ describe("the contract checker", () => {
 
   it("fails an undeclared content type, a body where none is declared, an undocumented route that answers, a missing header", async () => {
     const check = createContractChecker(await servedDocument()).check;
-    expect((await check("GET", "/tasks", reply(200, "tasks", { "content-type": "text/plain" })))[0]).toMatch(/content-type text\/plain is not declared/);
+    expect((await check("GET", "/tasks", reply(200, "tasks", { "content-type": "text/plain" })))[0]).toMatch(
+      /content-type text\/plain is not declared/,
+    );
     // (Response refuses to build a 204 with a body; a server could still send one.)
-    const noContentWithBody = Object.defineProperty(reply(200, "x", { "content-type": "text/plain" }), "status", { value: 204 });
+    const noContentWithBody = Object.defineProperty(reply(200, "x", { "content-type": "text/plain" }), "status", {
+      value: 204,
+    });
     expect((await check("DELETE", "/admin/adapters/sst2", noContentWithBody))[0]).toMatch(/declares no body/);
-    expect((await check("GET", "/secret-route", reply(200, { ok: true })))[0]).toMatch(/no operation in the document, yet status 200/);
-    expect((await check("GET", "/nope", reply(404, "gone", { "content-type": "text/plain" })))[0]).toMatch(/not the Error schema: content-type text\/plain/);
+    expect((await check("GET", "/secret-route", reply(200, { ok: true })))[0]).toMatch(
+      /no operation in the document, yet status 200/,
+    );
+    expect((await check("GET", "/nope", reply(404, "gone", { "content-type": "text/plain" })))[0]).toMatch(
+      /not the Error schema: content-type text\/plain/,
+    );
     expect((await check("GET", "/healthz/extra", reply(500, errorJson("internal"))))[0]).toMatch(/yet status 500/);
     // A required response header (429's Retry-After).
-    expect((await check("POST", "/classify", reply(429, errorJson("queue_full"))))[0]).toMatch(/required header Retry-After is missing/);
-    expect(await check("POST", "/classify", reply(429, errorJson("queue_full"), { ...json, "retry-after": "1" }))).toEqual([]);
+    expect((await check("POST", "/classify", reply(429, errorJson("queue_full"))))[0]).toMatch(
+      /required header Retry-After is missing/,
+    );
+    expect(
+      await check("POST", "/classify", reply(429, errorJson("queue_full"), { ...json, "retry-after": "1" })),
+    ).toEqual([]);
   });
 });
 
@@ -159,7 +202,9 @@ describe("every HTTP test is checked (withContractCheck in makeRig)", () => {
         path: "/drifted",
         operationId: "getDrifted",
         security: [],
-        responses: { 200: { description: "ok", content: { "application/json": { schema: z.object({ n: z.number() }) } } } },
+        responses: {
+          200: { description: "ok", content: { "application/json": { schema: z.object({ n: z.number() }) } } },
+        },
       }),
       // A handler that drifted from its definition (the cast is the drift).
       (c) => c.json({ n: "one" } as unknown as { n: number }, 200),
@@ -174,7 +219,9 @@ describe("every HTTP test is checked (withContractCheck in makeRig)", () => {
   it("a real server on the app: the violation is recorded even though the server turns the throw into a 500", async () => {
     const rig = makeRig({ port: 0, host: "127.0.0.1" });
     rig.app.get("/undocumented", (c) => c.json({ ok: true }));
-    const server = await startServer(rig.app, rig.config, rig.service, createLogger({ level: "silent" }), { handleSignals: false });
+    const server = await startServer(rig.app, rig.config, rig.service, createLogger({ level: "silent" }), {
+      handleSignals: false,
+    });
     try {
       const res = await fetch(`http://127.0.0.1:${server.port}/undocumented`);
       expect(res.status).toBe(500);
@@ -190,9 +237,16 @@ describe("every HTTP test is checked (withContractCheck in makeRig)", () => {
   it("a server registered with checkResponsesFrom (how child-process servers are checked): global fetch throws", async () => {
     const rig = makeRig({ port: 0, host: "127.0.0.1" });
     // A plain app, as a child process runs it: only the global fetch wrapper checks it.
-    const app = createApp({ service: rig.service, metrics: rig.metrics, config: rig.config, logger: createLogger({ level: "silent" }) });
+    const app = createApp({
+      service: rig.service,
+      metrics: rig.metrics,
+      config: rig.config,
+      logger: createLogger({ level: "silent" }),
+    });
     app.get("/undocumented", (c) => c.json({ ok: true }));
-    const server = await startServer(app, rig.config, rig.service, createLogger({ level: "silent" }), { handleSignals: false });
+    const server = await startServer(app, rig.config, rig.service, createLogger({ level: "silent" }), {
+      handleSignals: false,
+    });
     try {
       const base = `http://127.0.0.1:${server.port}`;
       const before = await fetch(`${base}/undocumented`); // not registered yet: unchecked
@@ -200,7 +254,9 @@ describe("every HTTP test is checked (withContractCheck in makeRig)", () => {
       await before.arrayBuffer();
       checkResponsesFrom(base);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
-      await expect(fetch(`${base}/undocumented`)).rejects.toThrow(/GET \/undocumented → 200: no operation in the document/);
+      await expect(fetch(`${base}/undocumented`)).rejects.toThrow(
+        /GET \/undocumented → 200: no operation in the document/,
+      );
       expect(takeContractViolations()).toHaveLength(1);
     } finally {
       await server.close();

@@ -10,21 +10,46 @@ describe("GET /tasks", () => {
     const rig = makeRig();
     const res = await rig.app.request("/tasks");
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { tasks: Array<Record<string, unknown>>; total: number; next_cursor: string | null };
+    const body = (await res.json()) as {
+      tasks: Array<Record<string, unknown>>;
+      total: number;
+      next_cursor: string | null;
+    };
     expect(body.tasks.map((t) => t.task)).toEqual(["mnli", "sst2", "stsb"]);
     expect(body.total).toBe(3);
     expect(body.next_cursor).toBeNull();
     expect(Object.keys(body.tasks[1]).sort()).toEqual(
-      ["label_count", "labels", "max_length", "parameters", "pooling", "problem_type", "prompt_text", "task", "truncated", "variant", "version"].sort(),
+      [
+        "label_count",
+        "labels",
+        "max_length",
+        "parameters",
+        "pooling",
+        "problem_type",
+        "prompt_text",
+        "task",
+        "truncated",
+        "variant",
+        "version",
+      ].sort(),
     );
-    expect(body.tasks[1]).toMatchObject({ task: "sst2", version: 1, labels: ["negative", "positive"], problem_type: "single_label_classification" });
+    expect(body.tasks[1]).toMatchObject({
+      task: "sst2",
+      version: 1,
+      labels: ["negative", "positive"],
+      problem_type: "single_label_classification",
+    });
     expect(body.tasks[2]).toMatchObject({ task: "stsb", problem_type: "regression" });
   });
 
   it("walks every task exactly once with limit and cursor, in name order", async () => {
     const rig = makeRig();
     for (const t of ["zeta", "alpha", "m-1", "m_2", "b0"]) {
-      const r = await rig.app.request(`/admin/adapters/${t}`, { method: "PUT", headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/octet-stream" }, body: encodeFakeAdapter({}) as BodyInit });
+      const r = await rig.app.request(`/admin/adapters/${t}`, {
+        method: "PUT",
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/octet-stream" },
+        body: encodeFakeAdapter({}) as BodyInit,
+      });
       expect(r.status).toBe(201);
     }
     const all = ["alpha", "b0", "m-1", "m_2", "mnli", "sst2", "stsb", "zeta"]; // code-unit order: "-" < "_"
@@ -47,10 +72,16 @@ describe("GET /tasks", () => {
 
   it("a task deleted between pages neither shifts nor repeats the rest", async () => {
     const rig = makeRig();
-    const first = (await (await rig.app.request("/tasks?limit=1")).json()) as { tasks: { task: string }[]; next_cursor: string };
+    const first = (await (await rig.app.request("/tasks?limit=1")).json()) as {
+      tasks: { task: string }[];
+      next_cursor: string;
+    };
     expect(first.tasks.map((t) => t.task)).toEqual(["mnli"]);
     await rig.service.deleteTask("mnli");
-    const rest = (await (await rig.app.request(`/tasks?cursor=${first.next_cursor}`)).json()) as { tasks: { task: string }[]; total: number };
+    const rest = (await (await rig.app.request(`/tasks?cursor=${first.next_cursor}`)).json()) as {
+      tasks: { task: string }[];
+      total: number;
+    };
     expect(rest.tasks.map((t) => t.task)).toEqual(["sst2", "stsb"]);
     expect(rest.total).toBe(2);
   });
@@ -98,9 +129,19 @@ describe("health", () => {
     rig.service.ready = true;
     res = await rig.app.request("/readyz");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready", device: { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" } });
-    rig.service.device = { requested: "auto", device: "webgpu", adapter: "SwiftShader driver 5.0.0", reason: "SKT_DEVICE=auto: onnxruntime found a WebGPU adapter" };
-    expect(await (await rig.app.request("/readyz")).json()).toMatchObject({ device: { device: "webgpu", adapter: "SwiftShader driver 5.0.0" } });
+    expect(await res.json()).toEqual({
+      status: "ready",
+      device: { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" },
+    });
+    rig.service.device = {
+      requested: "auto",
+      device: "webgpu",
+      adapter: "SwiftShader driver 5.0.0",
+      reason: "SKT_DEVICE=auto: onnxruntime found a WebGPU adapter",
+    };
+    expect(await (await rig.app.request("/readyz")).json()).toMatchObject({
+      device: { device: "webgpu", adapter: "SwiftShader driver 5.0.0" },
+    });
     await rig.service.close();
     expect((await rig.app.request("/readyz")).status).toBe(503);
   });
@@ -198,7 +239,14 @@ describe("errors and plumbing", () => {
     await rig.app.request("/tasks");
     const lines = rig.logs.filter((l) => l.msg === "request");
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatchObject({ reqId: "req-42", method: "POST", path: "/classify", task: "sst2", status: 200, level: "info" });
+    expect(lines[0]).toMatchObject({
+      reqId: "req-42",
+      method: "POST",
+      path: "/classify",
+      task: "sst2",
+      status: 200,
+      level: "info",
+    });
     expect(typeof lines[0].ms).toBe("number");
     expect(lines[1]).toMatchObject({ path: "/tasks", status: 200 });
   });
@@ -232,8 +280,19 @@ describe("OpenAPI and docs", () => {
     expect(Object.keys(doc.paths["/admin/adapters/{task}"]).sort()).toEqual(["delete", "get", "put"]);
     expect(doc.paths["/classify"].post.responses).toHaveProperty("413");
     expect(doc.paths["/admin/adapters"].get.security).toEqual([{ adminToken: [] }]);
-    expect(Object.keys(doc.paths["/admin/audit"].get.responses).sort()).toEqual(["200", "400", "401", "403", "429", "431", "500", "503"]);
-    expect(Object.keys(doc.paths["/admin/adapters/{task}"].put.responses)).toEqual(expect.arrayContaining(["401", "403", "429"]));
+    expect(Object.keys(doc.paths["/admin/audit"].get.responses).sort()).toEqual([
+      "200",
+      "400",
+      "401",
+      "403",
+      "429",
+      "431",
+      "500",
+      "503",
+    ]);
+    expect(Object.keys(doc.paths["/admin/adapters/{task}"].put.responses)).toEqual(
+      expect.arrayContaining(["401", "403", "429"]),
+    );
     expect(doc.components.securitySchemes).toHaveProperty("adminToken");
     expect(doc.components.schemas).toHaveProperty("ClassifyRequest");
     expect(doc.components.schemas).toHaveProperty("TaskInfo");
@@ -267,7 +326,10 @@ describe("OpenAPI and docs", () => {
     expect(init).toContain('"validatorUrl":null');
 
     const pkgDir = path.dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
-    for (const [file, type] of [["swagger-ui-bundle.js", /javascript/], ["swagger-ui.css", /text\/css/]] as const) {
+    for (const [file, type] of [
+      ["swagger-ui-bundle.js", /javascript/],
+      ["swagger-ui.css", /text\/css/],
+    ] as const) {
       const res = await rig.app.request(`/docs/${file}`);
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toMatch(type);

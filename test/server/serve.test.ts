@@ -21,7 +21,9 @@ function parseRawResponse(raw: string): Response {
   const [head, body = ""] = raw.split("\r\n\r\n", 2) as [string, string?];
   const [statusLine, ...headerLines] = head.split("\r\n");
   const status = Number(statusLine.split(" ")[1]);
-  const headers = new Headers(headerLines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()] as [string, string]));
+  const headers = new Headers(
+    headerLines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()] as [string, string]),
+  );
   return new Response(body, { status, headers });
 }
 
@@ -137,12 +139,17 @@ describe("startServer", () => {
       const doc = (await (await rig.app.request("/openapi.json")).json()) as OpenApiDocument;
       const checker = createContractChecker(doc);
       // Node's default limit on the request head is 16 KiB.
-      const big = await rawExchange(server.port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+      const big = await rawExchange(
+        server.port,
+        `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+      );
       const tooLarge = parseRawResponse(big);
       expect(tooLarge.status).toBe(431);
       expect(tooLarge.headers.get("content-type")).toBe("application/json");
       expect(await checker.check("GET", "/healthz", tooLarge)).toEqual([]);
-      expect(await tooLarge.json()).toEqual({ error: { code: "headers_too_large", message: "The request headers are too large." } });
+      expect(await tooLarge.json()).toEqual({
+        error: { code: "headers_too_large", message: "The request headers are too large." },
+      });
 
       const malformed = parseRawResponse(await rawExchange(server.port, "NOT HTTP AT ALL\r\n\r\n"));
       expect(malformed.status).toBe(400);

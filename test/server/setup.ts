@@ -89,9 +89,7 @@ export function parseMetrics(text: string): Sample[] {
 
 /** Value of the sample with this name whose labels include `labels` (undefined when absent). */
 export function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const s = samples.find(
-    (x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v),
-  );
+  const s = samples.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
   return s?.value;
 }
 

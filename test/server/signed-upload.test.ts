@@ -54,7 +54,10 @@ describe("SKT_REQUIRE_SIGNATURE=true", () => {
   });
 
   it("stores a file signed by a trusted key and lists its key id; the audit log has its sha256", async () => {
-    const signed = signAdapter(servableAdapterBytes(rig.engine.assets, { task: "signed", seed: 4 }), trusted.privateKey);
+    const signed = signAdapter(
+      servableAdapterBytes(rig.engine.assets, { task: "signed", seed: 4 }),
+      trusted.privateKey,
+    );
     const res = await put("signed", signed);
     expect(res.status).toBe(201);
     const details = (await (await rig.app.request("/admin/adapters/signed", { headers: adminHeaders })).json()) as {
@@ -73,7 +76,9 @@ describe("SKT_REQUIRE_SIGNATURE=true", () => {
 describe("shipped adapters", () => {
   it("every adapters/*/v*.safetensors verifies against keys/project.pub.pem", () => {
     const keys = TrustedKeys.load(path.resolve("keys/project.pub.pem"));
-    const files = readdirSync("adapters", { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".safetensors"));
+    const files = readdirSync("adapters", { recursive: true, encoding: "utf8" }).filter((f) =>
+      f.endsWith(".safetensors"),
+    );
     expect(files.length).toBeGreaterThanOrEqual(3);
     for (const f of files) {
       expect(checkAdapterSignature(new Uint8Array(readFileSync(path.join("adapters", f))), keys), f).toEqual({

@@ -66,7 +66,13 @@ describe("AdamW", () => {
     const init = [1, 1, 1, 1, 1];
     const p = new Float32Array(init);
     const opt = new AdamW(new Map([["p", p]]), { lr: 0.01, betas: [0.8, 0.99], eps: 1e-6, weightDecay: 0.3 });
-    const ref = naiveAdamW(init, grad, 20, { lr: () => 0.01, b1: 0.8, b2: 0.99, eps: 1e-6, wd: [0.3, 0.3, 0.3, 0.3, 0.3] });
+    const ref = naiveAdamW(init, grad, 20, {
+      lr: () => 0.01,
+      b1: 0.8,
+      b2: 0.99,
+      eps: 1e-6,
+      wd: [0.3, 0.3, 0.3, 0.3, 0.3],
+    });
     for (let t = 0; t < 20; t++) {
       opt.step(new Map([["p", new Float32Array(grad(p))]]));
       for (let i = 0; i < 5; i++) expect(Math.abs(p[i] - ref[t][i])).toBeLessThan(1e-6);

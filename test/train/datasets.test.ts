@@ -54,7 +54,10 @@ describe("loadDataset: TSV", () => {
   });
 
   it("parses sentence1/sentence2 pairs with extra columns and CRLF", async () => {
-    const path = await fixture("pairs.tsv", "idx\tsentence1\tsentence2\tlabel\r\n0\ta cat\tthe cat\tentailment\r\n1\ta dog\tno dog\tcontradiction\r\n");
+    const path = await fixture(
+      "pairs.tsv",
+      "idx\tsentence1\tsentence2\tlabel\r\n0\ta cat\tthe cat\tentailment\r\n1\ta dog\tno dog\tcontradiction\r\n",
+    );
     const ds = await loadDataset(path);
     expect(ds.hasPairs).toBe(true);
     expect(ds.labels).toEqual(["contradiction", "entailment"]);
@@ -90,7 +93,11 @@ describe("loadDataset: TSV", () => {
     await expectError(await fixture("cols.tsv", "sentence\tlabel\na\t1\nb\t0\textra\n"), "dataset_column_count", 3);
     await expectError(await fixture("empty-text.tsv", "sentence\tlabel\na\t1\n  \t0\n"), "dataset_empty_text", 3);
     await expectError(await fixture("no-label.tsv", "sentence\tlabel\na\t1\n\nb\t \n"), "dataset_missing_label", 4);
-    await expectError(await fixture("empty-pair.tsv", "sentence1\tsentence2\tlabel\na\t\t1\n"), "dataset_empty_text", 2);
+    await expectError(
+      await fixture("empty-pair.tsv", "sentence1\tsentence2\tlabel\na\t\t1\n"),
+      "dataset_empty_text",
+      2,
+    );
     // A GLUE test split: index + sentence, no label column.
     const e = await expectError(await fixture("test.tsv", "index\tsentence\n0\ta\n"), "dataset_missing_column", 1);
     expect(e.message).toContain('"label"');
@@ -111,13 +118,13 @@ describe("loadDataset: TSV", () => {
 describe("loadDataset: CSV", () => {
   it("handles RFC 4180 quoting: commas, doubled quotes, newlines, CRLF, empty quoted fields", async () => {
     const content =
-      'text,label,note\r\n' +
+      "text,label,note\r\n" +
       '"hello, world",pos,\r\n' +
       '"she said ""hi""",neg,""\r\n' +
       '"line one\r\nline two\nline three",pos,x\r\n' +
       'plain "inner" quote,neg,"a,b"\r\n' +
-      '\r\n' +
-      'last,pos,no-newline';
+      "\r\n" +
+      "last,pos,no-newline";
     const ds = await loadDataset(await fixture("q.csv", content));
     expect(ds.hasPairs).toBe(false);
     expect(ds.labels).toEqual(["neg", "pos"]);
@@ -138,7 +145,11 @@ describe("loadDataset: CSV", () => {
 
   it("errors name the file and line", async () => {
     // Unterminated quote: the error points where the quote opened, not at end of file.
-    await expectError(await fixture("unterminated.csv", 'text,label\na,1\n"never closed,0\nb,1\nc,0\n'), "dataset_unterminated_quote", 3);
+    await expectError(
+      await fixture("unterminated.csv", 'text,label\na,1\n"never closed,0\nb,1\nc,0\n'),
+      "dataset_unterminated_quote",
+      3,
+    );
     // Line numbers after a multi-line field count physical lines.
     await expectError(await fixture("count.csv", 'text,label\n"a\nb\nc",1\nd,1,extra\n'), "dataset_column_count", 5);
     await expectError(await fixture("after-quote.csv", 'text,label\n"a"b,1\n'), "dataset_bad_csv", 2);
@@ -177,21 +188,47 @@ describe("loadDataset: JSONL", () => {
     const cls = await loadDataset(path, { task: "classification" });
     expect(cls.labels).toEqual(["0.5", "3"]);
     expect(cls.examples.map((e) => e.label)).toEqual(["0.5", "3"]);
-    const fixed = await loadDataset(await fixture("int.jsonl", '{"text":"a","label":0}\n{"text":"b","label":1}\n'), { labels: ["0", "1"] });
+    const fixed = await loadDataset(await fixture("int.jsonl", '{"text":"a","label":0}\n{"text":"b","label":1}\n'), {
+      labels: ["0", "1"],
+    });
     expect(fixed.examples.map((e) => e.label)).toEqual(["0", "1"]);
   });
 
   it("errors name the file and line", async () => {
-    await expectError(await fixture("badjson.jsonl", '{"text":"a","label":"x"}\n{"text": "b", label: "y"}\n'), "dataset_invalid_json", 2);
-    await expectError(await fixture("array.jsonl", '{"text":"a","label":"x"}\n\n["b","y"]\n'), "dataset_invalid_json", 3);
-    await expectError(await fixture("nolabel.jsonl", '{"text":"a","label":"x"}\n{"text":"b"}\n'), "dataset_missing_label", 2);
+    await expectError(
+      await fixture("badjson.jsonl", '{"text":"a","label":"x"}\n{"text": "b", label: "y"}\n'),
+      "dataset_invalid_json",
+      2,
+    );
+    await expectError(
+      await fixture("array.jsonl", '{"text":"a","label":"x"}\n\n["b","y"]\n'),
+      "dataset_invalid_json",
+      3,
+    );
+    await expectError(
+      await fixture("nolabel.jsonl", '{"text":"a","label":"x"}\n{"text":"b"}\n'),
+      "dataset_missing_label",
+      2,
+    );
     await expectError(await fixture("nulllabel.jsonl", '{"text":"a","label":null}\n'), "dataset_missing_label", 1);
     await expectError(await fixture("notext.jsonl", '{"label":"x"}\n'), "dataset_missing_column", 1);
-    await expectError(await fixture("emptytext.jsonl", '{"text":"a","label":"x"}\n{"text":" ","label":"x"}\n'), "dataset_empty_text", 2);
+    await expectError(
+      await fixture("emptytext.jsonl", '{"text":"a","label":"x"}\n{"text":" ","label":"x"}\n'),
+      "dataset_empty_text",
+      2,
+    );
     await expectError(await fixture("numtext.jsonl", '{"text":5,"label":"x"}\n'), "dataset_bad_text", 1);
     await expectError(await fixture("boollabel.jsonl", '{"text":"a","label":true}\n'), "dataset_bad_label", 1);
-    await expectError(await fixture("mixed.jsonl", '{"text":"a","label":"x"}\n{"text":"b","label":1}\n'), "dataset_bad_label", 2);
-    await expectError(await fixture("mixedpairs.jsonl", '{"text":"a","text_pair":"p","label":"x"}\n{"text":"b","label":"x"}\n'), "dataset_inconsistent_pairs", 2);
+    await expectError(
+      await fixture("mixed.jsonl", '{"text":"a","label":"x"}\n{"text":"b","label":1}\n'),
+      "dataset_bad_label",
+      2,
+    );
+    await expectError(
+      await fixture("mixedpairs.jsonl", '{"text":"a","text_pair":"p","label":"x"}\n{"text":"b","label":"x"}\n'),
+      "dataset_inconsistent_pairs",
+      2,
+    );
   });
 });
 
@@ -215,7 +252,12 @@ describe("loadDataset: SST-2", () => {
 
 describe("loadDataset: multi-label", () => {
   it("reads JSONL label lists and TSV/CSV '|'-separated labels columns, none included", async () => {
-    const jsonl = await loadDataset(await fixture("ml.jsonl", '{"text":"a","labels":["x","y"]}\n{"text":"b","labels":[]}\n{"text":"c","labels":[" y "]}\n'));
+    const jsonl = await loadDataset(
+      await fixture(
+        "ml.jsonl",
+        '{"text":"a","labels":["x","y"]}\n{"text":"b","labels":[]}\n{"text":"c","labels":[" y "]}\n',
+      ),
+    );
     expect(jsonl).toMatchObject({ multiLabel: true, labels: ["x", "y"], hasPairs: false });
     expect(jsonl.examples.map((e) => e.label)).toEqual([["x", "y"], [], ["y"]]);
     const tsv = await loadDataset(await fixture("ml.tsv", "text\tlabels\na\tx|y\nb\t\nc\t y \n"));
@@ -227,17 +269,34 @@ describe("loadDataset: multi-label", () => {
   });
 
   it("honours a fixed label set (validation files) and rejects bad label lists with the line", async () => {
-    const fixed = await loadDataset(await fixture("mlfixed.jsonl", '{"text":"a","labels":["y"]}\n'), { labels: ["x", "y"] });
+    const fixed = await loadDataset(await fixture("mlfixed.jsonl", '{"text":"a","labels":["y"]}\n'), {
+      labels: ["x", "y"],
+    });
     expect(fixed.labels).toEqual(["x", "y"]);
-    await expectError(await fixture("mlunknown.jsonl", '{"text":"a","labels":["q"]}\n'), "dataset_unknown_label", 1, { labels: ["x", "y"] });
-    await expectError(await fixture("mlmixed.jsonl", '{"text":"a","labels":["x"]}\n{"text":"b","label":"x"}\n'), "dataset_bad_label", 2);
-    await expectError(await fixture("mlboth.jsonl", '{"text":"a","labels":["x"],"label":"x"}\n'), "dataset_bad_label", 1);
+    await expectError(await fixture("mlunknown.jsonl", '{"text":"a","labels":["q"]}\n'), "dataset_unknown_label", 1, {
+      labels: ["x", "y"],
+    });
+    await expectError(
+      await fixture("mlmixed.jsonl", '{"text":"a","labels":["x"]}\n{"text":"b","label":"x"}\n'),
+      "dataset_bad_label",
+      2,
+    );
+    await expectError(
+      await fixture("mlboth.jsonl", '{"text":"a","labels":["x"],"label":"x"}\n'),
+      "dataset_bad_label",
+      1,
+    );
     await expectError(await fixture("mltype.jsonl", '{"text":"a","labels":"x"}\n'), "dataset_bad_label", 1);
     await expectError(await fixture("mlnum.jsonl", '{"text":"a","labels":[1]}\n'), "dataset_bad_label", 1);
     await expectError(await fixture("mltwice.jsonl", '{"text":"a","labels":["x","x"]}\n'), "dataset_bad_label", 1);
     await expectError(await fixture("mlempty.tsv", "text\tlabels\na\tx||y\n"), "dataset_bad_label", 2);
     await expectError(await fixture("mlnone.jsonl", '{"text":"a","labels":[]}\n'), "dataset_bad_label");
     await expectError(await fixture("mlcols.tsv", "text\tlabel\tlabels\na\tx\tx\n"), "dataset_bad_header", 1);
-    await expectError(await fixture("mlreg.jsonl", '{"text":"a","labels":["x"]}\n'), "dataset_invalid_options", undefined, { task: "regression" });
+    await expectError(
+      await fixture("mlreg.jsonl", '{"text":"a","labels":["x"]}\n'),
+      "dataset_invalid_options",
+      undefined,
+      { task: "regression" },
+    );
   });
 });

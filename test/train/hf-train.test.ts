@@ -36,9 +36,41 @@ afterAll(async () => {
 });
 
 const CHECKPOINTS = [
-  ["bert (erf GELU)", (dir: string) => writeEncoderCheckpoint(dir, { modelType: "bert", hidden: 8, heads: 2, intermediate: 16 }, 21)],
-  ["distilbert (tanh GELU)", (dir: string) => writeEncoderCheckpoint(dir, { modelType: "distilbert", act: "gelu_pytorch_tanh", hidden: 8, heads: 2, intermediate: 16 }, 22)],
-  ["qwen2 (RMSNorm, RoPE llama3, SiLU gate, GQA 4:2, causal, biases)", (dir: string) => writeDecoderCheckpoint(dir, { modelType: "qwen2", hidden: 8, heads: 4, kvHeads: 2, intermediate: 16, ropeScaling: { rope_type: "llama3", factor: 4, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 } }, 23)],
+  [
+    "bert (erf GELU)",
+    (dir: string) => writeEncoderCheckpoint(dir, { modelType: "bert", hidden: 8, heads: 2, intermediate: 16 }, 21),
+  ],
+  [
+    "distilbert (tanh GELU)",
+    (dir: string) =>
+      writeEncoderCheckpoint(
+        dir,
+        { modelType: "distilbert", act: "gelu_pytorch_tanh", hidden: 8, heads: 2, intermediate: 16 },
+        22,
+      ),
+  ],
+  [
+    "qwen2 (RMSNorm, RoPE llama3, SiLU gate, GQA 4:2, causal, biases)",
+    (dir: string) =>
+      writeDecoderCheckpoint(
+        dir,
+        {
+          modelType: "qwen2",
+          hidden: 8,
+          heads: 4,
+          kvHeads: 2,
+          intermediate: 16,
+          ropeScaling: {
+            rope_type: "llama3",
+            factor: 4,
+            low_freq_factor: 1,
+            high_freq_factor: 4,
+            original_max_position_embeddings: 32,
+          },
+        },
+        23,
+      ),
+  ],
 ] as const;
 
 describe.each(CHECKPOINTS)("reverse mode on %s", (name, make) => {
@@ -48,11 +80,21 @@ describe.each(CHECKPOINTS)("reverse mode on %s", (name, make) => {
     const folder = await readHfFolder(dir);
     const dims = hfDims(folder.config);
     const C = 2;
-    const graph = buildClassifierTrainingGraph(hfTrainable(readFamilyWeights(folder)), { prefix, problemType: "single_label_classification", outputs: C, float: "float64", embedsGrad: true });
+    const graph = buildClassifierTrainingGraph(hfTrainable(readFamilyWeights(folder)), {
+      prefix,
+      problemType: "single_label_classification",
+      outputs: C,
+      float: "float64",
+      embedsGrad: true,
+    });
     const session = await createSession(graph);
     const rand = seededRandom(prefix ? 31 : 32);
     const r = (n: number, scale = 1) => Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
-    const B = 2, T = 5, P = 3, D = dims.embedDim, H = dims.hiddenDim;
+    const B = 2,
+      T = 5,
+      P = 3,
+      D = dims.embedDim,
+      H = dims.hiddenDim;
     const mask = BigInt64Array.from([1, 1, 1, 1, 1, 1, 1, 1, 0, 0].map(BigInt)); // the second row is padded
     const feeds: Feeds = {
       inputs_embeds: tensor64(r(B * T * D), [B, T, D]),
@@ -62,7 +104,11 @@ describe.each(CHECKPOINTS)("reverse mode on %s", (name, make) => {
       targets: tensor64([1, 0, 0, 1], [B, C]),
       pooled_dropout: tensor64(new Array(B * H).fill(1), [B, H]),
     };
-    if (session.inputNames.includes("token_type_ids")) feeds.token_type_ids = new ort.Tensor("int64", BigInt64Array.from([0, 0, 0, 1, 1, 0, 0, 1, 0, 0].map(BigInt)), [B, T]);
+    if (session.inputNames.includes("token_type_ids"))
+      feeds.token_type_ids = new ort.Tensor("int64", BigInt64Array.from([0, 0, 0, 1, 1, 0, 0, 1, 0, 0].map(BigInt)), [
+        B,
+        T,
+      ]);
     if (prefix) {
       dims.layers.forEach((l, n) => {
         feeds[`prefix_key_${n}`] = tensor64(r(B * l.heads * P * l.headDim), [B, l.heads, P, l.headDim]);
@@ -71,12 +117,20 @@ describe.each(CHECKPOINTS)("reverse mode on %s", (name, make) => {
       feeds.prefix_mask = new ort.Tensor("int64", BigInt64Array.from([1, 1, 1, 1, 1, 0].map(BigInt)), [B, P]); // rows with prefixes of 3 and 2
     }
     const wrt = ["inputs_embeds", "head_weight", ...(prefix ? ["prefix_key_0", "prefix_value_1"] : [])];
-    const out = await session.run(feeds, wrt.map((w) => `grad_${w}`));
+    const out = await session.run(
+      feeds,
+      wrt.map((w) => `grad_${w}`),
+    );
     for (const w of wrt) {
       const analytic = out[`grad_${w}`].data as Float64Array;
       const indices = Array.from({ length: 12 }, (_, k) => Math.floor((k * analytic.length) / 12));
       const numeric = await finiteDifferences(session, feeds, [{ output: "loss", weights: [1] }], w, indices);
-      expect(relativeError(indices.map((i) => analytic[i]), numeric)).toBeLessThan(1e-5);
+      expect(
+        relativeError(
+          indices.map((i) => analytic[i]),
+          numeric,
+        ),
+      ).toBeLessThan(1e-5);
     }
   });
 });
@@ -94,8 +148,12 @@ describe("the reverse-mode rules of Erf and Sigmoid (float32: onnxruntime has no
     const x2 = g2.input("x", "float32", [xs.length]);
     const dy2 = g2.input("dy", "float32", [xs.length]);
     g2.output("d_sigmoid", addGradients(g2, [{ of: g2.sigmoid(x2), grad: dy2 }], [x2]).get("x")!);
-    const feeds = { x: new ort.Tensor("float32", Float32Array.from(xs), [xs.length]), dy: new ort.Tensor("float32", Float32Array.from(xs.map((_, i) => 1 + i / 40)), [xs.length]) };
-    const run = async (graph: Graph, name: string) => (await (await ort.InferenceSession.create(toOnnxBytes(graph))).run(feeds, [name]))[name].data as Float32Array;
+    const feeds = {
+      x: new ort.Tensor("float32", Float32Array.from(xs), [xs.length]),
+      dy: new ort.Tensor("float32", Float32Array.from(xs.map((_, i) => 1 + i / 40)), [xs.length]),
+    };
+    const run = async (graph: Graph, name: string) =>
+      (await (await ort.InferenceSession.create(toOnnxBytes(graph))).run(feeds, [name]))[name].data as Float32Array;
     const [gotErf, gotSigmoid] = [await run(g, "d_erf"), await run(g2, "d_sigmoid")];
     const h = 1e-5;
     const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
@@ -123,9 +181,26 @@ describe("training on a tiny random decoder", () => {
     const train = await loadDataset(path.join(root, "toy.tsv"));
     const modelsDir = path.join(root, "models-train");
     const options: TrainOptions = {
-      task: "toy", train, promptText: "good or bad?", variant: "prefix", pooling: true, method: "sk", init: "authors",
-      epochs: 4, batchSize: 16, lr: 1e-2, weightDecay: 0.01, warmup: 0.1, maxLength: 32, seed: 5, evalEvery: 1000, patience: 0, dropout: 0,
-      threads: 1, modelsDir, model,
+      task: "toy",
+      train,
+      promptText: "good or bad?",
+      variant: "prefix",
+      pooling: true,
+      method: "sk",
+      init: "authors",
+      epochs: 4,
+      batchSize: 16,
+      lr: 1e-2,
+      weightDecay: 0.01,
+      warmup: 0.1,
+      maxLength: 32,
+      seed: 5,
+      evalEvery: 1000,
+      patience: 0,
+      dropout: 0,
+      threads: 1,
+      modelsDir,
+      model,
     };
     const result = await trainAdapter(options);
     const first = result.history.slice(0, 4).reduce((s, h) => s + h.loss, 0) / 4;
@@ -136,22 +211,37 @@ describe("training on a tiny random decoder", () => {
     const dims = hfDims((await readHfFolder(model)).config);
     const noPooling = parameterCount({ ...result.file!.metadata, pooling: false }, dims);
     const over = trainAdapter({ ...options, pooling: false, maxParameters: noPooling - 1 });
-    await expect(over).rejects.toMatchObject({ code: "adapter_too_large", message: expect.stringContaining(`${noPooling.toLocaleString("en")} parameters`) });
+    await expect(over).rejects.toMatchObject({
+      code: "adapter_too_large",
+      message: expect.stringContaining(`${noPooling.toLocaleString("en")} parameters`),
+    });
 
     // Left to choose (no --variant/--no-pooling), the trainer takes the first form that fits the cap.
-    const count = (variant: "prompt" | "prefix", pooling: boolean) => parameterCount({ ...result.file!.metadata, variant, pooling }, dims);
+    const count = (variant: "prompt" | "prefix", pooling: boolean) =>
+      parameterCount({ ...result.file!.metadata, variant, pooling }, dims);
     const cap = count("prefix", true) - 1;
     const chosen = await trainAdapter({ ...options, autoForm: true, autoInit: true, maxParameters: cap, maxSteps: 2 });
-    const expected = ([["prompt", true], ["prompt", false], ["prefix", false]] as const).find(([v, p]) => count(v, p) <= cap)!;
+    const expected = (
+      [
+        ["prompt", true],
+        ["prompt", false],
+        ["prefix", false],
+      ] as const
+    ).find(([v, p]) => count(v, p) <= cap)!;
     expect([chosen.file!.metadata.variant, chosen.file!.metadata.pooling]).toEqual(expected);
     expect(chosen.parameters).toBeLessThanOrEqual(cap);
 
-    const engine = await Engine.create({ ...defaultConfig({ modelsDir, adaptersDir: path.join(root, "adapters-train"), model }) });
+    const engine = await Engine.create({
+      ...defaultConfig({ modelsDir, adaptersDir: path.join(root, "adapters-train"), model }),
+    });
     try {
       expect(result.file!.metadata.backbone).toBe("tiny-llama");
       const info = await engine.upload("toy", encodeAdapter(result.file!, engine.assets.dims));
       expect(info.variant).toBe("prefix");
-      const answer = await engine.classify({ task: "toy", texts: ["the movie was wonderful", "the movie was terrible"] });
+      const answer = await engine.classify({
+        task: "toy",
+        texts: ["the movie was wonderful", "the movie was terrible"],
+      });
       expect(answer.predictions.map((p) => p.label)).toHaveLength(2);
     } finally {
       await engine.close();

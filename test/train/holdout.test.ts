@@ -6,7 +6,11 @@ import { defaultHoldoutSize, stratifiedHoldout } from "../../src/train/holdout.j
 const ex = (label: Example["label"], line: number): Example => ({ text: `text ${line}`, label, line });
 
 /** 700 "a", 250 "b", 50 "c", interleaved as files usually are not (blocks by class). */
-const skewed = [...Array.from({ length: 700 }, (_, i) => ex("a", i)), ...Array.from({ length: 250 }, (_, i) => ex("b", 700 + i)), ...Array.from({ length: 50 }, (_, i) => ex("c", 950 + i))];
+const skewed = [
+  ...Array.from({ length: 700 }, (_, i) => ex("a", i)),
+  ...Array.from({ length: 250 }, (_, i) => ex("b", 700 + i)),
+  ...Array.from({ length: 50 }, (_, i) => ex("c", 950 + i)),
+];
 
 function countBy(examples: Example[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -34,7 +38,10 @@ describe("stratified hold-out", () => {
 
   it("rounds by largest remainder, so the total is exact", () => {
     // 7 / 3 of 10 examples → 2.1 and 0.9 of 3: the 0.9 rounds up.
-    const small = [...Array.from({ length: 7 }, (_, i) => ex("x", i)), ...Array.from({ length: 3 }, (_, i) => ex("y", 7 + i))];
+    const small = [
+      ...Array.from({ length: 7 }, (_, i) => ex("x", i)),
+      ...Array.from({ length: 3 }, (_, i) => ex("y", 7 + i)),
+    ];
     const { heldOut } = stratifiedHoldout(small, 3, 1);
     expect(countBy(heldOut)).toEqual({ x: 2, y: 1 });
   });
@@ -43,7 +50,8 @@ describe("stratified hold-out", () => {
     const { train, heldOut } = stratifiedHoldout(skewed, 100, 3);
     const lines = [...train, ...heldOut].map((e) => e.line).sort((a, b) => a - b);
     expect(lines).toEqual(skewed.map((e) => e.line));
-    for (const part of [train, heldOut]) expect(part.map((e) => e.line)).toEqual([...part.map((e) => e.line)].sort((a, b) => a - b));
+    for (const part of [train, heldOut])
+      expect(part.map((e) => e.line)).toEqual([...part.map((e) => e.line)].sort((a, b) => a - b));
   });
 
   it("is deterministic for a seed and differs between seeds", () => {
@@ -60,7 +68,9 @@ describe("stratified hold-out", () => {
   });
 
   it("stratifies multi-label data by label set and handles regression as one stratum", () => {
-    const multi = Array.from({ length: 40 }, (_, i) => ex(i % 4 === 0 ? ["p", "q"] : i % 4 === 1 ? ["q", "p"] : ["p"], i));
+    const multi = Array.from({ length: 40 }, (_, i) =>
+      ex(i % 4 === 0 ? ["p", "q"] : i % 4 === 1 ? ["q", "p"] : ["p"], i),
+    );
     // {p,q} (in either order) is 20 examples, {p} 20: 2 each out of 4.
     const { heldOut } = stratifiedHoldout(multi, 4, 1);
     expect(heldOut.filter((e) => (e.label as string[]).length === 2)).toHaveLength(2);

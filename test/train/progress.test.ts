@@ -35,8 +35,23 @@ describe("progress reporter", () => {
   it("json: every line parses, with the same cadence and the evaluation's report", () => {
     const events = drive("json", 25).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events.filter((e) => e.event === "progress").map((e) => e.step)).toEqual([1, 26, 51, 76, 100]);
-    expect(events.find((e) => e.event === "eval")).toEqual({ event: "eval", step: 50, total_steps: 100, score: 0.875, report });
-    expect(events.find((e) => e.step === 26)).toEqual({ event: "progress", step: 26, total_steps: 100, epoch: 0, loss: 1 / 26, examples_per_sec: 32, eta_seconds: 74, dev_score: null });
+    expect(events.find((e) => e.event === "eval")).toEqual({
+      event: "eval",
+      step: 50,
+      total_steps: 100,
+      score: 0.875,
+      report,
+    });
+    expect(events.find((e) => e.step === 26)).toEqual({
+      event: "progress",
+      step: 26,
+      total_steps: 100,
+      epoch: 0,
+      loss: 1 / 26,
+      examples_per_sec: 32,
+      eta_seconds: 74,
+      dev_score: null,
+    });
     expect(events.find((e) => e.event === "progress" && e.step === 51)).toMatchObject({ dev_score: 0.875 });
   });
 
@@ -52,6 +67,11 @@ describe("progress reporter", () => {
   });
 
   it("formats durations", () => {
-    expect([formatDuration(5), formatDuration(89), formatDuration(3725), formatDuration(NaN)]).toEqual(["5s", "1m 29s", "1h 02m", "–"]);
+    expect([formatDuration(5), formatDuration(89), formatDuration(3725), formatDuration(NaN)]).toEqual([
+      "5s",
+      "1m 29s",
+      "1h 02m",
+      "–",
+    ]);
   });
 });

@@ -76,11 +76,17 @@ function gridOf(c: Case, name: string): number {
 function makeInput(c: Case, seed: number, withZDropout: boolean): StepInput {
   const rand = seededRandom(seed);
   const labels = Array.from({ length: c.C }, (_, i) => `l${i}`);
-  const shapes = expectedShapes({ variant: c.variant, pooling: c.pooling, promptLength: L, problemType: c.problemType, labels }, dims);
+  const shapes = expectedShapes(
+    { variant: c.variant, pooling: c.pooling, promptLength: L, problemType: c.problemType, labels },
+    dims,
+  );
   const tensors: Record<string, AdapterTensor> = {};
   for (const [name, shape] of Object.entries(shapes)) {
     const grid = gridOf(c, name);
-    tensors[name] = { shape, data: Float32Array.from({ length: numel(shape) }, () => (Math.floor(rand() * 13) - 6) * grid) };
+    tensors[name] = {
+      shape,
+      data: Float32Array.from({ length: numel(shape) }, () => (Math.floor(rand() * 13) - 6) * grid),
+    };
   }
   // h_p is a constant input of the step: random rows on a 2^-3 grid in [−1, 1] (norm ≈ 13, like
   // the real semantic pass's ≈ 15).
@@ -92,7 +98,9 @@ function makeInput(c: Case, seed: number, withZDropout: boolean): StepInput {
   ].map((r, b) => (c.problemType === "regression" ? { ids: r.ids, target: [0.7, -0.4, 1.3][b] } : r));
   const mask = (n: number, p: number) => Float32Array.from({ length: n }, () => (rand() < p ? 0 : 1 / (1 - p)));
   return {
-    tensors, hp, rows,
+    tensors,
+    hp,
+    rows,
     zDropout: withZDropout ? mask(L * outputWidth(c.variant, dims), 0.5) : null,
     // Any multipliers are exact here (the graph takes them as float64 constants): the trainer's p = 0.1.
     pooledDropout: mask(rows.length * H, 0.1),
@@ -113,11 +121,12 @@ function referenceZ(c: Case, t: Record<string, AdapterTensor>, hp: Float32Array)
     });
     for (let j = 0; j < L * W; j++) z[j] = bias[j] + a.reduce((s, al, l) => s + proj[j * L + l] * al, 0);
   } else {
-    for (let l = 0; l < L; l++) for (let j = 0; j < W; j++) {
-      let s = bias[j];
-      for (let i = 0; i < H; i++) s += hp[l * H + i] * proj[j * H + i];
-      z[l * W + j] = s;
-    }
+    for (let l = 0; l < L; l++)
+      for (let j = 0; j < W; j++) {
+        let s = bias[j];
+        for (let i = 0; i < H; i++) s += hp[l * H + i] * proj[j * H + i];
+        z[l * W + j] = s;
+      }
   }
   return z;
 }
@@ -140,54 +149,73 @@ function sample(n: number, rand: () => number): number[] {
 }
 
 describe("TrainingStep: the whole parameter gradient vs finite differences of its loss (float64 graph)", () => {
-  for (const c of CASES) for (const withZDropout of [false, true]) {
-    const label = `${c.variant}, ${c.pooling ? "pooling" : "non-pooling"}, ${c.problemType}, z dropout ${withZDropout ? "fixed mask" : "none"}`;
-    it(label, async () => {
-      const model: StepModel = { variant: c.variant, pooling: c.pooling, promptLength: L, problemType: c.problemType, outputs: c.C };
-      const step = await TrainingStep.create(weights, dims, model, { threads: 1, float: "float64" });
-      try {
-        const input = makeInput(c, withZDropout ? 12 : 11, withZDropout);
-        expectExactZ(c, input);
-        const base = await step.run(input);
-        expect(Number.isFinite(base.loss)).toBe(true);
-        expect(base.logits).toHaveLength(input.rows.length * c.C);
-        expect(Object.keys(base.grads).sort()).toEqual(Object.keys(input.tensors).sort());
-        // The step leaves its inputs alone: a second run gives the identical loss.
-        expect((await step.run(input)).loss).toBe(base.loss);
+  for (const c of CASES)
+    for (const withZDropout of [false, true]) {
+      const label = `${c.variant}, ${c.pooling ? "pooling" : "non-pooling"}, ${c.problemType}, z dropout ${withZDropout ? "fixed mask" : "none"}`;
+      it(label, async () => {
+        const model: StepModel = {
+          variant: c.variant,
+          pooling: c.pooling,
+          promptLength: L,
+          problemType: c.problemType,
+          outputs: c.C,
+        };
+        const step = await TrainingStep.create(weights, dims, model, { threads: 1, float: "float64" });
+        try {
+          const input = makeInput(c, withZDropout ? 12 : 11, withZDropout);
+          expectExactZ(c, input);
+          const base = await step.run(input);
+          expect(Number.isFinite(base.loss)).toBe(true);
+          expect(base.logits).toHaveLength(input.rows.length * c.C);
+          expect(Object.keys(base.grads).sort()).toEqual(Object.keys(input.tensors).sort());
+          // The step leaves its inputs alone: a second run gives the identical loss.
+          expect((await step.run(input)).loss).toBe(base.loss);
 
-        const rand = seededRandom(5);
-        for (const [name, tensor] of Object.entries(input.tensors)) {
-          const grad = base.grads[name];
-          expect(grad, name).toHaveLength(tensor.data.length);
-          const indices = sample(tensor.data.length, rand);
-          const analytic = indices.map((i) => grad[i]);
-          const scale = Math.max(1e-8, ...analytic.map(Math.abs));
-          const smooth = name.startsWith("head.");
-          const kept: { analytic: number; numeric: number }[] = [];
-          for (const [k, i] of indices.entries()) {
-            const keep = tensor.data[i];
-            const lossAt = async (steps: number): Promise<number> => {
-              tensor.data[i] = keep + steps * h;
-              if (tensor.data[i] !== keep + steps * h) expect.fail(`${name}[${i}] ± ${steps}h is not exact in float32`);
-              if (!smooth) expectExactZ(c, input);
-              return (await step.run(input)).loss;
-            };
-            const [m1, p1] = [await lossAt(-1), await lossAt(1)];
-            // The loss is smooth in the head's parameters (no ReLU after the head): no kink to look for.
-            const [m2, p2] = smooth ? [NaN, NaN] : [await lossAt(-2), await lossAt(2)];
-            tensor.data[i] = keep;
-            const second = [m2 - 2 * m1 + base.loss, p1 - 2 * base.loss + m1, p2 - 2 * p1 + base.loss];
-            if (smooth || Math.max(...second) - Math.min(...second) <= 2e-5 * h * scale) kept.push({ analytic: analytic[k], numeric: (p1 - m1) / (2 * h) });
+          const rand = seededRandom(5);
+          for (const [name, tensor] of Object.entries(input.tensors)) {
+            const grad = base.grads[name];
+            expect(grad, name).toHaveLength(tensor.data.length);
+            const indices = sample(tensor.data.length, rand);
+            const analytic = indices.map((i) => grad[i]);
+            const scale = Math.max(1e-8, ...analytic.map(Math.abs));
+            const smooth = name.startsWith("head.");
+            const kept: { analytic: number; numeric: number }[] = [];
+            for (const [k, i] of indices.entries()) {
+              const keep = tensor.data[i];
+              const lossAt = async (steps: number): Promise<number> => {
+                tensor.data[i] = keep + steps * h;
+                if (tensor.data[i] !== keep + steps * h)
+                  expect.fail(`${name}[${i}] ± ${steps}h is not exact in float32`);
+                if (!smooth) expectExactZ(c, input);
+                return (await step.run(input)).loss;
+              };
+              const [m1, p1] = [await lossAt(-1), await lossAt(1)];
+              // The loss is smooth in the head's parameters (no ReLU after the head): no kink to look for.
+              const [m2, p2] = smooth ? [NaN, NaN] : [await lossAt(-2), await lossAt(2)];
+              tensor.data[i] = keep;
+              const second = [m2 - 2 * m1 + base.loss, p1 - 2 * base.loss + m1, p2 - 2 * p1 + base.loss];
+              if (smooth || Math.max(...second) - Math.min(...second) <= 2e-5 * h * scale)
+                kept.push({ analytic: analytic[k], numeric: (p1 - m1) / (2 * h) });
+            }
+            const err = relativeError(
+              kept.map((s) => s.analytic),
+              kept.map((s) => s.numeric),
+            );
+            console.log(
+              `${label} — ${name}: relative error ${err.toExponential(2)} over ${kept.length} of ${indices.length} elements (${indices.length - kept.length} straddle a kink)`,
+            );
+            expect(kept.length, `${name}: samples clear of kinks`).toBeGreaterThanOrEqual(
+              Math.max(1, Math.ceil(0.75 * indices.length)),
+            );
+            expect(err, name).toBeLessThanOrEqual(1e-4);
+            expect(
+              analytic.some((v) => v !== 0),
+              `${name} has a nonzero gradient`,
+            ).toBe(true);
           }
-          const err = relativeError(kept.map((s) => s.analytic), kept.map((s) => s.numeric));
-          console.log(`${label} — ${name}: relative error ${err.toExponential(2)} over ${kept.length} of ${indices.length} elements (${indices.length - kept.length} straddle a kink)`);
-          expect(kept.length, `${name}: samples clear of kinks`).toBeGreaterThanOrEqual(Math.max(1, Math.ceil(0.75 * indices.length)));
-          expect(err, name).toBeLessThanOrEqual(1e-4);
-          expect(analytic.some((v) => v !== 0), `${name} has a nonzero gradient`).toBe(true);
+        } finally {
+          await step.release();
         }
-      } finally {
-        await step.release();
-      }
-    });
-  }
+      });
+    }
 });

@@ -59,7 +59,14 @@ interface Problem {
   pooledDropout: Float64Array;
 }
 
-function makeProblem(seed: number, kind: { problemType: ProblemType; C: number }, lengths: number[], prefixLengths: number[], P: number, ids: number[]): Problem {
+function makeProblem(
+  seed: number,
+  kind: { problemType: ProblemType; C: number },
+  lengths: number[],
+  prefixLengths: number[],
+  P: number,
+  ids: number[],
+): Problem {
   const rand = seededRandom(seed);
   const uniform = (scale: number) => (rand() * 2 - 1) * scale;
   const { problemType, C } = kind;
@@ -71,23 +78,37 @@ function makeProblem(seed: number, kind: { problemType: ProblemType; C: number }
   for (let b = 0; b < batch; b++) {
     for (let t = 0; t < seq; t++) {
       const at = (b * seq + t) * D;
-      if (t >= softPrompt && t < lengths[b]) inputsEmbeds.set(weights.embeddings.subarray(ids[t] * D, (ids[t] + 1) * D), at);
+      if (t >= softPrompt && t < lengths[b])
+        inputsEmbeds.set(weights.embeddings.subarray(ids[t] * D, (ids[t] + 1) * D), at);
       else for (let i = 0; i < D; i++) inputsEmbeds[at + i] = uniform(0.1); // soft prompt, and garbage in padding
       if (t < lengths[b]) attentionMask[b * seq + t] = 1n;
     }
   }
-  const prefix = (l: (typeof LAYERS)[number]) => Float64Array.from({ length: batch * l.heads * P * l.headDim }, () => uniform(1));
+  const prefix = (l: (typeof LAYERS)[number]) =>
+    Float64Array.from({ length: batch * l.heads * P * l.headDim }, () => uniform(1));
   const prefixMask = new BigInt64Array(batch * P);
   prefixLengths.forEach((n, b) => prefixMask.fill(1n, b * P, b * P + n));
   const targets = new Float64Array(batch * C);
   for (let b = 0; b < batch; b++) {
     if (problemType === "single_label_classification") targets[b * C + ((b + seed) % C)] = 1;
-    else if (problemType === "multi_label_classification") for (let c = 0; c < C; c++) targets[b * C + c] = (b + c + seed) % 2; // mixed 0/1 per row
+    else if (problemType === "multi_label_classification")
+      for (let c = 0; c < C; c++) targets[b * C + c] = (b + c + seed) % 2; // mixed 0/1 per row
     else targets[b] = uniform(1);
   }
   return {
-    problemType, C, batch, seq, lengths, softPrompt, P, prefixLengths, inputsEmbeds, attentionMask,
-    prefixKeys: LAYERS.map(prefix), prefixValues: LAYERS.map(prefix), prefixMask,
+    problemType,
+    C,
+    batch,
+    seq,
+    lengths,
+    softPrompt,
+    P,
+    prefixLengths,
+    inputsEmbeds,
+    attentionMask,
+    prefixKeys: LAYERS.map(prefix),
+    prefixValues: LAYERS.map(prefix),
+    prefixMask,
     headWeight: Float64Array.from({ length: C * H }, () => uniform(0.1)),
     headBias: Float64Array.from({ length: C }, () => uniform(0.1)),
     targets,
@@ -97,7 +118,8 @@ function makeProblem(seed: number, kind: { problemType: ProblemType; C: number }
 }
 
 function feedsOf(p: Problem, withPrefix: boolean, float: "float32" | "float64"): Feeds {
-  const t = (data: Float64Array, dims: number[]) => new ort.Tensor(float, float === "float64" ? data : Float32Array.from(data), dims);
+  const t = (data: Float64Array, dims: number[]) =>
+    new ort.Tensor(float, float === "float64" ? data : Float32Array.from(data), dims);
   const feeds: Feeds = {
     inputs_embeds: t(p.inputsEmbeds, [p.batch, p.seq, D]),
     attention_mask: new ort.Tensor("int64", p.attentionMask, [p.batch, p.seq]),
@@ -126,7 +148,13 @@ function lossOnly(g: Graph): Graph {
 }
 
 /** The mean loss written out by hand from the logits (float64), independently of the graph. */
-function referenceLoss(problemType: ProblemType, logits: ArrayLike<number>, targets: ArrayLike<number>, batch: number, C: number): number {
+function referenceLoss(
+  problemType: ProblemType,
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  batch: number,
+  C: number,
+): number {
   let total = 0;
   for (let b = 0; b < batch; b++) {
     const z = Array.from({ length: C }, (_, c) => logits[b * C + c]);
@@ -137,7 +165,8 @@ function referenceLoss(problemType: ProblemType, logits: ArrayLike<number>, targ
       total += z.reduce((s, v, c) => s - t[c] * (v - logSumExp), 0);
     } else if (problemType === "multi_label_classification") {
       // −[t·log σ(z) + (1−t)·log(1−σ(z))] = softplus(z) − t·z, averaged over all B·C elements.
-      for (let c = 0; c < C; c++) total += (Math.max(z[c], 0) + Math.log1p(Math.exp(-Math.abs(z[c])))) / C - (t[c] * z[c]) / C;
+      for (let c = 0; c < C; c++)
+        total += (Math.max(z[c], 0) + Math.log1p(Math.exp(-Math.abs(z[c])))) / C - (t[c] * z[c]) / C;
     } else {
       for (let c = 0; c < C; c++) total += (z[c] - t[c]) ** 2;
     }
@@ -148,91 +177,126 @@ function referenceLoss(problemType: ProblemType, logits: ArrayLike<number>, targ
 /** ~40 indices: every position of every row (soft prompt, tokens, padding) × a few features. */
 function embedsSample(p: Problem, rand: () => number): number[] {
   const out: number[] = [];
-  for (let pos = 0; pos < p.batch * p.seq; pos++) for (let k = 0; k < 4; k++) out.push(pos * D + Math.floor(rand() * D));
+  for (let pos = 0; pos < p.batch * p.seq; pos++)
+    for (let k = 0; k < 4; k++) out.push(pos * D + Math.floor(rand() * D));
   return out;
 }
 
 /** ~40 indices of a [batch, heads, P, headDim] prefix, covering every (row, prefix position). */
 function prefixSample(p: Problem, heads: number, headDim: number, rand: () => number): number[] {
   const out: number[] = [];
-  for (let b = 0; b < p.batch; b++) for (let j = 0; j < p.P; j++) for (let k = 0; k < 10; k++) {
-    out.push(((b * heads + Math.floor(rand() * heads)) * p.P + j) * headDim + Math.floor(rand() * headDim));
-  }
+  for (let b = 0; b < p.batch; b++)
+    for (let j = 0; j < p.P; j++)
+      for (let k = 0; k < 10; k++) {
+        out.push(((b * heads + Math.floor(rand() * heads)) * p.P + j) * headDim + Math.floor(rand() * headDim));
+      }
   return out;
 }
 
 describe("classifier training graph vs finite differences of its loss (float64)", () => {
-  for (const kind of PROBLEMS) for (const prefix of [false, true]) {
-    it(`${kind.problemType}, ${prefix ? "prefix" : "plain"} variant: gradients of loss, zero on padding, loss from logits`, async () => {
-      const ids = [0, 0, 17, 251, 1203]; // positions ≥ 2 read token rows
-      const p = makeProblem(prefix ? 2 : 1, kind, [3, 5], [2, 1], 2, ids);
-      const opts = { prefix, problemType: kind.problemType, outputs: kind.C, embedsGrad: true, float: "float64" } as const;
-      const train = await createSession(buildClassifierTrainingGraph(weights, opts));
-      const forward = await createSession(lossOnly(buildClassifierTrainingGraph(weights, opts)));
-      try {
-        const feeds = feedsOf(p, prefix, "float64");
-        const out = await train.run(feeds);
-        const terms = [{ output: "loss", weights: [1] }];
-        const rand = seededRandom(99);
+  for (const kind of PROBLEMS)
+    for (const prefix of [false, true]) {
+      it(`${kind.problemType}, ${prefix ? "prefix" : "plain"} variant: gradients of loss, zero on padding, loss from logits`, async () => {
+        const ids = [0, 0, 17, 251, 1203]; // positions ≥ 2 read token rows
+        const p = makeProblem(prefix ? 2 : 1, kind, [3, 5], [2, 1], 2, ids);
+        const opts = {
+          prefix,
+          problemType: kind.problemType,
+          outputs: kind.C,
+          embedsGrad: true,
+          float: "float64",
+        } as const;
+        const train = await createSession(buildClassifierTrainingGraph(weights, opts));
+        const forward = await createSession(lossOnly(buildClassifierTrainingGraph(weights, opts)));
+        try {
+          const feeds = feedsOf(p, prefix, "float64");
+          const out = await train.run(feeds);
+          const terms = [{ output: "loss", weights: [1] }];
+          const rand = seededRandom(99);
 
-        // The loss output against the loss written out by hand from the logits output.
-        expect(out.loss.dims).toEqual([]);
-        expect(out.logits.dims).toEqual([p.batch, p.C]);
-        const loss = (out.loss.data as Float64Array)[0];
-        expect(Math.abs(loss - referenceLoss(kind.problemType, out.logits.data as Float64Array, p.targets, p.batch, p.C))).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(loss)));
+          // The loss output against the loss written out by hand from the logits output.
+          expect(out.loss.dims).toEqual([]);
+          expect(out.logits.dims).toEqual([p.batch, p.C]);
+          const loss = (out.loss.data as Float64Array)[0];
+          expect(
+            Math.abs(loss - referenceLoss(kind.problemType, out.logits.data as Float64Array, p.targets, p.batch, p.C)),
+          ).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(loss)));
 
-        const checks: { input: string; indices: number[] }[] = [
-          { input: "inputs_embeds", indices: embedsSample(p, rand) },
-          { input: "head_weight", indices: Array.from({ length: 30 }, () => Math.floor(rand() * p.C * H)) },
-          { input: "head_bias", indices: [...Array(p.C).keys()] },
-        ];
-        if (prefix) LAYERS.forEach((l, n) => {
-          checks.push({ input: `prefix_key_${n}`, indices: prefixSample(p, l.heads, l.headDim, rand) });
-          checks.push({ input: `prefix_value_${n}`, indices: prefixSample(p, l.heads, l.headDim, rand) });
-        });
-        for (const { input, indices } of checks) {
-          const grad = out[`grad_${input}`];
-          expect(grad.dims, input).toEqual(feeds[input].dims);
-          const analytic = indices.map((i) => (grad.data as Float64Array)[i]);
-          const numeric = await finiteDifferences(forward, feeds, terms, input, indices);
-          const err = relativeError(analytic, numeric);
-          console.log(`${kind.problemType} ${prefix ? "prefix" : "plain"} ${input}: relative error ${err.toExponential(2)}`);
-          expect(err, input).toBeLessThanOrEqual(1e-4);
-          expect(analytic.some((v) => v !== 0), `${input} has a nonzero gradient`).toBe(true);
-        }
-
-        // Padded text positions and padded prefix positions: exactly zero.
-        const ge = out.grad_inputs_embeds.data as Float64Array;
-        for (let b = 0; b < p.batch; b++) for (let t = p.lengths[b]; t < p.seq; t++) {
-          expect(ge.subarray((b * p.seq + t) * D, (b * p.seq + t + 1) * D).every((v) => v === 0)).toBe(true);
-        }
-        if (prefix) LAYERS.forEach((l, n) => {
-          for (const name of [`grad_prefix_key_${n}`, `grad_prefix_value_${n}`]) {
-            const gp = out[name].data as Float64Array;
-            for (let b = 0; b < p.batch; b++) for (let h = 0; h < l.heads; h++) for (let j = p.prefixLengths[b]; j < p.P; j++) {
-              const at = ((b * l.heads + h) * p.P + j) * l.headDim;
-              expect(gp.subarray(at, at + l.headDim).every((v) => v === 0), name).toBe(true);
-            }
+          const checks: { input: string; indices: number[] }[] = [
+            { input: "inputs_embeds", indices: embedsSample(p, rand) },
+            { input: "head_weight", indices: Array.from({ length: 30 }, () => Math.floor(rand() * p.C * H)) },
+            { input: "head_bias", indices: [...Array(p.C).keys()] },
+          ];
+          if (prefix)
+            LAYERS.forEach((l, n) => {
+              checks.push({ input: `prefix_key_${n}`, indices: prefixSample(p, l.heads, l.headDim, rand) });
+              checks.push({ input: `prefix_value_${n}`, indices: prefixSample(p, l.heads, l.headDim, rand) });
+            });
+          for (const { input, indices } of checks) {
+            const grad = out[`grad_${input}`];
+            expect(grad.dims, input).toEqual(feeds[input].dims);
+            const analytic = indices.map((i) => (grad.data as Float64Array)[i]);
+            const numeric = await finiteDifferences(forward, feeds, terms, input, indices);
+            const err = relativeError(analytic, numeric);
+            console.log(
+              `${kind.problemType} ${prefix ? "prefix" : "plain"} ${input}: relative error ${err.toExponential(2)}`,
+            );
+            expect(err, input).toBeLessThanOrEqual(1e-4);
+            expect(
+              analytic.some((v) => v !== 0),
+              `${input} has a nonzero gradient`,
+            ).toBe(true);
           }
-        });
-      } finally {
-        await Promise.all([train.release(), forward.release()]);
-      }
-    });
-  }
+
+          // Padded text positions and padded prefix positions: exactly zero.
+          const ge = out.grad_inputs_embeds.data as Float64Array;
+          for (let b = 0; b < p.batch; b++)
+            for (let t = p.lengths[b]; t < p.seq; t++) {
+              expect(ge.subarray((b * p.seq + t) * D, (b * p.seq + t + 1) * D).every((v) => v === 0)).toBe(true);
+            }
+          if (prefix)
+            LAYERS.forEach((l, n) => {
+              for (const name of [`grad_prefix_key_${n}`, `grad_prefix_value_${n}`]) {
+                const gp = out[name].data as Float64Array;
+                for (let b = 0; b < p.batch; b++)
+                  for (let h = 0; h < l.heads; h++)
+                    for (let j = p.prefixLengths[b]; j < p.P; j++) {
+                      const at = ((b * l.heads + h) * p.P + j) * l.headDim;
+                      expect(
+                        gp.subarray(at, at + l.headDim).every((v) => v === 0),
+                        name,
+                      ).toBe(true);
+                    }
+              }
+            });
+        } finally {
+          await Promise.all([train.release(), forward.release()]);
+        }
+      });
+    }
 
   it("an empty prefix (P = 0) gives the plain graph's loss, logits and gradients", async () => {
     const kind = PROBLEMS[0];
     const p = makeProblem(4, kind, [3, 5], [0, 0], 0, [0, 0, 17, 251, 1203]);
     const results = [];
     for (const prefix of [false, true]) {
-      const session = await createSession(buildClassifierTrainingGraph(weights, { prefix, problemType: kind.problemType, outputs: kind.C, embedsGrad: true, float: "float64" }));
+      const session = await createSession(
+        buildClassifierTrainingGraph(weights, {
+          prefix,
+          problemType: kind.problemType,
+          outputs: kind.C,
+          embedsGrad: true,
+          float: "float64",
+        }),
+      );
       results.push(await session.run(feedsOf(p, prefix, "float64")));
       await session.release();
     }
     const [plain, empty] = results;
     for (const name of ["loss", "logits", "grad_head_weight", "grad_head_bias", "grad_inputs_embeds"]) {
-      expect(maxAbsDiff(empty[name].data as Float64Array, plain[name].data as Float64Array), name).toBeLessThanOrEqual(1e-12);
+      expect(maxAbsDiff(empty[name].data as Float64Array, plain[name].data as Float64Array), name).toBeLessThanOrEqual(
+        1e-12,
+      );
     }
     expect(empty.grad_prefix_key_1.dims).toEqual([p.batch, LAYERS[1].heads, 0, LAYERS[1].headDim]);
   });
@@ -254,13 +318,21 @@ describe("classifier training graph vs finite differences of its loss (float64)"
       { prefix: false, embedsGrad: false, matmuls: 14 + 1 }, // the head-only probe
     ];
     for (const { prefix, embedsGrad, matmuls } of cases) {
-      const g = buildClassifierTrainingGraph(weights, { prefix, embedsGrad, problemType: "single_label_classification", outputs: 3 });
+      const g = buildClassifierTrainingGraph(weights, {
+        prefix,
+        embedsGrad,
+        problemType: "single_label_classification",
+        outputs: 3,
+      });
       const expected = ["loss", "logits", "grad_head_weight", "grad_head_bias"];
       if (embedsGrad) expected.push("grad_inputs_embeds");
       if (prefix) expected.push("grad_prefix_key_0", "grad_prefix_value_0", "grad_prefix_key_1", "grad_prefix_value_1");
       expect(g.outputs.map((o) => o.name)).toEqual(expected);
       expect(g.initializers.some((i) => i.value.name.startsWith("tanh_layer"))).toBe(false);
-      expect(g.ops.filter((op) => op.type === "MatMul"), `prefix ${prefix}, embedsGrad ${embedsGrad}`).toHaveLength(matmuls);
+      expect(
+        g.ops.filter((op) => op.type === "MatMul"),
+        `prefix ${prefix}, embedsGrad ${embedsGrad}`,
+      ).toHaveLength(matmuls);
     }
   });
 });
@@ -282,29 +354,51 @@ describe("float32 classifier training graph", () => {
     for (const level of ["basic", "all"] as const) {
       for (const prefix of [false, true]) {
         const options = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: level };
-        const graph = buildClassifierTrainingGraph(weights, { prefix, problemType: kind.problemType, outputs: kind.C, embedsGrad: !prefix });
+        const graph = buildClassifierTrainingGraph(weights, {
+          prefix,
+          problemType: kind.problemType,
+          outputs: kind.C,
+          embedsGrad: !prefix,
+        });
         const train = await ort.InferenceSession.create(toOnnxBytes(graph), options);
-        const serving = await ort.InferenceSession.create(path.join(dir, prefix ? BUILD_FILES.prefixModel : BUILD_FILES.model), options);
+        const serving = await ort.InferenceSession.create(
+          path.join(dir, prefix ? BUILD_FILES.prefixModel : BUILD_FILES.model),
+          options,
+        );
         try {
           const feeds = feedsOf(p, prefix, "float32");
           const out = await train.run(feeds);
           const got = out.logits.data as Float;
-          const pooled = (await serving.run({ inputs_embeds: feeds.inputs_embeds, attention_mask: feeds.attention_mask, ...(prefix ? Object.fromEntries(Object.entries(feeds).filter(([k]) => k.startsWith("prefix_"))) : {}) }, ["pooled"])).pooled.data as Float;
+          const pooled = (
+            await serving.run(
+              {
+                inputs_embeds: feeds.inputs_embeds,
+                attention_mask: feeds.attention_mask,
+                ...(prefix ? Object.fromEntries(Object.entries(feeds).filter(([k]) => k.startsWith("prefix_"))) : {}),
+              },
+              ["pooled"],
+            )
+          ).pooled.data as Float;
           let worst = 0;
-          for (let b = 0; b < p.batch; b++) for (let c = 0; c < p.C; c++) {
-            let want = headBias[c];
-            let scale = Math.abs(headBias[c]);
-            for (let i = 0; i < H; i++) {
-              const term = pooled[b * H + i] * dropout[b * H + i] * headWeight[c * H + i];
-              want += term;
-              scale += Math.abs(term);
+          for (let b = 0; b < p.batch; b++)
+            for (let c = 0; c < p.C; c++) {
+              let want = headBias[c];
+              let scale = Math.abs(headBias[c]);
+              for (let i = 0; i < H; i++) {
+                const term = pooled[b * H + i] * dropout[b * H + i] * headWeight[c * H + i];
+                want += term;
+                scale += Math.abs(term);
+              }
+              worst = Math.max(worst, Math.abs(got[b * p.C + c] - want) / scale);
             }
-            worst = Math.max(worst, Math.abs(got[b * p.C + c] - want) / scale);
-          }
-          console.log(`float32 ${level} ${prefix ? "prefix" : "plain"}: logits relative error ${worst.toExponential(2)}`);
+          console.log(
+            `float32 ${level} ${prefix ? "prefix" : "plain"}: logits relative error ${worst.toExponential(2)}`,
+          );
           expect(worst, `${level} ${prefix ? "prefix" : "plain"}`).toBeLessThanOrEqual(level === "basic" ? 1e-6 : 1e-5);
           const loss = (out.loss.data as Float)[0];
-          expect(Math.abs(loss - referenceLoss(kind.problemType, got, p.targets, p.batch, p.C))).toBeLessThanOrEqual(1e-6 * Math.max(1, loss));
+          expect(Math.abs(loss - referenceLoss(kind.problemType, got, p.targets, p.batch, p.C))).toBeLessThanOrEqual(
+            1e-6 * Math.max(1, loss),
+          );
         } finally {
           await Promise.all([train.release(), serving.release()]);
         }

@@ -4,9 +4,17 @@ import { transformBackward, transformForward, type TransformParams } from "../..
 import { seededRandom } from "../helpers/numeric.js";
 
 function tensors(p: TransformParams, rand: () => number): Record<string, AdapterTensor> {
-  const t = (shape: number[]) => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1) });
+  const t = (shape: number[]) => ({
+    shape,
+    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1),
+  });
   return p.pooling
-    ? { "pool.weight": t([1, p.hidden]), "pool.bias": t([1]), "proj.weight": t([p.length * p.width, p.length]), "proj.bias": t([p.length * p.width]) }
+    ? {
+        "pool.weight": t([1, p.hidden]),
+        "pool.bias": t([1]),
+        "proj.weight": t([p.length * p.width, p.length]),
+        "proj.bias": t([p.length * p.width]),
+      }
     : { "proj.weight": t([p.width, p.hidden]), "proj.bias": t([p.width]) };
 }
 

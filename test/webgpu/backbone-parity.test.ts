@@ -4,7 +4,14 @@
  * PARITY_RELATIVE_TO_SCALE of each output's scale (justified in test/helpers/webgpu.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BackboneRunner, loadBackboneAssets, tokenBatch, type BackboneAssets, type BackboneBatch, type BackboneOutputName } from "../../src/backbone/backbone.js";
+import {
+  BackboneRunner,
+  loadBackboneAssets,
+  tokenBatch,
+  type BackboneAssets,
+  type BackboneBatch,
+  type BackboneOutputName,
+} from "../../src/backbone/backbone.js";
 import { MODELS_DIR } from "../helpers/paths.js";
 import { maxAbsDiff, seededRandom } from "../helpers/numeric.js";
 import { PARITY_RELATIVE_TO_SCALE, requireWebGpuDriver, skipWebGpu, webgpuSuite } from "../helpers/webgpu.js";
@@ -32,7 +39,9 @@ async function compare(make: () => BackboneBatch): Promise<void> {
     const scale = maxAbs(c[name]!);
     const diff = maxAbsDiff(c[name]!, g[name]!);
     expect(scale, name).toBeGreaterThan(0);
-    expect(diff / scale, `${name}: max|Δ| ${diff.toExponential(2)} at scale ${scale.toFixed(3)}`).toBeLessThan(PARITY_RELATIVE_TO_SCALE);
+    expect(diff / scale, `${name}: max|Δ| ${diff.toExponential(2)} at scale ${scale.toFixed(3)}`).toBeLessThan(
+      PARITY_RELATIVE_TO_SCALE,
+    );
   }
 }
 
@@ -76,8 +85,12 @@ describe.skipIf(skipWebGpu)(webgpuSuite("backbone on WebGPU vs CPU"), { timeout:
       const b = tokenBatch(assets.embeddings, assets.dims.embedDim, ids, ["pooled", "last_hidden_state"]);
       const mask = new BigInt64Array(b.batch * P).fill(1n);
       mask[P - 1] = 0n; // row 0 uses only 4 of the 5 prefix positions
-      const kv = (l: { heads: number; headDim: number }) => Float32Array.from({ length: b.batch * l.heads * P * l.headDim }, () => rand() * 2 - 1);
-      return { ...b, prefix: { length: P, keys: assets.dims.layers.map(kv), values: assets.dims.layers.map(kv), mask } };
+      const kv = (l: { heads: number; headDim: number }) =>
+        Float32Array.from({ length: b.batch * l.heads * P * l.headDim }, () => rand() * 2 - 1);
+      return {
+        ...b,
+        prefix: { length: P, keys: assets.dims.layers.map(kv), values: assets.dims.layers.map(kv), mask },
+      };
     };
     await compare(make);
   });

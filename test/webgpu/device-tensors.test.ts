@@ -23,7 +23,10 @@ describe.skipIf(skipWebGpu)(webgpuSuite("GPU-located tensors on onnxruntime-node
   it("keeps an output on the device and feeds it to another session", async () => {
     requireWebGpuDriver();
     const bytes = affineGraph();
-    const onDevice = await ort.InferenceSession.create(bytes, { executionProviders: executionProviders("webgpu"), preferredOutputLocation: "gpu-buffer" });
+    const onDevice = await ort.InferenceSession.create(bytes, {
+      executionProviders: executionProviders("webgpu"),
+      preferredOutputLocation: "gpu-buffer",
+    });
     const toHost = await ort.InferenceSession.create(bytes, { executionProviders: executionProviders("webgpu") });
     const first = (await onDevice.run({ x: new ort.Tensor("float32", Float32Array.from([0, 1, 2, -3]), [4]) })).y;
     expect(first.location).toBe("gpu-buffer");

@@ -17,7 +17,11 @@ import { ADMIN_TOKEN, adminHeaders, startEngineRig, type EngineRig } from "../re
 let rig: EngineRig;
 
 const classify = (texts: string[]) =>
-  rig.app.request("/classify?task=w", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts }) });
+  rig.app.request("/classify?task=w", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ texts }),
+  });
 
 describe.skipIf(skipWebGpu)(webgpuSuite("worker restart and graceful shutdown on WebGPU"), { timeout: 300_000 }, () => {
   beforeAll(async () => {
@@ -28,7 +32,9 @@ describe.skipIf(skipWebGpu)(webgpuSuite("worker restart and graceful shutdown on
   afterAll(async () => rig?.close());
 
   it("a crashed worker comes back on WebGPU and answers as before", async () => {
-    const before = (await (await classify(["the same two texts", "before and after"])).json()) as { predictions: unknown[] };
+    const before = (await (await classify(["the same two texts", "before and after"])).json()) as {
+      predictions: unknown[];
+    };
     const ready = new Promise<void>((resolve) => rig.engine.worker.once("ready", () => resolve()));
     rig.engine.worker.crashForTesting();
     await ready;
@@ -43,15 +49,32 @@ describe.skipIf(skipWebGpu)(webgpuSuite("worker restart and graceful shutdown on
     const adaptersDir = await mkdtemp(path.join(os.tmpdir(), "skt-webgpu-stop-"));
     const server = await spawnServerProcess({
       adaptersDir,
-      env: { ...webgpu.env, SKT_DEVICE: "webgpu", SKT_THREADS: "1", SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn", SKT_ADMIN_TOKEN: ADMIN_TOKEN },
+      env: {
+        ...webgpu.env,
+        SKT_DEVICE: "webgpu",
+        SKT_THREADS: "1",
+        SKT_MODELS_DIR: MODELS_DIR,
+        SKT_LOG_LEVEL: "warn",
+        SKT_ADMIN_TOKEN: ADMIN_TOKEN,
+      },
       serveArgs: ["--request-timeout-ms", "120000", "--shutdown-timeout-ms", "120000"],
       readyWithinMs: 180_000,
       label: "webgpu server",
     });
     try {
-      const put = await fetch(`${server.base}/admin/adapters/w`, { method: "PUT", headers: { ...adminHeaders, "content-type": "application/octet-stream" }, body: Buffer.from(servableAdapterBytes(rig.engine.assets, { task: "w", seed: 1 })) });
+      const put = await fetch(`${server.base}/admin/adapters/w`, {
+        method: "PUT",
+        headers: { ...adminHeaders, "content-type": "application/octet-stream" },
+        body: Buffer.from(servableAdapterBytes(rig.engine.assets, { task: "w", seed: 1 })),
+      });
       expect(put.status).toBe(201);
-      const inflight = [1, 2].map(() => fetch(`${server.base}/classify?task=w`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts: ["in flight at shutdown"] }) }));
+      const inflight = [1, 2].map(() =>
+        fetch(`${server.base}/classify?task=w`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ texts: ["in flight at shutdown"] }),
+        }),
+      );
       await new Promise((r) => setTimeout(r, 200));
       server.proc.kill("SIGTERM");
       expect((await Promise.all(inflight)).map((r) => r.status)).toEqual([200, 200]);

@@ -37,13 +37,21 @@ interface Classified {
 }
 
 async function classify(server: ServerProcess, task: string, texts: string[]): Promise<Classified> {
-  const r = await fetch(`${server.base}/classify?task=${task}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ texts }) });
+  const r = await fetch(`${server.base}/classify?task=${task}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ texts }),
+  });
   expect(r.status, await r.clone().text()).toBe(200);
   return (await r.json()) as Classified;
 }
 
 async function upload(server: ServerProcess, task: string, bytes: Uint8Array): Promise<void> {
-  const r = await fetch(`${server.base}/admin/adapters/${task}`, { method: "PUT", headers: { ...admin, "content-type": "application/octet-stream" }, body: Buffer.from(bytes) });
+  const r = await fetch(`${server.base}/admin/adapters/${task}`, {
+    method: "PUT",
+    headers: { ...admin, "content-type": "application/octet-stream" },
+    body: Buffer.from(bytes),
+  });
   expect(r.status, await r.clone().text()).toBe(201);
 }
 
@@ -52,11 +60,28 @@ async function start(device: "webgpu" | "cpu", extraEnv: Record<string, string> 
   dirs.push(adaptersDir);
   return spawnServerProcess({
     adaptersDir,
-    env: { ...webgpu.env, SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn", SKT_DEVICE: device, SKT_THREADS: "1", ...extraEnv },
+    env: {
+      ...webgpu.env,
+      SKT_ADMIN_TOKEN: TOKEN,
+      SKT_MODELS_DIR: MODELS_DIR,
+      SKT_LOG_LEVEL: "warn",
+      SKT_DEVICE: device,
+      SKT_THREADS: "1",
+      ...extraEnv,
+    },
     // A long wait lets requests sent together share a batch even on a slow software GPU; the
     // padding limit is lifted because soft-prompt rows are much longer than prefix rows.
     // One batch in flight: rows that arrive while it runs queue up together.
-    serveArgs: ["--max-wait-ms", "300", "--max-padding-ratio", "1000", "--max-in-flight-batches", "1", "--request-timeout-ms", "120000"],
+    serveArgs: [
+      "--max-wait-ms",
+      "300",
+      "--max-padding-ratio",
+      "1000",
+      "--max-in-flight-batches",
+      "1",
+      "--request-timeout-ms",
+      "120000",
+    ],
     readyWithinMs: 180_000,
     label: `${device} server`,
   });
@@ -71,7 +96,11 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
     dirs.push(path.dirname(batchLog));
     [gpu, cpu] = await Promise.all([start("webgpu", { SKT_DEBUG_BATCH_LOG: batchLog }), start("cpu")]);
     for (const server of [gpu, cpu]) {
-      await upload(server, "prompted", servableAdapterBytes(assets, { task: "prompted", variant: "prompt", seed: 3, labels: ["a", "b", "c"] }));
+      await upload(
+        server,
+        "prompted",
+        servableAdapterBytes(assets, { task: "prompted", variant: "prompt", seed: 3, labels: ["a", "b", "c"] }),
+      );
       await upload(server, "prefixed", servableAdapterBytes(assets, { task: "prefixed", variant: "prefix", seed: 4 }));
     }
   });
@@ -84,12 +113,16 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
   });
 
   it("says in /readyz and skt_device_info that it runs on WebGPU, with the adapter's name", async () => {
-    const ready = (await (await fetch(`${gpu.base}/readyz`)).json()) as { device: { device: string; requested: string; adapter: string | null } };
+    const ready = (await (await fetch(`${gpu.base}/readyz`)).json()) as {
+      device: { device: string; requested: string; adapter: string | null };
+    };
     expect(ready.device).toMatchObject({ requested: "webgpu", device: "webgpu", adapter: expect.any(String) });
     const metrics = await (await fetch(`${gpu.base}/metrics`)).text();
     const adapter = ready.device.adapter!.replace(/[\\"]/g, "\\$&");
     expect(metrics).toContain(`skt_device_info{device="webgpu",requested="webgpu",adapter="${adapter}"} 1`);
-    expect(await (await fetch(`${cpu.base}/readyz`)).json()).toMatchObject({ device: { device: "cpu", adapter: null } });
+    expect(await (await fetch(`${cpu.base}/readyz`)).json()).toMatchObject({
+      device: { device: "cpu", adapter: null },
+    });
   });
 
   it("runs prompt- and prefix-variant tasks in one batch and scores them as the CPU does", async () => {
@@ -97,7 +130,10 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
     const [cp, cx] = await Promise.all([classify(cpu, "prompted", texts), classify(cpu, "prefixed", texts)]);
     const mixedBatches = async () => {
       await new Promise((r) => setTimeout(r, 600)); // the batch log flushes every 250 ms
-      const batches = (await readFile(batchLog, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as LoggedBatch);
+      const batches = (await readFile(batchLog, "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as LoggedBatch);
       return { batches, mixed: batches.filter((b) => new Set(b.rows.map((r) => r.task)).size === 2).length };
     };
     // The first request ends a quiet spell and runs alone; the two sent while it runs share a batch.
@@ -107,15 +143,20 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
       await new Promise((r) => setTimeout(r, 50));
       const [gp, gx] = await Promise.all([classify(gpu, "prompted", texts), classify(gpu, "prefixed", texts)]);
       await occupying;
-      for (const [g, c] of [[gp, cp], [gx, cx]] as const) {
+      for (const [g, c] of [
+        [gp, cp],
+        [gx, cx],
+      ] as const) {
         g.predictions.forEach((p, i) => {
           expect(p.label).toBe(c.predictions[i].label);
-          for (const [label, score] of Object.entries(p.scores)) expect(Math.abs(score - c.predictions[i].scores[label])).toBeLessThan(SCORE_TOLERANCE);
+          for (const [label, score] of Object.entries(p.scores))
+            expect(Math.abs(score - c.predictions[i].scores[label])).toBeLessThan(SCORE_TOLERANCE);
         });
       }
       const { batches, mixed } = await mixedBatches();
       if (mixed > 0) break;
-      if (attempt === 3) expect(mixed, JSON.stringify(batches.map((b) => b.rows.map((r) => r.task)))).toBeGreaterThan(0);
+      if (attempt === 3)
+        expect(mixed, JSON.stringify(batches.map((b) => b.rows.map((r) => r.task)))).toBeGreaterThan(0);
     }
   });
 
@@ -127,7 +168,7 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
     const answers: Classified[] = [];
     // Each client keeps sending until the swap is done, then two more (however fast the GPU).
     const client = async () => {
-      for (let after = 0; after < 2; ) {
+      for (let after = 0; after < 2;) {
         answers.push(await classify(gpu, "swap", ["first text", "second text"]));
         if (swapped) after++;
       }

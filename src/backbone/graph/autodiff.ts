@@ -25,10 +25,13 @@ const isFloat = (v: Value): boolean => v.dtype === "float32" || v.dtype === "flo
  * (a zero tensor when no seed depends on it).
  */
 export function addGradients(graph: Graph, seeds: GradientSeed[], wrt: Value[]): Map<string, Value> {
-  for (const w of wrt) if (!isFloat(w)) throw new Error(`autodiff: cannot differentiate with respect to ${w.dtype} value ${w.name}`);
+  for (const w of wrt)
+    if (!isFloat(w)) throw new Error(`autodiff: cannot differentiate with respect to ${w.dtype} value ${w.name}`);
   for (const s of seeds) {
     if (s.of.dtype !== s.grad.dtype || s.of.shape.length !== s.grad.shape.length) {
-      throw new Error(`autodiff: seed for ${s.of.name} is ${s.grad.dtype}[${s.grad.shape}], value is ${s.of.dtype}[${s.of.shape}]`);
+      throw new Error(
+        `autodiff: seed for ${s.of.name} is ${s.grad.dtype}[${s.grad.shape}], value is ${s.of.dtype}[${s.of.shape}]`,
+      );
     }
   }
   const forward = graph.ops.slice(); // ops are recorded in topological order
@@ -48,7 +51,8 @@ export function addGradients(graph: Graph, seeds: GradientSeed[], wrt: Value[]):
     if (!op.outputs.some((o) => wanted.has(o.name))) continue;
     const inputs = op.inputs.filter((v) => depends.has(v.name) && isFloat(v));
     if (inputs.length === 0) continue;
-    if (!VJP_RULES[op.type]) throw new Error(`autodiff: no VJP rule for ${op.type} (on the path to ${[...op.outputs].map((o) => o.name)})`);
+    if (!VJP_RULES[op.type])
+      throw new Error(`autodiff: no VJP rule for ${op.type} (on the path to ${[...op.outputs].map((o) => o.name)})`);
     active.push(op);
     for (const v of inputs) wanted.add(v.name);
   }

@@ -61,7 +61,8 @@ export class Graph {
   /** A float initializer in the graph's float dtype (converted from whatever array is given). */
   weight(name: string, data: Float32Array | Float64Array | number[], shape: number[]): Value {
     const size = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== size) throw new Error(`graph: ${name} has ${data.length} values, shape [${shape}] needs ${size}`);
+    if (data.length !== size)
+      throw new Error(`graph: ${name} has ${data.length} values, shape [${shape}] needs ${size}`);
     const typed = this.float === "float64" ? Float64Array.from(data) : Float32Array.from(data);
     return this.addInitializer(name, this.float, shape, typed);
   }
@@ -90,44 +91,102 @@ export class Graph {
   }
 
   /** Records one op. `outs` gives each output's name hint, dtype and shape. */
-  record(type: string, inputs: Value[], attrs: Record<string, AttrValue>, outs: { name: string; dtype: DType; shape: Shape }[]): Value[] {
+  record(
+    type: string,
+    inputs: Value[],
+    attrs: Record<string, AttrValue>,
+    outs: { name: string; dtype: DType; shape: Shape }[],
+  ): Value[] {
     const outputs = outs.map((o) => this.value(o.name, o.dtype, o.shape));
-    this.ops.push(Object.freeze({ type, inputs: Object.freeze([...inputs]), outputs: Object.freeze(outputs), attrs: Object.freeze({ ...attrs }) }));
+    this.ops.push(
+      Object.freeze({
+        type,
+        inputs: Object.freeze([...inputs]),
+        outputs: Object.freeze(outputs),
+        attrs: Object.freeze({ ...attrs }),
+      }),
+    );
     return outputs;
   }
 
-  private unary(type: string, x: Value, attrs: Record<string, AttrValue> = {}, shape: Shape = x.shape, dtype: DType = x.dtype): Value {
+  private unary(
+    type: string,
+    x: Value,
+    attrs: Record<string, AttrValue> = {},
+    shape: Shape = x.shape,
+    dtype: DType = x.dtype,
+  ): Value {
     return this.record(type, [x], attrs, [{ name: type.toLowerCase(), dtype, shape }])[0];
   }
 
   private binary(type: string, a: Value, b: Value): Value {
     if (a.dtype !== b.dtype) throw new Error(`graph: ${type} of ${a.dtype} and ${b.dtype}`);
     const dtype = type === "Equal" || type === "Less" || type === "Greater" ? "bool" : a.dtype;
-    return this.record(type, [a, b], {}, [{ name: type.toLowerCase(), dtype, shape: broadcastShapes(a.shape, b.shape) }])[0];
+    return this.record(type, [a, b], {}, [
+      { name: type.toLowerCase(), dtype, shape: broadcastShapes(a.shape, b.shape) },
+    ])[0];
   }
 
-  add(a: Value, b: Value): Value { return this.binary("Add", a, b); }
-  sub(a: Value, b: Value): Value { return this.binary("Sub", a, b); }
-  mul(a: Value, b: Value): Value { return this.binary("Mul", a, b); }
-  div(a: Value, b: Value): Value { return this.binary("Div", a, b); }
-  max(a: Value, b: Value): Value { return this.binary("Max", a, b); }
-  sqrt(x: Value): Value { return this.unary("Sqrt", x); }
-  relu(x: Value): Value { return this.unary("Relu", x); }
-  tanh(x: Value): Value { return this.unary("Tanh", x); }
-  sin(x: Value): Value { return this.unary("Sin", x); }
-  cos(x: Value): Value { return this.unary("Cos", x); }
-  neg(x: Value): Value { return this.unary("Neg", x); }
-  exp(x: Value): Value { return this.unary("Exp", x); }
-  log(x: Value): Value { return this.unary("Log", x); }
-  identity(x: Value): Value { return this.unary("Identity", x); }
-  erf(x: Value): Value { return this.unary("Erf", x); }
-  sigmoid(x: Value): Value { return this.unary("Sigmoid", x); }
+  add(a: Value, b: Value): Value {
+    return this.binary("Add", a, b);
+  }
+  sub(a: Value, b: Value): Value {
+    return this.binary("Sub", a, b);
+  }
+  mul(a: Value, b: Value): Value {
+    return this.binary("Mul", a, b);
+  }
+  div(a: Value, b: Value): Value {
+    return this.binary("Div", a, b);
+  }
+  max(a: Value, b: Value): Value {
+    return this.binary("Max", a, b);
+  }
+  sqrt(x: Value): Value {
+    return this.unary("Sqrt", x);
+  }
+  relu(x: Value): Value {
+    return this.unary("Relu", x);
+  }
+  tanh(x: Value): Value {
+    return this.unary("Tanh", x);
+  }
+  sin(x: Value): Value {
+    return this.unary("Sin", x);
+  }
+  cos(x: Value): Value {
+    return this.unary("Cos", x);
+  }
+  neg(x: Value): Value {
+    return this.unary("Neg", x);
+  }
+  exp(x: Value): Value {
+    return this.unary("Exp", x);
+  }
+  log(x: Value): Value {
+    return this.unary("Log", x);
+  }
+  identity(x: Value): Value {
+    return this.unary("Identity", x);
+  }
+  erf(x: Value): Value {
+    return this.unary("Erf", x);
+  }
+  sigmoid(x: Value): Value {
+    return this.unary("Sigmoid", x);
+  }
   /** Elementwise a > b as bool. */
-  greater(a: Value, b: Value): Value { return this.binary("Greater", a, b); }
+  greater(a: Value, b: Value): Value {
+    return this.binary("Greater", a, b);
+  }
 
-  softmax(x: Value, axis = -1): Value { return this.unary("Softmax", x, { axis }); }
+  softmax(x: Value, axis = -1): Value {
+    return this.unary("Softmax", x, { axis });
+  }
 
-  cast(x: Value, to: DType): Value { return this.unary("Cast", x, { to: onnxTypeCode(to) }, x.shape, to); }
+  cast(x: Value, to: DType): Value {
+    return this.unary("Cast", x, { to: onnxTypeCode(to) }, x.shape, to);
+  }
 
   matmul(a: Value, b: Value): Value {
     if (a.shape.length < 2 || b.shape.length < 2) throw new Error("graph: MatMul wants rank ≥ 2 operands");
@@ -145,15 +204,29 @@ export class Graph {
       else if (keepdims) shape.push(1);
     });
     // Opset 17: ReduceSum takes axes as an input, ReduceMean as an attribute.
-    if (type === "ReduceSum") return this.record(type, [x, this.ints(norm)], { keepdims: keepdims ? 1 : 0 }, [{ name: "reducesum", dtype: x.dtype, shape }])[0];
-    return this.record(type, [x], { axes: norm, keepdims: keepdims ? 1 : 0 }, [{ name: "reducemean", dtype: x.dtype, shape }])[0];
+    if (type === "ReduceSum")
+      return this.record(type, [x, this.ints(norm)], { keepdims: keepdims ? 1 : 0 }, [
+        { name: "reducesum", dtype: x.dtype, shape },
+      ])[0];
+    return this.record(type, [x], { axes: norm, keepdims: keepdims ? 1 : 0 }, [
+      { name: "reducemean", dtype: x.dtype, shape },
+    ])[0];
   }
 
-  reduceMean(x: Value, axes: number[], keepdims = true): Value { return this.reduce("ReduceMean", x, axes, keepdims); }
-  reduceSum(x: Value, axes: number[], keepdims = true): Value { return this.reduce("ReduceSum", x, axes, keepdims); }
+  reduceMean(x: Value, axes: number[], keepdims = true): Value {
+    return this.reduce("ReduceMean", x, axes, keepdims);
+  }
+  reduceSum(x: Value, axes: number[], keepdims = true): Value {
+    return this.reduce("ReduceSum", x, axes, keepdims);
+  }
 
   transpose(x: Value, perm: number[]): Value {
-    return this.unary("Transpose", x, { perm }, perm.map((p) => x.shape[p]));
+    return this.unary(
+      "Transpose",
+      x,
+      { perm },
+      perm.map((p) => x.shape[p]),
+    );
   }
 
   /** `target` uses ONNX Reshape semantics (0 copies a dim, −1 infers); `shape` states the result. */
@@ -186,7 +259,9 @@ export class Graph {
     const ax = axis < 0 ? axis + shape.length : axis;
     const d = shape[ax];
     shape[ax] = typeof d === "number" ? Math.min(end, d) - start : end - start;
-    return this.record("Slice", [x, this.ints([start]), this.ints([end]), this.ints([axis])], {}, [{ name: "slice", dtype: x.dtype, shape }])[0];
+    return this.record("Slice", [x, this.ints([start]), this.ints([end]), this.ints([axis])], {}, [
+      { name: "slice", dtype: x.dtype, shape },
+    ])[0];
   }
 
   /** Splits `axis` into equal static parts. */
@@ -207,13 +282,17 @@ export class Graph {
 
   /** Element `index` of an int64 vector, as a scalar. */
   gatherScalar(x: Value, index: number): Value {
-    return this.record("Gather", [x, this.ints([index], [])], { axis: 0 }, [{ name: "gather", dtype: x.dtype, shape: [] }])[0];
+    return this.record("Gather", [x, this.ints([index], [])], { axis: 0 }, [
+      { name: "gather", dtype: x.dtype, shape: [] },
+    ])[0];
   }
 
   /** Rows of `table` ([N, …]) picked by int64 `indices` (any shape): indices.shape + table.shape[1:]. */
   gather(table: Value, indices: Value): Value {
     if (indices.dtype !== "int64") throw new Error("graph: Gather wants int64 indices");
-    return this.record("Gather", [table, indices], { axis: 0 }, [{ name: "gather", dtype: table.dtype, shape: [...indices.shape, ...table.shape.slice(1)] }])[0];
+    return this.record("Gather", [table, indices], { axis: 0 }, [
+      { name: "gather", dtype: table.dtype, shape: [...indices.shape, ...table.shape.slice(1)] },
+    ])[0];
   }
 
   /** 0, 1, … n−1 in dtype of `start`; `length` is the symbolic size. */
@@ -223,15 +302,19 @@ export class Graph {
 }
 
 function sumDims(dims: Dim[]): Dim {
-  if (dims.every((d) => typeof d === "number")) return (dims).reduce((a, b) => a + b, 0);
+  if (dims.every((d) => typeof d === "number")) return dims.reduce((a, b) => a + b, 0);
   return dims.join("+");
 }
 
 export function onnxTypeCode(dtype: DType): number {
   switch (dtype) {
-    case "float32": return 1;
-    case "int64": return 7;
-    case "bool": return 9;
-    case "float64": return 11;
+    case "float32":
+      return 1;
+    case "int64":
+      return 7;
+    case "bool":
+      return 9;
+    case "float64":
+      return 11;
   }
 }

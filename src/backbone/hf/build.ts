@@ -6,7 +6,14 @@
  */
 import path from "node:path";
 import { readFile } from "node:fs/promises";
-import { BUILD_FILES, BUILD_FORMAT, changedOutput, describeOutputs, writeBuild, type BackboneManifest } from "../build.js";
+import {
+  BUILD_FILES,
+  BUILD_FORMAT,
+  changedOutput,
+  describeOutputs,
+  writeBuild,
+  type BackboneManifest,
+} from "../build.js";
 import type { BackboneDims } from "../dims.js";
 import type { Graph } from "../graph/graph.js";
 import { toOnnxBytes } from "../graph/onnx.js";
@@ -23,7 +30,10 @@ const ONNX_INLINE_LIMIT = 2 ** 31 - 64 * 2 ** 20;
 export function onnxBytes(graph: Graph, name: string, limit = ONNX_INLINE_LIMIT): Uint8Array {
   const weightBytes = graph.initializers.reduce((n, i) => n + i.data.byteLength, 0);
   if (weightBytes > limit) {
-    throw modelError("model_too_large", `the ${name} graph holds ${(weightBytes / 2 ** 30).toFixed(2)} GiB of weights; graphs over 2 GiB need ONNX external data, which this version does not write yet`);
+    throw modelError(
+      "model_too_large",
+      `the ${name} graph holds ${(weightBytes / 2 ** 30).toFixed(2)} GiB of weights; graphs over 2 GiB need ONNX external data, which this version does not write yet`,
+    );
   }
   return toOnnxBytes(graph, name);
 }
@@ -53,11 +63,20 @@ async function readManifestIn(dir: string): Promise<BackboneManifest | null> {
 }
 
 /** Reads and validates `folder`, builds it unless a current build exists; returns the build's folder and manifest. */
-export async function ensureHfBackboneBuilt(modelsDir: string, folder: string, log: (msg: string) => void = () => {}): Promise<{ dir: string; manifest: BackboneManifest }> {
+export async function ensureHfBackboneBuilt(
+  modelsDir: string,
+  folder: string,
+  log: (msg: string) => void = () => {},
+): Promise<{ dir: string; manifest: BackboneManifest }> {
   const source = await readHfFolder(folder);
   const dir = hfBackboneDir(modelsDir, source.fingerprint);
   const existing = await readManifestIn(dir);
-  if (existing && existing.buildFormat === BUILD_FORMAT && existing.fingerprint === source.fingerprint && (await changedOutput(dir, existing)) === null) {
+  if (
+    existing &&
+    existing.buildFormat === BUILD_FORMAT &&
+    existing.fingerprint === source.fingerprint &&
+    (await changedOutput(dir, existing)) === null
+  ) {
     return { dir, manifest: existing };
   }
   log(`building ${source.config.modelType} backbone from ${folder} into ${dir}`);
@@ -65,7 +84,10 @@ export async function ensureHfBackboneBuilt(modelsDir: string, folder: string, l
   const table = wordEmbeddings(weights);
   const outputs: Record<string, Uint8Array> = {
     [BUILD_FILES.model]: onnxBytes(buildHfNetwork(weights).graph, source.config.modelType),
-    [BUILD_FILES.prefixModel]: onnxBytes(buildHfNetwork(weights, { prefix: true }).graph, `${source.config.modelType}_prefix`),
+    [BUILD_FILES.prefixModel]: onnxBytes(
+      buildHfNetwork(weights, { prefix: true }).graph,
+      `${source.config.modelType}_prefix`,
+    ),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
     [TOKENIZER_CONFIG_FILE]: new TextEncoder().encode(JSON.stringify(source.tokenizerConfig)),
     [BUILD_FILES.embeddings]: new Uint8Array(table.buffer, table.byteOffset, table.byteLength),

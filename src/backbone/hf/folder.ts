@@ -32,7 +32,12 @@ export interface HfFolder {
 
 const sha256 = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex");
 
-async function readJson(folder: string, file: string, present: Set<string>, required: boolean): Promise<Record<string, unknown> | null> {
+async function readJson(
+  folder: string,
+  file: string,
+  present: Set<string>,
+  required: boolean,
+): Promise<Record<string, unknown> | null> {
   if (!present.has(file)) {
     if (required) throw modelError("model_file_missing", `${file} is missing from ${folder}`);
     return null;
@@ -46,9 +51,11 @@ async function readJson(folder: string, file: string, present: Set<string>, requ
 }
 
 export async function readHfFolder(folder: string): Promise<HfFolder> {
-  const present = new Set(await readdir(folder).catch((e: NodeJS.ErrnoException) => {
-    throw modelError("model_folder_missing", `model folder ${folder} cannot be read (${e.code ?? e.message})`);
-  }));
+  const present = new Set(
+    await readdir(folder).catch((e: NodeJS.ErrnoException) => {
+      throw modelError("model_folder_missing", `model folder ${folder} cannot be read (${e.code ?? e.message})`);
+    }),
+  );
   const configJson = (await readJson(folder, "config.json", present, true))!;
   const config = parseFamilyConfig(configJson);
   const tokenizerJson = (await readJson(folder, "tokenizer.json", present, true))!;
@@ -56,9 +63,16 @@ export async function readHfFolder(folder: string): Promise<HfFolder> {
   const checkpoint = await SafetensorsCheckpoint.open(folder, present);
 
   const files: Record<string, string> = {};
-  for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) if (present.has(f)) files[f] = sha256(await readFile(path.join(folder, f)));
+  for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"])
+    if (present.has(f)) files[f] = sha256(await readFile(path.join(folder, f)));
   for (const [f, bytes] of checkpoint.rawFiles()) files[f] = sha256(bytes);
-  const fingerprint = sha256(JSON.stringify({ backbone: `hf:${config.modelType}`, networkVersion: HF_NETWORK_VERSION, files: Object.entries(files).sort(([a], [b]) => a.localeCompare(b)) }));
+  const fingerprint = sha256(
+    JSON.stringify({
+      backbone: `hf:${config.modelType}`,
+      networkVersion: HF_NETWORK_VERSION,
+      files: Object.entries(files).sort(([a], [b]) => a.localeCompare(b)),
+    }),
+  );
   return { folder, config, tokenizerJson, tokenizerConfig, fingerprint, files, checkpoint };
 }
 
@@ -66,7 +80,16 @@ export async function readHfFolder(folder: string): Promise<HfFolder> {
 export function readFamilyWeights(f: HfFolder): FamilyWeights {
   if (f.config.family === "bert") {
     const { prefixes, probe } = encoderPrefixes(f.config);
-    return { family: "bert", weights: readEncoderWeights(f.config, CheckpointWeights.detect(f.checkpoint, prefixes, probe)) };
+    return {
+      family: "bert",
+      weights: readEncoderWeights(f.config, CheckpointWeights.detect(f.checkpoint, prefixes, probe)),
+    };
   }
-  return { family: "llama", weights: readDecoderWeights(f.config, CheckpointWeights.detect(f.checkpoint, DECODER_PREFIXES.prefixes, DECODER_PREFIXES.probe)) };
+  return {
+    family: "llama",
+    weights: readDecoderWeights(
+      f.config,
+      CheckpointWeights.detect(f.checkpoint, DECODER_PREFIXES.prefixes, DECODER_PREFIXES.probe),
+    ),
+  };
 }

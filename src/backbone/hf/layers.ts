@@ -21,11 +21,21 @@ export function linear(g: Graph, x: Value, w: LinearWeights, name: string): Valu
   return w.bias ? g.add(y, g.weight(`${name}_bias`, w.bias, [w.out])) : y;
 }
 
-export function layerNorm(g: Graph, x: Value, scale: Float32Array, bias: Float32Array, eps: number, name: string): Value {
+export function layerNorm(
+  g: Graph,
+  x: Value,
+  scale: Float32Array,
+  bias: Float32Array,
+  eps: number,
+  name: string,
+): Value {
   const centered = g.sub(x, g.reduceMean(x, [-1]));
   const variance = g.reduceMean(g.mul(centered, centered), [-1]);
   const normed = g.div(centered, g.sqrt(g.add(variance, g.floats([eps]))));
-  return g.add(g.mul(normed, g.weight(`${name}_scale`, scale, [scale.length])), g.weight(`${name}_bias`, bias, [bias.length]));
+  return g.add(
+    g.mul(normed, g.weight(`${name}_scale`, scale, [scale.length])),
+    g.weight(`${name}_bias`, bias, [bias.length]),
+  );
 }
 
 /** Llama's RMSNorm: x / sqrt(mean(x²) + eps) · scale. */
@@ -81,7 +91,16 @@ export const MASKED = -1e9;
  * repeat_kv). Folding each group's query heads into the row axis lets one MatMul serve the
  * group without copying k and v. `bias` broadcasts against [B, heads, T, K].
  */
-export function attention(g: Graph, q: Value, k: Value, v: Value, bias: Value, heads: number, kvHeads: number, headDim: number): Value {
+export function attention(
+  g: Graph,
+  q: Value,
+  k: Value,
+  v: Value,
+  bias: Value,
+  heads: number,
+  kvHeads: number,
+  headDim: number,
+): Value {
   const [B, , T, d] = q.shape;
   const K = k.shape[2];
   const scaled = g.mul(q, g.floats([1 / Math.sqrt(headDim)]));

@@ -40,7 +40,13 @@ export interface NetworkInputs {
   prefixSlots: Value | null;
 }
 
-export function declareInputs(hidden: number, layers: number, kvHeads: number, headDim: number, opts: HfNetworkOptions): NetworkInputs {
+export function declareInputs(
+  hidden: number,
+  layers: number,
+  kvHeads: number,
+  headDim: number,
+  opts: HfNetworkOptions,
+): NetworkInputs {
   const g = new Graph(opts.float ?? "float32");
   const inputsEmbeds = g.input("inputs_embeds", g.float, [B, T, hidden]);
   const attentionMask = g.input("attention_mask", "int64", [B, T]);

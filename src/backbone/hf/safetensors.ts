@@ -12,7 +12,20 @@ import { modelError } from "./errors.js";
 export type StoredDType = "F32" | "F16" | "BF16";
 const BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2 };
 /** Widths of the other dtypes a checkpoint may carry in tensors the network never reads (e.g. BERT's int64 position_ids buffer). */
-const OTHER_BYTES: Record<string, number> = { F64: 8, I64: 8, U64: 8, I32: 4, U32: 4, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
+const OTHER_BYTES: Record<string, number> = {
+  F64: 8,
+  I64: 8,
+  U64: 8,
+  I32: 4,
+  U32: 4,
+  I16: 2,
+  U16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+};
 
 export interface TensorEntry {
   /** As stored; only F32, F16 and BF16 can be read. */
@@ -41,7 +54,8 @@ function parseFile(file: string, bytes: Uint8Array): ParsedFile {
   if (bytes.byteLength < 8) throw modelError("model_file_invalid", `${file}: shorter than a safetensors header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.byteLength - 8) throw modelError("model_file_invalid", `${file}: header length ${headerLength} runs past the end of the file`);
+  if (headerLength > bytes.byteLength - 8)
+    throw modelError("model_file_invalid", `${file}: header length ${headerLength} runs past the end of the file`);
   let header: Record<string, HeaderEntry>;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, HeaderEntry>;
@@ -52,11 +66,18 @@ function parseFile(file: string, bytes: Uint8Array): ParsedFile {
   const dataStart = 8 + headerLength;
   for (const [name, entry] of Object.entries(header)) {
     const width = BYTES[entry.dtype as StoredDType] ?? OTHER_BYTES[entry.dtype];
-    if (width === undefined) throw modelError("model_file_invalid", `${file}: tensor ${name} has unknown dtype ${JSON.stringify(entry.dtype)}`);
+    if (width === undefined)
+      throw modelError(
+        "model_file_invalid",
+        `${file}: tensor ${name} has unknown dtype ${JSON.stringify(entry.dtype)}`,
+      );
     const count = entry.shape.reduce((a, b) => a * b, 1);
     const [begin, end] = entry.data_offsets;
     if (end - begin !== count * width || dataStart + end > bytes.byteLength) {
-      throw modelError("model_file_invalid", `${file}: tensor ${name} data_offsets [${begin}, ${end}] do not fit shape [${entry.shape}] ${entry.dtype} inside the file`);
+      throw modelError(
+        "model_file_invalid",
+        `${file}: tensor ${name} data_offsets [${begin}, ${end}] do not fit shape [${entry.shape}] ${entry.dtype} inside the file`,
+      );
     }
   }
   return { header, dataStart, bytes };
@@ -102,13 +123,21 @@ export class SafetensorsCheckpoint {
     let fileNames: string[];
     let index: Record<string, string> | null = null;
     if (present.has(INDEX_FILE)) {
-      const json = JSON.parse(await readFile(path.join(folder, INDEX_FILE), "utf8")) as { weight_map?: Record<string, string> };
-      if (!json.weight_map || typeof json.weight_map !== "object") throw modelError("model_file_invalid", `${INDEX_FILE}: no weight_map`);
+      const json = JSON.parse(await readFile(path.join(folder, INDEX_FILE), "utf8")) as {
+        weight_map?: Record<string, string>;
+      };
+      if (!json.weight_map || typeof json.weight_map !== "object")
+        throw modelError("model_file_invalid", `${INDEX_FILE}: no weight_map`);
       index = json.weight_map;
       fileNames = [...new Set(Object.values(index))].sort();
       for (const f of fileNames) {
-        if (f.includes("/") || f.includes("\\") || f.startsWith(".")) throw modelError("model_file_invalid", `${INDEX_FILE}: shard name ${JSON.stringify(f)} is not a plain file name`);
-        if (!present.has(f)) throw modelError("model_file_missing", `${f} (listed in ${INDEX_FILE}) is missing from ${folder}`);
+        if (f.includes("/") || f.includes("\\") || f.startsWith("."))
+          throw modelError(
+            "model_file_invalid",
+            `${INDEX_FILE}: shard name ${JSON.stringify(f)} is not a plain file name`,
+          );
+        if (!present.has(f))
+          throw modelError("model_file_missing", `${f} (listed in ${INDEX_FILE}) is missing from ${folder}`);
       }
     } else if (present.has(SINGLE_FILE)) fileNames = [SINGLE_FILE];
     else throw modelError("model_file_missing", `${folder} has neither ${SINGLE_FILE} nor ${INDEX_FILE}`);
@@ -123,7 +152,10 @@ export class SafetensorsCheckpoint {
         tensors.set(name, { dtype: e.dtype, shape: e.shape, file: f });
       }
     }
-    if (index) for (const [name, f] of Object.entries(index)) if (!tensors.has(name)) throw modelError("tensor_missing", `${INDEX_FILE} puts ${name} in ${f}, which does not contain it`);
+    if (index)
+      for (const [name, f] of Object.entries(index))
+        if (!tensors.has(name))
+          throw modelError("tensor_missing", `${INDEX_FILE} puts ${name} in ${f}, which does not contain it`);
     return new SafetensorsCheckpoint(files, tensors);
   }
 
@@ -135,7 +167,11 @@ export class SafetensorsCheckpoint {
   read(name: string): Float32Array {
     const entry = this.tensors.get(name);
     if (!entry) throw modelError("tensor_missing", `tensor ${name} is missing from the checkpoint`);
-    if (!(entry.dtype in BYTES)) throw modelError("tensor_dtype_unsupported", `${entry.file}: tensor ${name} is ${entry.dtype}; only F32, F16 and BF16 are supported`);
+    if (!(entry.dtype in BYTES))
+      throw modelError(
+        "tensor_dtype_unsupported",
+        `${entry.file}: tensor ${name} is ${entry.dtype}; only F32, F16 and BF16 are supported`,
+      );
     const file = this.files.get(entry.file)!;
     const [begin, end] = file.header[name].data_offsets;
     return toFloat32(entry.dtype as StoredDType, file.bytes.subarray(file.dataStart + begin, file.dataStart + end));

@@ -18,7 +18,8 @@ export class CheckpointWeights {
 
   /** Picks the prefix (among `prefixes`, "" included) under which `probe` exists. */
   static detect(checkpoint: SafetensorsCheckpoint, prefixes: string[], probe: string): CheckpointWeights {
-    for (const prefix of ["", ...prefixes]) if (checkpoint.tensors.has(prefix + probe)) return new CheckpointWeights(checkpoint, prefix);
+    for (const prefix of ["", ...prefixes])
+      if (checkpoint.tensors.has(prefix + probe)) return new CheckpointWeights(checkpoint, prefix);
     const tried = ["", ...prefixes].map((p) => p + probe).join(", ");
     throw modelError("tensor_missing", `tensor ${probe} is missing from the checkpoint (looked for ${tried})`);
   }
@@ -26,7 +27,8 @@ export class CheckpointWeights {
   private resolve(name: string): string | null {
     const candidates = [this.prefix + name];
     for (const [modern, legacy] of Object.entries(LEGACY_SUFFIX)) {
-      if (name.endsWith(modern) && /LayerNorm|layer_norm/.test(name)) candidates.push(this.prefix + name.slice(0, -modern.length) + legacy);
+      if (name.endsWith(modern) && /LayerNorm|layer_norm/.test(name))
+        candidates.push(this.prefix + name.slice(0, -modern.length) + legacy);
     }
     return candidates.find((c) => this.checkpoint.tensors.has(c)) ?? null;
   }
@@ -41,7 +43,10 @@ export class CheckpointWeights {
     if (!stored) throw modelError("tensor_missing", `tensor ${this.prefix}${name} is missing from the checkpoint`);
     const actual = this.checkpoint.tensors.get(stored)!.shape;
     if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw modelError("tensor_shape_mismatch", `tensor ${stored} has shape [${actual}] but config.json implies [${shape}]`);
+      throw modelError(
+        "tensor_shape_mismatch",
+        `tensor ${stored} has shape [${actual}] but config.json implies [${shape}]`,
+      );
     }
     return this.checkpoint.read(stored);
   }

@@ -55,13 +55,19 @@ export class HfTokenizer implements BackboneTokenizer {
    */
   encodePair(text: string, pair: string, maxTokens: number): Encoded {
     const full = this.library.encode(text, { text_pair: pair, return_token_type_ids: true });
-    if (full.ids.length <= maxTokens) return { ids: full.ids, typeIds: full.token_type_ids, truncated: false, fullLength: full.ids.length };
+    if (full.ids.length <= maxTokens)
+      return { ids: full.ids, typeIds: full.token_type_ids, truncated: false, fullLength: full.ids.length };
     const first = this.ids(text);
     const second = this.ids(pair);
     // full = pre + first + mid + second + post; the three special runs stay as they are.
     const at = indexOfRun(full.ids, first);
     const bt = indexOfRun(full.ids, second, at + first.length);
-    if (at < 0 || bt < 0) throw new SktError("bad_request", "pair_not_supported", "this tokenizer's pair template could not be located around the texts; text pairs cannot be truncated");
+    if (at < 0 || bt < 0)
+      throw new SktError(
+        "bad_request",
+        "pair_not_supported",
+        "this tokenizer's pair template could not be located around the texts; text pairs cannot be truncated",
+      );
     const room = Math.max(0, maxTokens - (full.ids.length - first.length - second.length));
     let a = first;
     let b = second;
@@ -71,9 +77,26 @@ export class HfTokenizer implements BackboneTokenizer {
     }
     // Asked for with return_token_type_ids: the library always returns them then.
     const types = full.token_type_ids ?? full.ids.map(() => 0);
-    const ids = [...full.ids.slice(0, at), ...a, ...full.ids.slice(at + first.length, bt), ...b, ...full.ids.slice(bt + second.length)];
-    const typeIds = [...types.slice(0, at), ...a.map(() => types[at] ?? 0), ...types.slice(at + first.length, bt), ...b.map(() => types[bt] ?? 1), ...types.slice(bt + second.length)];
-    return { ids: ids.slice(0, maxTokens), typeIds: typeIds.slice(0, maxTokens), truncated: true, fullLength: full.ids.length };
+    const ids = [
+      ...full.ids.slice(0, at),
+      ...a,
+      ...full.ids.slice(at + first.length, bt),
+      ...b,
+      ...full.ids.slice(bt + second.length),
+    ];
+    const typeIds = [
+      ...types.slice(0, at),
+      ...a.map(() => types[at] ?? 0),
+      ...types.slice(at + first.length, bt),
+      ...b.map(() => types[bt] ?? 1),
+      ...types.slice(bt + second.length),
+    ];
+    return {
+      ids: ids.slice(0, maxTokens),
+      typeIds: typeIds.slice(0, maxTokens),
+      truncated: true,
+      fullLength: full.ids.length,
+    };
   }
 }
 

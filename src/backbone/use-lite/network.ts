@@ -21,7 +21,13 @@ export interface NetworkOptions {
 
 export interface NetworkGraph {
   graph: Graph;
-  inputs: { inputsEmbeds: Value; attentionMask: Value; prefixKeys: Value[]; prefixValues: Value[]; prefixMask: Value | null };
+  inputs: {
+    inputsEmbeds: Value;
+    attentionMask: Value;
+    prefixKeys: Value[];
+    prefixValues: Value[];
+    prefixMask: Value | null;
+  };
   outputs: { lastHiddenState: Value; pooled: Value; sentenceEmbedding: Value };
 }
 
@@ -67,7 +73,10 @@ export function buildUseLiteNetwork(w: UseLiteWeights, opts: NetworkOptions = {}
 
   const hidden = g.tanh(linear(g, pooled, w.tanh, "tanh_layer"));
   const sumSq = g.reduceSum(g.mul(hidden, hidden), [1], true);
-  const sentenceEmbedding = g.output("sentence_embedding", g.div(hidden, g.sqrt(g.max(sumSq, g.floats([w.l2Epsilon])))));
+  const sentenceEmbedding = g.output(
+    "sentence_embedding",
+    g.div(hidden, g.sqrt(g.max(sumSq, g.floats([w.l2Epsilon])))),
+  );
 
   return {
     graph: g,
@@ -85,7 +94,10 @@ function timingSignal(g: Graph, like: Value, inv: Float32Array): Value {
 }
 
 function linear(g: Graph, x: Value, d: DenseWeights, name: string): Value {
-  return g.add(g.matmul(x, g.weight(`${name}_kernel`, d.kernel, [d.in, d.out])), g.weight(`${name}_bias`, d.bias, [d.out]));
+  return g.add(
+    g.matmul(x, g.weight(`${name}_kernel`, d.kernel, [d.in, d.out])),
+    g.weight(`${name}_bias`, d.bias, [d.out]),
+  );
 }
 
 function layerNorm(g: Graph, x: Value, ln: LayerNormWeights, eps: number, name: string): Value {
@@ -101,7 +113,15 @@ function splitHeads(g: Graph, x: Value, heads: number, headDim: number): Value {
   return g.transpose(g.reshape(x, [0, 0, heads, headDim], [B, T, heads, headDim]), [0, 2, 1, 3]);
 }
 
-function transformerLayer(g: Graph, x: Value, l: AttentionLayerWeights, keyBias: Value, eps: number, prefixKey: Value | null, prefixValue: Value | null): Value {
+function transformerLayer(
+  g: Graph,
+  x: Value,
+  l: AttentionLayerWeights,
+  keyBias: Value,
+  eps: number,
+  prefixKey: Value | null,
+  prefixValue: Value | null,
+): Value {
   const n = l.residualProjection ? 0 : 1;
   const width = l.heads * l.headDim;
   const normed = layerNorm(g, x, l.attentionNorm, eps, `l${n}_attn_ln`);

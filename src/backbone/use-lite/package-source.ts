@@ -67,8 +67,15 @@ export async function readUseLitePackage(): Promise<UseLitePackage> {
       if (bytes.length !== 4 * count) throw new Error(`${USE_LITE_PACKAGE}: shards end inside weight ${entry.name}`);
       // Copy out so every array is 4-byte aligned and owns its memory.
       const copy = new Uint8Array(bytes).buffer;
-      if (entry.dtype === "float32") weights.set(entry.name, { name: entry.name, shape: entry.shape, dtype: "float32", data: new Float32Array(copy) });
-      else if (entry.dtype === "int32") weights.set(entry.name, { name: entry.name, shape: entry.shape, dtype: "int32", data: new Int32Array(copy) });
+      if (entry.dtype === "float32")
+        weights.set(entry.name, {
+          name: entry.name,
+          shape: entry.shape,
+          dtype: "float32",
+          data: new Float32Array(copy),
+        });
+      else if (entry.dtype === "int32")
+        weights.set(entry.name, { name: entry.name, shape: entry.shape, dtype: "int32", data: new Int32Array(copy) });
       else throw new Error(`${USE_LITE_PACKAGE}: unexpected dtype ${entry.dtype} for ${entry.name}`);
       offset += 4 * count;
     }
@@ -81,6 +88,7 @@ export async function readUseLitePackage(): Promise<UseLitePackage> {
 /** The one weight whose name ends with `suffix`; fails loudly when the package layout differs. */
 export function weightBySuffix(weights: Map<string, PackageWeight>, suffix: string): PackageWeight {
   const hits = [...weights.values()].filter((w) => w.name.endsWith(suffix));
-  if (hits.length !== 1) throw new Error(`USE-lite weights: expected one weight ending in ${suffix}, found ${hits.length}`);
+  if (hits.length !== 1)
+    throw new Error(`USE-lite weights: expected one weight ending in ${suffix}, found ${hits.length}`);
   return hits[0];
 }

@@ -72,7 +72,11 @@ function scalar(weights: Map<string, PackageWeight>, suffix: string): number {
 function attentionLayer(weights: Map<string, PackageWeight>, n: number): AttentionLayerWeights {
   const layer = `${ENC}/Layer_${n}/TransformerLayer`;
   const stack = `${ENC}/TransformerStack/Layer_${n}/TransformerLayer`;
-  const qkv = dense(weights, `${layer}/MultiheadAttention/qkv_transform_single/kernel/part_0`, `${layer}/MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`);
+  const qkv = dense(
+    weights,
+    `${layer}/MultiheadAttention/qkv_transform_single/kernel/part_0`,
+    `${layer}/MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`,
+  );
   const width = qkv.out / 3;
   const heads = 4;
   return {
@@ -81,8 +85,15 @@ function attentionLayer(weights: Map<string, PackageWeight>, n: number): Attenti
     queryScale: scalar(weights, `${stack}/MultiheadAttention/mul/y`),
     attentionNorm: layerNorm(weights, `${layer}/layer_prepostprocess`),
     qkv,
-    output: dense(weights, `${layer}/MultiheadAttention/output_transform_single/kernel/part_0`, `${layer}/MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`),
-    residualProjection: n === 0 ? dense(weights, `${layer}/dense/kernel/ConcatPartitions/concat`, `${layer}/dense/bias/ConcatPartitions/concat`) : null,
+    output: dense(
+      weights,
+      `${layer}/MultiheadAttention/output_transform_single/kernel/part_0`,
+      `${layer}/MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`,
+    ),
+    residualProjection:
+      n === 0
+        ? dense(weights, `${layer}/dense/kernel/ConcatPartitions/concat`, `${layer}/dense/bias/ConcatPartitions/concat`)
+        : null,
     ffnNorm: layerNorm(weights, `${layer}/FFN/layer_prepostprocess`),
     ffnIn: dense(weights, `${stack}/FFN/conv1/Tensordot/Reshape_1`, `${layer}/FFN/conv1/bias/ConcatPartitions/concat`),
     ffnOut: dense(weights, `${stack}/FFN/conv2/Tensordot/Reshape_1`, `${layer}/FFN/conv2/bias/ConcatPartitions/concat`),
@@ -95,11 +106,20 @@ export function mapUseLiteWeights(weights: Map<string, PackageWeight>): UseLiteW
     embeddings: f32(emb),
     vocabSize: emb.shape[0],
     embedDim: emb.shape[1],
-    timingInv: f32(weightBySuffix(weights, `${ENC}/TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1`)),
+    timingInv: f32(
+      weightBySuffix(weights, `${ENC}/TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1`),
+    ),
     layers: [attentionLayer(weights, 0), attentionLayer(weights, 1)],
-    tanh: dense(weights, "module/Encoder_en/hidden_layers/tanh_layer_0/weights", "module/Encoder_en/hidden_layers/tanh_layer_0/bias"),
+    tanh: dense(
+      weights,
+      "module/Encoder_en/hidden_layers/tanh_layer_0/weights",
+      "module/Encoder_en/hidden_layers/tanh_layer_0/bias",
+    ),
     l2Epsilon: scalar(weights, "hidden_layers/l2_normalize/Maximum/y"),
-    paddingBias: scalar(weights, "Layer_1/TransformerLayer/MultiheadAttention/DotProductAttention/attention_bias_ignore_padding/mul/y"),
+    paddingBias: scalar(
+      weights,
+      "Layer_1/TransformerLayer/MultiheadAttention/DotProductAttention/attention_bias_ignore_padding/mul/y",
+    ),
     layerNormEpsilon: 1e-6,
   };
 }

@@ -104,7 +104,7 @@ export class AuditLog {
   constructor(file: string, opts: AuditLogOptions = {}) {
     this.file = path.resolve(file);
     this.fsync = opts.fsync ?? true;
-    this.fs = opts.fs ?? (fsp);
+    this.fs = opts.fs ?? fsp;
     this.now = opts.now ?? (() => new Date());
   }
 

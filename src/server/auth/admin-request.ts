@@ -47,7 +47,9 @@ export function actionOf(method: string, path: string): string {
   const template = path
     .replace(/\/+$/, "")
     .split("/")
-    .map((seg, i, all) => (i === 3 && all[2] === "adapters" && all[1] === "admin" ? "{task}" : /^\d+$/.test(seg) ? "{n}" : seg))
+    .map((seg, i, all) =>
+      i === 3 && all[2] === "adapters" && all[1] === "admin" ? "{task}" : /^\d+$/.test(seg) ? "{n}" : seg,
+    )
     .join("/")
     .slice(0, 200);
   const key = `${method} ${template}`;

@@ -23,9 +23,7 @@ interface Window {
   refused: boolean;
 }
 
-export type LimiterVerdict =
-  | { blocked: false }
-  | { blocked: true; retryAfterSeconds: number; firstRefusal: boolean };
+export type LimiterVerdict = { blocked: false } | { blocked: true; retryAfterSeconds: number; firstRefusal: boolean };
 
 export const DEFAULT_FAILURE_WINDOW_MS = 60_000;
 export const DEFAULT_MAX_TRACKED_CLIENTS = 10_000;

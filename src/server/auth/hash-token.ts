@@ -23,7 +23,9 @@ function usage(message: string): SktError {
 /** The entry for `token` (pure; the command below does the I/O). */
 export function tokenEntry(token: string, opts: { name: string; scopes: Scope[]; tasks: string }): TokenFileEntry {
   if (!TOKEN_PATTERN.test(token)) {
-    throw usage("the token may contain only A-Z a-z 0-9 . _ ~ + / - (optionally ending in =), or no client can send it");
+    throw usage(
+      "the token may contain only A-Z a-z 0-9 . _ ~ + / - (optionally ending in =), or no client can send it",
+    );
   }
   if (token.length < MIN_TOKEN_LENGTH) throw usage(`the token is shorter than ${MIN_TOKEN_LENGTH} characters`);
   const entry = { name: opts.name, sha256: sha256Hex(token), scopes: opts.scopes, tasks: opts.tasks };
@@ -52,9 +54,11 @@ export async function hashTokenCommand(
   }
   if (!values.name) throw usage("--name is required");
   const scopes = (values.scopes ?? "read").split(",").map((s) => s.trim());
-  for (const s of scopes) if (!(SCOPES as readonly string[]).includes(s)) throw usage(`unknown scope "${s}" (use ${SCOPES.join(", ")})`);
+  for (const s of scopes)
+    if (!(SCOPES as readonly string[]).includes(s)) throw usage(`unknown scope "${s}" (use ${SCOPES.join(", ")})`);
   const chunks: string[] = [];
-  for await (const chunk of io.stdin) chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+  for await (const chunk of io.stdin)
+    chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
   const token = (chunks.join("").split(/\r?\n/)[0] ?? "").trim();
   if (token === "") throw usage("no token on stdin");
   const entry = tokenEntry(token, { name: values.name, scopes: scopes as Scope[], tasks: values.tasks ?? "*" });

@@ -75,17 +75,29 @@ export function adminAuth({ tokens, limiter }: AdminAuthOptions): MiddlewareHand
     c.set("admin", who);
     const scope = requiredScope(c.req.method, c.req.path);
     if (!who.scopes.has(scope)) {
-      return errorResponse(c, 403, "insufficient_scope", `Token "${who.name}" lacks the "${scope}" scope this route needs.`, {
-        token: who.name,
-        scope,
-      });
+      return errorResponse(
+        c,
+        403,
+        "insufficient_scope",
+        `Token "${who.name}" lacks the "${scope}" scope this route needs.`,
+        {
+          token: who.name,
+          scope,
+        },
+      );
     }
     const task = taskSegment(c.req.path) ?? (c.req.path === "/admin/audit" ? c.req.query("task") : undefined);
     if (task !== undefined && !globMatches(who.tasks, task)) {
-      return errorResponse(c, 403, "task_not_allowed", `Token "${who.name}" may only act on tasks matching "${who.tasks}".`, {
-        token: who.name,
-        tasks: who.tasks,
-      });
+      return errorResponse(
+        c,
+        403,
+        "task_not_allowed",
+        `Token "${who.name}" may only act on tasks matching "${who.tasks}".`,
+        {
+          token: who.name,
+          tasks: who.tasks,
+        },
+      );
     }
     await next();
   };

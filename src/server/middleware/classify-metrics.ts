@@ -16,7 +16,11 @@ export function taskLabel(service: InferenceService, metrics: SktMetrics, task: 
 }
 
 /** `fixedLabel`: the `task` label for a route that serves no task (e.g. "__embed__" for /embed). */
-export function classifyMetrics(service: InferenceService, metrics: SktMetrics, fixedLabel?: string): MiddlewareHandler<AppEnv> {
+export function classifyMetrics(
+  service: InferenceService,
+  metrics: SktMetrics,
+  fixedLabel?: string,
+): MiddlewareHandler<AppEnv> {
   return async function classifyMetrics(c, next) {
     const start = performance.now();
     try {

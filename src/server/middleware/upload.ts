@@ -21,7 +21,8 @@ export function uploadMetrics(metrics: SktMetrics): MiddlewareHandler<AppEnv> {
       await next();
     } finally {
       const status = c.res.status;
-      const outcome = status === CLIENT_CLOSED_STATUS ? "client_closed" : status < 400 ? "ok" : status < 500 ? "invalid" : "error";
+      const outcome =
+        status === CLIENT_CLOSED_STATUS ? "client_closed" : status < 400 ? "ok" : status < 500 ? "invalid" : "error";
       metrics.uploads.inc({ outcome });
     }
   };
@@ -43,6 +44,11 @@ export function requireOctetStream(): MiddlewareHandler<AppEnv> {
 
 export function uploadLimit(maxBytes: number): MiddlewareHandler<AppEnv> {
   return bodySizeLimit(maxBytes, () => {
-    throw new SktError("too_large", "upload_too_large", `Adapter uploads are limited to ${maxBytes} bytes (SKT_MAX_UPLOAD_BYTES).`, { limit: maxBytes });
+    throw new SktError(
+      "too_large",
+      "upload_too_large",
+      `Adapter uploads are limited to ${maxBytes} bytes (SKT_MAX_UPLOAD_BYTES).`,
+      { limit: maxBytes },
+    );
   });
 }

@@ -29,7 +29,9 @@ const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
 /** What every admin route can answer besides its own errors. */
 export const adminErrors = {
   ...ADMIN_AUTH_ERRORS,
-  503: errorContent("Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`)"),
+  503: errorContent(
+    "Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`)",
+  ),
 } as const;
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
@@ -38,7 +40,8 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openAPIRegistry.registerComponent("securitySchemes", ADMIN_SECURITY_SCHEME, {
     type: "http",
     scheme: "bearer",
-    description: "SKT_ADMIN_TOKEN, or a token whose sha256 is in SKT_ADMIN_TOKENS_FILE (scoped by read/write/traffic and a task glob).",
+    description:
+      "SKT_ADMIN_TOKEN, or a token whose sha256 is in SKT_ADMIN_TOKENS_FILE (scoped by read/write/traffic and a task glob).",
   });
   const security = [{ [ADMIN_SECURITY_SCHEME]: [] }];
 
@@ -58,7 +61,10 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
         description: "One page of tasks and current versions",
         content: {
           "application/json": {
-            schema: z.object({ adapters: z.array(z.object({ task: z.string(), version: z.number().int() })), ...pageFields }),
+            schema: z.object({
+              adapters: z.array(z.object({ task: z.string(), version: z.number().int() })),
+              ...pageFields,
+            }),
           },
         },
       },
@@ -72,7 +78,14 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     const allowed = c.get("admin")?.tasks ?? "*";
     const match = allowed === "*" ? undefined : (task: string) => globMatches(allowed, task);
     const page = await service.listTasks({ ...pageRequest(c.req.valid("query")), ...(match ? { match } : {}) });
-    return c.json({ adapters: page.tasks.map((t) => ({ task: t.task, version: t.version })), total: page.total, next_cursor: encodeCursor(page.last) }, 200);
+    return c.json(
+      {
+        adapters: page.tasks.map((t) => ({ task: t.task, version: t.version })),
+        total: page.total,
+        next_cursor: encodeCursor(page.last),
+      },
+      200,
+    );
   });
 
   const details = createRoute({
@@ -127,7 +140,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       ...adminErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
-      422: errorContent("The file failed adapter validation, or its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`)"),
+      422: errorContent(
+        "The file failed adapter validation, or its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`)",
+      ),
       507: errorContent("The disk refused the write"),
       ...COMMON_ERRORS,
     },
@@ -141,7 +156,10 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     noteAudit(c, { sha256: sha256OfBytes(bytes) });
     const info = await service.upload(task, bytes);
     noteAudit(c, { version: info.version });
-    deps.logger.info({ reqId: c.get("requestId"), task, version: info.version, bytes: bytes.byteLength }, "adapter uploaded");
+    deps.logger.info(
+      { reqId: c.get("requestId"), task, version: info.version, bytes: bytes.byteLength },
+      "adapter uploaded",
+    );
     return c.json(taskInfoJson(info), 201);
   });
 
@@ -170,7 +188,9 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       400: errorContent(`Invalid task name or body, or ${NOT_BEARER}`),
       ...adminErrors,
       404: errorContent("Unknown task or version"),
-      409: errorContent("No earlier version to roll back to (`no_previous_version`), or the version named is already current (`version_is_current`)"),
+      409: errorContent(
+        "No earlier version to roll back to (`no_previous_version`), or the version named is already current (`version_is_current`)",
+      ),
       415: errorContent("A body whose Content-Type is not application/json"),
       422: errorContent("The version to restore failed validation when it was loaded"),
       507: errorContent("Reading the version or writing the current-version pointer failed"),
@@ -194,7 +214,8 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     tags: ["admin"],
     security,
     summary: "Make any stored version current (earlier or later than the current one)",
-    description: "Prepared and probed like a rollback before the current-version pointer moves; a failure changes nothing.",
+    description:
+      "Prepared and probed like a rollback before the current-version pointer moves; a failure changes nothing.",
     request: {
       params: TaskParam,
       body: {

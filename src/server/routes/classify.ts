@@ -31,7 +31,11 @@ export function classifyBodyLimit(config: ServerConfig): number {
  * `metricsLabel`), the body cap, and the backstop timeout that aborts the engine call (408 when the
  * body was still arriving: the client was too slow, not the server).
  */
-export function inferenceMiddleware(deps: AppDeps, bodyLimit: number, metricsLabel?: string): MiddlewareHandler<AppEnv>[] {
+export function inferenceMiddleware(
+  deps: AppDeps,
+  bodyLimit: number,
+  metricsLabel?: string,
+): MiddlewareHandler<AppEnv>[] {
   const { service, metrics, config } = deps;
   return [
     classifyMetrics(service, metrics, metricsLabel),
@@ -41,10 +45,18 @@ export function inferenceMiddleware(deps: AppDeps, bodyLimit: number, metricsLab
     timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (untyped) => {
       const c = untyped as Context<AppEnv & { Bindings: Partial<HttpBindings> }>;
       if (c.env?.incoming && !c.env.incoming.complete) {
-        const err = new SktError("request_timeout", "request_timeout", `The request body was not received completely within ${config.requestTimeoutMs} ms.`);
+        const err = new SktError(
+          "request_timeout",
+          "request_timeout",
+          `The request body was not received completely within ${config.requestTimeoutMs} ms.`,
+        );
         return new HTTPException(408, { message: err.message, cause: err });
       }
-      const err = new SktError("timeout", "timeout", `The request did not finish within ${config.requestTimeoutMs} ms.`);
+      const err = new SktError(
+        "timeout",
+        "timeout",
+        `The request did not finish within ${config.requestTimeoutMs} ms.`,
+      );
       c.get("abort")?.abort(err);
       return new HTTPException(504, { message: "deadline passed", cause: err });
     }),
@@ -72,7 +84,8 @@ export async function withClientAbort<T>(c: Context<AppEnv>, work: (signal: Abor
   const abort = new AbortController();
   c.set("abort", abort);
   const client = c.req.raw.signal;
-  const onClientAbort = () => abort.abort(new SktError("client_closed", "client_closed", "The client closed the connection."));
+  const onClientAbort = () =>
+    abort.abort(new SktError("client_closed", "client_closed", "The client closed the connection."));
   if (client.aborted) onClientAbort();
   else client.addEventListener("abort", onClientAbort, { once: true });
   try {
@@ -105,7 +118,11 @@ function classifySchemas(config: ServerConfig) {
     })
     .superRefine((b, ctx) => {
       if ((b.text === undefined) === (b.texts === undefined)) {
-        ctx.addIssue({ code: "custom", path: [], message: "provide exactly one of `text` (a string) or `texts` (a list of strings)" });
+        ctx.addIssue({
+          code: "custom",
+          path: [],
+          message: "provide exactly one of `text` (a string) or `texts` (a list of strings)",
+        });
         return;
       }
       if (b.text_pair !== undefined && b.text_pairs !== undefined) {
@@ -130,7 +147,10 @@ export const PredictionSchema = z
   .object({
     label: z.string().optional().openapi({ description: "Classification: the top label." }),
     score: z.number().optional().openapi({ description: "Classification: the top label's probability." }),
-    scores: z.record(z.string(), z.number()).optional().openapi({ description: "Classification: every label's probability." }),
+    scores: z
+      .record(z.string(), z.number())
+      .optional()
+      .openapi({ description: "Classification: every label's probability." }),
     value: z.number().optional().openapi({ description: "Regression: the predicted value." }),
     tokens: z.number().int().openapi({ description: "Text tokens actually used." }),
     truncated: z.boolean().openapi({ description: "True when the input was cut to the adapter's max length." }),
@@ -177,10 +197,15 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
       body: { required: true, content: { "application/json": { schema: body } } },
     },
     responses: {
-      200: { description: "Predictions, one per text", content: { "application/json": { schema: ClassifyResponseSchema } } },
+      200: {
+        description: "Predictions, one per text",
+        content: { "application/json": { schema: ClassifyResponseSchema } },
+      },
       400: errorContent("Invalid body, task name or malformed JSON"),
       404: errorContent("Unknown task"),
-      409: errorContent("The task's current adapter is invalid on this server (`adapter_invalid`): an admin must upload a new version or roll back; retrying does not help"),
+      409: errorContent(
+        "The task's current adapter is invalid on this server (`adapter_invalid`): an admin must upload a new version or roll back; retrying does not help",
+      ),
       422: errorContent("The task's stored adapter failed validation when it was loaded"),
       507: errorContent("Reading the task's adapter from disk failed"),
       ...INFERENCE_ERRORS,

@@ -20,9 +20,11 @@ function embedBodyLimit(config: ServerConfig): number {
 
 export const EmbedResponseSchema = z
   .object({
-    model: z.string().openapi({ description: "The backbone: \"use-lite\" or the model folder's name." }),
+    model: z.string().openapi({ description: 'The backbone: "use-lite" or the model folder\'s name.' }),
     embeddings: z.array(z.array(z.number())).openapi({ description: "One vector per text, in request order." }),
-    tokens: z.array(z.number().int()).openapi({ description: "Tokens each text ran with (special tokens included, after truncation to the model's positions)." }),
+    tokens: z.array(z.number().int()).openapi({
+      description: "Tokens each text ran with (special tokens included, after truncation to the model's positions).",
+    }),
   })
   .openapi("EmbedResponse");
 
@@ -36,7 +38,12 @@ export function registerEmbedRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       normalize: z.boolean().optional().openapi({ description: "Scale each vector to unit length (default false)." }),
     })
     .superRefine((b, ctx) => {
-      if ((b.text === undefined) === (b.texts === undefined)) ctx.addIssue({ code: "custom", path: [], message: "provide exactly one of `text` (a string) or `texts` (a list of strings)" });
+      if ((b.text === undefined) === (b.texts === undefined))
+        ctx.addIssue({
+          code: "custom",
+          path: [],
+          message: "provide exactly one of `text` (a string) or `texts` (a list of strings)",
+        });
     })
     .openapi("EmbedRequest");
 
@@ -63,7 +70,12 @@ export function registerEmbedRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openapi(route, async (c) => {
     const b = c.req.valid("json");
     const texts = b.texts ?? [b.text!];
-    const result = await withClientAbort(c, (signal) => service.embed({ texts, normalize: b.normalize ?? false, deadline: Date.now() + config.requestTimeoutMs, signal }));
-    return c.json({ model: result.model, embeddings: result.embeddings.map((v) => Array.from(v)), tokens: result.tokens }, 200);
+    const result = await withClientAbort(c, (signal) =>
+      service.embed({ texts, normalize: b.normalize ?? false, deadline: Date.now() + config.requestTimeoutMs, signal }),
+    );
+    return c.json(
+      { model: result.model, embeddings: result.embeddings.map((v) => Array.from(v)), tokens: result.tokens },
+      200,
+    );
   });
 }

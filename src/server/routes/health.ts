@@ -43,7 +43,10 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
                 .object({
                   requested: z.enum(DEVICE_SETTINGS).openapi({ description: "The SKT_DEVICE setting" }),
                   device: z.enum(["cpu", "webgpu", "cuda"]).openapi({ description: "Where the backbone runs" }),
-                  adapter: z.string().nullable().openapi({ description: "The GPU adapter's name (WebGPU), null when none or unknown" }),
+                  adapter: z
+                    .string()
+                    .nullable()
+                    .openapi({ description: "The GPU adapter's name (WebGPU), null when none or unknown" }),
                   reason: z.string().openapi({ description: "Why this device was chosen" }),
                 })
                 .nullable(),

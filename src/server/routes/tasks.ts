@@ -26,6 +26,9 @@ export function registerTaskRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): voi
   });
   app.openapi(route, async (c) => {
     const page = await deps.service.listTasks(pageRequest(c.req.valid("query")));
-    return c.json({ tasks: page.tasks.map(taskListingJson), total: page.total, next_cursor: encodeCursor(page.last) }, 200);
+    return c.json(
+      { tasks: page.tasks.map(taskListingJson), total: page.total, next_cursor: encodeCursor(page.last) },
+      200,
+    );
   });
 }

@@ -29,7 +29,10 @@ async function lines(file: string): Promise<AuditEntry[]> {
   const text = await fsp.readFile(file, "utf8");
   expect(text.endsWith("\n")).toBe(true);
   // An empty line is allowed: a second writer can see the other's append half-way and start a fresh line.
-  return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as AuditEntry);
+  return text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l) as AuditEntry);
 }
 
 /** fs whose writes are counted, and can be made to fail. */
@@ -65,10 +68,16 @@ describe("AuditLog appends", () => {
     let t = Date.parse("2026-01-01T00:00:00Z");
     const log = new AuditLog(file, { fs, now: () => new Date(t++) });
     const n = 500;
-    await Promise.all(Array.from({ length: n }, (_, i) => log.append(fields(i, { path: `/admin/adapters/t${i}/${"x".repeat(i % 97)}` }))));
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        log.append(fields(i, { path: `/admin/adapters/t${i}/${"x".repeat(i % 97)}` })),
+      ),
+    );
     const got = await lines(file);
     expect(got.map((e) => e.request_id)).toEqual(Array.from({ length: n }, (_, i) => `r${i}`));
-    expect(got.map((e) => e.path)).toEqual(Array.from({ length: n }, (_, i) => `/admin/adapters/t${i}/${"x".repeat(i % 97)}`));
+    expect(got.map((e) => e.path)).toEqual(
+      Array.from({ length: n }, (_, i) => `/admin/adapters/t${i}/${"x".repeat(i % 97)}`),
+    );
     // Time order = file order.
     const times = got.map((e) => Date.parse(e.time));
     expect([...times].sort((a, b) => a - b)).toEqual(times);
@@ -81,9 +90,7 @@ describe("AuditLog appends", () => {
     const file = tmpFile();
     const a = new AuditLog(file);
     const b = new AuditLog(file);
-    await Promise.all(
-      Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).append(fields(i))),
-    );
+    await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).append(fields(i))));
     const got = await lines(file);
     expect(got.map((e) => e.request_id).sort()).toEqual(Array.from({ length: 200 }, (_, i) => `r${i}`).sort());
   });
@@ -124,7 +131,9 @@ describe("AuditLog.query", () => {
           return [];
         }
       });
-    const match = all.filter((e) => (q.since === undefined || Date.parse(e.time) >= q.since) && (!q.filter || q.filter(e)));
+    const match = all.filter(
+      (e) => (q.since === undefined || Date.parse(e.time) >= q.since) && (!q.filter || q.filter(e)),
+    );
     return { entries: match.slice(Math.max(0, match.length - q.limit)), truncated: match.length > q.limit };
   }
 
@@ -135,7 +144,9 @@ describe("AuditLog.query", () => {
     const log = new AuditLog(file, { fsync: false, now: () => new Date((t += 1000)) });
     // ~3000 entries of varying size (several 64 KiB chunks; lines straddle chunk boundaries).
     for (let i = 0; i < 3000; i += 100) {
-      await Promise.all(Array.from({ length: 100 }, (_, j) => log.append(fields(i + j, { path: `/p/${"y".repeat((i + j) % 300)}` }))));
+      await Promise.all(
+        Array.from({ length: 100 }, (_, j) => log.append(fields(i + j, { path: `/p/${"y".repeat((i + j) % 300)}` }))),
+      );
     }
     const cases = [
       { limit: 1 },

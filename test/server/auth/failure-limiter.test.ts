@@ -32,7 +32,7 @@ describe("FailureLimiter", () => {
     // Reference: fixed window from a client's first failure.
     const ref = new Map<string, { start: number; n: number }>();
     let seed = 42;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let step = 0; step < 5000; step++) {
       c.t += Math.floor(rnd() * 700);
       const client = `10.0.0.${Math.floor(rnd() * 3)}`;

@@ -28,7 +28,12 @@ const file = (entries: unknown) => ({ path: "tokens.json", text: JSON.stringify(
 
 /** Naive reference: the glob as a regular expression. */
 function globRegex(glob: string): RegExp {
-  return new RegExp(`^${glob.split("*").map((p) => p.replace(/[-]/g, "\\-")).join(".*")}$`);
+  return new RegExp(
+    `^${glob
+      .split("*")
+      .map((p) => p.replace(/[-]/g, "\\-"))
+      .join(".*")}$`,
+  );
 }
 
 describe("globMatches", () => {
@@ -51,14 +56,22 @@ describe("globMatches", () => {
     const ch = fc.constantFrom("a", "b", "-", "1");
     const glob = fc.array(fc.oneof(ch, fc.constant("*")), { minLength: 1, maxLength: 8 }).map((a) => a.join(""));
     const name = fc.array(ch, { minLength: 0, maxLength: 10 }).map((a) => a.join(""));
-    fc.assert(fc.property(glob, name, (g, n) => globMatches(g, n) === globRegex(g).test(n)), { numRuns: 3000 });
+    fc.assert(
+      fc.property(glob, name, (g, n) => globMatches(g, n) === globRegex(g).test(n)),
+      { numRuns: 3000 },
+    );
   });
 });
 
 describe("AdminTokens", () => {
   const entries = [
     { name: "reader", sha256: hex("reader-token-0123456789"), scopes: ["read"] },
-    { name: "team-a", sha256: hex("team-a-token-0123456789").toUpperCase(), scopes: ["read", "write"], tasks: "team-a-*" },
+    {
+      name: "team-a",
+      sha256: hex("team-a-token-0123456789").toUpperCase(),
+      scopes: ["read", "write"],
+      tasks: "team-a-*",
+    },
   ];
 
   it("authenticates by hash, with the entry's scopes and glob (default *)", () => {
@@ -94,15 +107,43 @@ describe("AdminTokens", () => {
   it.each([
     ["not JSON", "{", /is not valid JSON/],
     ["not a list", JSON.stringify({ name: "x" }), /must hold a JSON list/],
-    ["bad hash", JSON.stringify([{ name: "ci", sha256: "abc", scopes: ["read"] }]), /entry 0 \("ci"\): sha256: must be the token's sha256/],
-    ["unknown scope", JSON.stringify([entries[0], { name: "ci", sha256: hex("x"), scopes: ["admin"] }]), /entry 1 \("ci"\): scopes\.0: each scope must be one of: read, write, traffic/],
-    ["no scopes", JSON.stringify([{ name: "ci", sha256: hex("x"), scopes: [] }]), /entry 0 \("ci"\): scopes: must list at least one scope/],
+    [
+      "bad hash",
+      JSON.stringify([{ name: "ci", sha256: "abc", scopes: ["read"] }]),
+      /entry 0 \("ci"\): sha256: must be the token's sha256/,
+    ],
+    [
+      "unknown scope",
+      JSON.stringify([entries[0], { name: "ci", sha256: hex("x"), scopes: ["admin"] }]),
+      /entry 1 \("ci"\): scopes\.0: each scope must be one of: read, write, traffic/,
+    ],
+    [
+      "no scopes",
+      JSON.stringify([{ name: "ci", sha256: hex("x"), scopes: [] }]),
+      /entry 0 \("ci"\): scopes: must list at least one scope/,
+    ],
     ["typo'd key", JSON.stringify([{ name: "ci", sha256: hex("x"), scope: ["read"] }]), /entry 0 \("ci"\):.*scope/],
-    ["bad glob", JSON.stringify([{ name: "ci", sha256: hex("x"), scopes: ["read"], tasks: "../*" }]), /entry 0 \("ci"\): tasks: must be a task-name glob/],
+    [
+      "bad glob",
+      JSON.stringify([{ name: "ci", sha256: hex("x"), scopes: ["read"], tasks: "../*" }]),
+      /entry 0 \("ci"\): tasks: must be a task-name glob/,
+    ],
     ["bad name", JSON.stringify([{ name: "a b", sha256: hex("x"), scopes: ["read"] }]), /entry 0 \("a b"\): name:/],
-    ["duplicate name", JSON.stringify([entries[0], { ...entries[0], sha256: hex("y") }]), /entry 1 \("reader"\): the name is used twice/],
-    ["duplicate hash", JSON.stringify([entries[0], { ...entries[0], name: "other" }]), /entry 1 \("other"\): the same token hash appears twice/],
-    ["admin clash", JSON.stringify([{ ...entries[0], name: "admin" }]), /entry 0 \("admin"\): the name is used twice \("admin" is SKT_ADMIN_TOKEN's name\)/],
+    [
+      "duplicate name",
+      JSON.stringify([entries[0], { ...entries[0], sha256: hex("y") }]),
+      /entry 1 \("reader"\): the name is used twice/,
+    ],
+    [
+      "duplicate hash",
+      JSON.stringify([entries[0], { ...entries[0], name: "other" }]),
+      /entry 1 \("other"\): the same token hash appears twice/,
+    ],
+    [
+      "admin clash",
+      JSON.stringify([{ ...entries[0], name: "admin" }]),
+      /entry 0 \("admin"\): the name is used twice \("admin" is SKT_ADMIN_TOKEN's name\)/,
+    ],
   ])("refuses a file with %s, naming the file and the entry", (_what, text, message) => {
     let err: unknown;
     try {
@@ -154,12 +195,14 @@ describe("hash-token", () => {
     [["--name", "ci", "--tasks", "A*"], "a-long-enough-token-123", /tasks: must be a task-name glob/],
     [["--name", "ci", "--bogus"], "a-long-enough-token-123", /Unknown option/],
   ])("refuses %j", async (argv, stdin, message) => {
-    await expect(
-      hashTokenCommand(argv, { stdin: lines(stdin), stdout: { write: () => undefined } }),
-    ).rejects.toThrow(message);
+    await expect(hashTokenCommand(argv, { stdin: lines(stdin), stdout: { write: () => undefined } })).rejects.toThrow(
+      message,
+    );
   });
 
   it("tokenEntry is deterministic and matches node's sha256", () => {
-    expect(tokenEntry("0123456789abcdefXYZ", { name: "x", scopes: ["traffic"], tasks: "*" }).sha256).toBe(hex("0123456789abcdefXYZ"));
+    expect(tokenEntry("0123456789abcdefXYZ", { name: "x", scopes: ["traffic"], tasks: "*" }).sha256).toBe(
+      hex("0123456789abcdefXYZ"),
+    );
   });
 });

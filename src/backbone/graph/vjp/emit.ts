@@ -11,9 +11,18 @@ const isStatic = (s: Shape): s is readonly number[] => s.every((d) => typeof d =
 export class Emit {
   private readonly scalars = new Map<number, Value>();
 
-  constructor(readonly g: Graph, private readonly constants: ReadonlyMap<string, TensorData>) {}
+  constructor(
+    readonly g: Graph,
+    private readonly constants: ReadonlyMap<string, TensorData>,
+  ) {}
 
-  op(type: string, inputs: Value[], attrs: Record<string, number | number[]>, shape: Shape, dtype: DType = this.g.float): Value {
+  op(
+    type: string,
+    inputs: Value[],
+    attrs: Record<string, number | number[]>,
+    shape: Shape,
+    dtype: DType = this.g.float,
+  ): Value {
     return this.g.record(type, inputs, attrs, [{ name: `grad_${type.toLowerCase()}`, dtype, shape }])[0];
   }
 

@@ -18,7 +18,22 @@ export interface VjpContext {
 export type VjpRule = (c: VjpContext) => (Value | null)[];
 
 /** Ops whose float outputs are piecewise constant or index-valued in their float inputs. */
-export const NO_GRADIENT_OPS = new Set(["Range", "Shape", "Size", "Floor", "Ceil", "Round", "Sign", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "NonZero", "ConstantOfShape"]);
+export const NO_GRADIENT_OPS = new Set([
+  "Range",
+  "Shape",
+  "Size",
+  "Floor",
+  "Ceil",
+  "Round",
+  "Sign",
+  "Equal",
+  "Less",
+  "Greater",
+  "LessOrEqual",
+  "GreaterOrEqual",
+  "NonZero",
+  "ConstantOfShape",
+]);
 
 const when = (need: boolean, f: () => Value): Value | null => (need ? f() : null);
 
@@ -55,7 +70,23 @@ function reduceRule(c: VjpContext): (Value | null)[] {
   if (!keep) d = e.g.unsqueeze(d, axes);
   if (op.type === "ReduceMean") {
     const count = staticSize(axes.map((a) => x.shape[a]));
-    const n = count !== null ? e.scalar(count) : e.op("Cast", [e.op("ReduceProd", [e.op("Gather", [e.g.shapeOf(x), e.g.ints(axes)], { axis: 0 }, [axes.length], "int64")], { keepdims: 0 }, [], "int64")], { to: onnxTypeCode(e.g.float) }, []);
+    const n =
+      count !== null
+        ? e.scalar(count)
+        : e.op(
+            "Cast",
+            [
+              e.op(
+                "ReduceProd",
+                [e.op("Gather", [e.g.shapeOf(x), e.g.ints(axes)], { axis: 0 }, [axes.length], "int64")],
+                { keepdims: 0 },
+                [],
+                "int64",
+              ),
+            ],
+            { to: onnxTypeCode(e.g.float) },
+            [],
+          );
     d = e.g.div(d, n);
   }
   return [e.expandLike(d, x)];
@@ -80,8 +111,16 @@ function concatRule(c: VjpContext): (Value | null)[] {
   const dims = op.inputs.map((x) => x.shape[axis]);
   const sizes = dims.every((d) => typeof d === "number")
     ? e.g.ints(dims, [dims.length], "grad_split")
-    : e.g.concat(op.inputs.map((x) => e.dimOf(x, axis)), 0);
-  const parts = e.g.record("Split", [c.dy[0]!, sizes], { axis }, op.inputs.map((x) => ({ name: "grad_split", dtype: e.g.float, shape: x.shape })));
+    : e.g.concat(
+        op.inputs.map((x) => e.dimOf(x, axis)),
+        0,
+      );
+  const parts = e.g.record(
+    "Split",
+    [c.dy[0]!, sizes],
+    { axis },
+    op.inputs.map((x) => ({ name: "grad_split", dtype: e.g.float, shape: x.shape })),
+  );
   return parts.map((p, i) => (needs(i) ? p : null));
 }
 
@@ -109,7 +148,11 @@ function sliceRule(c: VjpContext): (Value | null)[] {
   const pad = (v: number) => e.g.ints([v], [1], "grad_pad");
   for (let i = 0; i < rank; i++) {
     const k = axes.findIndex((a) => normAxis(a, rank) === i);
-    if (k < 0) { before.push(pad(0)); after.push(pad(0)); continue; }
+    if (k < 0) {
+      before.push(pad(0));
+      after.push(pad(0));
+      continue;
+    }
     const n = x.shape[i];
     if (typeof n === "number") {
       const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
@@ -121,7 +164,10 @@ function sliceRule(c: VjpContext): (Value | null)[] {
     // Run time: before = clamp(start, 0, n); after = n − before − len(y).
     const s = starts[k];
     const dim = e.dimOf(x, i);
-    const b = s >= 0 ? e.op("Min", [pad(s), dim], {}, [1], "int64") : e.op("Max", [e.g.add(dim, pad(s)), pad(0)], {}, [1], "int64");
+    const b =
+      s >= 0
+        ? e.op("Min", [pad(s), dim], {}, [1], "int64")
+        : e.op("Max", [e.g.add(dim, pad(s)), pad(0)], {}, [1], "int64");
     before.push(b);
     after.push(e.g.sub(e.g.sub(dim, b), e.op("Shape", [y], { start: i, end: i + 1 }, [1], "int64")));
   }
@@ -197,7 +243,9 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Sin: unary(({ e }, x, _y, d) => e.g.mul(d, e.g.cos(x))),
   Cos: unary(({ e }, x, _y, d) => e.g.neg(e.g.mul(d, e.g.sin(x)))),
   // erf'(x) = 2/√π · exp(−x²)
-  Erf: unary(({ e }, x, _y, d) => e.g.mul(d, e.g.mul(e.g.exp(e.g.neg(e.g.mul(x, x))), e.scalar(2 / Math.sqrt(Math.PI))))),
+  Erf: unary(({ e }, x, _y, d) =>
+    e.g.mul(d, e.g.mul(e.g.exp(e.g.neg(e.g.mul(x, x))), e.scalar(2 / Math.sqrt(Math.PI)))),
+  ),
   Sigmoid: unary(({ e }, _x, y, d) => e.g.mul(d, e.g.mul(y, e.g.sub(e.scalar(1), y)))),
   Softmax: softmaxRule,
   MatMul: matmulRule,

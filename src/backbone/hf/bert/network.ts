@@ -4,7 +4,17 @@
  * and a GELU MLP. Graph contract: ../network.ts.
  */
 import type { EncoderConfig } from "../config.js";
-import { layerNorm, linear, gelu, splitHeads, mergeHeads, attention, keyPaddingBias, maskedMean, type LinearWeights } from "../layers.js";
+import {
+  layerNorm,
+  linear,
+  gelu,
+  splitHeads,
+  mergeHeads,
+  attention,
+  keyPaddingBias,
+  maskedMean,
+  type LinearWeights,
+} from "../layers.js";
 import { B, declareInputs, keyMask, positionIds, T, type HfNetworkGraph, type HfNetworkOptions } from "../network.js";
 import type { CheckpointWeights } from "../tensors.js";
 
@@ -42,9 +52,14 @@ const NAMES = {
     position: "embeddings.position_embeddings.weight",
     embeddingNorm: "embeddings.LayerNorm",
     layer: (n: number) => ({
-      query: `encoder.layer.${n}.attention.self.query`, key: `encoder.layer.${n}.attention.self.key`, value: `encoder.layer.${n}.attention.self.value`,
-      attentionOut: `encoder.layer.${n}.attention.output.dense`, attentionNorm: `encoder.layer.${n}.attention.output.LayerNorm`,
-      ffnIn: `encoder.layer.${n}.intermediate.dense`, ffnOut: `encoder.layer.${n}.output.dense`, ffnNorm: `encoder.layer.${n}.output.LayerNorm`,
+      query: `encoder.layer.${n}.attention.self.query`,
+      key: `encoder.layer.${n}.attention.self.key`,
+      value: `encoder.layer.${n}.attention.self.value`,
+      attentionOut: `encoder.layer.${n}.attention.output.dense`,
+      attentionNorm: `encoder.layer.${n}.attention.output.LayerNorm`,
+      ffnIn: `encoder.layer.${n}.intermediate.dense`,
+      ffnOut: `encoder.layer.${n}.output.dense`,
+      ffnNorm: `encoder.layer.${n}.output.LayerNorm`,
     }),
   },
   distilbert: {
@@ -53,9 +68,14 @@ const NAMES = {
     position: "embeddings.position_embeddings.weight",
     embeddingNorm: "embeddings.LayerNorm",
     layer: (n: number) => ({
-      query: `transformer.layer.${n}.attention.q_lin`, key: `transformer.layer.${n}.attention.k_lin`, value: `transformer.layer.${n}.attention.v_lin`,
-      attentionOut: `transformer.layer.${n}.attention.out_lin`, attentionNorm: `transformer.layer.${n}.sa_layer_norm`,
-      ffnIn: `transformer.layer.${n}.ffn.lin1`, ffnOut: `transformer.layer.${n}.ffn.lin2`, ffnNorm: `transformer.layer.${n}.output_layer_norm`,
+      query: `transformer.layer.${n}.attention.q_lin`,
+      key: `transformer.layer.${n}.attention.k_lin`,
+      value: `transformer.layer.${n}.attention.v_lin`,
+      attentionOut: `transformer.layer.${n}.attention.out_lin`,
+      attentionNorm: `transformer.layer.${n}.sa_layer_norm`,
+      ffnIn: `transformer.layer.${n}.ffn.lin1`,
+      ffnOut: `transformer.layer.${n}.ffn.lin2`,
+      ffnNorm: `transformer.layer.${n}.output_layer_norm`,
     }),
   },
 };
@@ -68,14 +88,25 @@ export function encoderPrefixes(cfg: EncoderConfig): { prefixes: string[]; probe
 export function readEncoderWeights(cfg: EncoderConfig, w: CheckpointWeights): EncoderWeights {
   const names = cfg.modelType === "distilbert" ? NAMES.distilbert : NAMES.bert;
   const H = cfg.hidden;
-  const lin = (name: string, inDim: number, outDim: number): LinearWeights => ({ weight: w.get(`${name}.weight`, [outDim, inDim]), bias: w.get(`${name}.bias`, [outDim]), in: inDim, out: outDim });
+  const lin = (name: string, inDim: number, outDim: number): LinearWeights => ({
+    weight: w.get(`${name}.weight`, [outDim, inDim]),
+    bias: w.get(`${name}.bias`, [outDim]),
+    in: inDim,
+    out: outDim,
+  });
   const norm = (name: string): Norm => ({ scale: w.get(`${name}.weight`, [H]), bias: w.get(`${name}.bias`, [H]) });
   const layers: EncoderLayer[] = [];
   for (let n = 0; n < cfg.layers; n++) {
     const l = names.layer(n);
     layers.push({
-      query: lin(l.query, H, H), key: lin(l.key, H, H), value: lin(l.value, H, H), attentionOut: lin(l.attentionOut, H, H), attentionNorm: norm(l.attentionNorm),
-      ffnIn: lin(l.ffnIn, H, cfg.intermediate), ffnOut: lin(l.ffnOut, cfg.intermediate, H), ffnNorm: norm(l.ffnNorm),
+      query: lin(l.query, H, H),
+      key: lin(l.key, H, H),
+      value: lin(l.value, H, H),
+      attentionOut: lin(l.attentionOut, H, H),
+      attentionNorm: norm(l.attentionNorm),
+      ffnIn: lin(l.ffnIn, H, cfg.intermediate),
+      ffnOut: lin(l.ffnOut, cfg.intermediate, H),
+      ffnNorm: norm(l.ffnNorm),
     });
   }
   return {
@@ -95,12 +126,18 @@ export function buildEncoderNetwork(w: EncoderWeights, opts: HfNetworkOptions = 
   const inp = declareInputs(H, cfg.layers, cfg.heads, headDim, opts);
   const { g } = inp;
 
-  const positions = g.gather(g.weight("position_embeddings", w.positionEmbeddings, [cfg.maxPositionEmbeddings, H]), positionIds(inp, cfg.positionOffset));
+  const positions = g.gather(
+    g.weight("position_embeddings", w.positionEmbeddings, [cfg.maxPositionEmbeddings, H]),
+    positionIds(inp, cfg.positionOffset),
+  );
   let embedded = g.add(inp.inputsEmbeds, positions);
   if (w.tokenTypes) {
     // token_type_ids [B, T]: 0 for single texts and soft-prompt rows, the tokenizer's type ids for pairs.
     const tokenTypeIds = g.input("token_type_ids", "int64", [B, T]);
-    embedded = g.add(embedded, g.gather(g.weight("token_type_embeddings", w.tokenTypes, [cfg.typeVocabSize, H]), tokenTypeIds));
+    embedded = g.add(
+      embedded,
+      g.gather(g.weight("token_type_embeddings", w.tokenTypes, [cfg.typeVocabSize, H]), tokenTypeIds),
+    );
   }
   let x = layerNorm(g, embedded, w.embeddingNorm.scale, w.embeddingNorm.bias, cfg.eps, "embeddings_ln");
 
@@ -114,11 +151,22 @@ export function buildEncoderNetwork(w: EncoderWeights, opts: HfNetworkOptions = 
     }
     const q = splitHeads(g, linear(g, x, l.query, `l${n}_query`), cfg.heads, headDim);
     const context = mergeHeads(g, attention(g, q, k, v, bias, cfg.heads, cfg.heads, headDim), cfg.heads, headDim);
-    x = layerNorm(g, g.add(x, linear(g, context, l.attentionOut, `l${n}_attn_out`)), l.attentionNorm.scale, l.attentionNorm.bias, cfg.eps, `l${n}_attn_ln`);
+    x = layerNorm(
+      g,
+      g.add(x, linear(g, context, l.attentionOut, `l${n}_attn_out`)),
+      l.attentionNorm.scale,
+      l.attentionNorm.bias,
+      cfg.eps,
+      `l${n}_attn_ln`,
+    );
     const ffn = linear(g, gelu(g, linear(g, x, l.ffnIn, `l${n}_ffn_in`), cfg.activation), l.ffnOut, `l${n}_ffn_out`);
     x = layerNorm(g, g.add(x, ffn), l.ffnNorm.scale, l.ffnNorm.bias, cfg.eps, `l${n}_ffn_ln`);
   });
   const lastHiddenState = g.output("last_hidden_state", x);
   const pooled = g.output("pooled", maskedMean(g, lastHiddenState, inp.mask));
-  return { graph: g, inputs: { inputsEmbeds: inp.inputsEmbeds, prefixKeys: inp.prefixKeys, prefixValues: inp.prefixValues }, outputs: { lastHiddenState, pooled } };
+  return {
+    graph: g,
+    inputs: { inputsEmbeds: inp.inputsEmbeds, prefixKeys: inp.prefixKeys, prefixValues: inp.prefixValues },
+    outputs: { lastHiddenState, pooled },
+  };
 }

@@ -6,8 +6,27 @@
  */
 import type { Graph, Value } from "../../graph/graph.js";
 import type { DecoderConfig } from "../config.js";
-import { attention, keyPaddingBias, linear, maskedMean, mergeHeads, MASKED, rmsNorm, silu, splitHeads, type LinearWeights } from "../layers.js";
-import { declareInputs, keyMask, positionIds, textIndices, type HfNetworkGraph, type HfNetworkOptions, type NetworkInputs } from "../network.js";
+import {
+  attention,
+  keyPaddingBias,
+  linear,
+  maskedMean,
+  mergeHeads,
+  MASKED,
+  rmsNorm,
+  silu,
+  splitHeads,
+  type LinearWeights,
+} from "../layers.js";
+import {
+  declareInputs,
+  keyMask,
+  positionIds,
+  textIndices,
+  type HfNetworkGraph,
+  type HfNetworkOptions,
+  type NetworkInputs,
+} from "../network.js";
 import type { CheckpointWeights } from "../tensors.js";
 import { ropeInverseFrequencies } from "./rope.js";
 
@@ -57,7 +76,12 @@ export function readDecoderWeights(cfg: DecoderConfig, w: CheckpointWeights): De
       down: lin(`${p}.mlp.down_proj`, cfg.intermediate, H, false),
     });
   }
-  return { config: cfg, embedTokens: w.get("embed_tokens.weight", [cfg.vocabSize, H]), layers, finalNorm: w.get("norm.weight", [H]) };
+  return {
+    config: cfg,
+    embedTokens: w.get("embed_tokens.weight", [cfg.vocabSize, H]),
+    layers,
+    finalNorm: w.get("norm.weight", [H]),
+  };
 }
 
 /** cos and sin of the text positions, [T, d] or [B, 1, T, d] (with a prefix), halves repeated as HF does. */
@@ -81,9 +105,15 @@ function rotate(g: Graph, x: Value, cos: Value, sin: Value, headDim: number): Va
 function causalBias(inp: NetworkInputs): Value {
   const { g } = inp;
   const text = textIndices(inp);
-  if (!inp.prefixSlots) return g.mul(g.cast(g.greater(g.unsqueeze(text, [0]), g.unsqueeze(text, [1])), g.float), g.floats([MASKED]));
+  if (!inp.prefixSlots)
+    return g.mul(g.cast(g.greater(g.unsqueeze(text, [0]), g.unsqueeze(text, [1])), g.float), g.floats([MASKED]));
   const rows = g.add(g.unsqueeze(text, [1]), inp.prefixSlots); // [T, 1]: i + P
-  const keys = g.range(g.ints([0], [], "zero"), g.add(g.gatherScalar(g.shapeOf(inp.inputsEmbeds), 1), inp.prefixSlots), g.ints([1], [], "one"), "keys");
+  const keys = g.range(
+    g.ints([0], [], "zero"),
+    g.add(g.gatherScalar(g.shapeOf(inp.inputsEmbeds), 1), inp.prefixSlots),
+    g.ints([1], [], "one"),
+    "keys",
+  );
   const future = g.greater(g.unsqueeze(keys, [0]), rows); // [T, K]
   return g.mul(g.cast(future, g.float), g.floats([MASKED]));
 }
@@ -109,9 +139,21 @@ export function buildDecoderNetwork(w: DecoderWeights, opts: HfNetworkOptions = 
     const context = mergeHeads(g, attention(g, q, k, v, bias, heads, kvHeads, headDim), heads, headDim);
     x = g.add(x, linear(g, context, l.o, `l${n}_o`));
     const m = rmsNorm(g, x, l.postAttentionNorm, cfg.eps, `l${n}_post_attn_norm`);
-    x = g.add(x, linear(g, g.mul(silu(g, linear(g, m, l.gate, `l${n}_gate`)), linear(g, m, l.up, `l${n}_up`)), l.down, `l${n}_down`));
+    x = g.add(
+      x,
+      linear(
+        g,
+        g.mul(silu(g, linear(g, m, l.gate, `l${n}_gate`)), linear(g, m, l.up, `l${n}_up`)),
+        l.down,
+        `l${n}_down`,
+      ),
+    );
   });
   const lastHiddenState = g.output("last_hidden_state", rmsNorm(g, x, w.finalNorm, cfg.eps, "final_norm"));
   const pooled = g.output("pooled", maskedMean(g, lastHiddenState, inp.mask));
-  return { graph: g, inputs: { inputsEmbeds: inp.inputsEmbeds, prefixKeys: inp.prefixKeys, prefixValues: inp.prefixValues }, outputs: { lastHiddenState, pooled } };
+  return {
+    graph: g,
+    inputs: { inputsEmbeds: inp.inputsEmbeds, prefixKeys: inp.prefixKeys, prefixValues: inp.prefixValues },
+    outputs: { lastHiddenState, pooled },
+  };
 }
