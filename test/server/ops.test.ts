@@ -267,6 +267,7 @@ describe("OpenAPI and docs", () => {
       [
         "/admin/adapters",
         "/admin/adapters/{task}",
+        "/admin/adapters/{task}/activate",
         "/admin/adapters/{task}/rollback",
         "/admin/audit",
         "/classify",

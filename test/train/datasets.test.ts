@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../../src/train/datasets.js";
 import { SktError } from "../../src/errors.js";
+import { SST2_DIR } from "../helpers/paths.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -234,7 +235,7 @@ describe("loadDataset: JSONL", () => {
 
 describe("loadDataset: SST-2", () => {
   it("loads the real dev split: 872 examples, 428 '0' and 444 '1'", async () => {
-    const ds = await loadDataset("/work/shared/data/sst2/dev.tsv");
+    const ds = await loadDataset(join(SST2_DIR, "dev.tsv"));
     expect(ds.examples).toHaveLength(872);
     expect(ds.labels).toEqual(["0", "1"]);
     expect(ds.hasPairs).toBe(false);
@@ -244,7 +245,7 @@ describe("loadDataset: SST-2", () => {
   });
 
   it("loads the real train split with the dev label set", async () => {
-    const ds = await loadDataset("/work/shared/data/sst2/train.tsv", { labels: ["0", "1"] });
+    const ds = await loadDataset(join(SST2_DIR, "train.tsv"), { labels: ["0", "1"] });
     expect(ds.examples).toHaveLength(67_349);
     expect(ds.examples.filter((e) => e.label === "1")).toHaveLength(37_569);
   });
