@@ -6,7 +6,7 @@
 
 ARG NODE_IMAGE=node:20-slim
 
-# ---- build: install everything, type-check, build the backbone into models/ --------------------
+# ---- build: install everything, type-check, build the backbone into models/, compile to dist/ -----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV CI=true
@@ -15,12 +15,21 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 # adapters/ may be empty (and so absent from a git checkout); the runtime stage copies it.
-RUN mkdir -p adapters models && npm run build
-# The optional `webgpu` package (Dawn's Node binding, 130 MB) only names WebGPU adapters; the CPU
-# image has no Vulkan, and the server runs without it (the adapter name is then null).
-RUN rm -rf node_modules/webgpu
+# `build` type-checks and builds the backbone; `build:js` compiles src/ to dist/ (tsconfig.build.json).
+RUN mkdir -p adapters models && npm run build && npm run build:js
 
-# ---- runtime -----------------------------------------------------------------------------------
+# ---- production dependencies only ----------------------------------------------------------------
+# No dev dependencies (tsc, vitest, eslint…) and no optional ones: the optional `webgpu` package
+# (Dawn's Node binding, 130 MB) only names WebGPU adapters and the CPU image has no Vulkan (the
+# server runs without it: the adapter name is then null); the other optional packages are esbuild's
+# binaries for tsx, which the compiled server does not use.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+ENV CI=true
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+
+# ---- runtime: compiled JavaScript + production node_modules + the built backbone ----------------
 FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
 ENV NODE_ENV=production \
@@ -29,11 +38,9 @@ ENV NODE_ENV=production \
     SKT_MODELS_DIR=/app/models \
     SKT_ADAPTERS_DIR=/app/adapters \
     SKT_DEVICE=cpu
-# The server runs TypeScript through tsx (`npm start`), which is a devDependency today, so the whole
-# node_modules comes along. If tsx moves to "dependencies", replace this with `npm ci --omit=dev`.
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/package.json /app/package-lock.json /app/tsconfig.json ./
-COPY --from=build /app/src ./src
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/package.json ./
+COPY --from=build /app/dist ./dist
 COPY --from=build /app/models ./models
 # Adapters are written at run time (uploads), so the non-root user must own that folder.
 COPY --from=build --chown=node:node /app/adapters ./adapters
@@ -43,5 +50,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # node as PID 1 (not npm) so SIGTERM reaches the server's graceful-shutdown handler directly.
-# Same as `npm start` (tsx src/cli.ts serve).
-CMD ["node", "--import", "tsx", "src/cli.ts", "serve"]
+# Same as `npm run start:js` (test/deploy/compiled-start.test.ts runs this command).
+CMD ["node", "dist/src/cli.js", "serve"]
