@@ -197,6 +197,30 @@ describe.skipIf(!cluster)("PostgreSQL adapter store", () => {
     await until("A converges", () => a.index.get("held")?.version === v2);
   });
 
+  it("a replica started while the database is down waits for it, then opens with every task", async () => {
+    const url = await freshDatabase(cluster!);
+    const a = store(url);
+    await a.open();
+    await a.setCurrent("early", await a.writeVersion("early", bytesOf("early bytes")));
+    await cluster!.stop();
+    const late = store(url);
+    let opened = false;
+    const opening = late.open().then((r) => {
+      opened = true;
+      return r;
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 600)); // a few refused attempts
+      expect(opened).toBe(false);
+      expect(late.health().state).toBe("degraded");
+    } finally {
+      await cluster!.start();
+    }
+    expect((await opening).tasks).toBe(1);
+    expect(late.health().state).toBe("ok");
+    expect(textOf(await late.read("early", 1))).toBe("early bytes");
+  });
+
   it("a writer killed with SIGKILL mid-upload leaves only complete versions and a valid pointer", async () => {
     const url = await freshDatabase(cluster!);
     const script = path.join(tmp, "writer.mts");

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import path from "node:path";
 import { validateTaskName } from "../task-name.js";
-import { RECENT_FILE, TEMP_PREFIX, versionFileName } from "../store.js";
+import { RECENT_FILE, TEMP_PREFIX, parseVersionFileName, versionFileName } from "../store.js";
 import { isValidTaskName } from "../task-name.js";
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -37,6 +37,17 @@ export class LocalCopy {
   async put(task: string, version: number, bytes: Uint8Array): Promise<void> {
     const file = this.file(task, version);
     await writeAtomically(file, bytes).catch(() => undefined);
+  }
+
+  /** Removes the task's other versions (best effort). */
+  async keepOnly(task: string, version: number): Promise<void> {
+    validateTaskName(task);
+    const dir = path.join(this.root, task);
+    const keep = versionFileName(version);
+    const names = await fsp.readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (name !== keep && parseVersionFileName(name) !== null) await fsp.unlink(path.join(dir, name)).catch(() => undefined);
+    }
   }
 
   /** Drops the task's files (it was deleted in the shared store). */

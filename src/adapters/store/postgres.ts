@@ -119,20 +119,59 @@ export class PostgresAdapterStore implements AdapterStore {
     this.handler = handler;
   }
 
-  /** Migrates the schema, starts listening, and reads every task's current version (no bytes). */
+  /**
+   * Migrates the schema, starts listening, and reads every task's current version (no bytes). A
+   * database that is not reachable yet (replicas started before it) is retried with backoff until
+   * it is, or until `close()`; readiness waits meanwhile. Any other error (bad credentials, no such
+   * database) stops the start-up at once.
+   */
   async open(describe?: Describe): Promise<OpenResult> {
     this.describe = describe;
-    const client = await this.pool.connect();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.connectAndRead();
+        break;
+      } catch (e) {
+        if (this.closed || !(isSktError(e) && e.code === "store_unavailable")) throw e;
+        const delay = this.backoffMs(attempt);
+        this.opts.log?.("warn", "adapter database not reachable at start-up; retrying", { inMs: Math.round(delay), reason: e.details?.reason });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    this.markOk();
+    return { tasks: this.taskIndex.size, reread: 0, rebuilt: false, removedTempFiles: [] };
+  }
+
+  private async connectAndRead(): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw this.mapError(e);
+    }
     try {
       const applied = await migrate(client);
       if (applied.length) this.opts.log?.("info", "adapter database migrated", { applied });
+    } catch (e) {
+      throw this.mapError(e);
     } finally {
       client.release();
     }
     await this.connectListener();
-    await this.resyncAll();
-    this.markOk();
-    return { tasks: this.taskIndex.size, reread: 0, rebuilt: false, removedTempFiles: [] };
+    try {
+      await this.resyncAll();
+    } catch (e) {
+      const listener = this.listener;
+      this.listener = null;
+      await listener?.end().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private backoffMs(attempt: number): number {
+    const min = this.opts.reconnectMinMs ?? 200;
+    const max = this.opts.reconnectMaxMs ?? 5000;
+    return Math.min(max, min * 2 ** attempt) * (0.5 + Math.random() / 2);
   }
 
   async close(): Promise<void> {
@@ -271,9 +310,7 @@ export class PostgresAdapterStore implements AdapterStore {
 
   private scheduleReconnect(): void {
     if (this.closed || this.reconnectTimer) return;
-    const min = this.opts.reconnectMinMs ?? 200;
-    const max = this.opts.reconnectMaxMs ?? 5000;
-    const delay = Math.min(max, min * 2 ** this.reconnectAttempt) * (0.5 + Math.random() / 2);
+    const delay = this.backoffMs(this.reconnectAttempt);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.reconnect();
@@ -367,8 +404,11 @@ export class PostgresAdapterStore implements AdapterStore {
   }
 
   private setEntry(task: string, row: CurrentRow): void {
+    const before = this.taskIndex.get(task)?.version;
     this.taskIndex.set(task, { version: row.version, summary: row.metadata });
     this.shas.set(task, row.sha256);
+    // The local copy holds current versions only (older ones are read from the database if asked).
+    if (before !== row.version) void this.local.keepOnly(task, row.version);
   }
 
   private dropEntry(task: string): void {
