@@ -142,7 +142,7 @@ main(async () => {
     let r = await a.upload(task, adapter(task));
     while (r.status === 503) r = await a.upload(task, adapter(task));
     const { version } = ok(r, "upload after restart");
-    const servedMs = (await untilServedByB(task, version, up));
+    const servedMs = await untilServedByB(task, version, up);
     recoveries.push({ storeOkMs, servedMs });
   }
 
