@@ -32,6 +32,9 @@ import { migrate } from "./migrations.js";
 
 export const CHANGE_CHANNEL = "skt_adapter_changes";
 
+/** TCP keep-alive, so a database that vanished without closing the connection is noticed in about half a minute. */
+const KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+
 type Log = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
 export interface PostgresStoreOptions {
@@ -93,7 +96,7 @@ export class PostgresAdapterStore implements AdapterStore {
     this.local = new LocalCopy(opts.localDir);
     this.maxVersions = opts.maxVersionsPerTask ?? DEFAULT_MAX_VERSIONS_PER_TASK;
     this.replicaName = opts.replicaName ?? `${os.hostname()}:${process.pid}`;
-    this.pool = new pg.Pool({ connectionString: opts.url, max: 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 3000 });
+    this.pool = new pg.Pool({ connectionString: opts.url, max: 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 3000, ...KEEPALIVE });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on("error", (e) => opts.log?.("warn", "adapter database: idle connection lost", { error: e.message }));
     const registers = opts.metricsRegistry ? [opts.metricsRegistry] : [];
@@ -286,7 +289,7 @@ export class PostgresAdapterStore implements AdapterStore {
   // ---- convergence ----
 
   private async connectListener(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.opts.url, connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 3000 });
+    const client = new pg.Client({ connectionString: this.opts.url, connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 3000, ...KEEPALIVE });
     client.on("error", (e) => this.lost(client, e.message));
     client.on("end", () => this.lost(client, "connection closed"));
     client.on("notification", (msg) => this.onNotification(msg.payload));
