@@ -27,6 +27,8 @@ export interface ServerConfig {
   /** Refuse unsigned uploads and uploads signed by keys not in trustedKeys. */
   requireSignature: boolean;
   adaptersDir: string;
+  /** `postgres://…`: the shared adapter store (many replicas); undefined: the filesystem store in adaptersDir. */
+  storeUrl: string | undefined;
   modelsDir: string;
   /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
   model: string | undefined;
@@ -234,6 +236,20 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     meaning:
       "Adapter store: one folder per task, one file per version, plus `INDEX` (the task index read at start-up) and `RECENT` (the warm-up hint).",
     parse: nonEmpty,
+  }),
+  opt({
+    key: "storeUrl",
+    env: "SKT_STORE",
+    flag: "--store",
+    default: undefined,
+    defaultDoc: "(unset: the filesystem store in SKT_ADAPTERS_DIR)",
+    meaning:
+      '`postgres://user:pass@host:5432/db`: keep adapters in PostgreSQL, shared by every replica (changes reach the others by LISTEN/NOTIFY; the schema is created at start). SKT_ADAPTERS_DIR then holds only this replica\'s read-through copy of the bytes. See README "Running many replicas".',
+    parse: z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\/.+/i, { error: "must be a postgres:// or postgresql:// URL" }),
+    secret: true,
   }),
   opt({
     key: "modelsDir",

@@ -17,7 +17,8 @@ import type { SktMetrics } from "../metrics.js";
 import { decodeAdapter, peekMetadata, type AdapterFile, type AdapterMetadata } from "./format.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { prepareAdapter, type PreparedAdapter } from "./prepared.js";
-import type { AdapterStore, StoredVersion } from "./store.js";
+import type { StoredVersion } from "./store.js";
+import type { AdapterStore, StoreHealth } from "./store/interface.js";
 import { packSummary, summarize, unpackSummary, type TaskSummary } from "./summary.js";
 import { validateTaskName } from "./task-name.js";
 
@@ -91,6 +92,15 @@ export class AdapterRegistry {
     const opened = await this.opts.store.open((task, bytes) => packSummary(summarize(peekMetadata(bytes, { maxBytes: this.opts.maxUploadBytes }), this.opts.dims)));
     if (opened.removedTempFiles.length) this.opts.log?.("warn", "removed leftover temp files from an interrupted write", { files: opened.removedTempFiles });
     this.opts.log?.("info", "task index read", { tasks: opened.tasks, readFromFiles: opened.reread, rebuilt: opened.rebuilt, ms: Math.round(performance.now() - started) });
+    // A shared store reports other replicas' changes: prepare before the pointer moves, then drop the rest.
+    this.opts.store.watch?.({
+      holds: (task) => [...this.cache.keys()].some((key) => taskOfKey(key) === task),
+      prepare: async (task, version, bytes) => this.prepare(this.decodeFor(task, bytes), version),
+      applied: (task, version, prepared) => {
+        this.forget(task);
+        if (prepared && version !== null && this.currentVersion(task) === version) this.remember(prepared as PreparedAdapter);
+      },
+    });
   }
 
   /**
@@ -120,6 +130,11 @@ export class AdapterRegistry {
     const recent = [...new Set([...this.cache.keys()].map(taskOfKey))];
     await this.opts.store.writeRecent(recent).catch((e: unknown) => this.opts.log?.("warn", "could not write the recent-tasks list", { error: (e as Error).message }));
     await this.opts.store.close().catch((e: unknown) => this.opts.log?.("warn", "could not compact the task index", { error: (e as Error).message }));
+  }
+
+  /** The store's state: a filesystem store is always ok; a shared one is degraded while its database is away. */
+  storeHealth(): StoreHealth {
+    return this.opts.store.health?.() ?? { backend: "filesystem", state: "ok", reason: null };
   }
 
   /** Every task, sorted. */

@@ -661,7 +661,7 @@ export class AdapterStore {
   }
 }
 
-function versionNotFound(task: string, version: number): SktError {
+export function versionNotFound(task: string, version: number): SktError {
   return new SktError("not_found", "version_not_found", `adapter task "${task}" has no version ${version}`, {
     task,
     version,

@@ -2,6 +2,7 @@
  * Lets the HTTP server listen before the backbone has loaded: /healthz answers at once and
  * /readyz says 503 until the engine arrives, as orchestrators expect of a slow-starting service.
  */
+import type { StoreHealth } from "../adapters/store/interface.js";
 import type { DeviceInfo } from "../backbone/device.js";
 import { SktError } from "../errors.js";
 import type {
@@ -38,6 +39,9 @@ export class DeferredService implements InferenceService {
   }
   deviceInfo(): DeviceInfo | null {
     return this.target?.deviceInfo() ?? null;
+  }
+  storeHealth(): StoreHealth | null {
+    return this.target?.storeHealth?.() ?? null;
   }
   hasTask(task: string): boolean {
     return this.target?.hasTask(task) ?? false;

@@ -10,7 +10,8 @@ import type { AdapterMetadata } from "../adapters/format.js";
 import { applyHead, isFiniteOutput, type PreparedAdapter } from "../adapters/prepared.js";
 import { AdapterRegistry } from "../adapters/registry.js";
 import { parameterCount } from "../adapters/spec.js";
-import { AdapterStore } from "../adapters/store.js";
+import type { AdapterStore, StoreHealth } from "../adapters/store/interface.js";
+import { createAdapterStore } from "../adapters/store/select.js";
 import { assembleBatch, rowLength } from "./assemble.js";
 import { BatchLog } from "./batch-log.js";
 import { Batcher, type QueuedRow } from "./batcher.js";
@@ -59,7 +60,9 @@ export interface EngineOptions {
   metrics?: SktMetrics;
   /** Largest |value| an adapter tensor may hold (default MAX_ABS_TENSOR_VALUE; tests lift it to reach the probe). */
   maxAbsAdapterValue?: number;
-  /** The adapter store to use instead of `new AdapterStore(adaptersDir)` (tests inject a failing disk). */
+  /** SKT_STORE: `postgres://…` for the shared store; unset: the filesystem store in adaptersDir. */
+  storeUrl?: string;
+  /** The adapter store to use instead of the one `storeUrl`/`adaptersDir` name (tests inject a failing disk). */
   store?: AdapterStore;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -112,7 +115,14 @@ export class Engine implements InferenceService {
     // The registry's probe and the batcher call back into the engine they are built for (after construction).
     const ref: { engine?: Engine } = {};
     const registry = new AdapterRegistry({
-      store: opts.store ?? new AdapterStore(opts.adaptersDir),
+      store:
+        opts.store ??
+        createAdapterStore({
+          store: opts.storeUrl,
+          adaptersDir: opts.adaptersDir,
+          metricsRegistry: opts.metrics?.registry,
+          log: opts.log,
+        }),
       dims: assets.dims,
       fingerprint: assets.fingerprint,
       tokenizer: assets.tokenizer,
@@ -156,6 +166,10 @@ export class Engine implements InferenceService {
 
   deviceInfo(): DeviceInfo | null {
     return this.worker.deviceInfo;
+  }
+
+  storeHealth(): StoreHealth {
+    return this.registry.storeHealth();
   }
 
   hasTask(task: string): boolean {

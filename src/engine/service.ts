@@ -2,6 +2,7 @@
  * What the HTTP layer (and the CLI) may ask of the engine. The server depends only on this
  * interface, so routes can be tested against a fake and the engine can change behind it.
  */
+import type { StoreHealth } from "../adapters/store/interface.js";
 import type { AdapterMetadata } from "../adapters/format.js";
 import type { DeviceInfo } from "../backbone/device.js";
 
@@ -108,6 +109,8 @@ export interface InferenceService {
   isReady(): boolean;
   /** Where the backbone runs (null until it has loaded). */
   deviceInfo(): DeviceInfo | null;
+  /** The adapter store's state (a shared store can be degraded while its database is away); null until loaded. */
+  storeHealth?(): StoreHealth | null;
   classify(req: ClassifyRequest): Promise<ClassifyResult>;
   /** The backbone's own sentence vector of each text (no adapter). */
   embed(req: EmbedRequest): Promise<EmbedResult>;

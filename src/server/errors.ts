@@ -92,7 +92,9 @@ export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppE
     }
     if (skt) {
       const status = STATUS_BY_KIND[skt.kind] ?? 500;
-      if (skt.kind === "overloaded") c.header("Retry-After", String(opts.retryAfterSeconds));
+      // Both clear by themselves (load, or a store whose database is back): say when to try again.
+      if (skt.kind === "overloaded" || skt.kind === "not_ready")
+        c.header("Retry-After", String(opts.retryAfterSeconds));
       // The client is still sending: nothing more will be read from this connection.
       if (skt.kind === "request_timeout") c.header("Connection", "close");
       if (status >= 500) logServerSide(opts.logger, c, skt);

@@ -7,6 +7,7 @@
  * rejected as `invalid_adapter`, like a broken safetensors file would be.
  */
 import type { AdapterMetadata } from "../../src/adapters/format.js";
+import type { StoreHealth } from "../../src/adapters/store/interface.js";
 import type { DeviceInfo } from "../../src/backbone/device.js";
 import type {
   EmbedRequest,
@@ -98,6 +99,8 @@ export class FakeInferenceService implements InferenceService {
   onClassifyStart: ((req: ClassifyRequest) => void) | undefined;
   /** What deviceInfo() reports. */
   device: DeviceInfo | null = { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" };
+  /** What storeHealth() reports. */
+  store: StoreHealth | null = { backend: "filesystem", state: "ok", reason: null };
 
   private readonly tasks = new Map<string, FakeTask>();
   private readonly failures = new Map<FakeOp, unknown>();
@@ -112,6 +115,10 @@ export class FakeInferenceService implements InferenceService {
 
   deviceInfo(): DeviceInfo | null {
     return this.device;
+  }
+
+  storeHealth(): StoreHealth | null {
+    return this.store;
   }
 
   /** Make the next call of `op` throw `error` (once). */

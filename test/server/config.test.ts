@@ -161,6 +161,18 @@ describe("loadConfig", () => {
     expect(redactConfig(defaultConfig({ adminToken: "tok" })).adminToken).toBe("<redacted>");
     expect(redactConfig(defaultConfig()).adminToken).toBeUndefined();
   });
+
+  it("SKT_STORE: unset is the filesystem store, a postgres URL is kept (and redacted in logs), anything else is refused without echoing it", () => {
+    expect(defaultConfig().storeUrl).toBeUndefined();
+    const url = "postgres://skt:hunter2@db:5432/skt";
+    const config = loadConfig({ env: { SKT_STORE: url } });
+    expect(config.storeUrl).toBe(url);
+    expect(loadConfig({ env: {}, argv: ["--store", "postgresql://db/skt"] }).storeUrl).toBe("postgresql://db/skt");
+    expect(JSON.stringify(redactConfig(config))).not.toContain("hunter2");
+    const message = configError(() => loadConfig({ env: { SKT_STORE: "mysql://root:hunter2@db/skt" } })).message;
+    expect(message).toMatch(/SKT_STORE = <redacted>: must be a postgres:\/\/ or postgresql:\/\/ URL/);
+    expect(message).not.toContain("hunter2");
+  });
 });
 
 describe("renderConfigTable", () => {

@@ -132,7 +132,13 @@ describe("health", () => {
     expect(await res.json()).toEqual({
       status: "ready",
       device: { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" },
+      store: { backend: "filesystem", state: "ok", reason: null },
     });
+    // A shared store whose database is away: still ready (held adapters are served), and says so.
+    rig.service.store = { backend: "postgres", state: "degraded", reason: "lost the adapter database" };
+    res = await rig.app.request("/readyz");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "ready", store: { backend: "postgres", state: "degraded" } });
     rig.service.device = {
       requested: "auto",
       device: "webgpu",

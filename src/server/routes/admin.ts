@@ -29,9 +29,14 @@ const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
 /** What every admin route can answer besides its own errors. */
 export const adminErrors = {
   ...ADMIN_AUTH_ERRORS,
-  503: errorContent(
-    "Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`)",
-  ),
+  503: {
+    ...errorContent(
+      "Not ready: the server is still starting or the inference worker is restarting (`not_ready`), the process is out of file descriptors (`too_many_open_files`), or the shared adapter store's database is unreachable (`store_unavailable`: nothing was changed; adapters already held are still served)",
+    ),
+    headers: z.object({
+      "Retry-After": z.string().openapi({ description: "Seconds to wait before retrying (SKT_RETRY_AFTER_S)" }),
+    }),
+  },
 } as const;
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {

@@ -50,6 +50,19 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
                   reason: z.string().openapi({ description: "Why this device was chosen" }),
                 })
                 .nullable(),
+              store: z
+                .object({
+                  backend: z
+                    .enum(["filesystem", "postgres"])
+                    .openapi({ description: "SKT_STORE: filesystem (default) or postgres" }),
+                  state: z.enum(["ok", "degraded"]).openapi({
+                    description:
+                      "degraded: the adapter database is unreachable; adapters this replica holds are still served, uploads, rollbacks and deletes answer 503 `store_unavailable` until it is back",
+                  }),
+                  reason: z.string().nullable().openapi({ description: "Why the store is degraded (null when ok)" }),
+                })
+                .nullable()
+                .openapi({ description: "The adapter store; null until the engine has loaded" }),
             }),
           },
         },
@@ -62,7 +75,10 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
     if (!service.isReady()) {
       throw new SktError("not_ready", "not_ready", "The inference engine is not ready yet.");
     }
-    return c.json({ status: "ready" as const, device: service.deviceInfo() }, 200);
+    return c.json(
+      { status: "ready" as const, device: service.deviceInfo(), store: service.storeHealth?.() ?? null },
+      200,
+    );
   });
 
   const metricsRoute = createRoute({
