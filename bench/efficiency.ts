@@ -6,6 +6,7 @@
  * backbone's limit on this data — the dev sentences sorted by length in full batches (target
  * ≥ 0.90, sentences/s: the limit's batches carry almost no padding, so requests are what compare).
  */
+import type { Precision } from "../src/backbone/device.js";
 import { rowLength } from "../src/engine/assemble.js";
 import { syntheticAdapter } from "./adapters.js";
 import { encodeAdapter } from "../src/adapters/format.js";
@@ -48,14 +49,18 @@ const EFFICIENCY_REPS = QUICK ? 1 : Math.max(REPS, 10);
 const SLICE_S = QUICK ? MEASURE_S : Math.min(MEASURE_S, 3);
 /** After the first pair the queue refills within milliseconds: a short warm-up suffices. */
 const REWARM_S = Math.min(WARMUP_S, 0.5);
+/** BENCH_PRECISION=int8: the server and both raw baselines run the int8 graphs; the fp32 limit is added. */
+const PRECISION = (process.env.BENCH_PRECISION ?? "fp32") as Precision;
 const LIMITS = {
   maxBatchSize: Number(process.env.SKT_MAX_BATCH_SIZE ?? 32),
   maxBatchTokens: Number(process.env.SKT_MAX_BATCH_TOKENS ?? 4096),
 };
 
 main(async () => {
-  const raw = await openRaw();
+  const raw = await openRaw(undefined, PRECISION);
   onCleanup(() => raw.release());
+  const rawFp32 = PRECISION === "fp32" ? null : await openRaw(undefined, "fp32");
+  onCleanup(async () => rawFp32?.release());
   const sentences = await readSst2Sentences("dev");
   const file = syntheticAdapter(raw.assets, { task: TASK, seed: 1 });
   const adapter = await prepareLocal(raw, file);
@@ -71,6 +76,7 @@ main(async () => {
       SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize),
       SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens),
       SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
+      SKT_PRECISION: PRECISION,
     },
   });
   const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
@@ -106,6 +112,7 @@ main(async () => {
     const b = await rawThroughput(raw, batches, SLICE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
     const limit = await rawThroughput(raw, limitBatches, SLICE_S * 1000, true);
+    const fp32Limit = rawFp32 ? await rawThroughput(rawFp32, limitBatches, SLICE_S * 1000, true) : limit;
     reps.push({
       server: {
         rps: s.rps,
@@ -123,6 +130,9 @@ main(async () => {
       requestsRatio: s.rps / b.sentencesPerSec,
       limit,
       limitRatio: s.rps / limit.sentencesPerSec,
+      fp32Limit,
+      fp32LimitRatio: s.rps / fp32Limit.sentencesPerSec,
+      precisionSpeedup: limit.sentencesPerSec / fp32Limit.sentencesPerSec,
     });
     console.log(
       `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)} · sorted limit ${fmt(limit.sentencesPerSec)} sent/s, server ÷ limit ${(s.rps / limit.sentencesPerSec).toFixed(3)}`,
@@ -203,6 +213,27 @@ main(async () => {
       ],
     ],
   );
+  const precisionTable = markdownTable(
+    ["", "sentences/s", "÷ fp32 raw limit"],
+    [
+      ["raw limit, fp32 (sorted by length, same batches)", m((x) => x.fp32Limit.sentencesPerSec), "1"],
+      [
+        `raw limit, ${PRECISION}`,
+        m((x) => x.limit.sentencesPerSec),
+        verdict(
+          medianOf(reps, (x) => x.precisionSpeedup),
+          1.5,
+          "higher",
+          3,
+        ),
+      ],
+      [
+        `server, ${PRECISION} (HTTP, closed loop)`,
+        m((x) => x.server.rps),
+        medianOf(reps, (x) => x.fp32LimitRatio).toFixed(3),
+      ],
+    ],
+  );
   await writeReport({
     name: "efficiency",
     title: "Efficiency: server vs raw backbone at saturation",
@@ -213,17 +244,19 @@ main(async () => {
         concurrency: CONCURRENCY,
         "max batch size": LIMITS.maxBatchSize,
         "max batch tokens": LIMITS.maxBatchTokens,
+        precision: PRECISION,
       }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
       `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for at least ${SLICE_S} s and whole passes right after each replay; server ÷ limit compares sentences/s (requests), since the limit's batches carry almost no padding.`,
       "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
     ],
-    tables: [{ markdown: table }],
+    tables: [{ markdown: table }, ...(rawFp32 ? [{ markdown: precisionTable }] : [])],
     data: {
       limits: LIMITS,
       promptLength: file.metadata.promptLength,
       ratio,
       limitRatio,
+      precision: PRECISION,
       limitRatioPerRep: reps.map((x) => x.limitRatio),
       ratioPerRep: reps.map((x) => x.tokensRatio),
       medianRequestsRatio: median(reps.map((x) => x.requestsRatio)),

@@ -13,6 +13,7 @@ import {
   type BackboneBatch,
 } from "../src/backbone/backbone.js";
 import type { AdapterFile } from "../src/adapters/format.js";
+import type { Precision } from "../src/backbone/device.js";
 import { prepareAdapter, type PreparedAdapter } from "../src/adapters/prepared.js";
 import { assembleBatch, type BatchRow } from "../src/engine/assemble.js";
 import { parseBatchLog } from "../src/engine/batch-log.js";
@@ -24,9 +25,9 @@ export interface Raw {
   release(): Promise<void>;
 }
 
-export async function openRaw(threads = THREADS): Promise<Raw> {
+export async function openRaw(threads = THREADS, precision: Precision = "fp32"): Promise<Raw> {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const runner = await BackboneRunner.create(MODELS_DIR, { threads });
+  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision });
   return { assets, runner, release: () => runner.release() };
 }
 

@@ -10,6 +10,7 @@
  *           sentence_embedding [batch, 512] (tanh layer + L2 norm: the package's own output)
  */
 import { Graph, type Value } from "../graph/graph.js";
+import { quantizePerColumn } from "../graph/quantize.js";
 import type { AttentionLayerWeights, DenseWeights, LayerNormWeights, UseLiteWeights } from "./weights.js";
 
 export interface NetworkOptions {
@@ -17,6 +18,12 @@ export interface NetworkOptions {
   float?: "float32" | "float64";
   /** Add per-layer key/value prefix inputs (P-tuning-v2 style). */
   prefix?: boolean;
+  /**
+   * The transformer layers' dense layers as int8 weights (per-column scales) with activations
+   * quantized at run time (onnxruntime's DynamicQuantizeMatMul, CPU only). Inputs, outputs,
+   * attention, norms and the tanh layer stay float, so fp32 adapters feed it unchanged.
+   */
+  int8?: boolean;
 }
 
 export interface NetworkGraph {
@@ -62,7 +69,16 @@ export function buildUseLiteNetwork(w: UseLiteWeights, opts: NetworkOptions = {}
   const keyBias = g.unsqueeze(g.mul(g.sub(g.floats([1]), keyMask), g.floats([w.paddingBias])), [1, 2]); // [B,1,1,K]
 
   w.layers.forEach((layer, n) => {
-    x = transformerLayer(g, x, layer, keyBias, w.layerNormEpsilon, prefixKeys[n] ?? null, prefixValues[n] ?? null);
+    x = transformerLayer(
+      g,
+      x,
+      layer,
+      keyBias,
+      w.layerNormEpsilon,
+      prefixKeys[n] ?? null,
+      prefixValues[n] ?? null,
+      opts.int8 ?? false,
+    );
   });
   const lastHiddenState = g.output("last_hidden_state", x);
 
@@ -93,7 +109,17 @@ function timingSignal(g: Graph, like: Value, inv: Float32Array): Value {
   return g.concat([g.sin(scaled), g.cos(scaled)], 1);
 }
 
-function linear(g: Graph, x: Value, d: DenseWeights, name: string): Value {
+function linear(g: Graph, x: Value, d: DenseWeights, name: string, int8 = false): Value {
+  if (int8) {
+    const { q, scale } = quantizePerColumn(d.kernel, d.in, d.out);
+    return g.dynamicQuantizeMatMul(
+      x,
+      g.int8Weight(`${name}_kernel_q`, q, [d.in, d.out]),
+      g.weight(`${name}_kernel_scale`, scale, [d.out]),
+      g.int8Weight(`${name}_kernel_zero`, new Int8Array(d.out), [d.out]),
+      g.weight(`${name}_bias`, d.bias, [d.out]),
+    );
+  }
   return g.add(
     g.matmul(x, g.weight(`${name}_kernel`, d.kernel, [d.in, d.out])),
     g.weight(`${name}_bias`, d.bias, [d.out]),
@@ -121,11 +147,12 @@ function transformerLayer(
   eps: number,
   prefixKey: Value | null,
   prefixValue: Value | null,
+  int8: boolean,
 ): Value {
   const n = l.residualProjection ? 0 : 1;
   const width = l.heads * l.headDim;
   const normed = layerNorm(g, x, l.attentionNorm, eps, `l${n}_attn_ln`);
-  const [qFlat, kFlat, vFlat] = g.split(linear(g, normed, l.qkv, `l${n}_qkv`), -1, [width, width, width]);
+  const [qFlat, kFlat, vFlat] = g.split(linear(g, normed, l.qkv, `l${n}_qkv`, int8), -1, [width, width, width]);
   const q = g.mul(splitHeads(g, qFlat, l.heads, l.headDim), g.floats([l.queryScale]));
   let k = splitHeads(g, kFlat, l.heads, l.headDim);
   let v = splitHeads(g, vFlat, l.heads, l.headDim);
@@ -136,11 +163,11 @@ function transformerLayer(
   const scores = g.add(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), keyBias); // [B, H, T, K]
   const context = g.matmul(g.softmax(scores, -1), v); // [B, H, T, d]
   const merged = g.reshape(g.transpose(context, [0, 2, 1, 3]), [0, 0, width], [B, T, width]);
-  const attended = linear(g, merged, l.output, `l${n}_attn_out`);
-  const residual = l.residualProjection ? linear(g, x, l.residualProjection, `l${n}_residual`) : x;
+  const attended = linear(g, merged, l.output, `l${n}_attn_out`, int8);
+  const residual = l.residualProjection ? linear(g, x, l.residualProjection, `l${n}_residual`, int8) : x;
   const h = g.add(residual, attended);
 
   const ffnIn = layerNorm(g, h, l.ffnNorm, eps, `l${n}_ffn_ln`);
-  const ffn = linear(g, g.relu(linear(g, ffnIn, l.ffnIn, `l${n}_ffn_in`)), l.ffnOut, `l${n}_ffn_out`);
+  const ffn = linear(g, g.relu(linear(g, ffnIn, l.ffnIn, `l${n}_ffn_in`, int8)), l.ffnOut, `l${n}_ffn_out`, int8);
   return g.add(h, ffn);
 }
