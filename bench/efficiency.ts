@@ -111,8 +111,8 @@ main(async () => {
     const c0 = cpuSnapshot({ bench: "self" });
     const b = await rawThroughput(raw, batches, SLICE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
-    const limit = await rawThroughput(raw, limitBatches, SLICE_S * 1000, true);
-    const fp32Limit = rawFp32 ? await rawThroughput(rawFp32, limitBatches, SLICE_S * 1000, true) : limit;
+    const limit = await rawThroughput(raw, limitBatches, SLICE_S * 1000);
+    const fp32Limit = rawFp32 ? await rawThroughput(rawFp32, limitBatches, SLICE_S * 1000) : limit;
     reps.push({
       server: {
         rps: s.rps,
@@ -247,7 +247,7 @@ main(async () => {
         precision: PRECISION,
       }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
-      `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for at least ${SLICE_S} s and whole passes right after each replay; server ÷ limit compares sentences/s (requests), since the limit's batches carry almost no padding.`,
+      `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for ${SLICE_S} s right after each replay (in an order that mixes short and long batches, so a window ending mid-pass is not biased); server ÷ limit compares sentences/s (requests), since the limit's batches carry almost no padding.`,
       "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
     ],
     tables: [{ markdown: table }, ...(rawFp32 ? [{ markdown: precisionTable }] : [])],

@@ -68,13 +68,20 @@ export async function loggedBatches(
 /**
  * The backbone's own limit on this data: every sentence once, sorted by length and cut into full
  * batches of `size` (only the last may be short), so padding is what equal-length neighbours leave.
+ * The batches come back in a low-discrepancy order (by the fractional part of i·φ), so that any
+ * prefix of the cycle — a window that ends mid-pass on a loaded machine — mixes short and long
+ * batches as the whole pass does, instead of favouring the short ones.
  */
 export function sortedBatches(adapter: PreparedAdapter, ids: number[][], size: number): BatchRow[][] {
   const sorted = [...ids].sort((a, b) => a.length - b.length);
   const batches: BatchRow[][] = [];
   for (let i = 0; i < sorted.length; i += size)
     batches.push(sorted.slice(i, i + size).map((row) => ({ adapter, ids: row })));
-  return batches;
+  const spread = (i: number) => (i * 0.6180339887498949) % 1;
+  return batches
+    .map((b, i) => ({ b, key: spread(i) }))
+    .sort((x, y) => x.key - y.key)
+    .map((x) => x.b);
 }
 
 export interface RawThroughput {
@@ -86,17 +93,8 @@ export interface RawThroughput {
   meanRunMs: number;
 }
 
-/**
- * Runs the prebuilt batches in a cycle for `durationMs` (after one warm-up pass); times only `run`.
- * `wholePasses`: keep going until the cycle is complete, so that batches ordered by length are not
- * over-represented by the short ones when the time runs out mid-pass.
- */
-export async function rawThroughput(
-  raw: Raw,
-  batches: BatchRow[][],
-  durationMs: number,
-  wholePasses = false,
-): Promise<RawThroughput> {
+/** Runs the prebuilt batches in a cycle for `durationMs` (after one warm-up pass); times only `run`. */
+export async function rawThroughput(raw: Raw, batches: BatchRow[][], durationMs: number): Promise<RawThroughput> {
   const built = batches.map((rows) => ({
     rows: rows.length,
     ...assembleBatch(rows, raw.assets.embeddings, raw.assets.dims),
@@ -107,7 +105,7 @@ export async function rawThroughput(
   let real = 0;
   let padded = 0;
   let runs = 0;
-  for (let k = 0; (ms < durationMs || (wholePasses && k !== 0)) && runs < 1_000_000; k = (k + 1) % built.length) {
+  for (let k = 0; ms < durationMs && runs < 1_000_000; k = (k + 1) % built.length) {
     const b = built[k];
     const t0 = performance.now();
     await raw.runner.run(b.batch);
