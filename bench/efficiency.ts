@@ -108,6 +108,11 @@ main(async () => {
     // Exactly the batches the server ran inside the window (the server flushes its log every 250 ms).
     await sleep(600);
     const batches = await loggedBatches(batchLog, from, to, new Map([[`${TASK}@${version}`, adapter]]));
+    if (batches.length === 0) {
+      // A loaded machine can leave a short window without a completed batch: nothing to replay.
+      console.log(`rep ${r + 1}/${EFFICIENCY_REPS}: no batch completed inside the window; skipped`);
+      continue;
+    }
     const c0 = cpuSnapshot({ bench: "self" });
     const b = await rawThroughput(raw, batches, SLICE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
