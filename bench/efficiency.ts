@@ -1,10 +1,10 @@
 /**
  * npm run bench:efficiency — saturation throughput of the server (closed loop, single-text
  * requests, one task) against two raw baselines with the same thread count and the same adapter:
- * the replay of exactly the batches the server ran (target ≥ 0.85, real tokens/s, soft-prompt
- * positions included on both sides, as skt_tokens_total{kind="real"} counts them), and the
- * backbone's limit on this data — the dev sentences sorted by length in full batches (target
- * ≥ 0.90, sentences/s: the limit's batches carry almost no padding, so requests are what compare).
+ * the replay of exactly the batches the server ran (target ≥ 0.85), and the backbone's limit on
+ * this data — the dev sentences sorted by length in full batches (target ≥ 0.90). Both verdicts
+ * are on real tokens/s (soft-prompt positions included on both sides, as
+ * skt_tokens_total{kind="real"} counts them).
  */
 import type { Precision } from "../src/backbone/device.js";
 import { rowLength } from "../src/engine/assemble.js";
@@ -135,6 +135,7 @@ main(async () => {
       requestsRatio: s.rps / b.sentencesPerSec,
       limit,
       limitRatio: s.rps / limit.sentencesPerSec,
+      limitTokensRatio: s.weightPerSec / limit.realTokensPerSec,
       fp32Limit,
       fp32LimitRatio: s.rps / fp32Limit.sentencesPerSec,
       precisionSpeedup: limit.sentencesPerSec / fp32Limit.sentencesPerSec,
@@ -146,6 +147,12 @@ main(async () => {
 
   const ratio = medianOf(reps, (x) => x.tokensRatio);
   const limitRatio = medianOf(reps, (x) => x.limitRatio);
+  /**
+   * The verdict against the limit is on real tokens/s: the limit covers all the dev sentences, the
+   * server's window only those it reached (on a slow machine, the first few dozen, longer than the
+   * average), and tokens/s does not depend on that mix the way sentences/s does.
+   */
+  const limitTokensRatio = medianOf(reps, (x) => x.limitTokensRatio);
   const measured = [...reps];
   const m = (f: (x: (typeof measured)[number]) => number, digits = 0) => fmt(medianOf(measured, f), digits);
   const table = markdownTable(
@@ -164,7 +171,7 @@ main(async () => {
         m((x) => x.raw.sentencesPerSec),
         medianOf(reps, (x) => x.requestsRatio).toFixed(3),
         m((x) => x.limit.sentencesPerSec),
-        verdict(limitRatio, 0.9, "higher", 3),
+        limitRatio.toFixed(3),
       ],
       [
         "real tokens/s (prompt + text positions)",
@@ -172,7 +179,7 @@ main(async () => {
         m((x) => x.raw.realTokensPerSec),
         verdict(ratio, 0.85, "higher", 3),
         m((x) => x.limit.realTokensPerSec),
-        medianOf(reps, (x) => x.server.realTokensPerSec / x.limit.realTokensPerSec).toFixed(3),
+        verdict(limitTokensRatio, 0.9, "higher", 3),
       ],
       [
         "mean rows per batch",
@@ -252,7 +259,7 @@ main(async () => {
         precision: PRECISION,
       }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
-      `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for ${SLICE_S} s right after each replay (in an order that mixes short and long batches, so a window ending mid-pass is not biased); server ÷ limit compares sentences/s (requests), since the limit's batches carry almost no padding.`,
+      `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for ${SLICE_S} s right after each replay (in an order that mixes short and long batches, so a window ending mid-pass is not biased); the verdict against the limit is on real tokens/s, which does not depend on how far into the dev set the server's window got.`,
       "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
     ],
     tables: [{ markdown: table }, ...(rawFp32 ? [{ markdown: precisionTable }] : [])],
@@ -261,6 +268,7 @@ main(async () => {
       promptLength: file.metadata.promptLength,
       ratio,
       limitRatio,
+      limitTokensRatio,
       precision: PRECISION,
       limitRatioPerRep: reps.map((x) => x.limitRatio),
       ratioPerRep: reps.map((x) => x.tokensRatio),
