@@ -16,7 +16,9 @@ import { Graph } from "../../src/backbone/graph/graph.js";
 import { toOnnxBytes } from "../../src/backbone/graph/onnx.js";
 import { INT8_WEIGHT_MAX, quantizePerColumn } from "../../src/backbone/graph/quantize.js";
 import { assembleBatch } from "../../src/engine/assemble.js";
+import { Engine } from "../../src/engine/engine.js";
 import { SktError } from "../../src/errors.js";
+import { testEngineOptions } from "../helpers/engine-options.js";
 import { cosine, seededRandom } from "../helpers/numeric.js";
 import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
 import { readSst2 } from "../helpers/sst2.js";
@@ -217,5 +219,30 @@ describe("the int8 backbone", () => {
     // Both are real classifiers on this slice (SST-2 labels: 0 negative, 1 positive).
     const gold = dev.map((e) => (e.label === 1 ? "positive" : "negative"));
     for (const pred of [a, b]) expect(pred.filter((l, i) => l === gold[i]).length / gold.length).toBeGreaterThan(0.75);
+  });
+});
+
+describe("the engine with precision int8", () => {
+  it("its worker runs the int8 graphs: scores move slightly, labels stay", async () => {
+    const bytes = new Uint8Array(readFileSync(path.join(REPO_ROOT, "adapters/sst2/v000002.safetensors")));
+    const texts = readSst2("dev")
+      .slice(0, 16)
+      .map((e) => e.sentence);
+    const scores = async (precision: "fp32" | "int8") => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), `skt-int8-engine-${precision}-`));
+      const engine = await Engine.create(testEngineOptions(dir, { precision }));
+      try {
+        await engine.upload("sst2", bytes);
+        return (await engine.classify({ task: "sst2", texts })).predictions;
+      } finally {
+        await engine.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+    const [a, b] = [await scores("fp32"), await scores("int8")];
+    const diffs = a.map((p, i) => Math.abs(p.scores!.positive - b[i].scores!.positive));
+    expect(Math.max(...diffs)).toBeGreaterThan(1e-4); // not the fp32 graph
+    expect(Math.max(...diffs)).toBeLessThan(0.2);
+    expect(a.filter((p, i) => p.label === b[i].label).length).toBeGreaterThanOrEqual(15);
   });
 });
