@@ -1,8 +1,10 @@
 /**
  * npm run bench:latency — latency percentiles under an open-loop load (evenly spaced arrivals,
- * latency from each request's scheduled send time) at 25%, 50% and 90% of the saturation rate
+ * latency from each request's scheduled send time) at 25%, 50%, 75% and 90% of the saturation rate
  * measured in the same run; and one request at a time vs one raw backbone call on the same sentence.
+ * BENCH_PRECISION=int8 runs the server and the raw call on the int8 graphs.
  */
+import type { Precision } from "../src/backbone/device.js";
 import { assembleBatch } from "../src/engine/assemble.js";
 import { encodeAdapter } from "../src/adapters/format.js";
 import { syntheticAdapter } from "./adapters.js";
@@ -28,16 +30,17 @@ import { encodeFor, openRaw, prepareLocal, rawRunMs } from "./raw.js";
 import { startServer } from "./server.js";
 
 const TASK = "latency";
-const FRACTIONS = [0.25, 0.5, 0.9];
+const FRACTIONS = [0.25, 0.5, 0.75, 0.9];
+const PRECISION = (process.env.BENCH_PRECISION ?? "fp32") as Precision;
 const SINGLE_COUNT = pick(200, 30);
 
 main(async () => {
-  const raw = await openRaw();
+  const raw = await openRaw(undefined, PRECISION);
   onCleanup(() => raw.release());
   const sentences = await readSst2Sentences("dev");
   const file = syntheticAdapter(raw.assets, { task: TASK, seed: 3 });
   const adapter = await prepareLocal(raw, file);
-  const server = await startServer({ label: "latency", env: { SKT_QUEUE_SIZE: "4096" } });
+  const server = await startServer({ label: "latency", env: { SKT_QUEUE_SIZE: "4096", SKT_PRECISION: PRECISION } });
   const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
   if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
   const closed = new HttpClient(server.base, CONCURRENCY);
@@ -174,7 +177,11 @@ main(async () => {
     name: "latency",
     title: "Latency: open-loop percentiles and one request at a time",
     notes: [
-      settingsLine({ "closed-loop concurrency for saturation": CONCURRENCY, "max wait ms (server default)": 2 }),
+      settingsLine({
+        "closed-loop concurrency for saturation": CONCURRENCY,
+        "max wait ms (server default)": 2,
+        precision: PRECISION,
+      }),
       `Saturation rate: median ${fmt(
         medianOf(reps, (x) => x.saturationRps),
         1,

@@ -13,6 +13,7 @@ import {
   type BackboneBatch,
 } from "../src/backbone/backbone.js";
 import type { AdapterFile } from "../src/adapters/format.js";
+import type { Precision } from "../src/backbone/device.js";
 import { prepareAdapter, type PreparedAdapter } from "../src/adapters/prepared.js";
 import { assembleBatch, type BatchRow } from "../src/engine/assemble.js";
 import { parseBatchLog } from "../src/engine/batch-log.js";
@@ -24,9 +25,9 @@ export interface Raw {
   release(): Promise<void>;
 }
 
-export async function openRaw(threads = THREADS): Promise<Raw> {
+export async function openRaw(threads = THREADS, precision: Precision = "fp32"): Promise<Raw> {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const runner = await BackboneRunner.create(MODELS_DIR, { threads });
+  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision });
   return { assets, runner, release: () => runner.release() };
 }
 
@@ -62,6 +63,25 @@ export async function loggedBatches(
       return { adapter, ids: r.ids };
     }),
   );
+}
+
+/**
+ * The backbone's own limit on this data: every sentence once, sorted by length and cut into full
+ * batches of `size` (only the last may be short), so padding is what equal-length neighbours leave.
+ * The batches come back in a low-discrepancy order (by the fractional part of i·φ), so that any
+ * prefix of the cycle — a window that ends mid-pass on a loaded machine — mixes short and long
+ * batches as the whole pass does, instead of favouring the short ones.
+ */
+export function sortedBatches(adapter: PreparedAdapter, ids: number[][], size: number): BatchRow[][] {
+  const sorted = [...ids].sort((a, b) => a.length - b.length);
+  const batches: BatchRow[][] = [];
+  for (let i = 0; i < sorted.length; i += size)
+    batches.push(sorted.slice(i, i + size).map((row) => ({ adapter, ids: row })));
+  const spread = (i: number) => (i * 0.6180339887498949) % 1;
+  return batches
+    .map((b, i) => ({ b, key: spread(i) }))
+    .sort((x, y) => x.key - y.key)
+    .map((x) => x.b);
 }
 
 export interface RawThroughput {

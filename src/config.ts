@@ -404,7 +404,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--precision",
     default: "fp32",
     meaning:
-      "Backbone arithmetic: `fp32`, or `fp16` (WebGPU only, where the adapter offers `shader-f16`; refused with the reason elsewhere, and refused in this version everywhere because half-precision graphs are not built yet).",
+      "Backbone arithmetic: `fp32`; `int8` (CPU only, embedded USE-lite only: the transformer's dense layers with int8 weights and activations quantized at run time; adapters stay fp32); or `fp16` (WebGPU only, where the adapter offers `shader-f16`; refused with the reason elsewhere, and refused in this version everywhere because half-precision graphs are not built yet).",
     parse: oneOf(PRECISIONS),
   }),
   opt({

@@ -16,6 +16,7 @@ import {
   type Precision,
 } from "./device.js";
 import type { BackboneDims } from "./dims.js";
+import { SktError } from "../errors.js";
 import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE } from "./hf/build.js";
 import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
@@ -125,6 +126,19 @@ async function createSession(file: string, threads: number, device: Device): Pro
   });
 }
 
+/** The build's plain and prefix graph files for `precision` (int8: only builds that carry them). */
+function graphFiles(manifest: BackboneManifest, precision: Precision): [string, string] {
+  if (precision !== "int8") return [BUILD_FILES.model, BUILD_FILES.prefixModel];
+  if (!manifest.outputs[BUILD_FILES.int8Model] || !manifest.outputs[BUILD_FILES.int8PrefixModel]) {
+    throw new SktError(
+      "bad_request",
+      "precision_unsupported",
+      `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`,
+    );
+  }
+  return [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel];
+}
+
 export class BackboneRunner {
   private constructor(
     readonly dims: BackboneDims,
@@ -142,10 +156,12 @@ export class BackboneRunner {
   /** The runner of the build in `dir` (any backbone). */
   static async open(dir: string, opts: RunnerOptions): Promise<BackboneRunner> {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
-    const { sessions, info } = await openOnDevice(opts.device ?? "cpu", opts.precision ?? "fp32", async (device) => {
-      const plain = await createSession(path.join(dir, BUILD_FILES.model), opts.threads, device);
+    const precision = opts.precision ?? "fp32";
+    const [model, prefixModel] = graphFiles(manifest, precision);
+    const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
+      const plain = await createSession(path.join(dir, model), opts.threads, device);
       try {
-        return [plain, await createSession(path.join(dir, BUILD_FILES.prefixModel), opts.threads, device)] as const;
+        return [plain, await createSession(path.join(dir, prefixModel), opts.threads, device)] as const;
       } catch (e) {
         await plain.release();
         throw e;

@@ -29,6 +29,9 @@ export const BUILD_FILES = {
   prefixModel: "model-prefix.onnx",
   tokenizer: "tokenizer.json",
   embeddings: "embeddings.f32",
+  /** SKT_PRECISION=int8 (USE-lite only): the same graphs with int8 dense layers. */
+  int8Model: "model-int8.onnx",
+  int8PrefixModel: "model-prefix-int8.onnx",
 } as const;
 
 export interface BackboneManifest {
@@ -90,6 +93,8 @@ export async function staleReason(modelsDir: string): Promise<string | null> {
   const version = await sourceVersion();
   if (manifest.source.version !== version)
     return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
+  // Builds from before the int8 graphs existed are otherwise current: rebuilding adds them.
+  if (!manifest.outputs[BUILD_FILES.int8Model]) return "no int8 graphs yet";
   return changedOutput(backboneDir(modelsDir), manifest);
 }
 
@@ -99,6 +104,11 @@ export async function buildBackbone(modelsDir: string): Promise<BackboneManifest
   const outputs: Record<string, Uint8Array> = {
     [BUILD_FILES.model]: toOnnxBytes(buildUseLiteNetwork(weights).graph, "use_lite"),
     [BUILD_FILES.prefixModel]: toOnnxBytes(buildUseLiteNetwork(weights, { prefix: true }).graph, "use_lite_prefix"),
+    [BUILD_FILES.int8Model]: toOnnxBytes(buildUseLiteNetwork(weights, { int8: true }).graph, "use_lite_int8"),
+    [BUILD_FILES.int8PrefixModel]: toOnnxBytes(
+      buildUseLiteNetwork(weights, { prefix: true, int8: true }).graph,
+      "use_lite_prefix_int8",
+    ),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(buildTokenizerJson(pkg.vocab))),
     [BUILD_FILES.embeddings]: new Uint8Array(
       weights.embeddings.buffer,

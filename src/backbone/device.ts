@@ -15,7 +15,7 @@ export type DeviceSetting = (typeof DEVICE_SETTINGS)[number];
 /** A device a session actually runs on (`auto` resolved). */
 export type Device = Exclude<DeviceSetting, "auto">;
 
-export const PRECISIONS = ["fp32", "fp16"] as const;
+export const PRECISIONS = ["fp32", "fp16", "int8"] as const;
 export type Precision = (typeof PRECISIONS)[number];
 
 /** The outcome of device selection, shown in /readyz, the startup log and `skt_device_info`. */
@@ -89,9 +89,17 @@ export function deviceUnavailable(device: Device, cause: string): SktError {
   return new SktError("not_ready", "backbone_load_failed", `onnxruntime could not create a CPU session: ${cause}`);
 }
 
-/** Refuses `SKT_PRECISION=fp16` wherever it cannot run, with the reason. */
+/** Refuses `SKT_PRECISION=fp16` or `int8` wherever it cannot run, with the reason. */
 export function checkPrecision(precision: Precision, device: Device, adapter: WebGpuAdapterInfo | null): void {
   if (precision === "fp32") return;
+  if (precision === "int8") {
+    if (device === "cpu") return;
+    throw new SktError(
+      "bad_request",
+      "precision_unsupported",
+      `SKT_PRECISION=int8 runs only on SKT_DEVICE=cpu: its matrix multiplications are onnxruntime's CPU operator DynamicQuantizeMatMul, which the ${device} provider does not have (the backbone would run on ${device}); set SKT_DEVICE=cpu or SKT_PRECISION=fp32.`,
+    );
+  }
   if (device !== "webgpu") {
     throw new SktError(
       "bad_request",
@@ -130,15 +138,26 @@ export async function openOnDevice<T>(
   open: (device: Device) => Promise<T>,
   describe: () => Promise<WebGpuAdapterInfo | null> = describeWebGpuAdapter,
 ): Promise<{ sessions: T; info: DeviceInfo }> {
-  if (setting === "cpu" || setting === "cuda") {
-    checkPrecision(precision, setting, null);
+  // int8 graphs are CPU-only (checkPrecision), so `auto` resolves to the CPU without trying WebGPU.
+  const int8Auto = setting === "auto" && precision === "int8";
+  if (setting === "cpu" || setting === "cuda" || int8Auto) {
+    const device: Device = int8Auto || setting === "auto" ? "cpu" : setting;
+    checkPrecision(precision, device, null);
     try {
       return {
-        sessions: await open(setting),
-        info: { requested: setting, device: setting, adapter: null, reason: `SKT_DEVICE=${setting}` },
+        sessions: await open(device),
+        info: {
+          requested: setting,
+          device,
+          adapter: null,
+          reason: int8Auto
+            ? "SKT_DEVICE=auto with SKT_PRECISION=int8: int8 graphs run on the CPU"
+            : `SKT_DEVICE=${setting}`,
+        },
       };
     } catch (e) {
-      throw deviceUnavailable(setting, (e as Error).message);
+      if (e instanceof SktError) throw e;
+      throw deviceUnavailable(device, (e as Error).message);
     }
   }
   const adapter = await describe();

@@ -220,8 +220,11 @@ export async function runEval(v: EvalFlags): Promise<void> {
   const bytes = new Uint8Array(await readFile(v.adapter));
   const meta = peekMetadata(bytes);
   const data = await loadDataset(v.data, meta.problemType === "regression" ? { task: "regression" } : undefined);
+  const precision = v.precision ?? "fp32";
+  if (precision !== "fp32" && precision !== "int8") fail(`--precision must be fp32 or int8, not "${precision}"`);
   const report = await evaluateThroughEngine(bytes, meta.task, data, {
     threads: threadsOf(v),
+    precision,
     modelsDir: modelsDirOf(v),
     model: modelOf(v),
     datasetLabels: datasetLabelOrder(meta.labels, data.labels, v.labelNames),
@@ -251,7 +254,7 @@ export async function evaluateThroughEngine(
   bytes: Uint8Array,
   task: string,
   data: Awaited<ReturnType<typeof loadDataset>>,
-  o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[] },
+  o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[]; precision?: "fp32" | "int8" },
 ): Promise<EngineEvalReport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-eval-"));
   const engine = await Engine.create({
@@ -260,6 +263,7 @@ export async function evaluateThroughEngine(
     adaptersDir: dir,
     threads: o.threads,
     device: "cpu",
+    precision: o.precision ?? "fp32",
     maxBatchSize: 64,
     maxBatchTokens: 8192,
     maxWaitMs: 2,

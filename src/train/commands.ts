@@ -125,6 +125,12 @@ export const EVAL_FLAGS: readonly FlagSpec[] = [
   },
   { flag: "--threads", value: "n", default: "2", env: "SKT_THREADS", meaning: "onnxruntime threads." },
   {
+    flag: "--precision",
+    value: "p",
+    default: "fp32",
+    meaning: "Backbone arithmetic to score with: fp32, or int8 (the server's SKT_PRECISION=int8; CPU).",
+  },
+  {
     flag: "--models-dir",
     value: "dir",
     default: "models",
@@ -181,6 +187,7 @@ export interface EvalFlags {
   data?: string;
   labelNames?: string;
   threads?: string;
+  precision?: string;
   modelsDir?: string;
   model?: string;
   json?: boolean;

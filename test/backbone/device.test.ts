@@ -130,6 +130,39 @@ describe("openOnDevice", () => {
   });
 });
 
+describe("openOnDevice with SKT_PRECISION=int8", () => {
+  it("cpu opens the CPU sessions", async () => {
+    const o = opener([]);
+    const r = await openOnDevice("cpu", "int8", o.open, found);
+    expect(o.tried).toEqual(["cpu"]);
+    expect(r.info.device).toBe("cpu");
+  });
+
+  it("auto goes straight to the CPU without trying WebGPU, and says why", async () => {
+    const o = opener([]);
+    const r = await openOnDevice("auto", "int8", o.open, found);
+    expect(o.tried).toEqual(["cpu"]);
+    expect(r.info).toEqual({
+      requested: "auto",
+      device: "cpu",
+      adapter: null,
+      reason: "SKT_DEVICE=auto with SKT_PRECISION=int8: int8 graphs run on the CPU",
+    });
+  });
+
+  it("webgpu and cuda are refused before any session opens, naming the operator", async () => {
+    for (const setting of ["webgpu", "cuda"] as const) {
+      const o = opener([]);
+      const e = await errorOf(openOnDevice(setting, "int8", o.open, found));
+      expect(e.code).toBe("precision_unsupported");
+      expect(e.message).toMatch(/SKT_PRECISION=int8 runs only on SKT_DEVICE=cpu/);
+      expect(e.message).toMatch(/DynamicQuantizeMatMul/);
+      expect(e.message).toContain(`the ${setting} provider`);
+      expect(o.tried).toEqual([]);
+    }
+  });
+});
+
 describe("executionProviders / checkPrecision", () => {
   it("maps each device to onnxruntime's provider", () => {
     expect(executionProviders("cpu")).toEqual(["cpu"]);

@@ -116,7 +116,7 @@ describe("loadConfig", () => {
     [{ SKT_THREADS: "-1" }, /SKT_THREADS/],
     [{ SKT_MAX_WAIT_MS: "1.5" }, /SKT_MAX_WAIT_MS = "1.5": must be a whole number/],
     [{ SKT_DEVICE: "tpu" }, /SKT_DEVICE = "tpu": must be one of: cpu, webgpu, auto, cuda/],
-    [{ SKT_PRECISION: "int8" }, /SKT_PRECISION = "int8": must be one of: fp32, fp16/],
+    [{ SKT_PRECISION: "int4" }, /SKT_PRECISION = "int4": must be one of: fp32, fp16, int8/],
     [{ SKT_LOG_LEVEL: "loud" }, /SKT_LOG_LEVEL/],
     [{ SKT_SEMANTIC_CACHE: "maybe" }, /SKT_SEMANTIC_CACHE = "maybe": must be true or false/],
     [{ SKT_CACHE_BYTES: "12 parsecs" }, /SKT_CACHE_BYTES .*byte count/],

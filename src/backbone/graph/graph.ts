@@ -5,7 +5,7 @@
  */
 import { broadcastShapes, type Dim, type Shape } from "./shape.js";
 
-export type DType = "float32" | "float64" | "int64" | "bool";
+export type DType = "float32" | "float64" | "int64" | "int8" | "bool";
 
 export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
 
@@ -20,9 +20,11 @@ export interface OpRecord {
   readonly inputs: readonly Value[];
   readonly outputs: readonly Value[];
   readonly attrs: Readonly<Record<string, AttrValue>>;
+  /** Operator set domain; absent for the standard ONNX ops ("com.microsoft": onnxruntime's contrib ops). */
+  readonly domain?: string;
 }
 
-export type TensorData = Float32Array | Float64Array | BigInt64Array;
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int8Array;
 
 export interface Initializer {
   readonly value: Value;
@@ -72,6 +74,14 @@ export class Graph {
     return this.addInitializer(name, "int64", shape, BigInt64Array.from(values.map((v) => BigInt(v))));
   }
 
+  /** An int8 initializer (quantized weights). */
+  int8Weight(name: string, data: Int8Array, shape: number[]): Value {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== size)
+      throw new Error(`graph: ${name} has ${data.length} values, shape [${shape}] needs ${size}`);
+    return this.addInitializer(name, "int8", shape, data);
+  }
+
   /** A float scalar or vector constant in the graph's float dtype. */
   floats(values: number[], shape: number[] = [], name = "const_f"): Value {
     return this.weight(this.uniqueName(name), values, shape);
@@ -96,6 +106,7 @@ export class Graph {
     inputs: Value[],
     attrs: Record<string, AttrValue>,
     outs: { name: string; dtype: DType; shape: Shape }[],
+    domain?: string,
   ): Value[] {
     const outputs = outs.map((o) => this.value(o.name, o.dtype, o.shape));
     this.ops.push(
@@ -104,6 +115,7 @@ export class Graph {
         inputs: Object.freeze([...inputs]),
         outputs: Object.freeze(outputs),
         attrs: Object.freeze({ ...attrs }),
+        ...(domain ? { domain } : {}),
       }),
     );
     return outputs;
@@ -193,6 +205,23 @@ export class Graph {
     const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const shape = [...batch, a.shape[a.shape.length - 2], b.shape[b.shape.length - 1]];
     return this.record("MatMul", [a, b], {}, [{ name: "matmul", dtype: a.dtype, shape }])[0];
+  }
+
+  /**
+   * a · dequantize(b) + bias, with `a` quantized per tensor to uint8 at run time: onnxruntime's
+   * contrib DynamicQuantizeMatMul (CPU). `b` int8 [K, N], `scale` float [N] (per column) or [],
+   * `zeroPoint` int8 like `scale`.
+   */
+  dynamicQuantizeMatMul(a: Value, b: Value, scale: Value, zeroPoint: Value, bias: Value): Value {
+    if (b.dtype !== "int8" || zeroPoint.dtype !== "int8") throw new Error("graph: DynamicQuantizeMatMul wants int8 B");
+    const shape = [...a.shape.slice(0, -1), b.shape[b.shape.length - 1]];
+    return this.record(
+      "DynamicQuantizeMatMul",
+      [a, b, scale, zeroPoint, bias],
+      {},
+      [{ name: "qmatmul", dtype: a.dtype, shape }],
+      "com.microsoft",
+    )[0];
   }
 
   private reduce(type: "ReduceMean" | "ReduceSum", x: Value, axes: number[], keepdims: boolean): Value {
@@ -310,6 +339,8 @@ export function onnxTypeCode(dtype: DType): number {
   switch (dtype) {
     case "float32":
       return 1;
+    case "int8":
+      return 3;
     case "int64":
       return 7;
     case "bool":

@@ -8,6 +8,8 @@ const { onnx } = onnxProto;
 export const ONNX_IR_VERSION = 8;
 export const ONNX_OPSET = 17;
 
+export const CONTRIB_DOMAIN = "com.microsoft";
+
 function valueInfo(v: Value): onnxProto.onnx.IValueInfoProto {
   return {
     name: v.name,
@@ -38,7 +40,11 @@ export function toOnnxBytes(graph: Graph, name = "graph"): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,
     producerName: "sk-tuning-server",
-    opsetImport: [{ domain: "", version: ONNX_OPSET }],
+    opsetImport: [
+      { domain: "", version: ONNX_OPSET },
+      // onnxruntime's contrib ops (the int8 graphs' DynamicQuantizeMatMul) live in their own domain.
+      ...(graph.ops.some((op) => op.domain === CONTRIB_DOMAIN) ? [{ domain: CONTRIB_DOMAIN, version: 1 }] : []),
+    ],
     graph: {
       name,
       input: graph.inputs.map(valueInfo),
@@ -52,6 +58,7 @@ export function toOnnxBytes(graph: Graph, name = "graph"): Uint8Array {
       node: graph.ops.map((op, i) => ({
         name: `${op.type}_${i}`,
         opType: op.type,
+        ...(op.domain ? { domain: op.domain } : {}),
         input: op.inputs.map((v) => v.name),
         output: op.outputs.map((v) => v.name),
         attribute: Object.entries(op.attrs).map(([k, v]) => attribute(k, v)),

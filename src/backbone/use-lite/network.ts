@@ -10,6 +10,7 @@
  *           sentence_embedding [batch, 512] (tanh layer + L2 norm: the package's own output)
  */
 import { Graph, type Value } from "../graph/graph.js";
+import { quantizePerColumn } from "../graph/quantize.js";
 import type { AttentionLayerWeights, DenseWeights, LayerNormWeights, UseLiteWeights } from "./weights.js";
 
 export interface NetworkOptions {
@@ -17,6 +18,20 @@ export interface NetworkOptions {
   float?: "float32" | "float64";
   /** Add per-layer key/value prefix inputs (P-tuning-v2 style). */
   prefix?: boolean;
+  /**
+   * The transformer layers' dense layers as int8 weights (per-column scales) with activations
+   * quantized at run time (onnxruntime's DynamicQuantizeMatMul, CPU only). Inputs, outputs,
+   * attention, norms and the tanh layer stay float, so fp32 adapters feed it unchanged.
+   */
+  int8?: boolean;
+  /**
+   * Padding-free layout: the position-wise parts (norms, dense layers, residuals) run on the real
+   * tokens only, packed as [tokens, width]; attention alone runs on the padded [batch, seq] layout.
+   * Adds the inputs `packed_index` int64 [tokens] (b·seq + t of each real position, in order) and
+   * `padded_index` int64 [batch·seq] (1 + the packed row of each position, 0 for padding); see
+   * `packingIndices`. last_hidden_state is 0 at padded positions.
+   */
+  packed?: boolean;
 }
 
 export interface NetworkGraph {
@@ -27,6 +42,8 @@ export interface NetworkGraph {
     prefixKeys: Value[];
     prefixValues: Value[];
     prefixMask: Value | null;
+    packedIndex: Value | null;
+    paddedIndex: Value | null;
   };
   outputs: { lastHiddenState: Value; pooled: Value; sentenceEmbedding: Value };
 }
@@ -34,6 +51,45 @@ export interface NetworkGraph {
 const B = "batch";
 const T = "seq";
 const P = "prefix";
+const N = "tokens";
+
+/**
+ * Moves activations between the padded layout [B, T, width] and the packed one [N, width]; the
+ * identity when the graph is not packed.
+ */
+interface Layout {
+  pack(x: Value, width: number): Value;
+  unpack(x: Value, width: number): Value;
+}
+
+function packedLayout(g: Graph, attentionMask: Value, packedIndex: Value, paddedIndex: Value): Layout {
+  return {
+    pack: (x, width) => g.gather(g.reshape(x, [-1, width], [`${B}*${T}`, width]), packedIndex),
+    unpack: (x, width) => {
+      // Row 0 of the table is zeros: padded positions gather it.
+      const table = g.concat([g.weight("zero_row", new Float32Array(width), [1, width]), x], 0);
+      const target = g.concat([g.shapeOf(attentionMask), g.ints([width])], 0);
+      return g.reshapeTo(g.gather(table, paddedIndex), target, [B, T, width]);
+    },
+  };
+}
+
+const PADDED: Layout = { pack: (x) => x, unpack: (x) => x };
+
+/** The packing inputs of a padded batch's attention mask ([batch, seq], 1 for real positions). */
+export function packingIndices(mask: ArrayLike<bigint | number>): { packed: BigInt64Array; padded: BigInt64Array } {
+  let real = 0;
+  for (let i = 0; i < mask.length; i++) if (Number(mask[i]) !== 0) real++;
+  const packed = new BigInt64Array(real);
+  const padded = new BigInt64Array(mask.length);
+  let n = 0;
+  for (let i = 0; i < mask.length; i++) {
+    if (Number(mask[i]) === 0) continue;
+    packed[n] = BigInt(i);
+    padded[i] = BigInt(++n);
+  }
+  return { packed, padded };
+}
 
 export function buildUseLiteNetwork(w: UseLiteWeights, opts: NetworkOptions = {}): NetworkGraph {
   const g = new Graph(opts.float ?? "float32");
@@ -50,21 +106,40 @@ export function buildUseLiteNetwork(w: UseLiteWeights, opts: NetworkOptions = {}
     prefixMask = g.input("prefix_mask", "int64", [B, P]);
   }
 
+  let packedIndex: Value | null = null;
+  let paddedIndex: Value | null = null;
+  let layout = PADDED;
+  if (opts.packed) {
+    packedIndex = g.input("packed_index", "int64", [N]);
+    paddedIndex = g.input("padded_index", "int64", [`${B}*${T}`]);
+    layout = packedLayout(g, attentionMask, packedIndex, paddedIndex);
+  }
+
   const mask = g.cast(attentionMask, g.float); // [B, T]
   const maskCol = g.unsqueeze(mask, [2]); // [B, T, 1]
 
   // x = 2·E + timing, padded positions zeroed (the graph adds the embeddings twice: a quirk kept on purpose).
   const timing = timingSignal(g, inputsEmbeds, w.timingInv);
-  let x = g.mul(g.add(g.mul(inputsEmbeds, g.floats([2])), timing), maskCol);
+  let x = layout.pack(g.mul(g.add(g.mul(inputsEmbeds, g.floats([2])), timing), maskCol), w.embedDim);
 
   // Keys visible to attention: the prefix (when present) then the sequence itself.
   const keyMask = prefixMask ? g.concat([g.cast(prefixMask, g.float), mask], 1) : mask;
   const keyBias = g.unsqueeze(g.mul(g.sub(g.floats([1]), keyMask), g.floats([w.paddingBias])), [1, 2]); // [B,1,1,K]
 
   w.layers.forEach((layer, n) => {
-    x = transformerLayer(g, x, layer, keyBias, w.layerNormEpsilon, prefixKeys[n] ?? null, prefixValues[n] ?? null);
+    x = transformerLayer(
+      g,
+      x,
+      layer,
+      keyBias,
+      w.layerNormEpsilon,
+      prefixKeys[n] ?? null,
+      prefixValues[n] ?? null,
+      opts.int8 ?? false,
+      layout,
+    );
   });
-  const lastHiddenState = g.output("last_hidden_state", x);
+  const lastHiddenState = g.output("last_hidden_state", layout.unpack(x, w.layers[w.layers.length - 1].ffnOut.out));
 
   // Mean over real positions; max(count, 1) keeps an all-padding row finite (it pools to 0).
   const summed = g.reduceSum(g.mul(lastHiddenState, maskCol), [1], false); // [B, H]
@@ -80,7 +155,7 @@ export function buildUseLiteNetwork(w: UseLiteWeights, opts: NetworkOptions = {}
 
   return {
     graph: g,
-    inputs: { inputsEmbeds, attentionMask, prefixKeys, prefixValues, prefixMask },
+    inputs: { inputsEmbeds, attentionMask, prefixKeys, prefixValues, prefixMask, packedIndex, paddedIndex },
     outputs: { lastHiddenState, pooled, sentenceEmbedding },
   };
 }
@@ -93,7 +168,17 @@ function timingSignal(g: Graph, like: Value, inv: Float32Array): Value {
   return g.concat([g.sin(scaled), g.cos(scaled)], 1);
 }
 
-function linear(g: Graph, x: Value, d: DenseWeights, name: string): Value {
+function linear(g: Graph, x: Value, d: DenseWeights, name: string, int8 = false): Value {
+  if (int8) {
+    const { q, scale } = quantizePerColumn(d.kernel, d.in, d.out);
+    return g.dynamicQuantizeMatMul(
+      x,
+      g.int8Weight(`${name}_kernel_q`, q, [d.in, d.out]),
+      g.weight(`${name}_kernel_scale`, scale, [d.out]),
+      g.int8Weight(`${name}_kernel_zero`, new Int8Array(d.out), [d.out]),
+      g.weight(`${name}_bias`, d.bias, [d.out]),
+    );
+  }
   return g.add(
     g.matmul(x, g.weight(`${name}_kernel`, d.kernel, [d.in, d.out])),
     g.weight(`${name}_bias`, d.bias, [d.out]),
@@ -121,11 +206,14 @@ function transformerLayer(
   eps: number,
   prefixKey: Value | null,
   prefixValue: Value | null,
+  int8: boolean,
+  layout: Layout,
 ): Value {
   const n = l.residualProjection ? 0 : 1;
   const width = l.heads * l.headDim;
   const normed = layerNorm(g, x, l.attentionNorm, eps, `l${n}_attn_ln`);
-  const [qFlat, kFlat, vFlat] = g.split(linear(g, normed, l.qkv, `l${n}_qkv`), -1, [width, width, width]);
+  const qkv = layout.unpack(linear(g, normed, l.qkv, `l${n}_qkv`, int8), 3 * width);
+  const [qFlat, kFlat, vFlat] = g.split(qkv, -1, [width, width, width]);
   const q = g.mul(splitHeads(g, qFlat, l.heads, l.headDim), g.floats([l.queryScale]));
   let k = splitHeads(g, kFlat, l.heads, l.headDim);
   let v = splitHeads(g, vFlat, l.heads, l.headDim);
@@ -136,11 +224,11 @@ function transformerLayer(
   const scores = g.add(g.matmul(q, g.transpose(k, [0, 1, 3, 2])), keyBias); // [B, H, T, K]
   const context = g.matmul(g.softmax(scores, -1), v); // [B, H, T, d]
   const merged = g.reshape(g.transpose(context, [0, 2, 1, 3]), [0, 0, width], [B, T, width]);
-  const attended = linear(g, merged, l.output, `l${n}_attn_out`);
-  const residual = l.residualProjection ? linear(g, x, l.residualProjection, `l${n}_residual`) : x;
+  const attended = linear(g, layout.pack(merged, width), l.output, `l${n}_attn_out`, int8);
+  const residual = l.residualProjection ? linear(g, x, l.residualProjection, `l${n}_residual`, int8) : x;
   const h = g.add(residual, attended);
 
   const ffnIn = layerNorm(g, h, l.ffnNorm, eps, `l${n}_ffn_ln`);
-  const ffn = linear(g, g.relu(linear(g, ffnIn, l.ffnIn, `l${n}_ffn_in`)), l.ffnOut, `l${n}_ffn_out`);
+  const ffn = linear(g, g.relu(linear(g, ffnIn, l.ffnIn, `l${n}_ffn_in`, int8)), l.ffnOut, `l${n}_ffn_out`, int8);
   return g.add(h, ffn);
 }
