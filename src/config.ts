@@ -348,7 +348,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--max-in-flight-batches",
     default: "2",
     meaning:
-      "Batches handed to the inference worker at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches still wait for the worker.",
+      "Batches each inference worker holds at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches go only to an idle worker.",
     parse: int(1, 16),
   }),
   opt({

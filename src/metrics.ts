@@ -69,7 +69,14 @@ export interface CreateMetricsOptions {
 }
 
 /** Why a text left the queue without running (the `reason` label of `skt_queue_dropped_total`). */
-export const QUEUE_DROP_REASONS = ["queue_full", "deadline", "cancelled", "request_failed", "shutting_down"] as const;
+export const QUEUE_DROP_REASONS = [
+  "queue_full",
+  "deadline",
+  "cancelled",
+  "request_failed",
+  "no_worker",
+  "shutting_down",
+] as const;
 export type QueueDropReason = (typeof QUEUE_DROP_REASONS)[number];
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -131,7 +138,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
     }),
     queueDropped: new Counter({
       name: "skt_queue_dropped_total",
-      help: "Texts that left the queue or were refused without running, by reason: queue_full (refused), deadline, cancelled (the client went away), request_failed (another text of the request failed), shutting_down (refused).",
+      help: "Texts that left the queue or were refused without running, by reason: queue_full (refused), deadline, cancelled (the client went away), request_failed (another text of the request failed), no_worker (every inference worker was down), shutting_down (refused).",
       labelNames: ["reason"] as const,
       registers,
     }),

@@ -106,6 +106,8 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
   private msPerRow = 0;
   private idleWaiters: (() => void)[] = [];
   private scheduling = false;
+  /** False while no worker is alive: nothing could run, so nothing waits (see setAvailable). */
+  private available = true;
 
   constructor(
     private readonly limits: BatcherLimits,
@@ -129,6 +131,7 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
   submit(rows: Row[], opts: SubmitOptions = {}): Promise<Out[]> {
     const internal = opts.internal ?? false;
     if (this.stopped) return this.refuse(rows, "shutting_down", internal);
+    if (!this.available) return this.refuse(rows, "no_worker", internal);
     if (!internal && this.queue.length + rows.length > this.limits.queueSize) return this.refuse(rows, "queue_full");
     const signal = opts.signal;
     if (signal?.aborted) return this.refuse(rows, "cancelled", internal, cancellation(signal));
@@ -215,6 +218,18 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
     this.schedule();
   }
 
+  /**
+   * The runner says whether any worker is alive. When the last one dies, every waiting row fails
+   * with 503 `worker_not_ready` (as its request would have once its batch reached the dead
+   * worker), and new rows are refused the same way until a worker is ready again.
+   */
+  setAvailable(available: boolean): void {
+    this.available = available;
+    if (available) return this.schedule();
+    const requests = new Set([...this.urgent, ...this.queue].map((e) => e.request));
+    for (const request of requests) this.fail(request, noWorker());
+  }
+
   /** Refuse new rows; resolves when everything queued has run. */
   async drain(): Promise<void> {
     this.stopped = true;
@@ -237,7 +252,9 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
             "queue_full",
             `the request queue is full (${this.queue.length} of ${this.limits.queueSize} rows waiting); retry after a short wait`,
           )
-        : new SktError("not_ready", "shutting_down", "the server is shutting down and takes no new work"));
+        : reason === "no_worker"
+          ? noWorker()
+          : new SktError("not_ready", "shutting_down", "the server is shutting down and takes no new work"));
     return Promise.reject(e);
   }
 
@@ -394,8 +411,18 @@ function cancellation(signal: AbortSignal): SktError {
   return signal.reason instanceof SktError ? signal.reason : clientClosed("the request was cancelled");
 }
 
+function noWorker(): SktError {
+  return new SktError(
+    "not_ready",
+    "worker_not_ready",
+    "no inference worker is running (starting or restarting); retry shortly",
+  );
+}
+
 function dropReason(e: Error): DropReason {
-  if (e instanceof SktError && e.kind === "timeout") return "deadline";
-  if (e instanceof SktError && e.kind === "client_closed") return "cancelled";
+  if (!(e instanceof SktError)) return "request_failed";
+  if (e.kind === "timeout") return "deadline";
+  if (e.kind === "client_closed") return "cancelled";
+  if (e.code === "worker_not_ready") return "no_worker";
   return "request_failed";
 }

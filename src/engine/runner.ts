@@ -45,8 +45,11 @@ export class Runner {
 
   /** Starts pulling batches; the loops end once the batcher has been drained. */
   start(): void {
+    const anyReady = () => this.workers.some((x) => x.isReady());
+    this.batcher.setAvailable(anyReady());
     this.workers.forEach((worker, w) => {
-      worker.on("ready", () => this.batcher.wake());
+      worker.on("ready", () => this.batcher.setAvailable(true));
+      worker.on("down", () => this.batcher.setAvailable(anyReady()));
       const slot = { ready: () => worker.isReady(), idle: () => this.busy[w] === 0 };
       for (let s = 0; s < this.slotsPerWorker; s++) this.loops.push(this.loop(w, slot));
     });

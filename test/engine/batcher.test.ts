@@ -203,6 +203,25 @@ describe("hand-out to worker slots", () => {
     await b.drain();
   });
 
+  it("when no worker is alive, waiting rows fail with 503 worker_not_ready and new ones are refused until one is back", async () => {
+    const m = createMetrics({ collectDefaults: false });
+    let up = false;
+    const b = new Batcher<Row>(LIMITS, m);
+    pull(b, () => undefined, { ready: () => up });
+    const waiting = b.submit(rows([3, 4]));
+    const pass = b.submit(rows([5]), { internal: true });
+    b.setAvailable(false);
+    await expect(waiting).rejects.toMatchObject({ kind: "not_ready", code: "worker_not_ready" });
+    await expect(pass).rejects.toMatchObject({ kind: "not_ready", code: "worker_not_ready" });
+    await expect(b.submit(rows([1]))).rejects.toMatchObject({ code: "worker_not_ready" });
+    expect(await counter(m, "no_worker")).toBe(3); // two waiting, one refused; internal rows are not counted
+    expect(await gauge(m)).toBe(0);
+    up = true;
+    b.setAvailable(true);
+    expect(await b.submit(rows([1]))).toHaveLength(1);
+    await b.drain();
+  });
+
   it("runs internal passes alone, ahead of client rows, outside the queue bound and depth", async () => {
     const m = createMetrics({ collectDefaults: false });
     const b = new Batcher<Row>({ ...LIMITS, queueSize: 2 }, m);
