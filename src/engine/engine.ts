@@ -1,6 +1,7 @@
 /**
- * The engine behind the HTTP layer: tokenize → take the task's prepared adapter → queue rows →
- * batches across tasks run in the inference worker → each row's pooled state through its own head.
+ * The engine behind the HTTP layer: tokenize → take the task's prepared adapter → queue rows in the
+ * batcher (deadline, cancellation) → the runner pulls batches across tasks onto the inference
+ * workers → each row's pooled state through its own head.
  */
 import { loadBackboneAssets, type BackboneAssets, type BackboneOutputName } from "../backbone/backbone.js";
 import type { DeviceInfo } from "../backbone/device.js";
