@@ -20,6 +20,8 @@ export interface ServerOptions {
   readyTimeoutMs?: number;
   /** Extra node flags for the server process (also from BENCH_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
   nodeArgs?: string[];
+  /** Another checkout's bin/skt.js to run instead of this one's (before/after comparisons). */
+  entry?: string;
 }
 
 export interface BenchServer {
@@ -63,7 +65,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
     ...(process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
     ...(opts.nodeArgs ?? []),
   ];
-  const server = await launchServerProcess({ adaptersDir, port, env, nodeArgs });
+  const server = await launchServerProcess({ adaptersDir, port, env, nodeArgs, entry: opts.entry });
   const base = server.base;
   const child = server.proc;
   const exited = server.exited;

@@ -5,6 +5,7 @@
  * Every setting is described once, in `CONFIG_OPTIONS`; the loader, the flag parser and the README
  * table (`renderConfigTable()`) all come from that list, so the docs cannot drift from the code.
  */
+import os from "node:os";
 import { z } from "zod";
 import { DEVICE_SETTINGS, PRECISIONS, type DeviceSetting, type Precision } from "./backbone/device.js";
 import { SktError } from "./errors.js";
@@ -32,24 +33,42 @@ export interface ServerConfig {
   modelsDir: string;
   /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
   model: string | undefined;
+  /** onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
+  /** Inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
+  workers: number;
+  /** Most rows (texts) in one backbone pass. */
   maxBatchSize: number;
+  /** Most padded tokens (rows × longest row) in one backbone pass. */
   maxBatchTokens: number;
+  /** How long an idle worker waits for company before running a partial batch, ms. */
   maxWaitMs: number;
+  /** Most padding a batch may carry, as a fraction of its real tokens. */
   maxPaddingRatio: number;
+  /** Most texts waiting in the queue; beyond it requests are refused (429 `queue_full`). */
   queueSize: number;
+  /** Byte budget of the prepared-adapter cache. */
   cacheBytes: number;
+  /** Recently used tasks to prepare in the background after start-up. */
   warmTasks: number;
   maxTexts: number;
   maxTextChars: number;
+  /** Largest adapter upload, bytes. */
   maxUploadBytes: number;
+  /** Deadline of one inference request (from its arrival), ms. */
   requestTimeoutMs: number;
+  /** Most trainable parameters an adapter may have. */
   maxAdapterParams: number;
+  /** Where the backbone runs. */
   device: DeviceSetting;
+  /** Backbone arithmetic. */
   precision: Precision;
   logLevel: LogLevel;
+  /** Cache the semantic pass per adapter version (debug switch: false recomputes it on every use). */
   semanticCache: boolean;
+  /** Debug: file to append every batch to (see engine/batch-log.ts). */
   batchLog: string | undefined;
+  /** Batches one inference worker holds at once (the next waits inside it, so it never idles). */
   maxInFlightBatches: number;
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
@@ -153,6 +172,22 @@ export interface ConfigOption<K extends keyof ServerConfig = keyof ServerConfig>
   boolean?: boolean;
   secret?: boolean;
 }
+
+/**
+ * Default SKT_WORKERS × SKT_THREADS for a machine with `cores` cores (os.availableParallelism()).
+ * Up to 3 cores: one worker with up to 2 threads (on 2 cores the main thread — HTTP, JSON,
+ * tokenization, batch assembly — shares them). From 4 cores: workers of 2 threads each, one core
+ * left to the main thread: 4 → 1×2, 8 → 3×2, 16 → 7×2. Two threads per worker keep a batch's
+ * latency near the one-worker figure while several independent batches use the other cores (a
+ * small encoder's batch scales poorly past a few intra-op threads; separate workers do not share
+ * that synchronisation). docs/benchmarks.md has the 2-core measurement behind it.
+ */
+export function defaultParallelism(cores = os.availableParallelism()): { workers: number; threads: number } {
+  if (cores < 4) return { workers: 1, threads: Math.min(2, Math.max(1, cores)) };
+  return { workers: Math.floor((cores - 1) / 2), threads: 2 };
+}
+
+const PARALLELISM = defaultParallelism();
 
 function opt<K extends keyof ServerConfig>(o: ConfigOption<K>): ConfigOption<K> {
   return o;
@@ -273,9 +308,21 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     key: "threads",
     env: "SKT_THREADS",
     flag: "--threads",
-    default: "2",
-    meaning: "onnxruntime intra-op threads for the inference worker.",
+    default: String(PARALLELISM.threads),
+    defaultDoc: "2 (1 on a 1-core machine)",
+    meaning:
+      "onnxruntime intra-op threads of each inference worker. With SKT_WORKERS the default uses the machine's cores (`os.availableParallelism()`): see `defaultParallelism` in src/config.ts and docs/benchmarks.md.",
     parse: int(1, 1024),
+  }),
+  opt({
+    key: "workers",
+    env: "SKT_WORKERS",
+    flag: "--workers",
+    default: String(PARALLELISM.workers),
+    defaultDoc: "1 below 4 cores, else ⌊(cores − 1) / 2⌋ (8 cores: 3, 16 cores: 7)",
+    meaning:
+      "Inference worker threads. Each loads its own copy of the backbone's sessions (onnxruntime-node cannot share weights between sessions in different threads: USE-lite's two sessions add ~110 MB resident per worker) and pulls the next batch as soon as it is free. A worker that dies is restarted (`skt_worker_restarts_total`); the others keep serving.",
+    parse: int(1, 256),
   }),
   opt({
     key: "maxBatchSize",
@@ -317,7 +364,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--max-in-flight-batches",
     default: "2",
     meaning:
-      "Batches handed to the inference worker at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches still wait for the worker.",
+      "Batches each inference worker holds at once. With 2, a full batch that forms while one runs waits inside the worker, so it never idles between batches; partial batches go only to an idle worker.",
     parse: int(1, 16),
   }),
   opt({

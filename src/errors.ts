@@ -33,3 +33,16 @@ export class SktError extends Error {
 export function isSktError(e: unknown): e is SktError {
   return e instanceof SktError;
 }
+
+/**
+ * The one error for a request whose deadline passed, wherever it is noticed (the queue, a running
+ * batch, the server's backstop): kind `timeout` (504), code `timeout`.
+ */
+export function deadlineExceeded(detail = "the request's deadline passed before it was answered"): SktError {
+  return new SktError("timeout", "timeout", detail);
+}
+
+/** The one error for a request whose client went away or cancelled it: kind and code `client_closed` (499). */
+export function clientClosed(detail = "the client closed the connection before the answer"): SktError {
+  return new SktError("client_closed", "client_closed", detail);
+}

@@ -32,6 +32,10 @@ export interface SktMetrics {
   batchTokens: Histogram;
   /** `skt_queue_depth` — texts waiting right now. */
   queueDepth: Gauge;
+  /** `skt_queue_dropped_total{reason}` — rows that left the queue (or were refused) without running, by reason (see DROP_REASONS). */
+  queueDropped: Counter<"reason">;
+  /** `skt_worker_restarts_total` — inference workers restarted after dying. */
+  workerRestarts: Counter;
   /** `skt_tokens_total{kind="real"|"padding"}`. */
   tokens: Counter<"kind">;
   /** `skt_semantic_passes_total{task}` — semantic passes actually computed (cache misses). */
@@ -63,6 +67,17 @@ export interface CreateMetricsOptions {
   /** Prefix for the process default metrics only; the `skt_*` names are fixed. */
   prefix?: string;
 }
+
+/** Why a text left the queue without running (the `reason` label of `skt_queue_dropped_total`). */
+export const QUEUE_DROP_REASONS = [
+  "queue_full",
+  "deadline",
+  "cancelled",
+  "request_failed",
+  "no_worker",
+  "shutting_down",
+] as const;
+export type QueueDropReason = (typeof QUEUE_DROP_REASONS)[number];
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -119,6 +134,17 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
     queueDepth: new Gauge({
       name: "skt_queue_depth",
       help: "Texts waiting in the queue.",
+      registers,
+    }),
+    queueDropped: new Counter({
+      name: "skt_queue_dropped_total",
+      help: "Texts that left the queue or were refused without running, by reason: queue_full (refused), deadline, cancelled (the client went away), request_failed (another text of the request failed), no_worker (every inference worker was down), shutting_down (refused).",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    workerRestarts: new Counter({
+      name: "skt_worker_restarts_total",
+      help: "Inference workers restarted after dying (requests in flight on it failed with 503).",
       registers,
     }),
     tokens: new Counter({
@@ -200,5 +226,6 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
   // Known, bounded label sets start at 0 so rate() works from the first scrape.
   for (const outcome of ["ok", "invalid", "error", "client_closed"]) metrics.uploads.inc({ outcome }, 0);
   for (const kind of ["real", "padding"]) metrics.tokens.inc({ kind }, 0);
+  for (const reason of QUEUE_DROP_REASONS) metrics.queueDropped.inc({ reason }, 0);
   return metrics;
 }

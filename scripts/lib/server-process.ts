@@ -60,16 +60,22 @@ export interface SpawnServerOptions {
    * paths). Tests pass a temporary folder so that nothing the server writes lands in the repository.
    */
   cwd?: string;
+  /** The `skt` entry point to run (default: this checkout's bin/skt.js; benchmarks pass another checkout's to compare). */
+  entry?: string;
 }
 
 /** Starts the server process without waiting for it (for callers that register clean-up first). */
 export async function launchServerProcess(opts: SpawnServerOptions): Promise<ServerProcess> {
   const port = opts.port ?? (await freePort());
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), SKT, "serve", ...(opts.serveArgs ?? [])], {
-    cwd: opts.cwd ?? REPO_ROOT,
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", SKT_ADAPTERS_DIR: opts.adaptersDir, ...opts.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), opts.entry ?? SKT, "serve", ...(opts.serveArgs ?? [])],
+    {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", SKT_ADAPTERS_DIR: opts.adaptersDir, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   const keep = (d: Buffer) => {
     out += d.toString();

@@ -28,7 +28,7 @@ export interface AssembledBatch {
   paddedTokens: number;
 }
 
-export function assembleBatch(rows: BatchRow[], table: Float32Array, dims: BackboneDims): AssembledBatch {
+export function assembleBatch(rows: readonly BatchRow[], table: Float32Array, dims: BackboneDims): AssembledBatch {
   const D = dims.embedDim;
   const B = rows.length;
   const lengths = rows.map((r) => rowLength(r.adapter, r.ids.length));

@@ -1,9 +1,11 @@
 /**
- * The engine behind the HTTP layer: tokenize → take the task's prepared adapter → queue rows →
- * batches across tasks run in the inference worker → each row's pooled state through its own head.
+ * The engine behind the HTTP layer: tokenize → take the task's prepared adapter → queue rows in the
+ * batcher (deadline, cancellation) → the runner pulls batches across tasks onto the inference
+ * workers → each row's pooled state through its own head.
  */
-import { loadBackboneAssets, tokenBatch, type BackboneAssets, type BackboneOutputName } from "../backbone/backbone.js";
-import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js";
+import { loadBackboneAssets, type BackboneAssets, type BackboneOutputName } from "../backbone/backbone.js";
+import type { DeviceInfo } from "../backbone/device.js";
+import type { ServerConfig } from "../config.js";
 import { SktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import type { AdapterMetadata } from "../adapters/format.js";
@@ -12,10 +14,11 @@ import { AdapterRegistry } from "../adapters/registry.js";
 import { parameterCount } from "../adapters/spec.js";
 import type { AdapterStore, StoreHealth } from "../adapters/store/interface.js";
 import { createAdapterStore } from "../adapters/store/select.js";
-import { assembleBatch, rowLength } from "./assemble.js";
+import { rowLength } from "./assemble.js";
 import { BatchLog } from "./batch-log.js";
-import { Batcher, type QueuedRow } from "./batcher.js";
+import { Batcher } from "./batcher.js";
 import { InferenceWorker } from "./inference-worker.js";
+import { Runner, type Row } from "./runner.js";
 import type {
   AdapterDetails,
   ClassifyRequest,
@@ -29,56 +32,40 @@ import type {
   TaskPage,
 } from "./service.js";
 
-export interface EngineOptions {
-  modelsDir: string;
-  /** A Hugging Face folder to serve instead of the embedded USE-lite. */
-  model?: string;
-  adaptersDir: string;
-  threads: number;
-  device: DeviceSetting;
-  /** Default fp32 (see device.ts checkPrecision). */
-  precision?: Precision;
-  maxBatchSize: number;
-  maxBatchTokens: number;
-  maxWaitMs: number;
-  /** See BatcherLimits.maxPaddingRatio. */
-  maxPaddingRatio: number;
-  queueSize: number;
-  cacheBytes: number;
-  maxAdapterParams: number;
-  maxUploadBytes: number;
-  /** Debug switch: false re-runs the semantic pass for every request (benchmarks what caching buys). */
-  semanticCache: boolean;
-  /** Batches handed to the worker at once (see Batcher.schedule); default 2. */
-  maxInFlightBatches?: number;
-  /** Debug: file to append every batch to (see batch-log.ts). */
-  batchLog?: string;
-  /** Default deadline when a request gives none. */
-  requestTimeoutMs: number;
-  /** Prepare this many recently used tasks in the background after start-up (never delays readiness). */
-  warmTasks?: number;
-  metrics?: SktMetrics;
-  /** Largest |value| an adapter tensor may hold (default MAX_ABS_TENSOR_VALUE; tests lift it to reach the probe). */
-  maxAbsAdapterValue?: number;
-  /** SKT_STORE: `postgres://…` for the shared store; unset: the filesystem store in adaptersDir. */
-  storeUrl?: string;
-  /** The adapter store to use instead of the one `storeUrl`/`adaptersDir` name (tests inject a failing disk). */
-  store?: AdapterStore;
-  log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
-}
+/**
+ * What the engine takes from the server's configuration (see ServerConfig for each field), plus
+ * what only embedders and tests set. `Engine.create({ ...config, metrics, log })` is the usual call.
+ */
+export type EngineOptions = Pick<
+  ServerConfig,
+  | "modelsDir"
+  | "adaptersDir"
+  | "threads"
+  | "device"
+  | "maxBatchSize"
+  | "maxBatchTokens"
+  | "maxWaitMs"
+  | "maxPaddingRatio"
+  | "queueSize"
+  | "cacheBytes"
+  | "maxAdapterParams"
+  | "maxUploadBytes"
+  | "semanticCache"
+  | "requestTimeoutMs"
+> &
+  Partial<
+    Pick<ServerConfig, "model" | "precision" | "workers" | "maxInFlightBatches" | "batchLog" | "warmTasks" | "storeUrl">
+  > & {
+    metrics?: SktMetrics;
+    /** Largest |value| an adapter tensor may hold (default MAX_ABS_TENSOR_VALUE; tests lift it to reach the probe). */
+    maxAbsAdapterValue?: number;
+    /** The adapter store to use instead of the one `storeUrl`/`adaptersDir` name (tests inject a failing disk). */
+    store?: AdapterStore;
+    log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  };
 
 /** Text of the probe pass (any ordinary sentence does). */
 const PROBE_TEXT = "a short ordinary sentence to check the adapter's outputs";
-
-interface Row extends QueuedRow {
-  /** null for /embed rows: the backbone alone. */
-  adapter: PreparedAdapter | null;
-  ids: number[];
-  typeIds?: number[];
-  /** The graph output this row needs (pooled for adapters' heads). */
-  output: BackboneOutputName;
-  resolve(vector: Float32Array): void;
-}
 
 export class Engine implements InferenceService {
   private closed = false;
@@ -86,34 +73,32 @@ export class Engine implements InferenceService {
   private constructor(
     private readonly opts: EngineOptions,
     readonly assets: BackboneAssets,
-    readonly worker: InferenceWorker,
     readonly registry: AdapterRegistry,
     private readonly batcher: Batcher<Row>,
+    private readonly runner: Runner,
     private readonly batchLog: BatchLog | null,
   ) {}
 
+  /**
+   * Builds the pipeline bottom-up, each stage from the ones below it: workers → batcher → runner
+   * → registry (whose semantic and probe passes are rows for the same batcher) → engine.
+   */
   static async create(opts: EngineOptions): Promise<Engine> {
     const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model);
-    const worker = new InferenceWorker({
-      modelsDir: opts.modelsDir,
-      backboneDir: assets.dir,
-      threads: opts.threads,
-      device: opts.device,
-      precision: opts.precision ?? "fp32",
-    });
-    worker.on("restarting", (n) => opts.log?.("error", "inference worker died; restarting", { restarts: n }));
-    worker.on("ready", (d: DeviceInfo) => {
-      opts.metrics?.deviceInfo.reset();
-      opts.metrics?.deviceInfo.set({ device: d.device, requested: d.requested, adapter: d.adapter ?? "" }, 1);
-      opts.log?.("info", `backbone on ${d.device}${d.adapter ? ` (${d.adapter})` : ""}: ${d.reason}`, {
-        device: d.device,
-        adapter: d.adapter,
-        requested: d.requested,
-      });
-    });
-    await worker.start();
-    // The registry's probe and the batcher call back into the engine they are built for (after construction).
-    const ref: { engine?: Engine } = {};
+    const workers = await startWorkers(opts, assets);
+    const batcher = new Batcher<Row>(opts, opts.metrics);
+    const batchLog = opts.batchLog ? BatchLog.open(opts.batchLog) : null;
+    const runner = new Runner(
+      workers,
+      batcher,
+      { assets, metrics: opts.metrics, batchLog },
+      opts.maxInFlightBatches ?? 2,
+    );
+    runner.start();
+    const internalPass = (row: Omit<Row, "length">) =>
+      batcher
+        .submit([{ ...row, length: rowLength(row.adapter, row.ids.length) }], { internal: true })
+        .then((r) => r[0]);
     const registry = new AdapterRegistry({
       store:
         opts.store ??
@@ -126,46 +111,45 @@ export class Engine implements InferenceService {
       dims: assets.dims,
       fingerprint: assets.fingerprint,
       tokenizer: assets.tokenizer,
-      semanticPass: async (ids) => {
-        const { outputs } = await worker.run(
-          tokenBatch(assets.embeddings, assets.dims.embedDim, [ids], ["last_hidden_state"]),
-        );
-        return outputs.last_hidden_state!;
-      },
+      semanticPass: (ids) => internalPass({ adapter: null, ids, output: "last_hidden_state" }),
       cacheBytes: opts.cacheBytes,
       maxParameters: opts.maxAdapterParams,
       maxUploadBytes: opts.maxUploadBytes,
       maxAbsValue: opts.maxAbsAdapterValue,
-      probe: (adapter) => ref.engine!.probe(adapter),
+      probe: async (adapter) =>
+        checkProbe(
+          adapter,
+          await internalPass({
+            adapter,
+            ids: assets.tokenizer.encode(PROBE_TEXT, adapter.textBudget).ids,
+            output: "pooled",
+          }),
+        ),
       metrics: opts.metrics,
       log: opts.log,
     });
-    const batcher = new Batcher<Row>(
-      opts,
-      (rows) => ref.engine!.runBatch(rows),
-      opts.maxInFlightBatches ?? 2,
-      (depth) => opts.metrics?.queueDepth.set(depth),
-    );
-    const engine: Engine = (ref.engine = new Engine(
-      opts,
-      assets,
-      worker,
-      registry,
-      batcher,
-      opts.batchLog ? BatchLog.open(opts.batchLog) : null,
-    ));
+    const engine = new Engine(opts, assets, registry, batcher, runner, batchLog);
     await registry.init();
-    const warming = engine;
-    if (opts.warmTasks) void registry.warmUp(opts.warmTasks, () => warming.closed);
+    if (opts.warmTasks) void registry.warmUp(opts.warmTasks, () => engine.closed);
     return engine;
   }
 
+  /** The first inference worker (every worker: `workers`). */
+  get worker(): InferenceWorker {
+    return this.runner.workers[0];
+  }
+
+  get workers(): readonly InferenceWorker[] {
+    return this.runner.workers;
+  }
+
+  /** Ready while any worker is: with several, one restarting leaves the others serving. */
   isReady(): boolean {
-    return !this.closed && this.worker.isReady();
+    return !this.closed && this.workers.some((w) => w.isReady());
   }
 
   deviceInfo(): DeviceInfo | null {
-    return this.worker.deviceInfo;
+    return this.workers.find((w) => w.deviceInfo)?.deviceInfo ?? null;
   }
 
   storeHealth(): StoreHealth {
@@ -215,13 +199,11 @@ export class Engine implements InferenceService {
         ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget)
         : this.assets.tokenizer.encode(t, adapter.textBudget),
     );
-    const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
     const pooled = await this.runRows(
       adapter,
       "pooled",
       encoded.map((e) => e.ids),
-      deadline,
-      req.signal,
+      req,
       encoded.map((e) => e.typeIds),
     );
     const predictions: Prediction[] = pooled.map((p, i) => ({
@@ -239,26 +221,6 @@ export class Engine implements InferenceService {
     return { task: req.task, adapterVersion: adapter.version, predictions };
   }
 
-  /**
-   * The probe pass for an upload or rollback: one text through the backbone with the prepared
-   * adapter, and its head. Values within the tensor bound should always give finite outputs; this
-   * makes sure, since a non-finite pooled state or score can only be answered with an error. It
-   * goes to the worker directly, like the semantic pass: not a client's row, so not in the queue,
-   * the batch metrics or the batch log.
-   */
-  private async probe(adapter: PreparedAdapter): Promise<void> {
-    const ids = this.assets.tokenizer.encode(PROBE_TEXT, adapter.textBudget).ids;
-    const { batch } = assembleBatch([{ adapter, ids }], this.assets.embeddings, this.assets.dims);
-    const pooled = (await this.worker.run(batch)).outputs.pooled!;
-    if (!pooled.every(Number.isFinite) || !isFiniteOutput(applyHead(adapter, pooled))) {
-      throw new SktError(
-        "invalid_adapter",
-        "non_finite_output",
-        `the adapter's probe pass gave non-finite outputs (its values overflow inside the backbone); retrain it with smaller weights`,
-      );
-    }
-  }
-
   async embed(req: EmbedRequest): Promise<EmbedResult> {
     if (!this.isReady())
       throw new SktError(
@@ -267,13 +229,11 @@ export class Engine implements InferenceService {
         "the backbone is not loaded or the inference worker is restarting; retry shortly",
       );
     const encoded = req.texts.map((t) => this.assets.tokenizer.encode(t, this.assets.dims.maxPositions));
-    const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
     const vectors = await this.runRows(
       null,
       this.assets.sentenceOutput,
       encoded.map((e) => e.ids),
-      deadline,
-      req.signal,
+      req,
     );
     return {
       model: this.assets.name,
@@ -282,90 +242,22 @@ export class Engine implements InferenceService {
     };
   }
 
-  /** Queues one row per token sequence and settles when all have run (or the first fails). */
+  /** Queues one row per token sequence; the batcher settles them (deadline, cancellation included). */
   private runRows(
     adapter: PreparedAdapter | null,
     output: BackboneOutputName,
     sequences: number[][],
-    deadline: number,
-    signal?: AbortSignal,
+    req: { deadline?: number; signal?: AbortSignal },
     typeIds?: (number[] | undefined)[],
   ): Promise<Float32Array[]> {
-    return new Promise<Float32Array[]>((resolve, reject) => {
-      const results = new Array<Float32Array>(sequences.length);
-      let remaining = sequences.length;
-      let settled = false;
-      const finish = (e: Error | null) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        if (e) {
-          this.batcher.remove(rows);
-          reject(e);
-        } else resolve(results);
-      };
-      const now = Date.now();
-      const rows: Row[] = sequences.map((ids, i) => ({
-        adapter,
-        ids,
-        typeIds: typeIds?.[i],
-        output,
-        length: rowLength(adapter, ids.length),
-        enqueuedAt: now,
-        deadline,
-        reject: (e) => finish(e),
-        resolve: (vector) => {
-          results[i] = vector;
-          if (--remaining === 0) finish(null);
-        },
-      }));
-      // The caller's reason (client gone, or its deadline) says what happened; a bare abort is a cancellation.
-      const onAbort = () =>
-        finish(
-          signal?.reason instanceof SktError
-            ? signal.reason
-            : new SktError("client_closed", "cancelled", "the client cancelled the request"),
-        );
-      const timer = setTimeout(
-        () =>
-          finish(new SktError("timeout", "deadline_exceeded", "the request's deadline passed before it was answered")),
-        Math.max(0, deadline - now),
-      );
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      try {
-        this.batcher.push(rows);
-      } catch (e) {
-        finish(e as Error);
-      }
-    });
-  }
-
-  private async runBatch(rows: Row[]): Promise<void> {
-    const m = this.opts.metrics;
-    const started = Date.now();
-    for (const r of rows) m?.queueDuration.observe((started - r.enqueuedAt) / 1000);
-    const { batch, realTokens, paddedTokens } = assembleBatch(rows, this.assets.embeddings, this.assets.dims);
-    batch.outputs = [...new Set(rows.map((r) => r.output))];
-    this.batchLog?.write(
-      rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })),
-    );
-    try {
-      const { outputs, runMs } = await this.worker.run(batch);
-      rows.forEach((r, b) => {
-        const all = outputs[r.output]!;
-        const width = all.length / rows.length; // every output the engine reads is [batch, width]
-        r.resolve(all.slice(b * width, (b + 1) * width));
-      });
-      m?.inferenceDuration.observe(runMs / 1000);
-      m?.batchSize.observe(rows.length);
-      m?.batchTokens.observe(realTokens + paddedTokens);
-      m?.tokens.inc({ kind: "real" }, realTokens);
-      m?.tokens.inc({ kind: "padding" }, paddedTokens);
-    } catch (e) {
-      for (const r of rows) r.reject(e as Error);
-    }
+    const rows: Row[] = sequences.map((ids, i) => ({
+      adapter,
+      ids,
+      typeIds: typeIds?.[i],
+      output,
+      length: rowLength(adapter, ids.length),
+    }));
+    return this.batcher.submit(rows, { deadline: req.deadline, signal: req.signal });
   }
 
   async listTasks(page: PageRequest): Promise<TaskPage> {
@@ -418,7 +310,8 @@ export class Engine implements InferenceService {
     if (this.closed) return;
     await this.batcher.drain();
     this.closed = true;
-    await this.worker.close();
+    await this.runner.stopped();
+    await Promise.all(this.workers.map((w) => w.close()));
     await this.batchLog?.close();
     await this.registry.close();
   }
@@ -442,6 +335,59 @@ function taskInfo(
     maxLength: meta.maxLength,
     parameters: parameters ?? parameterCount(meta, assets.dims),
   };
+}
+
+/**
+ * The probe pass for an upload or rollback: one text through the backbone with the prepared
+ * adapter, and its head. Values within the tensor bound should always give finite outputs; this
+ * makes sure, since a non-finite pooled state or score can only be answered with an error.
+ */
+function checkProbe(adapter: PreparedAdapter, pooled: Float32Array): void {
+  if (!pooled.every(Number.isFinite) || !isFiniteOutput(applyHead(adapter, pooled))) {
+    throw new SktError(
+      "invalid_adapter",
+      "non_finite_output",
+      `the adapter's probe pass gave non-finite outputs (its values overflow inside the backbone); retrain it with smaller weights`,
+    );
+  }
+}
+
+/** Starts `opts.workers` inference workers (each loads its own sessions) and counts their restarts. */
+async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promise<InferenceWorker[]> {
+  const workers = Array.from(
+    { length: opts.workers ?? 1 },
+    () =>
+      new InferenceWorker({
+        modelsDir: opts.modelsDir,
+        backboneDir: assets.dir,
+        threads: opts.threads,
+        device: opts.device,
+        precision: opts.precision ?? "fp32",
+      }),
+  );
+  workers.forEach((worker, index) => {
+    worker.on("restarting", (n: number) => {
+      opts.metrics?.workerRestarts.inc();
+      opts.log?.("error", "inference worker died; restarting", { worker: index, restarts: n });
+    });
+    worker.on("ready", (d: DeviceInfo) => {
+      opts.metrics?.deviceInfo.reset();
+      opts.metrics?.deviceInfo.set({ device: d.device, requested: d.requested, adapter: d.adapter ?? "" }, 1);
+      opts.log?.("info", `backbone on ${d.device}${d.adapter ? ` (${d.adapter})` : ""}: ${d.reason}`, {
+        worker: index,
+        device: d.device,
+        adapter: d.adapter,
+        requested: d.requested,
+      });
+    });
+  });
+  const started = await Promise.allSettled(workers.map((w) => w.start()));
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) {
+    await Promise.all(workers.map((w) => w.close()));
+    throw failed.reason;
+  }
+  return workers;
 }
 
 function l2Normalized(v: Float32Array): Float32Array {

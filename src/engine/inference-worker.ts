@@ -1,6 +1,7 @@
 /**
  * Main-thread handle on the inference worker: sends batches, matches replies, and restarts the
- * worker if it dies (requests in flight then fail with `not_ready`, later ones succeed).
+ * worker if it dies (requests in flight then fail with `not_ready`, later ones succeed). Events:
+ * "ready" (DeviceInfo), "down" (exit code; after its pending runs failed), "restarting" (count).
  */
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
@@ -100,6 +101,7 @@ export class InferenceWorker extends EventEmitter {
             `the inference worker stopped (exit code ${code}); the request was not completed, retry it`,
           ),
         );
+        this.emit("down", code);
         if (!started)
           reject(
             new SktError("not_ready", "worker_start_failed", `inference worker exited during start-up (code ${code})`),

@@ -26,6 +26,8 @@ export type AppEnv = {
   Variables: RequestIdVariables & {
     /** Aborts the engine call when the client goes away or the server-side deadline fires. */
     abort?: AbortController;
+    /** The inference request's deadline (ms since epoch), computed once on arrival (see deadlineBackstop). */
+    deadline?: number;
     /** The admin token that was accepted (set by the admin auth middleware). */
     admin?: AdminIdentity;
     /** Facts a route adds to its audit entry (see `noteAudit`). */

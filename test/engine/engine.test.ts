@@ -389,7 +389,7 @@ describe("limits", () => {
       expect(e1).toBeInstanceOf(SktError);
       expect(e1).toMatchObject({ kind: "overloaded", code: "queue_full" });
       const e2 = await engine.classify({ task: "q", texts: ["x"], deadline: Date.now() - 1 }).catch((e) => e);
-      expect(e2).toMatchObject({ kind: "timeout", code: "deadline_exceeded" });
+      expect(e2).toMatchObject({ kind: "timeout", code: "timeout" });
       // Still healthy afterwards.
       expect((await engine.classify({ task: "q", texts: ["x"] })).predictions).toHaveLength(1);
     } finally {
@@ -412,6 +412,76 @@ describe("worker failure", () => {
       await new Promise<void>((resolve) => engine.worker.once("ready", () => resolve()));
       expect(engine.isReady()).toBe(true);
       expect((await engine.classify({ task: "w", texts: ["works again"] })).predictions).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe("several workers", () => {
+  it("one worker's crash is restarted and counted while the other keeps serving every request", async () => {
+    const { engine, metrics } = await startEngine({ workers: 2, threads: 1 });
+    try {
+      expect(engine.workers).toHaveLength(2);
+      await engine.upload("w2", servableAdapterBytes(assets, { task: "w2" }));
+      const [first, second] = engine.workers;
+      const restarted = new Promise<void>((resolve) => first.once("ready", () => resolve()));
+      first.crashForTesting();
+      while (first.isReady()) await new Promise((r) => setTimeout(r, 5));
+      // The other worker is up: the engine stays ready and nothing goes to the dead one.
+      expect(engine.isReady()).toBe(true);
+      expect(second.isReady()).toBe(true);
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => engine.classify({ task: "w2", texts: [`during the restart ${i}`] })),
+      );
+      expect(answers.every((a) => a.predictions.length === 1)).toBe(true);
+      await restarted;
+      expect(await counter(metrics.workerRestarts)).toBe(1);
+      expect(first.restartCount).toBe(1);
+      expect(second.restartCount).toBe(0);
+      expect((await engine.classify({ task: "w2", texts: ["after"] })).predictions).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("gives the same predictions with 2×1 as with 1×2", async () => {
+    const texts = ["a gripping, funny film", "dull", "the plot goes nowhere and the actors know it", "fine"];
+    const results: Record<string, number>[][] = [];
+    for (const shape of [
+      { workers: 1, threads: 2 },
+      { workers: 2, threads: 1 },
+    ]) {
+      const { engine } = await startEngine(shape);
+      try {
+        await engine.upload("same", servableAdapterBytes(assets, { task: "same" }));
+        const parts = await Promise.all(texts.map((t) => engine.classify({ task: "same", texts: [t] })));
+        results.push(parts.flatMap((p) => p.predictions.map((x) => x.scores!)));
+      } finally {
+        await engine.close();
+      }
+    }
+    results[1].forEach((scores, i) =>
+      Object.entries(scores).forEach(([label, s]) => expect(s).toBeCloseTo(results[0][i][label], 5)),
+    );
+  });
+});
+
+describe("deadline and cancellation through the engine", () => {
+  it("one code per cause, counted by reason, and the queue depth back at 0", async () => {
+    const { engine, metrics } = await startEngine();
+    try {
+      await engine.upload("dc", servableAdapterBytes(assets, { task: "dc" }));
+      const late = await engine.classify({ task: "dc", texts: ["x", "y"], deadline: Date.now() - 1 }).catch((e) => e);
+      expect(late).toMatchObject({ kind: "timeout", code: "timeout" });
+      const abort = new AbortController();
+      abort.abort();
+      const gone = await engine.classify({ task: "dc", texts: ["x"], signal: abort.signal }).catch((e) => e);
+      expect(gone).toMatchObject({ kind: "client_closed", code: "client_closed" });
+      expect(await counter(metrics.queueDropped, { reason: "deadline" })).toBe(2);
+      expect(await counter(metrics.queueDropped, { reason: "cancelled" })).toBe(1);
+      expect(await counter(metrics.queueDepth)).toBe(0);
+      expect(engine.queueDepth).toBe(0);
     } finally {
       await engine.close();
     }

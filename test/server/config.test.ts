@@ -1,6 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CONFIG_OPTIONS, defaultConfig, loadConfig, redactConfig, renderConfigTable } from "../../src/config.js";
+import {
+  CONFIG_OPTIONS,
+  defaultConfig,
+  defaultParallelism,
+  loadConfig,
+  redactConfig,
+  renderConfigTable,
+} from "../../src/config.js";
 import { SktError } from "../../src/errors.js";
 
 function configError(fn: () => unknown): SktError {
@@ -27,7 +34,9 @@ describe("loadConfig", () => {
       requireSignature: false,
       adaptersDir: "adapters",
       modelsDir: "models",
-      threads: 2,
+      // Derived from this machine's cores (pinned below for 1–16 cores).
+      threads: defaultParallelism().threads,
+      workers: defaultParallelism().workers,
       warmTasks: 0,
       maxBatchSize: 32,
       maxBatchTokens: 4096,
@@ -49,6 +58,23 @@ describe("loadConfig", () => {
       retryAfterSeconds: 1,
       shutdownTimeoutMs: 25_000,
     });
+  });
+
+  it("derives SKT_WORKERS × SKT_THREADS from the cores: one core kept for the main thread from 4 cores on", () => {
+    const shapes = [1, 2, 3, 4, 8, 16].map((cores) => defaultParallelism(cores));
+    expect(shapes).toEqual([
+      { workers: 1, threads: 1 },
+      { workers: 1, threads: 2 },
+      { workers: 1, threads: 2 },
+      { workers: 1, threads: 2 },
+      { workers: 3, threads: 2 },
+      { workers: 7, threads: 2 },
+    ]);
+    for (let cores = 1; cores <= 64; cores++) {
+      const { workers, threads } = defaultParallelism(cores);
+      expect(workers * threads).toBeLessThanOrEqual(Math.max(2, cores)); // never oversubscribes beyond 2 on tiny machines
+      if (cores >= 4) expect(workers * threads).toBeLessThan(cores); // a core stays with the main thread
+    }
   });
 
   it("reads the environment", () => {

@@ -4,10 +4,9 @@
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import { timeout } from "hono/timeout";
 import type { ServerConfig } from "../../config.js";
 import type { Prediction } from "../../engine/service.js";
-import { SktError } from "../../errors.js";
+import { SktError, clientClosed, deadlineExceeded } from "../../errors.js";
 import type { HttpBindings } from "@hono/node-server";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppDeps, AppEnv } from "../context.js";
@@ -17,7 +16,7 @@ import { COMMON_ERRORS, NO_AUTH, TaskName, errorContent } from "../schemas.js";
 
 /**
  * Extra time the server gives the engine past the request deadline before answering 504 itself
- * (the engine is expected to reject with kind "timeout" at the deadline; this is the backstop).
+ * (the engine's batcher rejects with kind "timeout" at the deadline; this is the backstop).
  */
 export const DEADLINE_GRACE_MS = 500;
 
@@ -28,8 +27,7 @@ export function classifyBodyLimit(config: ServerConfig): number {
 
 /**
  * What every inference route runs before its handler: request metrics (under the task's label, or
- * `metricsLabel`), the body cap, and the backstop timeout that aborts the engine call (408 when the
- * body was still arriving: the client was too slow, not the server).
+ * `metricsLabel`), the body cap, and the request's deadline with its backstop.
  */
 export function inferenceMiddleware(
   deps: AppDeps,
@@ -42,25 +40,46 @@ export function inferenceMiddleware(
     bodySizeLimit(bodyLimit, () => {
       throw new SktError("too_large", "body_too_large", "The request body is too large.");
     }),
-    timeout(config.requestTimeoutMs + DEADLINE_GRACE_MS, (untyped) => {
-      const c = untyped as Context<AppEnv & { Bindings: Partial<HttpBindings> }>;
-      if (c.env?.incoming && !c.env.incoming.complete) {
-        const err = new SktError(
-          "request_timeout",
-          "request_timeout",
-          `The request body was not received completely within ${config.requestTimeoutMs} ms.`,
-        );
-        return new HTTPException(408, { message: err.message, cause: err });
-      }
-      const err = new SktError(
-        "timeout",
-        "timeout",
-        `The request did not finish within ${config.requestTimeoutMs} ms.`,
-      );
-      c.get("abort")?.abort(err);
-      return new HTTPException(504, { message: "deadline passed", cause: err });
-    }),
+    deadlineBackstop(config.requestTimeoutMs),
   ];
+}
+
+/**
+ * Computes the request's one deadline (now + SKT_REQUEST_TIMEOUT_MS; handlers pass
+ * `c.get("deadline")` to the engine) and, DEADLINE_GRACE_MS after it, aborts the engine call and
+ * answers 504 `timeout` if the engine has not — or 408 when the body was still arriving: the
+ * client was too slow, not the server.
+ */
+function deadlineBackstop(requestTimeoutMs: number): MiddlewareHandler<AppEnv> {
+  return async (untyped, next) => {
+    const c = untyped as Context<AppEnv & { Bindings: Partial<HttpBindings> }>;
+    const deadline = Date.now() + requestTimeoutMs;
+    c.set("deadline", deadline);
+    let timer: NodeJS.Timeout | undefined;
+    const backstop = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => {
+          if (c.env?.incoming && !c.env.incoming.complete) {
+            const err = new SktError(
+              "request_timeout",
+              "request_timeout",
+              `The request body was not received completely within ${requestTimeoutMs} ms.`,
+            );
+            return reject(new HTTPException(408, { message: err.message, cause: err }));
+          }
+          const err = deadlineExceeded(`The request did not finish within ${requestTimeoutMs} ms.`);
+          c.get("abort")?.abort(err);
+          reject(new HTTPException(504, { message: err.message, cause: err }));
+        },
+        deadline + DEADLINE_GRACE_MS - Date.now(),
+      );
+    });
+    try {
+      await Promise.race([next(), backstop]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** The error statuses every inference route can answer besides 400 (and its own). */
@@ -84,8 +103,7 @@ export async function withClientAbort<T>(c: Context<AppEnv>, work: (signal: Abor
   const abort = new AbortController();
   c.set("abort", abort);
   const client = c.req.raw.signal;
-  const onClientAbort = () =>
-    abort.abort(new SktError("client_closed", "client_closed", "The client closed the connection."));
+  const onClientAbort = () => abort.abort(clientClosed("The client closed the connection."));
   if (client.aborted) onClientAbort();
   else client.addEventListener("abort", onClientAbort, { once: true });
   try {
@@ -223,7 +241,7 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
         task,
         texts,
         ...(pairs ? { pairs } : {}),
-        deadline: Date.now() + config.requestTimeoutMs,
+        deadline: c.get("deadline"),
         signal,
       }),
     );

@@ -71,7 +71,7 @@ export function registerEmbedRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     const b = c.req.valid("json");
     const texts = b.texts ?? [b.text!];
     const result = await withClientAbort(c, (signal) =>
-      service.embed({ texts, normalize: b.normalize ?? false, deadline: Date.now() + config.requestTimeoutMs, signal }),
+      service.embed({ texts, normalize: b.normalize ?? false, deadline: c.get("deadline"), signal }),
     );
     return c.json(
       { model: result.model, embeddings: result.embeddings.map((v) => Array.from(v)), tokens: result.tokens },

@@ -1,0 +1,102 @@
+/**
+ * The runner (text-embeddings-inference's batching task in shape): owns the inference workers and,
+ * for each, `slotsPerWorker` loops that pull the next batch from the batcher whenever they are free,
+ * assemble it, run it on their worker and settle every row with its slice of the output. With
+ * several workers each takes the next batch as soon as it can, so all of them stay busy.
+ */
+import type { BackboneAssets, BackboneOutputName } from "../backbone/backbone.js";
+import type { SktMetrics } from "../metrics.js";
+import type { PreparedAdapter } from "../adapters/prepared.js";
+import { assembleBatch } from "./assemble.js";
+import type { BatchLog } from "./batch-log.js";
+import type { Batch, Batcher, QueuedRow } from "./batcher.js";
+import type { InferenceWorker } from "./inference-worker.js";
+
+/** One text's (or internal pass's) work for the backbone. */
+export interface Row extends QueuedRow {
+  /** null for /embed rows and semantic passes: the backbone alone. */
+  adapter: PreparedAdapter | null;
+  ids: number[];
+  typeIds?: number[];
+  /** The graph output this row needs (pooled for adapters' heads). */
+  output: BackboneOutputName;
+}
+
+export interface RunnerDeps {
+  assets: BackboneAssets;
+  metrics?: SktMetrics;
+  batchLog?: BatchLog | null;
+}
+
+export class Runner {
+  /** Batches running (or queued inside) each worker. */
+  private readonly busy: number[];
+  private readonly loops: Promise<void>[] = [];
+
+  constructor(
+    readonly workers: readonly InferenceWorker[],
+    private readonly batcher: Batcher<Row>,
+    private readonly deps: RunnerDeps,
+    /** Batches one worker may hold at once (SKT_MAX_IN_FLIGHT_BATCHES). */
+    private readonly slotsPerWorker: number,
+  ) {
+    this.busy = workers.map(() => 0);
+  }
+
+  /** Starts pulling batches; the loops end once the batcher has been drained. */
+  start(): void {
+    const anyReady = () => this.workers.some((x) => x.isReady());
+    this.batcher.setAvailable(anyReady());
+    this.workers.forEach((worker, w) => {
+      worker.on("ready", () => this.batcher.setAvailable(true));
+      worker.on("down", () => this.batcher.setAvailable(anyReady()));
+      const slot = { ready: () => worker.isReady(), idle: () => this.busy[w] === 0 };
+      for (let s = 0; s < this.slotsPerWorker; s++) this.loops.push(this.loop(w, slot));
+    });
+  }
+
+  /** Resolves when every loop has ended (after the batcher's drain). */
+  async stopped(): Promise<void> {
+    await Promise.all(this.loops);
+  }
+
+  private async loop(w: number, slot: { ready(): boolean; idle(): boolean }): Promise<void> {
+    for (;;) {
+      const batch = await this.batcher.next(slot);
+      if (!batch) return;
+      this.busy[w]++;
+      try {
+        await this.execute(this.workers[w], batch);
+      } finally {
+        this.busy[w]--;
+        this.batcher.done(batch);
+      }
+    }
+  }
+
+  private async execute(worker: InferenceWorker, { rows, handles, internal }: Batch<Row, Float32Array>): Promise<void> {
+    const { assets, metrics: m, batchLog } = this.deps;
+    const { batch, realTokens, paddedTokens } = assembleBatch(rows, assets.embeddings, assets.dims);
+    batch.outputs = [...new Set(rows.map((r) => r.output))];
+    if (!internal)
+      batchLog?.write(
+        rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })),
+      );
+    try {
+      const { outputs, runMs } = await worker.run(batch);
+      rows.forEach((r, b) => {
+        const all = outputs[r.output]!;
+        const width = all.length / rows.length; // every output the engine reads is [batch, width…]
+        handles[b].resolve(all.slice(b * width, (b + 1) * width));
+      });
+      if (internal) return;
+      m?.inferenceDuration.observe(runMs / 1000);
+      m?.batchSize.observe(rows.length);
+      m?.batchTokens.observe(realTokens + paddedTokens);
+      m?.tokens.inc({ kind: "real" }, realTokens);
+      m?.tokens.inc({ kind: "padding" }, paddedTokens);
+    } catch (e) {
+      for (const h of handles) h.reject(e as Error);
+    }
+  }
+}
