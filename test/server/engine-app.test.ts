@@ -1,8 +1,10 @@
 /**
  * The HTTP app on a real engine (USE-lite, synthetic adapters): a multi-task call mixing prompt- and
- * prefix-variant tasks answers what the single-task calls answer, with the rows sharing batches.
+ * prefix-variant tasks answers what the single-task calls answer, with the rows sharing batches;
+ * uploads renamed with `?rename=true` (signed and unsigned, signatures required or not).
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,8 +17,10 @@ import { createApp } from "../../src/server/app.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
 import { withContractCheck } from "../helpers/openapi-contract.js";
 import { MODELS_DIR } from "../helpers/paths.js";
+import { peekMetadata } from "../../src/adapters/format.js";
+import { checkAdapterSignature, signAdapter, TrustedKeys } from "../../src/adapters/signature.js";
 import { servableAdapterBytes, type ServableOptions } from "../helpers/servable-adapter.js";
-import { ADMIN_TOKEN } from "./setup.js";
+import { ADMIN_TOKEN, auth } from "./setup.js";
 
 interface PredictionJson {
   label?: string;
@@ -62,8 +66,14 @@ beforeAll(async () => {
   engine = await Engine.create(testEngineOptions(dir, { metrics, maxWaitMs: 50, maxPaddingRatio: 100 }));
   for (const t of TASKS) await engine.upload(t.task, servableAdapterBytes(assets, t));
   config = defaultConfig({ adminToken: ADMIN_TOKEN, auditLog: path.join(dir, "audit.jsonl"), adaptersDir: dir });
-  app = withContractCheck(createApp({ service: engine, metrics, config, logger: createLogger({ level: "silent" }) }));
+  app = appWith(config);
 });
+
+function appWith(cfg: ServerConfig): ReturnType<typeof createApp> {
+  return withContractCheck(
+    createApp({ service: engine, metrics, config: cfg, logger: createLogger({ level: "silent" }) }),
+  );
+}
 afterAll(async () => {
   await engine?.close();
   await rm(dir, { recursive: true, force: true });
@@ -128,5 +138,96 @@ describe("multi-task /classify on the real engine", () => {
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { message: string } }).error.message).toContain('"missing"');
     expect(await batchCount()).toBe(before);
+  });
+});
+
+interface UploadJson {
+  task: string;
+  version: number;
+  sha256: string;
+  renamed_from: string | null;
+  signature_dropped: boolean;
+}
+
+async function upload(a: ReturnType<typeof createApp>, task: string, bytes: Uint8Array, query = ""): Promise<Response> {
+  return a.request(`/admin/adapters/${task}${query}`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/octet-stream", ...auth() },
+    body: Buffer.from(bytes),
+  });
+}
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+describe("PUT /admin/adapters/{task}?rename=true", () => {
+  const source = () => servableAdapterBytes(assets, TASKS[0]); // metadata names "prompt-a"
+
+  it("without the flag a file for another task stays a 422 task_mismatch that mentions ?rename=true", async () => {
+    const res = await upload(app, "prompt-a-canary", source());
+    expect(res.status).toBe(422);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("task_mismatch");
+    expect(error.message).toContain("?rename=true");
+    expect(engine.hasTask("prompt-a-canary")).toBe(false);
+  });
+
+  it("stores the file under the new name, reports the stored file's sha256, and serves the same answers", async () => {
+    const res = await upload(app, "prompt-a-canary", source(), "?rename=true");
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as UploadJson;
+    expect(body).toMatchObject({
+      task: "prompt-a-canary",
+      version: 1,
+      renamed_from: "prompt-a",
+      signature_dropped: false,
+    });
+    const stored = new Uint8Array(await readFile(path.join(dir, "prompt-a-canary", "v000001.safetensors")));
+    expect(body.sha256).toBe(sha256(stored));
+    expect(body.sha256).not.toBe(sha256(source()));
+    expect(peekMetadata(stored).task).toBe("prompt-a-canary");
+    // Only the task name changed: the same tensors give the same predictions.
+    const texts = ["a gripping , funny film", "dull"];
+    const [a, b] = await Promise.all(["prompt-a", "prompt-a-canary"].map((t) => classify(`task=${t}`, { texts })));
+    const pa = ((await a.json()) as ResultJson).predictions;
+    const pb = ((await b.json()) as ResultJson).predictions;
+    expect(pb).toEqual(pa);
+  });
+
+  it("a file already naming the task is stored unchanged with the flag (sha256 of the upload itself)", async () => {
+    const bytes = servableAdapterBytes(assets, { ...TASKS[1], seed: 99 });
+    const res = await upload(app, "prefix-b", bytes, "?rename=true");
+    expect(res.status).toBe(201);
+    expect((await res.json()) as UploadJson).toMatchObject({
+      sha256: sha256(bytes),
+      renamed_from: null,
+      signature_dropped: false,
+    });
+  });
+
+  describe("signed files", () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const signed = () => signAdapter(source(), privateKey);
+
+    it("signatures not required: the rename drops the signature and says so", async () => {
+      const res = await upload(app, "prompt-a-signed", signed(), "?rename=true");
+      expect(res.status).toBe(201);
+      expect((await res.json()) as UploadJson).toMatchObject({ renamed_from: "prompt-a", signature_dropped: true });
+      const stored = new Uint8Array(await readFile(path.join(dir, "prompt-a-signed", "v000001.safetensors")));
+      expect(checkAdapterSignature(stored, TrustedKeys.of([publicKey]))).toEqual({ state: "unsigned" });
+    });
+
+    it("SKT_REQUIRE_SIGNATURE=true: a rename is refused with 422 rename_breaks_signature and nothing is stored", async () => {
+      const pem = path.join(dir, "trusted.pem");
+      await writeFile(pem, publicKey.export({ type: "spki", format: "pem" }));
+      const strict = appWith({ ...config, trustedKeys: pem, requireSignature: true });
+      const res = await upload(strict, "prompt-a-strict", signed(), "?rename=true");
+      expect(res.status).toBe(422);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe("rename_breaks_signature");
+      expect(error.message).toContain("SKT_REQUIRE_SIGNATURE");
+      expect(engine.hasTask("prompt-a-strict")).toBe(false);
+      // The signed file under its own name is still accepted there.
+      expect((await upload(strict, "prompt-a", signed(), "?rename=true")).status).toBe(201);
+    });
   });
 });

@@ -3,6 +3,8 @@
  * delete adapters. Task names are validated here, before the service sees them.
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { peekMetadata } from "../../adapters/format.js";
+import { renameAdapter } from "../../adapters/signature.js";
 import { SktError } from "../../errors.js";
 import { ADMIN_AUTH_ERRORS, adminGuards } from "../admin-security.js";
 import { sha256OfBytes } from "../audit/audit-log.js";
@@ -33,6 +35,53 @@ export const adminErrors = {
     "Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`)",
   ),
 } as const;
+
+// Flat (not an allOf over TaskInfo), so the contract check's "no unlisted fields" holds for it.
+const UploadResultSchema = z
+  .object({
+    ...TaskInfoSchema.shape,
+    sha256: z
+      .string()
+      .openapi({ description: "sha256 (hex) of the file as stored (after a rename: the rewritten file)." }),
+    renamed_from: z
+      .string()
+      .nullable()
+      .openapi({ description: "With `?rename=true`: the task the uploaded file's metadata named; otherwise null." }),
+    signature_dropped: z.boolean().openapi({
+      description:
+        "True when a rename removed the file's signature (it covered the old task name and could not verify again).",
+    }),
+  })
+  .openapi("UploadResult");
+
+const RenameQuery = z.object({
+  rename: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({
+      param: { name: "rename", in: "query" },
+      description:
+        "`true`: accept a file whose metadata names another task and store it under `{task}` (its metadata rewritten; a signature is dropped, or the upload refused when SKT_REQUIRE_SIGNATURE=true).",
+    }),
+});
+
+/**
+ * `?rename=true` on a file naming another task: the bytes to store under `task`. Renaming changes the
+ * signed header, so a server that only accepts signed files refuses it rather than store an unsigned one.
+ */
+function renamedUpload(bytes: Uint8Array, task: string, deps: AppDeps) {
+  const named = peekMetadata(bytes, { maxBytes: deps.config.maxUploadBytes }).task;
+  if (named === task) return { bytes, renamedFrom: null, signatureDropped: false };
+  if (deps.adminSecurity.signatures.required)
+    throw new SktError(
+      "unprocessable",
+      "rename_breaks_signature",
+      `The file is for task "${named}"; renaming it to "${task}" rewrites its metadata, so its signature would no longer match, and this server only accepts signed adapters (SKT_REQUIRE_SIGNATURE=true). Sign a file whose metadata names "${task}" instead.`,
+      { task: named },
+    );
+  const renamed = renameAdapter(bytes, task, deps.config.maxUploadBytes);
+  return { bytes: renamed.bytes, renamedFrom: named, signatureDropped: renamed.signatureDropped };
+}
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const { service, metrics, config } = deps;
@@ -120,7 +169,8 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     description:
       `The body is the adapter's \`.safetensors\` file, sent as \`${UPLOAD_MEDIA_TYPE}\` ` +
       `(at most ${config.maxUploadBytes} bytes). It is validated, written atomically, prepared and then ` +
-      "swapped in; a failed upload changes nothing.",
+      "swapped in; a failed upload changes nothing. A file whose metadata names another task is refused " +
+      "(422 `task_mismatch`) unless `?rename=true`, which stores it under `{task}` with its metadata rewritten.",
     middleware: [
       uploadMetrics(metrics),
       requireOctetStream(),
@@ -129,19 +179,23 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     ] as const,
     request: {
       params: TaskParam,
+      query: RenameQuery,
       body: {
         required: true,
         content: { [UPLOAD_MEDIA_TYPE]: { schema: z.string().openapi({ type: "string", format: "binary" }) } },
       },
     },
     responses: {
-      201: { description: "The new current version", content: { "application/json": { schema: TaskInfoSchema } } },
-      400: errorContent(`Invalid task name, empty body, or ${NOT_BEARER}`),
+      201: {
+        description: "The new current version and the stored file's sha256",
+        content: { "application/json": { schema: UploadResultSchema } },
+      },
+      400: errorContent(`Invalid task name or \`rename\` value, empty body, or ${NOT_BEARER}`),
       ...adminErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
       422: errorContent(
-        "The file failed adapter validation, or its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`)",
+        "The file failed adapter validation (a file for another task without `?rename=true`: `task_mismatch`), its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`), or a rename that would break a required signature (`rename_breaks_signature`)",
       ),
       507: errorContent("The disk refused the write"),
       ...COMMON_ERRORS,
@@ -154,13 +208,28 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       throw new SktError("bad_request", "empty_body", "The upload is empty: send the .safetensors bytes as the body.");
     }
     noteAudit(c, { sha256: sha256OfBytes(bytes) });
-    const info = await service.upload(task, bytes);
+    const stored =
+      c.req.valid("query").rename === "true"
+        ? renamedUpload(bytes, task, deps)
+        : { bytes, renamedFrom: null, signatureDropped: false };
+    const info = await service.upload(task, stored.bytes);
     noteAudit(c, { version: info.version });
+    const sha256 = sha256OfBytes(stored.bytes);
     deps.logger.info(
-      { reqId: c.get("requestId"), task, version: info.version, bytes: bytes.byteLength },
+      {
+        reqId: c.get("requestId"),
+        task,
+        version: info.version,
+        bytes: stored.bytes.byteLength,
+        sha256,
+        renamedFrom: stored.renamedFrom,
+      },
       "adapter uploaded",
     );
-    return c.json(taskInfoJson(info), 201);
+    return c.json(
+      { ...taskInfoJson(info), sha256, renamed_from: stored.renamedFrom, signature_dropped: stored.signatureDropped },
+      201,
+    );
   });
 
   const rollback = createRoute({
