@@ -6,6 +6,7 @@
  * updates everything else (queue, batches, tokens, semantic passes, adapter cache, loads).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { DEFAULT_QUALITY, PredictionQuality, type QualityOptions } from "./quality.js";
 
 /** Label value used for task names that are invalid or not currently served. */
 export const UNKNOWN_TASK_LABEL = "__unknown__";
@@ -55,6 +56,8 @@ export interface SktMetrics {
   forgetTask(task: string): Promise<void>;
   /** `skt_device_info{device,requested,adapter}` — 1 for the device the backbone runs on. */
   deviceInfo: Gauge<"device" | "requested" | "adapter">;
+  /** What the classifiers answer per task: predictions by label, winning score, low-confidence share, drift. */
+  quality: PredictionQuality;
 }
 
 export interface CreateMetricsOptions {
@@ -62,6 +65,8 @@ export interface CreateMetricsOptions {
   collectDefaults?: boolean;
   /** Prefix for the process default metrics only; the `skt_*` names are fixed. */
   prefix?: string;
+  /** Window, threshold and label bound of the quality metrics (SKT_QUALITY_WINDOW, …). */
+  quality?: Partial<QualityOptions>;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -184,6 +189,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
     },
     async forgetTask(task) {
       if (!labelledTasks.delete(task)) return;
+      metrics.quality.forget(task);
       metrics.requestDuration.remove({ task });
       metrics.semanticPasses.remove({ task });
       for (const { labels } of (await metrics.requests.get()).values) {
@@ -196,6 +202,9 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
       labelNames: ["device", "requested", "adapter"] as const,
       registers,
     }),
+    quality: new PredictionQuality(registry, { ...DEFAULT_QUALITY, ...opts.quality }, (task) =>
+      metrics.taskLabel(task),
+    ),
   };
   // Known, bounded label sets start at 0 so rate() works from the first scrape.
   for (const outcome of ["ok", "invalid", "error", "client_closed"]) metrics.uploads.inc({ outcome }, 0);

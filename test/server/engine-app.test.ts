@@ -1,7 +1,8 @@
 /**
  * The HTTP app on a real engine (USE-lite, synthetic adapters): a multi-task call mixing prompt- and
  * prefix-variant tasks answers what the single-task calls answer, with the rows sharing batches;
- * uploads renamed with `?rename=true` (signed and unsigned, signatures required or not).
+ * uploads renamed with `?rename=true` (signed and unsigned, signatures required or not); quality
+ * metrics and /stats counted from the responses the test received.
  */
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -17,10 +18,10 @@ import { createApp } from "../../src/server/app.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
 import { withContractCheck } from "../helpers/openapi-contract.js";
 import { MODELS_DIR } from "../helpers/paths.js";
-import { peekMetadata } from "../../src/adapters/format.js";
+import { encodeAdapter, peekMetadata } from "../../src/adapters/format.js";
 import { checkAdapterSignature, signAdapter, TrustedKeys } from "../../src/adapters/signature.js";
-import { servableAdapterBytes, type ServableOptions } from "../helpers/servable-adapter.js";
-import { ADMIN_TOKEN, auth } from "./setup.js";
+import { servableAdapter, servableAdapterBytes, type ServableOptions } from "../helpers/servable-adapter.js";
+import { ADMIN_TOKEN, auth, parseMetrics, sampleValue, type Sample } from "./setup.js";
 
 interface PredictionJson {
   label?: string;
@@ -229,5 +230,102 @@ describe("PUT /admin/adapters/{task}?rename=true", () => {
       // The signed file under its own name is still accepted there.
       expect((await upload(strict, "prompt-a", signed(), "?rename=true")).status).toBe(201);
     });
+  });
+});
+
+interface StatsJson {
+  task: string;
+  tracked: boolean;
+  adapter_version: number | null;
+  low_confidence_threshold: number;
+  total: { rows: number; labels: Record<string, number> };
+  window: {
+    size: number;
+    rows: number;
+    labels: Record<string, number>;
+    low_confidence_share: number | null;
+    drift: number | null;
+  };
+  training_distribution: Record<string, number> | null;
+}
+
+async function scrapeApp(): Promise<Sample[]> {
+  return parseMetrics(await (await app.request("/metrics")).text());
+}
+
+async function statsOf(task: string): Promise<StatsJson> {
+  const res = await app.request(`/admin/adapters/${task}/stats`, { headers: auth() });
+  expect(res.status).toBe(200);
+  return (await res.json()) as StatsJson;
+}
+
+describe("quality metrics per task", () => {
+  const labels = ["neg", "neu", "pos"];
+  const training = { neg: 0.5, neu: 0.2, pos: 0.3 };
+  const texts = Array.from(
+    { length: 14 },
+    (_, i) => `review number ${i} : ${"good ".repeat(i % 4)}${"bad ".repeat(i % 3)}film`,
+  );
+
+  beforeAll(async () => {
+    const withDist = servableAdapter(assets, { task: "drift-on", variant: "prompt", seed: 21, labels, scale: 0.2 });
+    withDist.metadata.training = { label_distribution: training };
+    expect((await upload(app, "drift-on", encodeAdapter(withDist, assets.dims))).status).toBe(201);
+    const plain = servableAdapterBytes(assets, { task: "drift-off", variant: "prefix", seed: 22, labels, scale: 0.05 });
+    expect((await upload(app, "drift-off", plain)).status).toBe(201);
+  });
+
+  it("counts, low-confidence share and drift equal what the test computes from the responses", async () => {
+    const predictions: PredictionJson[] = [];
+    // Two calls, one of them multi-task, so both paths record.
+    const first = await classify("task=drift-on", { texts: texts.slice(0, 5) });
+    predictions.push(...((await first.json()) as ResultJson).predictions);
+    const second = await classify("task=drift-off&task=drift-on", { texts: texts.slice(5) });
+    const { results } = (await second.json()) as { results: ResultJson[] };
+    predictions.push(...results[1].predictions);
+    const offPredictions = results[0].predictions;
+
+    const counts: Record<string, number> = { neg: 0, neu: 0, pos: 0 };
+    for (const p of predictions) counts[p.label!]++;
+    const n = predictions.length;
+    const naiveDrift =
+      labels.reduce((s, l) => s + Math.abs(counts[l] / n - training[l as keyof typeof training]), 0) / 2;
+    const low = predictions.filter((p) => p.score! < config.lowConfidence).length / n;
+
+    const samples = await scrapeApp();
+    for (const l of labels)
+      expect(sampleValue(samples, "skt_predictions_total", { task: "drift-on", label: l }) ?? 0).toBe(counts[l]);
+    expect(sampleValue(samples, "skt_winning_score_count", { task: "drift-on" })).toBe(n);
+    expect(sampleValue(samples, "skt_winning_score_sum", { task: "drift-on" })).toBeCloseTo(
+      predictions.reduce((s, p) => s + p.score!, 0),
+      9,
+    );
+    expect(sampleValue(samples, "skt_label_drift", { task: "drift-on" })).toBeCloseTo(naiveDrift, 12);
+    expect(sampleValue(samples, "skt_low_confidence_share", { task: "drift-on" })).toBeCloseTo(low, 12);
+    // The file without a recorded distribution has no drift series, but its other series.
+    expect(sampleValue(samples, "skt_label_drift", { task: "drift-off" })).toBeUndefined();
+    expect(sampleValue(samples, "skt_winning_score_count", { task: "drift-off" })).toBe(offPredictions.length);
+
+    const stats = await statsOf("drift-on");
+    expect(stats).toMatchObject({ task: "drift-on", tracked: true, adapter_version: 1, total: { rows: n } });
+    expect(stats.total.labels).toEqual(counts);
+    expect(stats.window.labels).toEqual(counts);
+    expect(stats.window.drift).toBeCloseTo(naiveDrift, 12);
+    expect(stats.window.low_confidence_share).toBeCloseTo(low, 12);
+    expect(stats.training_distribution).toEqual(training);
+    const off = await statsOf("drift-off");
+    expect(off.window.drift).toBeNull();
+    expect(off.training_distribution).toBeNull();
+    expect(off.total.rows).toBe(offPredictions.length);
+  });
+
+  it("stats of an unknown task is 404; deleting a task removes its series", async () => {
+    expect((await app.request("/admin/adapters/nope/stats", { headers: auth() })).status).toBe(404);
+    await classify("task=drift-off", { text: "fine" });
+    expect(sampleValue(await scrapeApp(), "skt_winning_score_count", { task: "drift-off" })).toBeGreaterThan(0);
+    const res = await app.request("/admin/adapters/drift-off", { method: "DELETE", headers: auth() });
+    expect(res.status).toBe(204);
+    const left = (await scrapeApp()).filter((s) => s.labels.task === "drift-off");
+    expect(left).toEqual([]);
   });
 });

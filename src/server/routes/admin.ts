@@ -54,6 +54,42 @@ const UploadResultSchema = z
   })
   .openapi("UploadResult");
 
+const LabelCounts = z.record(z.string(), z.number());
+
+const TaskStatsSchema = z
+  .object({
+    task: z.string(),
+    tracked: z.boolean().openapi({
+      description:
+        "False for a task past the per-task metrics label cap (200): it is counted under `__other__` and no window is kept.",
+    }),
+    adapter_version: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "The version the counts are for (null before its first classified row)." }),
+    low_confidence_threshold: z.number().openapi({ description: "SKT_LOW_CONFIDENCE." }),
+    total: z.object({
+      rows: z.number().int(),
+      labels: LabelCounts.openapi({ description: "Rows by top label since this version's first row." }),
+    }),
+    window: z.object({
+      size: z.number().int().openapi({ description: "SKT_QUALITY_WINDOW." }),
+      rows: z.number().int().openapi({ description: "Rows in the window now (at most `size`)." }),
+      labels: LabelCounts,
+      low_confidence_share: z.number().nullable(),
+      drift: z.number().nullable().openapi({
+        description:
+          "Total-variation distance between the window's label distribution and `training_distribution` (0 = same, 1 = disjoint); null when the adapter file records no training distribution or no row was classified yet.",
+      }),
+    }),
+    training_distribution: LabelCounts.nullable().openapi({
+      description:
+        "The adapter's `training.label_distribution` (single-label tasks trained by this version's trainer).",
+    }),
+  })
+  .openapi("TaskStats");
+
 const RenameQuery = z.object({
   rename: z
     .enum(["true", "false"])
@@ -157,6 +193,49 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openapi(details, async (c) => {
     const { task } = c.req.valid("param");
     return c.json(adapterDetailsJson(await service.adapterDetails(task)), 200);
+  });
+
+  const stats = createRoute({
+    method: "get",
+    path: "/admin/adapters/{task}/stats",
+    operationId: "getAdapterStats",
+    tags: ["admin"],
+    security,
+    summary: "What a task's classifier has been answering: rows per label, low-confidence share, drift",
+    description:
+      "The same numbers as `skt_predictions_total`, `skt_low_confidence_share` and `skt_label_drift` in /metrics, for this process since the current version's first classified row. Regression tasks have no rows here.",
+    request: { params: TaskParam },
+    responses: {
+      200: { description: "Per-task quality statistics", content: { "application/json": { schema: TaskStatsSchema } } },
+      400: errorContent(`Invalid task name, or ${NOT_BEARER}`),
+      ...adminErrors,
+      404: errorContent("Unknown task"),
+      ...COMMON_ERRORS,
+    },
+  });
+  app.openapi(stats, (c) => {
+    const { task } = c.req.valid("param");
+    if (!service.hasTask(task))
+      throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    const s = metrics.quality.stats(task);
+    return c.json(
+      {
+        task: s.task,
+        tracked: s.tracked,
+        adapter_version: s.adapterVersion,
+        low_confidence_threshold: s.lowConfidenceThreshold,
+        total: s.total,
+        window: {
+          size: s.window.size,
+          rows: s.window.rows,
+          labels: s.window.labels,
+          low_confidence_share: s.window.lowConfidenceShare,
+          drift: s.window.drift,
+        },
+        training_distribution: s.trainingDistribution,
+      },
+      200,
+    );
   });
 
   const upload = createRoute({
