@@ -53,6 +53,14 @@ export interface ServerConfig {
   warmTasks: number;
   maxTexts: number;
   maxTextChars: number;
+  /** Most tasks one `/classify` call may name (the `task` parameter repeated). */
+  maxTasksPerCall: number;
+  /** Rows per task kept for the label-distribution window (drift, low-confidence share). */
+  qualityWindow: number;
+  /** A classification row whose winning score is below this counts as low confidence. */
+  lowConfidence: number;
+  /** Label values per task in the quality metrics; a head with more labels aggregates the rest. */
+  metricsMaxLabels: number;
   /** Largest adapter upload, bytes. */
   maxUploadBytes: number;
   /** Deadline of one inference request (from its arrival), ms. */
@@ -409,6 +417,42 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     meaning:
       "Longest text (UTF-16 code units) accepted; longer → 413 `text_too_long`. Texts under it are still truncated to the adapter's token length.",
     parse: int(1, 10_000_000),
+  }),
+  opt({
+    key: "maxTasksPerCall",
+    env: "SKT_MAX_TASKS_PER_CALL",
+    flag: "--max-tasks-per-call",
+    default: "8",
+    meaning:
+      "Most tasks one `/classify` call may name (`?task=a&task=b`); more → 422 `too_many_tasks`. Each task's rows count against the queue like separate calls.",
+    parse: int(1, 256),
+  }),
+  opt({
+    key: "qualityWindow",
+    env: "SKT_QUALITY_WINDOW",
+    flag: "--quality-window",
+    default: "1000",
+    meaning:
+      "Last N classified rows per task behind `skt_label_drift` and `skt_low_confidence_share` (a ring buffer per task with its own metrics label: at most 200 tasks × N × 5 bytes).",
+    parse: int(1, 100_000),
+  }),
+  opt({
+    key: "lowConfidence",
+    env: "SKT_LOW_CONFIDENCE",
+    flag: "--low-confidence",
+    default: "0.6",
+    meaning:
+      "A classified row whose winning score is below this counts as low confidence (`skt_low_confidence_share`).",
+    parse: decimal(0, 1),
+  }),
+  opt({
+    key: "metricsMaxLabels",
+    env: "SKT_METRICS_MAX_LABELS",
+    flag: "--metrics-max-labels",
+    default: "20",
+    meaning:
+      'Label values per task in `skt_predictions_total`: a head\'s first N labels get their own, the rest share `label="__other__"`.',
+    parse: int(1, 1000),
   }),
   opt({
     key: "maxUploadBytes",

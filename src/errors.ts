@@ -9,6 +9,7 @@ export type ErrorKind =
   | "too_large" // body, text count or upload over a limit (413)
   | "unsupported_media" // wrong content type (415)
   | "invalid_adapter" // an adapter file failed validation (422)
+  | "unprocessable" // a well-formed request the server will not carry out as asked, e.g. over a limit (422)
   | "conflict" // the operation cannot apply to the current state (409)
   | "overloaded" // queue full (429)
   | "not_ready" // backbone or worker not available (503)

@@ -6,6 +6,7 @@
  * updates everything else (queue, batches, tokens, semantic passes, adapter cache, loads).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { DEFAULT_QUALITY, PredictionQuality, type QualityOptions } from "./quality.js";
 
 /** Label value used for task names that are invalid or not currently served. */
 export const UNKNOWN_TASK_LABEL = "__unknown__";
@@ -59,6 +60,8 @@ export interface SktMetrics {
   forgetTask(task: string): Promise<void>;
   /** `skt_device_info{device,requested,adapter}` — 1 for the device the backbone runs on. */
   deviceInfo: Gauge<"device" | "requested" | "adapter">;
+  /** What the classifiers answer per task: predictions by label, winning score, low-confidence share, drift. */
+  quality: PredictionQuality;
 }
 
 export interface CreateMetricsOptions {
@@ -66,6 +69,8 @@ export interface CreateMetricsOptions {
   collectDefaults?: boolean;
   /** Prefix for the process default metrics only; the `skt_*` names are fixed. */
   prefix?: string;
+  /** Window, threshold and label bound of the quality metrics (SKT_QUALITY_WINDOW, …). */
+  quality?: Partial<QualityOptions>;
 }
 
 /** Why a text left the queue without running (the `reason` label of `skt_queue_dropped_total`). */
@@ -210,6 +215,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
     },
     async forgetTask(task) {
       if (!labelledTasks.delete(task)) return;
+      metrics.quality.forget(task);
       metrics.requestDuration.remove({ task });
       metrics.semanticPasses.remove({ task });
       for (const { labels } of (await metrics.requests.get()).values) {
@@ -222,6 +228,9 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
       labelNames: ["device", "requested", "adapter"] as const,
       registers,
     }),
+    quality: new PredictionQuality(registry, { ...DEFAULT_QUALITY, ...opts.quality }, (task) =>
+      metrics.taskLabel(task),
+    ),
   };
   // Known, bounded label sets start at 0 so rate() works from the first scrape.
   for (const outcome of ["ok", "invalid", "error", "client_closed"]) metrics.uploads.inc({ outcome }, 0);

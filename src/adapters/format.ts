@@ -619,6 +619,22 @@ function assemble(
   return out;
 }
 
+/**
+ * A file from a header object and an existing data buffer: canonical JSON (what the signature covers,
+ * see signature.ts), space-padded to a multiple of 8 like the writer above. For rewrites that change
+ * only metadata (signing, renaming), so the data buffer and its offsets stay as they were.
+ */
+export function withHeader(header: Record<string, unknown>, data: Uint8Array): Uint8Array {
+  const json = new TextEncoder().encode(canonicalJson(header));
+  const headerLength = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + headerLength + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + headerLength);
+  out.set(data, 8 + headerLength);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Duplicate keys
 

@@ -36,6 +36,8 @@ export interface PreparedAdapter {
   readonly head: PreparedHead;
   /** Text tokens that fit: max_length minus the soft prompt's positions (prompt variant). */
   readonly textBudget: number;
+  /** The training label distribution over `metadata.labels` (see trainingDistribution), or null. */
+  readonly trainingDistribution: Float64Array | null;
 }
 
 /** z = F(h_p): [L, W] with W = H_in (prompt) or Σ 2·H_attn (prefix). */
@@ -67,6 +69,20 @@ export function splitPrefix(z: Float32Array, length: number, dims: BackboneDims)
   return { length, keys, values };
 }
 
+/**
+ * The label distribution the trainer recorded (`training.label_distribution`, see train/trainer.ts),
+ * as probabilities over the head's labels; null for files without one and for other problem types.
+ */
+export function trainingDistribution(meta: AdapterMetadata): Float64Array | null {
+  if (meta.problemType !== "single_label_classification") return null;
+  const recorded = meta.training?.label_distribution;
+  if (typeof recorded !== "object" || recorded === null || Array.isArray(recorded)) return null;
+  const values = meta.labels.map((l) => (Object.hasOwn(recorded, l) ? (recorded as Record<string, unknown>)[l] : 0));
+  if (!values.every((v): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0)) return null;
+  const sum = values.reduce((a, b) => a + b, 0);
+  return sum > 0 ? Float64Array.from(values, (v) => v / sum) : null;
+}
+
 export function prepareAdapter(file: AdapterFile, version: number, hp: Float32Array, dims: BackboneDims): PreparedAdapter {
   return prepareFromOutput(file, version, applyTransform(file, hp, dims), dims);
 }
@@ -87,13 +103,15 @@ export function prepareFromOutput(file: AdapterFile, version: number, z: Float32
   // Serving never reads the free-form training summary (the admin view reads it from the file), so
   // a cached adapter does not hold it; what it does hold is counted against the cache's budget.
   const { training: _training, ...served } = meta;
+  const training = trainingDistribution(meta); // the one part of it serving reads (drift, src/quality.ts)
   return Object.freeze({
     key: `${meta.task}@v${version}`,
     task: meta.task,
     version,
     metadata: Object.freeze(served),
     parameters: parameterCount(meta, dims),
-    bytes: tensorBytes + metadataBytes(served),
+    bytes: tensorBytes + metadataBytes(served) + (training?.byteLength ?? 0),
+    trainingDistribution: training,
     softPrompt,
     prefix,
     head: Object.freeze(head),

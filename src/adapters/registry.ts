@@ -247,10 +247,10 @@ export class AdapterRegistry {
   }
 
   /** Full validation against this backbone, and the file must be for the task it is stored under. */
-  private decodeFor(task: string, bytes: Uint8Array): AdapterFile {
+  private decodeFor(task: string, bytes: Uint8Array, hint = ""): AdapterFile {
     const file = decodeAdapter(bytes, this.decodeOptions());
     if (file.metadata.task !== task) {
-      throw new SktError("invalid_adapter", "task_mismatch", `the adapter's metadata says task "${file.metadata.task}" but it is for "${task}"; an adapter may only replace its own task`);
+      throw new SktError("invalid_adapter", "task_mismatch", `the adapter's metadata says task "${file.metadata.task}" but it is for "${task}"; an adapter may only replace its own task${hint}`);
     }
     return file;
   }
@@ -305,7 +305,7 @@ export class AdapterRegistry {
    */
   async installAdapter(task: string, bytes: Uint8Array): Promise<PreparedAdapter> {
     validateTaskName(task);
-    const file = this.decodeFor(task, bytes);
+    const file = this.decodeFor(task, bytes, `; to store it under "${task}" anyway, upload with ?rename=true (skt adapters upload --rename), which rewrites the file's task name`);
     return this.taskLocks.run(task, async () => {
       const draft = await this.prepare(file, 0); // fails before anything is written
       await this.opts.probe?.(draft);

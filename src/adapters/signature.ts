@@ -19,7 +19,7 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { SktError } from "../errors.js";
 // canonicalJson (keys sorted by code units at every depth) is RFC 8785 for what a header holds.
-import { DEFAULT_MAX_BYTES, canonicalJson, readHeader } from "./format.js";
+import { DEFAULT_MAX_BYTES, canonicalJson, readHeader, withHeader } from "./format.js";
 
 export const SIGNATURE_FIELD = "signature";
 export const KEY_ID_FIELD = "signature_key_id";
@@ -151,15 +151,23 @@ export function signAdapter(bytes: Uint8Array, privateKey: KeyObject, maxBytes =
   const keyId = keyIdOf(createPublicKey(privateKey));
   const meta = unsigned["__metadata__"] as Record<string, unknown>;
   const header = { ...unsigned, __metadata__: { ...meta, [SIGNATURE_FIELD]: signature, [KEY_ID_FIELD]: keyId } };
-  // Same layout as the writer in format.ts: canonical JSON, space-padded to a multiple of 8.
-  const json = Buffer.from(canonicalJson(header), "utf8");
-  const headerLength = Math.ceil(json.length / 8) * 8;
-  const out = new Uint8Array(8 + headerLength + p.data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + headerLength);
-  out.set(p.data, 8 + headerLength);
-  return out;
+  return withHeader(header, p.data);
+}
+
+/**
+ * The file stored under another task: `__metadata__.task` replaced and any signature removed (it
+ * covered the old task name, so it could never verify again). Tensor data and offsets stay.
+ */
+export function renameAdapter(
+  bytes: Uint8Array,
+  task: string,
+  maxBytes = DEFAULT_MAX_BYTES,
+): { bytes: Uint8Array; signatureDropped: boolean } {
+  const p = parts(bytes, maxBytes);
+  const unsigned = withoutSignature(p);
+  const meta = unsigned["__metadata__"] as Record<string, unknown>;
+  const signatureDropped = SIGNATURE_FIELD in p.metadata || KEY_ID_FIELD in p.metadata;
+  return { bytes: withHeader({ ...unsigned, __metadata__: { ...meta, task } }, p.data), signatureDropped };
 }
 
 export function checkAdapterSignature(bytes: Uint8Array, keys: TrustedKeys, maxBytes = DEFAULT_MAX_BYTES): SignatureCheck {

@@ -134,15 +134,23 @@ export function addClientCommands(program: Command): void {
   adminCommand("upload", "upload an adapter file as its task's next current version")
     .argument("<file>", "adapter .safetensors file")
     .option("--task <name>", "Task to upload to [default: the task named in the file's metadata]")
+    .option("--rename", "Store a file whose metadata names another task under --task (its metadata is rewritten)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ skt adapters upload build/sst2.safetensors\n  $ skt adapters upload build/sst2.safetensors --task sst2-canary",
+      "\nExamples:\n  $ skt adapters upload build/sst2.safetensors\n  $ skt adapters upload build/sst2.safetensors --task sst2-canary --rename",
     )
-    .action(async (file: string, o: ClientOpts & { task?: string }) => {
+    .action(async (file: string, o: ClientOpts & { task?: string; rename?: boolean }) => {
       const bytes = new Uint8Array(await readFile(file));
       const task = o.task ?? peekMetadata(bytes).task;
-      const r = await clientFor(o, true).uploadAdapter(task, bytes);
-      print(o, r, () => infoLine(r));
+      const r = await clientFor(o, true).uploadAdapter(task, bytes, { rename: o.rename === true });
+      print(o, r, () =>
+        [
+          infoLine(r),
+          `sha256 ${r.sha256}`,
+          ...(r.renamed_from ? [`renamed from ${r.renamed_from}`] : []),
+          ...(r.signature_dropped ? ["signature dropped (the rename changed the signed metadata)"] : []),
+        ].join("\n"),
+      );
     });
 
   adminCommand("rollback", "make an earlier version current again (default: the one before)")

@@ -31,6 +31,13 @@ export interface TaskInfoJson {
   parameters: number;
 }
 
+/** `PUT /admin/adapters/{task}`'s answer. */
+export interface UploadResultJson extends TaskInfoJson {
+  sha256: string;
+  renamed_from: string | null;
+  signature_dropped: boolean;
+}
+
 export interface AdapterDetailsJson {
   task: string;
   current: number | null;
@@ -115,8 +122,10 @@ export class SktClient {
     return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}`, { admin: true });
   }
 
-  uploadAdapter(task: string, bytes: Uint8Array): Promise<TaskInfoJson> {
-    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}`, { admin: true, bytes });
+  /** `rename`: store a file whose metadata names another task under `task` (`?rename=true`). */
+  uploadAdapter(task: string, bytes: Uint8Array, opts: { rename?: boolean } = {}): Promise<UploadResultJson> {
+    const query = opts.rename ? "?rename=true" : "";
+    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}${query}`, { admin: true, bytes });
   }
 
   rollback(task: string, version?: number): Promise<TaskInfoJson> {

@@ -54,7 +54,9 @@ async function serve(argv: string[]): Promise<void> {
   const config = loadConfig({ env: process.env, argv });
   const logger = createLogger({ level: config.logLevel });
   logger.info({ config: redactConfig(config) }, "starting");
-  const metrics = createMetrics();
+  const metrics = createMetrics({
+    quality: { window: config.qualityWindow, lowConfidence: config.lowConfidence, maxLabels: config.metricsMaxLabels },
+  });
   // Listen first (liveness answers, readiness says 503), then load the backbone and the task index (adapters are prepared at first use).
   const service = new DeferredService();
   const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);

@@ -218,6 +218,7 @@ export class Engine implements InferenceService {
         "non_finite_output",
         `task "${req.task}" v${adapter.version} produced a non-finite score`,
       );
+    this.opts.metrics?.quality.record(req.task, adapter, predictions);
     return { task: req.task, adapterVersion: adapter.version, predictions };
   }
 

@@ -18,6 +18,7 @@ export const STATUS_BY_KIND: Record<ErrorKind, ContentfulStatusCode> = {
   too_large: 413,
   unsupported_media: 415,
   invalid_adapter: 422,
+  unprocessable: 422,
   conflict: 409,
   overloaded: 429,
   not_ready: 503,

@@ -104,6 +104,20 @@ function problemTypeOf(train: Dataset): ProblemType {
   return train.labels.length === 0 ? "regression" : "single_label_classification";
 }
 
+/**
+ * Share of each label among the training examples (single-label data), under the adapter's label
+ * names (`names[i]` for the dataset's i-th label). Recorded in the adapter's training summary as
+ * `label_distribution`; the server compares what it answers against it (drift, see src/quality.ts).
+ */
+export function labelDistribution(train: Dataset, names: readonly string[]): Record<string, number> {
+  const counts = new Array<number>(train.labels.length).fill(0);
+  const index = new Map(train.labels.map((l, i) => [l, i]));
+  for (const e of train.examples) counts[index.get(String(e.label))!]++;
+  const out: Record<string, number> = {};
+  names.forEach((name, i) => (out[name] = counts[i] / train.examples.length));
+  return out;
+}
+
 /** Refuses data that cannot train a useful adapter, before anything is loaded. */
 function refuseUntrainableData(o: TrainOptions): void {
   if (o.train.examples.length === 0)
@@ -381,6 +395,9 @@ async function trainWith(
     init: o.init,
     data: o.train.path,
     train_examples: trainRows.length,
+    ...(problemType === "single_label_classification"
+      ? { label_distribution: labelDistribution(o.train, labels) }
+      : {}),
     dev: o.dev?.path ?? null,
     dev_examples_during_training: devExamples.length,
     epochs: o.epochs,

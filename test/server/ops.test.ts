@@ -275,6 +275,7 @@ describe("OpenAPI and docs", () => {
         "/admin/adapters/{task}",
         "/admin/adapters/{task}/activate",
         "/admin/adapters/{task}/rollback",
+        "/admin/adapters/{task}/stats",
         "/admin/audit",
         "/classify",
         "/embed",

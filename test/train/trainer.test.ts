@@ -60,9 +60,8 @@ describe("trainer", () => {
   ] as const)(
     "learns a separable toy task to ≥ 95 percent dev accuracy ($variant, pooling $pooling)",
     async ({ variant, pooling, lr, epochs }) => {
-      const r = await trainAdapter(
-        await options({ variant, pooling, lr, epochs, init: variant === "prompt" ? "token-scale" : "authors" }),
-      );
+      const o = await options({ variant, pooling, lr, epochs, init: variant === "prompt" ? "token-scale" : "authors" });
+      const r = await trainAdapter(o);
       expect(r.best.report!.accuracy).toBeGreaterThanOrEqual(0.95);
       expect(r.history.length).toBe(12 * epochs);
       expect(r.history.at(-1)!.loss).toBeLessThan(r.history[0].loss);
@@ -75,6 +74,12 @@ describe("trainer", () => {
         seed: 7,
         best_step: r.best.step,
       });
+      // Each label's share of the training examples, counted here (the drift gauge's reference);
+      // the file's names are the dataset's labels in order, renamed (e.g. "0" → "bad").
+      const share = (i: number) =>
+        o.train.examples.filter((e) => e.label === o.train.labels[i]).length / o.train.examples.length;
+      expect(file.metadata.training!.label_distribution).toEqual({ bad: share(0), good: share(1) });
+      expect(share(0)).toBeGreaterThan(0);
     },
   );
 

@@ -2,7 +2,8 @@
  * Counts `/classify` (and `/embed`) requests (`skt_requests_total{task,status}`) and times them
  * (`skt_request_duration_seconds{task}`). Only served tasks get their own label value; invalid or
  * unknown names are all `__unknown__`, so random names cannot blow up label cardinality; past
- * MAX_TASK_LABELS served tasks the rest share `__other__`.
+ * MAX_TASK_LABELS served tasks the rest share `__other__`. A call naming several tasks
+ * (`?task=a&task=b`) counts once under each distinct label, so per-task rates stay per task.
  */
 import type { MiddlewareHandler } from "hono";
 import { TASK_NAME_PATTERN } from "../../adapters/spec.js";
@@ -26,9 +27,13 @@ export function classifyMetrics(
     try {
       await next();
     } finally {
-      const task = fixedLabel ?? taskLabel(service, metrics, c.req.query("task"));
-      metrics.requests.inc({ task, status: String(c.res.status) });
-      metrics.requestDuration.observe({ task }, (performance.now() - start) / 1000);
+      const seconds = (performance.now() - start) / 1000;
+      const named = c.req.queries("task") ?? [undefined];
+      const labels = fixedLabel !== undefined ? [fixedLabel] : named.map((t) => taskLabel(service, metrics, t));
+      for (const task of new Set(labels)) {
+        metrics.requests.inc({ task, status: String(c.res.status) });
+        metrics.requestDuration.observe({ task }, seconds);
+      }
     }
   };
 }

@@ -3,6 +3,8 @@
  * delete adapters. Task names are validated here, before the service sees them.
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { peekMetadata } from "../../adapters/format.js";
+import { renameAdapter } from "../../adapters/signature.js";
 import { SktError } from "../../errors.js";
 import { ADMIN_AUTH_ERRORS, adminGuards } from "../admin-security.js";
 import { sha256OfBytes } from "../audit/audit-log.js";
@@ -38,6 +40,89 @@ export const adminErrors = {
     }),
   },
 } as const;
+
+// Flat (not an allOf over TaskInfo), so the contract check's "no unlisted fields" holds for it.
+const UploadResultSchema = z
+  .object({
+    ...TaskInfoSchema.shape,
+    sha256: z
+      .string()
+      .openapi({ description: "sha256 (hex) of the file as stored (after a rename: the rewritten file)." }),
+    renamed_from: z
+      .string()
+      .nullable()
+      .openapi({ description: "With `?rename=true`: the task the uploaded file's metadata named; otherwise null." }),
+    signature_dropped: z.boolean().openapi({
+      description:
+        "True when a rename removed the file's signature (it covered the old task name and could not verify again).",
+    }),
+  })
+  .openapi("UploadResult");
+
+const LabelCounts = z.record(z.string(), z.number());
+
+const TaskStatsSchema = z
+  .object({
+    task: z.string(),
+    tracked: z.boolean().openapi({
+      description:
+        "False for a task past the per-task metrics label cap (200): it is counted under `__other__` and no window is kept.",
+    }),
+    adapter_version: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "The version the counts are for (null before its first classified row)." }),
+    low_confidence_threshold: z.number().openapi({ description: "SKT_LOW_CONFIDENCE." }),
+    total: z.object({
+      rows: z.number().int(),
+      labels: LabelCounts.openapi({ description: "Rows by top label since this version's first row." }),
+    }),
+    window: z.object({
+      size: z.number().int().openapi({ description: "SKT_QUALITY_WINDOW." }),
+      rows: z.number().int().openapi({ description: "Rows in the window now (at most `size`)." }),
+      labels: LabelCounts,
+      low_confidence_share: z.number().nullable(),
+      drift: z.number().nullable().openapi({
+        description:
+          "Total-variation distance between the window's label distribution and `training_distribution` (0 = same, 1 = disjoint); null when the adapter file records no training distribution or no row was classified yet.",
+      }),
+    }),
+    training_distribution: LabelCounts.nullable().openapi({
+      description:
+        "The adapter's `training.label_distribution` (single-label tasks trained by this version's trainer).",
+    }),
+  })
+  .openapi("TaskStats");
+
+const RenameQuery = z.object({
+  rename: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({
+      param: { name: "rename", in: "query" },
+      description:
+        "`true`: accept a file whose metadata names another task and store it under `{task}` (its metadata rewritten; a signature is dropped, or the upload refused when SKT_REQUIRE_SIGNATURE=true).",
+    }),
+});
+
+/**
+ * `?rename=true` on a file naming another task: the bytes to store under `task`. Renaming changes the
+ * signed header, so a server that only accepts signed files refuses it rather than store an unsigned one.
+ */
+function renamedUpload(bytes: Uint8Array, task: string, deps: AppDeps) {
+  const named = peekMetadata(bytes, { maxBytes: deps.config.maxUploadBytes }).task;
+  if (named === task) return { bytes, renamedFrom: null, signatureDropped: false };
+  if (deps.adminSecurity.signatures.required)
+    throw new SktError(
+      "unprocessable",
+      "rename_breaks_signature",
+      `The file is for task "${named}"; renaming it to "${task}" rewrites its metadata, so its signature would no longer match, and this server only accepts signed adapters (SKT_REQUIRE_SIGNATURE=true). Sign a file whose metadata names "${task}" instead.`,
+      { task: named },
+    );
+  const renamed = renameAdapter(bytes, task, deps.config.maxUploadBytes);
+  return { bytes: renamed.bytes, renamedFrom: named, signatureDropped: renamed.signatureDropped };
+}
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const { service, metrics, config } = deps;
@@ -115,6 +200,49 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     return c.json(adapterDetailsJson(await service.adapterDetails(task)), 200);
   });
 
+  const stats = createRoute({
+    method: "get",
+    path: "/admin/adapters/{task}/stats",
+    operationId: "getAdapterStats",
+    tags: ["admin"],
+    security,
+    summary: "What a task's classifier has been answering: rows per label, low-confidence share, drift",
+    description:
+      "The same numbers as `skt_predictions_total`, `skt_low_confidence_share` and `skt_label_drift` in /metrics, for this process since the current version's first classified row. Regression tasks have no rows here.",
+    request: { params: TaskParam },
+    responses: {
+      200: { description: "Per-task quality statistics", content: { "application/json": { schema: TaskStatsSchema } } },
+      400: errorContent(`Invalid task name, or ${NOT_BEARER}`),
+      ...adminErrors,
+      404: errorContent("Unknown task"),
+      ...COMMON_ERRORS,
+    },
+  });
+  app.openapi(stats, (c) => {
+    const { task } = c.req.valid("param");
+    if (!service.hasTask(task))
+      throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    const s = metrics.quality.stats(task);
+    return c.json(
+      {
+        task: s.task,
+        tracked: s.tracked,
+        adapter_version: s.adapterVersion,
+        low_confidence_threshold: s.lowConfidenceThreshold,
+        total: s.total,
+        window: {
+          size: s.window.size,
+          rows: s.window.rows,
+          labels: s.window.labels,
+          low_confidence_share: s.window.lowConfidenceShare,
+          drift: s.window.drift,
+        },
+        training_distribution: s.trainingDistribution,
+      },
+      200,
+    );
+  });
+
   const upload = createRoute({
     method: "put",
     path: "/admin/adapters/{task}",
@@ -125,7 +253,8 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     description:
       `The body is the adapter's \`.safetensors\` file, sent as \`${UPLOAD_MEDIA_TYPE}\` ` +
       `(at most ${config.maxUploadBytes} bytes). It is validated, written atomically, prepared and then ` +
-      "swapped in; a failed upload changes nothing.",
+      "swapped in; a failed upload changes nothing. A file whose metadata names another task is refused " +
+      "(422 `task_mismatch`) unless `?rename=true`, which stores it under `{task}` with its metadata rewritten.",
     middleware: [
       uploadMetrics(metrics),
       requireOctetStream(),
@@ -134,19 +263,23 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     ] as const,
     request: {
       params: TaskParam,
+      query: RenameQuery,
       body: {
         required: true,
         content: { [UPLOAD_MEDIA_TYPE]: { schema: z.string().openapi({ type: "string", format: "binary" }) } },
       },
     },
     responses: {
-      201: { description: "The new current version", content: { "application/json": { schema: TaskInfoSchema } } },
-      400: errorContent(`Invalid task name, empty body, or ${NOT_BEARER}`),
+      201: {
+        description: "The new current version and the stored file's sha256",
+        content: { "application/json": { schema: UploadResultSchema } },
+      },
+      400: errorContent(`Invalid task name or \`rename\` value, empty body, or ${NOT_BEARER}`),
       ...adminErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
       422: errorContent(
-        "The file failed adapter validation, or its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`)",
+        "The file failed adapter validation (a file for another task without `?rename=true`: `task_mismatch`), its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`), or a rename that would break a required signature (`rename_breaks_signature`)",
       ),
       507: errorContent("The disk refused the write"),
       ...COMMON_ERRORS,
@@ -159,13 +292,28 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
       throw new SktError("bad_request", "empty_body", "The upload is empty: send the .safetensors bytes as the body.");
     }
     noteAudit(c, { sha256: sha256OfBytes(bytes) });
-    const info = await service.upload(task, bytes);
+    const stored =
+      c.req.valid("query").rename === "true"
+        ? renamedUpload(bytes, task, deps)
+        : { bytes, renamedFrom: null, signatureDropped: false };
+    const info = await service.upload(task, stored.bytes);
     noteAudit(c, { version: info.version });
+    const sha256 = sha256OfBytes(stored.bytes);
     deps.logger.info(
-      { reqId: c.get("requestId"), task, version: info.version, bytes: bytes.byteLength },
+      {
+        reqId: c.get("requestId"),
+        task,
+        version: info.version,
+        bytes: stored.bytes.byteLength,
+        sha256,
+        renamedFrom: stored.renamedFrom,
+      },
       "adapter uploaded",
     );
-    return c.json(taskInfoJson(info), 201);
+    return c.json(
+      { ...taskInfoJson(info), sha256, renamed_from: stored.renamedFrom, signature_dropped: stored.signatureDropped },
+      201,
+    );
   });
 
   const rollback = createRoute({

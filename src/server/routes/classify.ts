@@ -1,11 +1,14 @@
 /**
  * `POST /classify?task=NAME` — validate, hand the texts to the service with a deadline and an
- * abort signal, and render its predictions. No model logic here.
+ * abort signal, and render its predictions. No model logic here. `?task=a&task=b` (the parameter
+ * repeated) classifies the same texts with each task (engine/multi-task.ts) and answers
+ * `{"results": [...]}` in the order asked; one `task` keeps the single-task shape.
  */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { ServerConfig } from "../../config.js";
-import type { Prediction } from "../../engine/service.js";
+import { classifyTasks } from "../../engine/multi-task.js";
+import type { ClassifyResult, Prediction } from "../../engine/service.js";
 import { SktError, clientClosed, deadlineExceeded } from "../../errors.js";
 import type { HttpBindings } from "@hono/node-server";
 import type { Context, MiddlewareHandler } from "hono";
@@ -183,6 +186,62 @@ export const ClassifyResponseSchema = z
   })
   .openapi("ClassifyResponse");
 
+export const MultiClassifyResponseSchema = z
+  .object({
+    results: z
+      .array(ClassifyResponseSchema)
+      .openapi({ description: "One entry per `task` parameter, in the order they were given." }),
+  })
+  .openapi("MultiClassifyResponse");
+
+/**
+ * Either shape, stated as `oneOf` (disjoint: `task` vs `results`); the generator would state a zod
+ * union as `anyOf`. Responses are built by `resultJson`, so the custom type checks nothing at runtime.
+ */
+const ClassifyAnswerSchema = z
+  .custom<z.infer<typeof ClassifyResponseSchema> | z.infer<typeof MultiClassifyResponseSchema>>(() => true)
+  .openapi("ClassifyAnswer", {
+    type: "object",
+    oneOf: [{ $ref: "#/components/schemas/ClassifyResponse" }, { $ref: "#/components/schemas/MultiClassifyResponse" }],
+  });
+
+/** The `task` query parameter: one name, or the parameter repeated (hono hands a repeat as a list). */
+const TaskList = z
+  .preprocess((v) => (typeof v === "string" ? [v] : v), z.array(TaskName, { error: "required" }).min(1))
+  .openapi({
+    param: { name: "task", in: "query", style: "form", explode: true },
+    description:
+      "The task to classify with; repeat the parameter (`?task=a&task=b`) to classify the same texts with several tasks in one call.",
+  });
+
+function resultJson(r: ClassifyResult): z.infer<typeof ClassifyResponseSchema> {
+  return { task: r.task, adapter_version: r.adapterVersion, predictions: r.predictions.map(predictionJson) };
+}
+
+/** Over the limit or a task named twice: the call is well-formed but not one the server runs (422). */
+function checkTaskList(tasks: string[], limit: number): void {
+  if (tasks.length > limit)
+    throw new SktError(
+      "unprocessable",
+      "too_many_tasks",
+      `${tasks.length} tasks named; one call may name at most ${limit} (SKT_MAX_TASKS_PER_CALL)`,
+      { limit },
+    );
+  const seen = new Set<string>();
+  for (const task of tasks) {
+    if (seen.has(task))
+      throw new SktError(
+        "unprocessable",
+        "duplicate_task",
+        `task "${task}" is named more than once; name each task once`,
+        {
+          task,
+        },
+      );
+    seen.add(task);
+  }
+}
+
 export function predictionJson(p: Prediction): z.infer<typeof PredictionSchema> {
   const out: z.infer<typeof PredictionSchema> = { tokens: p.tokens, truncated: p.truncated };
   if (p.label !== undefined) out.label = p.label;
@@ -197,6 +256,9 @@ export function predictionJson(p: Prediction): z.infer<typeof PredictionSchema> 
 export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const { service, config } = deps;
   const { body } = classifySchemas(config);
+  // Referenced only from ClassifyAnswer's oneOf, so registered by name here.
+  app.openAPIRegistry.register("ClassifyResponse", ClassifyResponseSchema);
+  app.openAPIRegistry.register("MultiClassifyResponse", MultiClassifyResponseSchema);
 
   const route = createRoute({
     method: "post",
@@ -204,54 +266,54 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
     operationId: "classifyTexts",
     security: NO_AUTH,
     tags: ["inference"],
-    summary: "Classify one or more texts with a task's current adapter",
+    summary: "Classify one or more texts with one or several tasks' current adapters",
     description:
       `Send \`text\` or \`texts\` (at most ${config.maxTexts}, each at most ${config.maxTextChars} characters); ` +
       "pair tasks also take `text_pair`/`text_pairs`. Inputs longer than the adapter's max length are " +
-      "truncated and flagged with `truncated: true`.",
+      "truncated and flagged with `truncated: true`. With the `task` parameter repeated " +
+      `(at most ${config.maxTasksPerCall} distinct tasks) the answer is \`{"results": [...]}\`, one entry per task in ` +
+      "the order given; an unknown task fails the whole call (404) before anything runs.",
     middleware: inferenceMiddleware(deps, classifyBodyLimit(config)),
     request: {
-      query: z.object({ task: TaskName.openapi({ param: { name: "task", in: "query" } }) }),
+      query: z.object({ task: TaskList }),
       body: { required: true, content: { "application/json": { schema: body } } },
     },
     responses: {
       200: {
-        description: "Predictions, one per text",
-        content: { "application/json": { schema: ClassifyResponseSchema } },
+        description:
+          "Predictions, one per text (`ClassifyResponse`); for a repeated `task`, one such entry per task under `results` (`MultiClassifyResponse`)",
+        content: {
+          "application/json": {
+            schema: ClassifyAnswerSchema,
+          },
+        },
       },
       400: errorContent("Invalid body, task name or malformed JSON"),
-      404: errorContent("Unknown task"),
+      404: errorContent("Unknown task (for several tasks: the first unknown one, named in the message)"),
       409: errorContent(
         "The task's current adapter is invalid on this server (`adapter_invalid`): an admin must upload a new version or roll back; retrying does not help",
       ),
-      422: errorContent("The task's stored adapter failed validation when it was loaded"),
+      422: errorContent(
+        "The task's stored adapter failed validation when it was loaded, more tasks than SKT_MAX_TASKS_PER_CALL (`too_many_tasks`), or a task named twice (`duplicate_task`)",
+      ),
       507: errorContent("Reading the task's adapter from disk failed"),
       ...INFERENCE_ERRORS,
     },
   });
 
   app.openapi(route, async (c) => {
-    const { task } = c.req.valid("query");
+    const { task: tasks } = c.req.valid("query");
+    checkTaskList(tasks, config.maxTasksPerCall);
     const b = c.req.valid("json");
     const texts = b.texts ?? [b.text!];
     const pairs = b.text_pairs ?? (b.text_pair !== undefined ? [b.text_pair] : undefined);
+    const work = { texts, ...(pairs ? { pairs } : {}), deadline: c.get("deadline") };
 
-    const result = await withClientAbort(c, (signal) =>
-      service.classify({
-        task,
-        texts,
-        ...(pairs ? { pairs } : {}),
-        deadline: c.get("deadline"),
-        signal,
-      }),
-    );
-    return c.json(
-      {
-        task: result.task,
-        adapter_version: result.adapterVersion,
-        predictions: result.predictions.map(predictionJson),
-      },
-      200,
-    );
+    if (tasks.length === 1) {
+      const result = await withClientAbort(c, (signal) => service.classify({ ...work, task: tasks[0], signal }));
+      return c.json(resultJson(result), 200);
+    }
+    const results = await withClientAbort(c, (signal) => classifyTasks(service, { ...work, tasks, signal }));
+    return c.json({ results: results.map(resultJson) }, 200);
   });
 }
