@@ -112,7 +112,8 @@ export function registerReleaseRoutes(
       body: {
         required: true,
         content: Object.fromEntries(
-          Object.keys(EVAL_SET_MEDIA_TYPES).map((type) => [type, { schema: z.string().openapi({ type: "string" }) }]),
+          // Plain schema objects, not zod: the validator would read application/jsonl as JSON.
+          Object.keys(EVAL_SET_MEDIA_TYPES).map((type) => [type, { schema: { type: "string" as const } }]),
         ),
       },
     },
