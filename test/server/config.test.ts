@@ -39,6 +39,8 @@ describe("loadConfig", () => {
       maxTexts: 64,
       maxTextChars: 10_000,
       maxUploadBytes: 16 * 1024 * 1024,
+      maxEvalSetBytes: 4 * 1024 * 1024,
+      maxEvalSetRows: 5000,
       requestTimeoutMs: 10_000,
       maxAdapterParams: 1_000_000,
       device: "cpu",
