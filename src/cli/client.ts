@@ -31,12 +31,59 @@ export interface TaskInfoJson {
   parameters: number;
 }
 
+/** `PUT /admin/adapters/{task}` → this (201), plus `gate` when the upload went to the evaluation gate (202). */
+export interface UploadJson extends TaskInfoJson {
+  active: boolean;
+  current: number | null;
+  gate?: { status: string; report_url: string };
+}
+
+export interface UploadOptions {
+  /** false: store inactive. */
+  activate?: boolean;
+  /** true: store inactive and let the evaluation gate decide. */
+  gate?: boolean;
+  tolerance?: number;
+}
+
+export interface EvalSetJson {
+  format: string;
+  rows: number;
+  sha256: string;
+  created_at: string;
+  problem_type: string;
+  labels: string[];
+  label_mapping: string;
+  text_pair: boolean;
+}
+
+export interface GateReportJson {
+  task: string;
+  version: number;
+  status: string;
+  metric: string | null;
+  tolerance: number;
+  eval_set: { rows: number; sha256: string } | null;
+  progress: { done: number; total: number };
+  candidate: { version: number; score: number | null; metrics: Record<string, number> } | null;
+  baseline: { version: number; score: number | null; metrics: Record<string, number> } | null;
+  activated: boolean;
+  reason: string | null;
+  requested_by: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
 export interface AdapterDetailsJson {
   task: string;
   current: number | null;
   versions: {
     version: number;
     current: boolean;
+    state: "current" | "inactive";
+    staged: boolean;
+    gate: { status: string; report_url: string } | null;
     bytes: number;
     created_at: string;
     metadata: Record<string, unknown>;
@@ -115,8 +162,44 @@ export class SktClient {
     return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}`, { admin: true });
   }
 
-  uploadAdapter(task: string, bytes: Uint8Array): Promise<TaskInfoJson> {
-    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}`, { admin: true, bytes });
+  uploadAdapter(task: string, bytes: Uint8Array, opts: UploadOptions = {}): Promise<UploadJson> {
+    const params = new URLSearchParams();
+    if (opts.activate === false) params.set("activate", "false");
+    if (opts.gate) params.set("gate", "true");
+    if (opts.tolerance !== undefined) params.set("tolerance", String(opts.tolerance));
+    const query = params.toString();
+    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}${query ? `?${query}` : ""}`, {
+      admin: true,
+      bytes,
+    });
+  }
+
+  putEvalSet(task: string, bytes: Uint8Array, contentType: string): Promise<EvalSetJson> {
+    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}/eval-set`, {
+      admin: true,
+      bytes,
+      contentType,
+    });
+  }
+
+  getEvalSet(task: string): Promise<EvalSetJson> {
+    return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}/eval-set`, { admin: true });
+  }
+
+  deleteEvalSet(task: string): Promise<null> {
+    return this.request("DELETE", `/admin/adapters/${encodeURIComponent(task)}/eval-set`, { admin: true });
+  }
+
+  gateReport(task: string, version: number): Promise<GateReportJson> {
+    return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}/versions/${version}/report`, {
+      admin: true,
+    });
+  }
+
+  deleteVersion(task: string, version: number): Promise<null> {
+    return this.request("DELETE", `/admin/adapters/${encodeURIComponent(task)}/versions/${version}`, {
+      admin: true,
+    });
   }
 
   rollback(task: string, version?: number): Promise<TaskInfoJson> {
@@ -159,7 +242,7 @@ export class SktClient {
   private async request<T>(
     method: string,
     route: string,
-    o: { admin?: boolean; json?: unknown; bytes?: Uint8Array },
+    o: { admin?: boolean; json?: unknown; bytes?: Uint8Array; contentType?: string },
   ): Promise<T> {
     const headers: Record<string, string> = {};
     if (o.admin && this.o.token) headers.authorization = `Bearer ${this.o.token}`;
@@ -168,7 +251,7 @@ export class SktClient {
       headers["content-type"] = "application/json";
       body = JSON.stringify(o.json);
     } else if (o.bytes) {
-      headers["content-type"] = "application/octet-stream";
+      headers["content-type"] = o.contentType ?? "application/octet-stream";
       body = new Blob([Uint8Array.from(o.bytes)]);
     }
     let res: Response;
