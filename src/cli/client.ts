@@ -6,6 +6,7 @@
  * can print it as it came. The token goes only into the Authorization header.
  */
 import type { AuditEntry } from "../server/audit/audit-log.js";
+import type { GateReport } from "../server/releases/gate.js";
 
 /** An error answer from the server, or no answer at all (`status` 0, code `unreachable`). */
 export class ServerError extends Error {
@@ -57,23 +58,8 @@ export interface EvalSetJson {
   text_pair: boolean;
 }
 
-export interface GateReportJson {
-  task: string;
-  version: number;
-  status: string;
-  metric: string | null;
-  tolerance: number;
-  eval_set: { rows: number; sha256: string } | null;
-  progress: { done: number; total: number };
-  candidate: { version: number; score: number | null; metrics: Record<string, number> } | null;
-  baseline: { version: number; score: number | null; metrics: Record<string, number> } | null;
-  activated: boolean;
-  reason: string | null;
-  requested_by: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
+/** `GET …/versions/{N}/report` → the gate's own report (its type is the server's, like the audit entry's). */
+export type GateReportJson = GateReport;
 
 export interface AdapterDetailsJson {
   task: string;
