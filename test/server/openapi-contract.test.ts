@@ -107,7 +107,8 @@ describe("the contract checker", () => {
         reply(200, { tasks: [{ ...taskInfo, label_count: 2, truncated: false }], total: 1, next_cursor: null }),
       ),
     ).toEqual([]);
-    expect(await check("PUT", "http://localhost/admin/adapters/sst2", reply(201, taskInfo))).toEqual([]);
+    const uploaded = { ...taskInfo, active: true, current: taskInfo.version };
+    expect(await check("PUT", "http://localhost/admin/adapters/sst2", reply(201, uploaded))).toEqual([]);
     expect(
       await check("GET", "/admin/adapters/sst2", reply(200, { task: "sst2", current: null, versions: [] })),
     ).toEqual([]);
