@@ -407,7 +407,10 @@ export class FakeInferenceService implements InferenceService {
 
   async deleteTask(task: string): Promise<void> {
     this.maybeFail("deleteTask");
-    if (!this.tasks.delete(task)) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    // Like the engine: a task is known by its versions (documents alone do not make one).
+    if (!this.tasks.get(task)?.versions.length || !this.tasks.delete(task)) {
+      throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    }
   }
 
   async close(): Promise<void> {

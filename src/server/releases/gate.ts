@@ -198,15 +198,6 @@ export class GateRunner {
     await this.opts.service.deleteDocument(task, gateReportDocument(version)).catch(() => undefined);
   }
 
-  /** Resolves once every queued gate has finished (tests, shutdown). */
-  async idle(): Promise<void> {
-    let seen: Promise<void>;
-    do {
-      seen = this.queue;
-      await seen;
-    } while (seen !== this.queue);
-  }
-
   private async run(job: Job): Promise<void> {
     const { report } = job;
     const { task, version } = report;
