@@ -159,4 +159,19 @@ describe("safe releases on the real engine", () => {
     expect((await errorOf(res)).code).toBe("task_mismatch");
     expect(await readdir(path.join(tmp, "adapters", "sst2"))).toEqual(before);
   });
+
+  it("activate with expectCurrent (the gate's guard) refuses when the current version moved, and unstages on success", async () => {
+    await expect(engine.activate("sst2", 4, { expectCurrent: 1 })).rejects.toMatchObject({ code: "current_changed" });
+    expect((await engine.adapterDetails("sst2")).current).toBe(2);
+    expect((await engine.activate("sst2", 4, { expectCurrent: 2 })).version).toBe(4);
+    const d = await engine.adapterDetails("sst2");
+    expect(d.current).toBe(4);
+    expect(d.versions.map((v) => [v.version, v.staged])).toEqual([
+      [2, false],
+      [3, true],
+      [4, false],
+      [5, true],
+    ]);
+    expect(await servedVersion()).toBe(4);
+  });
 });
