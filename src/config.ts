@@ -63,6 +63,8 @@ export interface ServerConfig {
   metricsMaxLabels: number;
   /** Largest adapter upload, bytes. */
   maxUploadBytes: number;
+  maxEvalSetBytes: number;
+  maxEvalSetRows: number;
   /** Deadline of one inference request (from its arrival), ms. */
   requestTimeoutMs: number;
   /** Most trainable parameters an adapter may have. */
@@ -462,6 +464,24 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     defaultDoc: "16 MiB",
     meaning: "Largest adapter upload, enforced while streaming; larger → 413 (accepts KiB/MiB/GiB suffixes).",
     parse: bytes(1),
+  }),
+  opt({
+    key: "maxEvalSetBytes",
+    env: "SKT_MAX_EVAL_SET_BYTES",
+    flag: "--max-eval-set-bytes",
+    default: String(4 * MiB),
+    defaultDoc: "4 MiB",
+    meaning:
+      "Largest evaluation set (`PUT /admin/adapters/{task}/eval-set`) for the evaluation gate; larger → 413 (accepts KiB/MiB/GiB suffixes).",
+    parse: bytes(1),
+  }),
+  opt({
+    key: "maxEvalSetRows",
+    env: "SKT_MAX_EVAL_SET_ROWS",
+    flag: "--max-eval-set-rows",
+    default: "5000",
+    meaning: "Most labelled rows in one evaluation set; more → 413 `eval_set_too_large`.",
+    parse: int(1, 1_000_000),
   }),
   opt({
     key: "requestTimeoutMs",

@@ -299,18 +299,23 @@ export class AdapterRegistry {
 
   /**
    * The one way an adapter gets in (HTTP upload and the CLI's `install`): validate → prepare (the
-   * prompt-length check included) → write the new version → make it current → swap the in-memory
-   * pointer. Anything that fails before CURRENT moves leaves the store as it was. Start-up applies
-   * the same validation and preparation to stored files at their first use (`load`).
+   * prompt-length check included) → probe → write the new version → make it current → swap the
+   * in-memory pointer. Anything that fails before CURRENT moves leaves the store as it was. With
+   * `activate: false` the same checks run and the version is stored staged (inactive, kept from
+   * pruning) without moving CURRENT; a task's staged versions are capped at its pruning limit.
+   * Start-up applies the same validation and preparation to stored files at their first use (`load`).
    */
-  async installAdapter(task: string, bytes: Uint8Array): Promise<PreparedAdapter> {
+  async installAdapter(task: string, bytes: Uint8Array, options: { activate?: boolean } = {}): Promise<PreparedAdapter> {
     validateTaskName(task);
+    const activate = options.activate ?? true;
     const file = this.decodeFor(task, bytes, `; to store it under "${task}" anyway, upload with ?rename=true (skt adapters upload --rename), which rewrites the file's task name`);
     return this.taskLocks.run(task, async () => {
+      if (!activate) await this.checkStagingRoom(task);
       const draft = await this.prepare(file, 0); // fails before anything is written
       await this.opts.probe?.(draft);
-      const version = await this.opts.store.writeVersion(task, bytes);
+      const version = await this.opts.store.writeVersion(task, bytes, { staged: !activate });
       const prepared = prepareAdapterWithVersion(draft, version);
+      if (!activate) return prepared;
       try {
         await this.opts.store.setCurrent(task, version, bytes);
       } catch (e) {
@@ -324,14 +329,36 @@ export class AdapterRegistry {
     });
   }
 
+  /** Staged versions are never pruned, so their number is bounded here instead. */
+  private async checkStagingRoom(task: string): Promise<void> {
+    const limit = this.opts.store.maxVersionsPerTask;
+    const staged = await this.opts.store.stagedVersions(task);
+    if (staged.length >= limit) {
+      throw new SktError("conflict", "too_many_staged_versions", `task "${task}" already holds ${staged.length} inactive versions waiting for activation (v${staged.join(", v")}), the most the task's version limit (${limit}) allows; activate or delete one first`, { task, staged });
+    }
+  }
+
   /** Makes `version` (default: the newest one below the current) current again. */
   async rollback(task: string, version?: number): Promise<PreparedAdapter> {
+    return this.activate(task, version);
+  }
+
+  /**
+   * Makes a stored version current: prepared and probed first, so a failure changes nothing. A task
+   * whose versions are all inactive (never activated) can be activated only with an explicit
+   * version. `expectCurrent`: refuse with 409 `current_changed` unless the current version is still
+   * this one (a decision taken against it, like an evaluation gate's, must not overwrite a newer one).
+   */
+  async activate(task: string, version?: number, expectCurrent?: number | null): Promise<PreparedAdapter> {
     validateTaskName(task);
     return this.taskLocks.run(task, async () => {
       const cur = this.currentVersion(task);
-      if (cur === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+      if (expectCurrent !== undefined && cur !== expectCurrent) {
+        throw new SktError("conflict", "current_changed", `the current version of task "${task}" changed (now ${cur === null ? "none" : `v${cur}`}, expected ${expectCurrent === null ? "none" : `v${expectCurrent}`})`, { task, current: cur });
+      }
       const versions = (await this.opts.store.listVersions(task)).map((v) => v.version);
-      const target = version ?? Math.max(-1, ...versions.filter((v) => v < cur));
+      if (cur === null && (version === undefined || versions.length === 0)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+      const target = version ?? Math.max(-1, ...versions.filter((v) => v < cur!));
       if (target < 0) throw new SktError("conflict", "no_previous_version", `task "${task}" has no version before v${cur} to roll back to`);
       // Re-activating the current version would re-read, re-probe and rewrite CURRENT for nothing.
       if (target === cur) throw new SktError("conflict", "version_is_current", `v${cur} of task "${task}" is already current`);
@@ -346,10 +373,53 @@ export class AdapterRegistry {
     });
   }
 
+  /** Removes one stored version that is not current (409 `version_is_current` for the current one). */
+  async deleteVersion(task: string, version: number): Promise<void> {
+    validateTaskName(task);
+    await this.taskLocks.run(task, async () => {
+      const versions = (await this.opts.store.listVersions(task)).map((v) => v.version);
+      if (!versions.includes(version)) throw new SktError("not_found", "version_not_found", `task "${task}" has no version ${version}`, { task, version });
+      await this.opts.store.deleteVersion(task, version);
+    });
+  }
+
+  /**
+   * A stored version prepared for evaluation, whether current or not. Not cached unless it is the
+   * current one (an evaluation must not push live adapters out of the cache).
+   */
+  async prepareVersion(task: string, version: number): Promise<PreparedAdapter> {
+    validateTaskName(task);
+    if (this.currentVersion(task) === version) return this.load(task, version);
+    return this.prepare(this.decodeFor(task, await this.opts.store.read(task, version)), version);
+  }
+
+  /** The store's documents about a task (see AdapterStore.readDocument). */
+  readDocument(task: string, name: string): Promise<Uint8Array | null> {
+    validateTaskName(task);
+    return this.opts.store.readDocument(task, name);
+  }
+
+  writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void> {
+    validateTaskName(task);
+    return this.opts.store.writeDocument(task, name, bytes);
+  }
+
+  deleteDocument(task: string, name: string): Promise<boolean> {
+    validateTaskName(task);
+    return this.opts.store.deleteDocument(task, name);
+  }
+
+  /** Versions uploaded inactive and not made current since. */
+  async stagedVersions(task: string): Promise<number[]> {
+    validateTaskName(task);
+    return this.opts.store.stagedVersions(task);
+  }
+
   async delete(task: string): Promise<void> {
     validateTaskName(task);
     await this.taskLocks.run(task, async () => {
-      if (!this.hasTask(task)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+      // A task whose versions are all inactive is not served but can be deleted.
+      if (!this.hasTask(task) && (await this.opts.store.listVersions(task)).length === 0) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       await this.opts.store.deleteTask(task);
       // Version numbers restart after a delete, so nothing cached for this task may survive it.
       this.forget(task);

@@ -11,6 +11,9 @@
  * renames are atomic. One process owns a root: two processes writing the same task could both pick
  * the same next version number.
  *
+ *   <root>/<task>/STAGED                                          text: versions uploaded inactive, not yet current
+ *   <root>/<task>/eval-set.json, v000003.report.json, …           the server's documents about the task (`writeDocument`)
+ *
  * The task index (task-index.ts, `<root>/INDEX`) lets `open()` learn every task's current version
  * without reading each folder: every change of CURRENT is preceded by a durable intent line and
  * followed by a commit line, so after a crash only the tasks caught mid-change are read again.
@@ -78,6 +81,11 @@ const REBUILD_PARALLEL = 16;
 export const DEFAULT_MAX_VERSIONS_PER_TASK = 20;
 export const CURRENT_FILE = "CURRENT";
 export const TEMP_PREFIX = ".tmp-";
+/** Versions uploaded without being made current and not current since: pruning keeps them. */
+export const STAGED_FILE = "STAGED";
+
+/** Names of the documents a caller may keep in a task's folder: lower case, `.json`, never a version file. */
+const DOCUMENT_NAME = /^[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)*\.json$/;
 
 const VERSION_FILE = /^v(\d{6,})\.safetensors$/;
 
@@ -166,6 +174,11 @@ export class AdapterStore {
     }
     this.maxVersions = max;
     this.indexSlack = options.indexSlackLines ?? 1000;
+  }
+
+  /** The pruning limit (Infinity: keep everything). */
+  get maxVersionsPerTask(): number {
+    return this.maxVersions;
   }
 
   // ---- readers (lock-free: they only ever observe renamed, complete files) ----
@@ -293,13 +306,71 @@ export class AdapterStore {
   }
 
   /** Store `bytes` as version max+1 without touching CURRENT, so a caller can prepare it and only
-   * then `setCurrent` (the hot-swap order). */
-  async writeVersion(task: string, bytes: Uint8Array): Promise<number> {
+   * then `setCurrent` (the hot-swap order). `staged`: the version is to wait, inactive, for an
+   * activation; it is listed in STAGED so pruning keeps it. */
+  async writeVersion(task: string, bytes: Uint8Array, options: { staged?: boolean } = {}): Promise<number> {
     validateTaskName(task);
     return this.locks.run(task, async () => {
-      const version = await this.changingTask(task, () => this.writeVersionLocked(task, bytes));
+      const version = await this.changingTask(task, async () => {
+        const v = await this.writeVersionLocked(task, bytes);
+        if (options.staged) {
+          try {
+            await this.writeStaged(task, [...(await this.readStaged(task)), v]);
+          } catch (e) {
+            // Unlisted, a staged version could be pruned: take it back so the upload fails whole.
+            await this.fs.unlink(this.versionPath(task, v)).catch(() => undefined);
+            await this.removeUnborn(task);
+            throw e;
+          }
+        }
+        return v;
+      });
       await this.prune(task, version);
       return version;
+    });
+  }
+
+  /** Versions uploaded inactive and not made current since, ascending (pruning keeps them). */
+  async stagedVersions(task: string): Promise<number[]> {
+    validateTaskName(task);
+    const present = new Set(await this.versionNumbers(task));
+    return (await this.readStaged(task)).filter((v) => present.has(v));
+  }
+
+  /** A document kept next to the task's versions (the server's eval set, gate reports), or null. */
+  async readDocument(task: string, name: string): Promise<Uint8Array | null> {
+    const file = this.documentPath(task, name);
+    try {
+      const data = await this.fs.readFile(file);
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    } catch (e) {
+      if (isAbsent(e)) return null;
+      throw storageError("read_failed", "reading", file, e);
+    }
+  }
+
+  /** Writes a document atomically (creating the task's folder if needed). Removed with the task. */
+  async writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void> {
+    const file = this.documentPath(task, name);
+    await this.locks.run(task, async () => {
+      await this.ensureTaskDir(task);
+      await this.atomicWrite(path.dirname(file), name, bytes);
+    });
+  }
+
+  /** Removes a document; false when there was none. */
+  async deleteDocument(task: string, name: string): Promise<boolean> {
+    const file = this.documentPath(task, name);
+    return this.locks.run(task, async () => {
+      try {
+        await this.fs.unlink(file);
+      } catch (e) {
+        if (isAbsent(e)) return false;
+        throw storageError("write_failed", "deleting", file, e);
+      }
+      await this.fsyncDir(path.dirname(file)).catch(() => undefined);
+      await this.removeUnborn(task);
+      return true;
     });
   }
 
@@ -311,6 +382,7 @@ export class AdapterStore {
     await this.locks.run(task, async () => {
       if (!(await this.isVersionFile(task, version))) throw versionNotFound(task, version);
       await this.changingTask(task, () => this.writePointer(task, version), () => ({ version, bytes }));
+      await this.unstage(task, version);
     });
   }
 
@@ -328,6 +400,7 @@ export class AdapterStore {
       }
       await this.fs.unlink(this.versionPath(task, version)).catch(() => undefined);
       await this.fsyncDir(this.taskDir(task)).catch(() => undefined);
+      await this.unstage(task, version);
       await this.removeUnborn(task);
     });
   }
@@ -348,7 +421,9 @@ export class AdapterStore {
           await this.fsyncDir(dir);
         }, () => null);
       }
-      const owned = entries.filter((n) => parseVersionFileName(n) !== null || n.startsWith(TEMP_PREFIX));
+      const owned = entries.filter(
+        (n) => parseVersionFileName(n) !== null || n.startsWith(TEMP_PREFIX) || n === STAGED_FILE || DOCUMENT_NAME.test(n),
+      );
       for (const name of owned) await this.unlinkOrThrow(path.join(dir, name));
       await this.removeDirIfEmpty(dir);
     });
@@ -529,6 +604,45 @@ export class AdapterStore {
     }
   }
 
+  private documentPath(task: string, name: string): string {
+    if (!DOCUMENT_NAME.test(name) || parseVersionFileName(name) !== null) {
+      throw new SktError("internal", "invalid_document_name", `not a document name: ${JSON.stringify(name)}`);
+    }
+    return path.join(this.taskDir(task), name);
+  }
+
+  /** STAGED's versions (unreadable or corrupt lines are ignored: the list only protects from pruning). */
+  private async readStaged(task: string): Promise<number[]> {
+    const file = path.join(this.taskDir(task), STAGED_FILE);
+    let text: string;
+    try {
+      text = new TextDecoder().decode(await this.fs.readFile(file));
+    } catch (e) {
+      if (isAbsent(e)) return [];
+      throw storageError("read_failed", "reading", file, e);
+    }
+    return [...new Set(text.split("\n").map(parseCurrent).filter((v): v is number => v !== null))].sort((a, b) => a - b);
+  }
+
+  private async writeStaged(task: string, versions: number[]): Promise<void> {
+    const dir = this.taskDir(task);
+    if (versions.length === 0) {
+      await this.unlinkOrThrow(path.join(dir, STAGED_FILE));
+      return;
+    }
+    await this.atomicWrite(dir, STAGED_FILE, new TextEncoder().encode(versions.map((v) => `${v}\n`).join("")));
+  }
+
+  /** `version` is current or gone: it no longer waits. Best effort (a stale line only delays pruning). */
+  private async unstage(task: string, version: number): Promise<void> {
+    try {
+      const staged = await this.readStaged(task);
+      if (staged.includes(version)) await this.writeStaged(task, staged.filter((v) => v !== version));
+    } catch {
+      // see above
+    }
+  }
+
   private async writePointer(task: string, version: number): Promise<void> {
     await this.atomicWrite(this.taskDir(task), CURRENT_FILE, new TextEncoder().encode(`${version}\n`));
   }
@@ -591,7 +705,8 @@ export class AdapterStore {
     if (created !== undefined) await this.fsyncDir(path.dirname(dir));
   }
 
-  /** Drop old versions beyond the limit, oldest first, never the current one or `keep`. Best effort:
+  /** Drop old versions beyond the limit, oldest first, never the current one, `keep` or a staged one
+   * (uploaded inactive and waiting for its activation). Best effort:
    * the write already succeeded, and a leftover old file is harmless (the next write retries). */
   private async prune(task: string, keep: number): Promise<void> {
     if (this.maxVersions === Infinity) return;
@@ -600,7 +715,8 @@ export class AdapterStore {
       const excess = versions.length - this.maxVersions;
       if (excess <= 0) return;
       const current = await this.readPointer(task);
-      const victims = versions.filter((v) => v !== current && v !== keep).slice(0, excess);
+      const staged = new Set(await this.readStaged(task));
+      const victims = versions.filter((v) => v !== current && v !== keep && !staged.has(v)).slice(0, excess);
       for (const v of victims) await this.fs.unlink(this.versionPath(task, v));
     } catch {
       // Intentionally swallowed; see above.

@@ -1,5 +1,5 @@
 /**
- * The operator client: `skt adapters list|show|upload|rollback|activate|delete|audit`, `skt classify`
+ * The operator client: `skt adapters list|show|upload|rollback|activate|delete|report|eval-set|audit`, `skt classify`
  * and `skt embed`, against a running server. Readable tables by default, the server's JSON with `--json`.
  * The admin token comes from SKT_ADMIN_TOKEN (or --token) and is never printed.
  */
@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { peekMetadata } from "../adapters/format.js";
 import { SktError } from "../errors.js";
-import { SktClient, type TaskInfoJson } from "./client.js";
+import { SktClient, type GateReportJson, type TaskInfoJson, type UploadJson } from "./client.js";
 import { addFlags, type FlagSpec } from "../flags.js";
 import { renderTable } from "./table.js";
 
@@ -57,6 +57,45 @@ function positiveInteger(value: string, what: string, kind = "a version number (
 
 function infoLine(i: TaskInfoJson): string {
   return `task ${i.task} v${i.version} is current (${i.variant}, ${i.problem_type}, labels ${i.labels.join(", ") || "-"}, ${i.parameters.toLocaleString("en-US")} parameters)`;
+}
+
+function uploadLine(r: UploadJson): string {
+  const current = r.current === null ? "none" : `v${r.current}`;
+  const head = r.gate
+    ? `task ${r.task} v${r.version} stored inactive; evaluation gate ${r.gate.status} (current: ${current}); follow it with: skt adapters report ${r.task} ${r.version}`
+    : r.active
+      ? infoLine(r)
+      : `task ${r.task} v${r.version} stored inactive (current: ${current}); make it current with: skt adapters activate ${r.task} ${r.version}`;
+  return [
+    head,
+    `sha256 ${r.sha256}`,
+    ...(r.renamed_from ? [`renamed from ${r.renamed_from}`] : []),
+    ...(r.signature_dropped ? ["signature dropped (the rename changed the signed metadata)"] : []),
+  ].join("\n");
+}
+
+const score = (x: number | null | undefined) => (x === null || x === undefined ? "-" : x.toFixed(4));
+
+function reportText(r: GateReportJson): string {
+  const lines = [
+    `task ${r.task} v${r.version}: gate ${r.status}${r.activated ? " (made current)" : ""}`,
+    `progress ${r.progress.done}/${r.progress.total} rows; metric ${r.metric ?? "-"}; tolerance ${r.tolerance}`,
+    `candidate v${r.version}: ${score(r.candidate?.score)}`,
+    r.baseline
+      ? `current   v${r.baseline.version}: ${score(r.baseline.score)}`
+      : "current: none (nothing to compare with)",
+  ];
+  if (r.reason) lines.push(`reason: ${r.reason}`);
+  return lines.join("\n");
+}
+
+/** The eval-set media type for a file, from its extension (the trainer's formats). */
+function evalSetMediaType(file: string): string {
+  const ext = file.toLowerCase().split(".").pop();
+  if (ext === "tsv") return "text/tab-separated-values";
+  if (ext === "csv") return "text/csv";
+  if (ext === "jsonl") return "application/jsonl";
+  return usage(`the evaluation set must be a .tsv, .csv or .jsonl file, got "${file}"`);
 }
 
 /** The texts to send: the arguments, or one per line from stdin when there are none and stdin is not a terminal. */
@@ -117,10 +156,11 @@ export function addClientCommands(program: Command): void {
       const r = await clientFor(o, true).showAdapter(task);
       print(o, r, () =>
         renderTable(
-          ["VERSION", "CURRENT", "BYTES", "CREATED", "VARIANT", "LABELS", "PROMPT"],
+          ["VERSION", "STATE", "GATE", "BYTES", "CREATED", "VARIANT", "LABELS", "PROMPT"],
           r.versions.map((v) => [
             v.version,
-            v.current ? "*" : "",
+            v.current ? "current" : v.staged ? "inactive (waiting)" : "inactive",
+            v.gate?.status ?? "-",
             v.bytes,
             v.created_at,
             v.metadata.variant,
@@ -131,25 +171,74 @@ export function addClientCommands(program: Command): void {
       );
     });
 
-  adminCommand("upload", "upload an adapter file as its task's next current version")
+  adminCommand("upload", "upload an adapter file as its task's next version (current at once unless told otherwise)")
     .argument("<file>", "adapter .safetensors file")
     .option("--task <name>", "Task to upload to [default: the task named in the file's metadata]")
+    .option("--no-activate", "Store and prepare the version without making it current (activate it later)")
+    .option("--gate", "Store inactive; the server makes it current only if it passes the evaluation gate")
+    .option("--tolerance <x>", "With --gate: how far below the current version's score it may be [default: 0]")
     .option("--rename", "Store a file whose metadata names another task under --task (its metadata is rewritten)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ skt adapters upload build/sst2.safetensors\n  $ skt adapters upload build/sst2.safetensors --task sst2-canary --rename",
+      "\nExamples:\n  $ skt adapters upload build/sst2.safetensors\n  $ skt adapters upload build/sst2.safetensors --no-activate\n  $ skt adapters upload build/sst2.safetensors --gate --tolerance 0.005\n  $ skt adapters upload build/sst2.safetensors --task sst2-canary --rename",
     )
-    .action(async (file: string, o: ClientOpts & { task?: string; rename?: boolean }) => {
-      const bytes = new Uint8Array(await readFile(file));
-      const task = o.task ?? peekMetadata(bytes).task;
-      const r = await clientFor(o, true).uploadAdapter(task, bytes, { rename: o.rename === true });
-      print(o, r, () =>
-        [
-          infoLine(r),
-          `sha256 ${r.sha256}`,
-          ...(r.renamed_from ? [`renamed from ${r.renamed_from}`] : []),
-          ...(r.signature_dropped ? ["signature dropped (the rename changed the signed metadata)"] : []),
-        ].join("\n"),
+    .action(
+      async (
+        file: string,
+        o: ClientOpts & { task?: string; activate: boolean; gate?: boolean; tolerance?: string; rename?: boolean },
+      ) => {
+        if (o.gate && !o.activate) usage("--gate already stores the version inactive: drop --no-activate");
+        if (o.tolerance !== undefined && !o.gate) usage("--tolerance goes with --gate");
+        const tolerance = o.tolerance === undefined ? undefined : Number(o.tolerance);
+        if (tolerance !== undefined && !(tolerance >= 0 && tolerance <= 1)) {
+          usage(`--tolerance must be a number from 0 to 1, got "${o.tolerance}"`);
+        }
+        const bytes = new Uint8Array(await readFile(file));
+        const task = o.task ?? peekMetadata(bytes).task;
+        const r = await clientFor(o, true).uploadAdapter(task, bytes, {
+          activate: o.activate,
+          gate: o.gate ?? false,
+          tolerance,
+          rename: o.rename === true,
+        });
+        print(o, r, () => uploadLine(r));
+      },
+    );
+
+  adminCommand("report", "show the evaluation-gate report of a version")
+    .argument("<task>", "task name")
+    .argument("<version>", "version number")
+    .addHelpText("after", "\nExamples:\n  $ skt adapters report sst2 4\n  $ skt adapters report sst2 4 --json")
+    .action(async (task: string, v: string, o: ClientOpts) => {
+      const r = await clientFor(o, true).gateReport(task, positiveInteger(v, "<version>"));
+      print(o, r, () => reportText(r));
+    });
+
+  adminCommand("eval-set", "store, show or remove a task's evaluation set (for --gate uploads)")
+    .argument("<task>", "task name")
+    .argument("[file]", "labelled .tsv, .csv or .jsonl file to store (omit to show the stored set)")
+    .option("--delete", "Remove the task's evaluation set")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ skt adapters eval-set sst2 ../shared/data/sst2/dev.tsv\n  $ skt adapters eval-set sst2\n  $ skt adapters eval-set sst2 --delete",
+    )
+    .action(async (task: string, file: string | undefined, o: ClientOpts & { delete?: boolean }) => {
+      const client = clientFor(o, true);
+      if (o.delete) {
+        if (file !== undefined) usage("--delete takes no file");
+        await client.deleteEvalSet(task);
+        print(o, { deleted: `${task} eval-set` }, () => `evaluation set of ${task} deleted`);
+        return;
+      }
+      const r =
+        file === undefined
+          ? await client.getEvalSet(task)
+          : await client.putEvalSet(task, new Uint8Array(await readFile(file)), evalSetMediaType(file));
+      print(
+        o,
+        r,
+        () =>
+          `evaluation set of ${task}: ${r.rows} rows (${r.format}, labels ${r.labels.join(", ") || "-"} by ${r.label_mapping}), sha256 ${r.sha256.slice(0, 12)}…, stored ${r.created_at}`,
       );
     });
 
@@ -174,13 +263,20 @@ export function addClientCommands(program: Command): void {
       print(o, r, () => infoLine(r));
     });
 
-  adminCommand("delete", "stop serving a task and remove its adapters")
+  adminCommand("delete", "stop serving a task and remove its adapters (or remove one inactive version)")
     .argument("<task>", "task name")
+    .option("--version <n>", "Remove only this stored version (not the current one)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ skt adapters delete sst2-canary\n  $ skt adapters delete old-task --url http://10.0.0.5:8080",
+      "\nExamples:\n  $ skt adapters delete sst2-canary\n  $ skt adapters delete sst2 --version 5\n  $ skt adapters delete old-task --url http://10.0.0.5:8080",
     )
-    .action(async (task: string, o: ClientOpts) => {
+    .action(async (task: string, o: ClientOpts & { version?: string }) => {
+      if (o.version !== undefined) {
+        const version = positiveInteger(o.version, "--version");
+        await clientFor(o, true).deleteVersion(task, version);
+        print(o, { deleted: task, version }, () => `task ${task} v${version} deleted`);
+        return;
+      }
       await clientFor(o, true).deleteTask(task);
       print(o, { deleted: task }, () => `task ${task} deleted`);
     });

@@ -6,6 +6,7 @@
  * can print it as it came. The token goes only into the Authorization header.
  */
 import type { AuditEntry } from "../server/audit/audit-log.js";
+import type { GateReport } from "../server/releases/gate.js";
 
 /** An error answer from the server, or no answer at all (`status` 0, code `unreachable`). */
 export class ServerError extends Error {
@@ -31,12 +32,40 @@ export interface TaskInfoJson {
   parameters: number;
 }
 
-/** `PUT /admin/adapters/{task}`'s answer. */
-export interface UploadResultJson extends TaskInfoJson {
+/** `PUT /admin/adapters/{task}` → this (201), plus `gate` when the upload went to the evaluation gate (202). */
+export interface UploadJson extends TaskInfoJson {
+  /** sha256 of the stored file (after a rename, of the rewritten file). */
   sha256: string;
   renamed_from: string | null;
   signature_dropped: boolean;
+  active: boolean;
+  current: number | null;
+  gate?: { status: string; report_url: string };
 }
+
+export interface UploadOptions {
+  /** false: store inactive. */
+  activate?: boolean;
+  /** true: store inactive and let the evaluation gate decide. */
+  gate?: boolean;
+  tolerance?: number;
+  /** true: store a file whose metadata names another task under this task (`?rename=true`). */
+  rename?: boolean;
+}
+
+export interface EvalSetJson {
+  format: string;
+  rows: number;
+  sha256: string;
+  created_at: string;
+  problem_type: string;
+  labels: string[];
+  label_mapping: string;
+  text_pair: boolean;
+}
+
+/** `GET …/versions/{N}/report` → the gate's own report (its type is the server's, like the audit entry's). */
+export type GateReportJson = GateReport;
 
 export interface AdapterDetailsJson {
   task: string;
@@ -44,6 +73,9 @@ export interface AdapterDetailsJson {
   versions: {
     version: number;
     current: boolean;
+    state: "current" | "inactive";
+    staged: boolean;
+    gate: { status: string; report_url: string } | null;
     bytes: number;
     created_at: string;
     metadata: Record<string, unknown>;
@@ -122,10 +154,45 @@ export class SktClient {
     return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}`, { admin: true });
   }
 
-  /** `rename`: store a file whose metadata names another task under `task` (`?rename=true`). */
-  uploadAdapter(task: string, bytes: Uint8Array, opts: { rename?: boolean } = {}): Promise<UploadResultJson> {
-    const query = opts.rename ? "?rename=true" : "";
-    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}${query}`, { admin: true, bytes });
+  uploadAdapter(task: string, bytes: Uint8Array, opts: UploadOptions = {}): Promise<UploadJson> {
+    const params = new URLSearchParams();
+    if (opts.activate === false) params.set("activate", "false");
+    if (opts.gate) params.set("gate", "true");
+    if (opts.tolerance !== undefined) params.set("tolerance", String(opts.tolerance));
+    if (opts.rename) params.set("rename", "true");
+    const query = params.toString();
+    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}${query ? `?${query}` : ""}`, {
+      admin: true,
+      bytes,
+    });
+  }
+
+  putEvalSet(task: string, bytes: Uint8Array, contentType: string): Promise<EvalSetJson> {
+    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}/eval-set`, {
+      admin: true,
+      bytes,
+      contentType,
+    });
+  }
+
+  getEvalSet(task: string): Promise<EvalSetJson> {
+    return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}/eval-set`, { admin: true });
+  }
+
+  deleteEvalSet(task: string): Promise<null> {
+    return this.request("DELETE", `/admin/adapters/${encodeURIComponent(task)}/eval-set`, { admin: true });
+  }
+
+  gateReport(task: string, version: number): Promise<GateReportJson> {
+    return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}/versions/${version}/report`, {
+      admin: true,
+    });
+  }
+
+  deleteVersion(task: string, version: number): Promise<null> {
+    return this.request("DELETE", `/admin/adapters/${encodeURIComponent(task)}/versions/${version}`, {
+      admin: true,
+    });
   }
 
   rollback(task: string, version?: number): Promise<TaskInfoJson> {
@@ -168,7 +235,7 @@ export class SktClient {
   private async request<T>(
     method: string,
     route: string,
-    o: { admin?: boolean; json?: unknown; bytes?: Uint8Array },
+    o: { admin?: boolean; json?: unknown; bytes?: Uint8Array; contentType?: string },
   ): Promise<T> {
     const headers: Record<string, string> = {};
     if (o.admin && this.o.token) headers.authorization = `Bearer ${this.o.token}`;
@@ -177,7 +244,7 @@ export class SktClient {
       headers["content-type"] = "application/json";
       body = JSON.stringify(o.json);
     } else if (o.bytes) {
-      headers["content-type"] = "application/octet-stream";
+      headers["content-type"] = o.contentType ?? "application/octet-stream";
       body = new Blob([Uint8Array.from(o.bytes)]);
     }
     let res: Response;

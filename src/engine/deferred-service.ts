@@ -11,10 +11,14 @@ import type {
   ClassifyResult,
   EmbedRequest,
   EmbedResult,
+  EvaluateRequest,
   InferenceService,
   PageRequest,
+  Prediction,
   TaskInfo,
   TaskPage,
+  UploadOptions,
+  UploadResult,
 } from "./service.js";
 
 export class DeferredService implements InferenceService {
@@ -58,8 +62,26 @@ export class DeferredService implements InferenceService {
   async adapterDetails(task: string): Promise<AdapterDetails> {
     return this.ready.adapterDetails(task);
   }
-  async upload(task: string, bytes: Uint8Array): Promise<TaskInfo> {
-    return this.ready.upload(task, bytes);
+  async upload(task: string, bytes: Uint8Array, options?: UploadOptions): Promise<UploadResult> {
+    return this.ready.upload(task, bytes, options);
+  }
+  async activate(task: string, version: number, options?: { expectCurrent?: number | null }): Promise<TaskInfo> {
+    return this.ready.activate(task, version, options);
+  }
+  async deleteVersion(task: string, version: number): Promise<void> {
+    return this.ready.deleteVersion(task, version);
+  }
+  async evaluate(req: EvaluateRequest): Promise<Prediction[]> {
+    return this.ready.evaluate(req);
+  }
+  async readDocument(task: string, name: string): Promise<Uint8Array | null> {
+    return this.ready.readDocument(task, name);
+  }
+  async writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void> {
+    return this.ready.writeDocument(task, name, bytes);
+  }
+  async deleteDocument(task: string, name: string): Promise<boolean> {
+    return this.ready.deleteDocument(task, name);
   }
   async rollback(task: string, version?: number): Promise<TaskInfo> {
     return this.ready.rollback(task, version);

@@ -25,11 +25,14 @@ import type {
   ClassifyResult,
   EmbedRequest,
   EmbedResult,
+  EvaluateRequest,
   InferenceService,
   PageRequest,
   Prediction,
   TaskInfo,
   TaskPage,
+  UploadOptions,
+  UploadResult,
 } from "./service.js";
 
 /**
@@ -63,6 +66,9 @@ export type EngineOptions = Pick<
     store?: AdapterStore;
     log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   };
+
+/** Rows an evaluation queues at once: live requests wait behind at most this many of its rows. */
+export const EVALUATION_CHUNK_ROWS = 8;
 
 /** Text of the probe pass (any ordinary sentence does). */
 const PROBE_TEXT = "a short ordinary sentence to check the adapter's outputs";
@@ -287,15 +293,79 @@ export class Engine implements InferenceService {
     const stored = await this.registry.versions(task);
     if (current === null && stored.length === 0)
       throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    const staged = new Set(await this.registry.stagedVersions(task));
     const versions = [];
     for (const v of stored)
-      versions.push({ ...v, current: v.version === current, metadata: await this.registry.metadata(task, v.version) });
+      versions.push({
+        ...v,
+        current: v.version === current,
+        staged: staged.has(v.version),
+        metadata: await this.registry.metadata(task, v.version),
+      });
     return { task, current, versions };
   }
 
-  async upload(task: string, bytes: Uint8Array): Promise<TaskInfo> {
-    const prepared = await this.registry.installAdapter(task, bytes);
+  async upload(task: string, bytes: Uint8Array, options: UploadOptions = {}): Promise<UploadResult> {
+    const prepared = await this.registry.installAdapter(task, bytes, options);
+    const info = taskInfo(task, prepared.version, prepared.metadata, this.assets, prepared.parameters);
+    return { ...info, current: this.registry.currentVersion(task) };
+  }
+
+  async activate(task: string, version: number, options: { expectCurrent?: number | null } = {}): Promise<TaskInfo> {
+    const prepared = await this.registry.activate(task, version, options.expectCurrent);
     return taskInfo(task, prepared.version, prepared.metadata, this.assets, prepared.parameters);
+  }
+
+  async deleteVersion(task: string, version: number): Promise<void> {
+    await this.registry.deleteVersion(task, version);
+  }
+
+  async evaluate(req: EvaluateRequest): Promise<Prediction[]> {
+    if (!this.isReady())
+      throw new SktError("not_ready", "not_ready", "the backbone is not loaded or the inference worker is restarting");
+    const adapter = await this.registry.prepareVersion(req.task, req.version);
+    if (Boolean(req.pairs) !== adapter.metadata.textPair)
+      throw new SktError(
+        "bad_request",
+        adapter.metadata.textPair ? "pair_required" : "pair_not_supported",
+        `v${req.version} of task "${req.task}" ${adapter.metadata.textPair ? "classifies text pairs" : "takes single texts"}`,
+      );
+    const out: Prediction[] = [];
+    for (let start = 0; start < req.texts.length; start += EVALUATION_CHUNK_ROWS) {
+      req.signal?.throwIfAborted();
+      const texts = req.texts.slice(start, start + EVALUATION_CHUNK_ROWS);
+      const encoded = texts.map((t, i) =>
+        req.pairs
+          ? this.assets.tokenizer.encodePair(t, req.pairs[start + i], adapter.textBudget)
+          : this.assets.tokenizer.encode(t, adapter.textBudget),
+      );
+      const pooled = await this.runRows(
+        adapter,
+        "pooled",
+        encoded.map((e) => e.ids),
+        { deadline: Date.now() + this.opts.requestTimeoutMs, signal: req.signal },
+        encoded.map((e) => e.typeIds),
+      );
+      pooled.forEach((p, i) =>
+        out.push({ ...applyHead(adapter, p), tokens: encoded[i].ids.length, truncated: encoded[i].truncated }),
+      );
+      req.onProgress?.(out.length);
+      // Let requests that arrived meanwhile reach the queue before the next chunk does.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return out;
+  }
+
+  async readDocument(task: string, name: string): Promise<Uint8Array | null> {
+    return this.registry.readDocument(task, name);
+  }
+
+  async writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void> {
+    await this.registry.writeDocument(task, name, bytes);
+  }
+
+  async deleteDocument(task: string, name: string): Promise<boolean> {
+    return this.registry.deleteDocument(task, name);
   }
 
   async rollback(task: string, version?: number): Promise<TaskInfo> {

@@ -93,6 +93,8 @@ export interface TaskPage {
 export interface AdapterVersionInfo {
   version: number;
   current: boolean;
+  /** Uploaded inactive (or by an evaluation gate) and not made current since: kept from pruning. */
+  staged: boolean;
   bytes: number;
   createdAt: string;
   metadata: AdapterMetadata;
@@ -102,6 +104,28 @@ export interface AdapterDetails {
   task: string;
   current: number | null;
   versions: AdapterVersionInfo[];
+}
+
+export interface UploadOptions {
+  /** false: store and prepare the version without making it current (default true). */
+  activate?: boolean;
+}
+
+/** An uploaded version, and the task's current version after the upload (the new one when activated). */
+export interface UploadResult extends TaskInfo {
+  current: number | null;
+}
+
+export interface EvaluateRequest {
+  task: string;
+  /** Any stored version, current or not. */
+  version: number;
+  texts: string[];
+  pairs?: string[];
+  /** Stops between chunks (rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Called after each chunk with the rows done so far. */
+  onProgress?: (done: number) => void;
 }
 
 export interface InferenceService {
@@ -119,12 +143,26 @@ export interface InferenceService {
   /** Whether `task` has a current version (used to label metrics without unbounded cardinality). */
   hasTask(task: string): boolean;
   adapterDetails(task: string): Promise<AdapterDetails>;
-  /** Validate → write a new version atomically → prepare → make it current. */
-  upload(task: string, bytes: Uint8Array): Promise<TaskInfo>;
+  /** Validate → prepare → probe → write a new version atomically → make it current (unless `activate: false`). */
+  upload(task: string, bytes: Uint8Array, options?: UploadOptions): Promise<UploadResult>;
   /** Make a stored `version` (default: the one before the current) current; also serves "activate".
    * Naming the current version is a 409 `version_is_current`. */
   rollback(task: string, version?: number): Promise<TaskInfo>;
   deleteTask(task: string): Promise<void>;
+  /** Make a stored version current; with `expectCurrent`, only if the current version is still that
+   * one (else 409 `current_changed`). Also activates a task whose versions are all inactive. */
+  activate(task: string, version: number, options?: { expectCurrent?: number | null }): Promise<TaskInfo>;
+  /** Remove one stored version that is not current. */
+  deleteVersion(task: string, version: number): Promise<void>;
+  /**
+   * Runs rows through a stored version (current or not) via the serving queue, a few at a time, so
+   * live requests are never queued behind a whole evaluation set.
+   */
+  evaluate(req: EvaluateRequest): Promise<Prediction[]>;
+  /** Small JSON documents kept next to the task's versions (eval set, gate reports); removed with the task. */
+  readDocument(task: string, name: string): Promise<Uint8Array | null>;
+  writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void>;
+  deleteDocument(task: string, name: string): Promise<boolean>;
   /** Stop taking work, finish what is queued, release the worker. */
   close(): Promise<void>;
 }

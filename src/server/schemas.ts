@@ -108,14 +108,31 @@ export function metadataJson(m: AdapterMetadata): Record<string, unknown> {
   return out;
 }
 
+export const GateSummarySchema = z
+  .object({
+    status: z.enum(["pending", "running", "passed", "failed", "cancelled"]),
+    report_url: z.string(),
+  })
+  .openapi("GateSummary");
+
+export type GateSummaryJson = z.infer<typeof GateSummarySchema>;
+
 export const AdapterDetailsSchema = z
   .object({
     task: z.string(),
-    current: z.number().int().nullable(),
+    current: z.number().int().nullable().openapi({
+      description: "The current version; null while every stored version is inactive (the task is not served).",
+    }),
     versions: z.array(
       z.object({
         version: z.number().int(),
         current: z.boolean(),
+        state: z.enum(["current", "inactive"]),
+        staged: z.boolean().openapi({
+          description:
+            "Uploaded inactive (`activate=false` or `gate=true`) and never made current since: waiting for activation, never pruned.",
+        }),
+        gate: GateSummarySchema.nullable().openapi({ description: "The version's evaluation gate, if it had one." }),
         bytes: z.number().int(),
         created_at: z.string(),
         metadata: AnyObject.openapi({ description: "The adapter file's metadata (snake_case keys)." }),
@@ -124,13 +141,19 @@ export const AdapterDetailsSchema = z
   })
   .openapi("AdapterDetails");
 
-export function adapterDetailsJson(d: AdapterDetails): z.infer<typeof AdapterDetailsSchema> {
+export function adapterDetailsJson(
+  d: AdapterDetails,
+  gates: ReadonlyMap<number, GateSummaryJson> = new Map(),
+): z.infer<typeof AdapterDetailsSchema> {
   return {
     task: d.task,
     current: d.current,
     versions: d.versions.map((v) => ({
       version: v.version,
       current: v.current,
+      state: v.current ? "current" : "inactive",
+      staged: v.staged,
+      gate: gates.get(v.version) ?? null,
       bytes: v.bytes,
       created_at: v.createdAt,
       metadata: metadataJson(v.metadata),

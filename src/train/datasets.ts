@@ -83,6 +83,24 @@ export async function loadDataset(path: string, opts: LoadDatasetOptions = {}): 
     if (code === "ENOENT") throw fail("dataset_not_found", path, undefined, "file not found");
     throw fail("dataset_unreadable", path, undefined, `cannot read file (${code ?? String(e)})`);
   }
+  return parseDataset(content, format, path, opts);
+}
+
+export type DatasetFormat = ".tsv" | ".csv" | ".jsonl";
+
+/**
+ * The pure half of `loadDataset`: `content` in `format`, with `path` naming it in error messages
+ * (the server's eval-set upload parses request bodies with it).
+ */
+export function parseDataset(
+  content: string,
+  format: DatasetFormat,
+  path: string,
+  opts: LoadDatasetOptions = {},
+): Dataset {
+  if (opts.labels !== undefined && opts.task === "regression") {
+    throw fail("dataset_invalid_options", path, undefined, "a label set was given for a regression dataset");
+  }
   if (content.charCodeAt(0) === 0xfeff) content = content.slice(1); // BOM from Excel & co.
   if (content.trim() === "") throw fail("dataset_empty", path, 1, "file is empty");
 

@@ -586,3 +586,68 @@ describe("retention", () => {
     expect((await store.listVersions("sst2")).length).toBe(25);
   });
 });
+
+describe("staged versions (uploaded inactive)", () => {
+  it("pruning never deletes a staged version, and keeps the current one", async () => {
+    const store = new AdapterStore(root, { maxVersionsPerTask: 3 });
+    await store.write("sst2", enc("v1"));
+    expect(await store.writeVersion("sst2", enc("v2"), { staged: true })).toBe(2);
+    for (let i = 3; i <= 5; i++) await store.write("sst2", enc(`v${i}`));
+    // Oldest first, skipping the staged v2: v1 and v3 go.
+    expect((await store.listVersions("sst2")).map((v) => v.version)).toEqual([2, 4, 5]);
+    expect(await store.stagedVersions("sst2")).toEqual([2]);
+    expect(await store.read("sst2", 2)).toEqual(enc("v2"));
+  });
+
+  it("a staged version stops being staged once current or deleted", async () => {
+    const store = new AdapterStore(root, { maxVersionsPerTask: 3 });
+    await store.write("sst2", enc("v1"));
+    await store.writeVersion("sst2", enc("v2"), { staged: true });
+    await store.writeVersion("sst2", enc("v3"), { staged: true });
+    await store.setCurrent("sst2", 2);
+    expect(await store.stagedVersions("sst2")).toEqual([3]);
+    await store.deleteVersion("sst2", 3);
+    expect(await store.stagedVersions("sst2")).toEqual([]);
+    expect(await fsp.readdir(path.join(root, "sst2"))).not.toContain("STAGED");
+    // Nothing is staged any more: plain retention (numbers restart after the deleted v3).
+    for (let i = 3; i <= 5; i++) await store.write("sst2", enc(`v${i}`));
+    expect((await store.listVersions("sst2")).map((v) => v.version)).toEqual([3, 4, 5]);
+  });
+
+  it("a first upload staged leaves a task with no current version, invisible to the index", async () => {
+    const store = new AdapterStore(root);
+    await store.open();
+    expect(await store.writeVersion("fresh", enc("v1"), { staged: true })).toBe(1);
+    expect(store.index.has("fresh")).toBe(false);
+    expect(await store.current("fresh")).toBeNull();
+    const reopened = new AdapterStore(root);
+    await reopened.open();
+    expect(reopened.index.has("fresh")).toBe(false);
+    expect(await reopened.stagedVersions("fresh")).toEqual([1]);
+    await reopened.setCurrent("fresh", 1);
+    expect(reopened.index.get("fresh")?.version).toBe(1);
+  });
+
+  it("documents are written atomically next to the task and removed with it", async () => {
+    const store = new AdapterStore(root);
+    await store.write("sst2", enc("v1"));
+    await store.writeVersion("sst2", enc("v2"), { staged: true });
+    await store.writeDocument("sst2", "eval-set.json", enc('{"rows":1}'));
+    await store.writeDocument("sst2", "gate-v000002.json", enc("{}"));
+    expect(await store.readDocument("sst2", "eval-set.json")).toEqual(enc('{"rows":1}'));
+    expect(await store.readDocument("sst2", "missing.json")).toBeNull();
+    await expectSkt(store.writeDocument("sst2", "v000009.safetensors", enc("x")), "internal", "invalid_document_name");
+    await expectSkt(store.writeDocument("sst2", "../escape.json", enc("x")), "internal", "invalid_document_name");
+    expect(await tree(root)).toEqual([
+      "sst2/",
+      "sst2/CURRENT",
+      "sst2/STAGED",
+      "sst2/eval-set.json",
+      "sst2/gate-v000002.json",
+      "sst2/v000001.safetensors",
+      "sst2/v000002.safetensors",
+    ]);
+    await store.deleteTask("sst2");
+    expect(await tree(root)).toEqual([]);
+  });
+});

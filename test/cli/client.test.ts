@@ -132,3 +132,41 @@ describe("SktClient", () => {
     expect(seen.at(-1)!.url).toBe("/admin/adapters/a%2F..%2Fb%20c");
   });
 });
+
+describe("SktClient release requests", () => {
+  it("puts activate=false / gate=true / tolerance into the upload's query, only when given", async () => {
+    const client = new SktClient({ url: base, token: "tok-123" });
+    answer = { status: 201, type: "application/json", body: '{"task":"t","version":3,"active":false}' };
+    await client.uploadAdapter("t", new Uint8Array([1]));
+    await client.uploadAdapter("t", new Uint8Array([1]), { activate: false });
+    await client.uploadAdapter("t", new Uint8Array([1]), { gate: true, tolerance: 0.005 });
+    expect(seen.slice(-3).map((s) => [s.method, s.url])).toEqual([
+      ["PUT", "/admin/adapters/t"],
+      ["PUT", "/admin/adapters/t?activate=false"],
+      ["PUT", "/admin/adapters/t?gate=true&tolerance=0.005"],
+    ]);
+  });
+
+  it("sends the eval set with its media type, and reaches the report and version routes", async () => {
+    const client = new SktClient({ url: base, token: "tok-123" });
+    answer = { status: 200, type: "application/json", body: '{"rows":2}' };
+    const tsv = new TextEncoder().encode("sentence\tlabel\na\t0\n");
+    await client.putEvalSet("t", tsv, "text/tab-separated-values");
+    await client.getEvalSet("t");
+    await client.gateReport("t", 4);
+    answer = { status: 204, body: "" };
+    await client.deleteEvalSet("t");
+    await client.deleteVersion("t", 5);
+    const [put, get, report, delSet, delVersion] = seen.slice(-5);
+    expect(put).toMatchObject({ method: "PUT", url: "/admin/adapters/t/eval-set" });
+    expect(put.headers["content-type"]).toBe("text/tab-separated-values");
+    expect(put.headers.authorization).toBe("Bearer tok-123");
+    expect(new Uint8Array(put.body)).toEqual(tsv);
+    expect([get, report, delSet, delVersion].map((s) => [s.method, s.url])).toEqual([
+      ["GET", "/admin/adapters/t/eval-set"],
+      ["GET", "/admin/adapters/t/versions/4/report"],
+      ["DELETE", "/admin/adapters/t/eval-set"],
+      ["DELETE", "/admin/adapters/t/versions/5"],
+    ]);
+  });
+});

@@ -69,7 +69,7 @@ describe("skt operator client against a server process", () => {
     const details = await direct("/admin/adapters/sentiment", { headers: admin });
     expect(JSON.parse((await skt(["adapters", "show", "sentiment", "--json"])).stdout)).toEqual(details);
     const show = (await skt(["adapters", "show", "sentiment"])).stdout.trimEnd().split("\n");
-    expect(show[0]).toMatch(/^VERSION +CURRENT +BYTES +CREATED +VARIANT +LABELS +PROMPT$/);
+    expect(show[0]).toMatch(/^VERSION +STATE +GATE +BYTES +CREATED +VARIANT +LABELS +PROMPT$/);
     const versions = (
       details as { versions: { version: number; current: boolean; bytes: number; created_at: string }[] }
     ).versions;
@@ -77,7 +77,7 @@ describe("skt operator client against a server process", () => {
       versions.map((v) =>
         expect.stringMatching(
           new RegExp(
-            `^${v.version} +${v.current ? "\\* +" : ""}${v.bytes} +${v.created_at} +prompt +negative,positive +`,
+            `^${v.version} +${v.current ? "current" : "inactive"} +- +${v.bytes} +${v.created_at} +prompt +negative,positive +`,
           ),
         ),
       ),

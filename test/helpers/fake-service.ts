@@ -12,6 +12,7 @@ import type { DeviceInfo } from "../../src/backbone/device.js";
 import type {
   EmbedRequest,
   EmbedResult,
+  EvaluateRequest,
   AdapterDetails,
   ClassifyRequest,
   ClassifyResult,
@@ -21,6 +22,8 @@ import type {
   ProblemType,
   TaskInfo,
   TaskPage,
+  UploadOptions,
+  UploadResult,
 } from "../../src/engine/service.js";
 import { SktError, type ErrorKind } from "../../src/errors.js";
 
@@ -32,6 +35,9 @@ export interface FakeAdapterSpec {
   /** Longest input in (whitespace) tokens; longer inputs are truncated. Default 16. */
   maxLength?: number;
   variant?: "prompt" | "prefix";
+  /** Single-label: a text containing one of these words is classified as its label (gate tests set
+   * how good a version is); other texts get the hash-based label. */
+  rules?: Record<string, string>;
 }
 
 interface FakeVersion {
@@ -44,9 +50,22 @@ interface FakeVersion {
 interface FakeTask {
   versions: FakeVersion[];
   current: number | null;
+  /** Versions uploaded with activate=false and not made current since. */
+  staged: Set<number>;
+  /** Documents (eval set, gate reports) by name. */
+  documents: Map<string, Uint8Array>;
 }
 
-export type FakeOp = "classify" | "embed" | "listTasks" | "adapterDetails" | "upload" | "rollback" | "deleteTask";
+export type FakeOp =
+  | "classify"
+  | "embed"
+  | "listTasks"
+  | "adapterDetails"
+  | "upload"
+  | "rollback"
+  | "deleteTask"
+  | "evaluate"
+  | "activate";
 
 export interface FakeServiceOptions {
   ready?: boolean;
@@ -68,7 +87,37 @@ function fill(spec: FakeAdapterSpec): Required<FakeAdapterSpec> {
     textPair: spec.textPair ?? false,
     maxLength: spec.maxLength ?? 16,
     variant: spec.variant ?? "prompt",
+    rules: spec.rules ?? {},
   };
+}
+
+function newFakeTask(): FakeTask {
+  return { versions: [], current: null, staged: new Set<number>(), documents: new Map<string, Uint8Array>() };
+}
+
+/** Deterministic predictions of a fake version (its rules first, else from a hash of text and version). */
+function predict(v: FakeVersion, texts: string[], pairs?: string[]): Prediction[] {
+  return texts.map((text, i): Prediction => {
+    const input = pairs ? `${text} ${pairs[i]}` : text;
+    const words = input.split(/\s+/).filter(Boolean).length;
+    const truncated = words > v.spec.maxLength;
+    const tokens = truncated ? v.spec.maxLength : words;
+    const h = hash(`${input}#${v.version}`);
+    if (v.spec.problemType === "regression") return { value: (h % 500) / 100, tokens, truncated };
+    const ruled = Object.entries(v.spec.rules).find(([word]) => input.split(/\s+/).includes(word))?.[1];
+    const logits = v.spec.labels.map((l, j) =>
+      ruled !== undefined ? (l === ruled ? 9 : 0) : ((h >>> (j * 3)) & 7) / 2,
+    );
+    const sig = v.spec.problemType === "multi_label_classification";
+    const z = logits.reduce((a, x) => a + Math.exp(x), 0);
+    const probs = logits.map((x) => (sig ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / z));
+    let best = 0;
+    probs.forEach((p, j) => {
+      if (p > probs[best]) best = j;
+    });
+    const scores = Object.fromEntries(v.spec.labels.map((l, j) => [l, probs[j]]));
+    return { label: v.spec.labels[best], score: probs[best], scores, tokens, truncated };
+  });
 }
 
 /** FNV-1a, so predictions depend only on (text, version). */
@@ -138,12 +187,13 @@ export class FakeInferenceService implements InferenceService {
     throw e;
   }
 
-  private addVersion(task: string, spec: Required<FakeAdapterSpec>, bytes: number): FakeVersion {
-    const t = this.tasks.get(task) ?? { versions: [], current: null };
+  private addVersion(task: string, spec: Required<FakeAdapterSpec>, bytes: number, activate = true): FakeVersion {
+    const t = this.tasks.get(task) ?? newFakeTask();
     const version = (t.versions.at(-1)?.version ?? 0) + 1;
     const v: FakeVersion = { version, spec, bytes, createdAt: new Date((this.clock += 1000)).toISOString() };
     t.versions.push(v);
-    t.current = version;
+    if (activate) t.current = version;
+    else t.staged.add(version);
     this.tasks.set(task, t);
     return v;
   }
@@ -231,24 +281,7 @@ export class FakeInferenceService implements InferenceService {
     if (!v.spec.textPair && req.pairs) {
       throw new SktError("bad_request", "unexpected_pair", `Task "${req.task}" takes single texts.`);
     }
-    const predictions = req.texts.map((text, i): Prediction => {
-      const input = req.pairs ? `${text} ${req.pairs[i]}` : text;
-      const words = input.split(/\s+/).filter(Boolean).length;
-      const truncated = words > v.spec.maxLength;
-      const tokens = truncated ? v.spec.maxLength : words;
-      const h = hash(`${input}#${v.version}`);
-      if (v.spec.problemType === "regression") return { value: (h % 500) / 100, tokens, truncated };
-      const logits = v.spec.labels.map((_, j) => ((h >>> (j * 3)) & 7) / 2);
-      const sig = v.spec.problemType === "multi_label_classification";
-      const z = logits.reduce((a, x) => a + Math.exp(x), 0);
-      const probs = logits.map((x) => (sig ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / z));
-      let best = 0;
-      probs.forEach((p, j) => {
-        if (p > probs[best]) best = j;
-      });
-      const scores = Object.fromEntries(v.spec.labels.map((l, j) => [l, probs[j]]));
-      return { label: v.spec.labels[best], score: probs[best], scores, tokens, truncated };
-    });
+    const predictions = predict(v, req.texts, req.pairs);
     return { task: req.task, adapterVersion: v.version, predictions };
   }
 
@@ -271,13 +304,15 @@ export class FakeInferenceService implements InferenceService {
   async adapterDetails(task: string): Promise<AdapterDetails> {
     this.maybeFail("adapterDetails");
     const t = this.tasks.get(task);
-    if (!t) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`, { task });
+    if (!t || t.versions.length === 0)
+      throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`, { task });
     return {
       task,
       current: t.current,
       versions: t.versions.map((v) => ({
         version: v.version,
         current: v.version === t.current,
+        staged: t.staged.has(v.version),
         bytes: v.bytes,
         createdAt: v.createdAt,
         metadata: this.metadata(task, v),
@@ -285,7 +320,7 @@ export class FakeInferenceService implements InferenceService {
     };
   }
 
-  async upload(task: string, bytes: Uint8Array): Promise<TaskInfo> {
+  async upload(task: string, bytes: Uint8Array, options: UploadOptions = {}): Promise<UploadResult> {
     this.maybeFail("upload");
     let spec: unknown;
     try {
@@ -296,14 +331,29 @@ export class FakeInferenceService implements InferenceService {
     if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
       throw new SktError("invalid_adapter", "header_not_object", "A fake adapter is a JSON object.");
     }
-    const v = this.addVersion(task, fill(spec), bytes.byteLength);
-    return this.info(task, v);
+    const v = this.addVersion(task, fill(spec), bytes.byteLength, options.activate ?? true);
+    return { ...this.info(task, v), current: this.tasks.get(task)!.current };
   }
 
   async rollback(task: string, version?: number): Promise<TaskInfo> {
     this.maybeFail("rollback");
+    return this.moveCurrent(task, version);
+  }
+
+  async activate(task: string, version: number, options: { expectCurrent?: number | null } = {}): Promise<TaskInfo> {
+    this.maybeFail("activate");
+    const cur = this.tasks.get(task)?.current ?? null;
+    if (options.expectCurrent !== undefined && options.expectCurrent !== cur) {
+      throw new SktError("conflict", "current_changed", `The current version of "${task}" changed.`);
+    }
+    return this.moveCurrent(task, version);
+  }
+
+  private moveCurrent(task: string, version?: number): TaskInfo {
     const t = this.tasks.get(task);
-    if (!t || t.current === null) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    if (!t || (t.current === null && version === undefined)) {
+      throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    }
     const current = t.current;
     let target: FakeVersion | undefined;
     if (version !== undefined) {
@@ -313,16 +363,61 @@ export class FakeInferenceService implements InferenceService {
         throw new SktError("conflict", "version_is_current", `Version ${version} is already current.`);
       }
     } else {
-      target = t.versions.filter((v) => v.version < current).at(-1);
+      target = t.versions.filter((v) => current !== null && v.version < current).at(-1);
       if (!target) throw new SktError("conflict", "no_previous_version", `Task "${task}" has no earlier version.`);
     }
     t.current = target.version;
+    t.staged.delete(target.version);
     return this.info(task, target);
+  }
+
+  async deleteVersion(task: string, version: number): Promise<void> {
+    const t = this.tasks.get(task);
+    if (!t?.versions.some((v) => v.version === version)) {
+      throw new SktError("not_found", "version_not_found", `Task "${task}" has no version ${version}.`);
+    }
+    if (t.current === version) throw new SktError("conflict", "version_is_current", `v${version} is current.`);
+    t.versions = t.versions.filter((v) => v.version !== version);
+    t.staged.delete(version);
+  }
+
+  /** Every evaluate call as received. */
+  readonly evaluateCalls: EvaluateRequest[] = [];
+  /** When set, each evaluate call waits for this before it runs (tests act mid-evaluation). */
+  evaluateGate: Promise<void> | null = null;
+
+  async evaluate(req: EvaluateRequest): Promise<Prediction[]> {
+    this.evaluateCalls.push(req);
+    if (this.evaluateGate) await this.evaluateGate;
+    req.signal?.throwIfAborted();
+    this.maybeFail("evaluate");
+    const v = this.tasks.get(req.task)?.versions.find((x) => x.version === req.version);
+    if (!v) throw new SktError("not_found", "version_not_found", `Task "${req.task}" has no version ${req.version}.`);
+    const out = predict(v, req.texts, req.pairs);
+    req.onProgress?.(out.length);
+    return out;
+  }
+
+  async readDocument(task: string, name: string): Promise<Uint8Array | null> {
+    return this.tasks.get(task)?.documents.get(name) ?? null;
+  }
+
+  async writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void> {
+    const t = this.tasks.get(task) ?? newFakeTask();
+    t.documents.set(name, bytes);
+    this.tasks.set(task, t);
+  }
+
+  async deleteDocument(task: string, name: string): Promise<boolean> {
+    return this.tasks.get(task)?.documents.delete(name) ?? false;
   }
 
   async deleteTask(task: string): Promise<void> {
     this.maybeFail("deleteTask");
-    if (!this.tasks.delete(task)) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    // Like the engine: a task is known by its versions (documents alone do not make one).
+    if (!this.tasks.get(task)?.versions.length || !this.tasks.delete(task)) {
+      throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    }
   }
 
   async close(): Promise<void> {

@@ -97,6 +97,9 @@ describe("scoped tokens", () => {
       ["POST", "/admin/adapters/sst2/rollback"],
       ["POST", "/admin/adapters/sst2/activate"],
       ["DELETE", "/admin/adapters/sst2"],
+      ["PUT", "/admin/adapters/sst2/eval-set"],
+      ["DELETE", "/admin/adapters/sst2/eval-set"],
+      ["DELETE", "/admin/adapters/sst2/versions/1"],
     ] as const) {
       const res = await req(
         rig,

@@ -21,6 +21,11 @@ const ADMIN_ROUTES: Array<[string, string]> = [
   ["POST", "/admin/adapters/sst2/rollback"],
   ["POST", "/admin/adapters/sst2/activate"],
   ["DELETE", "/admin/adapters/sst2"],
+  ["PUT", "/admin/adapters/sst2/eval-set"],
+  ["GET", "/admin/adapters/sst2/eval-set"],
+  ["DELETE", "/admin/adapters/sst2/eval-set"],
+  ["GET", "/admin/adapters/sst2/versions/1/report"],
+  ["DELETE", "/admin/adapters/sst2/versions/1"],
 ];
 
 describe("admin auth", () => {

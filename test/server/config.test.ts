@@ -52,6 +52,8 @@ describe("loadConfig", () => {
       lowConfidence: 0.6,
       metricsMaxLabels: 20,
       maxUploadBytes: 16 * 1024 * 1024,
+      maxEvalSetBytes: 4 * 1024 * 1024,
+      maxEvalSetRows: 5000,
       requestTimeoutMs: 10_000,
       maxAdapterParams: 1_000_000,
       device: "cpu",

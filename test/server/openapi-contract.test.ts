@@ -107,7 +107,14 @@ describe("the contract checker", () => {
         reply(200, { tasks: [{ ...taskInfo, label_count: 2, truncated: false }], total: 1, next_cursor: null }),
       ),
     ).toEqual([]);
-    const uploaded = { ...taskInfo, sha256: "0".repeat(64), renamed_from: null, signature_dropped: false };
+    const uploaded = {
+      ...taskInfo,
+      sha256: "0".repeat(64),
+      renamed_from: null,
+      signature_dropped: false,
+      active: true,
+      current: taskInfo.version,
+    };
     expect(await check("PUT", "http://localhost/admin/adapters/sst2", reply(201, uploaded))).toEqual([]);
     expect(
       await check("GET", "/admin/adapters/sst2", reply(200, { task: "sst2", current: null, versions: [] })),

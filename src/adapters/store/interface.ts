@@ -36,7 +36,17 @@ export interface AdapterStore {
   close(): Promise<void>;
   listVersions(task: string): Promise<StoredVersion[]>;
   read(task: string, version: number): Promise<Uint8Array>;
-  writeVersion(task: string, bytes: Uint8Array): Promise<number>;
+  /** `staged`: an inactive upload waiting for activation; pruning keeps it (see stagedVersions). */
+  writeVersion(task: string, bytes: Uint8Array, options?: { staged?: boolean }): Promise<number>;
+  /** Versions uploaded inactive and not made current since, ascending. */
+  stagedVersions(task: string): Promise<number[]>;
+  /** How many versions a task keeps (pruning); staged versions are capped at it by the registry. */
+  readonly maxVersionsPerTask: number;
+  /** The server's documents about a task (its eval set, gate reports): null when absent. Removed with the task. */
+  readDocument(task: string, name: string): Promise<Uint8Array | null>;
+  writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void>;
+  /** false when there was none. */
+  deleteDocument(task: string, name: string): Promise<boolean>;
   setCurrent(task: string, version: number, bytes?: Uint8Array): Promise<void>;
   deleteVersion(task: string, version: number): Promise<void>;
   deleteTask(task: string): Promise<void>;

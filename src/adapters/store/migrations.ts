@@ -40,6 +40,21 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (task, version)
       );`,
   },
+  {
+    version: 2,
+    name: "staged versions and task documents",
+    sql: `
+      -- An inactive upload waiting for activation: never pruned (the registry caps how many wait).
+      ALTER TABLE skt_adapter_versions ADD COLUMN staged boolean NOT NULL DEFAULT false;
+      -- The server's documents about a task (eval set, gate reports), removed with the task.
+      CREATE TABLE skt_task_documents (
+        task text NOT NULL REFERENCES skt_tasks (task),
+        name text NOT NULL,
+        bytes bytea NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (task, name)
+      );`,
+  },
 ];
 
 /** Applies the migrations this database lacks; returns the versions applied now. */

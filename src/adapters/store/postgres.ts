@@ -207,7 +207,48 @@ export class PostgresAdapterStore implements AdapterStore {
 
   // ---- mutations ----
 
-  async writeVersion(task: string, bytes: Uint8Array): Promise<number> {
+  get maxVersionsPerTask(): number {
+    return this.maxVersions;
+  }
+
+  async stagedVersions(task: string): Promise<number[]> {
+    validateTaskName(task);
+    const { rows } = await this.query<{ version: number }>(
+      "SELECT version FROM skt_adapter_versions WHERE task = $1 AND staged ORDER BY version",
+      [task],
+    );
+    return rows.map((r) => r.version);
+  }
+
+  async readDocument(task: string, name: string): Promise<Uint8Array | null> {
+    validateTaskName(task);
+    const { rows } = await this.query<{ bytes: Buffer }>(
+      "SELECT bytes FROM skt_task_documents WHERE task = $1 AND name = $2",
+      [task, name],
+    );
+    return rows.length ? new Uint8Array(rows[0].bytes.buffer, rows[0].bytes.byteOffset, rows[0].bytes.byteLength) : null;
+  }
+
+  async writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void> {
+    validateTaskName(task);
+    await this.transaction(async (c) => {
+      // The task's row is the documents' parent (a task with only an eval set has no versions yet).
+      await c.query("INSERT INTO skt_tasks (task, last_version) VALUES ($1, 0) ON CONFLICT (task) DO NOTHING", [task]);
+      await c.query(
+        `INSERT INTO skt_task_documents (task, name, bytes) VALUES ($1, $2, $3)
+         ON CONFLICT (task, name) DO UPDATE SET bytes = EXCLUDED.bytes, updated_at = now()`,
+        [task, name, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)],
+      );
+    });
+  }
+
+  async deleteDocument(task: string, name: string): Promise<boolean> {
+    validateTaskName(task);
+    const r = await this.query("DELETE FROM skt_task_documents WHERE task = $1 AND name = $2", [task, name]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async writeVersion(task: string, bytes: Uint8Array, options: { staged?: boolean } = {}): Promise<number> {
     validateTaskName(task);
     const sha = sha256Hex(bytes);
     const metadata = this.summaryOf(task, bytes);
@@ -220,8 +261,8 @@ export class PostgresAdapterStore implements AdapterStore {
       );
       const { last_version: v, current_version: current } = rows[0];
       await c.query(
-        "INSERT INTO skt_adapter_versions (task, version, sha256, size, bytes, metadata, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [task, v, sha, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), JSON.stringify(metadata), this.replicaName],
+        "INSERT INTO skt_adapter_versions (task, version, sha256, size, bytes, metadata, created_by, staged) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [task, v, sha, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), JSON.stringify(metadata), this.replicaName, options.staged === true],
       );
       await this.prune(c, task, v, current);
       return v;
@@ -243,6 +284,7 @@ export class PostgresAdapterStore implements AdapterStore {
         );
         if (tasks.length === 0 || rows.length === 0) throw versionNotFound(task, version);
         await c.query("UPDATE skt_tasks SET current_version = $2, updated_at = now() WHERE task = $1", [task, version]);
+        await c.query("UPDATE skt_adapter_versions SET staged = false WHERE task = $1 AND version = $2", [task, version]);
         await c.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, JSON.stringify({ task })]);
         return rows[0];
       });
@@ -270,7 +312,8 @@ export class PostgresAdapterStore implements AdapterStore {
       await this.transaction(async (c) => {
         const { rows } = await c.query("SELECT 1 FROM skt_tasks WHERE task = $1 FOR UPDATE", [task]);
         const removed = rows.length ? (await c.query("DELETE FROM skt_adapter_versions WHERE task = $1", [task])).rowCount : 0;
-        if (!removed) throw new SktError("not_found", "task_not_found", `no adapter task "${task}"`, { task });
+        const documents = rows.length ? (await c.query("DELETE FROM skt_task_documents WHERE task = $1", [task])).rowCount : 0;
+        if (!removed && !documents) throw new SktError("not_found", "task_not_found", `no adapter task "${task}"`, { task });
         await c.query("UPDATE skt_tasks SET current_version = NULL, updated_at = now() WHERE task = $1", [task]);
         await c.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL, JSON.stringify({ task })]);
       });
@@ -451,13 +494,17 @@ export class PostgresAdapterStore implements AdapterStore {
     return bytes;
   }
 
-  /** Deletes the oldest versions that are neither current nor just written, down to maxVersions. */
+  /** Deletes the oldest versions that are neither current, staged nor just written, down to maxVersions. */
   private async prune(c: pg.PoolClient, task: string, written: number, current: number | null): Promise<void> {
     if (this.maxVersions === Infinity) return;
-    const { rows } = await c.query<{ version: number }>("SELECT version FROM skt_adapter_versions WHERE task = $1 ORDER BY version", [task]);
+    const { rows } = await c.query<{ version: number; staged: boolean }>("SELECT version, staged FROM skt_adapter_versions WHERE task = $1 ORDER BY version", [task]);
     const excess = rows.length - this.maxVersions;
     if (excess <= 0) return;
-    const doomed = rows.map((r) => r.version).filter((v) => v !== written && v !== current).slice(0, excess);
+    const doomed = rows
+      .filter((r) => !r.staged)
+      .map((r) => r.version)
+      .filter((v) => v !== written && v !== current)
+      .slice(0, excess);
     if (doomed.length) await c.query("DELETE FROM skt_adapter_versions WHERE task = $1 AND version = ANY($2::int[])", [task, doomed]);
   }
 

@@ -40,6 +40,9 @@ const NAMED_ACTIONS: Record<string, string> = {
   "DELETE /admin/adapters/{task}": "delete_task",
   "POST /admin/adapters/{task}/rollback": "rollback",
   "POST /admin/adapters/{task}/activate": "activate",
+  "DELETE /admin/adapters/{task}/versions/{n}": "delete_version",
+  "PUT /admin/adapters/{task}/eval-set": "put_eval_set",
+  "DELETE /admin/adapters/{task}/eval-set": "delete_eval_set",
   "GET /admin/audit": "read_audit",
 };
 

@@ -14,8 +14,12 @@ import { noteAudit } from "../middleware/admin-audit.js";
 import { uploadSignature } from "../middleware/signature.js";
 import { PageQuery, encodeCursor, pageFields, pageRequest } from "../pagination.js";
 import { UPLOAD_MEDIA_TYPE, requireOctetStream, uploadLimit, uploadMetrics } from "../middleware/upload.js";
+import { GateRunner, gateReportPath } from "../releases/gate.js";
+import { registerReleaseRoutes } from "./releases.js";
+import { clientAddress } from "../middleware/client-address.js";
 import {
   AdapterDetailsSchema,
+  GateSummarySchema,
   TaskInfoSchema,
   TaskParam,
   adapterDetailsJson,
@@ -26,20 +30,37 @@ import {
 
 export const ADMIN_SECURITY_SCHEME = "adminToken";
 
-/** Every admin route can answer 400 for this (see middleware/admin-auth.ts). */
-const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
-/** What every admin route can answer besides its own errors. */
-export const adminErrors = {
-  ...ADMIN_AUTH_ERRORS,
-  503: {
-    ...errorContent(
-      "Not ready: the server is still starting or the inference worker is restarting (`not_ready`), the process is out of file descriptors (`too_many_open_files`), or the shared adapter store's database is unreachable (`store_unavailable`: nothing was changed; adapters already held are still served)",
-    ),
-    headers: z.object({
-      "Retry-After": z.string().openapi({ description: "Seconds to wait before retrying (SKT_RETRY_AFTER_S)" }),
+/** The gate's default tolerance: the candidate may score this much below the current version. */
+export const DEFAULT_GATE_TOLERANCE = 0;
+
+const BooleanText = z.enum(["true", "false"]);
+
+const UploadQuery = z.object({
+  activate: BooleanText.optional().openapi({
+    description: "false: store and prepare the version without making it current (default true).",
+  }),
+  gate: BooleanText.optional().openapi({
+    description:
+      "true: store inactive and make current only if it passes the evaluation gate on the task's eval set (answers 202).",
+  }),
+  tolerance: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .optional()
+    .openapi({
+      type: "number",
+      description: `With gate=true: how far below the current version's score the new version may score and still pass (default ${DEFAULT_GATE_TOLERANCE}).`,
     }),
-  },
-} as const;
+  rename: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({
+      param: { name: "rename", in: "query" },
+      description:
+        "`true`: accept a file whose metadata names another task and store it under `{task}` (its metadata rewritten; a signature is dropped, or the upload refused when SKT_REQUIRE_SIGNATURE=true).",
+    }),
+});
 
 // Flat (not an allOf over TaskInfo), so the contract check's "no unlisted fields" holds for it.
 const UploadResultSchema = z
@@ -56,8 +77,36 @@ const UploadResultSchema = z
       description:
         "True when a rename removed the file's signature (it covered the old task name and could not verify again).",
     }),
+    active: z.boolean().openapi({ description: "Whether the uploaded version is now current." }),
+    current: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "The task's current version after the upload (null: none yet)." }),
   })
   .openapi("UploadResult");
+
+const GatedUploadSchema = z
+  .object({
+    ...UploadResultSchema.shape,
+    gate: GateSummarySchema,
+  })
+  .openapi("GatedUpload");
+
+/** Every admin route can answer 400 for this (see middleware/admin-auth.ts). */
+const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
+/** What every admin route can answer besides its own errors. */
+export const adminErrors = {
+  ...ADMIN_AUTH_ERRORS,
+  503: {
+    ...errorContent(
+      "Not ready: the server is still starting or the inference worker is restarting (`not_ready`), the process is out of file descriptors (`too_many_open_files`), or the shared adapter store's database is unreachable (`store_unavailable`: nothing was changed; adapters already held are still served)",
+    ),
+    headers: z.object({
+      "Retry-After": z.string().openapi({ description: "Seconds to wait before retrying (SKT_RETRY_AFTER_S)" }),
+    }),
+  },
+} as const;
 
 const LabelCounts = z.record(z.string(), z.number());
 
@@ -95,17 +144,6 @@ const TaskStatsSchema = z
   })
   .openapi("TaskStats");
 
-const RenameQuery = z.object({
-  rename: z
-    .enum(["true", "false"])
-    .optional()
-    .openapi({
-      param: { name: "rename", in: "query" },
-      description:
-        "`true`: accept a file whose metadata names another task and store it under `{task}` (its metadata rewritten; a signature is dropped, or the upload refused when SKT_REQUIRE_SIGNATURE=true).",
-    }),
-});
-
 /**
  * `?rename=true` on a file naming another task: the bytes to store under `task`. Renaming changes the
  * signed header, so a server that only accepts signed files refuses it rather than store an unsigned one.
@@ -137,6 +175,13 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
 
   // Audit, then auth, before anything reads the body.
   app.use("/admin/*", ...adminGuards(deps));
+
+  const gate = new GateRunner({
+    service,
+    logger: deps.logger,
+    registry: metrics.registry,
+    audit: deps.adminSecurity.audit,
+  });
 
   const list = createRoute({
     method: "get",
@@ -197,7 +242,16 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   });
   app.openapi(details, async (c) => {
     const { task } = c.req.valid("param");
-    return c.json(adapterDetailsJson(await service.adapterDetails(task)), 200);
+    const d = await service.adapterDetails(task);
+    const gates = new Map<
+      number,
+      { status: "pending" | "running" | "passed" | "failed" | "cancelled"; report_url: string }
+    >();
+    for (const v of d.versions) {
+      const report = await gate.report(task, v.version);
+      if (report) gates.set(v.version, { status: report.status, report_url: gateReportPath(task, v.version) });
+    }
+    return c.json(adapterDetailsJson(d, gates), 200);
   });
 
   const stats = createRoute({
@@ -249,12 +303,15 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     operationId: "uploadAdapter",
     tags: ["admin"],
     security,
-    summary: "Upload a new adapter version and make it current",
+    summary: "Upload a new adapter version (current at once, inactive, or behind the evaluation gate)",
     description:
       `The body is the adapter's \`.safetensors\` file, sent as \`${UPLOAD_MEDIA_TYPE}\` ` +
-      `(at most ${config.maxUploadBytes} bytes). It is validated, written atomically, prepared and then ` +
-      "swapped in; a failed upload changes nothing. A file whose metadata names another task is refused " +
-      "(422 `task_mismatch`) unless `?rename=true`, which stores it under `{task}` with its metadata rewritten.",
+      `(at most ${config.maxUploadBytes} bytes). It is validated, prepared, probed and written atomically, then ` +
+      "swapped in; a failed upload changes nothing. `activate=false` runs the same checks and stores the version " +
+      "inactive (201, `active: false`); `gate=true` stores it inactive, answers 202 and evaluates it in the background " +
+      "on the task's evaluation set: it becomes current only if its score is not below the current version's minus " +
+      "`tolerance`. A file whose metadata names another task is refused (422 `task_mismatch`) unless " +
+      "`?rename=true`, which stores it under `{task}` with its metadata rewritten.",
     middleware: [
       uploadMetrics(metrics),
       requireOctetStream(),
@@ -263,7 +320,7 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     ] as const,
     request: {
       params: TaskParam,
-      query: RenameQuery,
+      query: UploadQuery,
       body: {
         required: true,
         content: { [UPLOAD_MEDIA_TYPE]: { schema: z.string().openapi({ type: "string", format: "binary" }) } },
@@ -271,10 +328,20 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
     },
     responses: {
       201: {
-        description: "The new current version and the stored file's sha256",
+        description:
+          "The stored version (current, `active: true`, or with `activate=false` inactive) and the stored file's sha256",
         content: { "application/json": { schema: UploadResultSchema } },
       },
-      400: errorContent(`Invalid task name or \`rename\` value, empty body, or ${NOT_BEARER}`),
+      202: {
+        description: "Stored inactive; its evaluation gate is queued (follow `report_url`)",
+        content: { "application/json": { schema: GatedUploadSchema } },
+      },
+      400: errorContent(
+        `Invalid task name, empty body, bad query (a \`rename\` value other than true/false, \`gate=true\` with \`activate=true\`, \`tolerance\` without the gate), or ${NOT_BEARER}`,
+      ),
+      409: errorContent(
+        "`gate=true` but the task has no evaluation set (`no_eval_set`), or the task already holds as many inactive versions waiting for activation as its version limit (`too_many_staged_versions`)",
+      ),
       ...adminErrors,
       413: errorContent("Upload larger than SKT_MAX_UPLOAD_BYTES"),
       415: errorContent("Content-Type is not application/octet-stream"),
@@ -287,17 +354,28 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   });
   app.openapi(upload, async (c) => {
     const { task } = c.req.valid("param");
+    const query = c.req.valid("query");
+    const gated = query.gate === "true";
+    if (gated && query.activate === "true") {
+      throw new SktError("bad_request", "invalid_query", "gate=true stores the version inactive: drop activate=true");
+    }
+    if (!gated && query.tolerance !== undefined) {
+      throw new SktError("bad_request", "invalid_query", "tolerance applies only with gate=true");
+    }
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.byteLength === 0) {
       throw new SktError("bad_request", "empty_body", "The upload is empty: send the .safetensors bytes as the body.");
     }
     noteAudit(c, { sha256: sha256OfBytes(bytes) });
     const stored =
-      c.req.valid("query").rename === "true"
+      query.rename === "true"
         ? renamedUpload(bytes, task, deps)
         : { bytes, renamedFrom: null, signatureDropped: false };
-    const info = await service.upload(task, stored.bytes);
+    const evalSet = gated ? await gate.requireEvalSet(task) : null; // refused before anything is stored
+    const activate = !gated && query.activate !== "false";
+    const info = await service.upload(task, stored.bytes, { activate });
     noteAudit(c, { version: info.version });
+    await gate.forget(task, info.version); // version numbers are reused after deletes
     const sha256 = sha256OfBytes(stored.bytes);
     deps.logger.info(
       {
@@ -307,13 +385,34 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
         bytes: stored.bytes.byteLength,
         sha256,
         renamedFrom: stored.renamedFrom,
+        active: activate,
+        gated,
       },
       "adapter uploaded",
     );
-    return c.json(
-      { ...taskInfoJson(info), sha256, renamed_from: stored.renamedFrom, signature_dropped: stored.signatureDropped },
-      201,
+    const body = {
+      ...taskInfoJson(info),
+      sha256,
+      renamed_from: stored.renamedFrom,
+      signature_dropped: stored.signatureDropped,
+      active: info.current === info.version,
+      current: info.current,
+    };
+    if (!evalSet) return c.json(body, 201);
+    const report = await gate.start(
+      {
+        task,
+        version: info.version,
+        tolerance: query.tolerance ?? DEFAULT_GATE_TOLERANCE,
+        actor: c.get("admin")?.name ?? null,
+        requestId: c.get("requestId") ?? null,
+        client: clientAddress(c),
+      },
+      evalSet,
     );
+    const reportUrl = gateReportPath(task, info.version);
+    c.header("Location", reportUrl);
+    return c.json({ ...body, gate: { status: report.status, report_url: reportUrl } }, 202);
   });
 
   const rollback = createRoute({
@@ -424,8 +523,11 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): vo
   app.openapi(remove, async (c) => {
     const { task } = c.req.valid("param");
     await service.deleteTask(task);
+    gate.cancel(task);
     await metrics.forgetTask(task); // a deleted task's series would otherwise stay in /metrics forever
     deps.logger.info({ reqId: c.get("requestId"), task }, "adapter deleted");
     return c.body(null, 204);
   });
+
+  registerReleaseRoutes(app, deps, gate, { security, adminErrors, notBearer: NOT_BEARER });
 }
