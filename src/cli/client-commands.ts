@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { peekMetadata } from "../adapters/format.js";
 import { SktError } from "../errors.js";
-import { SktClient, type TaskInfoJson } from "./client.js";
+import { SktClient, type TaskInfo } from "../client/client.js";
 import { addFlags, type FlagSpec } from "../flags.js";
 import { renderTable } from "./table.js";
 
@@ -55,7 +55,7 @@ function positiveInteger(value: string, what: string, kind = "a version number (
   return Number(value);
 }
 
-function infoLine(i: TaskInfoJson): string {
+function infoLine(i: TaskInfo): string {
   return `task ${i.task} v${i.version} is current (${i.variant}, ${i.problem_type}, labels ${i.labels.join(", ") || "-"}, ${i.parameters.toLocaleString("en-US")} parameters)`;
 }
 

@@ -1,0 +1,1610 @@
+/**
+ * Generated from the served OpenAPI document (default settings) by `npm run client:types`
+ * (scripts/lib/client-types.ts). Do not edit: change the route definitions in src/server/ and
+ * regenerate; test/client/openapi-types.test.ts fails while this file and the document differ.
+ */
+export interface paths {
+  "/healthz": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Liveness: 200 while the process is up */
+    get: operations["getHealth"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/readyz": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Readiness: 200 once the backbone is loaded and the worker is alive */
+    get: operations["getReadiness"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/metrics": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Prometheus metrics (text exposition format) */
+    get: operations["getMetrics"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/tasks": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * List the tasks this server can classify (paginated, in name order)
+     * @description Long fields are cut (`truncated`); the admin view `GET /admin/adapters/{task}` has full values.
+     */
+    get: operations["listTasks"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/classify": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Classify one or more texts with a task's current adapter
+     * @description Send `text` or `texts` (at most 64, each at most 10000 characters); pair tasks also take `text_pair`/`text_pairs`. Inputs longer than the adapter's max length are truncated and flagged with `truncated: true`.
+     */
+    post: operations["classifyTexts"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/embed": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * The backbone's sentence vector of one or more texts
+     * @description Send `text` or `texts` (at most 64, each at most 10000 characters). Hugging Face backbones return the mean of the last hidden state over all positions the tokenizer produced, special tokens included; USE-lite returns its own sentence embedding. Not normalised unless `normalize` is true.
+     */
+    post: operations["embedTexts"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/admin/adapters": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every task with its current adapter version (paginated, in name order) */
+    get: operations["listAdapters"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/admin/adapters/{task}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A task's versions and their metadata */
+    get: operations["getAdapter"];
+    /**
+     * Upload a new adapter version and make it current
+     * @description The body is the adapter's `.safetensors` file, sent as `application/octet-stream` (at most 16777216 bytes). It is validated, written atomically, prepared and then swapped in; a failed upload changes nothing.
+     */
+    put: operations["uploadAdapter"];
+    post?: never;
+    /** Stop serving a task and remove its adapters */
+    delete: operations["deleteAdapter"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/admin/adapters/{task}/rollback": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Make an earlier version current again (default: the one before the current) */
+    post: operations["rollbackAdapter"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/admin/adapters/{task}/activate": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Make any stored version current (earlier or later than the current one)
+     * @description Prepared and probed like a rollback before the current-version pointer moves; a failure changes nothing.
+     */
+    post: operations["activateAdapter"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/admin/audit": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Read the admin audit log (newest entries, oldest first)
+     * @description Returns the newest `limit` entries (default 100, at most 1000) that match, ordered oldest first (the newest is last); `truncated` says that older matching entries were left out (narrow with `since`). Successful reads are not audited; mutations and every refused or failed request are.
+     */
+    get: operations["listAuditEntries"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+  schemas: {
+    Error: {
+      error: {
+        /** @example not_found */
+        code: string;
+        /** @example Unknown task "foo". */
+        message: string;
+        details?: {
+          [key: string]: unknown;
+        };
+      };
+    };
+    TaskListing: {
+      task: string;
+      version: number;
+      /** @enum {string} */
+      variant: "prompt" | "prefix";
+      pooling: boolean;
+      labels: string[];
+      /** @enum {string} */
+      problem_type: "single_label_classification" | "multi_label_classification" | "regression";
+      prompt_text: string;
+      max_length: number;
+      parameters: number;
+      /** @description Labels in all; `labels` lists only the first ones when `truncated`. */
+      label_count: number;
+      /** @description True when `prompt_text` (cut to 100 characters) or `labels` (at most 10, 100 characters in all) was cut; `GET /admin/adapters/{task}` has the full values. */
+      truncated: boolean;
+    };
+    ClassifyResponse: {
+      task: string;
+      adapter_version: number;
+      predictions: components["schemas"]["Prediction"][];
+    };
+    Prediction: {
+      /** @description Classification: the top label. */
+      label?: string;
+      /** @description Classification: the top label's probability. */
+      score?: number;
+      /** @description Classification: every label's probability. */
+      scores?: {
+        [key: string]: number;
+      };
+      /** @description Regression: the predicted value. */
+      value?: number;
+      /** @description Text tokens actually used. */
+      tokens: number;
+      /** @description True when the input was cut to the adapter's max length. */
+      truncated: boolean;
+    };
+    ClassifyRequest: {
+      /**
+       * @description One text to classify.
+       * @example a gripping, funny film
+       */
+      text?: string;
+      /** @description Several texts (1-64). */
+      texts?: string[];
+      /** @description Second segment for `text` (pair tasks). */
+      text_pair?: string;
+      /** @description Second segments for `texts`, same length. */
+      text_pairs?: string[];
+    };
+    EmbedResponse: {
+      /** @description The backbone: "use-lite" or the model folder's name. */
+      model: string;
+      /** @description One vector per text, in request order. */
+      embeddings: number[][];
+      /** @description Tokens each text ran with (special tokens included, after truncation to the model's positions). */
+      tokens: number[];
+    };
+    EmbedRequest: {
+      /**
+       * @description One text to embed.
+       * @example a gripping, funny film
+       */
+      text?: string;
+      /** @description Several texts (1-64). */
+      texts?: string[];
+      /** @description Scale each vector to unit length (default false). */
+      normalize?: boolean;
+    };
+    AdapterDetails: {
+      task: string;
+      current: number | null;
+      versions: {
+        version: number;
+        current: boolean;
+        bytes: number;
+        created_at: string;
+        /** @description The adapter file's metadata (snake_case keys). */
+        metadata: {
+          [key: string]: unknown;
+        };
+      }[];
+    };
+    TaskInfo: {
+      task: string;
+      version: number;
+      /** @enum {string} */
+      variant: "prompt" | "prefix";
+      pooling: boolean;
+      labels: string[];
+      /** @enum {string} */
+      problem_type: "single_label_classification" | "multi_label_classification" | "regression";
+      prompt_text: string;
+      max_length: number;
+      parameters: number;
+    };
+    AuditEntry: {
+      /** @description ISO time the action finished. */
+      time: string;
+      request_id: string | null;
+      /** @description The token's name; null when no token was accepted. */
+      actor: string | null;
+      /** @example upload */
+      action: string;
+      method: string;
+      path: string;
+      task: string | null;
+      version: number | null;
+      /** @description sha256 of the uploaded file (uploads only). */
+      sha256: string | null;
+      status: number;
+      /** @enum {string} */
+      result: "ok" | "refused" | "failed";
+      /** @description Error code of a non-2xx answer. */
+      code: string | null;
+      client: string;
+    };
+  };
+  responses: never;
+  parameters: never;
+  requestBodies: never;
+  headers: never;
+  pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+  getHealth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Alive */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            status: "ok";
+          };
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  getReadiness: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Ready */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            /** @enum {string} */
+            status: "ready";
+            device: {
+              /**
+               * @description The SKT_DEVICE setting
+               * @enum {string}
+               */
+              requested: "cpu" | "webgpu" | "auto" | "cuda";
+              /**
+               * @description Where the backbone runs
+               * @enum {string}
+               */
+              device: "cpu" | "webgpu" | "cuda";
+              /** @description The GPU adapter's name (WebGPU), null when none or unknown */
+              adapter: string | null;
+              /** @description Why this device was chosen */
+              reason: string;
+            } | null;
+          };
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready (`not_ready`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  getMetrics: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Metrics */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "text/plain": string;
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  listTasks: {
+    parameters: {
+      query?: {
+        /** @description Most tasks on the page. */
+        limit?: number;
+        /** @description The previous page's `next_cursor`; omit for the first page. */
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description One page of served tasks */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            tasks: components["schemas"]["TaskListing"][];
+            /** @description Tasks served in all (every page). */
+            total: number;
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description Bad limit or cursor */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  classifyTexts: {
+    parameters: {
+      query: {
+        task: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ClassifyRequest"];
+      };
+    };
+    responses: {
+      /** @description Predictions, one per text */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ClassifyResponse"];
+        };
+      };
+      /** @description Invalid body, task name or malformed JSON */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unknown task */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The request body did not arrive within SKT_REQUEST_TIMEOUT_MS */
+      408: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The task's current adapter is invalid on this server (`adapter_invalid`): an admin must upload a new version or roll back; retrying does not help */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many texts, a text too long, or the body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The task's stored adapter failed validation when it was loaded */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Queue full; retry after the Retry-After header's seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait (SKT_RETRY_AFTER_S). */
+          "Retry-After": string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Deadline passed */
+      504: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Reading the task's adapter from disk failed */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  embedTexts: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["EmbedRequest"];
+      };
+    };
+    responses: {
+      /** @description One vector per text */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["EmbedResponse"];
+        };
+      };
+      /** @description Invalid body or malformed JSON */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The request body did not arrive within SKT_REQUEST_TIMEOUT_MS */
+      408: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many texts, a text too long, or the body too large */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Queue full; retry after the Retry-After header's seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait (SKT_RETRY_AFTER_S). */
+          "Retry-After": string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Deadline passed */
+      504: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  listAdapters: {
+    parameters: {
+      query?: {
+        /** @description Most tasks on the page. */
+        limit?: number;
+        /** @description The previous page's `next_cursor`; omit for the first page. */
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description One page of tasks and current versions */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            adapters: {
+              task: string;
+              version: number;
+            }[];
+            /** @description Tasks served in all (every page). */
+            total: number;
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description Bad limit or cursor, or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  getAdapter: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Versions */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["AdapterDetails"];
+        };
+      };
+      /** @description Invalid task name, or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unknown task */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Reading the task's adapters from disk failed */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  uploadAdapter: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/octet-stream": string;
+      };
+    };
+    responses: {
+      /** @description The new current version */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TaskInfo"];
+        };
+      };
+      /** @description Invalid task name, empty body, or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Upload larger than SKT_MAX_UPLOAD_BYTES */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/octet-stream */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The file failed adapter validation, or its signature check (`signature_required`, `unknown_signing_key`, `bad_signature`) */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The disk refused the write */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  deleteAdapter: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Deleted */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Invalid task name, or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unknown task */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The disk refused to remove the files */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  rollbackAdapter: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        "application/json": {
+          /** @description Version to restore. */
+          version?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description The now-current version */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TaskInfo"];
+        };
+      };
+      /** @description Invalid task name or body, or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unknown task or version */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description No earlier version to roll back to (`no_previous_version`), or the version named is already current (`version_is_current`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A body whose Content-Type is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The version to restore failed validation when it was loaded */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Reading the version or writing the current-version pointer failed */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  activateAdapter: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": {
+          /** @description Stored version to make current. */
+          version: number;
+        };
+      };
+    };
+    responses: {
+      /** @description The now-current version */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TaskInfo"];
+        };
+      };
+      /** @description Invalid task name or body (`version` is required), or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unknown task or version */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The version is already current (`version_is_current`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A body whose Content-Type is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The version failed validation when it was loaded */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Reading the version or writing the current-version pointer failed */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  listAuditEntries: {
+    parameters: {
+      query?: {
+        task?: string;
+        since?: string;
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Audit entries */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            entries: components["schemas"]["AuditEntry"][];
+            truncated: boolean;
+          };
+        };
+      };
+      /** @description Invalid query parameter or Authorization header */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), or the process is out of file descriptors (`too_many_open_files`) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+}
