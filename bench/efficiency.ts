@@ -54,7 +54,7 @@ const LIMITS = {
 main(async () => {
   const raw = await openRaw();
   onCleanup(() => raw.release());
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const file = syntheticAdapter(raw.assets, { task: TASK, seed: 1 });
   const adapter = await prepareLocal(raw, file);
   const ids = sentences.map((s) => encodeFor(raw, adapter, s));
@@ -70,9 +70,7 @@ main(async () => {
       SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
     },
   });
-  const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
-  if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
-  const version = (JSON.parse(up.body) as { version: number }).version;
+  const { version } = await server.client.uploadAdapter(TASK, encodeAdapter(file, raw.assets.dims));
   const client = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => client.close());
 

@@ -7,7 +7,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { SktClient } from "../../src/client/client.js";
+import { SktClient, type ErrorBody } from "../../src/client/client.js";
 import { serverErrorFrom } from "../helpers/server-error.js";
 import { encodeFakeAdapter } from "../helpers/fake-service.js";
 import { ADMIN_TOKEN, auth, makeRig, postJson, type TestRig } from "../server/setup.js";
@@ -81,9 +81,7 @@ describe("SktClient against the app", () => {
     const rig = makeRig();
     const client = clientFor(rig);
     const unknown = await serverErrorFrom(client.classify("nope", ["x"]));
-    const reference = (await (await postJson(rig, "/classify?task=nope", { texts: ["x"] })).json()) as {
-      error: { code: string; message: string; details?: Record<string, unknown> };
-    };
+    const reference = (await (await postJson(rig, "/classify?task=nope", { texts: ["x"] })).json()) as ErrorBody;
     expect(unknown).toMatchObject({ status: 404, ...reference.error });
     expect(await serverErrorFrom(client.classify("sst2", []))).toMatchObject({ status: 400, code: "invalid_request" });
     expect(await serverErrorFrom(client.rollback("sst2"))).toMatchObject({ status: 409, code: "no_previous_version" });
