@@ -224,6 +224,8 @@ export class AdapterRegistry {
   private forget(task: string, keepKey?: string): void {
     for (const key of [...this.cache.keys()]) if (key !== keepKey && taskOfKey(key) === task) this.cache.delete(key);
     for (const key of [...this.invalid.keys()]) if (taskOfKey(key) === task) this.invalid.delete(key);
+    // lru-cache calls dispose before it removes the entry, so the gauges are set again once it is gone.
+    this.updateCacheGauges();
   }
 
   private updateCacheGauges(): void {
