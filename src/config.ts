@@ -11,8 +11,11 @@ import { SktError } from "./errors.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
+/** The server's settings, one field per row of the settings table below (env var, flag, default, checks). */
 export interface ServerConfig {
+  /** PORT: TCP port to listen on (0 picks a free port). */
   port: number;
+  /** HOST: the interface to bind. */
   host: string;
   /** Bearer token for `/admin/*`; when unset the admin API answers 403 `admin_disabled`. */
   adminToken: string | undefined;
@@ -26,30 +29,53 @@ export interface ServerConfig {
   trustedKeys: string | undefined;
   /** Refuse unsigned uploads and uploads signed by keys not in trustedKeys. */
   requireSignature: boolean;
+  /** SKT_ADAPTERS_DIR: the adapter store (one folder per task, versioned files, CURRENT pointers). */
   adaptersDir: string;
+  /** SKT_MODELS_DIR: where the built backbone (ONNX + tokenizer) lives. */
   modelsDir: string;
   /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
   model: string | undefined;
+  /** SKT_THREADS: onnxruntime intra-op threads of the inference worker. */
   threads: number;
+  /** SKT_MAX_BATCH_SIZE: most rows (texts) in one backbone pass. */
   maxBatchSize: number;
+  /** SKT_MAX_BATCH_TOKENS: most padded tokens (rows × longest row) in one backbone pass. */
   maxBatchTokens: number;
+  /** SKT_MAX_WAIT_MS: how long an idle worker waits for more rows before running a partial batch. */
   maxWaitMs: number;
+  /** SKT_MAX_PADDING_RATIO: most padding a batch may carry, as a fraction of its real tokens. */
   maxPaddingRatio: number;
+  /** SKT_QUEUE_SIZE: most texts waiting; beyond it requests get 429. */
   queueSize: number;
+  /** SKT_CACHE_BYTES: byte budget of the prepared-adapter cache. */
   cacheBytes: number;
+  /** SKT_WARM_TASKS: tasks prepared in the background after start-up, most recently used first. */
   warmTasks: number;
+  /** SKT_MAX_TEXTS: most texts in one request; more → 413. */
   maxTexts: number;
+  /** SKT_MAX_TEXT_CHARS: longest text in characters; longer → 413. */
   maxTextChars: number;
+  /** SKT_MAX_UPLOAD_BYTES: largest adapter file, enforced while the upload streams. */
   maxUploadBytes: number;
+  /** SKT_REQUEST_TIMEOUT_MS: deadline of one `/classify` request (504 past it). */
   requestTimeoutMs: number;
+  /** SKT_MAX_ADAPTER_PARAMS: most trainable parameters an adapter may have; more → 422. */
   maxAdapterParams: number;
+  /** SKT_DEVICE: where the backbone runs: `cpu`, `webgpu`, `auto` (WebGPU when found) or `cuda`. */
   device: DeviceSetting;
+  /** SKT_PRECISION: the backbone's numeric precision. */
   precision: Precision;
+  /** SKT_LOG_LEVEL: pino level. */
   logLevel: LogLevel;
+  /** SKT_SEMANTIC_CACHE: cache the semantic pass per adapter version (`false`: a debug switch). */
   semanticCache: boolean;
+  /** SKT_DEBUG_BATCH_LOG: debug file that gets one JSON line per batch the worker runs; unset = off. */
   batchLog: string | undefined;
+  /** SKT_MAX_IN_FLIGHT_BATCHES: batches handed to the inference worker at once. */
   maxInFlightBatches: number;
+  /** SKT_RETRY_AFTER_S: `Retry-After` seconds sent with a 429. */
   retryAfterSeconds: number;
+  /** SKT_SHUTDOWN_TIMEOUT_MS: on SIGTERM/SIGINT, how long in-flight requests may take. */
   shutdownTimeoutMs: number;
 }
 
