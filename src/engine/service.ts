@@ -3,9 +3,10 @@
  * interface, so routes can be tested against a fake and the engine can change behind it.
  */
 import type { AdapterMetadata } from "../adapters/format.js";
+import type { ProblemType } from "../adapters/spec.js";
 import type { DeviceInfo } from "../backbone/device.js";
 
-export type ProblemType = "single_label_classification" | "multi_label_classification" | "regression";
+export type { ProblemType };
 
 export interface ClassifyRequest {
   task: string;
