@@ -13,7 +13,7 @@ const LENGTHS = [16, 48, 128];
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 
 const assets = await loadBackboneAssets("models", console.log);
-const sentences = await readSst2Sentences("dev");
+const sentences = readSst2Sentences("dev");
 // Real SST-2 token ids, repeated/cut to exactly `length` so every row of a cell costs the same.
 const pool = sentences.flatMap((s) => assets.tokenizer.ids(s));
 const sequence = (length: number, offset: number) => Array.from({ length }, (_, i) => pool[(offset + i) % pool.length]);

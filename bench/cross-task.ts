@@ -15,11 +15,10 @@ const TASKS = Array.from({ length: 10 }, (_, i) => `task-${i}`);
 
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const server = await startServer({ label: "cross-task", env: { SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
   for (const [i, task] of TASKS.entries()) {
-    const r = await server.upload(task, syntheticAdapterBytes(assets, { task, seed: 100 + i }));
-    if (r.status !== 201) throw new Error(`upload ${task}: ${r.status} ${r.body}`);
+    await server.client.uploadAdapter(task, syntheticAdapterBytes(assets, { task, seed: 100 + i }));
   }
   const client = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => client.close());

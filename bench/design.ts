@@ -19,14 +19,13 @@ const SETUPS: { name: string; env: Record<string, string> }[] = [
 
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const bytes = syntheticAdapterBytes(assets, { task: TASK, seed: 4 });
   // All three servers stay up (idle ones cost memory, not CPU) so repetitions can alternate.
   const configs = [];
   for (const s of SETUPS) {
     const server = await startServer({ label: s.name, env: { SKT_QUEUE_SIZE: String(4 * CONCURRENCY), ...s.env } });
-    const up = await server.upload(TASK, bytes);
-    if (up.status !== 201) throw new Error(`upload to ${s.name}: ${up.status} ${up.body}`);
+    await server.client.uploadAdapter(TASK, bytes);
     const client = new HttpClient(server.base, CONCURRENCY);
     onCleanup(() => client.close());
     configs.push({

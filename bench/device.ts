@@ -54,7 +54,7 @@ main(
     const env = prepareWebGpuEnv({ driver: DRIVER });
     if (!env.available) throw new Error(`WebGPU: ${env.reason}`);
     const assets = await loadBackboneAssets(MODELS_DIR);
-    const sentences = await readSst2Sentences("dev");
+    const sentences = readSst2Sentences("dev");
     const pool = sentences.flatMap((s) => assets.tokenizer.ids(s));
     const sequence = (length: number, offset: number) =>
       Array.from({ length }, (_, i) => pool[(offset + i) % pool.length]);
@@ -132,11 +132,8 @@ main(
         label: cfg.name,
         env: { ...env.env, ...cfg.env, SKT_QUEUE_SIZE: String(8 * CONCURRENCY), SKT_REQUEST_TIMEOUT_MS: "120000" },
       });
-      const up = await server.upload("bench", syntheticAdapterBytes(assets, { task: "bench", seed: 5 }));
-      if (up.status !== 201) throw new Error(`upload: ${up.status} ${up.body}`);
-      const ready = (await (await fetch(`${server.base}/readyz`)).json()) as {
-        device: { device: string; adapter: string | null };
-      };
+      await server.client.uploadAdapter("bench", syntheticAdapterBytes(assets, { task: "bench", seed: 5 }));
+      const ready = await server.client.ready();
       const client = new HttpClient(server.base, CONCURRENCY);
       const probe = windowProbe(server);
       const r = await closedLoop(client, {
@@ -151,7 +148,7 @@ main(
       await server.stop();
       serverRows.push([
         cfg.name,
-        ready.device.adapter ?? ready.device.device,
+        ready.device?.adapter ?? ready.device?.device ?? "unknown",
         fmt(r.rps, 1),
         fmt(r.p50, 0),
         fmt(r.p95, 0),

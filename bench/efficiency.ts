@@ -61,7 +61,7 @@ main(async () => {
   onCleanup(() => raw.release());
   const rawFp32 = PRECISION === "fp32" ? null : await openRaw(undefined, "fp32");
   onCleanup(async () => rawFp32?.release());
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const file = syntheticAdapter(raw.assets, { task: TASK, seed: 1 });
   const adapter = await prepareLocal(raw, file);
   const ids = sentences.map((s) => encodeFor(raw, adapter, s));
@@ -79,9 +79,7 @@ main(async () => {
       SKT_PRECISION: PRECISION,
     },
   });
-  const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
-  if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
-  const version = (JSON.parse(up.body) as { version: number }).version;
+  const { version } = await server.client.uploadAdapter(TASK, encodeAdapter(file, raw.assets.dims));
   const client = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => client.close());
 

@@ -31,10 +31,9 @@ const PROBE_EVERY_MS = 25;
 
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const server = await startServer({ label: "event-loop", env: { SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
-  const up = await server.upload(TASK, syntheticAdapterBytes(assets, { task: TASK, seed: 5 }));
-  if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
+  await server.client.uploadAdapter(TASK, syntheticAdapterBytes(assets, { task: TASK, seed: 5 }));
   const load = new HttpClient(server.base, CONCURRENCY);
   // Probes use their own connections, so they never queue behind classify requests client-side.
   const probes = { "/healthz": new HttpClient(server.base, 1), "/metrics": new HttpClient(server.base, 1) };

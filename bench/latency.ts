@@ -37,12 +37,11 @@ const SINGLE_COUNT = pick(200, 30);
 main(async () => {
   const raw = await openRaw(undefined, PRECISION);
   onCleanup(() => raw.release());
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const file = syntheticAdapter(raw.assets, { task: TASK, seed: 3 });
   const adapter = await prepareLocal(raw, file);
   const server = await startServer({ label: "latency", env: { SKT_QUEUE_SIZE: "4096", SKT_PRECISION: PRECISION } });
-  const up = await server.upload(TASK, encodeAdapter(file, raw.assets.dims));
-  if (up.status !== 201) throw new Error(`upload failed: ${up.status} ${up.body}`);
+  await server.client.uploadAdapter(TASK, encodeAdapter(file, raw.assets.dims));
   const closed = new HttpClient(server.base, CONCURRENCY);
   const open = new HttpClient(server.base, 512);
   const single = new HttpClient(server.base, 1);

@@ -1,12 +1,14 @@
 /** Shared helpers of the benchmark scripts. */
 import { readFileSync, rmSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { seededRandom } from "../src/random.js";
+import { REPO_ROOT } from "../scripts/lib/paths.js";
 
-export const SST2_DIR = process.env.SST2_DIR ?? path.resolve("../shared/data/sst2");
+// Data paths and the SST-2 reader are shared with the tests and scripts (scripts/lib/).
+export { MODELS_DIR, REPO_ROOT, SST2_DIR } from "../scripts/lib/paths.js";
+export { readSst2, readSst2Sentences } from "../scripts/lib/sst2.js";
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -17,15 +19,6 @@ export function median(xs: number[]): number {
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-
-export async function readSst2Sentences(split: "dev" | "train"): Promise<string[]> {
-  const text = await readFile(path.join(SST2_DIR, `${split}.tsv`), "utf8");
-  return text
-    .split("\n")
-    .slice(1)
-    .filter((l) => l.length > 0)
-    .map((l) => l.split("\t")[0]);
 }
 
 // ---- Settings shared by every script ----------------------------------------------------------
@@ -59,9 +52,6 @@ export function pick<T>(normal: T, quick: T): T {
   return QUICK ? quick : normal;
 }
 
-/** The repository root (scripts work from any working directory). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const MODELS_DIR = path.resolve(REPO_ROOT, process.env.SKT_MODELS_DIR ?? "models");
 export const RESULTS_DIR = path.join(REPO_ROOT, "bench/results");
 
 export function settingsLine(extra: Record<string, unknown> = {}): string {
@@ -82,18 +72,6 @@ export function settingsLine(extra: Record<string, unknown> = {}): string {
 }
 
 // ---- Data -------------------------------------------------------------------------------------
-
-export async function readSst2(split: "dev" | "train"): Promise<{ sentence: string; label: number }[]> {
-  const text = await readFile(path.join(SST2_DIR, `${split}.tsv`), "utf8");
-  return text
-    .split("\n")
-    .slice(1)
-    .filter((l) => l.length > 0)
-    .map((l) => {
-      const [sentence, label] = l.split("\t");
-      return { sentence, label: Number(label) };
-    });
-}
 
 /** A seeded Zipf(s) sampler over ranks 0…n−1 (rank 0 the most frequent). */
 export function zipfSampler(n: number, s: number, seed: number): { next(): number; share(topK: number): number } {

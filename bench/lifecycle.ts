@@ -38,7 +38,7 @@ const SWAP_EVERY_MS = 200;
 
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const big = (task: string, seed: number) =>
     syntheticAdapterBytes(assets, { ...largestPrefixAdapterOptions(assets, task), seed });
   const { parameters, promptText } = largestPrefixAdapterOptions(assets, "x");
@@ -59,8 +59,8 @@ main(async () => {
   };
   const mustUpload = async (server: BenchServer, task: string, bytes: Uint8Array) => {
     const r = await server.upload(task, bytes);
-    if (r.status !== 201) throw new Error(`upload ${task}: ${r.status} ${r.body}`);
-    return { ms: r.ms, version: (JSON.parse(r.body) as { version: number }).version };
+    if (!r.info) throw r.error ?? new Error(`upload ${task}: no answer`);
+    return { ms: r.ms, version: r.info.version };
   };
 
   // ---- 1. upload → first answered request --------------------------------------------------
@@ -81,7 +81,7 @@ main(async () => {
     const bytes = big("big", 100 + r);
     const reject = await server.upload("big", new Uint8Array(bytes.length)); // same size, rejected on its header
     if (reject.status < 400 || reject.status >= 500)
-      throw new Error(`transfer baseline: expected a 4xx, got ${reject.status} ${reject.body}`);
+      throw new Error(`transfer baseline: expected a 4xx, got ${reject.status} ${reject.error?.message ?? ""}`);
     const up = await mustUpload(server, "big", bytes);
     const first = await classifyOnce(one, "big");
     if (first.version !== up.version)

@@ -35,7 +35,7 @@ const taskName = (k: number) => `zipf-${String(k).padStart(4, "0")}`;
 
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const dir = await makeTempDir("many");
   const t0 = performance.now();
   await fillStore(dir, ADAPTERS, (k) => ({

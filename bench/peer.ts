@@ -42,8 +42,8 @@ const K = 3; // the library's default k (Classifier.classify → predictClass(x)
 const tf = core as unknown as { tensor1d(values: number[]): unknown; getBackend(): string };
 
 main(async () => {
-  const train = (await readSst2("train")).slice(0, TRAIN);
-  const dev = (await readSst2("dev")).slice(0, DEV);
+  const train = readSst2("train").slice(0, TRAIN);
+  const dev = readSst2("dev").slice(0, DEV);
 
   // ---- the peer -----------------------------------------------------------------------------
   const t0 = performance.now();
@@ -104,8 +104,7 @@ main(async () => {
   if (!hasTrained) {
     task = "synthetic";
     const assets = await loadBackboneAssets(MODELS_DIR);
-    const up = await server.upload(task, syntheticAdapterBytes(assets, { task, seed: 8 }));
-    if (up.status !== 201) throw new Error(`upload: ${up.status} ${up.body}`);
+    await server.client.uploadAdapter(task, syntheticAdapterBytes(assets, { task, seed: 8 }));
   }
   const client = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => client.close());

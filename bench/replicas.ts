@@ -29,7 +29,7 @@ import {
   sleep,
   writeReport,
 } from "./lib.js";
-import { startServer, type BenchServer } from "./server.js";
+import { startServer, type BenchServer, type TimedAdminCall } from "./server.js";
 
 const CHANGES = Number(process.env.BENCH_REPLICAS_CHANGES ?? pick(200, 20));
 const RESTARTS = Number(process.env.BENCH_REPLICAS_RESTARTS ?? pick(3, 1));
@@ -64,9 +64,9 @@ main(async () => {
       await sleep(POLL_MS);
     }
   };
-  const ok = (r: { status: number; body: string }, what: string) => {
-    if (r.status !== 200 && r.status !== 201) throw new Error(`${what}: ${r.status} ${r.body}`);
-    return JSON.parse(r.body) as { version: number };
+  const ok = (r: TimedAdminCall, what: string) => {
+    if (!r.info) throw new Error(`${what}: ${r.status} ${r.error?.code ?? ""} ${r.error?.message ?? ""}`);
+    return r.info;
   };
 
   // ---- 1. propagation ----

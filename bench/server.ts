@@ -1,14 +1,24 @@
 /**
  * The server under test as a child process on a free loopback port (as `npm start` runs it:
  * `node --import tsx src/cli.ts serve`), plus what the scripts ask of it: readiness, /metrics
- * scrapes, resident memory, admin calls, and a clean stop that is registered for failures too.
+ * scrapes, resident memory, admin calls (through the typed client), and a clean stop that is
+ * registered for failures too.
  */
 import { readFile } from "node:fs/promises";
-import { Pool } from "undici";
+import { parseMetrics, sampleSum, type Sample } from "../scripts/lib/prometheus.js";
 import { freePort, launchServerProcess, waitUntilReady } from "../scripts/lib/server-process.js";
+import { ServerError, SktClient, type TaskInfo } from "../src/client/client.js";
 import { cpuSnapshot, cpuUsage, makeTempDir, MODELS_DIR, onCleanup, sleep, THREADS, type CpuSnapshot } from "./lib.js";
 
 export const ADMIN_TOKEN = "bench-admin-token";
+
+/** An admin call's status and time: the new current version, or the server's error. */
+export interface TimedAdminCall {
+  status: number;
+  ms: number;
+  info?: TaskInfo;
+  error?: ServerError;
+}
 
 export interface ServerOptions {
   /** Shown in errors. */
@@ -36,9 +46,13 @@ export interface BenchServer {
   output(): string;
   /** VmRSS of the server process in bytes (from /proc). */
   rssBytes(): Promise<number>;
+  /** A typed client for this server, with the admin token. */
+  client: SktClient;
   metrics(): Promise<Metrics>;
-  upload(task: string, bytes: Uint8Array): Promise<{ status: number; ms: number; body: string }>;
-  rollback(task: string): Promise<{ status: number; ms: number; body: string }>;
+  /** A timed upload that reports any answer (for callers that count failures; others use `client`). */
+  upload(task: string, bytes: Uint8Array): Promise<TimedAdminCall>;
+  /** A timed rollback to the previous version, reported like `upload`. */
+  rollback(task: string): Promise<TimedAdminCall>;
   stop(): Promise<void>;
 }
 
@@ -69,12 +83,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
   const base = server.base;
   const child = server.proc;
   const exited = server.exited;
-  const admin = new Pool(base, { connections: 2, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  const client = new SktClient({ url: base, token: ADMIN_TOKEN });
   let stopped: Promise<void> | undefined;
 
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
-      await admin.close().catch(() => undefined);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
         const outcome = await Promise.race([exited, sleep(10_000).then(() => "timeout" as const)]);
@@ -97,16 +110,15 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
     throw e;
   }
 
-  const call = async (method: "PUT" | "POST", path: string, body: Uint8Array | string, contentType: string) => {
+  const timed = async (call: () => Promise<TaskInfo>, status: number): Promise<TimedAdminCall> => {
     const t0 = performance.now();
-    const res = await admin.request({
-      method,
-      path,
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": contentType },
-      body,
-    });
-    const text = await res.body.text();
-    return { status: res.statusCode, ms: performance.now() - t0, body: text };
+    try {
+      const info = await call();
+      return { status, ms: performance.now() - t0, info };
+    } catch (e) {
+      if (!(e instanceof ServerError)) throw e;
+      return { status: e.status, ms: performance.now() - t0, error: e };
+    }
   };
 
   return {
@@ -123,45 +135,27 @@ export async function startServer(opts: ServerOptions = {}): Promise<BenchServer
       if (!kb) throw new Error("VmRSS not found in /proc status");
       return Number(kb[1]) * 1024;
     },
-    metrics: () => scrapeMetrics(base),
-    upload: (task, bytes) => call("PUT", `/admin/adapters/${task}`, bytes, "application/octet-stream"),
-    rollback: (task) => call("POST", `/admin/adapters/${task}/rollback`, "{}", "application/json"),
+    client,
+    metrics: async () => new Metrics(parseMetrics(await client.metrics())),
+    upload: (task, bytes) => timed(() => client.uploadAdapter(task, bytes), 201),
+    rollback: (task) => timed(() => client.rollback(task), 200),
     stop,
   };
 }
 
-/** A Prometheus text scrape: `name{labels}` → value, with helpers for sums and label filters. */
+/** A /metrics scrape, with sums over label filters and differences between two scrapes. */
 export class Metrics {
-  constructor(readonly samples: Map<string, number>) {}
+  constructor(readonly samples: Sample[]) {}
 
   /** Sum of every sample of `name` whose labels include all of `labels`. */
   sum(name: string, labels: Record<string, string> = {}): number {
-    let total = 0;
-    for (const [key, v] of this.samples) {
-      const brace = key.indexOf("{");
-      const n = brace < 0 ? key : key.slice(0, brace);
-      if (n !== name) continue;
-      if (Object.entries(labels).every(([k, val]) => key.includes(`${k}="${val}"`))) total += v;
-    }
-    return total;
+    return sampleSum(this.samples, name, labels);
   }
 
   /** this − earlier, for counters. */
   delta(earlier: Metrics, name: string, labels: Record<string, string> = {}): number {
     return this.sum(name, labels) - earlier.sum(name, labels);
   }
-}
-
-export async function scrapeMetrics(base: string): Promise<Metrics> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const samples = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const sp = line.lastIndexOf(" ");
-    const v = Number(line.slice(sp + 1));
-    if (Number.isFinite(v)) samples.set(line.slice(0, sp), v);
-  }
-  return new Metrics(samples);
 }
 
 /** Batch statistics between two scrapes: mean rows per batch and the padding share of positions. */

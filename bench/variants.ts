@@ -33,7 +33,7 @@ const RUNS = pick(5, 3);
 main(async () => {
   const raw = await openRaw();
   onCleanup(() => raw.release());
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const files = {
     prompt: syntheticAdapter(raw.assets, { task: "v-prompt", variant: "prompt", seed: 6 }),
     prefix: syntheticAdapter(raw.assets, { task: "v-prefix", variant: "prefix", seed: 7 }),
@@ -43,8 +43,7 @@ main(async () => {
   // ---- server: the same sentences through a prompt and a prefix adapter ------------------------
   const server = await startServer({ label: "variants", env: { SKT_QUEUE_SIZE: String(4 * CONCURRENCY) } });
   for (const f of Object.values(files)) {
-    const up = await server.upload(f.metadata.task, encodeAdapter(f, raw.assets.dims));
-    if (up.status !== 201) throw new Error(`upload ${f.metadata.task}: ${up.status} ${up.body}`);
+    await server.client.uploadAdapter(f.metadata.task, encodeAdapter(f, raw.assets.dims));
   }
   const client = new HttpClient(server.base, CONCURRENCY);
   onCleanup(() => client.close());

@@ -22,7 +22,7 @@ const BASELINE_ENTRY = process.env.BENCH_BASELINE_ENTRY;
 
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const sentences = await readSst2Sentences("dev");
+  const sentences = readSst2Sentences("dev");
   const text = (i: number) => sentences[i % sentences.length];
   const servers: { name: string; server: BenchServer }[] = [];
   const start = async (name: string, env: Record<string, string>, entry?: string) => {
@@ -32,7 +32,7 @@ main(async () => {
       env: { ...env, SKT_QUEUE_SIZE: String(4 * CONCURRENCY) },
     });
     const r = await server.upload(TASK, syntheticAdapterBytes(assets, { task: TASK, seed: 7 }));
-    if (r.status !== 201) throw new Error(`upload to ${name}: ${r.status} ${r.body}`);
+    if (r.status !== 201) throw new Error(`upload to ${name}: ${r.status} ${r.error?.message ?? ""}`);
     servers.push({ name, server });
   };
   for (const s of SHAPES)

@@ -13,6 +13,7 @@ import * as vegaLite from "vega-lite";
 import { loadDataset } from "../src/train/datasets.js";
 import type { InitScheme, TrainMethod } from "../src/train/init.js";
 import { trainAdapter } from "../src/train/trainer.js";
+import { SST2_DIR } from "./lib/paths.js";
 
 const { values: a } = parseArgs({
   options: {
@@ -26,7 +27,7 @@ const { values: a } = parseArgs({
     threads: { type: "string", default: "2" },
     /** Re-draw table and plot from an earlier run's JSON instead of training. */
     replot: { type: "boolean", default: false },
-    data: { type: "string", default: "../shared/data/sst2" },
+    data: { type: "string", default: SST2_DIR },
   },
 });
 

@@ -12,11 +12,11 @@ import { parseArgs } from "node:util";
 import { encodeAdapter } from "../src/adapters/format.js";
 import { syntheticAdapter, syntheticAdapterBytes } from "../src/adapters/synthetic.js";
 import { loadBackboneAssets } from "../src/backbone/backbone.js";
+import { MODELS_DIR } from "./lib/paths.js";
 import { spawnServerProcess, type ServerProcess } from "./lib/server-process.js";
 
 const { values: args } = parseArgs({ options: { tasks: { type: "string", default: "100" } } });
 const TOKEN = "repro-issue-18-token";
-const MODELS_DIR = path.resolve("models");
 
 function send(
   port: number,

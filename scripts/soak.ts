@@ -22,15 +22,15 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { AdapterStore } from "../src/adapters/store.js";
 import { loadBackboneAssets, type BackboneAssets } from "../src/backbone/backbone.js";
 import { encodeAdapter } from "../src/adapters/format.js";
 import { syntheticAdapter } from "../src/adapters/synthetic.js";
 import { seededRandom } from "../src/random.js";
+import { MODELS_DIR } from "./lib/paths.js";
 import { spawnServerProcess } from "./lib/server-process.js";
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TOKEN = "soak-admin-token_0123456789";
 
 export interface SoakOptions {
@@ -152,14 +152,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const loadFraction = opts.loadFraction ?? 0.8;
   const saturationSeconds = opts.saturationSeconds ?? (opts.seconds >= 300 ? 5 : 3);
   const adminEveryMs = opts.adminEveryMs ?? 2000;
-  const assets = await loadBackboneAssets(path.join(REPO_ROOT, "models"));
+  const assets = await loadBackboneAssets(MODELS_DIR);
   const root = await mkdtemp(path.join(os.tmpdir(), "skt-soak-"));
   const adaptersDir = path.join(root, "adapters");
   const server = await spawnServerProcess({
     adaptersDir,
     env: {
       SKT_ADMIN_TOKEN: TOKEN,
-      SKT_MODELS_DIR: path.join(REPO_ROOT, "models"),
+      SKT_MODELS_DIR: MODELS_DIR,
       SKT_LOG_LEVEL: "warn",
       SKT_THREADS: "1",
       ...opts.env,

@@ -12,8 +12,11 @@ import { SktError } from "./errors.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
+/** The server's settings, one field per row of the settings table below (env var, flag, default, checks). */
 export interface ServerConfig {
+  /** PORT: TCP port to listen on (0 picks a free port). */
   port: number;
+  /** HOST: the interface to bind. */
   host: string;
   /** Bearer token for `/admin/*`; when unset the admin API answers 403 `admin_disabled`. */
   adminToken: string | undefined;
@@ -27,60 +30,69 @@ export interface ServerConfig {
   trustedKeys: string | undefined;
   /** Refuse unsigned uploads and uploads signed by keys not in trustedKeys. */
   requireSignature: boolean;
+  /** SKT_ADAPTERS_DIR: the adapter store (one folder per task, versioned files, CURRENT pointers). */
   adaptersDir: string;
-  /** `postgres://…`: the shared adapter store (many replicas); undefined: the filesystem store in adaptersDir. */
+  /** SKT_STORE: `postgres://…` for the shared adapter store (many replicas); undefined: the filesystem store in adaptersDir. */
   storeUrl: string | undefined;
+  /** SKT_MODELS_DIR: where the built backbone (ONNX + tokenizer) lives. */
   modelsDir: string;
   /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
   model: string | undefined;
-  /** onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
+  /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
-  /** Inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
+  /** SKT_WORKERS: inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
   workers: number;
-  /** Most rows (texts) in one backbone pass. */
+  /** SKT_MAX_BATCH_SIZE: most rows (texts) in one backbone pass. */
   maxBatchSize: number;
-  /** Most padded tokens (rows × longest row) in one backbone pass. */
+  /** SKT_MAX_BATCH_TOKENS: most padded tokens (rows × longest row) in one backbone pass. */
   maxBatchTokens: number;
-  /** How long an idle worker waits for company before running a partial batch, ms. */
+  /** SKT_MAX_WAIT_MS: how long an idle worker waits for more rows before running a partial batch. */
   maxWaitMs: number;
-  /** Most padding a batch may carry, as a fraction of its real tokens. */
+  /** SKT_MAX_PADDING_RATIO: most padding a batch may carry, as a fraction of its real tokens. */
   maxPaddingRatio: number;
-  /** Most texts waiting in the queue; beyond it requests are refused (429 `queue_full`). */
+  /** SKT_QUEUE_SIZE: most texts waiting; beyond it requests get 429. */
   queueSize: number;
-  /** Byte budget of the prepared-adapter cache. */
+  /** SKT_CACHE_BYTES: byte budget of the prepared-adapter cache. */
   cacheBytes: number;
-  /** Recently used tasks to prepare in the background after start-up. */
+  /** SKT_WARM_TASKS: tasks prepared in the background after start-up, most recently used first. */
   warmTasks: number;
+  /** SKT_MAX_TEXTS: most texts in one request; more → 413. */
   maxTexts: number;
+  /** SKT_MAX_TEXT_CHARS: longest text in characters; longer → 413. */
   maxTextChars: number;
-  /** Most tasks one `/classify` call may name (the `task` parameter repeated). */
+  /** SKT_MAX_TASKS_PER_CALL: most tasks one `/classify` call may name (the `task` parameter repeated). */
   maxTasksPerCall: number;
-  /** Rows per task kept for the label-distribution window (drift, low-confidence share). */
+  /** SKT_QUALITY_WINDOW: rows per task kept for the label-distribution window (drift, low-confidence share). */
   qualityWindow: number;
-  /** A classification row whose winning score is below this counts as low confidence. */
+  /** SKT_LOW_CONFIDENCE: a classification row whose winning score is below this counts as low confidence. */
   lowConfidence: number;
-  /** Label values per task in the quality metrics; a head with more labels aggregates the rest. */
+  /** SKT_METRICS_MAX_LABELS: label values per task in the quality metrics; a head with more labels aggregates the rest. */
   metricsMaxLabels: number;
-  /** Largest adapter upload, bytes. */
+  /** SKT_MAX_UPLOAD_BYTES: largest adapter file, enforced while the upload streams. */
   maxUploadBytes: number;
+  /** SKT_MAX_EVAL_SET_BYTES: largest evaluation set a task may store. */
   maxEvalSetBytes: number;
+  /** SKT_MAX_EVAL_SET_ROWS: most rows in a task's evaluation set. */
   maxEvalSetRows: number;
-  /** Deadline of one inference request (from its arrival), ms. */
+  /** SKT_REQUEST_TIMEOUT_MS: deadline of one `/classify` request (504 past it). */
   requestTimeoutMs: number;
-  /** Most trainable parameters an adapter may have. */
+  /** SKT_MAX_ADAPTER_PARAMS: most trainable parameters an adapter may have; more → 422. */
   maxAdapterParams: number;
-  /** Where the backbone runs. */
+  /** SKT_DEVICE: where the backbone runs: `cpu`, `webgpu`, `auto` (WebGPU when found) or `cuda`. */
   device: DeviceSetting;
-  /** Backbone arithmetic. */
+  /** SKT_PRECISION: the backbone's numeric precision. */
   precision: Precision;
+  /** SKT_LOG_LEVEL: pino level. */
   logLevel: LogLevel;
-  /** Cache the semantic pass per adapter version (debug switch: false recomputes it on every use). */
+  /** SKT_SEMANTIC_CACHE: cache the semantic pass per adapter version (`false`: a debug switch). */
   semanticCache: boolean;
-  /** Debug: file to append every batch to (see engine/batch-log.ts). */
+  /** SKT_DEBUG_BATCH_LOG: debug file that gets one JSON line per batch the worker runs; unset = off. */
   batchLog: string | undefined;
-  /** Batches one inference worker holds at once (the next waits inside it, so it never idles). */
+  /** SKT_MAX_IN_FLIGHT_BATCHES: batches handed to the inference worker at once. */
   maxInFlightBatches: number;
+  /** SKT_RETRY_AFTER_S: `Retry-After` seconds sent with a 429. */
   retryAfterSeconds: number;
+  /** SKT_SHUTDOWN_TIMEOUT_MS: on SIGTERM/SIGINT, how long in-flight requests may take. */
   shutdownTimeoutMs: number;
 }
 

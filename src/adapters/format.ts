@@ -18,6 +18,7 @@ import {
   MAX_PROMPT_TEXT_CHARS,
   PROBLEM_TYPES,
   TASK_NAME_PATTERN,
+  TASK_NAME_RULE,
   VARIANTS,
   describeShape,
   expectedShapes,
@@ -260,7 +261,7 @@ function parseMetadata(raw: unknown): AdapterMetadata {
     badField("max_length", m.max_length, `greater than prompt_length (${promptLength}), since the soft prompt takes that many positions`);
   }
   const metadata: AdapterMetadata = {
-    task: matching("task", m.task, TASK_NAME_PATTERN, "lowercase letters, digits, '_' or '-' (1–64 chars, starting with a letter or digit)"),
+    task: matching("task", m.task, TASK_NAME_PATTERN, TASK_NAME_RULE),
     variant,
     pooling: bool("pooling", m.pooling),
     promptText: promptText(m.prompt_text),

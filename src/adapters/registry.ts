@@ -23,14 +23,21 @@ import { packSummary, summarize, unpackSummary, type TaskSummary } from "./summa
 import { validateTaskName } from "./task-name.js";
 
 export interface RegistryOptions {
+  /** The adapter files and their task index (CURRENT pointers). */
   store: AdapterStore;
+  /** The backbone's sizes: every adapter is validated and prepared against them. */
   dims: BackboneDims;
+  /** The backbone's fingerprint; an adapter trained on another backbone is refused. */
   fingerprint: string;
+  /** Tokenizes prompt texts (the prompt-length check and the semantic pass's input). */
   tokenizer: BackboneTokenizer;
   /** Backbone last hidden state of the prompt's token ids, [L, H_out]. */
   semanticPass: (promptIds: number[]) => Promise<Float32Array>;
+  /** Byte budget of the prepared-adapter cache (SKT_CACHE_BYTES). */
   cacheBytes: number;
+  /** Most trainable parameters an adapter may have (SKT_MAX_ADAPTER_PARAMS). */
   maxParameters: number;
+  /** Largest adapter file (SKT_MAX_UPLOAD_BYTES); also bounds what is read from the store. */
   maxUploadBytes: number;
   /**
    * Runs a prepared adapter once (the engine's probe pass) and throws when its outputs are not
@@ -39,7 +46,9 @@ export interface RegistryOptions {
   probe?: (adapter: PreparedAdapter) => Promise<void>;
   /** See DecodeOptions.maxAbsValue (tests lift the bound to reach the probe). */
   maxAbsValue?: number;
+  /** Cache, load and semantic-pass metrics; none recorded when absent. */
   metrics?: SktMetrics;
+  /** Where start-up, warm-up and unservable-adapter events are reported. */
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -239,6 +248,8 @@ export class AdapterRegistry {
   private forget(task: string, keepKey?: string): void {
     for (const key of [...this.cache.keys()]) if (key !== keepKey && taskOfKey(key) === task) this.cache.delete(key);
     for (const key of [...this.invalid.keys()]) if (taskOfKey(key) === task) this.invalid.delete(key);
+    // lru-cache calls dispose before it removes the entry, so the gauges are set again once it is gone.
+    this.updateCacheGauges();
   }
 
   private updateCacheGauges(): void {

@@ -24,7 +24,10 @@ export const MAX_PROMPT_LENGTH = 64;
 /** Longest prompt text in UTF-16 code units and in UTF-8 bytes, checked before it is tokenized. */
 export const MAX_PROMPT_TEXT_CHARS = 1024;
 export const MAX_PROMPT_TEXT_BYTES = 2048;
+/** JS `$` (without the `m` flag) only matches at the very end, so a trailing "\n" is refused too. */
 export const TASK_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** TASK_NAME_PATTERN in words, for error messages. */
+export const TASK_NAME_RULE = '1-64 characters from a-z, 0-9, "_" and "-", starting with a letter or digit';
 export const FINGERPRINT_PATTERN = /^[0-9a-f]{64}$/;
 
 export const VARIANTS = ["prompt", "prefix"] as const;

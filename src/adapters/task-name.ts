@@ -5,14 +5,13 @@
  * case-insensitive file systems and Unicode look-alikes in one check.
  */
 import { SktError } from "../errors.js";
+import { TASK_NAME_PATTERN, TASK_NAME_RULE } from "./spec.js";
 
-/** JS `$` (without the `m` flag) only matches at the very end, so a trailing "\n" is refused too. */
-const TASK_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export const MAX_TASK_NAME_LENGTH = 64;
 
 export function isValidTaskName(name: unknown): name is string {
-  return typeof name === "string" && TASK_NAME.test(name);
+  return typeof name === "string" && TASK_NAME_PATTERN.test(name);
 }
 
 /** Throws `bad_request/invalid_task_name` unless `name` is a valid task name. */
@@ -21,7 +20,7 @@ export function validateTaskName(name: unknown): asserts name is string {
   throw new SktError(
     "bad_request",
     "invalid_task_name",
-    `invalid task name ${describe(name)}: use 1-${MAX_TASK_NAME_LENGTH} characters from a-z, 0-9, "_" and "-", starting with a letter or digit`,
+    `invalid task name ${describe(name)}: use ${TASK_NAME_RULE}`,
     { task: typeof name === "string" ? name.slice(0, 100) : null },
   );
 }

@@ -12,8 +12,9 @@ import { SktError } from "../errors.js";
 /** What `SKT_DEVICE` accepts (the one definition; config, worker and engine use these types). */
 export const DEVICE_SETTINGS = ["cpu", "webgpu", "auto", "cuda"] as const;
 export type DeviceSetting = (typeof DEVICE_SETTINGS)[number];
-/** A device a session actually runs on (`auto` resolved). */
-export type Device = Exclude<DeviceSetting, "auto">;
+/** The devices a session actually runs on (`auto` resolved). */
+export const DEVICES = ["cpu", "webgpu", "cuda"] as const satisfies readonly Exclude<DeviceSetting, "auto">[];
+export type Device = (typeof DEVICES)[number];
 
 export const PRECISIONS = ["fp32", "fp16", "int8"] as const;
 export type Precision = (typeof PRECISIONS)[number];

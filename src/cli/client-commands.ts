@@ -7,7 +7,14 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { peekMetadata } from "../adapters/format.js";
 import { SktError } from "../errors.js";
-import { SktClient, type GateReportJson, type TaskInfoJson, type UploadJson } from "./client.js";
+import {
+  SktClient,
+  type EvalSetMediaType,
+  type GateReport,
+  type GatedUpload,
+  type TaskInfo,
+  type UploadResult,
+} from "../client/client.js";
 import { addFlags, type FlagSpec } from "../flags.js";
 import { renderTable } from "./table.js";
 
@@ -55,17 +62,18 @@ function positiveInteger(value: string, what: string, kind = "a version number (
   return Number(value);
 }
 
-function infoLine(i: TaskInfoJson): string {
+function infoLine(i: TaskInfo): string {
   return `task ${i.task} v${i.version} is current (${i.variant}, ${i.problem_type}, labels ${i.labels.join(", ") || "-"}, ${i.parameters.toLocaleString("en-US")} parameters)`;
 }
 
-function uploadLine(r: UploadJson): string {
+function uploadLine(r: UploadResult | GatedUpload): string {
   const current = r.current === null ? "none" : `v${r.current}`;
-  const head = r.gate
-    ? `task ${r.task} v${r.version} stored inactive; evaluation gate ${r.gate.status} (current: ${current}); follow it with: skt adapters report ${r.task} ${r.version}`
-    : r.active
-      ? infoLine(r)
-      : `task ${r.task} v${r.version} stored inactive (current: ${current}); make it current with: skt adapters activate ${r.task} ${r.version}`;
+  const head =
+    "gate" in r && r.gate
+      ? `task ${r.task} v${r.version} stored inactive; evaluation gate ${r.gate.status} (current: ${current}); follow it with: skt adapters report ${r.task} ${r.version}`
+      : r.active
+        ? infoLine(r)
+        : `task ${r.task} v${r.version} stored inactive (current: ${current}); make it current with: skt adapters activate ${r.task} ${r.version}`;
   return [
     head,
     `sha256 ${r.sha256}`,
@@ -76,7 +84,7 @@ function uploadLine(r: UploadJson): string {
 
 const score = (x: number | null | undefined) => (x === null || x === undefined ? "-" : x.toFixed(4));
 
-function reportText(r: GateReportJson): string {
+function reportText(r: GateReport): string {
   const lines = [
     `task ${r.task} v${r.version}: gate ${r.status}${r.activated ? " (made current)" : ""}`,
     `progress ${r.progress.done}/${r.progress.total} rows; metric ${r.metric ?? "-"}; tolerance ${r.tolerance}`,
@@ -90,7 +98,7 @@ function reportText(r: GateReportJson): string {
 }
 
 /** The eval-set media type for a file, from its extension (the trainer's formats). */
-function evalSetMediaType(file: string): string {
+function evalSetMediaType(file: string): EvalSetMediaType {
   const ext = file.toLowerCase().split(".").pop();
   if (ext === "tsv") return "text/tab-separated-values";
   if (ext === "csv") return "text/csv";

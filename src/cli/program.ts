@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { isSktError } from "../errors.js";
 import { addClientCommands } from "./client-commands.js";
-import { ServerError } from "./client.js";
+import { ServerError } from "../client/client.js";
 import { addSecurityCommands } from "./security-commands.js";
 import { addServerCommands } from "./server-commands.js";
 import { addTrainCommands } from "../train/commands.js";

@@ -4,9 +4,10 @@
  */
 import type { StoreHealth } from "../adapters/store/interface.js";
 import type { AdapterMetadata } from "../adapters/format.js";
+import type { ProblemType } from "../adapters/spec.js";
 import type { DeviceInfo } from "../backbone/device.js";
 
-export type ProblemType = "single_label_classification" | "multi_label_classification" | "regression";
+export type { ProblemType };
 
 export interface ClassifyRequest {
   task: string;

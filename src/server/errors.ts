@@ -6,6 +6,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Hook } from "@hono/zod-openapi";
+import type { ServerConfig } from "../config.js";
 import { SktError, isSktError, type ErrorKind } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { CLIENT_CLOSED_STATUS, clientSideFailure } from "./connection.js";
@@ -73,9 +74,9 @@ function codeForHttpStatus(status: number, message: string): { code: string; mes
   }
 }
 
-export interface ErrorHandlerOptions {
+export interface ErrorHandlerOptions extends Pick<ServerConfig, "retryAfterSeconds"> {
+  /** Where 5xx answers are logged with their cause (client-side failures at debug). */
   logger: Logger;
-  retryAfterSeconds: number;
 }
 
 export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppEnv> {

@@ -2,11 +2,11 @@
  * Shared OpenAPI/zod schemas and the JSON (snake_case) views of the service's types.
  */
 import { z } from "@hono/zod-openapi";
-import { TASK_NAME_PATTERN } from "../adapters/spec.js";
+import { TASK_NAME_PATTERN, TASK_NAME_RULE } from "../adapters/spec.js";
 import type { AdapterMetadata } from "../adapters/format.js";
 import type { AdapterDetails, TaskInfo, TaskListing } from "../engine/service.js";
 
-export const TASK_NAME_MESSAGE = 'must be 1-64 characters from a-z, 0-9, "_" and "-", starting with a letter or digit';
+export const TASK_NAME_MESSAGE = `must be ${TASK_NAME_RULE}`;
 
 export const TaskName = z
   .string({ error: "required" })

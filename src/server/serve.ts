@@ -20,6 +20,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** The settings the listener uses: where to listen and how long a shutdown drains. */
+export type ListenSettings = Pick<ServerConfig, "host" | "port" | "shutdownTimeoutMs">;
+
 export interface StartServerOptions {
   /** Install SIGTERM/SIGINT handlers that close and then exit (default true). */
   handleSignals?: boolean;
@@ -32,7 +35,7 @@ type AnyHono = Hono<any, any, any>;
 
 export async function startServer(
   app: AnyHono,
-  config: ServerConfig,
+  config: ListenSettings,
   service: InferenceService,
   logger: Logger,
   opts: StartServerOptions = {},

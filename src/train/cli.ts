@@ -9,6 +9,7 @@ import path from "node:path";
 import { Command, CommanderError } from "commander";
 import { encodeAdapter, peekMetadata } from "../adapters/format.js";
 import { VARIANTS, type Variant } from "../adapters/spec.js";
+import { defaultConfig } from "../config.js";
 import { Engine } from "../engine/engine.js";
 import type { Prediction } from "../engine/service.js";
 import { SktError } from "../errors.js";
@@ -257,24 +258,19 @@ export async function evaluateThroughEngine(
   o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[]; precision?: "fp32" | "int8" },
 ): Promise<EngineEvalReport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-eval-"));
-  const engine = await Engine.create({
-    modelsDir: o.modelsDir,
-    model: o.model,
-    adaptersDir: dir,
-    threads: o.threads,
-    device: "cpu",
-    precision: o.precision ?? "fp32",
-    maxBatchSize: 64,
-    maxBatchTokens: 8192,
-    maxWaitMs: 2,
-    maxPaddingRatio: 0.25,
-    queueSize: 1 << 20,
-    cacheBytes: 64 << 20,
-    maxAdapterParams: 1_000_000,
-    maxUploadBytes: 64 << 20,
-    semanticCache: true,
-    requestTimeoutMs: 600_000,
-  });
+  // The server's defaults, so an evaluation runs the engine as `skt serve` does; only where it runs
+  // and how long one call may take (a loaded machine, 64 texts at a time) are the evaluation's own.
+  const engine = await Engine.create(
+    defaultConfig({
+      modelsDir: o.modelsDir,
+      model: o.model,
+      adaptersDir: dir,
+      threads: o.threads,
+      device: "cpu",
+      precision: o.precision ?? "fp32",
+      requestTimeoutMs: 600_000,
+    }),
+  );
   try {
     const info = await engine.upload(task, bytes);
     const chunk = 64;

@@ -20,8 +20,8 @@ import { Engine } from "../../src/engine/engine.js";
 import { SktError } from "../../src/errors.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
 import { cosine, seededRandom } from "../helpers/numeric.js";
-import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
-import { readSst2 } from "../helpers/sst2.js";
+import { MODELS_DIR, REPO_ROOT } from "../../scripts/lib/paths.js";
+import { readSst2 } from "../../scripts/lib/sst2.js";
 
 describe("quantizePerColumn", () => {
   it("rounds each weight to the nearest multiple of its column's scale, |q| ≤ 63, max |q| = 63", () => {

@@ -12,8 +12,8 @@ import { readUseLitePackage } from "../../src/backbone/use-lite/package-source.j
 import { mapUseLiteWeights, type UseLiteWeights } from "../../src/backbone/use-lite/weights.js";
 import { naiveUseLite, tokenRows, type Matrix, type NaivePrefix } from "../helpers/naive-use-lite.js";
 import { cosine, maxAbsDiff, seededRandom } from "../helpers/numeric.js";
-import { MODELS_DIR } from "../helpers/paths.js";
-import { readSst2 } from "../helpers/sst2.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
+import { readSst2 } from "../../scripts/lib/sst2.js";
 
 let tfjs: EmbeddingsModel;
 let assets: BackboneAssets;

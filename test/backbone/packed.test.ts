@@ -11,8 +11,8 @@ import { buildUseLiteNetwork, packingIndices } from "../../src/backbone/use-lite
 import { readUseLitePackage } from "../../src/backbone/use-lite/package-source.js";
 import { mapUseLiteWeights } from "../../src/backbone/use-lite/weights.js";
 import { maxAbsDiff, seededRandom } from "../helpers/numeric.js";
-import { MODELS_DIR } from "../helpers/paths.js";
-import { readSst2 } from "../helpers/sst2.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
+import { readSst2 } from "../../scripts/lib/sst2.js";
 
 describe("packingIndices", () => {
   it("lists the real positions in order and maps each position to 1 + its packed row (0: padding)", () => {

@@ -5,8 +5,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { UseLiteTokenizer } from "../../src/backbone/tokenizer.js";
-import { MODELS_DIR } from "../helpers/paths.js";
-import { readSst2 } from "../helpers/sst2.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
+import { readSst2 } from "../../scripts/lib/sst2.js";
 
 // The package's own tokenizer is the reference: `model.tokenizer.encode(text)` → ids.
 let reference: (text: string) => number[];

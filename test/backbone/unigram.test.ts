@@ -9,8 +9,8 @@ import { createLibraryTokenizer, type LibraryTokenizer } from "../../src/backbon
 import { beforeAll, describe, expect, it } from "vitest";
 import { UnigramModel } from "../../src/backbone/unigram.js";
 import { seededRandom } from "../../src/random.js";
-import { MODELS_DIR } from "../helpers/paths.js";
-import { readSst2 } from "../helpers/sst2.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
+import { readSst2 } from "../../scripts/lib/sst2.js";
 
 type Vocab = [string, number][];
 

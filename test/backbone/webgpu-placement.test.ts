@@ -11,7 +11,7 @@ import { backboneDir, BUILD_FILES } from "../../src/backbone/build.js";
 import { Graph } from "../../src/backbone/graph/graph.js";
 import { toOnnxBytes } from "../../src/backbone/graph/onnx.js";
 import { cpuPinnedNodeNames } from "../../src/backbone/webgpu-placement.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 
 describe("cpuPinnedNodeNames", () => {
   it.each([BUILD_FILES.model, BUILD_FILES.prefixModel])("finds the timing signal's Sin and Cos in %s", async (file) => {

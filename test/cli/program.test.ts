@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildProgram } from "../../src/cli/program.js";
 import { CONFIG_OPTIONS } from "../../src/config.js";
 import { EVAL_FLAGS, TRAIN_FLAGS } from "../../src/train/commands.js";
-import { REPO_ROOT } from "../helpers/paths.js";
+import { REPO_ROOT } from "../../scripts/lib/paths.js";
 import { runSkt } from "../helpers/skt.js";
 
 let cwd: string;

@@ -10,7 +10,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promi
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODELS_DIR, REPO_ROOT } from "../helpers/paths.js";
+import { MODELS_DIR, REPO_ROOT } from "../../scripts/lib/paths.js";
 import { dockerfileCmd } from "./dockerfile.js";
 
 let temp: string;

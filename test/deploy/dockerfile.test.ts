@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../helpers/paths.js";
+import { REPO_ROOT } from "../../scripts/lib/paths.js";
 import { dockerfileCmd, dockerStages, type DockerStage } from "./dockerfile.js";
 
 const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, "package.json"), "utf8")) as {

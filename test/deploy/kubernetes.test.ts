@@ -10,7 +10,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CONFIG_OPTIONS, loadConfig, type ServerConfig } from "../../src/config.js";
 import { createMetrics } from "../../src/metrics.js";
-import { REPO_ROOT } from "../helpers/paths.js";
+import { REPO_ROOT } from "../../scripts/lib/paths.js";
 import { makeRig } from "../server/setup.js";
 import { K8S_DIR, loadDocuments, loadYaml, validateManifest, type Manifest } from "./manifests.js";
 

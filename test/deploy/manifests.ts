@@ -12,7 +12,7 @@ import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/Horizo
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
-import { REPO_ROOT } from "../helpers/paths.js";
+import { REPO_ROOT } from "../../scripts/lib/paths.js";
 
 export const DEPLOY_DIR = path.join(REPO_ROOT, "deploy");
 export const K8S_DIR = path.join(DEPLOY_DIR, "kubernetes");

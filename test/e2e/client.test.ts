@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets } from "../../src/backbone/backbone.js";
 import { freePort, spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { runSkt } from "../helpers/skt.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 

@@ -8,7 +8,7 @@ import { encodeAdapter } from "../../src/adapters/format.js";
 import { AdapterStore } from "../../src/adapters/store.js";
 import { syntheticAdapter, syntheticAdapterBytes } from "../../src/adapters/synthetic.js";
 import { isValidTaskName } from "../../src/adapters/task-name.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { runSkt } from "../helpers/skt.js";
 
 let dir: string;

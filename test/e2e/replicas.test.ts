@@ -15,7 +15,7 @@ import { encodeAdapter } from "../../src/adapters/format.js";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { checkResponsesFrom } from "../helpers/openapi-contract.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { postgresOrSkip } from "../helpers/postgres.js";
 import { servableAdapter, servableAdapterBytes } from "../helpers/servable-adapter.js";
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { checkResponsesFrom } from "../helpers/openapi-contract.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 
 const TOKEN = "e2e-secret-token";

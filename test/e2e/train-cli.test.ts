@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { runSkt } from "../helpers/skt.js";
 import { toyTsv } from "../helpers/toy-data.js";
 import { loadDataset } from "../../src/train/datasets.js";

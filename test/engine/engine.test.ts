@@ -12,7 +12,7 @@ import { SktError } from "../../src/errors.js";
 import type { AdapterFile } from "../../src/adapters/format.js";
 import { naiveUseLite, tokenRows } from "../helpers/naive-use-lite.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapter, servableAdapterBytes, type ServableOptions } from "../helpers/servable-adapter.js";
 
 let assets: BackboneAssets;

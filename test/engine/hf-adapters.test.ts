@@ -28,7 +28,7 @@ import {
   type NaiveExtras,
 } from "../helpers/naive-hf.js";
 import { maxAbsDiff } from "../helpers/numeric.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 
 let root: string;
 beforeAll(async () => {

@@ -18,7 +18,7 @@ import { createLogger } from "../../src/logger.js";
 import { createApp } from "../../src/server/app.js";
 import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapter, servableAdapterBytes } from "../helpers/servable-adapter.js";
 
 let assets: BackboneAssets;

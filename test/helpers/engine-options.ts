@@ -1,6 +1,6 @@
 /** Engine options for tests: small, explicit limits (a test overrides what it is about). */
 import type { EngineOptions } from "../../src/engine/engine.js";
-import { MODELS_DIR } from "./paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 
 export function testEngineOptions(adaptersDir: string, overrides: Partial<EngineOptions> = {}): EngineOptions {
   return {

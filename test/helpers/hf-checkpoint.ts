@@ -6,7 +6,7 @@
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { seededRandom } from "../../src/random.js";
-import { REPO_ROOT } from "./paths.js";
+import { REPO_ROOT } from "../../scripts/lib/paths.js";
 import type { NaiveDecoder, NaiveEncoder, NaiveLinear, NaiveRopeScaling } from "./naive-hf.js";
 import { quantize, safetensorsBytes, type WriteDType, type WriteTensor } from "./safetensors-writer.js";
 

@@ -1,7 +1,7 @@
 /** Runs the `skt` launcher (bin/skt.js) as a user does: a child process, in a folder the test chooses. */
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { REPO_ROOT } from "./paths.js";
+import { REPO_ROOT } from "../../scripts/lib/paths.js";
 
 export interface SktRun {
   code: number | null;

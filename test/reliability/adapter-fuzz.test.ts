@@ -34,7 +34,7 @@ import { expectedShapes, numel } from "../../src/adapters/spec.js";
 import { USE_LITE_DIMS } from "../../src/backbone/dims.js";
 import { Engine } from "../../src/engine/engine.js";
 import { SktError } from "../../src/errors.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import {
   TEST_FINGERPRINT,
   makeAdapter,

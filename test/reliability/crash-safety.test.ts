@@ -21,7 +21,7 @@ import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/back
 import { AdapterStore } from "../../src/adapters/store.js";
 import { INDEX_FILE, intentLine } from "../../src/adapters/task-index.js";
 import { errnoError, hookedFs, type FsCall } from "../helpers/hooked-fs.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import {
   adminHeaders,

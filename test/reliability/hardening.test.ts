@@ -23,7 +23,7 @@ import { AdapterStore } from "../../src/adapters/store.js";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { launchServerProcess, waitUntilReady } from "../../scripts/lib/server-process.js";
 import { errnoError, hookedFs } from "../helpers/hooked-fs.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { rawFile, setTensorValues, splitFile } from "../helpers/random-adapter.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import {

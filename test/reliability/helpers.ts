@@ -13,9 +13,10 @@ import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { AUDIT_FILE_NAME } from "../../src/server/audit/audit-log.js";
+import type { ErrorBody } from "../../src/client/client.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { checkResponsesFrom, withContractCheck } from "../helpers/openapi-contract.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 
 export const ADMIN_TOKEN = "reliability-admin-token_0123456789";
 export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };
@@ -104,10 +105,6 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
 }
 
 // ---- assertions and small utilities -----------------------------------------------------------
-
-export interface ErrorBody {
-  error: { code: string; message: string; details?: Record<string, unknown> };
-}
 
 /** Reads the body and checks it is exactly `{"error": {"code", "message"[, "details"]}}`. */
 export async function expectErrorBody(res: Response): Promise<ErrorBody["error"]> {

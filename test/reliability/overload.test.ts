@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets } from "../../src/backbone/backbone.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import { adminHeaders, spawnServer, type ServerProcess } from "./helpers.js";
 

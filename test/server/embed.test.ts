@@ -13,7 +13,7 @@ import { defaultConfig } from "../../src/config.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { FIXTURES_DIR } from "../helpers/hf-checkpoint.js";
 import { cosine, maxAbsDiff } from "../helpers/numeric.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { errorOf, makeRig, postJson, sampleValue, scrape } from "./setup.js";
 
 interface EmbedJson {

@@ -17,7 +17,7 @@ import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
 import { withContractCheck } from "../helpers/openapi-contract.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { encodeAdapter, peekMetadata } from "../../src/adapters/format.js";
 import { checkAdapterSignature, signAdapter, TrustedKeys } from "../../src/adapters/signature.js";
 import { servableAdapter, servableAdapterBytes, type ServableOptions } from "../helpers/servable-adapter.js";

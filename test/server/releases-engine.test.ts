@@ -17,9 +17,9 @@ import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
 import { withContractCheck } from "../helpers/openapi-contract.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
-import { readSst2 } from "../helpers/sst2.js";
+import { readSst2 } from "../../scripts/lib/sst2.js";
 import { ADMIN_TOKEN, auth, errorOf, postJson } from "./setup.js";
 
 const ROWS = readSst2("dev").slice(0, 40);

@@ -1,5 +1,7 @@
 import { request as httpRequest } from "node:http";
 import net from "node:net";
+import { SktClient } from "../../src/client/client.js";
+import { serverErrorFrom } from "../helpers/server-error.js";
 import { describe, expect, it } from "vitest";
 import { startServer } from "../../src/server/serve.js";
 import { createLogger } from "../../src/logger.js";
@@ -34,21 +36,15 @@ describe("startServer", () => {
       handleSignals: false,
     });
     expect(server.port).toBeGreaterThan(0);
-    const base = `http://127.0.0.1:${server.port}`;
-    const health = await fetch(`${base}/healthz`);
-    expect(await health.json()).toEqual({ status: "ok" });
-    const res = await fetch(`${base}/classify?task=sst2`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ texts: ["a", "b"] }),
-    });
-    expect(res.status).toBe(200);
+    const client = new SktClient({ url: `http://127.0.0.1:${server.port}` });
+    expect(await client.health()).toEqual({ status: "ok" });
+    expect((await client.classify("sst2", ["a", "b"])).predictions).toHaveLength(2);
 
     await server.close();
     expect(rig.service.closeCalls).toBe(1);
     await server.close(); // idempotent
     expect(rig.service.closeCalls).toBe(1);
-    await expect(fetch(`${base}/healthz`)).rejects.toThrow();
+    expect(await serverErrorFrom(client.health())).toMatchObject({ status: 0, code: "unreachable" });
   });
 
   it("lets an in-flight request finish while shutting down", async () => {

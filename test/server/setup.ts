@@ -7,6 +7,8 @@ import { defaultConfig, type ServerConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
+import type { ErrorBody } from "../../src/client/client.js";
+import { parseMetrics, type Sample } from "../../scripts/lib/prometheus.js";
 import { FakeInferenceService, type FakeServiceOptions } from "../helpers/fake-service.js";
 import { withContractCheck } from "../helpers/openapi-contract.js";
 
@@ -51,47 +53,14 @@ export function auth(token = ADMIN_TOKEN): Record<string, string> {
   return { Authorization: `Bearer ${token}` };
 }
 
-export interface ErrorJson {
-  error: { code: string; message: string; details?: Record<string, unknown> };
-}
-
-export async function errorOf(res: Response): Promise<ErrorJson["error"]> {
-  const body = (await res.json()) as ErrorJson;
+export async function errorOf(res: Response): Promise<ErrorBody["error"]> {
+  const body = (await res.json()) as ErrorBody;
   return body.error;
 }
 
-// ---- Prometheus text exposition, parsed with a small regex --------------------------------------
+// ---- /metrics, parsed by the shared Prometheus reader (re-exported: the server tests use it through here)
 
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-
-export function parseMetrics(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = SAMPLE_LINE.exec(line);
-    if (!m) throw new Error(`unparseable metrics line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(LABEL)) labels[l[1]] = l[2]!;
-    const raw = m[3];
-    const value = raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : Number(raw);
-    if (Number.isNaN(value) && raw !== "NaN") throw new Error(`bad value in: ${line}`);
-    out.push({ name: m[1], labels, value });
-  }
-  return out;
-}
-
-/** Value of the sample with this name whose labels include `labels` (undefined when absent). */
-export function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const s = samples.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
-  return s?.value;
-}
+export { parseMetrics, sampleValue, type Sample } from "../../scripts/lib/prometheus.js";
 
 export async function scrape(rig: TestRig): Promise<Sample[]> {
   const res = await rig.app.request("/metrics");

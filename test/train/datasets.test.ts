@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../../src/train/datasets.js";
 import { SktError } from "../../src/errors.js";
-import { SST2_DIR } from "../helpers/paths.js";
+import { SST2_DIR } from "../../scripts/lib/paths.js";
 
 let dir: string;
 beforeAll(async () => {

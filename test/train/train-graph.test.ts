@@ -19,7 +19,7 @@ import { mapUseLiteWeights, type UseLiteWeights } from "../../src/backbone/use-l
 import { buildClassifierTrainingGraph } from "../../src/train/train-graph.js";
 import { createSession, finiteDifferences, relativeError, type Feeds } from "../helpers/finite-diff.js";
 import { maxAbsDiff, seededRandom } from "../helpers/numeric.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 
 let weights: UseLiteWeights;
 const D = USE_LITE_DIMS.embedDim;

@@ -9,7 +9,7 @@ import { loadDataset } from "../../src/train/datasets.js";
 import { trainAdapter, type TrainOptions } from "../../src/train/trainer.js";
 import { seededRandom } from "../helpers/numeric.js";
 import { toyTsv as synthetic } from "../helpers/toy-data.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 
 let dir: string;
 let assets: BackboneAssets;

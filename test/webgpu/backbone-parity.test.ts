@@ -12,7 +12,7 @@ import {
   type BackboneBatch,
   type BackboneOutputName,
 } from "../../src/backbone/backbone.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { maxAbsDiff, seededRandom } from "../helpers/numeric.js";
 import { PARITY_RELATIVE_TO_SCALE, requireWebGpuDriver, skipWebGpu, webgpuSuite } from "../helpers/webgpu.js";
 

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnServerProcess } from "../../scripts/lib/server-process.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import { requireWebGpuDriver, skipWebGpu, webgpu, webgpuSuite } from "../helpers/webgpu.js";
 import { ADMIN_TOKEN, adminHeaders, startEngineRig, type EngineRig } from "../reliability/helpers.js";

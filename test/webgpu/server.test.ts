@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, type BackboneAssets } from "../../src/backbone/backbone.js";
 import type { LoggedBatch } from "../../src/engine/batch-log.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
-import { MODELS_DIR } from "../helpers/paths.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import { requireWebGpuDriver, skipWebGpu, webgpu, webgpuSuite } from "../helpers/webgpu.js";
 

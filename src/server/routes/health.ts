@@ -1,6 +1,6 @@
 /** `GET /healthz` (liveness), `GET /readyz` (readiness), `GET /metrics` (Prometheus text). */
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import { DEVICE_SETTINGS } from "../../backbone/device.js";
+import { DEVICE_SETTINGS, DEVICES } from "../../backbone/device.js";
 import { SktError } from "../../errors.js";
 import type { AppDeps, AppEnv } from "../context.js";
 import { COMMON_ERRORS, NO_AUTH, errorContent } from "../schemas.js";
@@ -42,7 +42,7 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): v
               device: z
                 .object({
                   requested: z.enum(DEVICE_SETTINGS).openapi({ description: "The SKT_DEVICE setting" }),
-                  device: z.enum(["cpu", "webgpu", "cuda"]).openapi({ description: "Where the backbone runs" }),
+                  device: z.enum(DEVICES).openapi({ description: "Where the backbone runs" }),
                   adapter: z
                     .string()
                     .nullable()

@@ -5,7 +5,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ServerError, SktClient } from "../../src/cli/client.js";
+import { SktClient } from "../../src/client/client.js";
+import { serverErrorFrom } from "../helpers/server-error.js";
 
 interface Seen {
   method: string;
@@ -34,15 +35,6 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 });
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
-
-async function failure(p: Promise<unknown>): Promise<ServerError> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(ServerError);
-  return e as ServerError;
-}
 
 describe("SktClient", () => {
   it("sends the documented requests: token only to admin routes, bytes unchanged, JSON bodies", async () => {
@@ -84,32 +76,32 @@ describe("SktClient", () => {
       type: "application/json",
       body: '{"error":{"code":"no_earlier_version","message":"nothing to roll back to"}}',
     };
-    expect(await failure(client.rollback("t"))).toMatchObject({
+    expect(await serverErrorFrom(client.rollback("t"))).toMatchObject({
       status: 409,
       code: "no_earlier_version",
       message: "nothing to roll back to",
     });
     answer = { status: 405, type: "text/plain", body: "405 Method Not Allowed\nmore" };
-    expect(await failure(client.activate("t", 1))).toMatchObject({
+    expect(await serverErrorFrom(client.activate("t", 1))).toMatchObject({
       status: 405,
       code: "http_405",
       message:
         "POST /admin/adapters/t/activate answered 405: 405 Method Not Allowed (this server may not offer this endpoint)",
     });
     answer = { status: 404, body: "" };
-    expect(await failure(client.embed(["a"]))).toMatchObject({
+    expect(await serverErrorFrom(client.embed(["a"]))).toMatchObject({
       status: 404,
       code: "http_404",
       message: "POST /embed answered 404 (this server may not offer this endpoint)",
     });
     answer = { status: 502, type: "text/html", body: "<html>bad gateway</html>" };
-    expect(await failure(client.listAdapters())).toMatchObject({
+    expect(await serverErrorFrom(client.listAdapters())).toMatchObject({
       status: 502,
       code: "http_502",
       message: "GET /admin/adapters?limit=1000 answered 502: <html>bad gateway</html>",
     });
     answer = { status: 200, type: "text/html", body: "<html>a proxy page</html>" };
-    expect(await failure(client.listAdapters())).toMatchObject({ status: 200, code: "bad_response" });
+    expect(await serverErrorFrom(client.listAdapters())).toMatchObject({ status: 200, code: "bad_response" });
     for (const e of seen) expect(e.url).not.toContain("tok-123");
   });
 
