@@ -33,7 +33,7 @@ main(async () => {
   const padded = await ort.InferenceSession.create(toOnnxBytes(buildUseLiteNetwork(w).graph), opts);
   const packed = await ort.InferenceSession.create(toOnnxBytes(buildUseLiteNetwork(w, { packed: true }).graph), opts);
   const D = assets.dims.embedDim;
-  const ids = (readSst2Sentences("dev")).map((s) => assets.tokenizer.encode(s, 128).ids);
+  const ids = readSst2Sentences("dev").map((s) => assets.tokenizer.encode(s, 128).ids);
   const chunk = (rows: number[][], size: number) =>
     Array.from({ length: Math.ceil(rows.length / size) }, (_, i) => rows.slice(i * size, (i + 1) * size));
   const sorted = [...ids].sort((a, b) => a.length - b.length);
