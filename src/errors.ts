@@ -10,6 +10,7 @@ export type ErrorKind =
   | "unsupported_media" // wrong content type (415)
   | "invalid_adapter" // an adapter file failed validation (422)
   | "conflict" // the operation cannot apply to the current state (409)
+  | "unprocessable" // a well-formed request whose values cannot apply, e.g. a percent over 100 (422)
   | "overloaded" // queue full (429)
   | "not_ready" // backbone or worker not available (503)
   | "timeout" // per-request deadline passed (504)

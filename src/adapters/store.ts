@@ -73,6 +73,8 @@ export interface OpenResult {
 
 export const DEFAULT_ADAPTER_ROOT = "adapters";
 export const RECENT_FILE = "RECENT";
+/** The registry's traffic splits (canary/shadow per task; see traffic.ts), JSON. */
+export const TRAFFIC_FILE = "TRAFFIC";
 /** Folders read at once while (re)building the index. */
 const REBUILD_PARALLEL = 16;
 export const DEFAULT_MAX_VERSIONS_PER_TASK = 20;
@@ -293,12 +295,12 @@ export class AdapterStore {
   }
 
   /** Store `bytes` as version max+1 without touching CURRENT, so a caller can prepare it and only
-   * then `setCurrent` (the hot-swap order). */
-  async writeVersion(task: string, bytes: Uint8Array): Promise<number> {
+   * then `setCurrent` (the hot-swap order). Pruning spares `keep` too (versions still in use). */
+  async writeVersion(task: string, bytes: Uint8Array, keep: readonly number[] = []): Promise<number> {
     validateTaskName(task);
     return this.locks.run(task, async () => {
       const version = await this.changingTask(task, () => this.writeVersionLocked(task, bytes));
-      await this.prune(task, version);
+      await this.prune(task, version, keep);
       return version;
     });
   }
@@ -376,6 +378,23 @@ export class AdapterStore {
   async writeRecent(tasks: readonly string[]): Promise<void> {
     await this.fs.mkdir(this.root, { recursive: true }).catch(() => undefined);
     await this.atomicWrite(this.root, RECENT_FILE, new TextEncoder().encode(tasks.filter(isValidTaskName).join("\n")));
+  }
+
+  /** The TRAFFIC file's text, or null when there is none. */
+  async readTraffic(): Promise<string | null> {
+    const file = path.join(this.root, TRAFFIC_FILE);
+    try {
+      return new TextDecoder().decode(await this.fs.readFile(file));
+    } catch (e) {
+      if (isAbsent(e)) return null;
+      throw storageError("read_failed", "reading", file, e);
+    }
+  }
+
+  /** Replaces TRAFFIC atomically (callers serialize their writes; the last one holds every split). */
+  async writeTraffic(text: string): Promise<void> {
+    await this.fs.mkdir(this.root, { recursive: true }).catch(() => undefined);
+    await this.atomicWrite(this.root, TRAFFIC_FILE, new TextEncoder().encode(text));
   }
 
   // ---- internals ----
@@ -593,14 +612,14 @@ export class AdapterStore {
 
   /** Drop old versions beyond the limit, oldest first, never the current one or `keep`. Best effort:
    * the write already succeeded, and a leftover old file is harmless (the next write retries). */
-  private async prune(task: string, keep: number): Promise<void> {
+  private async prune(task: string, keep: number, alsoKeep: readonly number[] = []): Promise<void> {
     if (this.maxVersions === Infinity) return;
     try {
       const versions = await this.versionNumbers(task);
       const excess = versions.length - this.maxVersions;
       if (excess <= 0) return;
       const current = await this.readPointer(task);
-      const victims = versions.filter((v) => v !== current && v !== keep).slice(0, excess);
+      const victims = versions.filter((v) => v !== current && v !== keep && !alsoKeep.includes(v)).slice(0, excess);
       for (const v of victims) await this.fs.unlink(this.versionPath(task, v));
     } catch {
       // Intentionally swallowed; see above.

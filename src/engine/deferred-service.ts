@@ -14,6 +14,8 @@ import type {
   PageRequest,
   TaskInfo,
   TaskPage,
+  TrafficSplit,
+  TrafficState,
 } from "./service.js";
 
 export class DeferredService implements InferenceService {
@@ -62,6 +64,12 @@ export class DeferredService implements InferenceService {
   }
   async deleteTask(task: string): Promise<void> {
     return this.ready.deleteTask(task);
+  }
+  async trafficState(task: string): Promise<TrafficState> {
+    return this.ready.trafficState(task);
+  }
+  async setTraffic(task: string, split: TrafficSplit): Promise<TrafficState> {
+    return this.ready.setTraffic(task, split);
   }
   async close(): Promise<void> {
     await this.target?.close();

@@ -15,6 +15,7 @@ import { assembleBatch, rowLength } from "./assemble.js";
 import { BatchLog } from "./batch-log.js";
 import { Batcher, type QueuedRow } from "./batcher.js";
 import { InferenceWorker } from "./inference-worker.js";
+import { recordAnswer, recordShadow } from "./traffic-record.js";
 import type {
   AdapterDetails,
   ClassifyRequest,
@@ -26,6 +27,8 @@ import type {
   Prediction,
   TaskInfo,
   TaskPage,
+  TrafficSplit,
+  TrafficState,
 } from "./service.js";
 
 export interface EngineOptions {
@@ -75,6 +78,15 @@ interface Row extends QueuedRow {
   /** The graph output this row needs (pooled for adapters' heads). */
   output: BackboneOutputName;
   resolve(vector: Float32Array): void;
+}
+
+/** Rows of another adapter that ride along with a request's rows (the shadow): pushed in the same
+ * step, never failing the request; `settle` gets their vectors, or null when they did not run. */
+interface RideAlong {
+  adapter: PreparedAdapter;
+  sequences: number[][];
+  typeIds: (number[] | undefined)[];
+  settle(vectors: Float32Array[] | null): void;
 }
 
 export class Engine implements InferenceService {
@@ -173,9 +185,12 @@ export class Engine implements InferenceService {
         "not_ready",
         "the backbone is not loaded or the inference worker is restarting; retry shortly",
       );
-    const adapter = this.opts.semanticCache
-      ? await this.registry.acquire(req.task)
-      : await this.registry.prepareUncached(req.task);
+    const started = performance.now();
+    // The traffic split (adapters/traffic.ts) picks the version that answers, and a shadow.
+    const route = this.opts.semanticCache
+      ? await this.registry.route(req.task, req.texts.length)
+      : { adapter: await this.registry.prepareUncached(req.task), role: "current" as const, shadow: null };
+    const adapter = route.adapter;
     const meta = adapter.metadata;
     if (req.pairs && !meta.textPair)
       throw new SktError(
@@ -202,6 +217,28 @@ export class Engine implements InferenceService {
         : this.assets.tokenizer.encode(t, adapter.textBudget),
     );
     const deadline = req.deadline ?? Date.now() + this.opts.requestTimeoutMs;
+    const shadow = route.shadow;
+    let shadowVectors: Promise<Float32Array[] | null> = Promise.resolve(null);
+    let rideAlong: RideAlong | undefined;
+    if (shadow) {
+      // The shadow may cut texts at another length; the pair setting is the same (registry.setTraffic).
+      const forShadow =
+        shadow.textBudget === adapter.textBudget
+          ? encoded
+          : req.texts.map((t, i) =>
+              req.pairs
+                ? this.assets.tokenizer.encodePair(t, req.pairs[i], shadow.textBudget)
+                : this.assets.tokenizer.encode(t, shadow.textBudget),
+            );
+      shadowVectors = new Promise((settle) => {
+        rideAlong = {
+          adapter: shadow,
+          sequences: forShadow.map((e) => e.ids),
+          typeIds: forShadow.map((e) => e.typeIds),
+          settle,
+        };
+      });
+    }
     const pooled = await this.runRows(
       adapter,
       "pooled",
@@ -209,6 +246,7 @@ export class Engine implements InferenceService {
       deadline,
       req.signal,
       encoded.map((e) => e.typeIds),
+      rideAlong,
     );
     const predictions: Prediction[] = pooled.map((p, i) => ({
       ...applyHead(adapter, p),
@@ -222,6 +260,21 @@ export class Engine implements InferenceService {
         "non_finite_output",
         `task "${req.task}" v${adapter.version} produced a non-finite score`,
       );
+    const seconds = (performance.now() - started) / 1000;
+    recordAnswer(this.registry, this.opts.metrics, req.task, adapter, route.role, predictions, seconds);
+    if (shadow)
+      void shadowVectors.then((vectors) => {
+        if (vectors === null) this.registry.recordShadowSkipped(req.task, shadow.version, predictions.length);
+        else
+          recordShadow(
+            this.registry,
+            this.opts.metrics,
+            req.task,
+            shadow,
+            vectors.map((v) => applyHead(shadow, v)),
+            predictions,
+          );
+      });
     return { task: req.task, adapterVersion: adapter.version, predictions };
   }
 
@@ -268,7 +321,11 @@ export class Engine implements InferenceService {
     };
   }
 
-  /** Queues one row per token sequence and settles when all have run (or the first fails). */
+  /**
+   * Queues one row per token sequence and settles when all have run (or the first fails). The
+   * `rideAlong` rows are queued in the same push (so they share the batch window) but do not hold
+   * up or fail the answer: when the queue has no room for them too, they are left out.
+   */
   private runRows(
     adapter: PreparedAdapter | null,
     output: BackboneOutputName,
@@ -276,6 +333,7 @@ export class Engine implements InferenceService {
     deadline: number,
     signal?: AbortSignal,
     typeIds?: (number[] | undefined)[],
+    rideAlong?: RideAlong,
   ): Promise<Float32Array[]> {
     return new Promise<Float32Array[]>((resolve, reject) => {
       const results = new Array<Float32Array>(sequences.length);
@@ -287,7 +345,8 @@ export class Engine implements InferenceService {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
         if (e) {
-          this.batcher.remove(rows);
+          this.batcher.remove([...rows, ...extra]);
+          settleExtra(null);
           reject(e);
         } else resolve(results);
       };
@@ -306,6 +365,28 @@ export class Engine implements InferenceService {
           if (--remaining === 0) finish(null);
         },
       }));
+      const extraResults = new Array<Float32Array>(rideAlong?.sequences.length ?? 0);
+      let extraRemaining = extraResults.length;
+      let extraSettled = false;
+      const settleExtra = (vectors: Float32Array[] | null) => {
+        if (extraSettled || !rideAlong) return;
+        extraSettled = true;
+        rideAlong.settle(vectors);
+      };
+      const extra: Row[] = (rideAlong?.sequences ?? []).map((ids, i) => ({
+        adapter: rideAlong!.adapter,
+        ids,
+        typeIds: rideAlong!.typeIds[i],
+        output,
+        length: rowLength(rideAlong!.adapter, ids.length),
+        enqueuedAt: now,
+        deadline,
+        reject: () => settleExtra(null),
+        resolve: (vector) => {
+          extraResults[i] = vector;
+          if (--extraRemaining === 0) settleExtra(extraResults);
+        },
+      }));
       // The caller's reason (client gone, or its deadline) says what happened; a bare abort is a cancellation.
       const onAbort = () =>
         finish(
@@ -321,7 +402,13 @@ export class Engine implements InferenceService {
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        this.batcher.push(rows);
+        try {
+          this.batcher.push([...rows, ...extra]);
+        } catch (e) {
+          if (extra.length === 0) throw e;
+          settleExtra(null); // no room for the ride-along rows: the request alone
+          this.batcher.push(rows);
+        }
       } catch (e) {
         finish(e as Error);
       }
@@ -398,6 +485,14 @@ export class Engine implements InferenceService {
 
   async deleteTask(task: string): Promise<void> {
     await this.registry.delete(task);
+  }
+
+  async trafficState(task: string): Promise<TrafficState> {
+    return this.registry.trafficState(task);
+  }
+
+  async setTraffic(task: string, split: TrafficSplit): Promise<TrafficState> {
+    return this.registry.setTraffic(task, split);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,9 @@
  * interface, so routes can be tested against a fake and the engine can change behind it.
  */
 import type { AdapterMetadata } from "../adapters/format.js";
+import type { TrafficSplit, TrafficState } from "../adapters/traffic.js";
+
+export type { TrafficSplit, TrafficState } from "../adapters/traffic.js";
 import type { DeviceInfo } from "../backbone/device.js";
 
 export type ProblemType = "single_label_classification" | "multi_label_classification" | "regression";
@@ -122,6 +125,10 @@ export interface InferenceService {
    * Naming the current version is a 409 `version_is_current`. */
   rollback(task: string, version?: number): Promise<TaskInfo>;
   deleteTask(task: string): Promise<void>;
+  /** The task's canary/shadow split and its counts (adapters/traffic.ts). */
+  trafficState(task: string): Promise<TrafficState>;
+  /** Sets the task's canary and/or shadow ({} clears both); validated, prepared and persisted first. */
+  setTraffic(task: string, split: TrafficSplit): Promise<TrafficState>;
   /** Stop taking work, finish what is queued, release the worker. */
   close(): Promise<void>;
 }

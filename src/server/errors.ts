@@ -19,6 +19,7 @@ export const STATUS_BY_KIND: Record<ErrorKind, ContentfulStatusCode> = {
   unsupported_media: 415,
   invalid_adapter: 422,
   conflict: 409,
+  unprocessable: 422,
   overloaded: 429,
   not_ready: 503,
   timeout: 504,

@@ -20,7 +20,10 @@ import type {
   ProblemType,
   TaskInfo,
   TaskPage,
+  TrafficSplit,
+  TrafficState,
 } from "../../src/engine/service.js";
+import { TrafficTable, validateSplit } from "../../src/adapters/traffic.js";
 import { SktError, type ErrorKind } from "../../src/errors.js";
 
 export interface FakeAdapterSpec {
@@ -45,7 +48,8 @@ interface FakeTask {
   current: number | null;
 }
 
-export type FakeOp = "classify" | "embed" | "listTasks" | "adapterDetails" | "upload" | "rollback" | "deleteTask";
+export type FakeOp =
+  "classify" | "embed" | "listTasks" | "adapterDetails" | "upload" | "rollback" | "deleteTask" | "setTraffic";
 
 export interface FakeServiceOptions {
   ready?: boolean;
@@ -100,6 +104,8 @@ export class FakeInferenceService implements InferenceService {
   device: DeviceInfo | null = { requested: "cpu", device: "cpu", adapter: null, reason: "SKT_DEVICE=cpu" };
 
   private readonly tasks = new Map<string, FakeTask>();
+  /** Splits are validated and kept as the engine does; the fake's classify does not route them. */
+  private readonly traffic = new TrafficTable();
   private readonly failures = new Map<FakeOp, unknown>();
   private clock = Date.parse("2025-01-01T00:00:00Z");
 
@@ -310,12 +316,31 @@ export class FakeInferenceService implements InferenceService {
       if (!target) throw new SktError("conflict", "no_previous_version", `Task "${task}" has no earlier version.`);
     }
     t.current = target.version;
+    this.traffic.removeVersion(task, target.version);
     return this.info(task, target);
   }
 
   async deleteTask(task: string): Promise<void> {
     this.maybeFail("deleteTask");
     if (!this.tasks.delete(task)) throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
+    this.traffic.delete(task);
+  }
+
+  async trafficState(task: string): Promise<TrafficState> {
+    return this.traffic.state(task, this.currentVersion(task).version);
+  }
+
+  async setTraffic(task: string, split: TrafficSplit): Promise<TrafficState> {
+    this.maybeFail("setTraffic");
+    const current = this.currentVersion(task).version;
+    validateSplit(
+      task,
+      split,
+      current,
+      this.tasks.get(task)!.versions.map((v) => v.version),
+    );
+    this.traffic.set(task, split);
+    return this.traffic.state(task, this.currentVersion(task).version);
   }
 
   async close(): Promise<void> {

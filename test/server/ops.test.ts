@@ -269,6 +269,7 @@ describe("OpenAPI and docs", () => {
         "/admin/adapters/{task}",
         "/admin/adapters/{task}/activate",
         "/admin/adapters/{task}/rollback",
+        "/admin/adapters/{task}/traffic",
         "/admin/audit",
         "/classify",
         "/embed",

@@ -40,6 +40,8 @@ const NAMED_ACTIONS: Record<string, string> = {
   "DELETE /admin/adapters/{task}": "delete_task",
   "POST /admin/adapters/{task}/rollback": "rollback",
   "POST /admin/adapters/{task}/activate": "activate",
+  "GET /admin/adapters/{task}/traffic": "show_traffic",
+  "PUT /admin/adapters/{task}/traffic": "set_traffic",
   "GET /admin/audit": "read_audit",
 };
 
