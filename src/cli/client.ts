@@ -77,6 +77,29 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** `GET|PUT /admin/adapters/{task}/traffic` → this (the TrafficState schema in routes/traffic.ts). */
+export interface TrafficJson {
+  task: string;
+  current: number | null;
+  canary: { version: number; percent: number } | null;
+  shadow: { version: number } | null;
+  since: string | null;
+  versions: { version: number; role: "current" | "canary"; requests: number; rows: number }[];
+  shadow_counts: {
+    version: number;
+    compared: number;
+    agreed: number;
+    agreement: number | null;
+    skipped: number;
+  } | null;
+}
+
+/** The body of `PUT …/traffic`: the whole new split ({} clears it). */
+export interface TrafficSplitJson {
+  canary?: { version: number; percent: number };
+  shadow?: { version: number };
+}
+
 export interface ClientOptions {
   /** Server base URL, e.g. http://127.0.0.1:8080. */
   url: string;
@@ -131,6 +154,14 @@ export class SktClient {
       admin: true,
       json: { version },
     });
+  }
+
+  traffic(task: string): Promise<TrafficJson> {
+    return this.request("GET", `/admin/adapters/${encodeURIComponent(task)}/traffic`, { admin: true });
+  }
+
+  setTraffic(task: string, split: TrafficSplitJson): Promise<TrafficJson> {
+    return this.request("PUT", `/admin/adapters/${encodeURIComponent(task)}/traffic`, { admin: true, json: split });
   }
 
   audit(q: AuditQuery = {}): Promise<AuditPageJson> {

@@ -59,6 +59,7 @@ describe("skt help", () => {
       "serve",
       "show",
       "sign",
+      "traffic",
       "train",
       "upload",
     ]);

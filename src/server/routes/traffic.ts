@@ -8,7 +8,7 @@ import type { TrafficSplit, TrafficState } from "../../engine/service.js";
 import type { AppDeps, AppEnv } from "../context.js";
 import { noteAudit } from "../middleware/admin-audit.js";
 import { COMMON_ERRORS, TaskParam, errorContent } from "../schemas.js";
-import { ADMIN_SECURITY_SCHEME, adminErrors } from "./admin.js";
+import { ADMIN_SECURITY_SCHEME, NOT_BEARER, adminErrors } from "./admin.js";
 
 const Version = z.number().int().min(1);
 
@@ -74,8 +74,6 @@ function stateJson(s: TrafficState): z.infer<typeof TrafficStateSchema> {
     shadow_counts: s.shadowCounts,
   };
 }
-
-const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
 
 export function registerTrafficRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   const { service } = deps;
