@@ -491,6 +491,7 @@ export class AdapterRegistry {
       }
       this.forget(task);
       this.remember(prepared);
+      if (this.hasSplit(task)) await this.forgetTrafficSeries(task); // the old current's series go
       return prepared;
     });
   }
@@ -516,6 +517,7 @@ export class AdapterRegistry {
       this.forget(task);
       this.remember(prepared);
       if (shrank) await this.splitShrank(task);
+      else if (this.hasSplit(task)) await this.forgetTrafficSeries(task); // the old current's series go
       return prepared;
     });
   }

@@ -345,28 +345,32 @@ describe("traffic splits on the real engine", () => {
       }
     };
     const clients = Array.from({ length: 6 }, client);
-    const splits = [
-      { canary: { version: 3, percent: 50 }, shadow: { version: 2 } },
-      { canary: { version: 2, percent: 80 } },
-      {},
-      { shadow: { version: 3 } },
-      { canary: { version: 3, percent: 20 }, shadow: { version: 2 } },
-    ];
-    for (let round = 0; round < 3; round++)
-      for (const split of splits) {
-        await setTraffic(rig, "canary-a", split);
-        await until(
-          async () => seen.length,
-          (n) => n > 0,
-        ); // some traffic between changes
-      }
-    stop = true;
-    await Promise.all(clients);
+    try {
+      const splits = [
+        { canary: { version: 3, percent: 50 }, shadow: { version: 2 } },
+        { canary: { version: 2, percent: 80 } },
+        {},
+        { shadow: { version: 3 } },
+        { canary: { version: 3, percent: 20 }, shadow: { version: 2 } },
+      ];
+      for (let round = 0; round < 3; round++)
+        for (const split of splits) {
+          const before = seen.length + failures.length;
+          await setTraffic(rig, "canary-a", split);
+          await until(
+            async () => seen.length + failures.length,
+            (n) => n >= before + 3,
+          ); // some traffic between changes
+        }
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+    }
     expect(failures).toEqual([]);
     expect(seen.length).toBeGreaterThan(15);
     expect(new Set(seen.filter((v) => ![1, 2, 3].includes(v)))).toEqual(new Set());
     await setTraffic(rig, "canary-a", {});
-  }, 60_000);
+  }, 180_000);
 });
 
 describe("a canary that leaves while traffic flows", () => {
@@ -386,47 +390,50 @@ describe("a canary that leaves while traffic flows", () => {
       }
     };
     const clients = Array.from({ length: 6 }, client);
-    await until(
-      async () => seen.length,
-      (n) => n >= 10,
-    );
+    try {
+      await until(
+        async () => seen.length,
+        (n) => n >= 10,
+      );
 
-    // Rolling back to the canary: it becomes current and leaves the split, the shadow stays.
-    expect((await request(rig, "POST", "/admin/adapters/canary-b/rollback", { version: 2 })).status).toBe(200);
-    let state = await traffic(rig, "canary-b");
-    expect(state).toMatchObject({ current: 2, canary: null, shadow: { version: 3 } });
-    const saved = JSON.parse(await readFile(path.join(rig.dir, TRAFFIC_FILE), "utf8")) as {
-      splits: Record<string, unknown>;
-    };
-    expect(saved.splits["canary-b"]).toEqual({ shadow: { version: 3 } });
-    const mark = seen.length;
-    await until(
-      async () => seen.length,
-      (n) => n >= mark + 10,
-    );
-    // Responses that started after the rollback are all from v2 (a few in flight at the switch may be v1).
-    expect(seen.slice(mark + 6).every((v) => v === 2)).toBe(true);
+      // Rolling back to the canary: it becomes current and leaves the split, the shadow stays.
+      expect((await request(rig, "POST", "/admin/adapters/canary-b/rollback", { version: 2 })).status).toBe(200);
+      let state = await traffic(rig, "canary-b");
+      expect(state).toMatchObject({ current: 2, canary: null, shadow: { version: 3 } });
+      const saved = JSON.parse(await readFile(path.join(rig.dir, TRAFFIC_FILE), "utf8")) as {
+        splits: Record<string, unknown>;
+      };
+      expect(saved.splits["canary-b"]).toEqual({ shadow: { version: 3 } });
+      const mark = seen.length;
+      await until(
+        async () => seen.length,
+        (n) => n >= mark + 10,
+      );
+      // Responses that started after the rollback are all from v2 (a few in flight at the switch may be v1).
+      expect(seen.slice(mark + 6).every((v) => v === 2)).toBe(true);
 
-    // A deleted version leaves the split in the same step.
-    await setTraffic(rig, "canary-b", { canary: { version: 1, percent: 50 }, shadow: { version: 3 } });
-    await rig.engine.registry.deleteVersion("canary-b", 1);
-    state = await traffic(rig, "canary-b");
-    expect(state).toMatchObject({ current: 2, canary: null, shadow: { version: 3 } });
-    const mark2 = seen.length;
-    await until(
-      async () => seen.length,
-      (n) => n >= mark2 + 10,
-    );
-    expect(seen.slice(mark2 + 6).every((v) => v === 2)).toBe(true);
+      // A deleted version leaves the split in the same step.
+      await setTraffic(rig, "canary-b", { canary: { version: 1, percent: 50 }, shadow: { version: 3 } });
+      await rig.engine.registry.deleteVersion("canary-b", 1);
+      state = await traffic(rig, "canary-b");
+      expect(state).toMatchObject({ current: 2, canary: null, shadow: { version: 3 } });
+      const mark2 = seen.length;
+      await until(
+        async () => seen.length,
+        (n) => n >= mark2 + 10,
+      );
+      expect(seen.slice(mark2 + 6).every((v) => v === 2)).toBe(true);
 
-    // The task goes: its split and its series go with it.
-    expect((await request(rig, "DELETE", "/admin/adapters/canary-b")).status).toBe(204);
-    await until(
-      async () => seen.length,
-      () => true,
-    );
-    stop = true;
-    await Promise.all(clients);
+      // The task goes: its split and its series go with it.
+      expect((await request(rig, "DELETE", "/admin/adapters/canary-b")).status).toBe(204);
+      await until(
+        async () => seen.length,
+        () => true,
+      );
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+    }
     expect(bad).toEqual([]);
     const samples = await scrape(rig);
     expect(samples.some((s) => s.name.startsWith("skt_traffic_") && s.labels.task === "canary-b")).toBe(false);
@@ -437,14 +444,25 @@ describe("a canary that leaves while traffic flows", () => {
     // A new task of that name starts without a split.
     await addTask(rig, "canary-b", [24, 25]);
     expect((await traffic(rig, "canary-b")).canary).toBeNull();
-  }, 90_000);
+  }, 180_000);
 
-  it("spares routed versions when old versions are pruned", async () => {
+  it("spares routed versions when old versions are pruned, and drops the old current's series", async () => {
     const { AdapterStore } = await import("../../src/adapters/store.js");
     const dir = await tempDir("skt-traffic-prune-");
     const rig = await startRig(dir, { store: new AdapterStore(dir, { maxVersionsPerTask: 2 }) });
     await addTask(rig, "canary-c", [31, 32]);
     await setTraffic(rig, "canary-c", { canary: { version: 2, percent: 50 } });
+    const answered = await Promise.all(
+      TEXTS.slice(0, 4).map(async (t) => (await classifyOk(rig, "canary-c", [t])).adapter_version),
+    );
+    expect(answered.sort()).toEqual([1, 1, 2, 2]);
+    const versionsWithSeries = async () =>
+      new Set(
+        (await scrape(rig))
+          .filter((x) => x.name === "skt_traffic_requests_total" && x.labels.task === "canary-c")
+          .map((x) => x.labels.version),
+      );
+    expect(await versionsWithSeries()).toEqual(new Set(["1", "2"]));
     for (const seed of [33, 34]) {
       expect(
         (
@@ -462,7 +480,9 @@ describe("a canary that leaves while traffic flows", () => {
     };
     expect(details.versions.map((v) => v.version)).toContain(2);
     expect((await traffic(rig, "canary-c")).canary).toEqual({ version: 2, percent: 50 });
-  }, 60_000);
+    // v1 is no longer current: its series went when the pointer moved; the canary's stay.
+    expect(await versionsWithSeries()).toEqual(new Set(["2"]));
+  }, 240_000);
 });
 
 describe("scopes, audit and persistence", () => {
@@ -525,5 +545,5 @@ describe("scopes, audit and persistence", () => {
     const third = await startRig(dir);
     expect((await traffic(third, "canary-d")).canary).toBeNull();
     expect((await traffic(third, "other")).shadow).toEqual({ version: 2 });
-  }, 120_000);
+  }, 240_000);
 });
