@@ -485,6 +485,23 @@ describe("a canary that leaves while traffic flows", () => {
   }, 240_000);
 });
 
+describe("a shadow without room in the queue", () => {
+  it("is skipped and counted; the request is answered as without a shadow", async () => {
+    const rig = await startRig(undefined, { queueSize: TEXTS.length });
+    await addTask(rig, "canary-e", [51, 52]);
+    const alone = await classifyOk(rig, "canary-e", TEXTS);
+    await setTraffic(rig, "canary-e", { shadow: { version: 2 } });
+    const shadowed = await classifyOk(rig, "canary-e", TEXTS); // 2 × 40 rows do not fit a 40-row queue
+    expect(shadowed.adapter_version).toBe(1);
+    expect(shadowed.predictions.map((p) => p.label)).toEqual(alone.predictions.map((p) => p.label));
+    const state = await until(
+      () => traffic(rig, "canary-e"),
+      (s) => (s.shadow_counts?.skipped ?? 0) > 0,
+    );
+    expect(state.shadow_counts).toEqual({ version: 2, compared: 0, agreed: 0, agreement: null, skipped: TEXTS.length });
+  }, 120_000);
+});
+
 describe("scopes, audit and persistence", () => {
   it("needs the traffic scope to set and read to show, audits the change, and restores the split after a restart", async () => {
     const dir = await tempDir("skt-traffic-persist-");
