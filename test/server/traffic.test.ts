@@ -17,6 +17,7 @@ import { createLogger } from "../../src/logger.js";
 import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { TRAFFIC_FILE } from "../../src/adapters/store.js";
+import type { TrafficJson } from "../../src/cli/client.js";
 import { testEngineOptions } from "../helpers/engine-options.js";
 import { withContractCheck } from "../helpers/openapi-contract.js";
 import { MODELS_DIR } from "../helpers/paths.js";
@@ -38,21 +39,8 @@ interface Rig {
   batchLog: string;
 }
 
-interface StateJson {
-  task: string;
-  current: number | null;
-  canary: { version: number; percent: number } | null;
-  shadow: { version: number } | null;
-  since: string | null;
-  versions: { version: number; role: string; requests: number; rows: number }[];
-  shadow_counts: {
-    version: number;
-    compared: number;
-    agreed: number;
-    agreement: number | null;
-    skipped: number;
-  } | null;
-}
+/** The documented answer of GET/PUT …/traffic (the client's type for it). */
+type StateJson = TrafficJson;
 
 interface ClassifyJson {
   adapter_version: number;
