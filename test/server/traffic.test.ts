@@ -311,7 +311,12 @@ describe("traffic splits on the real engine", () => {
     expect(sampleValue(samples, "skt_traffic_rows_total", { ...series, role: "shadow" })).toBe(TEXTS.length);
 
     // Every shadow row ran in a batch together with the current version's rows.
-    const batches = parseBatchLog(await readFile(rig.batchLog, "utf8"));
+    // The batch log is written in the background: wait until this request's batches are in it.
+    const batches = await until(
+      async () => parseBatchLog(await readFile(rig.batchLog, "utf8")),
+      (logged) =>
+        logged.flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === 3)).length >= TEXTS.length,
+    );
     const shadowRows = batches.flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === 3));
     expect(shadowRows).toHaveLength(TEXTS.length);
     for (const b of batches)
