@@ -318,7 +318,8 @@ describe("traffic splits on the real engine", () => {
         logged.flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === 3)).length >= TEXTS.length,
     );
     const shadowRows = batches.flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === 3));
-    expect(shadowRows).toHaveLength(TEXTS.length);
+    // At least: rows of earlier canary-v3 batches can still be on their way into the log.
+    expect(shadowRows.length).toBeGreaterThanOrEqual(TEXTS.length);
     for (const b of batches)
       if (b.rows.some((r) => r.version === 3))
         expect(b.rows.some((r) => r.task === "canary-a" && r.version === 1)).toBe(true);
