@@ -16,6 +16,11 @@ export const UNKNOWN_TASK_LABEL = "__unknown__";
  */
 export const MAX_TASK_LABELS = 200;
 export const OTHER_TASKS_LABEL = "__other__";
+/** A task's labels beyond this many share OTHER_LABELS_LABEL in the per-version label counts. */
+export const MAX_LABEL_VALUES = 20;
+export const OTHER_LABELS_LABEL = "__other__";
+
+type TrafficLabels = "task" | "version" | "role";
 
 export interface SktMetrics {
   registry: Registry;
@@ -58,6 +63,25 @@ export interface SktMetrics {
   taskLabel(task: string): string;
   /** Removes every series labelled with a deleted task and frees its label value. */
   forgetTask(task: string): Promise<void>;
+  /**
+   * Per-version series, only for tasks with a traffic split (canary or shadow) and only for their
+   * current, canary and shadow versions (`forgetTrafficSeries` drops the rest when a split changes):
+   * `skt_traffic_requests_total{task,version,role}` requests answered, role current|canary;
+   */
+  trafficRequests: Counter<TrafficLabels>;
+  /** `skt_traffic_rows_total{task,version,role}` rows scored, role current|canary|shadow; */
+  trafficRows: Counter<TrafficLabels>;
+  /** `skt_traffic_duration_seconds{task,version,role}` engine time per request (tokenize, queue, run, head); */
+  trafficDuration: Histogram<TrafficLabels>;
+  /** `skt_traffic_labels_total{task,version,role,label}` top labels given (shadow included); */
+  trafficLabels: Counter<TrafficLabels | "label">;
+  /** `skt_traffic_shadow_compared_total{task,version}` / `…_agreed_total` shadow rows next to the current's answer; */
+  shadowCompared: Counter<"task" | "version">;
+  shadowAgreed: Counter<"task" | "version">;
+  /** `skt_traffic_shadow_agreement_ratio{task,version}` agreed / compared since the split was set. */
+  shadowAgreement: Gauge<"task" | "version">;
+  /** Removes the traffic series of `task` whose version is not in `keep`. */
+  forgetTrafficSeries(task: string, keep: readonly number[]): Promise<void>;
   /** `skt_device_info{device,requested,adapter}` — 1 for the device the backbone runs on. */
   deviceInfo: Gauge<"device" | "requested" | "adapter">;
   /** What the classifiers answer per task: predictions by label, winning score, low-confidence share, drift. */
@@ -213,7 +237,29 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
       labelledTasks.add(task);
       return task;
     },
+    async forgetTrafficSeries(task, keep) {
+      // A task past MAX_TASK_LABELS shares its label with others: its series cannot be told apart.
+      if (!labelledTasks.has(task)) return;
+      const drop = (labels: Partial<Record<string, string | number>>) =>
+        labels.task === task && !keep.includes(Number(labels.version));
+      for (const metric of [
+        metrics.trafficRequests,
+        metrics.trafficRows,
+        metrics.trafficDuration,
+        metrics.trafficLabels,
+        metrics.shadowCompared,
+        metrics.shadowAgreed,
+        metrics.shadowAgreement,
+      ] as const) {
+        for (const { labels } of (await metric.get()).values) {
+          if (!drop(labels)) continue;
+          const { le: _bucket, ...series } = labels as Record<string, string | number>;
+          (metric as Counter<string>).remove(series);
+        }
+      }
+    },
     async forgetTask(task) {
+      await metrics.forgetTrafficSeries(task, []);
       if (!labelledTasks.delete(task)) return;
       metrics.quality.forget(task);
       metrics.requestDuration.remove({ task });
@@ -222,6 +268,49 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
         if (labels.task === task) metrics.requests.remove(labels);
       }
     },
+    trafficRequests: new Counter({
+      name: "skt_traffic_requests_total",
+      help: "Requests answered per adapter version of tasks with a canary or shadow split (role current or canary).",
+      labelNames: ["task", "version", "role"] as const,
+      registers,
+    }),
+    trafficRows: new Counter({
+      name: "skt_traffic_rows_total",
+      help: "Rows scored per adapter version of tasks with a canary or shadow split (role current, canary or shadow).",
+      labelNames: ["task", "version", "role"] as const,
+      registers,
+    }),
+    trafficDuration: new Histogram({
+      name: "skt_traffic_duration_seconds",
+      help: "Engine time per request (tokenize, queue, backbone, head) per adapter version of tasks with a split, in seconds.",
+      labelNames: ["task", "version", "role"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    trafficLabels: new Counter({
+      name: "skt_traffic_labels_total",
+      help: `Top labels given per adapter version of tasks with a split (a task's labels past the first ${MAX_LABEL_VALUES} count as ${OTHER_LABELS_LABEL}).`,
+      labelNames: ["task", "version", "role", "label"] as const,
+      registers,
+    }),
+    shadowCompared: new Counter({
+      name: "skt_traffic_shadow_compared_total",
+      help: "Rows a shadow version scored next to the current version's answer.",
+      labelNames: ["task", "version"] as const,
+      registers,
+    }),
+    shadowAgreed: new Counter({
+      name: "skt_traffic_shadow_agreed_total",
+      help: "Shadow rows whose top label equals the current version's.",
+      labelNames: ["task", "version"] as const,
+      registers,
+    }),
+    shadowAgreement: new Gauge({
+      name: "skt_traffic_shadow_agreement_ratio",
+      help: "Share of rows where the shadow version's top label equals the current version's, since the split was set.",
+      labelNames: ["task", "version"] as const,
+      registers,
+    }),
     deviceInfo: new Gauge({
       name: "skt_device_info",
       help: "The device the backbone runs on (value 1): device = cpu, webgpu or cuda; requested = the SKT_DEVICE setting; adapter = the GPU adapter's name, empty when none or unknown.",

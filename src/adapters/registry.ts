@@ -21,6 +21,14 @@ import type { StoredVersion } from "./store.js";
 import type { AdapterStore, StoreHealth } from "./store/interface.js";
 import { packSummary, summarize, unpackSummary, type TaskSummary } from "./summary.js";
 import { validateTaskName } from "./task-name.js";
+import {
+  TrafficTable,
+  splitVersions,
+  validateSplit,
+  type AnsweringRole,
+  type TrafficSplit,
+  type TrafficState,
+} from "./traffic.js";
 
 export interface RegistryOptions {
   /** The adapter files and their task index (CURRENT pointers). */
@@ -58,6 +66,13 @@ export interface TaskListing extends TaskSummary {
   version: number;
 }
 
+/** What answers one request (see traffic.ts): the prepared version and its role, and the shadow if any. */
+export interface TrafficRoute {
+  adapter: PreparedAdapter;
+  role: AnsweringRole;
+  shadow: PreparedAdapter | null;
+}
+
 export interface TaskPage {
   tasks: TaskListing[];
   /** Tasks served in all. */
@@ -83,6 +98,9 @@ export class AdapterRegistry {
    */
   private readonly hiddenStates = new LRUCache<string, Float32Array>({ maxSize: 32 * 1024 * 1024, sizeCalculation: (a) => a.byteLength });
   private readonly pendingPasses = new Map<string, Promise<Float32Array>>();
+  /** Canary and shadow splits; changed only under the task's lock, persisted in the store's TRAFFIC. */
+  private readonly traffic = new TrafficTable();
+  private trafficWrites: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: RegistryOptions) {
     this.cache = new LRUCache<string, PreparedAdapter>({
@@ -110,6 +128,163 @@ export class AdapterRegistry {
         if (prepared && version !== null && this.currentVersion(task) === version) this.remember(prepared as PreparedAdapter);
       },
     });
+    await this.loadTraffic();
+  }
+
+  /**
+   * Restores the splits saved in TRAFFIC. A split that no longer applies (task gone, a version now
+   * current or no longer stored) is dropped with a warning, the way a delete or rollback would have.
+   */
+  private async loadTraffic(): Promise<void> {
+    const text = await this.opts.store.readTraffic();
+    if (text === null) return;
+    const { splits, problems } = TrafficTable.parse(text);
+    for (const p of problems) this.opts.log?.("warn", "traffic split left out: TRAFFIC is malformed", { problem: p });
+    let dropped = problems.length > 0;
+    for (const [task, split] of splits) {
+      const current = this.currentVersion(task);
+      try {
+        if (current === null) throw new SktError("not_found", "unknown_task", `task "${task}" is not served`);
+        validateSplit(task, split, current, (await this.opts.store.listVersions(task)).map((v) => v.version));
+        this.traffic.set(task, split);
+      } catch (e) {
+        dropped = true;
+        this.opts.log?.("warn", "traffic split dropped at start-up: it no longer applies", { task, error: (e as Error).message });
+      }
+    }
+    if (dropped) await this.saveTraffic().catch((e: unknown) => this.opts.log?.("warn", "could not rewrite TRAFFIC", { error: (e as Error).message }));
+  }
+
+  /** Writes every split to TRAFFIC; writes are chained so the last one holds the newest table. */
+  private saveTraffic(): Promise<void> {
+    const run = this.trafficWrites.then(() => this.opts.store.writeTraffic(this.traffic.serialize()));
+    this.trafficWrites = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * After a split lost a version (it became current, or its file went), under the task's lock: save
+   * the table (best effort: a stale entry is dropped again at start-up) and drop the metric series
+   * of versions that no longer carry traffic.
+   */
+  private async splitShrank(task: string): Promise<void> {
+    await this.saveTraffic().catch((e: unknown) => this.opts.log?.("warn", "could not save the traffic splits", { task, error: (e as Error).message }));
+    await this.forgetTrafficSeries(task);
+  }
+
+  private async forgetTrafficSeries(task: string): Promise<void> {
+    const split = this.traffic.get(task);
+    const current = this.currentVersion(task);
+    const keep = split ? [...splitVersions(split), ...(current === null ? [] : [current])] : [];
+    await this.opts.metrics?.forgetTrafficSeries(task, keep);
+  }
+
+  /** Versions of `task` that a split names (kept in the cache and spared by pruning). */
+  private routedVersions(task: string): number[] {
+    const split = this.traffic.get(task);
+    return split ? splitVersions(split) : [];
+  }
+
+  /** The split of `task` and its counts since it was set. */
+  trafficState(task: string): TrafficState {
+    validateTaskName(task);
+    if (!this.hasTask(task)) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+    return this.traffic.state(task, this.currentVersion(task));
+  }
+
+  /**
+   * Sets the canary and/or shadow of `task` (an empty split clears both). Each version must be
+   * stored and not current, and is prepared and probed before the split applies, so no request
+   * waits on it or meets a broken one; it must also take the same inputs and give the same kind of
+   * output as the current version (pair or not, problem type), 422 `incompatible_version` otherwise.
+   */
+  async setTraffic(task: string, split: TrafficSplit): Promise<TrafficState> {
+    validateTaskName(task);
+    return this.taskLocks.run(task, async () => {
+      const current = this.currentVersion(task);
+      if (current === null) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
+      validateSplit(task, split, current, (await this.opts.store.listVersions(task)).map((v) => v.version));
+      const base = (await this.load(task, current)).metadata;
+      const prepared: PreparedAdapter[] = [];
+      for (const version of splitVersions(split)) {
+        const adapter = await this.prepare(this.decodeFor(task, await this.opts.store.read(task, version)), version);
+        await this.opts.probe?.(adapter);
+        const meta = adapter.metadata;
+        if (meta.textPair !== base.textPair || meta.problemType !== base.problemType) {
+          throw new SktError(
+            "unprocessable",
+            "incompatible_version",
+            `v${version} of task "${task}" (${meta.problemType}${meta.textPair ? ", text pairs" : ""}) cannot take the current v${current}'s traffic (${base.problemType}${base.textPair ? ", text pairs" : ""})`,
+            { task, version },
+          );
+        }
+        prepared.push(adapter);
+      }
+      const previous = this.traffic.get(task);
+      this.traffic.set(task, split);
+      try {
+        await this.saveTraffic();
+      } catch (e) {
+        this.traffic.set(task, previous ?? {});
+        throw e;
+      }
+      for (const adapter of prepared) this.remember(adapter);
+      // Versions that left the split leave the cache and the metrics.
+      for (const v of previous ? splitVersions(previous) : []) if (v !== current && !splitVersions(split).includes(v)) this.cache.delete(`${task}@v${v}`);
+      await this.forgetTrafficSeries(task);
+      return this.traffic.state(task, this.currentVersion(task));
+    });
+  }
+
+  /**
+   * The prepared version that answers a request of `rows` rows of `task` (the current one, or the
+   * canary for its share), and the shadow that also scores it. A canary that fails to load because
+   * the split changed meanwhile (deleted, now current) is replaced by the current version; a shadow
+   * that fails to load is left out and counted as skipped: clients never see either fail.
+   */
+  async route(task: string, rows: number): Promise<TrafficRoute> {
+    const pick = this.traffic.pick(task, rows);
+    let adapter: PreparedAdapter | null = null;
+    let role: TrafficRoute["role"] = "current";
+    if (pick.canaryVersion !== null) {
+      try {
+        adapter = await this.load(task, pick.canaryVersion);
+        role = "canary";
+      } catch (e) {
+        if (this.traffic.get(task)?.canary?.version === pick.canaryVersion) throw e;
+      }
+    }
+    adapter ??= await this.acquire(task);
+    let shadow: PreparedAdapter | null = null;
+    if (pick.shadowVersion !== null && pick.shadowVersion !== adapter.version) {
+      try {
+        shadow = await this.load(task, pick.shadowVersion);
+      } catch (e) {
+        this.traffic.recordShadowSkipped(task, pick.shadowVersion, rows);
+        this.opts.log?.("warn", "shadow version could not be loaded; rows not shadowed", { task, version: pick.shadowVersion, error: (e as Error).message });
+      }
+    }
+    return { adapter, role, shadow };
+  }
+
+  /** Whether `task` has a canary or shadow (only then are per-version counts kept). */
+  hasSplit(task: string): boolean {
+    return this.traffic.get(task) !== undefined;
+  }
+
+  /** A request answered by `version` (for GET …/traffic's counts). */
+  recordTrafficAnswer(task: string, version: number, role: AnsweringRole, rows: number): void {
+    this.traffic.recordAnswer(task, version, role, rows);
+  }
+
+  /** Shadow rows compared with the current version's answers; `agreed` null when they have no label. */
+  recordShadow(task: string, version: number, compared: number, agreed: number | null): TrafficState {
+    this.traffic.recordShadow(task, version, compared, agreed);
+    return this.traffic.state(task, this.currentVersion(task));
+  }
+
+  recordShadowSkipped(task: string, version: number, rows: number): void {
+    this.traffic.recordShadowSkipped(task, version, rows);
   }
 
   /**
@@ -218,8 +393,8 @@ export class AdapterRegistry {
     } catch (e) {
       throw this.unservable(task, version, e);
     }
-    // Only cache what is still current: a load that raced a swap or delete must not linger.
-    if (this.currentVersion(task) === version) this.remember(prepared);
+    // Only cache what is still current or routed: a load that raced a swap or delete must not linger.
+    if (this.currentVersion(task) === version || this.routedVersions(task).includes(version)) this.remember(prepared);
     this.opts.metrics?.adapterLoadDuration.observe((performance.now() - started) / 1000);
     return prepared;
   }
@@ -246,7 +421,8 @@ export class AdapterRegistry {
 
   /** The pointer of `task` moved or the task went away: nothing held for its other versions stays. */
   private forget(task: string, keepKey?: string): void {
-    for (const key of [...this.cache.keys()]) if (key !== keepKey && taskOfKey(key) === task) this.cache.delete(key);
+    const routed = new Set(this.routedVersions(task).map((v) => `${task}@v${v}`));
+    for (const key of [...this.cache.keys()]) if (key !== keepKey && !routed.has(key) && taskOfKey(key) === task) this.cache.delete(key);
     for (const key of [...this.invalid.keys()]) if (taskOfKey(key) === task) this.invalid.delete(key);
     // lru-cache calls dispose before it removes the entry, so the gauges are set again once it is gone.
     this.updateCacheGauges();
@@ -324,7 +500,7 @@ export class AdapterRegistry {
       if (!activate) await this.checkStagingRoom(task);
       const draft = await this.prepare(file, 0); // fails before anything is written
       await this.opts.probe?.(draft);
-      const version = await this.opts.store.writeVersion(task, bytes, { staged: !activate });
+      const version = await this.opts.store.writeVersion(task, bytes, { staged: !activate, keep: this.routedVersions(task) });
       const prepared = prepareAdapterWithVersion(draft, version);
       if (!activate) return prepared;
       try {
@@ -336,6 +512,7 @@ export class AdapterRegistry {
       }
       this.forget(task);
       this.remember(prepared);
+      if (this.hasSplit(task)) await this.forgetTrafficSeries(task); // the old current's series go
       return prepared;
     });
   }
@@ -378,19 +555,28 @@ export class AdapterRegistry {
       const prepared = await this.prepare(this.decodeFor(task, bytes), target);
       await this.opts.probe?.(prepared); // versions stored before the probe existed
       await this.opts.store.setCurrent(task, target, bytes);
+      // The new current version leaves the split in the same locked step (it cannot be its own canary).
+      const shrank = this.traffic.removeVersion(task, target);
       this.forget(task);
       this.remember(prepared);
+      if (shrank) await this.splitShrank(task);
+      else if (this.hasSplit(task)) await this.forgetTrafficSeries(task); // the old current's series go
       return prepared;
     });
   }
 
-  /** Removes one stored version that is not current (409 `version_is_current` for the current one). */
+  /**
+   * Removes one stored version that is not current (409 `version_is_current` for the current one);
+   * a traffic split naming it loses it in the same step.
+   */
   async deleteVersion(task: string, version: number): Promise<void> {
     validateTaskName(task);
     await this.taskLocks.run(task, async () => {
       const versions = (await this.opts.store.listVersions(task)).map((v) => v.version);
       if (!versions.includes(version)) throw new SktError("not_found", "version_not_found", `task "${task}" has no version ${version}`, { task, version });
       await this.opts.store.deleteVersion(task, version);
+      this.cache.delete(`${task}@v${version}`);
+      if (this.traffic.removeVersion(task, version)) await this.splitShrank(task);
     });
   }
 
@@ -432,8 +618,10 @@ export class AdapterRegistry {
       // A task whose versions are all inactive is not served but can be deleted.
       if (!this.hasTask(task) && (await this.opts.store.listVersions(task)).length === 0) throw new SktError("not_found", "unknown_task", `no adapter is registered for task "${task}"`);
       await this.opts.store.deleteTask(task);
+      const hadSplit = this.traffic.delete(task);
       // Version numbers restart after a delete, so nothing cached for this task may survive it.
       this.forget(task);
+      if (hadSplit) await this.splitShrank(task);
     });
   }
 

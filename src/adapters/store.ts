@@ -76,6 +76,8 @@ export interface OpenResult {
 
 export const DEFAULT_ADAPTER_ROOT = "adapters";
 export const RECENT_FILE = "RECENT";
+/** The registry's traffic splits (canary/shadow per task; see traffic.ts), JSON. */
+export const TRAFFIC_FILE = "TRAFFIC";
 /** Folders read at once while (re)building the index. */
 const REBUILD_PARALLEL = 16;
 export const DEFAULT_MAX_VERSIONS_PER_TASK = 20;
@@ -307,8 +309,9 @@ export class AdapterStore {
 
   /** Store `bytes` as version max+1 without touching CURRENT, so a caller can prepare it and only
    * then `setCurrent` (the hot-swap order). `staged`: the version is to wait, inactive, for an
-   * activation; it is listed in STAGED so pruning keeps it. */
-  async writeVersion(task: string, bytes: Uint8Array, options: { staged?: boolean } = {}): Promise<number> {
+   * activation; it is listed in STAGED so pruning keeps it. Pruning spares `keep` too (versions a
+   * traffic split still routes to). */
+  async writeVersion(task: string, bytes: Uint8Array, options: { staged?: boolean; keep?: readonly number[] } = {}): Promise<number> {
     validateTaskName(task);
     return this.locks.run(task, async () => {
       const version = await this.changingTask(task, async () => {
@@ -325,7 +328,7 @@ export class AdapterStore {
         }
         return v;
       });
-      await this.prune(task, version);
+      await this.prune(task, version, options.keep ?? []);
       return version;
     });
   }
@@ -451,6 +454,23 @@ export class AdapterStore {
   async writeRecent(tasks: readonly string[]): Promise<void> {
     await this.fs.mkdir(this.root, { recursive: true }).catch(() => undefined);
     await this.atomicWrite(this.root, RECENT_FILE, new TextEncoder().encode(tasks.filter(isValidTaskName).join("\n")));
+  }
+
+  /** The TRAFFIC file's text, or null when there is none. */
+  async readTraffic(): Promise<string | null> {
+    const file = path.join(this.root, TRAFFIC_FILE);
+    try {
+      return new TextDecoder().decode(await this.fs.readFile(file));
+    } catch (e) {
+      if (isAbsent(e)) return null;
+      throw storageError("read_failed", "reading", file, e);
+    }
+  }
+
+  /** Replaces TRAFFIC atomically (callers serialize their writes; the last one holds every split). */
+  async writeTraffic(text: string): Promise<void> {
+    await this.fs.mkdir(this.root, { recursive: true }).catch(() => undefined);
+    await this.atomicWrite(this.root, TRAFFIC_FILE, new TextEncoder().encode(text));
   }
 
   // ---- internals ----
@@ -708,7 +728,7 @@ export class AdapterStore {
   /** Drop old versions beyond the limit, oldest first, never the current one, `keep` or a staged one
    * (uploaded inactive and waiting for its activation). Best effort:
    * the write already succeeded, and a leftover old file is harmless (the next write retries). */
-  private async prune(task: string, keep: number): Promise<void> {
+  private async prune(task: string, keep: number, alsoKeep: readonly number[] = []): Promise<void> {
     if (this.maxVersions === Infinity) return;
     try {
       const versions = await this.versionNumbers(task);
@@ -716,7 +736,9 @@ export class AdapterStore {
       if (excess <= 0) return;
       const current = await this.readPointer(task);
       const staged = new Set(await this.readStaged(task));
-      const victims = versions.filter((v) => v !== current && v !== keep && !staged.has(v)).slice(0, excess);
+      const victims = versions
+        .filter((v) => v !== current && v !== keep && !staged.has(v) && !alsoKeep.includes(v))
+        .slice(0, excess);
       for (const v of victims) await this.fs.unlink(this.versionPath(task, v));
     } catch {
       // Intentionally swallowed; see above.

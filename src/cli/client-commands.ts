@@ -1,5 +1,5 @@
 /**
- * The operator client: `skt adapters list|show|upload|rollback|activate|delete|report|eval-set|audit`, `skt classify`
+ * The operator client: `skt adapters list|show|upload|rollback|activate|traffic|delete|report|eval-set|audit`, `skt classify`
  * and `skt embed`, against a running server. Readable tables by default, the server's JSON with `--json`.
  * The admin token comes from SKT_ADMIN_TOKEN (or --token) and is never printed.
  */
@@ -14,6 +14,8 @@ import {
   type GatedUpload,
   type TaskInfo,
   type UploadResult,
+  type TrafficSplitBody,
+  type TrafficState,
 } from "../client/client.js";
 import { addFlags, type FlagSpec } from "../flags.js";
 import { renderTable } from "./table.js";
@@ -104,6 +106,54 @@ function evalSetMediaType(file: string): EvalSetMediaType {
   if (ext === "csv") return "text/csv";
   if (ext === "jsonl") return "application/jsonl";
   return usage(`the evaluation set must be a .tsv, .csv or .jsonl file, got "${file}"`);
+}
+
+interface TrafficFlags {
+  canaryVersion?: string;
+  canaryPercent?: string;
+  shadowVersion?: string;
+  clear?: boolean;
+}
+
+/** The split the flags ask for, or null when they ask for none (show). The flags give the whole split. */
+export function trafficSplitFrom(o: TrafficFlags): TrafficSplitBody | null {
+  const setting = o.canaryVersion !== undefined || o.canaryPercent !== undefined || o.shadowVersion !== undefined;
+  if (o.clear) {
+    if (setting) usage("--clear removes the canary and the shadow: give it alone");
+    return {};
+  }
+  if (!setting) return null;
+  if ((o.canaryVersion === undefined) !== (o.canaryPercent === undefined))
+    usage("--canary-version and --canary-percent go together");
+  const split: TrafficSplitBody = {};
+  if (o.canaryVersion !== undefined && o.canaryPercent !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(o.canaryPercent) || Number(o.canaryPercent) > 100)
+      usage(`--canary-percent must be a number from 0 to 100, got "${o.canaryPercent}"`);
+    split.canary = { version: positiveInteger(o.canaryVersion, "--canary-version"), percent: Number(o.canaryPercent) };
+  }
+  if (o.shadowVersion !== undefined) split.shadow = { version: positiveInteger(o.shadowVersion, "--shadow-version") };
+  return split;
+}
+
+/** The split and its counts as a few lines and a table. */
+export function trafficText(t: TrafficState): string {
+  const lines = [
+    `task ${t.task}: current v${t.current ?? "-"}, canary ${t.canary ? `v${t.canary.version} at ${t.canary.percent} %` : "none"}, shadow ${t.shadow ? `v${t.shadow.version}` : "none"}${t.since ? ` (since ${t.since})` : ""}`,
+  ];
+  if (t.versions.length)
+    lines.push(
+      renderTable(
+        ["VERSION", "ROLE", "REQUESTS", "ROWS"],
+        t.versions.map((v) => [v.version, v.role, v.requests, v.rows]),
+      ),
+    );
+  const s = t.shadow_counts;
+  if (s)
+    lines.push(
+      `shadow v${s.version}: ${s.agreed} of ${s.compared} rows agree with the current version` +
+        `${s.agreement === null ? "" : ` (${(100 * s.agreement).toFixed(1)} %)`}${s.skipped ? `, ${s.skipped} skipped` : ""}`,
+    );
+  return lines.join("\n");
 }
 
 /** The texts to send: the arguments, or one per line from stdin when there are none and stdin is not a terminal. */
@@ -269,6 +319,24 @@ export function addClientCommands(program: Command): void {
     .action(async (task: string, v: string, o: ClientOpts) => {
       const r = await clientFor(o, true).activate(task, positiveInteger(v, "<version>"));
       print(o, r, () => infoLine(r));
+    });
+
+  adminCommand("traffic", "show or set a task's canary and shadow versions")
+    .argument("<task>", "task name")
+    .option("--canary-version <n>", "Stored version that answers a share of the rows (with --canary-percent)")
+    .option("--canary-percent <p>", "Share of the task's rows for the canary, 0-100")
+    .option("--shadow-version <n>", "Stored version that also scores every row the current one answers (not returned)")
+    .option("--clear", "Remove the canary and the shadow")
+    .addHelpText(
+      "after",
+      "\nThe flags give the whole new split: a canary or shadow left out is removed. Without flags: show the split and what each version answered.\n" +
+        "\nExamples:\n  $ skt adapters traffic sst2\n  $ skt adapters traffic sst2 --canary-version 4 --canary-percent 10 --shadow-version 5\n  $ skt adapters traffic sst2 --clear",
+    )
+    .action(async (task: string, o: ClientOpts & TrafficFlags) => {
+      const split = trafficSplitFrom(o);
+      const client = clientFor(o, true);
+      const r = split === null ? await client.traffic(task) : await client.setTraffic(task, split);
+      print(o, r, () => trafficText(r));
     });
 
   adminCommand("delete", "stop serving a task and remove its adapters (or remove one inactive version)")

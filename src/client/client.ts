@@ -37,6 +37,10 @@ export type GatedUpload = Schemas["GatedUpload"];
 export type EvalSet = Schemas["EvalSet"];
 export type GateReport = Schemas["GateReport"];
 export type TaskStats = Schemas["TaskStats"];
+/** A task's canary/shadow split and what each version answered since it was set. */
+export type TrafficState = Schemas["TrafficState"];
+/** `PUT …/traffic`'s body: the whole new split (`{}` clears both). */
+export type TrafficSplitBody = Schemas["TrafficSplitRequest"];
 /** The media types an evaluation set may be sent as (TSV, CSV, JSON lines). */
 export type EvalSetMediaType = "text/tab-separated-values" | "text/csv" | "application/jsonl" | "application/x-ndjson";
 
@@ -253,6 +257,24 @@ export class SktClient {
       headers: this.admin,
     });
     return null;
+  }
+
+  /** `GET /admin/adapters/{task}/traffic`: the canary/shadow split and its counts. */
+  async traffic(task: string): Promise<TrafficState> {
+    return body(
+      await this.api.GET("/admin/adapters/{task}/traffic", { params: { path: { task } }, headers: this.admin }),
+    );
+  }
+
+  /** `PUT /admin/adapters/{task}/traffic`: set the whole split (a canary share and/or a shadow; `{}` clears). */
+  async setTraffic(task: string, split: TrafficSplitBody): Promise<TrafficState> {
+    return body(
+      await this.api.PUT("/admin/adapters/{task}/traffic", {
+        params: { path: { task } },
+        headers: this.admin,
+        body: split,
+      }),
+    );
   }
 
   /** `GET /admin/adapters/{task}/stats`: what the task's classifier has been answering (labels, confidence, drift). */

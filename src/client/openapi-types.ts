@@ -267,6 +267,27 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/admin/adapters/{task}/traffic": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A task's canary/shadow split and what each version answered since it was set */
+    get: operations["getTraffic"];
+    /**
+     * Set a task's canary (a share of its rows) and/or shadow (scores every row, never answers); {} clears
+     * @description The body replaces the whole split: a field left out is cleared. Each version named must be stored and not current; it is prepared and probed before the split applies. Counts restart. The split is saved next to the store and survives a restart; it loses a version that becomes current (rollback/activate) or is deleted, and goes with its task.
+     */
+    put: operations["setTraffic"];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/admin/audit": {
     parameters: {
       query?: never;
@@ -549,6 +570,53 @@ export interface components {
       created_at: string;
       started_at: string | null;
       finished_at: string | null;
+    };
+    TrafficState: {
+      task: string;
+      current: number | null;
+      canary: {
+        version: number;
+        percent: number;
+      } | null;
+      shadow: {
+        version: number;
+      } | null;
+      /** @description ISO time the split was set; the counts start there. */
+      since: string | null;
+      /** @description Requests and rows each version answered since `since`. */
+      versions: {
+        version: number;
+        /** @enum {string} */
+        role: "current" | "canary";
+        requests: number;
+        rows: number;
+      }[];
+      shadow_counts: {
+        version: number;
+        /** @description Rows the shadow scored next to the current version. */
+        compared: number;
+        /** @description Of those, rows with the same top label. */
+        agreed: number;
+        /** @description agreed / compared; null before any row or for regression. */
+        agreement: number | null;
+        /** @description Rows not shadowed (queue full, shadow not loadable). */
+        skipped: number;
+      } | null;
+    };
+    TrafficSplitRequest: {
+      canary?: {
+        /** @description Stored version, not the current one. */
+        version: number;
+        /**
+         * @description Share of the task's rows it answers, 0-100 (else 422 `invalid_percent`).
+         * @example 10
+         */
+        percent: number;
+      };
+      shadow?: {
+        /** @description Stored version, not the current one. */
+        version: number;
+      };
     };
     AuditEntry: {
       /** @description ISO time the action finished. */
@@ -2442,6 +2510,238 @@ export interface operations {
         };
       };
       /** @description The disk refused to remove the file */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  getTraffic: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The split and its counts */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TrafficState"];
+        };
+      };
+      /** @description Invalid task name, or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unknown task */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), the process is out of file descriptors (`too_many_open_files`), or the shared adapter store's database is unreachable (`store_unavailable`: nothing was changed; adapters already held are still served) */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying (SKT_RETRY_AFTER_S) */
+          "Retry-After": string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  setTraffic: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["TrafficSplitRequest"];
+      };
+    };
+    responses: {
+      /** @description The new split */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TrafficState"];
+        };
+      };
+      /** @description Invalid task name or body, or an Authorization header that is not `Bearer <token>` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or unknown bearer token */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Admin API disabled (no token configured: `admin_disabled`), the token lacks the route's scope (`insufficient_scope`) or may not act on this task (`task_not_allowed`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unknown task, or a version that is not stored (`version_not_found`) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A version named is the current one (`version_is_current`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Content-Type is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Percent outside 0-100 (`invalid_percent`), the same version as canary and shadow (`canary_is_shadow`), a version that takes other inputs or gives another kind of output than the current one (`incompatible_version`), or one that fails validation */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many failed authentications from this address (`too_many_auth_failures`; see Retry-After) */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Request headers larger than the HTTP server accepts (`headers_too_large`) */
+      431: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Unexpected server error (`internal`); the details are logged, not sent */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not ready: the server is still starting or the inference worker is restarting (`not_ready`), the process is out of file descriptors (`too_many_open_files`), or the shared adapter store's database is unreachable (`store_unavailable`: nothing was changed; adapters already held are still served) */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying (SKT_RETRY_AFTER_S) */
+          "Retry-After": string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Reading a version or saving the split failed */
       507: {
         headers: {
           [name: string]: unknown;

@@ -19,6 +19,8 @@ import type {
   TaskPage,
   UploadOptions,
   UploadResult,
+  TrafficSplit,
+  TrafficState,
 } from "./service.js";
 
 export class DeferredService implements InferenceService {
@@ -88,6 +90,12 @@ export class DeferredService implements InferenceService {
   }
   async deleteTask(task: string): Promise<void> {
     return this.ready.deleteTask(task);
+  }
+  async trafficState(task: string): Promise<TrafficState> {
+    return this.ready.trafficState(task);
+  }
+  async setTraffic(task: string, split: TrafficSplit): Promise<TrafficState> {
+    return this.ready.setTraffic(task, split);
   }
   async close(): Promise<void> {
     await this.target?.close();

@@ -19,6 +19,7 @@ import { BatchLog } from "./batch-log.js";
 import { Batcher } from "./batcher.js";
 import { InferenceWorker } from "./inference-worker.js";
 import { Runner, type Row } from "./runner.js";
+import { recordAnswer, recordShadow } from "./traffic-record.js";
 import type {
   AdapterDetails,
   ClassifyRequest,
@@ -33,6 +34,8 @@ import type {
   TaskPage,
   UploadOptions,
   UploadResult,
+  TrafficSplit,
+  TrafficState,
 } from "./service.js";
 
 /**
@@ -177,9 +180,12 @@ export class Engine implements InferenceService {
         "not_ready",
         "the backbone is not loaded or the inference worker is restarting; retry shortly",
       );
-    const adapter = this.opts.semanticCache
-      ? await this.registry.acquire(req.task)
-      : await this.registry.prepareUncached(req.task);
+    const started = performance.now();
+    // The traffic split (adapters/traffic.ts) picks the version that answers, and a shadow.
+    const route = this.opts.semanticCache
+      ? await this.registry.route(req.task, req.texts.length)
+      : { adapter: await this.registry.prepareUncached(req.task), role: "current" as const, shadow: null };
+    const adapter = route.adapter;
     const meta = adapter.metadata;
     if (req.pairs && !meta.textPair)
       throw new SktError(
@@ -205,13 +211,26 @@ export class Engine implements InferenceService {
         ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget)
         : this.assets.tokenizer.encode(t, adapter.textBudget),
     );
-    const pooled = await this.runRows(
+    // Both submits happen in this tick, so the shadow's rows share the batch window with the answer's.
+    const answer = this.runRows(
       adapter,
       "pooled",
       encoded.map((e) => e.ids),
       req,
       encoded.map((e) => e.typeIds),
     );
+    const shadow = route.shadow;
+    const shadowRun = new AbortController();
+    const shadowVectors = shadow
+      ? this.shadowRows(shadow, req, adapter.textBudget === shadow.textBudget ? encoded : null, shadowRun.signal)
+      : Promise.resolve(null);
+    let pooled: Float32Array[];
+    try {
+      pooled = await answer;
+    } catch (e) {
+      shadowRun.abort();
+      throw e;
+    }
     const predictions: Prediction[] = pooled.map((p, i) => ({
       ...applyHead(adapter, p),
       tokens: encoded[i].ids.length,
@@ -225,6 +244,21 @@ export class Engine implements InferenceService {
         `task "${req.task}" v${adapter.version} produced a non-finite score`,
       );
     this.opts.metrics?.quality.record(req.task, adapter, predictions);
+    const seconds = (performance.now() - started) / 1000;
+    recordAnswer(this.registry, this.opts.metrics, req.task, adapter, route.role, predictions, seconds);
+    if (shadow)
+      void shadowVectors.then((vectors) => {
+        if (vectors === null) this.registry.recordShadowSkipped(req.task, shadow.version, predictions.length);
+        else
+          recordShadow(
+            this.registry,
+            this.opts.metrics,
+            req.task,
+            shadow,
+            vectors.map((v) => applyHead(shadow, v)),
+            predictions,
+          );
+      });
     return { task: req.task, adapterVersion: adapter.version, predictions };
   }
 
@@ -247,6 +281,36 @@ export class Engine implements InferenceService {
       embeddings: req.normalize ? vectors.map(l2Normalized) : vectors,
       tokens: encoded.map((e) => e.ids.length),
     };
+  }
+
+  /**
+   * The shadow's vectors for the request's texts, or null when its rows did not run (no room in the
+   * queue, the request failed, its deadline passed): a shadow never holds up or fails the answer.
+   */
+  private shadowRows(
+    shadow: PreparedAdapter,
+    req: ClassifyRequest,
+    encodedForAnswer: { ids: number[]; typeIds?: number[] }[] | null,
+    signal: AbortSignal,
+  ): Promise<Float32Array[] | null> {
+    // The shadow may cut texts at another length; the pair setting is the same (registry.setTraffic).
+    const encoded =
+      encodedForAnswer ??
+      req.texts.map((t, i) =>
+        req.pairs
+          ? this.assets.tokenizer.encodePair(t, req.pairs[i], shadow.textBudget)
+          : this.assets.tokenizer.encode(t, shadow.textBudget),
+      );
+    return this.runRows(
+      shadow,
+      "pooled",
+      encoded.map((e) => e.ids),
+      { deadline: req.deadline, signal },
+      encoded.map((e) => e.typeIds),
+    ).then(
+      (vectors) => vectors,
+      () => null,
+    );
   }
 
   /** Queues one row per token sequence; the batcher settles them (deadline, cancellation included). */
@@ -375,6 +439,14 @@ export class Engine implements InferenceService {
 
   async deleteTask(task: string): Promise<void> {
     await this.registry.delete(task);
+  }
+
+  async trafficState(task: string): Promise<TrafficState> {
+    return this.registry.trafficState(task);
+  }
+
+  async setTraffic(task: string, split: TrafficSplit): Promise<TrafficState> {
+    return this.registry.setTraffic(task, split);
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,9 @@
 import type { StoreHealth } from "../adapters/store/interface.js";
 import type { AdapterMetadata } from "../adapters/format.js";
 import type { ProblemType } from "../adapters/spec.js";
+import type { TrafficSplit, TrafficState } from "../adapters/traffic.js";
+
+export type { TrafficSplit, TrafficState } from "../adapters/traffic.js";
 import type { DeviceInfo } from "../backbone/device.js";
 
 export type { ProblemType };
@@ -164,6 +167,10 @@ export interface InferenceService {
   readDocument(task: string, name: string): Promise<Uint8Array | null>;
   writeDocument(task: string, name: string, bytes: Uint8Array): Promise<void>;
   deleteDocument(task: string, name: string): Promise<boolean>;
+  /** The task's canary/shadow split and its counts (adapters/traffic.ts). */
+  trafficState(task: string): Promise<TrafficState>;
+  /** Sets the task's canary and/or shadow ({} clears both); validated, prepared and persisted first. */
+  setTraffic(task: string, split: TrafficSplit): Promise<TrafficState>;
   /** Stop taking work, finish what is queued, release the worker. */
   close(): Promise<void>;
 }

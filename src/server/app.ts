@@ -16,6 +16,7 @@ import { registerDocsRoutes } from "./routes/docs.js";
 import { registerEmbedRoutes } from "./routes/embed.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerTaskRoutes } from "./routes/tasks.js";
+import { registerTrafficRoutes } from "./routes/traffic.js";
 
 export type { AppDeps, AppEnv } from "./context.js";
 
@@ -46,6 +47,7 @@ export function createApp(opts: CreateAppOptions): OpenAPIHono<AppEnv> {
   registerClassifyRoutes(app, deps);
   registerEmbedRoutes(app, deps);
   registerAdminRoutes(app, deps);
+  registerTrafficRoutes(app, deps);
   registerAuditRoutes(app, deps);
   registerDocsRoutes(app, opts.version ?? pkg.version);
   return app;

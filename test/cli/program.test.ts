@@ -61,6 +61,7 @@ describe("skt help", () => {
       "serve",
       "show",
       "sign",
+      "traffic",
       "train",
       "upload",
     ]);

@@ -24,7 +24,10 @@ import type {
   TaskPage,
   UploadOptions,
   UploadResult,
+  TrafficSplit,
+  TrafficState,
 } from "../../src/engine/service.js";
+import { TrafficTable, validateSplit } from "../../src/adapters/traffic.js";
 import { SktError, type ErrorKind } from "../../src/errors.js";
 
 export interface FakeAdapterSpec {
@@ -65,7 +68,8 @@ export type FakeOp =
   | "rollback"
   | "deleteTask"
   | "evaluate"
-  | "activate";
+  | "activate"
+  | "setTraffic";
 
 export interface FakeServiceOptions {
   ready?: boolean;
@@ -152,6 +156,8 @@ export class FakeInferenceService implements InferenceService {
   store: StoreHealth | null = { backend: "filesystem", state: "ok", reason: null };
 
   private readonly tasks = new Map<string, FakeTask>();
+  /** Splits are validated and kept as the engine does; the fake's classify does not route them. */
+  private readonly traffic = new TrafficTable();
   private readonly failures = new Map<FakeOp, unknown>();
   private clock = Date.parse("2025-01-01T00:00:00Z");
 
@@ -368,6 +374,7 @@ export class FakeInferenceService implements InferenceService {
     }
     t.current = target.version;
     t.staged.delete(target.version);
+    this.traffic.removeVersion(task, target.version);
     return this.info(task, target);
   }
 
@@ -418,6 +425,24 @@ export class FakeInferenceService implements InferenceService {
     if (!this.tasks.get(task)?.versions.length || !this.tasks.delete(task)) {
       throw new SktError("not_found", "unknown_task", `Unknown task "${task}".`);
     }
+    this.traffic.delete(task);
+  }
+
+  async trafficState(task: string): Promise<TrafficState> {
+    return this.traffic.state(task, this.currentVersion(task).version);
+  }
+
+  async setTraffic(task: string, split: TrafficSplit): Promise<TrafficState> {
+    this.maybeFail("setTraffic");
+    const current = this.currentVersion(task).version;
+    validateSplit(
+      task,
+      split,
+      current,
+      this.tasks.get(task)!.versions.map((v) => v.version),
+    );
+    this.traffic.set(task, split);
+    return this.traffic.state(task, this.currentVersion(task).version);
   }
 
   async close(): Promise<void> {

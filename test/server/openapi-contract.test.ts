@@ -80,6 +80,8 @@ describe("the served OpenAPI document", () => {
       "PUT /admin/adapters/{task}": "uploadAdapter",
       "POST /admin/adapters/{task}/rollback": "rollbackAdapter",
       "DELETE /admin/adapters/{task}": "deleteAdapter",
+      "GET /admin/adapters/{task}/traffic": "getTraffic",
+      "PUT /admin/adapters/{task}/traffic": "setTraffic",
     });
     expect(new Set(Object.values(ids)).size).toBe(Object.keys(ids).length);
     expect(doc.paths["/classify"].post.security).toEqual([]);

@@ -279,6 +279,7 @@ describe("OpenAPI and docs", () => {
         "/admin/adapters/{task}/stats",
         "/admin/adapters/{task}/versions/{version}",
         "/admin/adapters/{task}/versions/{version}/report",
+        "/admin/adapters/{task}/traffic",
         "/admin/audit",
         "/classify",
         "/embed",

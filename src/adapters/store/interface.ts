@@ -36,8 +36,11 @@ export interface AdapterStore {
   close(): Promise<void>;
   listVersions(task: string): Promise<StoredVersion[]>;
   read(task: string, version: number): Promise<Uint8Array>;
-  /** `staged`: an inactive upload waiting for activation; pruning keeps it (see stagedVersions). */
-  writeVersion(task: string, bytes: Uint8Array, options?: { staged?: boolean }): Promise<number>;
+  /**
+   * `staged`: an inactive upload waiting for activation; pruning keeps it (see stagedVersions).
+   * `keep`: versions pruning must spare too (a traffic split still routes to them).
+   */
+  writeVersion(task: string, bytes: Uint8Array, options?: { staged?: boolean; keep?: readonly number[] }): Promise<number>;
   /** Versions uploaded inactive and not made current since, ascending. */
   stagedVersions(task: string): Promise<number[]>;
   /** How many versions a task keeps (pruning); staged versions are capped at it by the registry. */
@@ -51,6 +54,10 @@ export interface AdapterStore {
   deleteVersion(task: string, version: number): Promise<void>;
   deleteTask(task: string): Promise<void>;
   readRecent(): Promise<string[]>;
+  /** The saved traffic splits (registry's TrafficTable text), or null when none were saved. */
+  readTraffic(): Promise<string | null>;
+  /** Replaces the saved traffic splits (callers serialize their writes). */
+  writeTraffic(text: string): Promise<void>;
   writeRecent(tasks: readonly string[]): Promise<void>;
   /** Shared stores only: changes made by other processes are passed to `handler`. */
   watch?(handler: StoreChangeHandler): void;

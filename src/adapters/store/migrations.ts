@@ -55,6 +55,16 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (task, name)
       );`,
   },
+  {
+    version: 3,
+    name: "store-wide documents (traffic splits)",
+    sql: `
+      CREATE TABLE skt_store_documents (
+        name text PRIMARY KEY,
+        body text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );`,
+  },
 ];
 
 /** Applies the migrations this database lacks; returns the versions applied now. */

@@ -248,7 +248,24 @@ export class PostgresAdapterStore implements AdapterStore {
     return (r.rowCount ?? 0) > 0;
   }
 
-  async writeVersion(task: string, bytes: Uint8Array, options: { staged?: boolean } = {}): Promise<number> {
+  /**
+   * Traffic splits live in the database, so a replica (re)started reads the newest; a change is not
+   * announced to running replicas (each keeps the split it read or set itself).
+   */
+  async readTraffic(): Promise<string | null> {
+    const { rows } = await this.query<{ body: string }>("SELECT body FROM skt_store_documents WHERE name = 'traffic'");
+    return rows.length ? rows[0].body : null;
+  }
+
+  async writeTraffic(text: string): Promise<void> {
+    await this.query(
+      `INSERT INTO skt_store_documents (name, body) VALUES ('traffic', $1)
+       ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = now()`,
+      [text],
+    );
+  }
+
+  async writeVersion(task: string, bytes: Uint8Array, options: { staged?: boolean; keep?: readonly number[] } = {}): Promise<number> {
     validateTaskName(task);
     const sha = sha256Hex(bytes);
     const metadata = this.summaryOf(task, bytes);
@@ -264,7 +281,7 @@ export class PostgresAdapterStore implements AdapterStore {
         "INSERT INTO skt_adapter_versions (task, version, sha256, size, bytes, metadata, created_by, staged) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         [task, v, sha, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), JSON.stringify(metadata), this.replicaName, options.staged === true],
       );
-      await this.prune(c, task, v, current);
+      await this.prune(c, task, v, current, options.keep ?? []);
       return v;
     });
     await this.local.put(task, version, bytes);
@@ -494,8 +511,8 @@ export class PostgresAdapterStore implements AdapterStore {
     return bytes;
   }
 
-  /** Deletes the oldest versions that are neither current, staged nor just written, down to maxVersions. */
-  private async prune(c: pg.PoolClient, task: string, written: number, current: number | null): Promise<void> {
+  /** Deletes the oldest versions that are neither current, staged, kept nor just written, down to maxVersions. */
+  private async prune(c: pg.PoolClient, task: string, written: number, current: number | null, keep: readonly number[]): Promise<void> {
     if (this.maxVersions === Infinity) return;
     const { rows } = await c.query<{ version: number; staged: boolean }>("SELECT version, staged FROM skt_adapter_versions WHERE task = $1 ORDER BY version", [task]);
     const excess = rows.length - this.maxVersions;
@@ -503,7 +520,7 @@ export class PostgresAdapterStore implements AdapterStore {
     const doomed = rows
       .filter((r) => !r.staged)
       .map((r) => r.version)
-      .filter((v) => v !== written && v !== current)
+      .filter((v) => v !== written && v !== current && !keep.includes(v))
       .slice(0, excess);
     if (doomed.length) await c.query("DELETE FROM skt_adapter_versions WHERE task = $1 AND version = ANY($2::int[])", [task, doomed]);
   }

@@ -43,6 +43,8 @@ const NAMED_ACTIONS: Record<string, string> = {
   "DELETE /admin/adapters/{task}/versions/{n}": "delete_version",
   "PUT /admin/adapters/{task}/eval-set": "put_eval_set",
   "DELETE /admin/adapters/{task}/eval-set": "delete_eval_set",
+  "GET /admin/adapters/{task}/traffic": "show_traffic",
+  "PUT /admin/adapters/{task}/traffic": "set_traffic",
   "GET /admin/audit": "read_audit",
 };
 

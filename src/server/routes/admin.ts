@@ -94,7 +94,7 @@ const GatedUploadSchema = z
   .openapi("GatedUpload");
 
 /** Every admin route can answer 400 for this (see middleware/admin-auth.ts). */
-const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
+export const NOT_BEARER = "an Authorization header that is not `Bearer <token>`";
 /** What every admin route can answer besides its own errors. */
 export const adminErrors = {
   ...ADMIN_AUTH_ERRORS,
