@@ -211,26 +211,8 @@ export class Engine implements InferenceService {
         ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget)
         : this.assets.tokenizer.encode(t, adapter.textBudget),
     );
-    // Both submits happen in this tick, so the shadow's rows share the batch window with the answer's.
-    const answer = this.runRows(
-      adapter,
-      "pooled",
-      encoded.map((e) => e.ids),
-      req,
-      encoded.map((e) => e.typeIds),
-    );
     const shadow = route.shadow;
-    const shadowRun = new AbortController();
-    const shadowVectors = shadow
-      ? this.shadowRows(shadow, req, adapter.textBudget === shadow.textBudget ? encoded : null, shadowRun.signal)
-      : Promise.resolve(null);
-    let pooled: Float32Array[];
-    try {
-      pooled = await answer;
-    } catch (e) {
-      shadowRun.abort();
-      throw e;
-    }
+    const { pooled, shadowVectors } = await this.runWithShadow(adapter, encoded, req, shadow);
     const predictions: Prediction[] = pooled.map((p, i) => ({
       ...applyHead(adapter, p),
       tokens: encoded[i].ids.length,
@@ -246,19 +228,18 @@ export class Engine implements InferenceService {
     this.opts.metrics?.quality.record(req.task, adapter, predictions);
     const seconds = (performance.now() - started) / 1000;
     recordAnswer(this.registry, this.opts.metrics, req.task, adapter, route.role, predictions, seconds);
-    if (shadow)
-      void shadowVectors.then((vectors) => {
-        if (vectors === null) this.registry.recordShadowSkipped(req.task, shadow.version, predictions.length);
-        else
-          recordShadow(
-            this.registry,
-            this.opts.metrics,
-            req.task,
-            shadow,
-            vectors.map((v) => applyHead(shadow, v)),
-            predictions,
-          );
-      });
+    if (shadow) {
+      if (shadowVectors === null) this.registry.recordShadowSkipped(req.task, shadow.version, predictions.length);
+      else
+        recordShadow(
+          this.registry,
+          this.opts.metrics,
+          req.task,
+          shadow,
+          shadowVectors.map((v) => applyHead(shadow, v)),
+          predictions,
+        );
+    }
     return { task: req.task, adapterVersion: adapter.version, predictions };
   }
 
@@ -284,33 +265,53 @@ export class Engine implements InferenceService {
   }
 
   /**
-   * The shadow's vectors for the request's texts, or null when its rows did not run (no room in the
-   * queue, the request failed, its deadline passed): a shadow never holds up or fails the answer.
+   * The answer's vectors and, with a shadow, the shadow's for the same texts. Each shadow row is
+   * queued right after its text's answer row in one submission, so the two share batches; the shadow
+   * never fails the answer: with no room in the queue for both, the answer runs alone and the
+   * shadow's vectors are null (counted as skipped).
    */
-  private shadowRows(
-    shadow: PreparedAdapter,
+  private async runWithShadow(
+    adapter: PreparedAdapter,
+    encoded: { ids: number[]; typeIds?: number[] }[],
     req: ClassifyRequest,
-    encodedForAnswer: { ids: number[]; typeIds?: number[] }[] | null,
-    signal: AbortSignal,
-  ): Promise<Float32Array[] | null> {
-    // The shadow may cut texts at another length; the pair setting is the same (registry.setTraffic).
-    const encoded =
-      encodedForAnswer ??
-      req.texts.map((t, i) =>
-        req.pairs
-          ? this.assets.tokenizer.encodePair(t, req.pairs[i], shadow.textBudget)
-          : this.assets.tokenizer.encode(t, shadow.textBudget),
+    shadow: PreparedAdapter | null,
+  ): Promise<{ pooled: Float32Array[]; shadowVectors: Float32Array[] | null }> {
+    const alone = () =>
+      this.runRows(
+        adapter,
+        "pooled",
+        encoded.map((e) => e.ids),
+        req,
+        encoded.map((e) => e.typeIds),
       );
-    return this.runRows(
-      shadow,
-      "pooled",
-      encoded.map((e) => e.ids),
-      { deadline: req.deadline, signal },
-      encoded.map((e) => e.typeIds),
-    ).then(
-      (vectors) => vectors,
-      () => null,
-    );
+    if (!shadow) return { pooled: await alone(), shadowVectors: null };
+    // The shadow may cut texts at another length; the pair setting is the same (registry.setTraffic).
+    const forShadow =
+      shadow.textBudget === adapter.textBudget
+        ? encoded
+        : req.texts.map((t, i) =>
+            req.pairs
+              ? this.assets.tokenizer.encodePair(t, req.pairs[i], shadow.textBudget)
+              : this.assets.tokenizer.encode(t, shadow.textBudget),
+          );
+    const row = (a: PreparedAdapter, e: { ids: number[]; typeIds?: number[] }): Row => ({
+      adapter: a,
+      ids: e.ids,
+      typeIds: e.typeIds,
+      output: "pooled",
+      length: rowLength(a, e.ids.length),
+    });
+    const rows = encoded.flatMap((e, i) => [row(adapter, e), row(shadow, forShadow[i])]);
+    try {
+      const vectors = await this.batcher.submit(rows, { deadline: req.deadline, signal: req.signal });
+      return {
+        pooled: vectors.filter((_, j) => j % 2 === 0),
+        shadowVectors: vectors.filter((_, j) => j % 2 === 1),
+      };
+    } catch (e) {
+      if (!(e instanceof SktError && e.code === "queue_full")) throw e;
+      return { pooled: await alone(), shadowVectors: null };
+    }
   }
 
   /** Queues one row per token sequence; the batcher settles them (deadline, cancellation included). */

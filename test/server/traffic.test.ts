@@ -152,7 +152,7 @@ async function scrape(rig: Rig): Promise<Sample[]> {
 
 /** Waits (by polling, no time limit asserted) until `done` holds; the shadow settles after the answer. */
 async function until<T>(read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < 3000; i++) {
     const v = await read();
     if (done(v)) return v;
     await new Promise((r) => setTimeout(r, 10));
@@ -272,6 +272,7 @@ describe("traffic splits on the real engine", () => {
 
   it("scores every row with the shadow in the same batch, returns only the current's, and measures agreement", async () => {
     await setTraffic(rig, "canary-a", {});
+    await writeFile(rig.batchLog, "");
     // Reference: each version alone, no split.
     const alone1 = await classifyOk(rig, "canary-a", TEXTS);
     expect((await request(rig, "POST", "/admin/adapters/canary-a/activate", { version: 3 })).status).toBe(200);
@@ -281,8 +282,17 @@ describe("traffic splits on the real engine", () => {
     expect(expectedAgreed).toBeGreaterThan(0);
     expect(expectedAgreed).toBeLessThan(TEXTS.length); // the two versions really differ
 
+    // The batch log is appended in the background, in order: once both reference runs' rows are in it,
+    // every earlier batch is too, and what follows the offset is this test's shadowed request (and
+    // the shadow's probe pass).
+    const rowsOf = (logged: ReturnType<typeof parseBatchLog>, version: number) =>
+      logged.flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === version)).length;
+    await until(
+      async () => parseBatchLog(await readFile(rig.batchLog, "utf8")),
+      (logged) => rowsOf(logged, 1) >= TEXTS.length && rowsOf(logged, 3) >= TEXTS.length,
+    );
     await setTraffic(rig, "canary-a", { shadow: { version: 3 } });
-    await writeFile(rig.batchLog, ""); // only this test's batches
+    const offset = (await readFile(rig.batchLog)).byteLength;
     const withShadow = await classifyOk(rig, "canary-a", TEXTS);
     expect(withShadow.adapter_version).toBe(1);
     expect(withShadow.predictions.map((p) => p.label)).toEqual(alone1.predictions.map((p) => p.label));
@@ -310,19 +320,17 @@ describe("traffic splits on the real engine", () => {
     );
     expect(sampleValue(samples, "skt_traffic_rows_total", { ...series, role: "shadow" })).toBe(TEXTS.length);
 
-    // Every shadow row ran in a batch together with the current version's rows.
-    // The batch log is written in the background: wait until this request's batches are in it.
+    // Every shadow row ran in a batch together with the current version's rows: count the shadow's
+    // rows in batches that also hold v1 rows (a shadow pushed separately would run in batches of its own).
+    const shadowedWithCurrent = (logged: ReturnType<typeof parseBatchLog>) =>
+      logged
+        .filter((b) => b.rows.some((r) => r.task === "canary-a" && r.version === 1))
+        .flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === 3)).length;
     const batches = await until(
-      async () => parseBatchLog(await readFile(rig.batchLog, "utf8")),
-      (logged) =>
-        logged.flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === 3)).length >= TEXTS.length,
+      async () => parseBatchLog((await readFile(rig.batchLog)).subarray(offset).toString("utf8")),
+      (logged) => shadowedWithCurrent(logged) >= TEXTS.length,
     );
-    const shadowRows = batches.flatMap((b) => b.rows.filter((r) => r.task === "canary-a" && r.version === 3));
-    // At least: rows of earlier canary-v3 batches can still be on their way into the log.
-    expect(shadowRows.length).toBeGreaterThanOrEqual(TEXTS.length);
-    for (const b of batches)
-      if (b.rows.some((r) => r.version === 3))
-        expect(b.rows.some((r) => r.task === "canary-a" && r.version === 1)).toBe(true);
+    expect(shadowedWithCurrent(batches)).toBe(TEXTS.length);
     await setTraffic(rig, "canary-a", {});
   });
 

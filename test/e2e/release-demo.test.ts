@@ -1,0 +1,108 @@
+/**
+ * The README's "Releasing a new version safely": the six `skt` commands, in order, against a real
+ * server process, with what the server answers after each (its own JSON is the reference).
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadBackboneAssets } from "../../src/backbone/backbone.js";
+import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
+import { MODELS_DIR } from "../../scripts/lib/paths.js";
+import { runSkt } from "../helpers/skt.js";
+import { servableAdapterBytes } from "../helpers/servable-adapter.js";
+
+const TOKEN = "release-demo-token-0123456789";
+let dir: string;
+let server: ServerProcess;
+
+beforeAll(async () => {
+  const assets = await loadBackboneAssets(MODELS_DIR);
+  dir = await mkdtemp(path.join(os.tmpdir(), "skt-release-"));
+  // v1 always answers negative, v2 always positive: which version answered is visible in the label.
+  await writeFile(
+    path.join(dir, "v1.safetensors"),
+    servableAdapterBytes(assets, { task: "sst2", seed: 1, headBias: [30, -30] }),
+  );
+  await writeFile(
+    path.join(dir, "v2.safetensors"),
+    servableAdapterBytes(assets, { task: "sst2", seed: 2, headBias: [-30, 30] }),
+  );
+  server = await spawnServerProcess({
+    adaptersDir: path.join(dir, "adapters"),
+    env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
+    readyWithinMs: 60_000,
+    cwd: dir,
+  });
+});
+
+afterAll(async () => {
+  await server?.kill();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const skt = (args: string[]) => runSkt(args, { cwd: dir, env: { SKT_URL: server.base, SKT_ADMIN_TOKEN: TOKEN } });
+const admin = { authorization: `Bearer ${TOKEN}` };
+const get = async <T>(route: string) =>
+  (await fetch(`${server.base}${route}`, { headers: admin })).json() as Promise<T>;
+
+/** The versions that answered `n` single-text requests. */
+async function answeredBy(n: number): Promise<number[]> {
+  const versions: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await fetch(`${server.base}/classify?task=sst2`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: `a review, number ${i}` }),
+    });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { adapter_version: number; predictions: { label: string }[] };
+    // The label says which file answered; it must agree with the version the server reports.
+    expect(body.predictions[0].label).toBe(body.adapter_version === 1 ? "negative" : "positive");
+    versions.push(body.adapter_version);
+  }
+  return versions;
+}
+
+describe("the README's six-command release of a new sst2 version", () => {
+  it("goes from an inactive upload through a canary to 100 %", async () => {
+    expect((await skt(["adapters", "upload", "v1.safetensors"])).code).toBe(0);
+
+    // 1. stored inactive as v2; v1 still serves
+    const up = await skt(["adapters", "upload", "v2.safetensors", "--no-activate"]);
+    expect(up).toMatchObject({ code: 0, stderr: "" });
+    expect(up.stdout).toMatch(/^task sst2 v2 stored inactive \(current: v1\)/);
+    expect(await answeredBy(5)).toEqual([1, 1, 1, 1, 1]);
+
+    // 2. the listing shows v1 current and v2 inactive
+    const show = await skt(["adapters", "show", "sst2"]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^1 +current /m);
+    expect(show.stdout).toMatch(/^2 +inactive /m);
+
+    // 3. 10 % of the rows to v2: with 20 one-text requests the split is deterministic by rows
+    expect((await skt(["adapters", "traffic", "sst2", "--canary-version", "2", "--canary-percent", "10"])).code).toBe(
+      0,
+    );
+    const at10 = await answeredBy(20);
+    expect(at10.filter((v) => v === 2).length).toBe(2);
+
+    // 4. 50 %
+    expect((await skt(["adapters", "traffic", "sst2", "--canary-version", "2", "--canary-percent", "50"])).code).toBe(
+      0,
+    );
+    const at50 = await answeredBy(20);
+    expect(at50.filter((v) => v === 2).length).toBe(10);
+
+    // 5. 100 %: v2 current, and the canary leaves the split in the same step
+    expect((await skt(["adapters", "activate", "sst2", "2"])).code).toBe(0);
+    expect(await answeredBy(5)).toEqual([2, 2, 2, 2, 2]);
+    const traffic = await get<{ canary: unknown; current: number }>("/admin/adapters/sst2/traffic");
+    expect(traffic).toMatchObject({ current: 2, canary: null });
+
+    // 6. end the split (already empty: clearing is still accepted and changes nothing)
+    expect((await skt(["adapters", "traffic", "sst2", "--clear"])).code).toBe(0);
+    expect(await get("/admin/adapters/sst2/traffic")).toMatchObject({ current: 2, canary: null, shadow: null });
+    expect(await answeredBy(3)).toEqual([2, 2, 2]);
+  });
+});
