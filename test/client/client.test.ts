@@ -45,10 +45,15 @@ describe("SktClient", () => {
     answer = { status: 200, type: "application/json", body: '{"model":"m","embeddings":[[1,2]],"tokens":[2]}' };
     await client.activate("t", 2);
     await client.embed(["a", "b"]);
-    await client.classify("t", ["x"], ["y"]);
+    const one = { task: "t", adapter_version: 1, predictions: [] };
+    answer = { status: 200, type: "application/json", body: JSON.stringify(one) };
+    expect(await client.classify("t", ["x"], ["y"])).toEqual(one);
+    answer = { status: 200, type: "application/json", body: JSON.stringify({ results: [one, { ...one, task: "u" }] }) };
+    expect((await client.classifyTasks(["t", "u"], ["x"])).results.map((r) => r.task)).toEqual(["t", "u"]);
     answer = { status: 204, body: "" };
     expect(await client.deleteTask("t")).toBeNull();
-    const [upload, activate, embed, classify, del] = seen.slice(-5);
+    const [upload, activate, embed, classify, multi, del] = seen.slice(-6);
+    expect(multi).toMatchObject({ method: "POST", url: "/classify?task=t&task=u" });
     expect(upload).toMatchObject({
       method: "PUT",
       url: "/admin/adapters/t",

@@ -55,7 +55,7 @@ describe("skt operator client against a server process", () => {
     const up1 = await skt(["adapters", "upload", "v1.safetensors"]);
     expect(up1).toMatchObject({ code: 0, stderr: "" });
     expect(up1.stdout).toMatch(
-      /^task sentiment v1 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\n$/,
+      /^task sentiment v1 is current \(prompt, single_label_classification, labels negative, positive, [\d,]+ parameters\)\nsha256 [0-9a-f]{64}\n$/,
     );
     const up2 = await skt(["adapters", "upload", "v2.safetensors", "--json"]);
     expect(JSON.parse(up2.stdout)).toMatchObject({ task: "sentiment", version: 2, labels: ["negative", "positive"] });
