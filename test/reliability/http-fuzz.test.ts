@@ -475,12 +475,27 @@ describe("HTTP fuzzing against the real engine", () => {
     await fc.assert(
       fc.asyncProperty(hostileName, encoding, fc.boolean(), async (name, encode, twice) => {
         tally.query++;
+        // `twice`: a second, valid task makes it a multi-task call ({"results": [...]} on 200).
         const q = twice ? `${encode(name)}&task=${TASKS.single}` : encode(name);
         const res = await classify(q, JSON.stringify({ text: "hello" }), "application/json", true);
+        const asked = new URL(`http://x/?task=${q}`).searchParams.getAll("task");
+        if (res.status === 200 && asked.length > 1) {
+          const body = (await res.json()) as { results: { task: string; predictions: unknown[] }[] };
+          expect(body.results.map((r) => r.task)).toEqual(asked);
+          for (const r of body.results) expect(r.predictions).toHaveLength(1);
+          expect(asked.every((t) => EXISTING.has(t))).toBe(true);
+          return;
+        }
         const code = await checkResponse(res, `classify ?task=${q}`, 1);
         if (res.status !== 200)
-          expect(["invalid_task_name", "unknown_task", "route_not_found", "invalid_request"]).toContain(code);
-        else expect(EXISTING.has(new URL(`http://x/?task=${q}`).searchParams.get("task")!)).toBe(true);
+          expect([
+            "invalid_task_name",
+            "unknown_task",
+            "route_not_found",
+            "invalid_request",
+            "duplicate_task",
+          ]).toContain(code);
+        else expect(asked.every((t) => EXISTING.has(t))).toBe(true);
       }),
       fcOptions(200),
     );
