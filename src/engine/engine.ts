@@ -206,11 +206,7 @@ export class Engine implements InferenceService {
         `${req.texts.length} texts but ${req.pairs.length} pairs`,
       );
 
-    const encoded = req.texts.map((t, i) =>
-      req.pairs
-        ? this.assets.tokenizer.encodePair(t, req.pairs[i], adapter.textBudget)
-        : this.assets.tokenizer.encode(t, adapter.textBudget),
-    );
+    const encoded = this.encodeTexts(req.texts, req.pairs, adapter.textBudget);
     const shadow = route.shadow;
     const { pooled, shadowVectors } = await this.runWithShadow(adapter, encoded, req, shadow);
     const predictions: Prediction[] = pooled.map((p, i) => ({
@@ -287,13 +283,7 @@ export class Engine implements InferenceService {
     if (!shadow) return { pooled: await alone(), shadowVectors: null };
     // The shadow may cut texts at another length; the pair setting is the same (registry.setTraffic).
     const forShadow =
-      shadow.textBudget === adapter.textBudget
-        ? encoded
-        : req.texts.map((t, i) =>
-            req.pairs
-              ? this.assets.tokenizer.encodePair(t, req.pairs[i], shadow.textBudget)
-              : this.assets.tokenizer.encode(t, shadow.textBudget),
-          );
+      shadow.textBudget === adapter.textBudget ? encoded : this.encodeTexts(req.texts, req.pairs, shadow.textBudget);
     const row = (a: PreparedAdapter, e: { ids: number[]; typeIds?: number[] }): Row => ({
       adapter: a,
       ids: e.ids,
@@ -312,6 +302,13 @@ export class Engine implements InferenceService {
       if (!(e instanceof SktError && e.code === "queue_full")) throw e;
       return { pooled: await alone(), shadowVectors: null };
     }
+  }
+
+  /** Tokenizes each text (with its pair, when the task takes pairs) within an adapter's text budget. */
+  private encodeTexts(texts: string[], pairs: string[] | undefined, budget: number) {
+    return texts.map((t, i) =>
+      pairs ? this.assets.tokenizer.encodePair(t, pairs[i], budget) : this.assets.tokenizer.encode(t, budget),
+    );
   }
 
   /** Queues one row per token sequence; the batcher settles them (deadline, cancellation included). */
@@ -399,10 +396,10 @@ export class Engine implements InferenceService {
     for (let start = 0; start < req.texts.length; start += EVALUATION_CHUNK_ROWS) {
       req.signal?.throwIfAborted();
       const texts = req.texts.slice(start, start + EVALUATION_CHUNK_ROWS);
-      const encoded = texts.map((t, i) =>
-        req.pairs
-          ? this.assets.tokenizer.encodePair(t, req.pairs[start + i], adapter.textBudget)
-          : this.assets.tokenizer.encode(t, adapter.textBudget),
+      const encoded = this.encodeTexts(
+        texts,
+        req.pairs?.slice(start, start + EVALUATION_CHUNK_ROWS),
+        adapter.textBudget,
       );
       const pooled = await this.runRows(
         adapter,
