@@ -119,6 +119,11 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
     return this.queue.length;
   }
 
+  /** Whether `rows` more client rows fit the queue now (`submit` refuses them with `queue_full` otherwise). */
+  hasRoomFor(rows: number): boolean {
+    return this.queue.length + rows <= this.limits.queueSize;
+  }
+
   /** Batches handed out and not yet reported done. */
   get inFlight(): number {
     return this.handedOutAt.size;
@@ -132,7 +137,7 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
     const internal = opts.internal ?? false;
     if (this.stopped) return this.refuse(rows, "shutting_down", internal);
     if (!this.available) return this.refuse(rows, "no_worker", internal);
-    if (!internal && this.queue.length + rows.length > this.limits.queueSize) return this.refuse(rows, "queue_full");
+    if (!internal && !this.hasRoomFor(rows.length)) return this.refuse(rows, "queue_full");
     const signal = opts.signal;
     if (signal?.aborted) return this.refuse(rows, "cancelled", internal, cancellation(signal));
 

@@ -264,7 +264,8 @@ export class Engine implements InferenceService {
    * The answer's vectors and, with a shadow, the shadow's for the same texts. Each shadow row is
    * queued right after its text's answer row in one submission, so the two share batches; the shadow
    * never fails the answer: with no room in the queue for both, the answer runs alone and the
-   * shadow's vectors are null (counted as skipped).
+   * shadow's vectors are null (counted as skipped). Room is checked before submitting, in the same
+   * tick, so a request that fits alone is not also counted as refused in `skt_queue_dropped_total`.
    */
   private async runWithShadow(
     adapter: PreparedAdapter,
@@ -292,16 +293,12 @@ export class Engine implements InferenceService {
       length: rowLength(a, e.ids.length),
     });
     const rows = encoded.flatMap((e, i) => [row(adapter, e), row(shadow, forShadow[i])]);
-    try {
-      const vectors = await this.batcher.submit(rows, { deadline: req.deadline, signal: req.signal });
-      return {
-        pooled: vectors.filter((_, j) => j % 2 === 0),
-        shadowVectors: vectors.filter((_, j) => j % 2 === 1),
-      };
-    } catch (e) {
-      if (!(e instanceof SktError && e.code === "queue_full")) throw e;
-      return { pooled: await alone(), shadowVectors: null };
-    }
+    if (!this.batcher.hasRoomFor(rows.length)) return { pooled: await alone(), shadowVectors: null };
+    const vectors = await this.batcher.submit(rows, { deadline: req.deadline, signal: req.signal });
+    return {
+      pooled: vectors.filter((_, j) => j % 2 === 0),
+      shadowVectors: vectors.filter((_, j) => j % 2 === 1),
+    };
   }
 
   /** Tokenizes each text (with its pair, when the task takes pairs) within an adapter's text budget. */

@@ -520,6 +520,15 @@ describe("a shadow without room in the queue", () => {
       (s) => (s.shadow_counts?.skipped ?? 0) > 0,
     );
     expect(state.shadow_counts).toEqual({ version: 2, compared: 0, agreed: 0, agreement: null, skipped: TEXTS.length });
+    // Nothing was dropped: the answer's rows ran, and the shadow's are counted as skipped, not as refused.
+    const refused = async () =>
+      sampleValue(await scrape(rig), "skt_queue_dropped_total", { reason: "queue_full" }) ?? 0;
+    expect(await refused()).toBe(0);
+    // One text more than the queue holds: the answer alone does not fit either, and only its rows count.
+    const tooMany = await classify(rig, "canary-e", [...TEXTS, "one text more than the queue holds"]);
+    expect(tooMany.status).toBe(429);
+    expect((await errorOf(tooMany)).code).toBe("queue_full");
+    expect(await refused()).toBe(TEXTS.length + 1);
   }, 120_000);
 });
 
