@@ -3,50 +3,26 @@
  * run as a user runs it (the launcher, from a temporary folder). The server's own JSON, fetched
  * directly, is the reference for what the client shows.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadBackboneAssets } from "../../src/backbone/backbone.js";
-import { freePort, spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
-import { MODELS_DIR } from "../../scripts/lib/paths.js";
-import { runSkt } from "../helpers/skt.js";
-import { servableAdapterBytes } from "../helpers/servable-adapter.js";
+import { freePort } from "../../scripts/lib/server-process.js";
+import { startCliServer, type CliServer } from "../helpers/cli-server.js";
 
 const TOKEN = "client-e2e-token-0123456789";
-let dir: string;
-let server: ServerProcess;
+let cli: CliServer;
 
 beforeAll(async () => {
-  const assets = await loadBackboneAssets(MODELS_DIR);
-  dir = await mkdtemp(path.join(os.tmpdir(), "skt-client-"));
-  await writeFile(
-    path.join(dir, "v1.safetensors"),
-    servableAdapterBytes(assets, { task: "sentiment", seed: 1, headBias: [30, -30] }),
-  );
-  await writeFile(
-    path.join(dir, "v2.safetensors"),
-    servableAdapterBytes(assets, { task: "sentiment", seed: 2, headBias: [-30, 30] }),
-  );
-  server = await spawnServerProcess({
-    adaptersDir: path.join(dir, "adapters"),
-    env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
-    readyWithinMs: 60_000,
-    cwd: dir,
-  });
+  cli = await startCliServer({ task: "sentiment", token: TOKEN });
 });
 
 afterAll(async () => {
-  await server?.kill();
-  await rm(dir, { recursive: true, force: true });
+  await cli?.close();
 });
 
 /** `skt …` from the temporary folder, with the server's URL and token in the environment unless overridden. */
-const skt = (args: string[], o: { env?: Record<string, string>; stdin?: string } = {}) =>
-  runSkt(args, { cwd: dir, env: { SKT_URL: server.base, SKT_ADMIN_TOKEN: TOKEN, ...o.env }, stdin: o.stdin });
+const skt = (args: string[], o: { env?: Record<string, string>; stdin?: string } = {}) => cli.skt(args, o);
 
-const admin = { authorization: `Bearer ${TOKEN}` };
-const direct = async (route: string, init: RequestInit = {}) => (await fetch(`${server.base}${route}`, init)).json();
+const direct = async (route: string, init: RequestInit = {}) =>
+  (await fetch(`${cli.server.base}${route}`, init)).json();
 
 describe("skt operator client against a server process", () => {
   it("uploads, lists, shows, classifies, rolls back and deletes, matching the server's own answers", async () => {
@@ -63,10 +39,10 @@ describe("skt operator client against a server process", () => {
     const list = await skt(["adapters", "list"]);
     expect(list.stdout).toBe("TASK       VERSION\nsentiment  2\n");
     expect(JSON.parse((await skt(["adapters", "list", "--json"])).stdout)).toEqual(
-      await direct("/admin/adapters", { headers: admin }),
+      await direct("/admin/adapters", { headers: cli.admin }),
     );
 
-    const details = await direct("/admin/adapters/sentiment", { headers: admin });
+    const details = await direct("/admin/adapters/sentiment", { headers: cli.admin });
     expect(JSON.parse((await skt(["adapters", "show", "sentiment", "--json"])).stdout)).toEqual(details);
     const show = (await skt(["adapters", "show", "sentiment"])).stdout.trimEnd().split("\n");
     expect(show[0]).toMatch(/^VERSION +STATE +GATE +BYTES +CREATED +VARIANT +LABELS +PROMPT$/);
@@ -121,7 +97,11 @@ describe("skt operator client against a server process", () => {
       stdout: "task sentiment deleted\n",
       stderr: "",
     });
-    expect(await direct("/admin/adapters", { headers: admin })).toEqual({ adapters: [], total: 0, next_cursor: null });
+    expect(await direct("/admin/adapters", { headers: cli.admin })).toEqual({
+      adapters: [],
+      total: 0,
+      next_cursor: null,
+    });
   });
 
   it("shows the server's errors with status, code and message (exit 1), and never prints the token", async () => {
@@ -223,7 +203,7 @@ describe("skt operator client against a server process", () => {
     const since = new Date().toISOString(); // entries of the earlier tests end before this
     expect((await skt(["adapters", "upload", "v1.safetensors"])).code).toBe(0);
     const reference = (await direct(`/admin/audit?task=sentiment&since=${encodeURIComponent(since)}`, {
-      headers: admin,
+      headers: cli.admin,
     })) as { entries: { actor: string; action: string; version: number; status: number }[] };
     expect(reference.entries.map((e) => [e.actor, e.action, e.version, e.status])).toEqual([
       ["admin", "upload", 1, 201],

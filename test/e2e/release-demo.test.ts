@@ -2,55 +2,30 @@
  * The README's "Releasing a new version safely": the six `skt` commands, in order, against a real
  * server process, with what the server answers after each (its own JSON is the reference).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadBackboneAssets } from "../../src/backbone/backbone.js";
-import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
-import { MODELS_DIR } from "../../scripts/lib/paths.js";
-import { runSkt } from "../helpers/skt.js";
-import { servableAdapterBytes } from "../helpers/servable-adapter.js";
+import { startCliServer, type CliServer } from "../helpers/cli-server.js";
 
 const TOKEN = "release-demo-token-0123456789";
-let dir: string;
-let server: ServerProcess;
+let cli: CliServer;
 
+// v1 always answers negative, v2 always positive: which version answered is visible in the label.
 beforeAll(async () => {
-  const assets = await loadBackboneAssets(MODELS_DIR);
-  dir = await mkdtemp(path.join(os.tmpdir(), "skt-release-"));
-  // v1 always answers negative, v2 always positive: which version answered is visible in the label.
-  await writeFile(
-    path.join(dir, "v1.safetensors"),
-    servableAdapterBytes(assets, { task: "sst2", seed: 1, headBias: [30, -30] }),
-  );
-  await writeFile(
-    path.join(dir, "v2.safetensors"),
-    servableAdapterBytes(assets, { task: "sst2", seed: 2, headBias: [-30, 30] }),
-  );
-  server = await spawnServerProcess({
-    adaptersDir: path.join(dir, "adapters"),
-    env: { SKT_ADMIN_TOKEN: TOKEN, SKT_MODELS_DIR: MODELS_DIR, SKT_LOG_LEVEL: "warn" },
-    readyWithinMs: 60_000,
-    cwd: dir,
-  });
+  cli = await startCliServer({ task: "sst2", token: TOKEN });
 });
 
 afterAll(async () => {
-  await server?.kill();
-  await rm(dir, { recursive: true, force: true });
+  await cli?.close();
 });
 
-const skt = (args: string[]) => runSkt(args, { cwd: dir, env: { SKT_URL: server.base, SKT_ADMIN_TOKEN: TOKEN } });
-const admin = { authorization: `Bearer ${TOKEN}` };
+const skt = (args: string[]) => cli.skt(args);
 const get = async <T>(route: string) =>
-  (await fetch(`${server.base}${route}`, { headers: admin })).json() as Promise<T>;
+  (await fetch(`${cli.server.base}${route}`, { headers: cli.admin })).json() as Promise<T>;
 
 /** The versions that answered `n` single-text requests. */
 async function answeredBy(n: number): Promise<number[]> {
   const versions: number[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await fetch(`${server.base}/classify?task=sst2`, {
+    const r = await fetch(`${cli.server.base}/classify?task=sst2`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ text: `a review, number ${i}` }),
