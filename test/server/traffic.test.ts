@@ -230,8 +230,9 @@ describe("traffic splits on the real engine", () => {
   it("sends about P % of the rows to the canary and says which version answered", async () => {
     await setTraffic(rig, "canary-a", { canary: { version: 2, percent: 30 } });
     const answered: number[] = [];
-    for (let round = 0; round < 10; round++) {
-      // 20 concurrent one-text requests a round: 200 rows in all.
+    // The split is deterministic by rows (adapters/traffic.ts), so 80 rows show the share well inside the bounds.
+    for (let round = 0; round < 4; round++) {
+      // 20 concurrent one-text requests a round: 80 rows in all.
       const bodies = await Promise.all(TEXTS.slice(0, 20).map((t) => classifyOk(rig, "canary-a", [t])));
       answered.push(...bodies.map((b) => b.adapter_version));
     }
@@ -269,7 +270,7 @@ describe("traffic splits on the real engine", () => {
     await setTraffic(rig, "canary-a", { canary: { version: 3, percent: 50 } });
     let canaryRows = 0;
     let rows = 0;
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 16; i++) {
       const n = 1 + (i % 4);
       const body = await classifyOk(rig, "canary-a", TEXTS.slice(i, i + n));
       expect([1, 3]).toContain(body.adapter_version);
