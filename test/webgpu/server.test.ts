@@ -2,7 +2,9 @@
  * The real server with SKT_DEVICE=webgpu (SwiftShader in CI), against a CPU server on the same
  * adapters: readiness names the device, prompt- and prefix-variant tasks share one WebGPU batch and
  * score as on the CPU, and a hot swap under a little load answers every request from one whole
- * version. Small on purpose: the software GPU takes about a second per batch.
+ * version. Small on purpose: the software GPU takes about a second per batch. The WebGPU server
+ * sends token ids and the batch's distinct soft-prompt rows (its graphs look the rows up), the CPU
+ * server embedding rows: the mixed batch pins the two forms against each other through the server.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
