@@ -335,6 +335,14 @@ export class Graph {
     ])[0];
   }
 
+  /** `data` with the slices named by `indices` ([…, k] int64) replaced by `updates` (ONNX ScatterND). */
+  scatterND(data: Value, indices: Value, updates: Value): Value {
+    if (indices.dtype !== "int64") throw new Error("graph: ScatterND wants int64 indices");
+    return this.record("ScatterND", [data, indices, updates], {}, [
+      { name: "scatter", dtype: data.dtype, shape: data.shape },
+    ])[0];
+  }
+
   /** 0, 1, … n−1 in dtype of `start`; `length` is the symbolic size. */
   range(start: Value, limit: Value, delta: Value, length: Dim): Value {
     return this.record("Range", [start, limit, delta], {}, [{ name: "range", dtype: start.dtype, shape: [length] }])[0];
