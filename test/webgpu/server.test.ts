@@ -15,7 +15,7 @@ import type { LoggedBatch } from "../../src/engine/batch-log.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
-import { requireWebGpuDriver, skipWebGpu, webgpu, webgpuSuite } from "../helpers/webgpu.js";
+import { PARITY_RELATIVE_TO_SCALE, requireWebGpuDriver, skipWebGpu, webgpu, webgpuSuite } from "../helpers/webgpu.js";
 
 const TOKEN = "webgpu-test-token";
 const admin = { authorization: `Bearer ${TOKEN}` };
@@ -160,6 +160,26 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
       if (attempt === 3)
         expect(mixed, JSON.stringify(batches.map((b) => b.rows.map((r) => r.task)))).toBeGreaterThan(0);
     }
+  });
+
+  it("answers /embed from the token-id graphs as the CPU server does", async () => {
+    const embed = async (server: ServerProcess) => {
+      const r = await fetch(`${server.base}/embed`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ texts: ["a fine film", "dull and far too long"] }),
+      });
+      expect(r.status, await r.clone().text()).toBe(200);
+      return ((await r.json()) as { embeddings: number[][] }).embeddings;
+    };
+    const [g, c] = await Promise.all([embed(gpu), embed(cpu)]);
+    expect(g).toHaveLength(2);
+    g.forEach((v, i) => {
+      const scale = Math.max(...c[i].map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      const diff = Math.max(...v.map((x, k) => Math.abs(x - c[i][k])));
+      expect(diff / scale).toBeLessThan(PARITY_RELATIVE_TO_SCALE);
+    });
   });
 
   it("hot-swaps a task under load: every answer comes whole from v1 or v2, and v2 after the swap", async () => {
