@@ -2,7 +2,8 @@
  * Bytes one batch sends to the backbone's graph, in each input form (docs/webgpu.md "What crosses
  * the bus"): the embeds form (rows of the table looked up on the host: the CPU path) and the token-id
  * form (ids plus the batch's distinct soft-prompt rows: the WebGPU path). Counts the buffers
- * assembleBatch builds for 32 SST-2 dev sentences under USE-lite. With `--time` it also runs each
+ * assembleBatch builds for 32 SST-2 dev sentences under USE-lite, and the median time of building
+ * them on the host (of 51). With `--time` it also runs each
  * batch on the CPU through both forms' graphs (assembly + run, median of 15) to show what the
  * token-id graphs would cost or save on the CPU.
  *
@@ -69,14 +70,28 @@ const cases: [string, BatchRow[]][] = [
   ["one prefix-variant task", ids.map((i) => ({ adapter: prefix, ids: i }))],
 ];
 console.log(`${ROWS} SST-2 dev sentences per batch, USE-lite, soft prompt / prefix length ${PROMPT_LENGTH}\n`);
+/** Median ms of assembling the batch on the host (the lookup, the soft prompts, the prefix copy). */
+function assembleMs(rows: BatchRow[], input: GraphInput): number {
+  const times: number[] = [];
+  for (let i = 0; i < 51; i++) {
+    const t0 = performance.now();
+    assembleBatch(rows, assets.embeddings, assets.dims, input);
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[25];
+}
+
 console.log(
-  "| batch | seq | embeds form: input stage | token-id form: input stage | prefix keys/values (both forms) |",
+  "| batch | seq | embeds form: input stage | token-id form: input stage | prefix keys/values (both forms) | host assembly ms, embeds / ids |",
 );
-console.log("| --- | ---: | ---: | ---: | ---: |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
 for (const [name, rows] of cases) {
   const e = assembleBatch(rows, assets.embeddings, assets.dims, "embeds").batch;
   const t = assembleBatch(rows, assets.embeddings, assets.dims, "ids").batch;
-  console.log(`| ${name} | ${e.seq} | ${kib(bytes(e).input)} | ${kib(bytes(t).input)} | ${kib(bytes(e).prefix)} |`);
+  const ms = `${assembleMs(rows, "embeds").toFixed(2)} / ${assembleMs(rows, "ids").toFixed(2)}`;
+  console.log(
+    `| ${name} | ${e.seq} | ${kib(bytes(e).input)} | ${kib(bytes(t).input)} | ${kib(bytes(e).prefix)} | ${ms} |`,
+  );
 }
 
 if (process.argv.includes("--time")) {
