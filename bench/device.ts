@@ -75,7 +75,7 @@ main(
       for (const batch of BATCHES) {
         for (const length of LENGTHS) {
           const seqs = Array.from({ length: batch }, (_, b) => sequence(length, b * 997));
-          const input = () => tokenBatch(assets.embeddings, assets.dims.embedDim, seqs, ["pooled"]);
+          const input = () => tokenBatch(assets.embeddings, assets.dims.embedDim, seqs, ["pooled"], runner.input);
           await runner.run(input()); // warm-up: WebGPU compiles its shaders for each new shape here
           const times: number[] = [];
           const until = performance.now() + CELL_S * 1000;

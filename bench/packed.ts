@@ -5,7 +5,7 @@
  * Not part of the serving path: this is the measurement that decides whether it should be.
  */
 import ort from "onnxruntime-node";
-import { loadBackboneAssets, tokenBatch, type BackboneBatch } from "../src/backbone/backbone.js";
+import { loadBackboneAssets, tokenBatch, type EmbedsBatch } from "../src/backbone/backbone.js";
 import { toOnnxBytes } from "../src/backbone/graph/onnx.js";
 import { buildUseLiteNetwork, packingIndices } from "../src/backbone/use-lite/network.js";
 import { readUseLitePackage } from "../src/backbone/use-lite/package-source.js";
@@ -43,7 +43,7 @@ main(async () => {
     { name: "8 dev sentences in arrival order", batches: chunk(ids, 8) },
     { name: "1 sentence (no padding)", batches: chunk(ids, 1) },
   ];
-  const feeds = (b: BackboneBatch, withIndex: boolean): Record<string, ort.Tensor> => {
+  const feeds = (b: EmbedsBatch, withIndex: boolean): Record<string, ort.Tensor> => {
     const f: Record<string, ort.Tensor> = {
       inputs_embeds: new ort.Tensor("float32", b.inputsEmbeds, [b.batch, b.seq, D]),
       attention_mask: new ort.Tensor("int64", b.attentionMask, [b.batch, b.seq]),

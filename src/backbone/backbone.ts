@@ -20,6 +20,7 @@ import { SktError } from "../errors.js";
 import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE } from "./hf/build.js";
 import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
+import { INPUT_IDS, PROMPT_ROWS, type GraphInput } from "./token-input.js";
 import { cpuPinnedNodeNames } from "./webgpu-placement.js";
 
 export interface BackboneAssets {
@@ -93,11 +94,9 @@ export interface PrefixInputs {
   mask: BigInt64Array;
 }
 
-export interface BackboneBatch {
+interface BatchCommon {
   batch: number;
   seq: number;
-  /** [batch, seq, embedDim] rows of E (and soft prompts), before the graph's ×2 and timing. */
-  inputsEmbeds: Float32Array;
   /** [batch, seq] 1 for real positions. */
   attentionMask: BigInt64Array;
   /** [batch, seq] token type ids for graphs that take them (BERT-family pairs); zeros when absent. */
@@ -106,6 +105,26 @@ export interface BackboneBatch {
   outputs: BackboneOutputName[];
 }
 
+/** The "embeds" graphs' input: the rows themselves, looked up on the host. */
+export interface EmbedsBatch extends BatchCommon {
+  /** [batch, seq, embedDim] rows of E (and soft prompts), before the graph's ×2 and timing. */
+  inputsEmbeds: Float32Array;
+  tokenIds?: undefined;
+}
+
+/** The "ids" graphs' input (token-input.ts): ids, and the batch's distinct soft-prompt rows. */
+export interface IdsBatch extends BatchCommon {
+  tokenIds: {
+    /** [batch, seq]: a token id (< vocab), or vocab + k for row k of `promptRows`. */
+    ids: BigInt64Array;
+    /** [rows, embedDim], rows ≥ 1 (a zero row when the batch has no soft prompt). */
+    promptRows: Float32Array;
+  };
+  inputsEmbeds?: undefined;
+}
+
+export type BackboneBatch = EmbedsBatch | IdsBatch;
+
 export type BackboneOutputs = Partial<Record<BackboneOutputName, Float32Array>>;
 
 export interface RunnerOptions {
@@ -113,6 +132,17 @@ export interface RunnerOptions {
   threads: number;
   device?: DeviceSetting;
   precision?: Precision;
+  /**
+   * The graphs' input stage (token-input.ts). Default: `ids` on WebGPU (a batch uploads ids, not
+   * [seq, hidden] floats; the table goes to the device once), `embeds` elsewhere (on the CPU the main
+   * thread's one copy of the table serves every worker; docs/webgpu.md "What crosses the bus").
+   */
+  input?: GraphInput;
+}
+
+/** The input stage a runner on `device` uses unless told otherwise (int8 graphs exist only as embeds). */
+export function defaultGraphInput(device: Device, precision: Precision): GraphInput {
+  return device === "webgpu" && precision !== "int8" ? "ids" : "embeds";
 }
 
 async function createSession(file: string, threads: number, device: Device): Promise<ort.InferenceSession> {
@@ -126,17 +156,29 @@ async function createSession(file: string, threads: number, device: Device): Pro
   });
 }
 
-/** The build's plain and prefix graph files for `precision` (int8: only builds that carry them). */
-function graphFiles(manifest: BackboneManifest, precision: Precision): [string, string] {
-  if (precision !== "int8") return [BUILD_FILES.model, BUILD_FILES.prefixModel];
-  if (!manifest.outputs[BUILD_FILES.int8Model] || !manifest.outputs[BUILD_FILES.int8PrefixModel]) {
+/** The build's plain and prefix graph files for `precision` and `input` (int8: only builds that carry them). */
+function graphFiles(manifest: BackboneManifest, precision: Precision, input: GraphInput): [string, string] {
+  const have = (files: [string, string]) => files.every((f) => manifest.outputs[f]);
+  if (precision === "int8") {
+    const files: [string, string] = [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel];
+    if (input === "embeds" && have(files)) return files;
     throw new SktError(
       "bad_request",
       "precision_unsupported",
-      `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`,
+      input === "ids"
+        ? "SKT_PRECISION=int8 graphs take embeddings, not token ids; they run on the CPU only."
+        : `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`,
     );
   }
-  return [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel];
+  if (input === "embeds") return [BUILD_FILES.model, BUILD_FILES.prefixModel];
+  const files: [string, string] = [BUILD_FILES.idsModel, BUILD_FILES.idsPrefixModel];
+  if (!have(files))
+    throw new SktError(
+      "not_ready",
+      "backbone_load_failed",
+      `the build of "${manifest.backbone}" has no token-id graphs (built by an older version); rebuild it (npm run build, or delete its folder under the models directory)`,
+    );
+  return files;
 }
 
 export class BackboneRunner {
@@ -146,6 +188,8 @@ export class BackboneRunner {
     private readonly withPrefix: ort.InferenceSession,
     /** The device the sessions run on and why (see device.ts). */
     readonly deviceInfo: DeviceInfo,
+    /** What a batch must carry: `inputsEmbeds` or `tokenIds` (token-input.ts). */
+    readonly input: GraphInput,
   ) {}
 
   /** The embedded USE-lite's runner. */
@@ -157,24 +201,34 @@ export class BackboneRunner {
   static async open(dir: string, opts: RunnerOptions): Promise<BackboneRunner> {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
     const precision = opts.precision ?? "fp32";
-    const [model, prefixModel] = graphFiles(manifest, precision);
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
+      const input = opts.input ?? defaultGraphInput(device, precision);
+      const [model, prefixModel] = graphFiles(manifest, precision, input);
       const plain = await createSession(path.join(dir, model), opts.threads, device);
       try {
-        return [plain, await createSession(path.join(dir, prefixModel), opts.threads, device)] as const;
+        return [plain, await createSession(path.join(dir, prefixModel), opts.threads, device), input] as const;
       } catch (e) {
         await plain.release();
         throw e;
       }
     });
-    return new BackboneRunner(manifest.dims, sessions[0], sessions[1], info);
+    return new BackboneRunner(manifest.dims, sessions[0], sessions[1], info, sessions[2]);
   }
 
   async run(b: BackboneBatch): Promise<BackboneOutputs> {
+    const D = this.dims.embedDim;
     const feeds: Record<string, ort.Tensor> = {
-      inputs_embeds: new ort.Tensor("float32", b.inputsEmbeds, [b.batch, b.seq, this.dims.embedDim]),
       attention_mask: new ort.Tensor("int64", b.attentionMask, [b.batch, b.seq]),
     };
+    if (this.input === "ids") {
+      if (!b.tokenIds) throw new Error("this runner's graphs take token ids, but the batch carries embeddings");
+      feeds[INPUT_IDS] = new ort.Tensor("int64", b.tokenIds.ids, [b.batch, b.seq]);
+      const rows = b.tokenIds.promptRows;
+      feeds[PROMPT_ROWS] = new ort.Tensor("float32", rows, [rows.length / D, D]);
+    } else {
+      if (!b.inputsEmbeds) throw new Error("this runner's graphs take embeddings, but the batch carries token ids");
+      feeds.inputs_embeds = new ort.Tensor("float32", b.inputsEmbeds, [b.batch, b.seq, D]);
+    }
     let session = this.plain;
     if (b.prefix) session = this.withPrefix;
     if (session.inputNames.includes("token_type_ids")) {
@@ -203,22 +257,40 @@ export class BackboneRunner {
 }
 
 /**
- * Right-padded batch of token-id sequences (no soft prompt), the plain input the backbone takes.
- * Used by the semantic pass, the benchmarks' raw baseline and the tests.
+ * Right-padded batch of token-id sequences (no soft prompt), the plain input the backbone takes, in
+ * the form a runner with input stage `input` wants. Used by the semantic pass, the benchmarks' raw
+ * baseline and the tests.
  */
 export function tokenBatch(
   table: Float32Array,
   dim: number,
   sequences: number[][],
   outputs: BackboneOutputName[],
+): EmbedsBatch;
+export function tokenBatch(
+  table: Float32Array,
+  dim: number,
+  sequences: number[][],
+  outputs: BackboneOutputName[],
+  input: GraphInput,
+): BackboneBatch;
+export function tokenBatch(
+  table: Float32Array,
+  dim: number,
+  sequences: number[][],
+  outputs: BackboneOutputName[],
+  input: GraphInput = "embeds",
 ): BackboneBatch {
   const batch = sequences.length;
   const seq = Math.max(1, ...sequences.map((s) => s.length));
-  const inputsEmbeds = new Float32Array(batch * seq * dim);
   const attentionMask = new BigInt64Array(batch * seq);
-  sequences.forEach((ids, b) => {
-    lookupEmbeddings(table, dim, ids, inputsEmbeds, b * seq);
-    attentionMask.fill(1n, b * seq, b * seq + ids.length);
-  });
+  sequences.forEach((ids, b) => attentionMask.fill(1n, b * seq, b * seq + ids.length));
+  if (input === "ids") {
+    const ids = new BigInt64Array(batch * seq);
+    sequences.forEach((s, b) => s.forEach((id, t) => (ids[b * seq + t] = BigInt(id))));
+    return { batch, seq, tokenIds: { ids, promptRows: new Float32Array(dim) }, attentionMask, outputs };
+  }
+  const inputsEmbeds = new Float32Array(batch * seq * dim);
+  sequences.forEach((ids, b) => lookupEmbeddings(table, dim, ids, inputsEmbeds, b * seq));
   return { batch, seq, inputsEmbeds, attentionMask, outputs };
 }

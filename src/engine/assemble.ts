@@ -4,10 +4,15 @@
  * rows. A batch that holds any prefix row runs the prefix graph; its other rows get a fully masked
  * prefix, which contributes exactly nothing (their keys carry the −1e9 bias), so prompt and prefix
  * rows of different tasks share one backbone pass.
+ *
+ * Two input forms (token-input.ts): `embeds` looks the rows up here (the CPU path: the main thread's
+ * one copy of the table serves every worker); `ids` sends token ids and the batch's distinct
+ * soft-prompt rows once each, the lookup running inside the graph (the WebGPU path).
  */
-import { lookupEmbeddings, type BackboneBatch } from "../backbone/backbone.js";
+import { lookupEmbeddings, type BackboneBatch, type BackboneOutputName } from "../backbone/backbone.js";
 import type { BackboneDims } from "../backbone/dims.js";
 import type { PreparedAdapter } from "../adapters/prepared.js";
+import type { GraphInput } from "../backbone/token-input.js";
 
 export interface BatchRow {
   /** null: the backbone alone (/embed). */
@@ -28,23 +33,23 @@ export interface AssembledBatch {
   paddedTokens: number;
 }
 
-export function assembleBatch(rows: readonly BatchRow[], table: Float32Array, dims: BackboneDims): AssembledBatch {
+export function assembleBatch(
+  rows: readonly BatchRow[],
+  table: Float32Array,
+  dims: BackboneDims,
+  input: GraphInput = "embeds",
+): AssembledBatch {
   const D = dims.embedDim;
   const B = rows.length;
   const lengths = rows.map((r) => rowLength(r.adapter, r.ids.length));
   const seq = Math.max(1, ...lengths);
-  const inputsEmbeds = new Float32Array(B * seq * D);
   const attentionMask = new BigInt64Array(B * seq);
-  rows.forEach((r, b) => {
-    let offset = b * seq;
-    if (r.adapter?.softPrompt) {
-      inputsEmbeds.set(r.adapter.softPrompt, offset * D);
-      offset += r.adapter.metadata.promptLength;
-    }
-    lookupEmbeddings(table, D, r.ids, inputsEmbeds, offset);
-    attentionMask.fill(1n, b * seq, b * seq + lengths[b]);
-  });
-  const batch: BackboneBatch = { batch: B, seq, inputsEmbeds, attentionMask, outputs: ["pooled"] };
+  rows.forEach((_, b) => attentionMask.fill(1n, b * seq, b * seq + lengths[b]));
+  const outputs: BackboneOutputName[] = ["pooled"];
+  const batch: BackboneBatch =
+    input === "ids"
+      ? { batch: B, seq, tokenIds: tokenIdInputs(rows, seq, dims), attentionMask, outputs }
+      : { batch: B, seq, inputsEmbeds: embedRows(rows, seq, table, D), attentionMask, outputs };
   if (rows.some((r) => r.typeIds)) {
     // Soft-prompt rows and single texts are type 0; a pair's ids carry the tokenizer's types.
     const types = new BigInt64Array(B * seq);
@@ -76,4 +81,54 @@ export function assembleBatch(rows: readonly BatchRow[], table: Float32Array, di
   }
   const realTokens = lengths.reduce((a, b) => a + b, 0);
   return { batch, realTokens, paddedTokens: B * seq - realTokens };
+}
+
+/** [B, seq, D]: each row's soft prompt (if any), then its tokens' table rows; padding stays zero. */
+function embedRows(rows: readonly BatchRow[], seq: number, table: Float32Array, D: number): Float32Array {
+  const embeds = new Float32Array(rows.length * seq * D);
+  rows.forEach((r, b) => {
+    let offset = b * seq;
+    if (r.adapter?.softPrompt) {
+      embeds.set(r.adapter.softPrompt, offset * D);
+      offset += r.adapter.metadata.promptLength;
+    }
+    lookupEmbeddings(table, D, r.ids, embeds, offset);
+  });
+  return embeds;
+}
+
+/**
+ * [B, seq] ids (padding 0, masked) and the distinct soft prompts stacked once each: a prompt row's
+ * first positions are vocab + (its adapter's first stacked row + j). Keyed by the prepared object,
+ * so two versions of one task never share rows.
+ */
+function tokenIdInputs(
+  rows: readonly BatchRow[],
+  seq: number,
+  dims: BackboneDims,
+): { ids: BigInt64Array; promptRows: Float32Array } {
+  const V = dims.vocabSize;
+  const firstRow = new Map<PreparedAdapter, number>();
+  let stacked = 0;
+  for (const r of rows) {
+    if (!r.adapter?.softPrompt || firstRow.has(r.adapter)) continue;
+    firstRow.set(r.adapter, stacked);
+    stacked += r.adapter.metadata.promptLength;
+  }
+  // At least one row: the graph's prompt Gather reads row 0 for token positions.
+  const promptRows = new Float32Array(Math.max(1, stacked) * dims.embedDim);
+  for (const [adapter, first] of firstRow) promptRows.set(adapter.softPrompt!, first * dims.embedDim);
+  const ids = new BigInt64Array(rows.length * seq);
+  rows.forEach((r, b) => {
+    let at = b * seq;
+    const first = r.adapter ? firstRow.get(r.adapter) : undefined;
+    if (first !== undefined) {
+      for (let j = 0; j < r.adapter!.metadata.promptLength; j++) ids[at++] = BigInt(V + first + j);
+    }
+    for (const id of r.ids) {
+      if (!(id >= 0 && id < V)) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
+      ids[at++] = BigInt(id);
+    }
+  });
+  return { ids, promptRows };
 }

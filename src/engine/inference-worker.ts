@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
 import type { DeviceInfo } from "../backbone/device.js";
+import type { GraphInput } from "../backbone/token-input.js";
 import { SktError } from "../errors.js";
 import type { WorkerInit, WorkerReply } from "./worker-protocol.js";
 
@@ -41,6 +42,7 @@ export class InferenceWorker extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private restarts = 0;
   private device: DeviceInfo | null = null;
+  private input: GraphInput = "embeds";
 
   constructor(private readonly opts: InferenceWorkerOptions) {
     super();
@@ -53,6 +55,11 @@ export class InferenceWorker extends EventEmitter {
   /** The device the worker's sessions run on (null before the first start). */
   get deviceInfo(): DeviceInfo | null {
     return this.device;
+  }
+
+  /** What the worker's graphs take (embeddings or token ids; token-input.ts), as of its last start. */
+  get graphInput(): GraphInput {
+    return this.input;
   }
 
   get restartCount(): number {
@@ -77,6 +84,7 @@ export class InferenceWorker extends EventEmitter {
           started = true;
           this.ready = true;
           this.device = msg.device;
+          this.input = msg.input;
           this.emit("ready", msg.device);
           resolve();
         } else if (msg.type === "failed") {
@@ -150,10 +158,8 @@ export class InferenceWorker extends EventEmitter {
         ),
       );
     const id = this.nextId++;
-    const transfer: ArrayBuffer[] = [
-      batch.inputsEmbeds.buffer as ArrayBuffer,
-      batch.attentionMask.buffer as ArrayBuffer,
-    ];
+    const inputs = batch.tokenIds ? [batch.tokenIds.ids, batch.tokenIds.promptRows] : [batch.inputsEmbeds];
+    const transfer: ArrayBuffer[] = [...inputs, batch.attentionMask].map((a) => a.buffer as ArrayBuffer);
     if (batch.tokenTypeIds) transfer.push(batch.tokenTypeIds.buffer as ArrayBuffer);
     if (batch.prefix)
       transfer.push(

@@ -76,13 +76,19 @@ export class Runner {
 
   private async execute(worker: InferenceWorker, { rows, handles, internal }: Batch<Row, Float32Array>): Promise<void> {
     const { assets, metrics: m, batchLog } = this.deps;
-    const { batch, realTokens, paddedTokens } = assembleBatch(rows, assets.embeddings, assets.dims);
-    batch.outputs = [...new Set(rows.map((r) => r.output))];
     if (!internal)
       batchLog?.write(
         rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })),
       );
     try {
+      // In the form the worker's graphs take: embeddings (CPU) or token ids (WebGPU); see assemble.ts.
+      const { batch, realTokens, paddedTokens } = assembleBatch(
+        rows,
+        assets.embeddings,
+        assets.dims,
+        worker.graphInput,
+      );
+      batch.outputs = [...new Set(rows.map((r) => r.output))];
       const { outputs, runMs } = await worker.run(batch);
       rows.forEach((r, b) => {
         const all = outputs[r.output]!;

@@ -1,6 +1,7 @@
 /** Messages between the engine (main thread) and its inference worker. */
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
 import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js";
+import type { GraphInput } from "../backbone/token-input.js";
 
 export interface WorkerInit {
   modelsDir: string;
@@ -14,7 +15,8 @@ export interface WorkerInit {
 export type WorkerRequest = { type: "run"; id: number; batch: BackboneBatch } | { type: "close" } | { type: "crash" };
 
 export type WorkerReply =
-  | { type: "ready"; device: DeviceInfo }
+  /** `input`: what the worker's graphs take, so the engine assembles batches in that form. */
+  | { type: "ready"; device: DeviceInfo; input: GraphInput }
   | { type: "failed"; message: string; code?: string }
   | { type: "result"; id: number; outputs: BackboneOutputs; runMs: number }
   | { type: "error"; id: number; message: string; code?: string };

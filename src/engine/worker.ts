@@ -46,7 +46,7 @@ try {
   port.on("message", (msg: WorkerRequest) => {
     chain = chain.then(() => handle(runner, msg));
   });
-  port.postMessage({ type: "ready", device: runner.deviceInfo } satisfies WorkerReply);
+  port.postMessage({ type: "ready", device: runner.deviceInfo, input: runner.input } satisfies WorkerReply);
 } catch (e) {
   port.postMessage({
     type: "failed",

@@ -1,7 +1,9 @@
 /**
  * The backbone on onnxruntime's WebGPU provider (on whatever Vulkan driver is found; SwiftShader in
  * CI) against the CPU provider: the same token batches, plain and with a key/value prefix, agree to
- * PARITY_RELATIVE_TO_SCALE of each output's scale (justified in test/helpers/webgpu.ts).
+ * PARITY_RELATIVE_TO_SCALE of each output's scale (justified in test/helpers/webgpu.ts). The WebGPU
+ * runner uses its default input stage, token ids (the lookup and soft prompts inside the graph);
+ * the CPU runner its default, embeddings; so this also pins the served WebGPU form against the CPU's.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -12,6 +14,7 @@ import {
   type BackboneBatch,
   type BackboneOutputName,
 } from "../../src/backbone/backbone.js";
+import type { GraphInput } from "../../src/backbone/token-input.js";
 import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { maxAbsDiff, seededRandom } from "../helpers/numeric.js";
 import { PARITY_RELATIVE_TO_SCALE, requireWebGpuDriver, skipWebGpu, webgpuSuite } from "../helpers/webgpu.js";
@@ -32,10 +35,10 @@ function maxAbs(a: Float32Array): number {
   return a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 }
 
-/** Runs `make()` on both runners (fresh buffers each: runs may keep them) and compares outputs. */
-async function compare(make: () => BackboneBatch): Promise<void> {
-  const [c, g] = [await cpu.run(make()), await gpu.run(make())];
-  for (const name of make().outputs) {
+/** Runs `make()` on both runners, each in its own input form (fresh buffers each: runs may keep them). */
+async function compare(make: (input: GraphInput) => BackboneBatch): Promise<void> {
+  const [c, g] = [await cpu.run(make(cpu.input)), await gpu.run(make(gpu.input))];
+  for (const name of make("embeds").outputs) {
     const scale = maxAbs(c[name]!);
     const diff = maxAbsDiff(c[name]!, g[name]!);
     expect(scale, name).toBeGreaterThan(0);
@@ -60,6 +63,7 @@ describe.skipIf(skipWebGpu)(webgpuSuite("backbone on WebGPU vs CPU"), { timeout:
 
   it("runs on the WebGPU provider and names the adapter", () => {
     expect(gpu.deviceInfo).toMatchObject({ requested: "webgpu", device: "webgpu", reason: "SKT_DEVICE=webgpu" });
+    expect([gpu.input, cpu.input], "WebGPU takes token ids, the CPU embeddings").toEqual(["ids", "embeds"]);
     expect(gpu.deviceInfo.adapter, "the optional webgpu package reads the adapter's name").toEqual(expect.any(String));
   });
 
@@ -74,15 +78,15 @@ describe.skipIf(skipWebGpu)(webgpuSuite("backbone on WebGPU vs CPU"), { timeout:
 
   it("agrees on a padded batch of sentences of different lengths", async () => {
     const ids = SENTENCES.map((s) => assets.tokenizer.encode(s, 126).ids);
-    await compare(() => tokenBatch(assets.embeddings, assets.dims.embedDim, ids, OUTPUTS));
+    await compare((input) => tokenBatch(assets.embeddings, assets.dims.embedDim, ids, OUTPUTS, input));
   });
 
   it("agrees with a key/value prefix (the prefix variant's graph)", async () => {
     const ids = SENTENCES.slice(0, 2).map((s) => assets.tokenizer.encode(s, 120).ids);
     const P = 5;
-    const make = () => {
+    const make = (input: GraphInput): BackboneBatch => {
       const rand = seededRandom(7);
-      const b = tokenBatch(assets.embeddings, assets.dims.embedDim, ids, ["pooled", "last_hidden_state"]);
+      const b = tokenBatch(assets.embeddings, assets.dims.embedDim, ids, ["pooled", "last_hidden_state"], input);
       const mask = new BigInt64Array(b.batch * P).fill(1n);
       mask[P - 1] = 0n; // row 0 uses only 4 of the 5 prefix positions
       const kv = (l: { heads: number; headDim: number }) =>

@@ -39,6 +39,8 @@ describe.skipIf(skipWebGpu)(webgpuSuite("worker restart and graceful shutdown on
     rig.engine.worker.crashForTesting();
     await ready;
     expect(rig.engine.deviceInfo()).toMatchObject({ device: "webgpu", requested: "webgpu" });
+    // The restarted worker's graphs take token ids again, so the engine keeps sending ids, not rows.
+    expect(rig.engine.worker.graphInput).toBe("ids");
     const after = await classify(["the same two texts", "before and after"]);
     expect(after.status).toBe(200);
     // Same device, same batch shape, same kernels: the same numbers.

@@ -2,7 +2,9 @@
  * The real server with SKT_DEVICE=webgpu (SwiftShader in CI), against a CPU server on the same
  * adapters: readiness names the device, prompt- and prefix-variant tasks share one WebGPU batch and
  * score as on the CPU, and a hot swap under a little load answers every request from one whole
- * version. Small on purpose: the software GPU takes about a second per batch.
+ * version. Small on purpose: the software GPU takes about a second per batch. The WebGPU server
+ * sends token ids and the batch's distinct soft-prompt rows (its graphs look the rows up), the CPU
+ * server embedding rows: the mixed batch pins the two forms against each other through the server.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
@@ -13,7 +15,7 @@ import type { LoggedBatch } from "../../src/engine/batch-log.js";
 import { spawnServerProcess, type ServerProcess } from "../../scripts/lib/server-process.js";
 import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
-import { requireWebGpuDriver, skipWebGpu, webgpu, webgpuSuite } from "../helpers/webgpu.js";
+import { PARITY_RELATIVE_TO_SCALE, requireWebGpuDriver, skipWebGpu, webgpu, webgpuSuite } from "../helpers/webgpu.js";
 
 const TOKEN = "webgpu-test-token";
 const admin = { authorization: `Bearer ${TOKEN}` };
@@ -158,6 +160,26 @@ describe.skipIf(skipWebGpu)(webgpuSuite("server on SKT_DEVICE=webgpu"), { timeou
       if (attempt === 3)
         expect(mixed, JSON.stringify(batches.map((b) => b.rows.map((r) => r.task)))).toBeGreaterThan(0);
     }
+  });
+
+  it("answers /embed from the token-id graphs as the CPU server does", async () => {
+    const embed = async (server: ServerProcess) => {
+      const r = await fetch(`${server.base}/embed`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ texts: ["a fine film", "dull and far too long"] }),
+      });
+      expect(r.status, await r.clone().text()).toBe(200);
+      return ((await r.json()) as { embeddings: number[][] }).embeddings;
+    };
+    const [g, c] = await Promise.all([embed(gpu), embed(cpu)]);
+    expect(g).toHaveLength(2);
+    g.forEach((v, i) => {
+      const scale = Math.max(...c[i].map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      const diff = Math.max(...v.map((x, k) => Math.abs(x - c[i][k])));
+      expect(diff / scale).toBeLessThan(PARITY_RELATIVE_TO_SCALE);
+    });
   });
 
   it("hot-swaps a task under load: every answer comes whole from v1 or v2, and v2 after the swap", async () => {

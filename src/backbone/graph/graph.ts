@@ -154,6 +154,9 @@ export class Graph {
   max(a: Value, b: Value): Value {
     return this.binary("Max", a, b);
   }
+  min(a: Value, b: Value): Value {
+    return this.binary("Min", a, b);
+  }
   sqrt(x: Value): Value {
     return this.unary("Sqrt", x);
   }
@@ -190,6 +193,14 @@ export class Graph {
   /** Elementwise a > b as bool. */
   greater(a: Value, b: Value): Value {
     return this.binary("Greater", a, b);
+  }
+
+  /** Elementwise `cond ? a : b` (bool `cond`; the three broadcast together). */
+  where(cond: Value, a: Value, b: Value): Value {
+    if (cond.dtype !== "bool") throw new Error("graph: Where wants a bool condition");
+    if (a.dtype !== b.dtype) throw new Error(`graph: Where of ${a.dtype} and ${b.dtype}`);
+    const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape), b.shape);
+    return this.record("Where", [cond, a, b], {}, [{ name: "where", dtype: a.dtype, shape }])[0];
   }
 
   softmax(x: Value, axis = -1): Value {
@@ -321,6 +332,14 @@ export class Graph {
     if (indices.dtype !== "int64") throw new Error("graph: Gather wants int64 indices");
     return this.record("Gather", [table, indices], { axis: 0 }, [
       { name: "gather", dtype: table.dtype, shape: [...indices.shape, ...table.shape.slice(1)] },
+    ])[0];
+  }
+
+  /** `data` with the slices named by `indices` ([…, k] int64) replaced by `updates` (ONNX ScatterND). */
+  scatterND(data: Value, indices: Value, updates: Value): Value {
+    if (indices.dtype !== "int64") throw new Error("graph: ScatterND wants int64 indices");
+    return this.record("ScatterND", [data, indices, updates], {}, [
+      { name: "scatter", dtype: data.dtype, shape: data.shape },
     ])[0];
   }
 

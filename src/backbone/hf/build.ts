@@ -1,6 +1,7 @@
 /**
  * The build cache for a Hugging Face folder: `models/hf-<fingerprint prefix>/` holds the same files
- * as USE-lite's build (model.onnx, model-prefix.onnx, tokenizer.json, embeddings.f32, manifest.json)
+ * as USE-lite's build (model.onnx, model-prefix.onnx, their token-id variants, tokenizer.json,
+ * embeddings.f32, manifest.json)
  * plus tokenizer_config.json. Keyed by the checkpoint's fingerprint (config, tokenizer and weight
  * bytes + network version), so a changed folder builds afresh and an unchanged one loads at once.
  */
@@ -75,6 +76,7 @@ export async function ensureHfBackboneBuilt(
     existing &&
     existing.buildFormat === BUILD_FORMAT &&
     existing.fingerprint === source.fingerprint &&
+    existing.outputs[BUILD_FILES.idsModel] !== undefined && // builds from before the token-id graphs get them
     (await changedOutput(dir, existing)) === null
   ) {
     return { dir, manifest: existing };
@@ -87,6 +89,14 @@ export async function ensureHfBackboneBuilt(
     [BUILD_FILES.prefixModel]: onnxBytes(
       buildHfNetwork(weights, { prefix: true }).graph,
       `${source.config.modelType}_prefix`,
+    ),
+    [BUILD_FILES.idsModel]: onnxBytes(
+      buildHfNetwork(weights, { input: "ids" }).graph,
+      `${source.config.modelType}_ids`,
+    ),
+    [BUILD_FILES.idsPrefixModel]: onnxBytes(
+      buildHfNetwork(weights, { prefix: true, input: "ids" }).graph,
+      `${source.config.modelType}_prefix_ids`,
     ),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
     [TOKENIZER_CONFIG_FILE]: new TextEncoder().encode(JSON.stringify(source.tokenizerConfig)),

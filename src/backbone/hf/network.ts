@@ -2,6 +2,8 @@
  * The graph contract every Hugging Face family keeps (the same names as USE-lite's, so the runner
  * and the engine treat all backbones alike):
  *   inputs  inputs_embeds  float [batch, seq, hidden]  rows of the word-embedding table (and soft prompts)
+ *           (with `input: "ids"` instead input_ids int64 [batch, seq] and prompt_rows float [rows, hidden],
+ *           looked up inside the graph: ../token-input.ts)
  *           attention_mask int64 [batch, seq]
  *           token_type_ids int64 [batch, seq] (families with token types only)
  *   prefix variant also: prefix_key_n/prefix_value_n [batch, kv_heads, prefix, head_dim] per layer,
@@ -11,10 +13,13 @@
  * numbers its first text position L (plus the family's offset).
  */
 import { Graph, type Value } from "../graph/graph.js";
+import { embedTokenIds, type GraphInput } from "../token-input.js";
 
 export interface HfNetworkOptions {
   float?: "float32" | "float64";
   prefix?: boolean;
+  /** The input stage: `embeds` (default; rows looked up on the host) or `ids` (looked up in the graph). */
+  input?: GraphInput;
 }
 
 export interface HfNetworkGraph {
@@ -46,9 +51,14 @@ export function declareInputs(
   kvHeads: number,
   headDim: number,
   opts: HfNetworkOptions,
+  /** The word-embedding table [vocab, hidden]: an initializer of the graph when `opts.input` is "ids". */
+  table: Float32Array,
 ): NetworkInputs {
   const g = new Graph(opts.float ?? "float32");
-  const inputsEmbeds = g.input("inputs_embeds", g.float, [B, T, hidden]);
+  const inputsEmbeds =
+    opts.input === "ids"
+      ? embedTokenIds(g, table, table.length / hidden, hidden, { batch: B, seq: T })
+      : g.input("inputs_embeds", g.float, [B, T, hidden]);
   const attentionMask = g.input("attention_mask", "int64", [B, T]);
   const prefixKeys: Value[] = [];
   const prefixValues: Value[] = [];

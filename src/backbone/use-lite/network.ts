@@ -3,6 +3,8 @@
  *
  * Graph contract (other modules rely on these names):
  *   inputs  inputs_embeds  float [batch, seq, 256]  rows of the embedding table, before ×2 and timing
+ *           (with `input: "ids"` instead input_ids int64 [batch, seq] and prompt_rows float [rows, 256],
+ *           looked up inside the graph: ../token-input.ts)
  *           attention_mask int64 [batch, seq]
  *   prefix variant also: prefix_key_0/prefix_value_0 [batch, 4, prefix, 64],
  *           prefix_key_1/prefix_value_1 [batch, 4, prefix, 128], prefix_mask int64 [batch, prefix]
@@ -11,6 +13,7 @@
  */
 import { Graph, type Value } from "../graph/graph.js";
 import { quantizePerColumn } from "../graph/quantize.js";
+import { embedTokenIds, type GraphInput } from "../token-input.js";
 import type { AttentionLayerWeights, DenseWeights, LayerNormWeights, UseLiteWeights } from "./weights.js";
 
 export interface NetworkOptions {
@@ -32,6 +35,8 @@ export interface NetworkOptions {
    * `packingIndices`. last_hidden_state is 0 at padded positions.
    */
   packed?: boolean;
+  /** The input stage: `embeds` (default; rows looked up on the host) or `ids` (looked up in the graph). */
+  input?: GraphInput;
 }
 
 export interface NetworkGraph {
@@ -93,7 +98,10 @@ export function packingIndices(mask: ArrayLike<bigint | number>): { packed: BigI
 
 export function buildUseLiteNetwork(w: UseLiteWeights, opts: NetworkOptions = {}): NetworkGraph {
   const g = new Graph(opts.float ?? "float32");
-  const inputsEmbeds = g.input("inputs_embeds", g.float, [B, T, w.embedDim]);
+  const inputsEmbeds =
+    opts.input === "ids"
+      ? embedTokenIds(g, w.embeddings, w.vocabSize, w.embedDim, { batch: B, seq: T })
+      : g.input("inputs_embeds", g.float, [B, T, w.embedDim]);
   const attentionMask = g.input("attention_mask", "int64", [B, T]);
   const prefixKeys: Value[] = [];
   const prefixValues: Value[] = [];

@@ -123,7 +123,7 @@ export function buildEncoderNetwork(w: EncoderWeights, opts: HfNetworkOptions = 
   const cfg = w.config;
   const H = cfg.hidden;
   const headDim = H / cfg.heads;
-  const inp = declareInputs(H, cfg.layers, cfg.heads, headDim, opts);
+  const inp = declareInputs(H, cfg.layers, cfg.heads, headDim, opts, w.wordEmbeddings);
   const { g } = inp;
 
   const positions = g.gather(

@@ -121,7 +121,7 @@ function causalBias(inp: NetworkInputs): Value {
 export function buildDecoderNetwork(w: DecoderWeights, opts: HfNetworkOptions = {}): HfNetworkGraph {
   const cfg = w.config;
   const { heads, kvHeads, headDim } = cfg;
-  const inp = declareInputs(cfg.hidden, cfg.layers, kvHeads, headDim, opts);
+  const inp = declareInputs(cfg.hidden, cfg.layers, kvHeads, headDim, opts, w.embedTokens);
   const { g } = inp;
   const { cos, sin } = rotaryTables(inp, cfg);
   const bias = g.add(keyPaddingBias(g, keyMask(inp)), causalBias(inp)); // [B, 1, T, K]
