@@ -21,6 +21,7 @@ import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE } from "./hf/build.js";
 import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 import { cpuPinnedNodeNames } from "./webgpu-placement.js";
+import { chooseLayout, packingIndices, type GraphLayout, type PackedSetting, type PackingIndices } from "./packing.js";
 
 export interface BackboneAssets {
   /** The built backbone's folder (what the runner loads). */
@@ -103,6 +104,11 @@ export interface BackboneBatch {
   /** [batch, seq] token type ids for graphs that take them (BERT-family pairs); zeros when absent. */
   tokenTypeIds?: BigInt64Array;
   prefix?: PrefixInputs;
+  /**
+   * The packed graphs' index inputs (see packing.ts), computed where the batch is assembled; a
+   * runner serving packed graphs computes them from the mask when absent, a padded one ignores them.
+   */
+  packing?: PackingIndices;
   outputs: BackboneOutputName[];
 }
 
@@ -113,6 +119,8 @@ export interface RunnerOptions {
   threads: number;
   device?: DeviceSetting;
   precision?: Precision;
+  /** SKT_PACKED: serve the padding-free graphs (default auto; see packing.ts). */
+  packed?: PackedSetting;
 }
 
 async function createSession(file: string, threads: number, device: Device): Promise<ort.InferenceSession> {
@@ -126,17 +134,40 @@ async function createSession(file: string, threads: number, device: Device): Pro
   });
 }
 
-/** The build's plain and prefix graph files for `precision` (int8: only builds that carry them). */
-function graphFiles(manifest: BackboneManifest, precision: Precision): [string, string] {
-  if (precision !== "int8") return [BUILD_FILES.model, BUILD_FILES.prefixModel];
-  if (!manifest.outputs[BUILD_FILES.int8Model] || !manifest.outputs[BUILD_FILES.int8PrefixModel]) {
+/** The build's plain and prefix graph files for `precision` and `layout`, or null when it has none. */
+function graphFiles(manifest: BackboneManifest, precision: Precision, layout: GraphLayout): [string, string] | null {
+  const F = BUILD_FILES;
+  const files: [string, string] =
+    precision === "int8"
+      ? layout === "packed"
+        ? [F.int8PackedModel, F.int8PackedPrefixModel]
+        : [F.int8Model, F.int8PrefixModel]
+      : layout === "packed"
+        ? [F.packedModel, F.packedPrefixModel]
+        : [F.model, F.prefixModel];
+  return files.every((f) => manifest.outputs[f]) ? files : null;
+}
+
+/**
+ * The one place that picks a runner's graph files: precision first (int8 only where built), then
+ * the layout SKT_PACKED and the device choose (packed only where built; older builds fall back to
+ * padded).
+ */
+function chooseGraphs(
+  manifest: BackboneManifest,
+  precision: Precision,
+  packed: PackedSetting,
+  device: Device,
+): { layout: GraphLayout; files: [string, string] } {
+  if (precision === "int8" && !graphFiles(manifest, "int8", "padded")) {
     throw new SktError(
       "bad_request",
       "precision_unsupported",
       `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`,
     );
   }
-  return [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel];
+  const layout = chooseLayout(packed, graphFiles(manifest, precision, "packed") !== null, device);
+  return { layout, files: graphFiles(manifest, precision, layout)! };
 }
 
 export class BackboneRunner {
@@ -146,6 +177,8 @@ export class BackboneRunner {
     private readonly withPrefix: ort.InferenceSession,
     /** The device the sessions run on and why (see device.ts). */
     readonly deviceInfo: DeviceInfo,
+    /** Whether the sessions are the padding-free graphs (they then take `packed_index`/`padded_index`). */
+    readonly layout: GraphLayout,
   ) {}
 
   /** The embedded USE-lite's runner. */
@@ -157,17 +190,17 @@ export class BackboneRunner {
   static async open(dir: string, opts: RunnerOptions): Promise<BackboneRunner> {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
     const precision = opts.precision ?? "fp32";
-    const [model, prefixModel] = graphFiles(manifest, precision);
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
-      const plain = await createSession(path.join(dir, model), opts.threads, device);
+      const { layout, files } = chooseGraphs(manifest, precision, opts.packed ?? "auto", device);
+      const plain = await createSession(path.join(dir, files[0]), opts.threads, device);
       try {
-        return [plain, await createSession(path.join(dir, prefixModel), opts.threads, device)] as const;
+        return { layout, plain, prefix: await createSession(path.join(dir, files[1]), opts.threads, device) };
       } catch (e) {
         await plain.release();
         throw e;
       }
     });
-    return new BackboneRunner(manifest.dims, sessions[0], sessions[1], info);
+    return new BackboneRunner(manifest.dims, sessions.plain, sessions.prefix, info, sessions.layout);
   }
 
   async run(b: BackboneBatch): Promise<BackboneOutputs> {
@@ -182,6 +215,11 @@ export class BackboneRunner {
         b.batch,
         b.seq,
       ]);
+    }
+    if (this.layout === "packed") {
+      const { packedIndex, paddedIndex } = b.packing ?? packingIndices(b.attentionMask);
+      feeds.packed_index = new ort.Tensor("int64", packedIndex, [packedIndex.length]);
+      feeds.padded_index = new ort.Tensor("int64", paddedIndex, [paddedIndex.length]);
     }
     if (b.prefix) {
       const P = b.prefix.length;

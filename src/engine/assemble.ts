@@ -7,6 +7,7 @@
  */
 import { lookupEmbeddings, type BackboneBatch } from "../backbone/backbone.js";
 import type { BackboneDims } from "../backbone/dims.js";
+import { packingFromLengths, type GraphLayout } from "../backbone/packing.js";
 import type { PreparedAdapter } from "../adapters/prepared.js";
 
 export interface BatchRow {
@@ -28,7 +29,13 @@ export interface AssembledBatch {
   paddedTokens: number;
 }
 
-export function assembleBatch(rows: readonly BatchRow[], table: Float32Array, dims: BackboneDims): AssembledBatch {
+/** `layout`: the graphs that will run the batch; packed ones also get their index inputs, from the row lengths. */
+export function assembleBatch(
+  rows: readonly BatchRow[],
+  table: Float32Array,
+  dims: BackboneDims,
+  layout: GraphLayout = "padded",
+): AssembledBatch {
   const D = dims.embedDim;
   const B = rows.length;
   const lengths = rows.map((r) => rowLength(r.adapter, r.ids.length));
@@ -45,6 +52,7 @@ export function assembleBatch(rows: readonly BatchRow[], table: Float32Array, di
     attentionMask.fill(1n, b * seq, b * seq + lengths[b]);
   });
   const batch: BackboneBatch = { batch: B, seq, inputsEmbeds, attentionMask, outputs: ["pooled"] };
+  if (layout === "packed") batch.packing = packingFromLengths(lengths, seq);
   if (rows.some((r) => r.typeIds)) {
     // Soft-prompt rows and single texts are type 0; a pair's ids carry the tokenizer's types.
     const types = new BigInt64Array(B * seq);

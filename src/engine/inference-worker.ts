@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
 import type { DeviceInfo } from "../backbone/device.js";
+import type { GraphLayout } from "../backbone/packing.js";
 import { SktError } from "../errors.js";
 import type { WorkerInit, WorkerReply } from "./worker-protocol.js";
 
@@ -41,6 +42,7 @@ export class InferenceWorker extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private restarts = 0;
   private device: DeviceInfo | null = null;
+  private graphLayout: GraphLayout = "padded";
 
   constructor(private readonly opts: InferenceWorkerOptions) {
     super();
@@ -53,6 +55,11 @@ export class InferenceWorker extends EventEmitter {
   /** The device the worker's sessions run on (null before the first start). */
   get deviceInfo(): DeviceInfo | null {
     return this.device;
+  }
+
+  /** The layout of the graphs the worker serves (reported when it is ready; batches are assembled for it). */
+  get layout(): GraphLayout {
+    return this.graphLayout;
   }
 
   get restartCount(): number {
@@ -68,6 +75,7 @@ export class InferenceWorker extends EventEmitter {
         threads: this.opts.threads,
         device: this.opts.device,
         precision: this.opts.precision,
+        packed: this.opts.packed,
       };
       const worker = spawnWorker(init);
       this.worker = worker;
@@ -77,6 +85,7 @@ export class InferenceWorker extends EventEmitter {
           started = true;
           this.ready = true;
           this.device = msg.device;
+          this.graphLayout = msg.layout;
           this.emit("ready", msg.device);
           resolve();
         } else if (msg.type === "failed") {
@@ -155,6 +164,8 @@ export class InferenceWorker extends EventEmitter {
       batch.attentionMask.buffer as ArrayBuffer,
     ];
     if (batch.tokenTypeIds) transfer.push(batch.tokenTypeIds.buffer as ArrayBuffer);
+    if (batch.packing)
+      transfer.push(batch.packing.packedIndex.buffer as ArrayBuffer, batch.packing.paddedIndex.buffer as ArrayBuffer);
     if (batch.prefix)
       transfer.push(
         ...[...batch.prefix.keys, ...batch.prefix.values, batch.prefix.mask].map((a) => a.buffer as ArrayBuffer),

@@ -76,7 +76,7 @@ export class Runner {
 
   private async execute(worker: InferenceWorker, { rows, handles, internal }: Batch<Row, Float32Array>): Promise<void> {
     const { assets, metrics: m, batchLog } = this.deps;
-    const { batch, realTokens, paddedTokens } = assembleBatch(rows, assets.embeddings, assets.dims);
+    const { batch, realTokens, paddedTokens } = assembleBatch(rows, assets.embeddings, assets.dims, worker.layout);
     batch.outputs = [...new Set(rows.map((r) => r.output))];
     if (!internal)
       batchLog?.write(

@@ -1,6 +1,7 @@
 /** Messages between the engine (main thread) and its inference worker. */
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
 import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js";
+import type { GraphLayout, PackedSetting } from "../backbone/packing.js";
 
 export interface WorkerInit {
   modelsDir: string;
@@ -9,12 +10,14 @@ export interface WorkerInit {
   threads: number;
   device: DeviceSetting;
   precision: Precision;
+  /** SKT_PACKED (default auto). */
+  packed?: PackedSetting;
 }
 
 export type WorkerRequest = { type: "run"; id: number; batch: BackboneBatch } | { type: "close" } | { type: "crash" };
 
 export type WorkerReply =
-  | { type: "ready"; device: DeviceInfo }
+  | { type: "ready"; device: DeviceInfo; layout: GraphLayout }
   | { type: "failed"; message: string; code?: string }
   | { type: "result"; id: number; outputs: BackboneOutputs; runMs: number }
   | { type: "error"; id: number; message: string; code?: string };

@@ -58,6 +58,7 @@ describe("loadConfig", () => {
       maxAdapterParams: 1_000_000,
       device: "cpu",
       precision: "fp32",
+      packed: "auto",
       logLevel: "info",
       semanticCache: true,
       batchLog: undefined,
