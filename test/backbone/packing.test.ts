@@ -3,7 +3,7 @@
  * engine computes from row lengths against their definition from the mask, and BackboneRunner's
  * choice of graphs (packed where built, padded for builds without them) with equal outputs.
  */
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +14,7 @@ import {
   type BackboneAssets,
   type BackboneBatch,
 } from "../../src/backbone/backbone.js";
-import { BUILD_FILES, backboneDir, type BackboneManifest } from "../../src/backbone/build.js";
+import { BUILD_FILES, backboneDir, staleReason, type BackboneManifest } from "../../src/backbone/build.js";
 import {
   chooseLayout,
   packingFromLengths,
@@ -91,6 +91,18 @@ describe("BackboneRunner's graphs", () => {
   afterAll(async () => {
     await Promise.all(runners.map((r) => r.release()));
     await rm(oldBuild, { recursive: true, force: true });
+  });
+
+  it("a build from before the packed graphs is stale (the next start rebuilds it with them)", async () => {
+    const models = await mkdtemp(path.join(os.tmpdir(), "skt-old-models-"));
+    try {
+      await mkdir(backboneDir(models));
+      await copyFile(path.join(oldBuild, "manifest.json"), path.join(backboneDir(models), "manifest.json"));
+      expect(await staleReason(models)).toBe("no packed graphs yet");
+      expect(await staleReason(MODELS_DIR)).toBeNull();
+    } finally {
+      await rm(models, { recursive: true, force: true });
+    }
   });
 
   it("auto serves the packed graphs of a current build and falls back to padded for an old one", async () => {
