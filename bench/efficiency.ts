@@ -5,6 +5,11 @@
  * this data — the dev sentences sorted by length in full batches (target ≥ 0.90). Both verdicts
  * are on real tokens/s (soft-prompt positions included on both sides, as
  * skt_tokens_total{kind="real"} counts them).
+ *
+ * The limit runs the padded graphs (model.onnx, as issue 14 defines it); the server and the replay
+ * run what the server serves by default (SKT_PACKED=auto: the padding-free graphs on the CPU). Unless
+ * BENCH_PACKED_COMPARE=0, a second server with SKT_PACKED=off is measured in every pair as well,
+ * and the limit on the packed graphs, so padded and packed serving meet the same limit in one run.
  */
 import type { Precision } from "../src/backbone/device.js";
 import { rowLength } from "../src/engine/assemble.js";
@@ -17,6 +22,7 @@ import {
   cpuLine,
   cpuSnapshot,
   cpuUsage,
+  envNumber,
   fmt,
   main,
   makeTempDir,
@@ -45,7 +51,8 @@ const TASK = "efficiency";
  * (many pairs, each server slice followed at once by the raw replay of its batches), and the
  * verdict is the median of the per-pair ratios.
  */
-const EFFICIENCY_REPS = QUICK ? 1 : Math.max(REPS, 10);
+const EFFICIENCY_REPS = QUICK ? 1 : Math.round(envNumber("BENCH_EFFICIENCY_PAIRS", Math.max(REPS, 10), 1));
+const COMPARE_PACKED = process.env.BENCH_PACKED_COMPARE !== "0";
 const SLICE_S = QUICK ? MEASURE_S : Math.min(MEASURE_S, 3);
 /** After the first pair the queue refills within milliseconds: a short warm-up suffices. */
 const REWARM_S = Math.min(WARMUP_S, 0.5);
@@ -59,8 +66,11 @@ const LIMITS = {
 main(async () => {
   const raw = await openRaw(undefined, PRECISION);
   onCleanup(() => raw.release());
-  const rawFp32 = PRECISION === "fp32" ? null : await openRaw(undefined, "fp32");
+  const rawPadded = await openRaw(undefined, PRECISION, "off");
+  onCleanup(() => rawPadded.release());
+  const rawFp32 = PRECISION === "fp32" ? null : await openRaw(undefined, "fp32", "off");
   onCleanup(async () => rawFp32?.release());
+  const packedLimitToo = COMPARE_PACKED && raw.runner.layout === "packed";
   const sentences = readSst2Sentences("dev");
   const file = syntheticAdapter(raw.assets, { task: TASK, seed: 1 });
   const adapter = await prepareLocal(raw, file);
@@ -69,28 +79,30 @@ main(async () => {
   const limitBatches = sortedBatches(adapter, ids, LIMITS.maxBatchSize);
 
   const batchLog = path.join(await makeTempDir("batch-log"), "batches.jsonl");
-  const server = await startServer({
-    label: "efficiency",
-    env: {
-      SKT_DEBUG_BATCH_LOG: batchLog,
-      SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize),
-      SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens),
-      SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
-      SKT_PRECISION: PRECISION,
-    },
-  });
-  const { version } = await server.client.uploadAdapter(TASK, encodeAdapter(file, raw.assets.dims));
-  const client = new HttpClient(server.base, CONCURRENCY);
-  onCleanup(() => client.close());
+  const serverEnv = {
+    SKT_MAX_BATCH_SIZE: String(LIMITS.maxBatchSize),
+    SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens),
+    SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
+    SKT_PRECISION: PRECISION,
+  };
+  const open = async (label: string, env: Record<string, string>) => {
+    const srv = await startServer({ label, env: { ...serverEnv, ...env } });
+    const { version } = await srv.client.uploadAdapter(TASK, encodeAdapter(file, raw.assets.dims));
+    const client = new HttpClient(srv.base, CONCURRENCY);
+    onCleanup(() => client.close());
+    return { srv, client, version };
+  };
+  const { srv: server, client, version } = await open("efficiency", { SKT_DEBUG_BATCH_LOG: batchLog });
+  const padded = COMPARE_PACKED ? await open("efficiency-padded", { SKT_PACKED: "off" }) : null;
 
-  const reps = [];
-  for (let r = 0; r < EFFICIENCY_REPS; r++) {
-    const probe = windowProbe(server);
+  /** One closed-loop window on `srv`, with its batch stats and the wall-clock span of the window. */
+  const measure = async (srv: typeof server, c: HttpClient, warmupS: number) => {
+    const probe = windowProbe(srv);
     let from = 0;
     let to = 0;
-    const s = await closedLoop(client, {
+    const s = await closedLoop(c, {
       concurrency: CONCURRENCY,
-      warmupMs: (r === 0 ? WARMUP_S : REWARM_S) * 1000,
+      warmupMs: warmupS * 1000,
       durationMs: SLICE_S * 1000,
       next: (i) => classifyRequest(TASK, sentences[i % sentences.length], positions[i % sentences.length]),
       onWindowStart: async () => {
@@ -102,7 +114,12 @@ main(async () => {
         await probe.onWindowEnd();
       },
     });
-    const stats = probe.stats();
+    return { s, stats: probe.stats(), from, to };
+  };
+
+  const reps = [];
+  for (let r = 0; r < EFFICIENCY_REPS; r++) {
+    const { s, stats, from, to } = await measure(server, client, r === 0 ? WARMUP_S : REWARM_S);
     // Exactly the batches the server ran inside the window (the server flushes its log every 250 ms).
     await sleep(600);
     const batches = await loggedBatches(batchLog, from, to, new Map([[`${TASK}@${version}`, adapter]]));
@@ -114,7 +131,9 @@ main(async () => {
     const c0 = cpuSnapshot({ bench: "self" });
     const b = await rawThroughput(raw, batches, SLICE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
-    const limit = await rawThroughput(raw, limitBatches, SLICE_S * 1000);
+    const off = padded ? await measure(padded.srv, padded.client, r === 0 ? WARMUP_S : REWARM_S) : null;
+    const limit = await rawThroughput(rawPadded, limitBatches, SLICE_S * 1000);
+    const packedLimit = packedLimitToo ? await rawThroughput(raw, limitBatches, SLICE_S * 1000) : null;
     const fp32Limit = rawFp32 ? await rawThroughput(rawFp32, limitBatches, SLICE_S * 1000) : limit;
     reps.push({
       server: {
@@ -134,12 +153,22 @@ main(async () => {
       limit,
       limitRatio: s.rps / limit.sentencesPerSec,
       limitTokensRatio: s.weightPerSec / limit.realTokensPerSec,
+      off: off && {
+        rps: off.s.rps,
+        realTokensPerSec: off.s.weightPerSec,
+        p50: off.s.p50,
+        failed: off.s.failed,
+        limitTokensRatio: off.s.weightPerSec / limit.realTokensPerSec,
+        ...off.stats,
+      },
+      packedOverPadded: off ? s.weightPerSec / off.s.weightPerSec : NaN,
+      packedLimit,
       fp32Limit,
       fp32LimitRatio: s.rps / fp32Limit.sentencesPerSec,
       precisionSpeedup: limit.sentencesPerSec / fp32Limit.sentencesPerSec,
     });
     console.log(
-      `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)} · sorted limit ${fmt(limit.sentencesPerSec)} sent/s, server ÷ limit ${(s.rps / limit.sentencesPerSec).toFixed(3)}`,
+      `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)} · sorted limit ${fmt(limit.sentencesPerSec)} sent/s, server ÷ limit ${(s.rps / limit.sentencesPerSec).toFixed(3)}${off ? ` · SKT_PACKED=off ${fmt(off.s.rps)} req/s ${fmt(off.s.weightPerSec)} tok/s (packed ÷ padded ${(s.weightPerSec / off.s.weightPerSec).toFixed(3)})` : ""}${packedLimit ? ` · packed limit ${fmt(packedLimit.sentencesPerSec)} sent/s` : ""}`,
     );
   }
 
@@ -244,6 +273,62 @@ main(async () => {
       ],
     ],
   );
+  const compared = reps.filter((x) => x.off);
+  const c = (f: (x: (typeof compared)[number]) => number, digits = 0) => fmt(medianOf(compared, f), digits);
+  const packedTable = markdownTable(
+    ["", "requests/s", "real tokens/s", "÷ limit (real tokens/s)", "rows per batch", "padding share", "p50 ms"],
+    [
+      [
+        "server, SKT_PACKED=auto (packed graphs)",
+        c((x) => x.server.rps),
+        c((x) => x.server.realTokensPerSec),
+        medianOf(compared, (x) => x.limitTokensRatio).toFixed(3),
+        c((x) => x.server.meanBatchSize, 1),
+        pct(medianOf(compared, (x) => x.server.paddingShare)),
+        c((x) => x.server.p50, 1),
+      ],
+      [
+        "server, SKT_PACKED=off (padded graphs)",
+        c((x) => x.off!.rps),
+        c((x) => x.off!.realTokensPerSec),
+        medianOf(compared, (x) => x.off!.limitTokensRatio).toFixed(3),
+        c((x) => x.off!.meanBatchSize, 1),
+        pct(medianOf(compared, (x) => x.off!.paddingShare)),
+        c((x) => x.off!.p50, 1),
+      ],
+      [
+        "raw limit: sorted by length, padded graphs (model.onnx)",
+        c((x) => x.limit.sentencesPerSec),
+        c((x) => x.limit.realTokensPerSec),
+        "1",
+        c((x) => x.limit.meanBatchSize, 1),
+        pct(medianOf(compared, (x) => x.limit.paddingShare)),
+        "",
+      ],
+      ...(packedLimitToo
+        ? [
+            [
+              "raw limit: sorted by length, packed graphs",
+              c((x) => x.packedLimit!.sentencesPerSec),
+              c((x) => x.packedLimit!.realTokensPerSec),
+              medianOf(compared, (x) => x.packedLimit!.realTokensPerSec / x.limit.realTokensPerSec).toFixed(3),
+              c((x) => x.packedLimit!.meanBatchSize, 1),
+              pct(medianOf(compared, (x) => x.packedLimit!.paddingShare)),
+              "",
+            ],
+          ]
+        : []),
+      [
+        "server packed ÷ server padded (real tokens/s, median of per-pair ratios)",
+        "",
+        medianOf(compared, (x) => x.packedOverPadded).toFixed(3),
+        "",
+        "",
+        "",
+        "",
+      ],
+    ],
+  );
   await writeReport({
     name: "efficiency",
     title: "Efficiency: server vs raw backbone at saturation",
@@ -259,8 +344,15 @@ main(async () => {
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
       `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for ${SLICE_S} s right after each replay (in an order that mixes short and long batches, so a window ending mid-pass is not biased); the verdict against the limit is on real tokens/s, which does not depend on how far into the dev set the server's window got.`,
       "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
+      `Graphs: the server and the replay run what SKT_PACKED=auto serves (here ${raw.runner.layout}); the limit runs the padded graphs (model.onnx).${padded ? ` A second server with SKT_PACKED=off is measured for ${SLICE_S} s in every pair, right after the replay${packedLimitToo ? ", and the limit once more on the packed graphs" : ""}.` : ""}`,
     ],
-    tables: [{ markdown: table }, ...(rawFp32 ? [{ markdown: precisionTable }] : [])],
+    tables: [
+      { markdown: table },
+      ...(compared.length > 0
+        ? [{ caption: "Padding-free serving: SKT_PACKED=auto vs off, same pairs", markdown: packedTable }]
+        : []),
+      ...(rawFp32 ? [{ markdown: precisionTable }] : []),
+    ],
     data: {
       limits: LIMITS,
       promptLength: file.metadata.promptLength,
@@ -269,6 +361,7 @@ main(async () => {
       limitTokensRatio,
       precision: PRECISION,
       limitRatioPerRep: reps.map((x) => x.limitRatio),
+      packedOverPaddedPerRep: reps.map((x) => x.packedOverPadded),
       ratioPerRep: reps.map((x) => x.tokensRatio),
       medianRequestsRatio: median(reps.map((x) => x.requestsRatio)),
       reps,

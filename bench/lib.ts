@@ -26,7 +26,7 @@ export function percentile(xs: number[], p: number): number {
 /** BENCH_QUICK=1: a smoke run with short measurements (numbers are not meaningful). */
 export const QUICK = process.env.BENCH_QUICK === "1" || process.env.BENCH_QUICK === "true";
 
-function envNumber(name: string, fallback: number, min: number): number {
+export function envNumber(name: string, fallback: number, min: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === "") return fallback;
   const n = Number(raw);

@@ -7,7 +7,8 @@
 import ort from "onnxruntime-node";
 import { loadBackboneAssets, tokenBatch, type EmbedsBatch } from "../src/backbone/backbone.js";
 import { toOnnxBytes } from "../src/backbone/graph/onnx.js";
-import { buildUseLiteNetwork, packingIndices } from "../src/backbone/use-lite/network.js";
+import { buildUseLiteNetwork } from "../src/backbone/use-lite/network.js";
+import { packingIndices } from "../src/backbone/packing.js";
 import { readUseLitePackage } from "../src/backbone/use-lite/package-source.js";
 import { mapUseLiteWeights } from "../src/backbone/use-lite/weights.js";
 import {
@@ -25,13 +26,19 @@ import {
 } from "./lib.js";
 
 const BATCHES_PER_SHAPE = Number(process.env.BENCH_PACKED_BATCHES ?? 4);
+/** BENCH_PRECISION=int8: both graphs with int8 dense layers. */
+const PRECISION = process.env.BENCH_PRECISION === "int8" ? "int8" : "fp32";
 
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
   const w = mapUseLiteWeights((await readUseLitePackage()).weights);
   const opts = { intraOpNumThreads: THREADS, interOpNumThreads: 1, graphOptimizationLevel: "all" as const };
-  const padded = await ort.InferenceSession.create(toOnnxBytes(buildUseLiteNetwork(w).graph), opts);
-  const packed = await ort.InferenceSession.create(toOnnxBytes(buildUseLiteNetwork(w, { packed: true }).graph), opts);
+  const int8 = PRECISION === "int8";
+  const padded = await ort.InferenceSession.create(toOnnxBytes(buildUseLiteNetwork(w, { int8 }).graph), opts);
+  const packed = await ort.InferenceSession.create(
+    toOnnxBytes(buildUseLiteNetwork(w, { int8, packed: true }).graph),
+    opts,
+  );
   const D = assets.dims.embedDim;
   const ids = readSst2Sentences("dev").map((s) => assets.tokenizer.encode(s, 128).ids);
   const chunk = (rows: number[][], size: number) =>
@@ -40,6 +47,13 @@ main(async () => {
   const shapes: { name: string; batches: number[][][] }[] = [
     { name: "32 dev sentences in arrival order", batches: chunk(ids, 32) },
     { name: "32 dev sentences sorted by length", batches: chunk(sorted, 32).filter((_, i) => i % 6 === 2) },
+    // Intermediate padding: 32 rows taken every 2nd / 4th / 8th from a run of sorted sentences.
+    ...[2, 4, 8].map((stride) => ({
+      name: `32 of ${32 * stride} sorted sentences (every ${stride === 2 ? "2nd" : `${stride}th`})`,
+      batches: chunk(sorted, 32 * stride)
+        .filter((_, i) => i % 3 === 1)
+        .map((run) => run.filter((_, i) => i % stride === 0)),
+    })),
     { name: "8 dev sentences in arrival order", batches: chunk(ids, 8) },
     { name: "1 sentence (no padding)", batches: chunk(ids, 1) },
   ];
@@ -49,7 +63,7 @@ main(async () => {
       attention_mask: new ort.Tensor("int64", b.attentionMask, [b.batch, b.seq]),
     };
     if (withIndex) {
-      const { packed: p, padded: q } = packingIndices(b.attentionMask);
+      const { packedIndex: p, paddedIndex: q } = packingIndices(b.attentionMask);
       f.packed_index = new ort.Tensor("int64", p, [p.length]);
       f.padded_index = new ort.Tensor("int64", q, [q.length]);
     }
@@ -95,8 +109,8 @@ main(async () => {
     name: "packed",
     title: "Padding-free graph vs padded graph",
     notes: [
-      settingsLine({ "batches per shape": BATCHES_PER_SHAPE }),
-      `Plain fp32 graphs built in memory; each shape's first ${BATCHES_PER_SHAPE} batches, ${Math.max(REPS, 3)} alternating repetitions, median ms per batch; the packed time includes computing its indices.`,
+      settingsLine({ "batches per shape": BATCHES_PER_SHAPE, precision: PRECISION }),
+      `Plain ${PRECISION} graphs built in memory; each shape's first ${BATCHES_PER_SHAPE} batches, ${Math.max(REPS, 3)} alternating repetitions, median ms per batch; the packed time includes computing its indices.`,
     ],
     tables: [
       {

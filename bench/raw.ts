@@ -14,6 +14,7 @@ import {
 } from "../src/backbone/backbone.js";
 import type { AdapterFile } from "../src/adapters/format.js";
 import type { Precision } from "../src/backbone/device.js";
+import type { PackedSetting } from "../src/backbone/packing.js";
 import { prepareAdapter, type PreparedAdapter } from "../src/adapters/prepared.js";
 import { assembleBatch, type BatchRow } from "../src/engine/assemble.js";
 import { parseBatchLog } from "../src/engine/batch-log.js";
@@ -25,9 +26,14 @@ export interface Raw {
   release(): Promise<void>;
 }
 
-export async function openRaw(threads = THREADS, precision: Precision = "fp32"): Promise<Raw> {
+/** `packed`: SKT_PACKED for the raw runner (default auto: the graphs the server serves by default). */
+export async function openRaw(
+  threads = THREADS,
+  precision: Precision = "fp32",
+  packed: PackedSetting = "auto",
+): Promise<Raw> {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision });
+  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision, packed });
   return { assets, runner, release: () => runner.release() };
 }
 
@@ -97,7 +103,7 @@ export interface RawThroughput {
 export async function rawThroughput(raw: Raw, batches: BatchRow[][], durationMs: number): Promise<RawThroughput> {
   const built = batches.map((rows) => ({
     rows: rows.length,
-    ...assembleBatch(rows, raw.assets.embeddings, raw.assets.dims),
+    ...assembleBatch(rows, raw.assets.embeddings, raw.assets.dims, raw.runner.input, raw.runner.layout),
   }));
   for (const b of built.slice(0, 2)) await raw.runner.run(b.batch); // warm-up
   let ms = 0;

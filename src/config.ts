@@ -8,6 +8,7 @@
 import os from "node:os";
 import { z } from "zod";
 import { DEVICE_SETTINGS, PRECISIONS, type DeviceSetting, type Precision } from "./backbone/device.js";
+import { PACKED_SETTINGS, type PackedSetting } from "./backbone/packing.js";
 import { SktError } from "./errors.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -44,7 +45,7 @@ export interface ServerConfig {
   workers: number;
   /** SKT_MAX_BATCH_SIZE: most rows (texts) in one backbone pass. */
   maxBatchSize: number;
-  /** SKT_MAX_BATCH_TOKENS: most padded tokens (rows × longest row) in one backbone pass. */
+  /** SKT_MAX_BATCH_TOKENS: most positions one backbone pass may cost (real tokens + weighted padding). */
   maxBatchTokens: number;
   /** SKT_MAX_WAIT_MS: how long an idle worker waits for more rows before running a partial batch. */
   maxWaitMs: number;
@@ -82,6 +83,8 @@ export interface ServerConfig {
   device: DeviceSetting;
   /** SKT_PRECISION: the backbone's numeric precision. */
   precision: Precision;
+  /** SKT_PACKED: serve the padding-free graphs (`auto`: on the CPU where built; see backbone/packing.ts). */
+  packed: PackedSetting;
   /** SKT_LOG_LEVEL: pino level. */
   logLevel: LogLevel;
   /** SKT_SEMANTIC_CACHE: cache the semantic pass per adapter version (`false`: a debug switch). */
@@ -359,7 +362,8 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     env: "SKT_MAX_BATCH_TOKENS",
     flag: "--max-batch-tokens",
     default: "4096",
-    meaning: "Most padded tokens (rows × longest row) in one backbone pass.",
+    meaning:
+      "Most positions one backbone pass may cost: its real tokens plus its padding (rows × longest row in all, with padded graphs; with packed graphs, see SKT_PACKED, a padding position counts a quarter).",
     parse: int(1),
   }),
   opt({
@@ -377,7 +381,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--max-padding-ratio",
     default: "0.25",
     meaning:
-      "Most padding a batch may carry, as a fraction of its real tokens; rows that would add more wait for the next batch (the oldest row always goes).",
+      "Most padding a batch may carry, as a fraction of its real tokens (with packed graphs a padding position counts a quarter, see SKT_PACKED); rows that would add more wait for the next batch (the oldest row always goes).",
     parse: decimal(0, 1000),
   }),
   opt({
@@ -529,6 +533,15 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     meaning:
       "Backbone arithmetic: `fp32`; `int8` (CPU only, embedded USE-lite only: the transformer's dense layers with int8 weights and activations quantized at run time; adapters stay fp32); or `fp16` (WebGPU only, where the adapter offers `shader-f16`; refused with the reason elsewhere, and refused in this version everywhere because half-precision graphs are not built yet).",
     parse: oneOf(PRECISIONS),
+  }),
+  opt({
+    key: "packed",
+    env: "SKT_PACKED",
+    flag: "--packed",
+    default: "auto",
+    meaning:
+      "Padding-free graphs: norms, dense layers and residuals run on a batch's real tokens only, attention on the padded layout (in a quiet `npm run bench:packed`: 0.58× the padded graph's time at 51 % padding, 0.79–0.86× at 11–16 %, 0.92–1.00× without padding). `auto`: on the CPU wherever the build has them (the embedded USE-lite, fp32 and int8), padded elsewhere; `on`: wherever built, on any device; `off`: always padded. With packed graphs the batcher counts a padding position as a quarter of a real one (SKT_MAX_BATCH_TOKENS, SKT_MAX_PADDING_RATIO).",
+    parse: oneOf(PACKED_SETTINGS),
   }),
   opt({
     key: "logLevel",

@@ -22,6 +22,7 @@ import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 import { INPUT_IDS, PROMPT_ROWS, type GraphInput } from "./token-input.js";
 import { cpuPinnedNodeNames } from "./webgpu-placement.js";
+import { chooseLayout, packingIndices, type GraphLayout, type PackedSetting, type PackingIndices } from "./packing.js";
 
 export interface BackboneAssets {
   /** The built backbone's folder (what the runner loads). */
@@ -102,6 +103,11 @@ interface BatchCommon {
   /** [batch, seq] token type ids for graphs that take them (BERT-family pairs); zeros when absent. */
   tokenTypeIds?: BigInt64Array;
   prefix?: PrefixInputs;
+  /**
+   * The packed graphs' index inputs (see packing.ts), computed where the batch is assembled; a
+   * runner serving packed graphs computes them from the mask when absent, a padded one ignores them.
+   */
+  packing?: PackingIndices;
   outputs: BackboneOutputName[];
 }
 
@@ -138,6 +144,8 @@ export interface RunnerOptions {
    * thread's one copy of the table serves every worker; docs/webgpu.md "What crosses the bus").
    */
   input?: GraphInput;
+  /** SKT_PACKED: serve the padding-free graphs (default auto; see packing.ts). */
+  packed?: PackedSetting;
 }
 
 /** The input stage a runner on `device` uses unless told otherwise (int8 graphs exist only as embeds). */
@@ -156,12 +164,33 @@ async function createSession(file: string, threads: number, device: Device): Pro
   });
 }
 
-/** The build's plain and prefix graph files for `precision` and `input` (int8: only builds that carry them). */
-function graphFiles(manifest: BackboneManifest, precision: Precision, input: GraphInput): [string, string] {
-  const have = (files: [string, string]) => files.every((f) => manifest.outputs[f]);
-  if (precision === "int8") {
-    const files: [string, string] = [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel];
-    if (input === "embeds" && have(files)) return files;
+/** The build's plain and prefix graph files for `precision` and `layout` (embeds input), or null when it has none. */
+function graphFiles(manifest: BackboneManifest, precision: Precision, layout: GraphLayout): [string, string] | null {
+  const F = BUILD_FILES;
+  const files: [string, string] =
+    precision === "int8"
+      ? layout === "packed"
+        ? [F.int8PackedModel, F.int8PackedPrefixModel]
+        : [F.int8Model, F.int8PrefixModel]
+      : layout === "packed"
+        ? [F.packedModel, F.packedPrefixModel]
+        : [F.model, F.prefixModel];
+  return files.every((f) => manifest.outputs[f]) ? files : null;
+}
+
+/**
+ * The one place that picks a runner's graph files: the input stage first (token ids: fp32, padded),
+ * then precision (int8 only where built), then the layout SKT_PACKED and the device choose (packed
+ * only where built; older builds fall back to padded).
+ */
+function chooseGraphs(
+  manifest: BackboneManifest,
+  precision: Precision,
+  input: GraphInput,
+  packed: PackedSetting,
+  device: Device,
+): { layout: GraphLayout; files: [string, string] } {
+  if (precision === "int8" && (input === "ids" || !graphFiles(manifest, "int8", "padded"))) {
     throw new SktError(
       "bad_request",
       "precision_unsupported",
@@ -170,15 +199,18 @@ function graphFiles(manifest: BackboneManifest, precision: Precision, input: Gra
         : `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`,
     );
   }
-  if (input === "embeds") return [BUILD_FILES.model, BUILD_FILES.prefixModel];
-  const files: [string, string] = [BUILD_FILES.idsModel, BUILD_FILES.idsPrefixModel];
-  if (!have(files))
-    throw new SktError(
-      "not_ready",
-      "backbone_load_failed",
-      `the build of "${manifest.backbone}" has no token-id graphs (built by an older version); rebuild it (npm run build, or delete its folder under the models directory)`,
-    );
-  return files;
+  if (input === "ids") {
+    const files: [string, string] = [BUILD_FILES.idsModel, BUILD_FILES.idsPrefixModel];
+    if (!files.every((f) => manifest.outputs[f]))
+      throw new SktError(
+        "not_ready",
+        "backbone_load_failed",
+        `the build of "${manifest.backbone}" has no token-id graphs (built by an older version); rebuild it (npm run build, or delete its folder under the models directory)`,
+      );
+    return { layout: "padded", files };
+  }
+  const layout = chooseLayout(packed, graphFiles(manifest, precision, "packed") !== null, device);
+  return { layout, files: graphFiles(manifest, precision, layout)! };
 }
 
 export class BackboneRunner {
@@ -190,6 +222,8 @@ export class BackboneRunner {
     readonly deviceInfo: DeviceInfo,
     /** What a batch must carry: `inputsEmbeds` or `tokenIds` (token-input.ts). */
     readonly input: GraphInput,
+    /** Whether the sessions are the padding-free graphs (they then take `packed_index`/`padded_index`). */
+    readonly layout: GraphLayout,
   ) {}
 
   /** The embedded USE-lite's runner. */
@@ -203,16 +237,21 @@ export class BackboneRunner {
     const precision = opts.precision ?? "fp32";
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
       const input = opts.input ?? defaultGraphInput(device, precision);
-      const [model, prefixModel] = graphFiles(manifest, precision, input);
-      const plain = await createSession(path.join(dir, model), opts.threads, device);
+      const { layout, files } = chooseGraphs(manifest, precision, input, opts.packed ?? "auto", device);
+      const plain = await createSession(path.join(dir, files[0]), opts.threads, device);
       try {
-        return [plain, await createSession(path.join(dir, prefixModel), opts.threads, device), input] as const;
+        return {
+          input,
+          layout,
+          plain,
+          prefix: await createSession(path.join(dir, files[1]), opts.threads, device),
+        };
       } catch (e) {
         await plain.release();
         throw e;
       }
     });
-    return new BackboneRunner(manifest.dims, sessions[0], sessions[1], info, sessions[2]);
+    return new BackboneRunner(manifest.dims, sessions.plain, sessions.prefix, info, sessions.input, sessions.layout);
   }
 
   async run(b: BackboneBatch): Promise<BackboneOutputs> {
@@ -236,6 +275,11 @@ export class BackboneRunner {
         b.batch,
         b.seq,
       ]);
+    }
+    if (this.layout === "packed") {
+      const { packedIndex, paddedIndex } = b.packing ?? packingIndices(b.attentionMask);
+      feeds.packed_index = new ort.Tensor("int64", packedIndex, [packedIndex.length]);
+      feeds.padded_index = new ort.Tensor("int64", paddedIndex, [paddedIndex.length]);
     }
     if (b.prefix) {
       const P = b.prefix.length;

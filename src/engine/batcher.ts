@@ -3,9 +3,11 @@
  * the rows waiting to run, their requests' deadlines and cancellation, the queue metrics, and the
  * choice of batches, which the runner pulls with `next()` whenever a worker slot is free.
  *
- * Rows of any task share a batch; a batch is bounded by a row count and a padded-token budget, and
- * is cut from a window of queued rows sorted by length around the oldest one, so long and short
- * texts are not padded together while nobody waits behind a stream of better-fitting rows. While
+ * Rows of any task share a batch; a batch is bounded by a row count and a token budget (real tokens
+ * plus padding, weighted by what padding costs the graphs in use: all of it with padded graphs,
+ * only attention's share with packed ones), and is cut from a window of queued rows sorted by
+ * length around the oldest one, so long and short texts are not padded together while nobody waits
+ * behind a stream of better-fitting rows. While
  * every worker is busy rows pile up and batches fill by themselves; a partial batch goes only to an
  * idle worker, after at most `maxWaitMs`, or at once when its first row ends a quiet spell.
  *
@@ -18,7 +20,10 @@ import { SettleHandle } from "./settle.js";
 
 export interface BatcherLimits {
   maxBatchSize: number;
-  /** Budget for rows × longest row (padded positions), the cost the backbone actually pays. */
+  /**
+   * Budget for a batch's cost in positions, the cost the backbone actually pays: real tokens plus
+   * `paddingCost` × padding (rows × longest row with the padded graphs).
+   */
   maxBatchTokens: number;
   maxWaitMs: number;
   /**
@@ -27,6 +32,12 @@ export interface BatcherLimits {
    * length would pad the batch beyond this waits for the next batch instead.
    */
   maxPaddingRatio: number;
+  /**
+   * What one padding position costs relative to a real one (default 1: the padded graphs). The
+   * packed graphs pay for padding only in attention (PACKED_PADDING_COST), so both budgets above
+   * count it at that weight and batches may span more different lengths.
+   */
+  paddingCost?: number;
   /** Rows allowed to wait; more is refused with an `overloaded` error. */
   queueSize: number;
   /** Deadline of a request that brings none (ms from submission). */
@@ -380,6 +391,7 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
   /** Takes the oldest row plus its nearest neighbours by length, within the row, token and padding budgets. */
   private takeBatch(): Entry<Row, Out>[] {
     const { maxBatchSize, maxBatchTokens, maxPaddingRatio } = this.limits;
+    const paddingCost = this.limits.paddingCost ?? 1;
     const window = this.queue.slice(0, maxBatchSize * WINDOW_FACTOR);
     const sorted = [...window].sort((a, b) => a.row.length - b.row.length);
     const len = (i: number) => sorted[i].row.length;
@@ -387,9 +399,11 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
     let hi = lo;
     let real = len(lo);
     const fits = (from: number, to: number, realTokens: number) => {
-      const padded = (to - from + 1) * len(to);
+      const padding = paddingCost * ((to - from + 1) * len(to) - realTokens);
       return (
-        to - from + 1 <= maxBatchSize && padded <= maxBatchTokens && padded - realTokens <= maxPaddingRatio * realTokens
+        to - from + 1 <= maxBatchSize &&
+        realTokens + padding <= maxBatchTokens &&
+        padding <= maxPaddingRatio * realTokens
       );
     };
     for (;;) {

@@ -14,6 +14,7 @@ import { AdapterRegistry } from "../adapters/registry.js";
 import { parameterCount } from "../adapters/spec.js";
 import type { AdapterStore, StoreHealth } from "../adapters/store/interface.js";
 import { createAdapterStore } from "../adapters/store/select.js";
+import { paddingCost, type GraphLayout } from "../backbone/packing.js";
 import { rowLength } from "./assemble.js";
 import { BatchLog } from "./batch-log.js";
 import { Batcher } from "./batcher.js";
@@ -60,7 +61,10 @@ export type EngineOptions = Pick<
   | "requestTimeoutMs"
 > &
   Partial<
-    Pick<ServerConfig, "model" | "precision" | "workers" | "maxInFlightBatches" | "batchLog" | "warmTasks" | "storeUrl">
+    Pick<
+      ServerConfig,
+      "model" | "precision" | "packed" | "workers" | "maxInFlightBatches" | "batchLog" | "warmTasks" | "storeUrl"
+    >
   > & {
     metrics?: SktMetrics;
     /** Largest |value| an adapter tensor may hold (default MAX_ABS_TENSOR_VALUE; tests lift it to reach the probe). */
@@ -95,7 +99,8 @@ export class Engine implements InferenceService {
   static async create(opts: EngineOptions): Promise<Engine> {
     const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model);
     const workers = await startWorkers(opts, assets);
-    const batcher = new Batcher<Row>(opts, opts.metrics);
+    // Workers serve one layout (same build, options and device); it sets what a padding position costs a batch.
+    const batcher = new Batcher<Row>({ ...opts, paddingCost: paddingCost(workers[0].layout) }, opts.metrics);
     const batchLog = opts.batchLog ? BatchLog.open(opts.batchLog) : null;
     const runner = new Runner(
       workers,
@@ -159,6 +164,11 @@ export class Engine implements InferenceService {
 
   deviceInfo(): DeviceInfo | null {
     return this.workers.find((w) => w.deviceInfo)?.deviceInfo ?? null;
+  }
+
+  /** The graphs the workers serve: padding-free (`packed`, SKT_PACKED) or padded. */
+  graphLayout(): GraphLayout {
+    return this.workers[0].layout;
   }
 
   storeHealth(): StoreHealth {
@@ -501,6 +511,7 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
         threads: opts.threads,
         device: opts.device,
         precision: opts.precision ?? "fp32",
+        packed: opts.packed ?? "auto",
       }),
   );
   workers.forEach((worker, index) => {
@@ -516,6 +527,7 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
         device: d.device,
         adapter: d.adapter,
         requested: d.requested,
+        graphs: worker.layout,
       });
     });
   });

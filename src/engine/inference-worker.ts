@@ -8,6 +8,7 @@ import { Worker } from "node:worker_threads";
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
 import type { DeviceInfo } from "../backbone/device.js";
 import type { GraphInput } from "../backbone/token-input.js";
+import type { GraphLayout } from "../backbone/packing.js";
 import { SktError } from "../errors.js";
 import type { WorkerInit, WorkerReply } from "./worker-protocol.js";
 
@@ -43,6 +44,7 @@ export class InferenceWorker extends EventEmitter {
   private restarts = 0;
   private device: DeviceInfo | null = null;
   private input: GraphInput = "embeds";
+  private graphLayout: GraphLayout = "padded";
 
   constructor(private readonly opts: InferenceWorkerOptions) {
     super();
@@ -62,6 +64,11 @@ export class InferenceWorker extends EventEmitter {
     return this.input;
   }
 
+  /** The layout of the graphs the worker serves (reported when it is ready; batches are assembled for it). */
+  get layout(): GraphLayout {
+    return this.graphLayout;
+  }
+
   get restartCount(): number {
     return this.restarts;
   }
@@ -75,6 +82,7 @@ export class InferenceWorker extends EventEmitter {
         threads: this.opts.threads,
         device: this.opts.device,
         precision: this.opts.precision,
+        packed: this.opts.packed,
       };
       const worker = spawnWorker(init);
       this.worker = worker;
@@ -85,6 +93,7 @@ export class InferenceWorker extends EventEmitter {
           this.ready = true;
           this.device = msg.device;
           this.input = msg.input;
+          this.graphLayout = msg.layout;
           this.emit("ready", msg.device);
           resolve();
         } else if (msg.type === "failed") {
@@ -161,6 +170,8 @@ export class InferenceWorker extends EventEmitter {
     const inputs = batch.tokenIds ? [batch.tokenIds.ids, batch.tokenIds.promptRows] : [batch.inputsEmbeds];
     const transfer: ArrayBuffer[] = [...inputs, batch.attentionMask].map((a) => a.buffer as ArrayBuffer);
     if (batch.tokenTypeIds) transfer.push(batch.tokenTypeIds.buffer as ArrayBuffer);
+    if (batch.packing)
+      transfer.push(batch.packing.packedIndex.buffer as ArrayBuffer, batch.packing.paddedIndex.buffer as ArrayBuffer);
     if (batch.prefix)
       transfer.push(
         ...[...batch.prefix.keys, ...batch.prefix.values, batch.prefix.mask].map((a) => a.buffer as ArrayBuffer),

@@ -87,6 +87,7 @@ export class Runner {
         assets.embeddings,
         assets.dims,
         worker.graphInput,
+        worker.layout,
       );
       batch.outputs = [...new Set(rows.map((r) => r.output))];
       const { outputs, runMs } = await worker.run(batch);

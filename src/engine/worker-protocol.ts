@@ -2,6 +2,7 @@
 import type { BackboneBatch, BackboneOutputs } from "../backbone/backbone.js";
 import type { DeviceInfo, DeviceSetting, Precision } from "../backbone/device.js";
 import type { GraphInput } from "../backbone/token-input.js";
+import type { GraphLayout, PackedSetting } from "../backbone/packing.js";
 
 export interface WorkerInit {
   modelsDir: string;
@@ -10,13 +11,15 @@ export interface WorkerInit {
   threads: number;
   device: DeviceSetting;
   precision: Precision;
+  /** SKT_PACKED (default auto). */
+  packed?: PackedSetting;
 }
 
 export type WorkerRequest = { type: "run"; id: number; batch: BackboneBatch } | { type: "close" } | { type: "crash" };
 
 export type WorkerReply =
-  /** `input`: what the worker's graphs take, so the engine assembles batches in that form. */
-  | { type: "ready"; device: DeviceInfo; input: GraphInput }
+  /** `input`, `layout`: what the worker's graphs take, so the engine assembles batches in that form. */
+  | { type: "ready"; device: DeviceInfo; input: GraphInput; layout: GraphLayout }
   | { type: "failed"; message: string; code?: string }
   | { type: "result"; id: number; outputs: BackboneOutputs; runMs: number }
   | { type: "error"; id: number; message: string; code?: string };

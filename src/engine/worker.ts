@@ -38,7 +38,7 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
 }
 
 try {
-  const runnerOptions = { threads: init.threads, device: init.device, precision: init.precision };
+  const runnerOptions = { threads: init.threads, device: init.device, precision: init.precision, packed: init.packed };
   const runner = await (init.backboneDir
     ? BackboneRunner.open(init.backboneDir, runnerOptions)
     : BackboneRunner.create(init.modelsDir, runnerOptions));
@@ -46,7 +46,12 @@ try {
   port.on("message", (msg: WorkerRequest) => {
     chain = chain.then(() => handle(runner, msg));
   });
-  port.postMessage({ type: "ready", device: runner.deviceInfo, input: runner.input } satisfies WorkerReply);
+  port.postMessage({
+    type: "ready",
+    device: runner.deviceInfo,
+    input: runner.input,
+    layout: runner.layout,
+  } satisfies WorkerReply);
 } catch (e) {
   port.postMessage({
     type: "failed",

@@ -7,7 +7,8 @@ import ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, tokenBatch, type BackboneAssets } from "../../src/backbone/backbone.js";
 import { toOnnxBytes } from "../../src/backbone/graph/onnx.js";
-import { buildUseLiteNetwork, packingIndices } from "../../src/backbone/use-lite/network.js";
+import { buildUseLiteNetwork } from "../../src/backbone/use-lite/network.js";
+import { packingIndices } from "../../src/backbone/packing.js";
 import { readUseLitePackage } from "../../src/backbone/use-lite/package-source.js";
 import { mapUseLiteWeights } from "../../src/backbone/use-lite/weights.js";
 import { maxAbsDiff, seededRandom } from "../helpers/numeric.js";
@@ -17,16 +18,16 @@ import { readSst2 } from "../../scripts/lib/sst2.js";
 describe("packingIndices", () => {
   it("lists the real positions in order and maps each position to 1 + its packed row (0: padding)", () => {
     const mask = BigInt64Array.from([1n, 1n, 0n, 0n, 1n, 0n, 0n, 0n, 1n, 1n, 1n, 0n]);
-    const { packed, padded } = packingIndices(mask);
+    const { packedIndex: packed, paddedIndex: padded } = packingIndices(mask);
     expect([...packed]).toEqual([0n, 1n, 4n, 8n, 9n, 10n]);
     expect([...padded]).toEqual([1n, 2n, 0n, 0n, 3n, 0n, 0n, 0n, 4n, 5n, 6n, 0n]);
   });
 
   it("handles a batch without padding and an all-padding one", () => {
-    expect([...packingIndices(BigInt64Array.from([1n, 1n])).padded]).toEqual([1n, 2n]);
+    expect([...packingIndices(BigInt64Array.from([1n, 1n])).paddedIndex]).toEqual([1n, 2n]);
     const none = packingIndices(new BigInt64Array(3));
-    expect(none.packed.length).toBe(0);
-    expect([...none.padded]).toEqual([0n, 0n, 0n]);
+    expect(none.packedIndex.length).toBe(0);
+    expect([...none.paddedIndex]).toEqual([0n, 0n, 0n]);
   });
 });
 
@@ -75,7 +76,7 @@ describe("packed graph vs padded graph", () => {
       });
       feeds.prefix_mask = new ort.Tensor("int64", new BigInt64Array(b.batch * P).fill(1n), [b.batch, P]);
     }
-    const { packed, padded } = packingIndices(b.attentionMask);
+    const { packedIndex: packed, paddedIndex: padded } = packingIndices(b.attentionMask);
     const want = await sessions[prefix ? "paddedPrefix" : "padded"].run(feeds);
     const got = await sessions[prefix ? "packedPrefix" : "packed"].run({
       ...feeds,

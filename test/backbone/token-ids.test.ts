@@ -45,7 +45,7 @@ interface Backbone {
 
 async function open(dir: string, assets: BackboneAssets): Promise<Backbone> {
   const [embeds, ids] = await Promise.all([
-    BackboneRunner.open(dir, { threads: 1, input: "embeds" }),
+    BackboneRunner.open(dir, { threads: 1, input: "embeds", packed: "off" }),
     BackboneRunner.open(dir, { threads: 1, input: "ids" }),
   ]);
   return { assets, embeds, ids };

@@ -32,7 +32,7 @@ export interface NetworkOptions {
    * tokens only, packed as [tokens, width]; attention alone runs on the padded [batch, seq] layout.
    * Adds the inputs `packed_index` int64 [tokens] (b·seq + t of each real position, in order) and
    * `padded_index` int64 [batch·seq] (1 + the packed row of each position, 0 for padding); see
-   * `packingIndices`. last_hidden_state is 0 at padded positions.
+   * `packingIndices` in ../packing.ts. last_hidden_state is 0 at padded positions.
    */
   packed?: boolean;
   /** The input stage: `embeds` (default; rows looked up on the host) or `ids` (looked up in the graph). */
@@ -80,21 +80,6 @@ function packedLayout(g: Graph, attentionMask: Value, packedIndex: Value, padded
 }
 
 const PADDED: Layout = { pack: (x) => x, unpack: (x) => x };
-
-/** The packing inputs of a padded batch's attention mask ([batch, seq], 1 for real positions). */
-export function packingIndices(mask: ArrayLike<bigint | number>): { packed: BigInt64Array; padded: BigInt64Array } {
-  let real = 0;
-  for (let i = 0; i < mask.length; i++) if (Number(mask[i]) !== 0) real++;
-  const packed = new BigInt64Array(real);
-  const padded = new BigInt64Array(mask.length);
-  let n = 0;
-  for (let i = 0; i < mask.length; i++) {
-    if (Number(mask[i]) === 0) continue;
-    packed[n] = BigInt(i);
-    padded[i] = BigInt(++n);
-  }
-  return { packed, padded };
-}
 
 export function buildUseLiteNetwork(w: UseLiteWeights, opts: NetworkOptions = {}): NetworkGraph {
   const g = new Graph(opts.float ?? "float32");
