@@ -3,7 +3,7 @@
  * a runner that executes the ONNX graphs. The runner blocks its thread while a graph runs, so the
  * server uses it inside a worker (src/engine/worker.ts); tests and benchmarks may use it directly.
  */
-import { readFile } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import ort from "onnxruntime-node";
 import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
@@ -52,8 +52,7 @@ export async function loadBackboneAssets(
   const tokenizer = model
     ? new HfTokenizer(tokenizerJson, await readJson(TOKENIZER_CONFIG_FILE))
     : new UseLiteTokenizer(tokenizerJson);
-  const raw = await readFile(path.join(dir, BUILD_FILES.embeddings));
-  const embeddings = new Float32Array(new Uint8Array(raw).buffer);
+  const embeddings = await readFloat32File(path.join(dir, BUILD_FILES.embeddings));
   const sentenceOutput = manifest.sentenceOutput ?? "sentence_embedding"; // USE-lite builds from before the field
   return {
     dir,
@@ -65,6 +64,25 @@ export async function loadBackboneAssets(
     embeddings,
     sentenceOutput,
   };
+}
+
+/** A little-endian float32 file read straight into its array (no second, byte-array copy of a large table). */
+async function readFloat32File(file: string): Promise<Float32Array> {
+  const handle = await open(file, "r");
+  try {
+    const size = (await handle.stat()).size;
+    if (size % 4 !== 0) throw new Error(`${file}: ${size} bytes is not a whole number of float32 values`);
+    const out = new Float32Array(size / 4);
+    const bytes = new Uint8Array(out.buffer);
+    for (let done = 0; done < size;) {
+      const { bytesRead } = await handle.read(bytes, done, size - done, done);
+      if (bytesRead === 0) throw new Error(`${file}: ended early`);
+      done += bytesRead;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Writes the embedding rows of `ids` into `out` starting at row `row` (rows of width `dim`). */
