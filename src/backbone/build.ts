@@ -44,6 +44,8 @@ export const BUILD_FILES = {
   packedPrefixModel: "model-prefix-packed.onnx",
   int8PackedModel: "model-int8-packed.onnx",
   int8PackedPrefixModel: "model-prefix-int8-packed.onnx",
+  /** Hugging Face builds: the ONNX external data both graphs reference (one copy of the weights). */
+  weightsData: "model.onnx.data",
 } as const;
 
 export interface BackboneManifest {
@@ -166,17 +168,33 @@ export async function writeBuild(
   outputs: Record<string, Uint8Array>,
   manifest: BackboneManifest,
 ): Promise<void> {
+  await writeBuildWith(modelsDir, target, async (temp) => {
+    for (const [file, bytes] of Object.entries(outputs)) await writeFile(path.join(temp, file), bytes);
+    return manifest;
+  });
+}
+
+/**
+ * `writeBuild` for builds that write their files themselves (streamed, too large to hold as bytes):
+ * `fill` writes into the temp folder and returns the manifest; the swap-in is the same.
+ */
+export async function writeBuildWith(
+  modelsDir: string,
+  target: string,
+  fill: (temp: string) => Promise<BackboneManifest>,
+): Promise<BackboneManifest> {
   await mkdir(modelsDir, { recursive: true });
   const temp = path.join(modelsDir, `.tmp-${path.basename(target)}-${randomBytes(6).toString("hex")}`);
   await mkdir(temp);
   try {
-    for (const [file, bytes] of Object.entries(outputs)) await writeFile(path.join(temp, file), bytes);
+    const manifest = await fill(temp);
     await writeFile(path.join(temp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     // Swap in: the old build (if any) goes aside first, then the new one takes its name.
     const old = `${temp}-old`;
     await rename(target, old).catch(() => undefined);
     await rename(temp, target);
     await rm(old, { recursive: true, force: true });
+    return manifest;
   } catch (e) {
     await rm(temp, { recursive: true, force: true });
     throw e;

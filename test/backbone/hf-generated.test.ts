@@ -9,8 +9,6 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFamilyWeights, readHfFolder } from "../../src/backbone/hf/folder.js";
-import { onnxBytes } from "../../src/backbone/hf/build.js";
-import { buildHfNetwork } from "../../src/backbone/hf/build-graph.js";
 import {
   writeDecoderCheckpoint,
   writeEncoderCheckpoint,
@@ -242,16 +240,6 @@ describe("refusals name what is wrong", () => {
     bytes.write('"bert.embeddings.position_ids":{"dtype":"I64","shape":[1,2]', at); // same 16 bytes of data
     await writeFile(file, bytes);
     await expectMatchesNaive(dir, naive, 900);
-  });
-
-  it("a graph too large to serialise without ONNX external data (limit lowered for the test)", async () => {
-    const dir = path.join(root, "too-large");
-    await writeEncoderCheckpoint(dir, { modelType: "bert" });
-    const graph = buildHfNetwork(readFamilyWeights(await readHfFolder(dir))).graph;
-    expect(() => onnxBytes(graph, "bert", 1024)).toThrow(
-      expect.objectContaining({ code: "model_too_large", message: expect.stringContaining("external data") }),
-    );
-    expect(onnxBytes(graph, "bert").byteLength).toBeGreaterThan(1024);
   });
 
   it("a tensor stored in an unsupported dtype", async () => {

@@ -1,42 +1,68 @@
 /**
  * The build cache for a Hugging Face folder: `models/hf-<fingerprint prefix>/` holds the same files
  * as USE-lite's build (model.onnx, model-prefix.onnx, their token-id variants, tokenizer.json,
- * embeddings.f32, manifest.json)
- * plus tokenizer_config.json. Keyed by the checkpoint's fingerprint (config, tokenizer and weight
- * bytes + network version), so a changed folder builds afresh and an unchanged one loads at once.
+ * embeddings.f32, manifest.json) plus tokenizer_config.json and model.onnx.data. Keyed by the
+ * checkpoint's fingerprint (config, tokenizer and weight bytes + network version), so a changed
+ * folder builds afresh and an unchanged one loads at once.
+ *
+ * Every Hugging Face build writes its weights as ONNX external data, whatever the model's size:
+ * protobuf caps a graph at 2 GiB, the graphs then reference one copy of the weights on disk (and
+ * onnxruntime maps it from there), and the build streams tensors to the file one at a time instead
+ * of holding an encoded copy of every weight; one code path for every size means the tiny test
+ * checkpoints exercise the same writer a 0.5B model uses.
  */
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { readFile } from "node:fs/promises";
 import {
   BUILD_FILES,
   BUILD_FORMAT,
   changedOutput,
   describeOutputs,
-  writeBuild,
+  writeBuildWith,
   type BackboneManifest,
 } from "../build.js";
 import type { BackboneDims } from "../dims.js";
-import type { Graph } from "../graph/graph.js";
-import { toOnnxBytes } from "../graph/onnx.js";
-import { modelError } from "./errors.js";
+import { ExternalDataFile, writeOnnxWithExternalData } from "../graph/onnx.js";
 import { buildHfNetwork, wordEmbeddings } from "./build-graph.js";
+import type { HfNetworkOptions } from "./network.js";
 import { positionLimit, type FamilyConfig } from "./config.js";
-import { HF_NETWORK_VERSION, readFamilyWeights, readHfFolder } from "./folder.js";
+import { HF_NETWORK_VERSION, readFamilyWeights, readHfFolder, type FamilyWeights } from "./folder.js";
 
 export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
 
-/** Protobuf caps a message at 2 GiB; bigger graphs need ONNX external data, which is not written yet. */
-const ONNX_INLINE_LIMIT = 2 ** 31 - 64 * 2 ** 20;
-
-export function onnxBytes(graph: Graph, name: string, limit = ONNX_INLINE_LIMIT): Uint8Array {
-  const weightBytes = graph.initializers.reduce((n, i) => n + i.data.byteLength, 0);
-  if (weightBytes > limit) {
-    throw modelError(
-      "model_too_large",
-      `the ${name} graph holds ${(weightBytes / 2 ** 30).toFixed(2)} GiB of weights; graphs over 2 GiB need ONNX external data, which this version does not write yet`,
-    );
+/**
+ * Writes the plain and the prefix graph of `weights`, each with embeddings and with token ids as
+ * input, into `dir`, their large initializers in one shared `model.onnx.data` (identical tensors
+ * stored once); one graph exists at a time. `minExternalBytes` (tensors smaller stay inline) is
+ * lowered only by tests. Returns the manifest entries of the files written.
+ */
+export async function writeHfGraphs(
+  weights: FamilyWeights,
+  name: string,
+  dir: string,
+  minExternalBytes?: number,
+): Promise<BackboneManifest["outputs"]> {
+  const data = await ExternalDataFile.create(path.join(dir, BUILD_FILES.weightsData), minExternalBytes);
+  let dataInfo: { bytes: number; sha256: string };
+  const graphs: Record<string, Uint8Array> = {};
+  const variants: [string, string, HfNetworkOptions][] = [
+    [BUILD_FILES.model, name, {}],
+    [BUILD_FILES.prefixModel, `${name}_prefix`, { prefix: true }],
+    [BUILD_FILES.idsModel, `${name}_ids`, { input: "ids" }],
+    [BUILD_FILES.idsPrefixModel, `${name}_prefix_ids`, { prefix: true, input: "ids" }],
+  ];
+  try {
+    for (const [file, graphName, opts] of variants)
+      graphs[file] = await writeOnnxWithExternalData(
+        buildHfNetwork(weights, opts).graph,
+        graphName,
+        path.join(dir, file),
+        data,
+      );
+  } finally {
+    dataInfo = await data.close();
   }
-  return toOnnxBytes(graph, name);
+  return { ...describeOutputs(graphs), [BUILD_FILES.weightsData]: dataInfo };
 }
 
 export function hfBackboneDir(modelsDir: string, fingerprint: string): string {
@@ -75,6 +101,9 @@ export async function ensureHfBackboneBuilt(
   if (
     existing &&
     existing.buildFormat === BUILD_FORMAT &&
+    // Builds from before external data are rebuilt once (for the memory they save).
+    existing.outputs[BUILD_FILES.weightsData] &&
+    existing.outputs[BUILD_FILES.idsModel] !== undefined && // builds from before the token-id graphs get them
     existing.fingerprint === source.fingerprint &&
     existing.outputs[BUILD_FILES.idsModel] !== undefined && // builds from before the token-id graphs get them
     (await changedOutput(dir, existing)) === null
@@ -83,36 +112,26 @@ export async function ensureHfBackboneBuilt(
   }
   log(`building ${source.config.modelType} backbone from ${folder} into ${dir}`);
   const weights = readFamilyWeights(source);
-  const table = wordEmbeddings(weights);
-  const outputs: Record<string, Uint8Array> = {
-    [BUILD_FILES.model]: onnxBytes(buildHfNetwork(weights).graph, source.config.modelType),
-    [BUILD_FILES.prefixModel]: onnxBytes(
-      buildHfNetwork(weights, { prefix: true }).graph,
-      `${source.config.modelType}_prefix`,
-    ),
-    [BUILD_FILES.idsModel]: onnxBytes(
-      buildHfNetwork(weights, { input: "ids" }).graph,
-      `${source.config.modelType}_ids`,
-    ),
-    [BUILD_FILES.idsPrefixModel]: onnxBytes(
-      buildHfNetwork(weights, { prefix: true, input: "ids" }).graph,
-      `${source.config.modelType}_prefix_ids`,
-    ),
-    [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
-    [TOKENIZER_CONFIG_FILE]: new TextEncoder().encode(JSON.stringify(source.tokenizerConfig)),
-    [BUILD_FILES.embeddings]: new Uint8Array(table.buffer, table.byteOffset, table.byteLength),
-  };
-  const manifest: BackboneManifest = {
-    backbone: path.basename(path.resolve(folder)),
-    buildFormat: BUILD_FORMAT,
-    networkVersion: HF_NETWORK_VERSION,
-    source: { folder: path.resolve(folder), modelType: source.config.modelType, files: source.files },
-    dims: hfDims(source.config),
-    sentenceOutput: "pooled",
-    outputs: describeOutputs(outputs),
-    fingerprint: source.fingerprint,
-    builtAt: new Date().toISOString(),
-  };
-  await writeBuild(modelsDir, dir, outputs, manifest);
+  const manifest = await writeBuildWith(modelsDir, dir, async (temp) => {
+    const outputs = await writeHfGraphs(weights, source.config.modelType, temp);
+    const table = wordEmbeddings(weights);
+    const files: Record<string, Uint8Array> = {
+      [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
+      [TOKENIZER_CONFIG_FILE]: new TextEncoder().encode(JSON.stringify(source.tokenizerConfig)),
+      [BUILD_FILES.embeddings]: new Uint8Array(table.buffer, table.byteOffset, table.byteLength),
+    };
+    for (const [file, bytes] of Object.entries(files)) await writeFile(path.join(temp, file), bytes);
+    return {
+      backbone: path.basename(path.resolve(folder)),
+      buildFormat: BUILD_FORMAT,
+      networkVersion: HF_NETWORK_VERSION,
+      source: { folder: path.resolve(folder), modelType: source.config.modelType, files: source.files },
+      dims: hfDims(source.config),
+      sentenceOutput: "pooled",
+      outputs: { ...outputs, ...describeOutputs(files) },
+      fingerprint: source.fingerprint,
+      builtAt: new Date().toISOString(),
+    };
+  });
   return { dir, manifest };
 }

@@ -5,6 +5,7 @@
  * version and the bytes of config, tokenizer and weight files — not over the built ONNX.
  */
 import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { encoderPrefixes, readEncoderWeights, type EncoderWeights } from "./bert/network.js";
@@ -31,6 +32,13 @@ export interface HfFolder {
 }
 
 const sha256 = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex");
+
+/** sha256 of a file, streamed (weight files can be larger than what should sit in memory at once). */
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 * 2 ** 20 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
 
 async function readJson(
   folder: string,
@@ -65,7 +73,7 @@ export async function readHfFolder(folder: string): Promise<HfFolder> {
   const files: Record<string, string> = {};
   for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"])
     if (present.has(f)) files[f] = sha256(await readFile(path.join(folder, f)));
-  for (const [f, bytes] of checkpoint.rawFiles()) files[f] = sha256(bytes);
+  for (const [f, file] of checkpoint.filePaths()) files[f] = await sha256File(file);
   const fingerprint = sha256(
     JSON.stringify({
       backbone: `hf:${config.modelType}`,

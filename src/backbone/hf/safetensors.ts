@@ -4,8 +4,11 @@
  * `{name: {dtype, shape, data_offsets: [begin, end]}}`, then the raw little-endian data.
  * F32, F16 and BF16 are read and widened to float32; a tensor in another dtype is refused by name
  * when the network reads it (buffers it never reads, such as int64 position_ids, are left alone).
+ * Only the headers are kept in memory: each tensor is read from its file when asked for, so a
+ * multi-GB checkpoint is never held whole next to its float32 copy.
  */
-import { readFile } from "node:fs/promises";
+import { closeSync, openSync, readSync } from "node:fs";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { modelError } from "./errors.js";
 
@@ -44,21 +47,35 @@ interface HeaderEntry {
 interface ParsedFile {
   header: Record<string, HeaderEntry>;
   dataStart: number;
-  bytes: Uint8Array;
+  /** Absolute path of the file. */
+  file: string;
 }
 
 export const SINGLE_FILE = "model.safetensors";
 export const INDEX_FILE = "model.safetensors.index.json";
 
-function parseFile(file: string, bytes: Uint8Array): ParsedFile {
-  if (bytes.byteLength < 8) throw modelError("model_file_invalid", `${file}: shorter than a safetensors header`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.byteLength - 8)
-    throw modelError("model_file_invalid", `${file}: header length ${headerLength} runs past the end of the file`);
+/** Reads and checks the header of the safetensors file at `full` (shown as `file` in errors). */
+async function parseFile(file: string, full: string): Promise<ParsedFile> {
+  const handle = await open(full, "r");
+  let headerText: Uint8Array;
+  let fileSize: number;
+  let headerLength: number;
+  try {
+    fileSize = (await handle.stat()).size;
+    if (fileSize < 8) throw modelError("model_file_invalid", `${file}: shorter than a safetensors header`);
+    const lengthBytes = new Uint8Array(8);
+    await handle.read(lengthBytes, 0, 8, 0);
+    headerLength = Number(new DataView(lengthBytes.buffer).getBigUint64(0, true));
+    if (headerLength > fileSize - 8)
+      throw modelError("model_file_invalid", `${file}: header length ${headerLength} runs past the end of the file`);
+    headerText = new Uint8Array(headerLength);
+    await handle.read(headerText, 0, headerLength, 8);
+  } finally {
+    await handle.close();
+  }
   let header: Record<string, HeaderEntry>;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, HeaderEntry>;
+    header = JSON.parse(new TextDecoder().decode(headerText)) as Record<string, HeaderEntry>;
   } catch (e) {
     throw modelError("model_file_invalid", `${file}: header is not JSON (${(e as Error).message})`);
   }
@@ -73,14 +90,14 @@ function parseFile(file: string, bytes: Uint8Array): ParsedFile {
       );
     const count = entry.shape.reduce((a, b) => a * b, 1);
     const [begin, end] = entry.data_offsets;
-    if (end - begin !== count * width || dataStart + end > bytes.byteLength) {
+    if (end - begin !== count * width || dataStart + end > fileSize) {
       throw modelError(
         "model_file_invalid",
         `${file}: tensor ${name} data_offsets [${begin}, ${end}] do not fit shape [${entry.shape}] ${entry.dtype} inside the file`,
       );
     }
   }
-  return { header, dataStart, bytes };
+  return { header, dataStart, file: full };
 }
 
 /** IEEE half → float32 bits, exactly (subnormals, infinities and NaN included). */
@@ -93,10 +110,33 @@ function halfToFloat(h: number): number {
   return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
 
-function toFloat32(dtype: StoredDType, raw: Uint8Array): Float32Array {
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const n = raw.byteLength / BYTES[dtype];
+/** Reads `length` bytes at `position` of `file` into `into` (all of them, or an error naming the file). */
+function readExactly(file: string, into: Uint8Array, position: number): void {
+  const fd = openSync(file, "r");
+  try {
+    let done = 0;
+    while (done < into.byteLength) {
+      const n = readSync(fd, into, done, into.byteLength - done, position + done);
+      if (n === 0)
+        throw modelError("model_file_invalid", `${path.basename(file)} ended early (was it changed while loading?)`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The tensor stored at [begin, end) of `file` as float32 (F32 is read straight into the result, little-endian hosts only). */
+function readFloat32(dtype: StoredDType, file: string, begin: number, end: number): Float32Array {
+  const n = (end - begin) / BYTES[dtype];
   const out = new Float32Array(n);
+  if (dtype === "F32" && LITTLE_ENDIAN) {
+    readExactly(file, new Uint8Array(out.buffer), begin);
+    return out;
+  }
+  const raw = new Uint8Array(end - begin);
+  readExactly(file, raw, begin);
+  const view = new DataView(raw.buffer);
   if (dtype === "F32") for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
   else if (dtype === "F16") for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
   else {
@@ -106,6 +146,8 @@ function toFloat32(dtype: StoredDType, raw: Uint8Array): Float32Array {
   }
   return out;
 }
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The checkpoint's tensors: names and shapes up front, data read (and widened) on demand. */
 export class SafetensorsCheckpoint {
@@ -145,7 +187,7 @@ export class SafetensorsCheckpoint {
     const files = new Map<string, ParsedFile>();
     const tensors = new Map<string, TensorEntry>();
     for (const f of fileNames) {
-      const parsed = parseFile(f, new Uint8Array(await readFile(path.join(folder, f))));
+      const parsed = await parseFile(f, path.join(folder, f));
       files.set(f, parsed);
       for (const [name, e] of Object.entries(parsed.header)) {
         if (index && index[name] !== f) continue; // the index decides which shard owns a tensor
@@ -159,9 +201,9 @@ export class SafetensorsCheckpoint {
     return new SafetensorsCheckpoint(files, tensors);
   }
 
-  /** Raw bytes of every weight file, in name order (for the fingerprint). */
-  rawFiles(): [string, Uint8Array][] {
-    return [...this.files.entries()].map(([f, p]) => [f, p.bytes]);
+  /** Absolute path of every weight file, by name (for the fingerprint). */
+  filePaths(): [string, string][] {
+    return [...this.files.entries()].map(([f, p]) => [f, p.file]);
   }
 
   read(name: string): Float32Array {
@@ -174,6 +216,6 @@ export class SafetensorsCheckpoint {
       );
     const file = this.files.get(entry.file)!;
     const [begin, end] = file.header[name].data_offsets;
-    return toFloat32(entry.dtype as StoredDType, file.bytes.subarray(file.dataStart + begin, file.dataStart + end));
+    return readFloat32(entry.dtype as StoredDType, file.file, file.dataStart + begin, file.dataStart + end);
   }
 }
