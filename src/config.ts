@@ -38,6 +38,8 @@ export interface ServerConfig {
   modelsDir: string;
   /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
   model: string | undefined;
+  /** SKT_FUSED_OPS: build a Hugging Face backbone's serving graphs with onnxruntime's fused operators. */
+  fusedOps: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
   /** SKT_WORKERS: inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
@@ -325,6 +327,16 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     meaning:
       "A Hugging Face model folder on disk (config.json, tokenizer.json, model.safetensors or sharded with model.safetensors.index.json) to serve as the frozen backbone: bert, roberta, xlm-roberta, distilbert, llama, mistral or qwen2. Built once into the models folder, keyed by the checkpoint's fingerprint. Nothing is downloaded.",
     parse: nonEmpty,
+  }),
+  opt({
+    key: "fusedOps",
+    env: "SKT_FUSED_OPS",
+    flag: "--fused-ops",
+    default: "true",
+    meaning:
+      'Hugging Face backbones only: build the serving graphs with onnxruntime\'s fused operators (SkipLayerNormalization, BiasGelu/FastGelu, LayerNormalization; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders). `false` builds the plain graphs (the ones training differentiates). Switching rebuilds the graphs; the fingerprint, and so every adapter, stays valid. See README "Use your own model".',
+    parse: bool,
+    boolean: true,
   }),
   opt({
     key: "threads",

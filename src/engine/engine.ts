@@ -60,7 +60,10 @@ export type EngineOptions = Pick<
   | "requestTimeoutMs"
 > &
   Partial<
-    Pick<ServerConfig, "model" | "precision" | "workers" | "maxInFlightBatches" | "batchLog" | "warmTasks" | "storeUrl">
+    Pick<
+      ServerConfig,
+      "model" | "fusedOps" | "precision" | "workers" | "maxInFlightBatches" | "batchLog" | "warmTasks" | "storeUrl"
+    >
   > & {
     metrics?: SktMetrics;
     /** Largest |value| an adapter tensor may hold (default MAX_ABS_TENSOR_VALUE; tests lift it to reach the probe). */
@@ -93,7 +96,9 @@ export class Engine implements InferenceService {
    * → registry (whose semantic and probe passes are rows for the same batcher) → engine.
    */
   static async create(opts: EngineOptions): Promise<Engine> {
-    const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model);
+    const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model, {
+      fusedOps: opts.fusedOps,
+    });
     const workers = await startWorkers(opts, assets);
     const batcher = new Batcher<Row>(opts, opts.metrics);
     const batchLog = opts.batchLog ? BatchLog.open(opts.batchLog) : null;

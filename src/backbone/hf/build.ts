@@ -63,11 +63,18 @@ async function readManifestIn(dir: string): Promise<BackboneManifest | null> {
 }
 
 /** Reads and validates `folder`, builds it unless a current build exists; returns the build's folder and manifest. */
+export interface HfBuildOptions {
+  /** Serving graphs with onnxruntime's fused operators (default true); the fingerprint does not depend on it. */
+  fusedOps?: boolean;
+}
+
 export async function ensureHfBackboneBuilt(
   modelsDir: string,
   folder: string,
   log: (msg: string) => void = () => {},
+  opts: HfBuildOptions = {},
 ): Promise<{ dir: string; manifest: BackboneManifest }> {
+  const fused = opts.fusedOps ?? true;
   const source = await readHfFolder(folder);
   const dir = hfBackboneDir(modelsDir, source.fingerprint);
   const existing = await readManifestIn(dir);
@@ -75,6 +82,7 @@ export async function ensureHfBackboneBuilt(
     existing &&
     existing.buildFormat === BUILD_FORMAT &&
     existing.fingerprint === source.fingerprint &&
+    (existing.fusedOps ?? false) === fused &&
     (await changedOutput(dir, existing)) === null
   ) {
     return { dir, manifest: existing };
@@ -83,9 +91,9 @@ export async function ensureHfBackboneBuilt(
   const weights = readFamilyWeights(source);
   const table = wordEmbeddings(weights);
   const outputs: Record<string, Uint8Array> = {
-    [BUILD_FILES.model]: onnxBytes(buildHfNetwork(weights).graph, source.config.modelType),
+    [BUILD_FILES.model]: onnxBytes(buildHfNetwork(weights, { fused }).graph, source.config.modelType),
     [BUILD_FILES.prefixModel]: onnxBytes(
-      buildHfNetwork(weights, { prefix: true }).graph,
+      buildHfNetwork(weights, { prefix: true, fused }).graph,
       `${source.config.modelType}_prefix`,
     ),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
@@ -101,6 +109,7 @@ export async function ensureHfBackboneBuilt(
     sentenceOutput: "pooled",
     outputs: describeOutputs(outputs),
     fingerprint: source.fingerprint,
+    fusedOps: fused,
     builtAt: new Date().toISOString(),
   };
   await writeBuild(modelsDir, dir, outputs, manifest);

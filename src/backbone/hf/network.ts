@@ -15,6 +15,12 @@ import { Graph, type Value } from "../graph/graph.js";
 export interface HfNetworkOptions {
   float?: "float32" | "float64";
   prefix?: boolean;
+  /**
+   * Emit onnxruntime's fused operators (SkipLayerNormalization, BiasGelu/FastGelu,
+   * SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization, LayerNormalization): serving
+   * graphs only, float32 only — the reverse mode has no rules for them, so training graphs stay plain.
+   */
+  fused?: boolean;
 }
 
 export interface HfNetworkGraph {
@@ -47,6 +53,8 @@ export function declareInputs(
   headDim: number,
   opts: HfNetworkOptions,
 ): NetworkInputs {
+  if (opts.fused && opts.float === "float64")
+    throw new Error("hf network: fused operators are float32 serving graphs only");
   const g = new Graph(opts.float ?? "float32");
   const inputsEmbeds = g.input("inputs_embeds", g.float, [B, T, hidden]);
   const attentionMask = g.input("attention_mask", "int64", [B, T]);
