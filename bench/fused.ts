@@ -3,9 +3,9 @@
  * fused operators (SKT_FUSED_OPS), on random weights with real shapes built in memory (nothing is
  * written): a BERT-base-shaped encoder and a small Llama-shaped decoder. Both sessions are created
  * with graphOptimizationLevel "all" (what the server uses), so the plain column is whatever
- * onnxruntime's own optimizer makes of the plain graph. Plain and fused runs alternate on the same
- * batches; reported: median ms per run and the largest |difference| of last_hidden_state.
- * BENCH_FUSED_REPS (default 7), BENCH_FUSED_THREADS (default 1).
+ * onnxruntime's own optimizer makes of the plain graph. Plain and fused runs alternate (ABBA) on the
+ * same batches; reported: median ms per run and the largest |difference| of last_hidden_state.
+ * BENCH_FUSED_REPS (default 9), BENCH_FUSED_THREADS (default 1), BENCH_FUSED_ONLY (bert or llama).
  */
 import ort from "onnxruntime-node";
 import { toOnnxBytes } from "../src/backbone/graph/onnx.js";
@@ -18,11 +18,12 @@ import type { DecoderWeights } from "../src/backbone/hf/llama/network.js";
 import { seededRandom } from "../src/random.js";
 import { median } from "./lib.js";
 
-const REPS = Number(process.env.BENCH_FUSED_REPS ?? 7);
+const REPS = Number(process.env.BENCH_FUSED_REPS ?? 9);
+const ONLY = process.env.BENCH_FUSED_ONLY;
 const THREADS = Number(process.env.BENCH_FUSED_THREADS ?? 1);
 const SHAPES = [
   [1, 32],
-  [8, 64],
+  [8, 32],
 ] as const;
 
 const random = seededRandom(1);
@@ -139,6 +140,7 @@ for (const [label, make] of [
   ["BERT-base shape (12 × 768, erf GELU)", bertBase],
   ["Llama shape (8 × 512, GQA 8:2)", smallLlama],
 ] as const) {
+  if (ONLY && !label.toLowerCase().startsWith(ONLY)) continue;
   const weights = make();
   const hidden = weights.weights.config.hidden;
   const plain = await session(weights, false);
@@ -150,11 +152,13 @@ for (const [label, make] of [
     let diff = 0;
     for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
     const times = { plain: [] as number[], fused: [] as number[] };
+    const pairs = [
+      ["plain", plain],
+      ["fused", fused],
+    ] as const;
+    // ABBA order: neither graph always runs first.
     for (let r = 0; r < REPS; r++)
-      for (const [name, s] of [
-        ["plain", plain],
-        ["fused", fused],
-      ] as const) {
+      for (const [name, s] of r % 2 ? [...pairs].reverse() : pairs) {
         const t0 = performance.now();
         await s.run(input);
         times[name].push(performance.now() - t0);

@@ -38,7 +38,7 @@ export interface ServerConfig {
   modelsDir: string;
   /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
   model: string | undefined;
-  /** SKT_FUSED_OPS: build a Hugging Face backbone's serving graphs with onnxruntime's fused operators. */
+  /** SKT_FUSED_OPS: build a Hugging Face backbone's serving graphs with onnxruntime's fused operators (default off). */
   fusedOps: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
@@ -332,7 +332,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     key: "fusedOps",
     env: "SKT_FUSED_OPS",
     flag: "--fused-ops",
-    default: "true",
+    default: "false",
     meaning:
       'Hugging Face backbones only: build the serving graphs with onnxruntime\'s fused operators (SkipLayerNormalization, BiasGelu/FastGelu, LayerNormalization; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders). `false` builds the plain graphs (the ones training differentiates). Switching rebuilds the graphs; the fingerprint, and so every adapter, stays valid. See README "Use your own model".',
     parse: bool,

@@ -1,5 +1,5 @@
 /**
- * The serving graphs with onnxruntime's fused operators (SKT_FUSED_OPS, the default) against the
+ * The serving graphs with onnxruntime's fused operators (SKT_FUSED_OPS=true) against the
  * plain graphs the same networks give (which the naive oracle and the float64 fixtures pin, see
  * hf-generated and hf-fixtures): every family, both GELU forms, with and without the key/value
  * prefix, padded rows, token types. And the build records which graphs it holds: switching the
@@ -150,14 +150,14 @@ describe("the build records its graphs", () => {
     const dir = path.join(root, "build-bert");
     await writeEncoderCheckpoint(dir, { modelType: "bert" }, 81);
     const modelsDir = path.join(root, "models");
-    const fused = await ensureHfBackboneBuilt(modelsDir, dir);
-    expect(fused.manifest.fusedOps).toBe(true);
-    const plain = await ensureHfBackboneBuilt(modelsDir, dir, undefined, { fusedOps: false });
+    const plain = await ensureHfBackboneBuilt(modelsDir, dir); // the default: plain graphs
     expect(plain.manifest.fusedOps).toBe(false);
+    const fused = await ensureHfBackboneBuilt(modelsDir, dir, undefined, { fusedOps: true });
+    expect(fused.manifest.fusedOps).toBe(true);
     expect(plain.manifest.fingerprint).toBe(fused.manifest.fingerprint);
     expect(plain.manifest.outputs["model.onnx"].sha256).not.toBe(fused.manifest.outputs["model.onnx"].sha256);
     // Unchanged setting: the existing build is kept.
-    const again = await ensureHfBackboneBuilt(modelsDir, dir, undefined, { fusedOps: false });
-    expect(again.manifest.builtAt).toBe(plain.manifest.builtAt);
+    const again = await ensureHfBackboneBuilt(modelsDir, dir, undefined, { fusedOps: true });
+    expect(again.manifest.builtAt).toBe(fused.manifest.builtAt);
   });
 });

@@ -14,7 +14,7 @@ export interface LoadedHf {
   pooled(rows: number[][]): Promise<Float32Array[]>;
 }
 
-/** `fused`: the serving graph with onnxruntime's fused operators (as the server builds it by default). */
+/** `fused`: the serving graph with onnxruntime's fused operators (as the server builds it with SKT_FUSED_OPS=true). */
 export async function loadHf(dir: string, opts: { fused?: boolean } = {}): Promise<LoadedHf> {
   const folder = await readHfFolder(dir);
   const weights = readFamilyWeights(folder);

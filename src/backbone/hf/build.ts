@@ -64,7 +64,7 @@ async function readManifestIn(dir: string): Promise<BackboneManifest | null> {
 
 /** Reads and validates `folder`, builds it unless a current build exists; returns the build's folder and manifest. */
 export interface HfBuildOptions {
-  /** Serving graphs with onnxruntime's fused operators (default true); the fingerprint does not depend on it. */
+  /** Serving graphs with onnxruntime's fused operators (default false); the fingerprint does not depend on it. */
   fusedOps?: boolean;
 }
 
@@ -74,7 +74,7 @@ export async function ensureHfBackboneBuilt(
   log: (msg: string) => void = () => {},
   opts: HfBuildOptions = {},
 ): Promise<{ dir: string; manifest: BackboneManifest }> {
-  const fused = opts.fusedOps ?? true;
+  const fused = opts.fusedOps ?? false;
   const source = await readHfFolder(folder);
   const dir = hfBackboneDir(modelsDir, source.fingerprint);
   const existing = await readManifestIn(dir);
