@@ -334,7 +334,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--fused-ops",
     default: "false",
     meaning:
-      'Hugging Face backbones only: build the serving graphs with onnxruntime\'s fused operators (SkipLayerNormalization, BiasGelu/FastGelu, LayerNormalization; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders). `false` builds the plain graphs (the ones training differentiates). Switching rebuilds the graphs; the fingerprint, and so every adapter, stays valid. See README "Use your own model".',
+      'Hugging Face backbones only: build the serving graphs with onnxruntime\'s fused operators (SkipLayerNormalization, BiasGelu/FastGelu, LayerNormalization; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders). `false` builds the plain graphs (the ones training differentiates). The fused build has its own folder in the models folder (`hf-…-fused`); the fingerprint, and so every adapter, is the same for both. See README "Use your own model".',
     parse: bool,
     boolean: true,
   }),

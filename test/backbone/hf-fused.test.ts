@@ -2,8 +2,8 @@
  * The serving graphs with onnxruntime's fused operators (SKT_FUSED_OPS=true) against the
  * plain graphs the same networks give (which the naive oracle and the float64 fixtures pin, see
  * hf-generated and hf-fixtures): every family, both GELU forms, with and without the key/value
- * prefix, padded rows, token types. And the build records which graphs it holds: switching the
- * setting rebuilds them while the fingerprint (what adapters bind to) stays the same.
+ * prefix, padded rows, token types. And the fused and plain builds live in separate folders with
+ * the same fingerprint (what adapters bind to).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -146,7 +146,7 @@ describe.each(CASES)("fused serving graph of %s", (name, make, fusedOps) => {
 });
 
 describe("the build records its graphs", () => {
-  it("rebuilds when SKT_FUSED_OPS changes, with the same fingerprint", async () => {
+  it("keeps fused and plain builds apart, with the same fingerprint", async () => {
     const dir = path.join(root, "build-bert");
     await writeEncoderCheckpoint(dir, { modelType: "bert" }, 81);
     const modelsDir = path.join(root, "models");
@@ -156,8 +156,10 @@ describe("the build records its graphs", () => {
     expect(fused.manifest.fusedOps).toBe(true);
     expect(plain.manifest.fingerprint).toBe(fused.manifest.fingerprint);
     expect(plain.manifest.outputs["model.onnx"].sha256).not.toBe(fused.manifest.outputs["model.onnx"].sha256);
-    // Unchanged setting: the existing build is kept.
-    const again = await ensureHfBackboneBuilt(modelsDir, dir, undefined, { fusedOps: true });
-    expect(again.manifest.builtAt).toBe(fused.manifest.builtAt);
+    expect(fused.dir).not.toBe(plain.dir);
+    // Both builds are kept: switching back loads the existing one.
+    const again = await ensureHfBackboneBuilt(modelsDir, dir);
+    expect(again.dir).toBe(plain.dir);
+    expect(again.manifest.builtAt).toBe(plain.manifest.builtAt);
   });
 });

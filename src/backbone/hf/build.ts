@@ -38,8 +38,9 @@ export function onnxBytes(graph: Graph, name: string, limit = ONNX_INLINE_LIMIT)
   return toOnnxBytes(graph, name);
 }
 
-export function hfBackboneDir(modelsDir: string, fingerprint: string): string {
-  return path.join(modelsDir, `hf-${fingerprint.slice(0, 16)}`);
+/** Fused and plain builds live side by side, so commands run with different SKT_FUSED_OPS do not rebuild each other's. */
+export function hfBackboneDir(modelsDir: string, fingerprint: string, fused = false): string {
+  return path.join(modelsDir, `hf-${fingerprint.slice(0, 16)}${fused ? "-fused" : ""}`);
 }
 
 export function hfDims(cfg: FamilyConfig): BackboneDims {
@@ -76,7 +77,7 @@ export async function ensureHfBackboneBuilt(
 ): Promise<{ dir: string; manifest: BackboneManifest }> {
   const fused = opts.fusedOps ?? false;
   const source = await readHfFolder(folder);
-  const dir = hfBackboneDir(modelsDir, source.fingerprint);
+  const dir = hfBackboneDir(modelsDir, source.fingerprint, fused);
   const existing = await readManifestIn(dir);
   if (
     existing &&
