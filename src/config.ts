@@ -334,7 +334,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--fused-ops",
     default: "false",
     meaning:
-      'Hugging Face backbones only: build the serving graphs with onnxruntime\'s fused operators (SkipLayerNormalization, BiasGelu/FastGelu, LayerNormalization; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders). `false` builds the plain graphs (the ones training differentiates). The fused build has its own folder in the models folder (`hf-…-fused`); the fingerprint, and so every adapter, is the same for both. See README "Use your own model".',
+      'Hugging Face backbones only: `true` builds the serving graphs with onnxruntime\'s fused operators (LayerNormalization, SkipLayerNormalization, BiasGelu/FastGelu; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders); `false` keeps the plain graphs (the ones training differentiates). Off by default: on the development machine the fused graphs were not faster (`npm run bench:fused`, README "Use your own model"). The fused build has its own folder in the models folder (`hf-…-fused`); the fingerprint, and so every adapter, is the same for both.',
     parse: bool,
     boolean: true,
   }),
