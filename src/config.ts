@@ -39,6 +39,8 @@ export interface ServerConfig {
   modelsDir: string;
   /** A Hugging Face folder to serve as the backbone; unset: the embedded USE-lite. */
   model: string | undefined;
+  /** SKT_FUSED_OPS: build a Hugging Face backbone's serving graphs with onnxruntime's fused operators (default off). */
+  fusedOps: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
   /** SKT_WORKERS: inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
@@ -328,6 +330,16 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     meaning:
       "A Hugging Face model folder on disk (config.json, tokenizer.json, model.safetensors or sharded with model.safetensors.index.json) to serve as the frozen backbone: bert, roberta, xlm-roberta, distilbert, llama, mistral or qwen2. Built once into the models folder, keyed by the checkpoint's fingerprint. Nothing is downloaded.",
     parse: nonEmpty,
+  }),
+  opt({
+    key: "fusedOps",
+    env: "SKT_FUSED_OPS",
+    flag: "--fused-ops",
+    default: "false",
+    meaning:
+      'Hugging Face backbones only: `true` builds the serving graphs with onnxruntime\'s fused operators (LayerNormalization, SkipLayerNormalization, BiasGelu/FastGelu; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders); `false` keeps the plain graphs (the ones training differentiates). Off by default: on the development machine the fused graphs were not faster (`npm run bench:fused`, README "Use your own model"). The fused build has its own folder in the models folder (`hf-…-fused`); the fingerprint, and so every adapter, is the same for both.',
+    parse: bool,
+    boolean: true,
   }),
   opt({
     key: "threads",

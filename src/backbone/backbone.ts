@@ -17,7 +17,7 @@ import {
 } from "./device.js";
 import type { BackboneDims } from "./dims.js";
 import { SktError } from "../errors.js";
-import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE } from "./hf/build.js";
+import { ensureHfBackboneBuilt, TOKENIZER_CONFIG_FILE, type HfBuildOptions } from "./hf/build.js";
 import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 import { INPUT_IDS, PROMPT_ROWS, type GraphInput } from "./token-input.js";
@@ -44,9 +44,10 @@ export async function loadBackboneAssets(
   modelsDir: string,
   log?: (msg: string) => void,
   model?: string,
+  hfBuild: HfBuildOptions = {},
 ): Promise<BackboneAssets> {
   const { dir, manifest } = model
-    ? await ensureHfBackboneBuilt(modelsDir, model, log)
+    ? await ensureHfBackboneBuilt(modelsDir, model, log, hfBuild)
     : { dir: backboneDir(modelsDir), manifest: await ensureBackboneBuilt(modelsDir, log) };
   const readJson = async (file: string) =>
     JSON.parse(await readFile(path.join(dir, file), "utf8")) as Record<string, unknown>;

@@ -61,6 +61,8 @@ export interface BackboneManifest {
   outputs: Record<string, { sha256: string; bytes: number }>;
   /** What adapters bind to: sha256 over the network version and the pretrained source files. */
   fingerprint: string;
+  /** Hugging Face builds: serving graphs with onnxruntime's fused operators (SKT_FUSED_OPS); absent: plain. */
+  fusedOps?: boolean;
   builtAt: string;
 }
 

@@ -72,10 +72,10 @@ async function serve(argv: string[]): Promise<void> {
 async function build(argv: string[]): Promise<void> {
   // Loaded when used, as in serve and install: client commands should start fast.
   const { ensureBackboneBuilt } = await import("../backbone/build.js");
-  const { modelsDir, model } = loadConfig({ env: process.env, argv });
+  const { modelsDir, model, fusedOps } = loadConfig({ env: process.env, argv });
   if (model) {
     const { ensureHfBackboneBuilt } = await import("../backbone/hf/build.js");
-    const { dir, manifest } = await ensureHfBackboneBuilt(modelsDir, model, console.log);
+    const { dir, manifest } = await ensureHfBackboneBuilt(modelsDir, model, console.log, { fusedOps });
     console.log(
       `backbone ${manifest.backbone} (${manifest.source.modelType}) from ${manifest.source.folder} in ${dir}, fingerprint ${manifest.fingerprint}`,
     );

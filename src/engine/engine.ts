@@ -63,7 +63,15 @@ export type EngineOptions = Pick<
   Partial<
     Pick<
       ServerConfig,
-      "model" | "precision" | "packed" | "workers" | "maxInFlightBatches" | "batchLog" | "warmTasks" | "storeUrl"
+      | "model"
+      | "fusedOps"
+      | "precision"
+      | "packed"
+      | "workers"
+      | "maxInFlightBatches"
+      | "batchLog"
+      | "warmTasks"
+      | "storeUrl"
     >
   > & {
     metrics?: SktMetrics;
@@ -97,7 +105,9 @@ export class Engine implements InferenceService {
    * → registry (whose semantic and probe passes are rows for the same batcher) → engine.
    */
   static async create(opts: EngineOptions): Promise<Engine> {
-    const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model);
+    const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model, {
+      fusedOps: opts.fusedOps,
+    });
     const workers = await startWorkers(opts, assets);
     // Workers serve one layout (same build, options and device); it sets what a padding position costs a batch.
     const batcher = new Batcher<Row>({ ...opts, paddingCost: paddingCost(workers[0].layout) }, opts.metrics);

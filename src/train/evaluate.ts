@@ -33,13 +33,18 @@ export interface EvalContext {
   batchSize?: number;
 }
 
-/** Token ids of an example within the adapter's text budget (pairs trimmed longest-first). */
+/**
+ * Token ids of an example within the adapter's text budget (pairs trimmed longest-first), with the
+ * tokenizer's token types for pairs on backbones that have them (absent: all type 0).
+ */
 export function encodeExample(
   tokenizer: BackboneTokenizer,
   e: Pick<Example, "text" | "pair">,
   budget: number,
-): number[] {
-  return (e.pair !== undefined ? tokenizer.encodePair(e.text, e.pair, budget) : tokenizer.encode(e.text, budget)).ids;
+): { ids: number[]; typeIds?: number[] } {
+  const { ids, typeIds } =
+    e.pair !== undefined ? tokenizer.encodePair(e.text, e.pair, budget) : tokenizer.encode(e.text, budget);
+  return typeIds ? { ids, typeIds } : { ids };
 }
 
 /** Gold class index of each example; `datasetLabels[i]` is the dataset's name for class i. */
@@ -114,12 +119,12 @@ export async function evaluatePrepared(
   const outputs = new Array<HeadOutput>(examples.length);
   // Sorting by length keeps padding low; results are put back in the examples' order.
   const encoded = examples
-    .map((e, i) => ({ i, ids: encodeExample(ctx.tokenizer, e, adapter.textBudget) }))
+    .map((e, i) => ({ i, ...encodeExample(ctx.tokenizer, e, adapter.textBudget) }))
     .sort((a, b) => a.ids.length - b.ids.length);
   for (let start = 0; start < encoded.length; start += batchSize) {
     const chunk = encoded.slice(start, start + batchSize);
     const { batch } = assembleBatch(
-      chunk.map((c) => ({ adapter, ids: c.ids })),
+      chunk.map((c) => ({ adapter, ids: c.ids, typeIds: c.typeIds })),
       ctx.embeddings,
       ctx.dims,
     );

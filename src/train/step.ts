@@ -25,6 +25,8 @@ export interface StepModel {
 
 export interface StepRow {
   ids: number[];
+  /** Token types of `ids` (pairs on BERT-family backbones); absent: all 0. */
+  typeIds?: number[];
   /** Class index (classification), value (regression) or the indices that apply (multi-label). */
   target: number | number[];
 }
@@ -130,9 +132,13 @@ export class TrainingStep {
       pooled_dropout: t(this.cast(input.pooledDropout), [B, dims.hiddenDim]),
     };
     if (model.variant === "prefix" && hasAdapterInput) Object.assign(feeds, this.prefixFeeds(zUsed, B, L));
-    // BERT-family graphs take token types; training rows are single texts (type 0).
-    if (this.session.inputNames.includes("token_type_ids"))
-      feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * seq), [B, seq]);
+    // BERT-family graphs take token types: soft-prompt rows and single texts are type 0, a pair's
+    // ids carry the tokenizer's types (as the engine's assembleBatch lays them out for serving).
+    if (this.session.inputNames.includes("token_type_ids")) {
+      const types = new BigInt64Array(B * seq);
+      input.rows.forEach((r, b) => r.typeIds?.forEach((type, t) => (types[b * seq + soft + t] = BigInt(type))));
+      feeds.token_type_ids = new ort.Tensor("int64", types, [B, seq]);
+    }
 
     const out = await this.session.run(feeds);
     const grads: Record<string, Float32Array> = {

@@ -96,6 +96,7 @@ export interface TrainResult {
 
 interface Encoded {
   ids: number[];
+  typeIds?: number[];
   target: number | number[];
 }
 
@@ -206,12 +207,6 @@ async function trainWith(
     const form = fits({ variant: o.variant, pooling: o.pooling }) ? null : FORMS.find(fits);
     if (form) o = { ...o, ...form, init: o.autoInit ? defaultInit(o.method, form.variant) : o.init };
   }
-  if (o.model && o.train.hasPairs)
-    throw new SktError(
-      "bad_request",
-      "pair_not_supported",
-      "training on text pairs is not supported on Hugging Face backbones yet (the trainer does not feed token type ids); serving pair adapters is",
-    );
   const promptIds = assets.tokenizer.ids(o.promptText);
   const L = promptIds.length;
   if (L === 0) throw new SktError("bad_request", "empty_prompt", "the prompt text has no tokens");
@@ -273,7 +268,7 @@ async function trainWith(
   const trainable = trainableTensors(o.method, tensors);
 
   const encode = (e: Example): Encoded => ({
-    ids: encodeExample(assets.tokenizer, e, o.method === "probe" ? o.maxLength : budget),
+    ...encodeExample(assets.tokenizer, e, o.method === "probe" ? o.maxLength : budget),
     target:
       problemType === "regression"
         ? Number(e.label)
@@ -482,7 +477,7 @@ async function evaluateForwardOnly(
 ): Promise<void> {
   await runner.run(
     assembleBatch(
-      rows.map((r) => ({ adapter, ids: r.ids })),
+      rows.map((r) => ({ adapter, ids: r.ids, typeIds: r.typeIds })),
       assets.embeddings,
       assets.dims,
     ).batch,

@@ -91,7 +91,7 @@ describe.each(cases)("external data: %s", (name, make) => {
     await make(src);
     await mkdir(out);
     weights = readFamilyWeights(await readHfFolder(src));
-    await writeHfGraphs(weights, "test", out, 1); // every float tensor external, even the scalars
+    await writeHfGraphs(weights, "test", out, { minExternalBytes: 1 }); // every float tensor external, even the scalars
   });
 
   it("the plain and the prefix graph compute exactly what their inline twins compute", async () => {

@@ -36,17 +36,20 @@ describe.each(["bert-v", "llama-v"])("fixture %s", (name) => {
     expect(cut.ids).toEqual([...longest.slice(0, 10 - after.length), ...after]);
   });
 
-  it("matches the float64 reference one text at a time and in one padded batch", async () => {
-    const hf = await loadHf(dir);
-    const expected = JSON.parse(await readFile(path.join(dir, "expected.json"), "utf8")) as Expected;
-    const single = await Promise.all(expected.ids.map(async (ids) => (await hf.pooled([ids]))[0]));
-    const batched = await hf.pooled(expected.ids);
-    expected.embeddings.forEach((want, i) => {
-      for (const got of [single[i], batched[i]]) {
-        expect(got.length).toBe(want.length);
-        expect(cosine(got, want)).toBeGreaterThanOrEqual(0.99999);
-        expect(maxAbsDiff(got, want)).toBeLessThanOrEqual(1e-4);
-      }
-    });
-  });
+  it.each([false, true])(
+    "matches the float64 reference one text at a time and in one padded batch (fused operators: %s)",
+    async (fused) => {
+      const hf = await loadHf(dir, { fused });
+      const expected = JSON.parse(await readFile(path.join(dir, "expected.json"), "utf8")) as Expected;
+      const single = await Promise.all(expected.ids.map(async (ids) => (await hf.pooled([ids]))[0]));
+      const batched = await hf.pooled(expected.ids);
+      expected.embeddings.forEach((want, i) => {
+        for (const got of [single[i], batched[i]]) {
+          expect(got.length).toBe(want.length);
+          expect(cosine(got, want)).toBeGreaterThanOrEqual(0.99999);
+          expect(maxAbsDiff(got, want)).toBeLessThanOrEqual(1e-4);
+        }
+      });
+    },
+  );
 });

@@ -33,15 +33,17 @@ function idRows(vocab: number, seed: number): number[][] {
   return [1, 6, 37].map((n) => Array.from({ length: n }, () => Math.floor(r() * vocab)));
 }
 
+/** The plain graph and the fused serving graph both match the oracle. */
 async function expectMatchesNaive(dir: string, naive: NaiveEncoder | NaiveDecoder, vocab: number): Promise<void> {
-  const hf = await loadHf(dir);
   const rows = idRows(vocab, 7);
-  const got = await hf.pooled(rows);
-  rows.forEach((ids, i) => {
-    const want = naiveEmbedding(naive, ids);
-    expect(cosine(got[i], want)).toBeGreaterThanOrEqual(0.99999);
-    expect(maxAbsDiff(got[i], want)).toBeLessThanOrEqual(1e-4);
-  });
+  for (const fused of [false, true]) {
+    const got = await (await loadHf(dir, { fused })).pooled(rows);
+    rows.forEach((ids, i) => {
+      const want = naiveEmbedding(naive, ids);
+      expect(cosine(got[i], want)).toBeGreaterThanOrEqual(0.99999);
+      expect(maxAbsDiff(got[i], want)).toBeLessThanOrEqual(1e-4);
+    });
+  }
 }
 
 const encoderCases: [string, EncoderSpec][] = [

@@ -14,12 +14,16 @@ export interface LoadedHf {
   pooled(rows: number[][]): Promise<Float32Array[]>;
 }
 
-export async function loadHf(dir: string): Promise<LoadedHf> {
+/** `fused`: the serving graph with onnxruntime's fused operators (as the server builds it with SKT_FUSED_OPS=true). */
+export async function loadHf(dir: string, opts: { fused?: boolean } = {}): Promise<LoadedHf> {
   const folder = await readHfFolder(dir);
   const weights = readFamilyWeights(folder);
-  const session = await ort.InferenceSession.create(toOnnxBytes(buildHfNetwork(weights).graph, "hf"), {
-    intraOpNumThreads: 1,
-  });
+  const session = await ort.InferenceSession.create(
+    toOnnxBytes(buildHfNetwork(weights, { fused: opts.fused }).graph, "hf"),
+    {
+      intraOpNumThreads: 1,
+    },
+  );
   const table = wordEmbeddings(weights);
   const hidden = folder.config.hidden;
   return {

@@ -34,6 +34,7 @@ describe("loadConfig", () => {
       requireSignature: false,
       adaptersDir: "adapters",
       modelsDir: "models",
+      fusedOps: false,
       // Derived from this machine's cores (pinned below for 1–16 cores).
       threads: defaultParallelism().threads,
       workers: defaultParallelism().workers,

@@ -2,8 +2,9 @@
  * Training on Hugging Face backbones: the reverse mode through the new operations (erf and tanh
  * GELU, RMSNorm, rotary embeddings, SiLU gating, grouped-query attention, causal masking, position
  * gathers) against float64 finite differences of the training graph's own loss, on tiny generated
- * checkpoints; and a small training run on a tiny random decoder that lowers the loss and ends in an
- * adapter the server (started on the same folder) accepts and serves.
+ * checkpoints; a small training run on a tiny random decoder that lowers the loss and ends in an
+ * adapter the server (started on the same folder) accepts and serves; and a pair training run on a
+ * tiny BERT whose served adapter answers a pair exactly as the trainer's own forward does.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -11,6 +12,8 @@ import path from "node:path";
 import ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeAdapter } from "../../src/adapters/format.js";
+import { softmax } from "../../src/adapters/prepared.js";
+import { BackboneRunner, loadBackboneAssets, tokenBatch } from "../../src/backbone/backbone.js";
 import { parameterCount } from "../../src/adapters/spec.js";
 import { addGradients } from "../../src/backbone/graph/autodiff.js";
 import { Graph } from "../../src/backbone/graph/graph.js";
@@ -20,6 +23,8 @@ import { hfDims } from "../../src/backbone/hf/build.js";
 import { defaultConfig } from "../../src/config.js";
 import { Engine } from "../../src/engine/engine.js";
 import { loadDataset } from "../../src/train/datasets.js";
+import { encodeExample } from "../../src/train/evaluate.js";
+import { TrainingStep } from "../../src/train/step.js";
 import { buildClassifierTrainingGraph, hfTrainable } from "../../src/train/train-graph.js";
 import { trainAdapter, type TrainOptions } from "../../src/train/trainer.js";
 import { writeDecoderCheckpoint, writeEncoderCheckpoint } from "../helpers/hf-checkpoint.js";
@@ -165,6 +170,28 @@ describe("the reverse-mode rules of Erf and Sigmoid (float32: onnxruntime has no
   });
 });
 
+/** The settings both small training runs share: a few epochs, no dropout, no evaluation. */
+const SMALL_RUN = {
+  method: "sk",
+  init: "authors",
+  epochs: 4,
+  batchSize: 16,
+  lr: 1e-2,
+  weightDecay: 0.01,
+  warmup: 0.1,
+  maxLength: 32,
+  evalEvery: 1000,
+  patience: 0,
+  dropout: 0,
+  threads: 1,
+} as const;
+
+/** Mean loss of the first and of the last four steps. */
+function lossEnds(history: { loss: number }[]): { first: number; last: number } {
+  const mean = (h: { loss: number }[]) => h.reduce((s, x) => s + x.loss, 0) / h.length;
+  return { first: mean(history.slice(0, 4)), last: mean(history.slice(-4)) };
+}
+
 describe("training on a tiny random decoder", () => {
   it("lowers the loss and produces an adapter the server serves", async () => {
     const model = path.join(root, "tiny-llama");
@@ -186,25 +213,13 @@ describe("training on a tiny random decoder", () => {
       promptText: "good or bad?",
       variant: "prefix",
       pooling: true,
-      method: "sk",
-      init: "authors",
-      epochs: 4,
-      batchSize: 16,
-      lr: 1e-2,
-      weightDecay: 0.01,
-      warmup: 0.1,
-      maxLength: 32,
+      ...SMALL_RUN,
       seed: 5,
-      evalEvery: 1000,
-      patience: 0,
-      dropout: 0,
-      threads: 1,
       modelsDir,
       model,
     };
     const result = await trainAdapter(options);
-    const first = result.history.slice(0, 4).reduce((s, h) => s + h.loss, 0) / 4;
-    const last = result.history.slice(-4).reduce((s, h) => s + h.loss, 0) / 4;
+    const { first, last } = lossEnds(result.history);
     expect(last).toBeLessThan(first);
 
     // A form over the parameter cap is refused before any work, naming the forms that fit.
@@ -243,6 +258,92 @@ describe("training on a tiny random decoder", () => {
         texts: ["the movie was wonderful", "the movie was terrible"],
       });
       expect(answer.predictions.map((p) => p.label)).toHaveLength(2);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe("training on text pairs with a tiny BERT", () => {
+  it("feeds the pair's token types: the loss falls and the served adapter answers as the trainer's forward", async () => {
+    const model = path.join(root, "tiny-bert-pairs");
+    await writeEncoderCheckpoint(model, { modelType: "bert", hidden: 16, heads: 2, intermediate: 32 }, 51);
+    const rand = seededRandom(9);
+    const words = ["the", "movie", "was", "a", "story", "about", "people", "and", "day"];
+    const pick = () => Array.from({ length: 3 }, () => words[Math.floor(rand() * words.length)]).join(" ");
+    const lines = ["sentence1\tsentence2\tlabel"];
+    // The label says which segment holds "wonderful": only token types and positions tell them apart.
+    for (let i = 0; i < 64; i++)
+      lines.push(i % 2 ? `${pick()} wonderful\t${pick()}\t1` : `${pick()}\t${pick()} wonderful\t0`);
+    await writeFile(path.join(root, "pairs.tsv"), lines.join("\n") + "\n");
+    const train = await loadDataset(path.join(root, "pairs.tsv"));
+    expect(train.hasPairs).toBe(true);
+    const modelsDir = path.join(root, "models-pairs");
+    const result = await trainAdapter({
+      task: "pairs",
+      train,
+      promptText: "which side?",
+      variant: "prompt",
+      pooling: true,
+      ...SMALL_RUN,
+      seed: 7,
+      modelsDir,
+      model,
+    });
+    const { first, last } = lossEnds(result.history);
+    expect(last).toBeLessThan(first);
+    const file = result.file!;
+    expect(file.metadata.textPair).toBe(true);
+
+    // The trainer's own forward (its training graph, no dropout) on one pair, with its token types.
+    const assets = await loadBackboneAssets(modelsDir, undefined, model);
+    const runner = await BackboneRunner.open(assets.dir, { threads: 1 });
+    const promptIds = assets.tokenizer.ids(file.metadata.promptText);
+    const hp = (
+      await runner.run(tokenBatch(assets.embeddings, assets.dims.embedDim, [promptIds], ["last_hidden_state"]))
+    ).last_hidden_state!;
+    await runner.release();
+    const pair = { text: "the movie was", pair: "a wonderful story" };
+    const encoded = encodeExample(assets.tokenizer, pair, file.metadata.maxLength - file.metadata.promptLength);
+    expect(encoded.typeIds).toContain(1);
+    const step = await TrainingStep.create(
+      hfTrainable(readFamilyWeights(await readHfFolder(model))),
+      assets.dims,
+      {
+        variant: "prompt",
+        pooling: true,
+        promptLength: promptIds.length,
+        problemType: "single_label_classification",
+        outputs: 2,
+      },
+      { threads: 1 },
+    );
+    const forward = async (typeIds?: number[]) =>
+      softmax(
+        (
+          await step.run({
+            tensors: file.tensors,
+            hp,
+            rows: [{ ids: encoded.ids, typeIds, target: 0 }],
+            zDropout: null,
+            pooledDropout: new Float32Array(assets.dims.hiddenDim).fill(1),
+          })
+        ).logits,
+      );
+    const trainerProbs = await forward(encoded.typeIds);
+    // Type ids matter on this checkpoint: all-zero types give other answers (so the comparison below can fail).
+    const zeroTypes = await forward(undefined);
+    expect(Math.abs(zeroTypes[0] - trainerProbs[0])).toBeGreaterThan(1e-4);
+    await step.release();
+
+    const engine = await Engine.create({
+      ...defaultConfig({ modelsDir, adaptersDir: path.join(root, "adapters-pairs"), model }),
+    });
+    try {
+      await engine.upload("pairs", encodeAdapter(file, engine.assets.dims));
+      const answer = await engine.classify({ task: "pairs", texts: [pair.text], pairs: [pair.pair] });
+      const scores = answer.predictions[0].scores!;
+      file.metadata.labels.forEach((label, c) => expect(scores[label]).toBeCloseTo(trainerProbs[c], 5));
     } finally {
       await engine.close();
     }

@@ -33,23 +33,25 @@ export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
 /**
  * Writes the plain and the prefix graph of `weights`, each with embeddings and with token ids as
  * input, into `dir`, their large initializers in one shared `model.onnx.data` (identical tensors
- * stored once); one graph exists at a time. `minExternalBytes` (tensors smaller stay inline) is
+ * stored once); one graph exists at a time. `fused`: onnxruntime's fused operators (SKT_FUSED_OPS).
+ * `minExternalBytes` (tensors smaller stay inline) is
  * lowered only by tests. Returns the manifest entries of the files written.
  */
 export async function writeHfGraphs(
   weights: FamilyWeights,
   name: string,
   dir: string,
-  minExternalBytes?: number,
+  opts: { fused?: boolean; minExternalBytes?: number } = {},
 ): Promise<BackboneManifest["outputs"]> {
+  const { fused = false, minExternalBytes } = opts;
   const data = await ExternalDataFile.create(path.join(dir, BUILD_FILES.weightsData), minExternalBytes);
   let dataInfo: { bytes: number; sha256: string };
   const graphs: Record<string, Uint8Array> = {};
   const variants: [string, string, HfNetworkOptions][] = [
-    [BUILD_FILES.model, name, {}],
-    [BUILD_FILES.prefixModel, `${name}_prefix`, { prefix: true }],
-    [BUILD_FILES.idsModel, `${name}_ids`, { input: "ids" }],
-    [BUILD_FILES.idsPrefixModel, `${name}_prefix_ids`, { prefix: true, input: "ids" }],
+    [BUILD_FILES.model, name, { fused }],
+    [BUILD_FILES.prefixModel, `${name}_prefix`, { prefix: true, fused }],
+    [BUILD_FILES.idsModel, `${name}_ids`, { input: "ids", fused }],
+    [BUILD_FILES.idsPrefixModel, `${name}_prefix_ids`, { prefix: true, input: "ids", fused }],
   ];
   try {
     for (const [file, graphName, opts] of variants)
@@ -65,8 +67,9 @@ export async function writeHfGraphs(
   return { ...describeOutputs(graphs), [BUILD_FILES.weightsData]: dataInfo };
 }
 
-export function hfBackboneDir(modelsDir: string, fingerprint: string): string {
-  return path.join(modelsDir, `hf-${fingerprint.slice(0, 16)}`);
+/** Fused and plain builds live side by side, so commands run with different SKT_FUSED_OPS do not rebuild each other's. */
+export function hfBackboneDir(modelsDir: string, fingerprint: string, fused = false): string {
+  return path.join(modelsDir, `hf-${fingerprint.slice(0, 16)}${fused ? "-fused" : ""}`);
 }
 
 export function hfDims(cfg: FamilyConfig): BackboneDims {
@@ -89,14 +92,21 @@ async function readManifestIn(dir: string): Promise<BackboneManifest | null> {
   }
 }
 
+export interface HfBuildOptions {
+  /** Serving graphs with onnxruntime's fused operators (default false); the fingerprint does not depend on it. */
+  fusedOps?: boolean;
+}
+
 /** Reads and validates `folder`, builds it unless a current build exists; returns the build's folder and manifest. */
 export async function ensureHfBackboneBuilt(
   modelsDir: string,
   folder: string,
   log: (msg: string) => void = () => {},
+  opts: HfBuildOptions = {},
 ): Promise<{ dir: string; manifest: BackboneManifest }> {
+  const fused = opts.fusedOps ?? false;
   const source = await readHfFolder(folder);
-  const dir = hfBackboneDir(modelsDir, source.fingerprint);
+  const dir = hfBackboneDir(modelsDir, source.fingerprint, fused);
   const existing = await readManifestIn(dir);
   if (
     existing &&
@@ -105,7 +115,7 @@ export async function ensureHfBackboneBuilt(
     existing.outputs[BUILD_FILES.weightsData] &&
     existing.outputs[BUILD_FILES.idsModel] !== undefined && // builds from before the token-id graphs get them
     existing.fingerprint === source.fingerprint &&
-    existing.outputs[BUILD_FILES.idsModel] !== undefined && // builds from before the token-id graphs get them
+    (existing.fusedOps ?? false) === fused &&
     (await changedOutput(dir, existing)) === null
   ) {
     return { dir, manifest: existing };
@@ -113,7 +123,7 @@ export async function ensureHfBackboneBuilt(
   log(`building ${source.config.modelType} backbone from ${folder} into ${dir}`);
   const weights = readFamilyWeights(source);
   const manifest = await writeBuildWith(modelsDir, dir, async (temp) => {
-    const outputs = await writeHfGraphs(weights, source.config.modelType, temp);
+    const outputs = await writeHfGraphs(weights, source.config.modelType, temp, { fused });
     const table = wordEmbeddings(weights);
     const files: Record<string, Uint8Array> = {
       [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
@@ -130,6 +140,7 @@ export async function ensureHfBackboneBuilt(
       sentenceOutput: "pooled",
       outputs: { ...outputs, ...describeOutputs(files) },
       fingerprint: source.fingerprint,
+      fusedOps: fused,
       builtAt: new Date().toISOString(),
     };
   });

@@ -1,5 +1,10 @@
-/** Building blocks the Hugging Face families share, written against the graph builder. */
+/**
+ * Building blocks the Hugging Face families share, written against the graph builder. The `fused`
+ * forms emit onnxruntime's fused operators (contrib ops in com.microsoft, and ONNX's
+ * LayerNormalization): for serving graphs only, as the reverse mode has no rules for them.
+ */
 import type { Graph, Value } from "../graph/graph.js";
+import { CONTRIB_DOMAIN } from "../graph/onnx.js";
 
 /** A torch Linear: weight [out, in] row-major, optional bias [out]. */
 export interface LinearWeights {
@@ -16,9 +21,31 @@ function transposed(w: LinearWeights): Float32Array {
   return t;
 }
 
+/** x·Wᵀ and the bias kept apart, for fused operators that add the bias themselves. */
+export function linearParts(
+  g: Graph,
+  x: Value,
+  w: LinearWeights,
+  name: string,
+): { product: Value; bias: Value | null } {
+  return {
+    product: g.matmul(x, g.weight(`${name}_weight`, transposed(w), [w.in, w.out])),
+    bias: w.bias ? g.weight(`${name}_bias`, w.bias, [w.out]) : null,
+  };
+}
+
 export function linear(g: Graph, x: Value, w: LinearWeights, name: string): Value {
-  const y = g.matmul(x, g.weight(`${name}_weight`, transposed(w), [w.in, w.out]));
-  return w.bias ? g.add(y, g.weight(`${name}_bias`, w.bias, [w.out])) : y;
+  const { product, bias } = linearParts(g, x, w, name);
+  return bias ? g.add(product, bias) : product;
+}
+
+const eps32 = (eps: number) => ({ float: eps });
+
+/** ONNX LayerNormalization (opset 17) over the last axis. */
+function layerNormOp(g: Graph, x: Value, scale: Value, bias: Value, eps: number): Value {
+  return g.record("LayerNormalization", [x, scale, bias], { axis: -1, epsilon: eps32(eps) }, [
+    { name: "layernorm", dtype: x.dtype, shape: x.shape },
+  ])[0];
 }
 
 export function layerNorm(
@@ -28,7 +55,16 @@ export function layerNorm(
   bias: Float32Array,
   eps: number,
   name: string,
+  fused = false,
 ): Value {
+  if (fused)
+    return layerNormOp(
+      g,
+      x,
+      g.weight(`${name}_scale`, scale, [scale.length]),
+      g.weight(`${name}_bias`, bias, [bias.length]),
+      eps,
+    );
   const centered = g.sub(x, g.reduceMean(x, [-1]));
   const variance = g.reduceMean(g.mul(centered, centered), [-1]);
   const normed = g.div(centered, g.sqrt(g.add(variance, g.floats([eps]))));
@@ -38,8 +74,52 @@ export function layerNorm(
   );
 }
 
-/** Llama's RMSNorm: x / sqrt(mean(x²) + eps) · scale. */
-export function rmsNorm(g: Graph, x: Value, scale: Float32Array, eps: number, name: string): Value {
+/**
+ * LayerNorm(residual + x·Wᵀ + b), the post-LayerNorm residual of BERT's blocks. Fused: one
+ * SkipLayerNormalization (input x·Wᵀ, skip the residual, its bias input b).
+ */
+export function residualLayerNorm(
+  g: Graph,
+  residual: Value,
+  x: Value,
+  w: LinearWeights,
+  norm: { scale: Float32Array; bias: Float32Array },
+  eps: number,
+  name: string,
+  fused: boolean,
+): Value {
+  const { product, bias } = linearParts(g, x, w, name);
+  if (!fused)
+    return layerNorm(
+      g,
+      g.add(residual, bias ? g.add(product, bias) : product),
+      norm.scale,
+      norm.bias,
+      eps,
+      `${name}_ln`,
+    );
+  const gamma = g.weight(`${name}_ln_scale`, norm.scale, [norm.scale.length]);
+  const beta = g.weight(`${name}_ln_bias`, norm.bias, [norm.bias.length]);
+  return g.record(
+    "SkipLayerNormalization",
+    [product, residual, gamma, beta, ...(bias ? [bias] : [])],
+    { epsilon: eps32(eps) },
+    [{ name: "skip_layernorm", dtype: product.dtype, shape: product.shape }],
+    CONTRIB_DOMAIN,
+  )[0];
+}
+
+/** Llama's RMSNorm: x / sqrt(mean(x²) + eps) · scale. Fused: SimplifiedLayerNormalization. */
+export function rmsNorm(g: Graph, x: Value, scale: Float32Array, eps: number, name: string, fused = false): Value {
+  if (fused) {
+    // Registered by onnxruntime in the ONNX domain (since version 1), not in com.microsoft.
+    return g.record(
+      "SimplifiedLayerNormalization",
+      [x, g.weight(`${name}_scale`, scale, [scale.length])],
+      { axis: -1, epsilon: eps32(eps), stash_type: 1 },
+      [{ name: "rmsnorm", dtype: x.dtype, shape: x.shape }],
+    )[0];
+  }
   const meanSquare = g.reduceMean(g.mul(x, x), [-1]);
   return g.mul(g.div(x, g.sqrt(g.add(meanSquare, g.floats([eps])))), g.weight(`${name}_scale`, scale, [scale.length]));
 }
@@ -64,6 +144,64 @@ export function gelu(g: Graph, x: Value, kind: "gelu_erf" | "gelu_tanh"): Value 
   if (kind === "gelu_erf") return g.mul(half, g.add(g.floats([1]), erf(g, g.mul(x, g.floats([Math.SQRT1_2])))));
   const cubic = g.add(x, g.mul(g.mul(g.mul(x, x), x), g.floats([0.044715])));
   return g.mul(half, g.add(g.floats([1]), g.tanh(g.mul(cubic, g.floats([Math.sqrt(2 / Math.PI)])))));
+}
+
+/**
+ * The residual step of pre-norm decoders: sum = residual + delta, normed = RMSNorm(sum). Fused:
+ * SkipSimplifiedLayerNormalization, whose fourth output is the sum (the second and third, mean and
+ * inverse standard deviation, are named but not produced by the CPU kernel and never read).
+ */
+export function residualRmsNorm(
+  g: Graph,
+  residual: Value,
+  delta: Value,
+  scale: Float32Array,
+  eps: number,
+  name: string,
+  fused: boolean,
+): { normed: Value; sum: Value } {
+  if (!fused) {
+    const sum = g.add(residual, delta);
+    return { normed: rmsNorm(g, sum, scale, eps, name), sum };
+  }
+  const stat = { dtype: delta.dtype, shape: [...delta.shape.slice(0, -1), 1] };
+  const [normed, , , sum] = g.record(
+    "SkipSimplifiedLayerNormalization",
+    [delta, residual, g.weight(`${name}_scale`, scale, [scale.length])],
+    { epsilon: eps32(eps) },
+    [
+      { name: "skip_rmsnorm", dtype: delta.dtype, shape: delta.shape },
+      { name: "skip_rmsnorm_mean", ...stat },
+      { name: "skip_rmsnorm_inv_std", ...stat },
+      { name: "skip_rmsnorm_sum", dtype: delta.dtype, shape: delta.shape },
+    ],
+    CONTRIB_DOMAIN,
+  );
+  return { normed, sum };
+}
+
+/**
+ * GELU(x·Wᵀ + b). Fused: BiasGelu (erf; Gelu without a bias) or FastGelu (tanh form, with its
+ * optional bias input), onnxruntime's contrib ops.
+ */
+export function geluLinear(
+  g: Graph,
+  x: Value,
+  w: LinearWeights,
+  kind: "gelu_erf" | "gelu_tanh",
+  name: string,
+  fused: boolean,
+): Value {
+  const { product, bias } = linearParts(g, x, w, name);
+  if (!fused) return gelu(g, bias ? g.add(product, bias) : product, kind);
+  const type = kind === "gelu_tanh" ? "FastGelu" : bias ? "BiasGelu" : "Gelu";
+  return g.record(
+    type,
+    [product, ...(bias ? [bias] : [])],
+    {},
+    [{ name: type.toLowerCase(), dtype: product.dtype, shape: product.shape }],
+    CONTRIB_DOMAIN,
+  )[0];
 }
 
 export function silu(g: Graph, x: Value): Value {

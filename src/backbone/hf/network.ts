@@ -20,6 +20,12 @@ export interface HfNetworkOptions {
   prefix?: boolean;
   /** The input stage: `embeds` (default; rows looked up on the host) or `ids` (looked up in the graph). */
   input?: GraphInput;
+  /**
+   * Emit onnxruntime's fused operators (SkipLayerNormalization, BiasGelu/FastGelu,
+   * SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization, LayerNormalization): serving
+   * graphs only, float32 only — the reverse mode has no rules for them, so training graphs stay plain.
+   */
+  fused?: boolean;
 }
 
 export interface HfNetworkGraph {
@@ -54,6 +60,8 @@ export function declareInputs(
   /** The word-embedding table [vocab, hidden]: an initializer of the graph when `opts.input` is "ids". */
   table: Float32Array,
 ): NetworkInputs {
+  if (opts.fused && opts.float === "float64")
+    throw new Error("hf network: fused operators are float32 serving graphs only");
   const g = new Graph(opts.float ?? "float32");
   const inputsEmbeds =
     opts.input === "ids"

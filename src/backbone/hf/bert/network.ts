@@ -5,9 +5,10 @@
  */
 import type { EncoderConfig } from "../config.js";
 import {
+  geluLinear,
   layerNorm,
   linear,
-  gelu,
+  residualLayerNorm,
   splitHeads,
   mergeHeads,
   attention,
@@ -139,7 +140,8 @@ export function buildEncoderNetwork(w: EncoderWeights, opts: HfNetworkOptions = 
       g.gather(g.weight("token_type_embeddings", w.tokenTypes, [cfg.typeVocabSize, H]), tokenTypeIds),
     );
   }
-  let x = layerNorm(g, embedded, w.embeddingNorm.scale, w.embeddingNorm.bias, cfg.eps, "embeddings_ln");
+  const fused = opts.fused ?? false;
+  let x = layerNorm(g, embedded, w.embeddingNorm.scale, w.embeddingNorm.bias, cfg.eps, "embeddings_ln", fused);
 
   const bias = keyPaddingBias(g, keyMask(inp));
   w.layers.forEach((l, n) => {
@@ -151,16 +153,9 @@ export function buildEncoderNetwork(w: EncoderWeights, opts: HfNetworkOptions = 
     }
     const q = splitHeads(g, linear(g, x, l.query, `l${n}_query`), cfg.heads, headDim);
     const context = mergeHeads(g, attention(g, q, k, v, bias, cfg.heads, cfg.heads, headDim), cfg.heads, headDim);
-    x = layerNorm(
-      g,
-      g.add(x, linear(g, context, l.attentionOut, `l${n}_attn_out`)),
-      l.attentionNorm.scale,
-      l.attentionNorm.bias,
-      cfg.eps,
-      `l${n}_attn_ln`,
-    );
-    const ffn = linear(g, gelu(g, linear(g, x, l.ffnIn, `l${n}_ffn_in`), cfg.activation), l.ffnOut, `l${n}_ffn_out`);
-    x = layerNorm(g, g.add(x, ffn), l.ffnNorm.scale, l.ffnNorm.bias, cfg.eps, `l${n}_ffn_ln`);
+    x = residualLayerNorm(g, x, context, l.attentionOut, l.attentionNorm, cfg.eps, `l${n}_attn_out`, fused);
+    const inner = geluLinear(g, x, l.ffnIn, cfg.activation, `l${n}_ffn_in`, fused);
+    x = residualLayerNorm(g, x, inner, l.ffnOut, l.ffnNorm, cfg.eps, `l${n}_ffn_out`, fused);
   });
   const lastHiddenState = g.output("last_hidden_state", x);
   const pooled = g.output("pooled", maskedMean(g, lastHiddenState, inp.mask));

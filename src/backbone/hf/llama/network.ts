@@ -13,6 +13,7 @@ import {
   maskedMean,
   mergeHeads,
   MASKED,
+  residualRmsNorm,
   rmsNorm,
   silu,
   splitHeads,
@@ -126,9 +127,11 @@ export function buildDecoderNetwork(w: DecoderWeights, opts: HfNetworkOptions = 
   const { cos, sin } = rotaryTables(inp, cfg);
   const bias = g.add(keyPaddingBias(g, keyMask(inp)), causalBias(inp)); // [B, 1, T, K]
 
+  const fused = opts.fused ?? false;
+  // Each norm after the first is fused with the residual add before it; the last is the final norm.
   let x = inp.inputsEmbeds;
+  let h = rmsNorm(g, x, w.layers[0].inputNorm, cfg.eps, "l0_input_norm", fused);
   w.layers.forEach((l, n) => {
-    const h = rmsNorm(g, x, l.inputNorm, cfg.eps, `l${n}_input_norm`);
     const q = rotate(g, splitHeads(g, linear(g, h, l.q, `l${n}_q`), heads, headDim), cos, sin, headDim);
     let k = rotate(g, splitHeads(g, linear(g, h, l.k, `l${n}_k`), kvHeads, headDim), cos, sin, headDim);
     let v = splitHeads(g, linear(g, h, l.v, `l${n}_v`), kvHeads, headDim);
@@ -137,19 +140,36 @@ export function buildDecoderNetwork(w: DecoderWeights, opts: HfNetworkOptions = 
       v = g.concat([inp.prefixValues[n], v], 2);
     }
     const context = mergeHeads(g, attention(g, q, k, v, bias, heads, kvHeads, headDim), heads, headDim);
-    x = g.add(x, linear(g, context, l.o, `l${n}_o`));
-    const m = rmsNorm(g, x, l.postAttentionNorm, cfg.eps, `l${n}_post_attn_norm`);
-    x = g.add(
+    const attended = residualRmsNorm(
+      g,
       x,
-      linear(
-        g,
-        g.mul(silu(g, linear(g, m, l.gate, `l${n}_gate`)), linear(g, m, l.up, `l${n}_up`)),
-        l.down,
-        `l${n}_down`,
-      ),
+      linear(g, context, l.o, `l${n}_o`),
+      l.postAttentionNorm,
+      cfg.eps,
+      `l${n}_post_attn_norm`,
+      fused,
     );
+    const m = attended.normed;
+    const down = linear(
+      g,
+      g.mul(silu(g, linear(g, m, l.gate, `l${n}_gate`)), linear(g, m, l.up, `l${n}_up`)),
+      l.down,
+      `l${n}_down`,
+    );
+    const last = n === w.layers.length - 1;
+    const next = residualRmsNorm(
+      g,
+      attended.sum,
+      down,
+      last ? w.finalNorm : w.layers[n + 1].inputNorm,
+      cfg.eps,
+      last ? "final_norm" : `l${n + 1}_input_norm`,
+      fused,
+    );
+    x = next.sum;
+    h = next.normed;
   });
-  const lastHiddenState = g.output("last_hidden_state", rmsNorm(g, x, w.finalNorm, cfg.eps, "final_norm"));
+  const lastHiddenState = g.output("last_hidden_state", h);
   const pooled = g.output("pooled", maskedMean(g, lastHiddenState, inp.mask));
   return {
     graph: g,
