@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import ort from "onnxruntime-node";
-import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
+import { backboneDir, BUILD_FILES, ensureBackboneBuilt, GRAPH_FILES, type BackboneManifest } from "./build.js";
 import {
   executionProviders,
   openOnDevice,
@@ -126,17 +126,17 @@ async function createSession(file: string, threads: number, device: Device): Pro
   });
 }
 
-/** The build's plain and prefix graph files for `precision` (int8: only builds that carry them). */
-function graphFiles(manifest: BackboneManifest, precision: Precision): [string, string] {
-  if (precision !== "int8") return [BUILD_FILES.model, BUILD_FILES.prefixModel];
-  if (!manifest.outputs[BUILD_FILES.int8Model] || !manifest.outputs[BUILD_FILES.int8PrefixModel]) {
-    throw new SktError(
-      "bad_request",
-      "precision_unsupported",
-      `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`,
-    );
-  }
-  return [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel];
+/** The build's plain and prefix graph files for `precision`, refused when the build has none. */
+function graphFiles(manifest: BackboneManifest, precision: Precision): readonly [string, string] {
+  const files = GRAPH_FILES[precision];
+  if (precision === "fp32" || files.every((f) => manifest.outputs[f])) return files;
+  throw new SktError(
+    "bad_request",
+    "precision_unsupported",
+    precision === "int8"
+      ? `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`
+      : `the build of the backbone "${manifest.backbone}" has no SKT_PRECISION=${precision} graphs (it predates them; delete its folder to rebuild it). Set SKT_PRECISION=fp32.`,
+  );
 }
 
 export class BackboneRunner {

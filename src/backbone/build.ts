@@ -7,6 +7,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { Precision } from "./device.js";
+import type { Graph } from "./graph/graph.js";
+import { toHalfPrecision } from "./graph/half.js";
 import { toOnnxBytes } from "./graph/onnx.js";
 import { USE_LITE_DIMS, type BackboneDims } from "./dims.js";
 import { buildTokenizerJson } from "./tokenizer.js";
@@ -32,7 +35,30 @@ export const BUILD_FILES = {
   /** SKT_PRECISION=int8 (USE-lite only): the same graphs with int8 dense layers. */
   int8Model: "model-int8.onnx",
   int8PrefixModel: "model-prefix-int8.onnx",
+  /** SKT_PRECISION=fp16: the float32 graphs through graph/half.ts (every backbone). */
+  fp16Model: "model-fp16.onnx",
+  fp16PrefixModel: "model-prefix-fp16.onnx",
 } as const;
+
+/** The plain and the prefix graph file of each precision (int8: the embedded USE-lite's builds only). */
+export const GRAPH_FILES: Record<Precision, readonly [plain: string, prefix: string]> = {
+  fp32: [BUILD_FILES.model, BUILD_FILES.prefixModel],
+  fp16: [BUILD_FILES.fp16Model, BUILD_FILES.fp16PrefixModel],
+  int8: [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel],
+};
+
+/** The half-precision build outputs of a backbone's plain and prefix float32 graphs. */
+export function halfPrecisionOutputs(
+  plain: Graph,
+  prefix: Graph,
+  name: string,
+  serialise: (graph: Graph, name: string) => Uint8Array = toOnnxBytes,
+): Record<string, Uint8Array> {
+  return {
+    [BUILD_FILES.fp16Model]: serialise(toHalfPrecision(plain).graph, `${name}_fp16`),
+    [BUILD_FILES.fp16PrefixModel]: serialise(toHalfPrecision(prefix).graph, `${name}_prefix_fp16`),
+  };
+}
 
 export interface BackboneManifest {
   /** "use-lite", or the Hugging Face folder's name. */
@@ -95,15 +121,19 @@ export async function staleReason(modelsDir: string): Promise<string | null> {
     return `${USE_LITE_PACKAGE} ${manifest.source.version} ≠ installed ${version}`;
   // Builds from before the int8 graphs existed are otherwise current: rebuilding adds them.
   if (!manifest.outputs[BUILD_FILES.int8Model]) return "no int8 graphs yet";
+  if (!manifest.outputs[BUILD_FILES.fp16Model]) return "no fp16 graphs yet";
   return changedOutput(backboneDir(modelsDir), manifest);
 }
 
 export async function buildBackbone(modelsDir: string): Promise<BackboneManifest> {
   const pkg = await readUseLitePackage();
   const weights = mapUseLiteWeights(pkg.weights);
+  const plain = buildUseLiteNetwork(weights).graph;
+  const prefix = buildUseLiteNetwork(weights, { prefix: true }).graph;
   const outputs: Record<string, Uint8Array> = {
-    [BUILD_FILES.model]: toOnnxBytes(buildUseLiteNetwork(weights).graph, "use_lite"),
-    [BUILD_FILES.prefixModel]: toOnnxBytes(buildUseLiteNetwork(weights, { prefix: true }).graph, "use_lite_prefix"),
+    [BUILD_FILES.model]: toOnnxBytes(plain, "use_lite"),
+    [BUILD_FILES.prefixModel]: toOnnxBytes(prefix, "use_lite_prefix"),
+    ...halfPrecisionOutputs(plain, prefix, "use_lite"),
     [BUILD_FILES.int8Model]: toOnnxBytes(buildUseLiteNetwork(weights, { int8: true }).graph, "use_lite_int8"),
     [BUILD_FILES.int8PrefixModel]: toOnnxBytes(
       buildUseLiteNetwork(weights, { prefix: true, int8: true }).graph,

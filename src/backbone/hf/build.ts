@@ -8,6 +8,7 @@ import path from "node:path";
 import { readFile } from "node:fs/promises";
 import {
   BUILD_FILES,
+  halfPrecisionOutputs,
   BUILD_FORMAT,
   changedOutput,
   describeOutputs,
@@ -75,6 +76,7 @@ export async function ensureHfBackboneBuilt(
     existing &&
     existing.buildFormat === BUILD_FORMAT &&
     existing.fingerprint === source.fingerprint &&
+    existing.outputs[BUILD_FILES.fp16Model] !== undefined && // builds from before the fp16 graphs gain them
     (await changedOutput(dir, existing)) === null
   ) {
     return { dir, manifest: existing };
@@ -82,12 +84,12 @@ export async function ensureHfBackboneBuilt(
   log(`building ${source.config.modelType} backbone from ${folder} into ${dir}`);
   const weights = readFamilyWeights(source);
   const table = wordEmbeddings(weights);
+  const plain = buildHfNetwork(weights).graph;
+  const prefix = buildHfNetwork(weights, { prefix: true }).graph;
   const outputs: Record<string, Uint8Array> = {
-    [BUILD_FILES.model]: onnxBytes(buildHfNetwork(weights).graph, source.config.modelType),
-    [BUILD_FILES.prefixModel]: onnxBytes(
-      buildHfNetwork(weights, { prefix: true }).graph,
-      `${source.config.modelType}_prefix`,
-    ),
+    [BUILD_FILES.model]: onnxBytes(plain, source.config.modelType),
+    [BUILD_FILES.prefixModel]: onnxBytes(prefix, `${source.config.modelType}_prefix`),
+    ...halfPrecisionOutputs(plain, prefix, source.config.modelType, onnxBytes),
     [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
     [TOKENIZER_CONFIG_FILE]: new TextEncoder().encode(JSON.stringify(source.tokenizerConfig)),
     [BUILD_FILES.embeddings]: new Uint8Array(table.buffer, table.byteOffset, table.byteLength),

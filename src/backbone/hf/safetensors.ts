@@ -8,6 +8,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { modelError } from "./errors.js";
+import { float16Value } from "../graph/half.js";
 
 export type StoredDType = "F32" | "F16" | "BF16";
 const BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -83,22 +84,12 @@ function parseFile(file: string, bytes: Uint8Array): ParsedFile {
   return { header, dataStart, bytes };
 }
 
-/** IEEE half → float32 bits, exactly (subnormals, infinities and NaN included). */
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
 function toFloat32(dtype: StoredDType, raw: Uint8Array): Float32Array {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const n = raw.byteLength / BYTES[dtype];
   const out = new Float32Array(n);
   if (dtype === "F32") for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  else if (dtype === "F16") for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+  else if (dtype === "F16") for (let i = 0; i < n; i++) out[i] = float16Value(view.getUint16(i * 2, true));
   else {
     // BF16 is the top half of a float32.
     const bits = new Uint32Array(out.buffer);
