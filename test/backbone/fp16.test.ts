@@ -25,6 +25,7 @@ import { readSst2 } from "../../scripts/lib/sst2.js";
 import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { FIXTURES_DIR } from "../helpers/hf-checkpoint.js";
 import { cosine, seededRandom } from "../helpers/numeric.js";
+import { sst2PredictionsAt } from "../helpers/precision.js";
 
 /** Unit roundoff: a float16 rounding changes a value by at most u·|value| (normal range). */
 const U = FLOAT16_EPSILON / 2;
@@ -338,4 +339,16 @@ describe("fp16 graphs of the Hugging Face families", () => {
       expect(worst).toBeGreaterThan(0.99999);
     },
   );
+});
+
+describe("the engine with precision fp16 (CPU)", () => {
+  it("its worker runs the fp16 graphs: scores move slightly, labels stay", async () => {
+    const [a, b] = [await sst2PredictionsAt("fp32"), await sst2PredictionsAt("fp16")];
+    const diffs = a.map((p, i) => Math.abs(p.scores!.positive - b[i].scores!.positive));
+    // Measured: max 1.2e-3 (pooled moves by ≤ 1.4e-3 of its scale, bench:precision); 1e-2 is ~8×.
+    // The closest of these scores is 0.07 from 0.5, so no label can move by that much.
+    expect(Math.max(...diffs)).toBeGreaterThan(1e-6); // not the fp32 graph
+    expect(Math.max(...diffs)).toBeLessThan(1e-2);
+    expect(b.map((p) => p.label)).toEqual(a.map((p) => p.label));
+  });
 });
