@@ -543,7 +543,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--precision",
     default: "fp32",
     meaning:
-      "Backbone arithmetic: `fp32`; `int8` (CPU only, embedded USE-lite only: the transformer's dense layers with int8 weights and activations quantized at run time; adapters stay fp32); or `fp16` (WebGPU only, where the adapter offers `shader-f16`; refused with the reason elsewhere, and refused in this version everywhere because half-precision graphs are not built yet).",
+      "Backbone arithmetic: `fp32`; `int8` (CPU only, embedded USE-lite only: the transformer's dense layers with int8 weights and activations quantized at run time; adapters stay fp32); or `fp16` (float16 weights and arithmetic, with the boundary, norms, softmax and the timing signal kept float32; on WebGPU only where the adapter offers `shader-f16`, refused with the reason otherwise, `auto` then takes the CPU; on the CPU onnxruntime runs the ops it has no float16 kernel for in float32, which checks fp16's accuracy but is not faster; refused on `cuda`).",
     parse: oneOf(PRECISIONS),
   }),
   opt({

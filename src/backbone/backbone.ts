@@ -6,7 +6,7 @@
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import ort from "onnxruntime-node";
-import { backboneDir, BUILD_FILES, ensureBackboneBuilt, type BackboneManifest } from "./build.js";
+import { backboneDir, BUILD_FILES, ensureBackboneBuilt, GRAPH_FILES, type BackboneManifest } from "./build.js";
 import {
   executionProviders,
   openOnDevice,
@@ -167,9 +167,9 @@ export interface RunnerOptions {
   packed?: PackedSetting;
 }
 
-/** The input stage a runner on `device` uses unless told otherwise (int8 graphs exist only as embeds). */
+/** The input stage a runner on `device` uses unless told otherwise (int8 and fp16 graphs exist only as embeds). */
 export function defaultGraphInput(device: Device, precision: Precision): GraphInput {
-  return device === "webgpu" && precision !== "int8" ? "ids" : "embeds";
+  return device === "webgpu" && precision === "fp32" ? "ids" : "embeds";
 }
 
 /**
@@ -197,24 +197,24 @@ async function createSession(
   });
 }
 
-/** The build's plain and prefix graph files for `precision` and `layout` (embeds input), or null when it has none. */
+/**
+ * The build's plain and prefix graph files for `precision` and `layout` (embeds input), or null when
+ * it has none (packed graphs exist for fp32 and int8 only).
+ */
 function graphFiles(manifest: BackboneManifest, precision: Precision, layout: GraphLayout): [string, string] | null {
   const F = BUILD_FILES;
-  const files: [string, string] =
-    precision === "int8"
-      ? layout === "packed"
-        ? [F.int8PackedModel, F.int8PackedPrefixModel]
-        : [F.int8Model, F.int8PrefixModel]
-      : layout === "packed"
-        ? [F.packedModel, F.packedPrefixModel]
-        : [F.model, F.prefixModel];
-  return files.every((f) => manifest.outputs[f]) ? files : null;
+  const packed: Partial<Record<Precision, [string, string]>> = {
+    fp32: [F.packedModel, F.packedPrefixModel],
+    int8: [F.int8PackedModel, F.int8PackedPrefixModel],
+  };
+  const files = layout === "packed" ? packed[precision] : ([...GRAPH_FILES[precision]] as [string, string]);
+  return files && files.every((f) => manifest.outputs[f]) ? files : null;
 }
 
 /**
  * The one place that picks a runner's graph files: the input stage first (token ids: fp32, padded),
- * then precision (int8 only where built), then the layout SKT_PACKED and the device choose (packed
- * only where built; older builds fall back to padded).
+ * then precision (int8 and fp16 only where built), then the layout SKT_PACKED and the device choose
+ * (packed only where built; older builds fall back to padded).
  */
 function chooseGraphs(
   manifest: BackboneManifest,
@@ -223,13 +223,15 @@ function chooseGraphs(
   packed: PackedSetting,
   device: Device,
 ): { layout: GraphLayout; files: [string, string] } {
-  if (precision === "int8" && (input === "ids" || !graphFiles(manifest, "int8", "padded"))) {
+  if (precision !== "fp32" && (input === "ids" || !graphFiles(manifest, precision, "padded"))) {
     throw new SktError(
       "bad_request",
       "precision_unsupported",
       input === "ids"
-        ? "SKT_PRECISION=int8 graphs take embeddings, not token ids; they run on the CPU only."
-        : `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`,
+        ? `SKT_PRECISION=${precision} graphs take embeddings, not token ids (SKT_PRECISION=fp32 runs the token-id graphs).`
+        : precision === "int8"
+          ? `SKT_PRECISION=int8 graphs are built for the embedded USE-lite only; the backbone "${manifest.backbone}" has none. Set SKT_PRECISION=fp32.`
+          : `the build of the backbone "${manifest.backbone}" has no SKT_PRECISION=${precision} graphs (it predates them; delete its folder to rebuild it). Set SKT_PRECISION=fp32.`,
     );
   }
   if (input === "ids") {

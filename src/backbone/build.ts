@@ -8,6 +8,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { Precision } from "./device.js";
+import type { Graph } from "./graph/graph.js";
+import { toHalfPrecision } from "./graph/half.js";
 import { toOnnxBytes } from "./graph/onnx.js";
 import { USE_LITE_DIMS, type BackboneDims } from "./dims.js";
 import { buildTokenizerJson } from "./tokenizer.js";
@@ -46,7 +49,30 @@ export const BUILD_FILES = {
   int8PackedPrefixModel: "model-prefix-int8-packed.onnx",
   /** Hugging Face builds: the ONNX external data both graphs reference (one copy of the weights). */
   weightsData: "model.onnx.data",
+  /** SKT_PRECISION=fp16: the float32 graphs through graph/half.ts (every backbone). */
+  fp16Model: "model-fp16.onnx",
+  fp16PrefixModel: "model-prefix-fp16.onnx",
 } as const;
+
+/** The plain and the prefix graph file of each precision (int8: the embedded USE-lite's builds only). */
+export const GRAPH_FILES: Record<Precision, readonly [plain: string, prefix: string]> = {
+  fp32: [BUILD_FILES.model, BUILD_FILES.prefixModel],
+  fp16: [BUILD_FILES.fp16Model, BUILD_FILES.fp16PrefixModel],
+  int8: [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel],
+};
+
+/** The half-precision build outputs of a backbone's plain and prefix float32 graphs. */
+export function halfPrecisionOutputs(
+  plain: Graph,
+  prefix: Graph,
+  name: string,
+  serialise: (graph: Graph, name: string) => Uint8Array = toOnnxBytes,
+): Record<string, Uint8Array> {
+  return {
+    [BUILD_FILES.fp16Model]: serialise(toHalfPrecision(plain).graph, `${name}_fp16`),
+    [BUILD_FILES.fp16PrefixModel]: serialise(toHalfPrecision(prefix).graph, `${name}_prefix_fp16`),
+  };
+}
 
 export interface BackboneManifest {
   /** "use-lite", or the Hugging Face folder's name. */
@@ -113,6 +139,7 @@ export async function staleReason(modelsDir: string): Promise<string | null> {
   if (!manifest.outputs[BUILD_FILES.int8Model]) return "no int8 graphs yet";
   if (!manifest.outputs[BUILD_FILES.idsModel]) return "no token-id graphs yet";
   if (!manifest.outputs[BUILD_FILES.packedModel]) return "no packed graphs yet";
+  if (!manifest.outputs[BUILD_FILES.fp16Model]) return "no fp16 graphs yet";
   return changedOutput(backboneDir(modelsDir), manifest);
 }
 
@@ -122,9 +149,12 @@ export async function buildBackbone(modelsDir: string): Promise<BackboneManifest
   const graph = (file: string, name: string, opts: NetworkOptions) => ({
     [file]: toOnnxBytes(buildUseLiteNetwork(weights, opts).graph, name),
   });
+  const plain = buildUseLiteNetwork(weights).graph;
+  const prefix = buildUseLiteNetwork(weights, { prefix: true }).graph;
   const outputs: Record<string, Uint8Array> = {
-    ...graph(BUILD_FILES.model, "use_lite", {}),
-    ...graph(BUILD_FILES.prefixModel, "use_lite_prefix", { prefix: true }),
+    [BUILD_FILES.model]: toOnnxBytes(plain, "use_lite"),
+    [BUILD_FILES.prefixModel]: toOnnxBytes(prefix, "use_lite_prefix"),
+    ...halfPrecisionOutputs(plain, prefix, "use_lite"),
     ...graph(BUILD_FILES.int8Model, "use_lite_int8", { int8: true }),
     ...graph(BUILD_FILES.int8PrefixModel, "use_lite_prefix_int8", { prefix: true, int8: true }),
     ...graph(BUILD_FILES.packedModel, "use_lite_packed", { packed: true }),

@@ -18,6 +18,7 @@ export type Device = (typeof DEVICES)[number];
 
 export const PRECISIONS = ["fp32", "fp16", "int8"] as const;
 export type Precision = (typeof PRECISIONS)[number];
+export const isPrecision = (s: string): s is Precision => (PRECISIONS as readonly string[]).includes(s);
 
 /** The outcome of device selection, shown in /readyz, the startup log and `skt_device_info`. */
 export interface DeviceInfo {
@@ -90,7 +91,12 @@ export function deviceUnavailable(device: Device, cause: string): SktError {
   return new SktError("not_ready", "backbone_load_failed", `onnxruntime could not create a CPU session: ${cause}`);
 }
 
-/** Refuses `SKT_PRECISION=fp16` or `int8` wherever it cannot run, with the reason. */
+/**
+ * Refuses `SKT_PRECISION=fp16` or `int8` wherever it cannot run, with the reason. fp16 runs on
+ * WebGPU only where the adapter offers `shader-f16`, and on the CPU, where onnxruntime computes the
+ * ops it has no float16 kernel for in float32 between Casts (for checking fp16's accuracy without a
+ * GPU, not for speed; docs/webgpu.md "Precision").
+ */
 export function checkPrecision(precision: Precision, device: Device, adapter: WebGpuAdapterInfo | null): void {
   if (precision === "fp32") return;
   if (precision === "int8") {
@@ -101,32 +107,25 @@ export function checkPrecision(precision: Precision, device: Device, adapter: We
       `SKT_PRECISION=int8 runs only on SKT_DEVICE=cpu: its matrix multiplications are onnxruntime's CPU operator DynamicQuantizeMatMul, which the ${device} provider does not have (the backbone would run on ${device}); set SKT_DEVICE=cpu or SKT_PRECISION=fp32.`,
     );
   }
-  if (device !== "webgpu") {
+  if (device === "cpu") return;
+  if (device === "cuda") {
     throw new SktError(
       "bad_request",
       "precision_unsupported",
-      `SKT_PRECISION=fp16 runs only on SKT_DEVICE=webgpu (the backbone is running on ${device}); set SKT_PRECISION=fp32.`,
+      "SKT_PRECISION=fp16 runs on SKT_DEVICE=webgpu (adapters with shader-f16) and cpu; it has not been tried on the CUDA provider; set SKT_PRECISION=fp32.",
     );
   }
-  if (!adapter) {
-    throw new SktError(
-      "bad_request",
-      "precision_unsupported",
-      "SKT_PRECISION=fp16 needs to know that the WebGPU adapter supports shader-f16, but the adapter could not be read (the optional `webgpu` package is missing or found no adapter); set SKT_PRECISION=fp32.",
-    );
-  }
-  if (!adapter.shaderF16) {
-    throw new SktError(
-      "bad_request",
-      "precision_unsupported",
-      `SKT_PRECISION=fp16 needs the WebGPU feature shader-f16, which the adapter "${adapter.name}" does not offer; set SKT_PRECISION=fp32.`,
-    );
-  }
-  throw new SktError(
-    "bad_request",
-    "precision_unsupported",
-    `the adapter "${adapter.name}" offers shader-f16, but half-precision backbone graphs are not built by this version; set SKT_PRECISION=fp32.`,
-  );
+  const missing = halfPrecisionMissing(adapter);
+  if (missing) throw new SktError("bad_request", "precision_unsupported", `SKT_PRECISION=fp16 ${missing}`);
+}
+
+/** Why a WebGPU adapter cannot run the fp16 graphs, or null when it can. */
+function halfPrecisionMissing(adapter: WebGpuAdapterInfo | null): string | null {
+  if (!adapter)
+    return "needs to know that the WebGPU adapter supports the feature shader-f16, but the adapter could not be read (the optional `webgpu` package is missing or found no adapter); set SKT_PRECISION=fp32 (or SKT_DEVICE=cpu).";
+  if (!adapter.shaderF16)
+    return `needs the WebGPU feature shader-f16, which the adapter "${adapter.name}" does not offer; set SKT_PRECISION=fp32 (or SKT_DEVICE=cpu).`;
+  return null;
 }
 
 /**
@@ -161,7 +160,14 @@ export async function openOnDevice<T>(
       throw deviceUnavailable(device, (e as Error).message);
     }
   }
+  const autoOnCpu = async (reason: string) => ({
+    sessions: await open("cpu"),
+    info: { requested: "auto", device: "cpu", adapter: null, reason } satisfies DeviceInfo,
+  });
   const adapter = await describe();
+  // fp16 with `auto` falls back to the CPU (which runs it) when the adapter lacks shader-f16.
+  const noHalf = setting === "auto" && precision === "fp16" ? halfPrecisionMissing(adapter) : null;
+  if (noHalf) return autoOnCpu(`SKT_DEVICE=auto with SKT_PRECISION=fp16: fp16 ${noHalf.split(";")[0]}, so the CPU`);
   // Checked before any session opens, so a refused precision leaves nothing half-started.
   checkPrecision(precision, "webgpu", adapter);
   let sessions: T;
@@ -170,15 +176,7 @@ export async function openOnDevice<T>(
   } catch (e) {
     const cause = (e as Error).message;
     if (setting === "webgpu") throw deviceUnavailable("webgpu", cause);
-    return {
-      sessions: await open("cpu"),
-      info: {
-        requested: "auto",
-        device: "cpu",
-        adapter: null,
-        reason: `SKT_DEVICE=auto: no usable WebGPU adapter (${firstLine(cause)}), so the CPU`,
-      },
-    };
+    return autoOnCpu(`SKT_DEVICE=auto: no usable WebGPU adapter (${firstLine(cause)}), so the CPU`);
   }
   const reason = setting === "auto" ? "SKT_DEVICE=auto: onnxruntime found a WebGPU adapter" : "SKT_DEVICE=webgpu";
   return { sessions, info: { requested: setting, device: "webgpu", adapter: adapter?.name ?? null, reason } };

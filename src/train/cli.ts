@@ -9,6 +9,7 @@ import path from "node:path";
 import { Command, CommanderError } from "commander";
 import { encodeAdapter, peekMetadata } from "../adapters/format.js";
 import { VARIANTS, type Variant } from "../adapters/spec.js";
+import { isPrecision, PRECISIONS, type Precision } from "../backbone/device.js";
 import { defaultConfig } from "../config.js";
 import { Engine } from "../engine/engine.js";
 import type { Prediction } from "../engine/service.js";
@@ -222,7 +223,7 @@ export async function runEval(v: EvalFlags): Promise<void> {
   const meta = peekMetadata(bytes);
   const data = await loadDataset(v.data, meta.problemType === "regression" ? { task: "regression" } : undefined);
   const precision = v.precision ?? "fp32";
-  if (precision !== "fp32" && precision !== "int8") fail(`--precision must be fp32 or int8, not "${precision}"`);
+  if (!isPrecision(precision)) fail(`--precision must be one of ${PRECISIONS.join(", ")}, not "${precision}"`);
   const report = await evaluateThroughEngine(bytes, meta.task, data, {
     threads: threadsOf(v),
     precision,
@@ -255,7 +256,7 @@ export async function evaluateThroughEngine(
   bytes: Uint8Array,
   task: string,
   data: Awaited<ReturnType<typeof loadDataset>>,
-  o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[]; precision?: "fp32" | "int8" },
+  o: { threads: number; modelsDir: string; model?: string; datasetLabels: string[]; precision?: Precision },
 ): Promise<EngineEvalReport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "skt-eval-"));
   // The server's defaults, so an evaluation runs the engine as `skt serve` does; only where it runs

@@ -128,7 +128,7 @@ export const EVAL_FLAGS: readonly FlagSpec[] = [
     flag: "--precision",
     value: "p",
     default: "fp32",
-    meaning: "Backbone arithmetic to score with: fp32, or int8 (the server's SKT_PRECISION=int8; CPU).",
+    meaning: "Backbone arithmetic to score with: fp32, int8 or fp16 (the server's SKT_PRECISION; on the CPU).",
   },
   {
     flag: "--models-dir",

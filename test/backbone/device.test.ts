@@ -110,23 +110,54 @@ describe("openOnDevice", () => {
     expect(e.message).toMatch(/SKT_DEVICE=webgpu/);
   });
 
-  it("fp16 is refused before any session opens, naming the reason", async () => {
+  it("fp16 on WebGPU without shader-f16 (or an unreadable adapter) and on cuda is refused before any session opens", async () => {
     for (const [setting, describe, pattern] of [
-      ["cpu", none, /runs only on SKT_DEVICE=webgpu/],
-      ["webgpu", none, /adapter could not be read/],
-      ["webgpu", found, /"Test GPU" does not offer/],
-      [
-        "auto",
-        async () => ({ name: "F16 GPU", shaderF16: true }),
-        /offers shader-f16, but half-precision backbone graphs are not built/,
-      ],
+      ["webgpu", none, /shader-f16, but the adapter could not be read/],
+      ["webgpu", found, /needs the WebGPU feature shader-f16, which the adapter "Test GPU" does not offer/],
+      ["cuda", found, /has not been tried on the CUDA provider/],
     ] as const) {
       const o = opener([]);
       const e = await errorOf(openOnDevice(setting, "fp16", o.open, describe));
       expect(e.code).toBe("precision_unsupported");
+      expect(e.kind).toBe("bad_request");
       expect(e.message).toMatch(pattern);
       expect(o.tried).toEqual([]);
     }
+  });
+});
+
+describe("openOnDevice with SKT_PRECISION=fp16", () => {
+  const f16 = async () => ({ name: "F16 GPU", shaderF16: true });
+
+  it("webgpu opens the WebGPU sessions when the adapter offers shader-f16", async () => {
+    const o = opener([]);
+    const r = await openOnDevice("webgpu", "fp16", o.open, f16);
+    expect(o.tried).toEqual(["webgpu"]);
+    expect(r.info).toEqual({ requested: "webgpu", device: "webgpu", adapter: "F16 GPU", reason: "SKT_DEVICE=webgpu" });
+  });
+
+  it("cpu opens the CPU sessions (onnxruntime's CPU provider runs the fp16 graphs)", async () => {
+    const o = opener([]);
+    const r = await openOnDevice("cpu", "fp16", o.open, none);
+    expect(o.tried).toEqual(["cpu"]);
+    expect(r.info.device).toBe("cpu");
+  });
+
+  it("auto takes WebGPU with shader-f16, and the CPU without it, saying which feature was missing", async () => {
+    const a = opener([]);
+    expect((await openOnDevice("auto", "fp16", a.open, f16)).info.device).toBe("webgpu");
+    expect(a.tried).toEqual(["webgpu"]);
+
+    const b = opener([]);
+    const r = await openOnDevice("auto", "fp16", b.open, found);
+    expect(b.tried).toEqual(["cpu"]); // WebGPU is not even tried
+    expect(r.info).toEqual({
+      requested: "auto",
+      device: "cpu",
+      adapter: null,
+      reason:
+        'SKT_DEVICE=auto with SKT_PRECISION=fp16: fp16 needs the WebGPU feature shader-f16, which the adapter "Test GPU" does not offer, so the CPU',
+    });
   });
 });
 
@@ -174,5 +205,11 @@ describe("executionProviders / checkPrecision", () => {
   it("accepts fp32 everywhere", () => {
     expect(() => checkPrecision("fp32", "cpu", null)).not.toThrow();
     expect(() => checkPrecision("fp32", "webgpu", gpu)).not.toThrow();
+  });
+
+  it("accepts fp16 on the CPU and on a WebGPU adapter with shader-f16 only", () => {
+    expect(() => checkPrecision("fp16", "cpu", null)).not.toThrow();
+    expect(() => checkPrecision("fp16", "webgpu", { name: "F16 GPU", shaderF16: true })).not.toThrow();
+    expect(() => checkPrecision("fp16", "webgpu", gpu)).toThrow(/shader-f16/);
   });
 });

@@ -16,10 +16,9 @@ import { Graph } from "../../src/backbone/graph/graph.js";
 import { toOnnxBytes } from "../../src/backbone/graph/onnx.js";
 import { INT8_WEIGHT_MAX, quantizePerColumn } from "../../src/backbone/graph/quantize.js";
 import { assembleBatch } from "../../src/engine/assemble.js";
-import { Engine } from "../../src/engine/engine.js";
 import { SktError } from "../../src/errors.js";
-import { testEngineOptions } from "../helpers/engine-options.js";
 import { cosine, seededRandom } from "../helpers/numeric.js";
+import { sst2PredictionsAt } from "../helpers/precision.js";
 import { MODELS_DIR, REPO_ROOT } from "../../scripts/lib/paths.js";
 import { readSst2 } from "../../scripts/lib/sst2.js";
 
@@ -224,22 +223,7 @@ describe("the int8 backbone", () => {
 
 describe("the engine with precision int8", () => {
   it("its worker runs the int8 graphs: scores move slightly, labels stay", async () => {
-    const bytes = new Uint8Array(readFileSync(path.join(REPO_ROOT, "adapters/sst2/v000002.safetensors")));
-    const texts = readSst2("dev")
-      .slice(0, 16)
-      .map((e) => e.sentence);
-    const scores = async (precision: "fp32" | "int8") => {
-      const dir = await mkdtemp(path.join(os.tmpdir(), `skt-int8-engine-${precision}-`));
-      const engine = await Engine.create(testEngineOptions(dir, { precision }));
-      try {
-        await engine.upload("sst2", bytes);
-        return (await engine.classify({ task: "sst2", texts })).predictions;
-      } finally {
-        await engine.close();
-        await rm(dir, { recursive: true, force: true });
-      }
-    };
-    const [a, b] = [await scores("fp32"), await scores("int8")];
+    const [a, b] = [await sst2PredictionsAt("fp32"), await sst2PredictionsAt("int8")];
     const diffs = a.map((p, i) => Math.abs(p.scores!.positive - b[i].scores!.positive));
     expect(Math.max(...diffs)).toBeGreaterThan(1e-4); // not the fp32 graph
     expect(Math.max(...diffs)).toBeLessThan(0.2);

@@ -14,15 +14,19 @@ import { cpuPinnedNodeNames } from "../../src/backbone/webgpu-placement.js";
 import { MODELS_DIR } from "../../scripts/lib/paths.js";
 
 describe("cpuPinnedNodeNames", () => {
-  // The token-id graphs are the ones WebGPU runs (token-input.ts); the embeds graphs, for completeness.
-  it.each([BUILD_FILES.idsModel, BUILD_FILES.idsPrefixModel, BUILD_FILES.model, BUILD_FILES.prefixModel])(
-    "finds the timing signal's Sin and Cos in %s",
-    async (file) => {
-      const names = await cpuPinnedNodeNames(path.join(backboneDir(MODELS_DIR), file));
-      expect(names).toHaveLength(2);
-      expect(names.map((n) => n.split("_")[0]).sort()).toEqual(["Cos", "Sin"]);
-    },
-  );
+  // The token-id graphs are the ones WebGPU runs (token-input.ts); the embeds and fp16 graphs too.
+  it.each([
+    BUILD_FILES.idsModel,
+    BUILD_FILES.idsPrefixModel,
+    BUILD_FILES.model,
+    BUILD_FILES.prefixModel,
+    BUILD_FILES.fp16Model,
+    BUILD_FILES.fp16PrefixModel,
+  ])("finds the timing signal's Sin and Cos in %s", async (file) => {
+    const names = await cpuPinnedNodeNames(path.join(backboneDir(MODELS_DIR), file));
+    expect(names).toHaveLength(2);
+    expect(names.map((n) => n.split("_")[0]).sort()).toEqual(["Cos", "Sin"]);
+  });
 
   it("finds every Sin/Cos node and nothing else", async () => {
     const g = new Graph("float32");

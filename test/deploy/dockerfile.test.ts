@@ -65,3 +65,43 @@ describe.each([
     expect(pkg.scripts["start:js"]).toBe(cmd.join(" "));
   });
 });
+
+describe("Dockerfile.gpu: the WebGPU/Vulkan image", () => {
+  const dockerfile = path.join(REPO_ROOT, "Dockerfile.gpu");
+  /** The runtime stage's ENV assignments (KEY=value pairs of every ENV instruction). */
+  async function runtimeEnv(): Promise<Record<string, string>> {
+    const runtime = (await dockerStages(dockerfile)).at(-1)!;
+    const pairs = runtime.instructions
+      .filter((i) => /^ENV\s/i.test(i))
+      .flatMap((i) => i.split(/\s+/).slice(1))
+      .map((kv) => kv.split("=") as [string, string]);
+    return Object.fromEntries(pairs);
+  }
+
+  it("installs the Vulkan loader, Mesa's drivers and vulkaninfo, and nothing of CUDA", async () => {
+    const runtime = (await dockerStages(dockerfile)).at(-1)!;
+    const install = runtime.instructions.find((i) => /^RUN .*apt-get install/.test(i))!;
+    for (const pkg of ["libvulkan1", "mesa-vulkan-drivers", "vulkan-tools"])
+      expect(install).toMatch(new RegExp(`\\s${pkg}\\s`));
+    expect(runtime.instructions.join("\n")).not.toMatch(/cuda|cudnn|nvidia-/i);
+  });
+
+  it("defaults to SKT_DEVICE=webgpu with the NVIDIA graphics capability (which mounts the Vulkan ICD) and a private XDG_RUNTIME_DIR", async () => {
+    const env = await runtimeEnv();
+    expect(env.SKT_DEVICE).toBe("webgpu");
+    expect(env.NVIDIA_DRIVER_CAPABILITIES.split(",").sort()).toEqual(["compute", "graphics", "utility"]);
+    const runtime = (await dockerStages(dockerfile)).at(-1)!;
+    const mkdir = runtime.instructions.find((i) => i.includes(env.XDG_RUNTIME_DIR) && /^RUN /.test(i))!;
+    expect(mkdir).toMatch(/chown node:node/);
+    expect(mkdir).toMatch(/chmod 700/);
+  });
+
+  it("the docs say how to run it on NVIDIA (graphics capability) and how to check the GPU was found", async () => {
+    const docs = await readFile(path.join(REPO_ROOT, "docs/server.md"), "utf8");
+    const gpu = docs.slice(docs.indexOf("**GPU.**"));
+    const run = /docker run --gpus all -e NVIDIA_DRIVER_CAPABILITIES=(\S+)/.exec(gpu)!;
+    expect(run[1] === "all" || run[1].split(",").includes("graphics")).toBe(true);
+    for (const check of ["/readyz", "skt_device_info", "backbone on", "vulkaninfo --summary", "VK_ICD_FILENAMES"])
+      expect(gpu).toContain(check);
+  });
+});

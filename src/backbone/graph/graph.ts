@@ -5,7 +5,7 @@
  */
 import { broadcastShapes, type Dim, type Shape } from "./shape.js";
 
-export type DType = "float32" | "float64" | "int64" | "int8" | "bool";
+export type DType = "float32" | "float64" | "float16" | "int64" | "int8" | "bool";
 
 export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
 
@@ -24,7 +24,8 @@ export interface OpRecord {
   readonly domain?: string;
 }
 
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Int8Array;
+/** float16 tensors hold their IEEE half-precision bit patterns in a Uint16Array (see graph/half.ts). */
+export type TensorData = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int8Array;
 
 export interface Initializer {
   readonly value: Value;
@@ -80,6 +81,14 @@ export class Graph {
     if (data.length !== size)
       throw new Error(`graph: ${name} has ${data.length} values, shape [${shape}] needs ${size}`);
     return this.addInitializer(name, "int8", shape, data);
+  }
+
+  /** A float16 initializer given as IEEE half-precision bit patterns (see graph/half.ts). */
+  float16Weight(name: string, bits: Uint16Array, shape: number[]): Value {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (bits.length !== size)
+      throw new Error(`graph: ${name} has ${bits.length} values, shape [${shape}] needs ${size}`);
+    return this.addInitializer(name, "float16", shape, bits);
   }
 
   /** A float scalar or vector constant in the graph's float dtype. */
@@ -364,6 +373,8 @@ export function onnxTypeCode(dtype: DType): number {
       return 7;
     case "bool":
       return 9;
+    case "float16":
+      return 10;
     case "float64":
       return 11;
   }

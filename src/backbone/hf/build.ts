@@ -22,6 +22,8 @@ import {
   type BackboneManifest,
 } from "../build.js";
 import type { BackboneDims } from "../dims.js";
+import type { Graph } from "../graph/graph.js";
+import { toHalfPrecision } from "../graph/half.js";
 import { ExternalDataFile, writeOnnxWithExternalData } from "../graph/onnx.js";
 import { buildHfNetwork, wordEmbeddings } from "./build-graph.js";
 import type { HfNetworkOptions } from "./network.js";
@@ -32,7 +34,7 @@ export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
 
 /**
  * Writes the plain and the prefix graph of `weights`, each with embeddings and with token ids as
- * input, into `dir`, their large initializers in one shared `model.onnx.data` (identical tensors
+ * input and in float16, into `dir`, their large initializers in one shared `model.onnx.data` (identical tensors
  * stored once); one graph exists at a time. `fused`: onnxruntime's fused operators (SKT_FUSED_OPS).
  * `minExternalBytes` (tensors smaller stay inline) is
  * lowered only by tests. Returns the manifest entries of the files written.
@@ -47,16 +49,20 @@ export async function writeHfGraphs(
   const data = await ExternalDataFile.create(path.join(dir, BUILD_FILES.weightsData), minExternalBytes);
   let dataInfo: { bytes: number; sha256: string };
   const graphs: Record<string, Uint8Array> = {};
-  const variants: [string, string, HfNetworkOptions][] = [
+  // fp16 graphs come from the plain (unfused) network: graph/half.ts knows the standard ops only.
+  const half = (g: Graph) => toHalfPrecision(g).graph;
+  const variants: [string, string, HfNetworkOptions, ((g: Graph) => Graph)?][] = [
     [BUILD_FILES.model, name, { fused }],
     [BUILD_FILES.prefixModel, `${name}_prefix`, { prefix: true, fused }],
     [BUILD_FILES.idsModel, `${name}_ids`, { input: "ids", fused }],
     [BUILD_FILES.idsPrefixModel, `${name}_prefix_ids`, { prefix: true, input: "ids", fused }],
+    [BUILD_FILES.fp16Model, `${name}_fp16`, {}, half],
+    [BUILD_FILES.fp16PrefixModel, `${name}_prefix_fp16`, { prefix: true }, half],
   ];
   try {
-    for (const [file, graphName, opts] of variants)
+    for (const [file, graphName, opts, transform = (g: Graph) => g] of variants)
       graphs[file] = await writeOnnxWithExternalData(
-        buildHfNetwork(weights, opts).graph,
+        transform(buildHfNetwork(weights, opts).graph),
         graphName,
         path.join(dir, file),
         data,
@@ -116,6 +122,7 @@ export async function ensureHfBackboneBuilt(
     existing.outputs[BUILD_FILES.idsModel] !== undefined && // builds from before the token-id graphs get them
     existing.fingerprint === source.fingerprint &&
     (existing.fusedOps ?? false) === fused &&
+    existing.outputs[BUILD_FILES.fp16Model] !== undefined && // builds from before the fp16 graphs gain them
     (await changedOutput(dir, existing)) === null
   ) {
     return { dir, manifest: existing };

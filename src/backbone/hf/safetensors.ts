@@ -11,6 +11,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { modelError } from "./errors.js";
+import { float16Value } from "../graph/half.js";
 
 export type StoredDType = "F32" | "F16" | "BF16";
 const BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -100,16 +101,6 @@ async function parseFile(file: string, full: string): Promise<ParsedFile> {
   return { header, dataStart, file: full };
 }
 
-/** IEEE half → float32 bits, exactly (subnormals, infinities and NaN included). */
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
 /** Reads `length` bytes at `position` of `file` into `into` (all of them, or an error naming the file). */
 function readExactly(file: string, into: Uint8Array, position: number): void {
   const fd = openSync(file, "r");
@@ -138,7 +129,7 @@ function readFloat32(dtype: StoredDType, file: string, begin: number, end: numbe
   readExactly(file, raw, begin);
   const view = new DataView(raw.buffer);
   if (dtype === "F32") for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  else if (dtype === "F16") for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+  else if (dtype === "F16") for (let i = 0; i < n; i++) out[i] = float16Value(view.getUint16(i * 2, true));
   else {
     // BF16 is the top half of a float32.
     const bits = new Uint32Array(out.buffer);
