@@ -78,23 +78,22 @@ const TASKS: SyntheticOptions[] = [
 
 const TEXTS = ["a gripping, funny film", "dull and far too long .", "ok"];
 
+const roberta = (dir: string) =>
+  writeEncoderCheckpoint(dir, { modelType: "roberta", padTokenId: 1, hidden: 16, heads: 2 }, 5);
+const llama = (dir: string) =>
+  writeDecoderCheckpoint(
+    dir,
+    { modelType: "llama", heads: 4, kvHeads: 2, ropeScaling: { rope_type: "linear", factor: 2 } },
+    6,
+  );
+
+// The last two: the same checkpoints served from the graphs with onnxruntime's fused operators.
 describe.each([
-  [
-    "roberta (position offset 2)",
-    "enc",
-    (dir: string) => writeEncoderCheckpoint(dir, { modelType: "roberta", padTokenId: 1, hidden: 16, heads: 2 }, 5),
-  ],
-  [
-    "llama (GQA 4:2, rope linear)",
-    "dec",
-    (dir: string) =>
-      writeDecoderCheckpoint(
-        dir,
-        { modelType: "llama", heads: 4, kvHeads: 2, ropeScaling: { rope_type: "linear", factor: 2 } },
-        6,
-      ),
-  ],
-] as const)("adapters on %s", (_name, kind, make) => {
+  ["roberta (position offset 2)", "enc", roberta, false],
+  ["llama (GQA 4:2, rope linear)", "dec", llama, false],
+  ["roberta, SKT_FUSED_OPS=true", "enc-fused", roberta, true],
+  ["llama, SKT_FUSED_OPS=true", "dec-fused", llama, true],
+] as const)("adapters on %s", (_name, kind, make, fusedOps) => {
   let engine: Engine;
   let naive: NaiveEncoder | NaiveDecoder;
 
@@ -107,6 +106,7 @@ describe.each([
         adaptersDir: path.join(root, `adapters-${kind}`),
         model: dir,
         maxWaitMs: 50,
+        fusedOps,
       }),
     });
     for (const t of TASKS) await engine.upload(t.task, syntheticAdapterBytes(engine.assets, t));
@@ -116,6 +116,7 @@ describe.each([
   });
 
   it("computes the semantic pass and F from the oracle's last hidden state", async () => {
+    expect(engine.assets.manifest.fusedOps).toBe(fusedOps);
     for (const t of TASKS) {
       const prepared = await engine.registry.acquire(t.task);
       const file = syntheticAdapter(engine.assets, t);
@@ -187,7 +188,7 @@ describe.each([
       for (const label of Object.keys(want.scores!))
         expect(Math.abs(answer.predictions[j].scores![label] - want.scores![label])).toBeLessThanOrEqual(1e-4);
     });
-    if (kind === "enc") {
+    if (kind.startsWith("enc")) {
       // bert-v's WordPiece template: [CLS] a [SEP] b [SEP], types 0 … 0 1 … 1; the long pair keeps all three specials.
       const long = tokenizer.encodePair(texts[1], pairs[1], 14);
       expect(long.ids).toHaveLength(14);
