@@ -41,6 +41,8 @@ export interface ServerConfig {
   model: string | undefined;
   /** SKT_FUSED_OPS: build a Hugging Face backbone's serving graphs with onnxruntime's fused operators (default off). */
   fusedOps: boolean;
+  /** SKT_SHARE_WEIGHTS: sessions read a Hugging Face build's mapped weights instead of prepacked private copies (default on). */
+  shareWeights: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
   /** SKT_WORKERS: inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
@@ -338,6 +340,16 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     default: "false",
     meaning:
       'Hugging Face backbones only: `true` builds the serving graphs with onnxruntime\'s fused operators (LayerNormalization, SkipLayerNormalization, BiasGelu/FastGelu; SimplifiedLayerNormalization and SkipSimplifiedLayerNormalization for decoders); `false` keeps the plain graphs (the ones training differentiates). Off by default: on the development machine the fused graphs were not faster (`npm run bench:fused`, README "Use your own model"). The fused build has its own folder in the models folder (`hf-…-fused`); the fingerprint, and so every adapter, is the same for both.',
+    parse: bool,
+    boolean: true,
+  }),
+  opt({
+    key: "shareWeights",
+    env: "SKT_SHARE_WEIGHTS",
+    flag: "--share-weights",
+    default: "true",
+    meaning:
+      'Hugging Face backbones only (their weights are ONNX external data, `model.onnx.data`): `true` opens the sessions with onnxruntime\'s weight prepacking off, so the plain and prefix sessions of every worker read one memory-mapped copy of the weights (BERT-base: +19 MiB per worker instead of +666 MiB; Qwen2-0.5B shapes: +19 instead of +2,744 MiB); `false` lets onnxruntime prepack a private copy per session, which made single short rows faster (1×16 tokens: 1.5–2.3× on a loaded machine) and large batches no faster (`npm run bench:models`, README "Use your own model").',
     parse: bool,
     boolean: true,
   }),

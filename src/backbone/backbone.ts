@@ -165,6 +165,11 @@ export interface RunnerOptions {
   input?: GraphInput;
   /** SKT_PACKED: serve the padding-free graphs (default auto; see packing.ts). */
   packed?: PackedSetting;
+  /**
+   * SKT_SHARE_WEIGHTS (default true): for builds whose weights are external data, open the sessions
+   * with prepacking off so they all read the one mapped copy (see createSession).
+   */
+  shareWeights?: boolean;
 }
 
 /** The input stage a runner on `device` uses unless told otherwise (int8 and fp16 graphs exist only as embeds). */
@@ -259,6 +264,8 @@ export class BackboneRunner {
     readonly input: GraphInput,
     /** Whether the sessions are the padding-free graphs (they then take `packed_index`/`padded_index`). */
     readonly layout: GraphLayout,
+    /** Whether the sessions read the build's one mapped copy of the weights (prepacking off; SKT_SHARE_WEIGHTS). */
+    readonly sharedWeights: boolean,
   ) {}
 
   /** The embedded USE-lite's runner. */
@@ -270,7 +277,7 @@ export class BackboneRunner {
   static async open(dir: string, opts: RunnerOptions): Promise<BackboneRunner> {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
     const precision = opts.precision ?? "fp32";
-    const mapped = BUILD_FILES.weightsData in manifest.outputs;
+    const mapped = BUILD_FILES.weightsData in manifest.outputs && opts.shareWeights !== false;
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
       const input = opts.input ?? defaultGraphInput(device, precision);
       const { layout, files } = chooseGraphs(manifest, precision, input, opts.packed ?? "auto", device);
@@ -287,7 +294,15 @@ export class BackboneRunner {
         throw e;
       }
     });
-    return new BackboneRunner(manifest.dims, sessions.plain, sessions.prefix, info, sessions.input, sessions.layout);
+    return new BackboneRunner(
+      manifest.dims,
+      sessions.plain,
+      sessions.prefix,
+      info,
+      sessions.input,
+      sessions.layout,
+      mapped,
+    );
   }
 
   async run(b: BackboneBatch): Promise<BackboneOutputs> {

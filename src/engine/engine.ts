@@ -65,6 +65,7 @@ export type EngineOptions = Pick<
       ServerConfig,
       | "model"
       | "fusedOps"
+      | "shareWeights"
       | "precision"
       | "packed"
       | "workers"
@@ -522,6 +523,7 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
         device: opts.device,
         precision: opts.precision ?? "fp32",
         packed: opts.packed ?? "auto",
+        shareWeights: opts.shareWeights ?? true,
       }),
   );
   workers.forEach((worker, index) => {

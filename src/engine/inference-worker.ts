@@ -83,6 +83,7 @@ export class InferenceWorker extends EventEmitter {
         device: this.opts.device,
         precision: this.opts.precision,
         packed: this.opts.packed,
+        shareWeights: this.opts.shareWeights,
       };
       const worker = spawnWorker(init);
       this.worker = worker;

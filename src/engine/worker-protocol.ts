@@ -13,6 +13,8 @@ export interface WorkerInit {
   precision: Precision;
   /** SKT_PACKED (default auto). */
   packed?: PackedSetting;
+  /** SKT_SHARE_WEIGHTS (RunnerOptions.shareWeights). */
+  shareWeights?: boolean;
 }
 
 export type WorkerRequest = { type: "run"; id: number; batch: BackboneBatch } | { type: "close" } | { type: "crash" };

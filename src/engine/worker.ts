@@ -38,7 +38,13 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
 }
 
 try {
-  const runnerOptions = { threads: init.threads, device: init.device, precision: init.precision, packed: init.packed };
+  const runnerOptions = {
+    threads: init.threads,
+    device: init.device,
+    precision: init.precision,
+    packed: init.packed,
+    shareWeights: init.shareWeights,
+  };
   const runner = await (init.backboneDir
     ? BackboneRunner.open(init.backboneDir, runnerOptions)
     : BackboneRunner.create(init.modelsDir, runnerOptions));

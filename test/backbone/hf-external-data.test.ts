@@ -188,25 +188,30 @@ describe("the build writes external data and the runner loads it", () => {
     const weights = readFamilyWeights(await readHfFolder(src));
     const assets = await loadBackboneAssets(models, undefined, src);
     expect(Array.from(assets.embeddings)).toEqual(Array.from(wordEmbeddings(weights)));
-    const runner = await BackboneRunner.open(dir, { threads: 1 });
-    try {
-      const session = await ort.InferenceSession.create(toOnnxBytes(buildHfNetwork(weights).graph, "inline"));
-      const f = feeds(session, weights);
-      const want = await session.run(f);
-      const got = await runner.run({
-        batch: BATCH,
-        seq: SEQ,
-        inputsEmbeds: f.inputs_embeds.data as Float32Array,
-        attentionMask: f.attention_mask.data as BigInt64Array,
-        tokenTypeIds: f.token_type_ids.data as BigInt64Array,
-        outputs: ["pooled", "last_hidden_state"],
-      });
-      expect(Array.from(got.pooled!)).toEqual(Array.from(want.pooled.data as Float32Array));
-      expect(Array.from(got.last_hidden_state!)).toEqual(Array.from(want.last_hidden_state.data as Float32Array));
-      await session.release();
-    } finally {
-      await runner.release();
+    // Shared mapped weights (the default) and prepacked private copies (SKT_SHARE_WEIGHTS=false) both
+    // give the inline graph's exact outputs.
+    const session = await ort.InferenceSession.create(toOnnxBytes(buildHfNetwork(weights).graph, "inline"));
+    const f = feeds(session, weights);
+    const want = await session.run(f);
+    for (const shareWeights of [undefined, false]) {
+      const runner = await BackboneRunner.open(dir, { threads: 1, shareWeights });
+      try {
+        expect(runner.sharedWeights).toBe(shareWeights !== false);
+        const got = await runner.run({
+          batch: BATCH,
+          seq: SEQ,
+          inputsEmbeds: f.inputs_embeds.data as Float32Array,
+          attentionMask: f.attention_mask.data as BigInt64Array,
+          tokenTypeIds: f.token_type_ids.data as BigInt64Array,
+          outputs: ["pooled", "last_hidden_state"],
+        });
+        expect(Array.from(got.pooled!)).toEqual(Array.from(want.pooled.data as Float32Array));
+        expect(Array.from(got.last_hidden_state!)).toEqual(Array.from(want.last_hidden_state.data as Float32Array));
+      } finally {
+        await runner.release();
+      }
     }
+    await session.release();
 
     // Unchanged: reused as is.
     expect((await ensureHfBackboneBuilt(models, src)).manifest.builtAt).toBe(manifest.builtAt);

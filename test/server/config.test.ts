@@ -35,6 +35,7 @@ describe("loadConfig", () => {
       adaptersDir: "adapters",
       modelsDir: "models",
       fusedOps: false,
+      shareWeights: true,
       // Derived from this machine's cores (pinned below for 1–16 cores).
       threads: defaultParallelism().threads,
       workers: defaultParallelism().workers,
