@@ -279,7 +279,9 @@ export class BackboneRunner {
     const precision = opts.precision ?? "fp32";
     const mapped = BUILD_FILES.weightsData in manifest.outputs && opts.shareWeights !== false;
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
-      const input = opts.input ?? defaultGraphInput(device, precision);
+      // A Hugging Face build has token-id graphs only when a command asked for them (hf/build.ts).
+      const hasIds = BUILD_FILES.idsModel in manifest.outputs;
+      const input = opts.input ?? (hasIds ? defaultGraphInput(device, precision) : "embeds");
       const { layout, files } = chooseGraphs(manifest, precision, input, opts.packed ?? "auto", device);
       const plain = await createSession(path.join(dir, files[0]), opts.threads, device, mapped);
       try {

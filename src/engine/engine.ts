@@ -108,6 +108,8 @@ export class Engine implements InferenceService {
   static async create(opts: EngineOptions): Promise<Engine> {
     const assets = await loadBackboneAssets(opts.modelsDir, (m) => opts.log?.("info", m), opts.model, {
       fusedOps: opts.fusedOps,
+      // The graph pairs beyond plain and prefix that these workers may open (built on demand).
+      variants: { ids: (opts.device ?? "cpu") !== "cpu", fp16: opts.precision === "fp16" },
     });
     const workers = await startWorkers(opts, assets);
     // Workers serve one layout (same build, options and device); it sets what a padding position costs a batch.

@@ -323,7 +323,7 @@ describe("fp16 graphs of the Hugging Face families", () => {
         ids: number[][];
         embeddings: number[][];
       };
-      const assets = await loadBackboneAssets(modelsDir, undefined, folder);
+      const assets = await loadBackboneAssets(modelsDir, undefined, folder, { variants: { fp16: true } });
       expect(assets.manifest.outputs["model-fp16.onnx"]).toBeDefined();
       const runner = await BackboneRunner.open(assets.dir, { threads: 1, precision: "fp16" });
       let worst = 1;

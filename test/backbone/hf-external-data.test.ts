@@ -229,6 +229,33 @@ describe("the build writes external data and the runner loads it", () => {
     expect(again.manifest.outputs[BUILD_FILES.weightsData]).toEqual(manifest.outputs[BUILD_FILES.weightsData]);
   });
 
+  it("builds the token-id and fp16 graph pairs only once a command asks for them, then keeps them", async () => {
+    const src = path.join(root, "variants-src");
+    const models = path.join(root, "variants-models");
+    await writeEncoderCheckpoint(src, { modelType: "bert", layers: 1 }, 4);
+    const files = (m: { outputs: Record<string, unknown> }) =>
+      [BUILD_FILES.idsModel, BUILD_FILES.idsPrefixModel, BUILD_FILES.fp16Model, BUILD_FILES.fp16PrefixModel].filter(
+        (f) => f in m.outputs,
+      );
+    const plain = await ensureHfBackboneBuilt(models, src);
+    expect(files(plain.manifest)).toEqual([]);
+    // Without token-id graphs a runner takes embeddings whatever the device would prefer.
+    const runner = await BackboneRunner.open(plain.dir, { threads: 1 });
+    expect(runner.input).toBe("embeds");
+    await runner.release();
+    const withIds = await ensureHfBackboneBuilt(models, src, undefined, { variants: { ids: true } });
+    expect(withIds.manifest.builtAt).not.toBe(plain.manifest.builtAt);
+    expect(files(withIds.manifest)).toEqual([BUILD_FILES.idsModel, BUILD_FILES.idsPrefixModel]);
+    // fp16 asked for later: one rebuild that keeps the token-id graphs too.
+    const both = await ensureHfBackboneBuilt(models, src, undefined, { variants: { fp16: true } });
+    expect(files(both.manifest)).toHaveLength(4);
+    // A command asking for less reuses the build as it is.
+    expect((await ensureHfBackboneBuilt(models, src)).manifest.builtAt).toBe(both.manifest.builtAt);
+    expect((await ensureHfBackboneBuilt(models, src, undefined, { variants: { ids: true } })).manifest.builtAt).toBe(
+      both.manifest.builtAt,
+    );
+  });
+
   it("the fingerprint hashes each weight file's bytes (streamed, not held in memory)", async () => {
     const src = path.join(root, "fp-src");
     await writeDecoderCheckpoint(src, { modelType: "llama", shards: 2 }, 2);

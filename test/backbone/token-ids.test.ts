@@ -180,8 +180,8 @@ for (const fixture of ["bert-v", "llama-v"]) {
     async () => {
       const modelsDir = await mkdtemp(path.join(os.tmpdir(), "skt-ids-"));
       const folder = path.join(FIXTURES_DIR, fixture);
-      const { dir } = await ensureHfBackboneBuilt(modelsDir, folder);
-      const assets = await loadBackboneAssets(modelsDir, undefined, folder);
+      const { dir } = await ensureHfBackboneBuilt(modelsDir, folder, undefined, { variants: { ids: true } });
+      const assets = await loadBackboneAssets(modelsDir, undefined, folder, { variants: { ids: true } });
       return { bb: await open(dir, assets), cleanup: () => rm(modelsDir, { recursive: true, force: true }) };
     },
     SENTENCES,

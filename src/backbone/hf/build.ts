@@ -43,21 +43,30 @@ export async function writeHfGraphs(
   weights: FamilyWeights,
   name: string,
   dir: string,
-  opts: { fused?: boolean; minExternalBytes?: number } = {},
+  opts: { fused?: boolean; minExternalBytes?: number } & HfGraphVariants = {},
 ): Promise<BackboneManifest["outputs"]> {
-  const { fused = false, minExternalBytes } = opts;
+  const { fused = false, minExternalBytes, ids = true, fp16 = true } = opts;
   const data = await ExternalDataFile.create(path.join(dir, BUILD_FILES.weightsData), minExternalBytes);
   let dataInfo: { bytes: number; sha256: string };
   const graphs: Record<string, Uint8Array> = {};
   // fp16 graphs come from the plain (unfused) network: graph/half.ts knows the standard ops only.
   const half = (g: Graph) => toHalfPrecision(g).graph;
-  const variants: [string, string, HfNetworkOptions, ((g: Graph) => Graph)?][] = [
+  type Variant = readonly [file: string, graphName: string, opts: HfNetworkOptions, transform?: (g: Graph) => Graph];
+  const variants: Variant[] = [
     [BUILD_FILES.model, name, { fused }],
     [BUILD_FILES.prefixModel, `${name}_prefix`, { prefix: true, fused }],
-    [BUILD_FILES.idsModel, `${name}_ids`, { input: "ids", fused }],
-    [BUILD_FILES.idsPrefixModel, `${name}_prefix_ids`, { prefix: true, input: "ids", fused }],
-    [BUILD_FILES.fp16Model, `${name}_fp16`, {}, half],
-    [BUILD_FILES.fp16PrefixModel, `${name}_prefix_fp16`, { prefix: true }, half],
+    ...(ids
+      ? ([
+          [BUILD_FILES.idsModel, `${name}_ids`, { input: "ids", fused }],
+          [BUILD_FILES.idsPrefixModel, `${name}_prefix_ids`, { prefix: true, input: "ids", fused }],
+        ] satisfies Variant[])
+      : []),
+    ...(fp16
+      ? ([
+          [BUILD_FILES.fp16Model, `${name}_fp16`, {}, half],
+          [BUILD_FILES.fp16PrefixModel, `${name}_prefix_fp16`, { prefix: true }, half],
+        ] satisfies Variant[])
+      : []),
   ];
   try {
     for (const [file, graphName, opts, transform = (g: Graph) => g] of variants)
@@ -98,9 +107,24 @@ async function readManifestIn(dir: string): Promise<BackboneManifest | null> {
   }
 }
 
+/**
+ * The optional graph pairs of a Hugging Face build. Each costs build time, memory and disk (BERT-base:
+ * 15 s and 922 MiB peak for the plain and prefix graphs alone, 104 s and 1,519 MiB with both pairs
+ * below), so a build carries only those some command asked for; a later command that wants more
+ * rebuilds once with the union.
+ */
+export interface HfGraphVariants {
+  /** The token-id graphs (WebGPU serving; token-input.ts). */
+  ids?: boolean;
+  /** The float16 graphs (SKT_PRECISION=fp16; graph/half.ts). */
+  fp16?: boolean;
+}
+
 export interface HfBuildOptions {
   /** Serving graphs with onnxruntime's fused operators (default false); the fingerprint does not depend on it. */
   fusedOps?: boolean;
+  /** Optional graph pairs this command needs (default none). */
+  variants?: HfGraphVariants;
 }
 
 /** Reads and validates `folder`, builds it unless a current build exists; returns the build's folder and manifest. */
@@ -114,15 +138,17 @@ export async function ensureHfBackboneBuilt(
   const source = await readHfFolder(folder);
   const dir = hfBackboneDir(modelsDir, source.fingerprint, fused);
   const existing = await readManifestIn(dir);
+  const has = (file: string) => existing?.outputs[file] !== undefined;
+  const want = { ids: opts.variants?.ids ?? false, fp16: opts.variants?.fp16 ?? false };
   if (
     existing &&
     existing.buildFormat === BUILD_FORMAT &&
     // Builds from before external data are rebuilt once (for the memory they save).
     existing.outputs[BUILD_FILES.weightsData] &&
-    existing.outputs[BUILD_FILES.idsModel] !== undefined && // builds from before the token-id graphs get them
     existing.fingerprint === source.fingerprint &&
     (existing.fusedOps ?? false) === fused &&
-    existing.outputs[BUILD_FILES.fp16Model] !== undefined && // builds from before the fp16 graphs gain them
+    (!want.ids || has(BUILD_FILES.idsModel)) &&
+    (!want.fp16 || has(BUILD_FILES.fp16Model)) &&
     (await changedOutput(dir, existing)) === null
   ) {
     return { dir, manifest: existing };
@@ -130,7 +156,12 @@ export async function ensureHfBackboneBuilt(
   log(`building ${source.config.modelType} backbone from ${folder} into ${dir}`);
   const weights = readFamilyWeights(source);
   const manifest = await writeBuildWith(modelsDir, dir, async (temp) => {
-    const outputs = await writeHfGraphs(weights, source.config.modelType, temp, { fused });
+    // Keep what an earlier command asked for, so two commands with different needs do not rebuild each other's.
+    const outputs = await writeHfGraphs(weights, source.config.modelType, temp, {
+      fused,
+      ids: want.ids || has(BUILD_FILES.idsModel),
+      fp16: want.fp16 || has(BUILD_FILES.fp16Model),
+    });
     const table = wordEmbeddings(weights);
     const files: Record<string, Uint8Array> = {
       [BUILD_FILES.tokenizer]: new TextEncoder().encode(JSON.stringify(source.tokenizerJson)),
