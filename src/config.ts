@@ -387,7 +387,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--max-batch-tokens",
     default: "4096",
     meaning:
-      "Most positions one backbone pass may cost: its real tokens plus its padding (rows × longest row in all, with padded graphs; with packed graphs, see SKT_PACKED, a padding position counts a quarter).",
+      "Most positions one backbone pass may cost: its real tokens plus its padding (rows × longest row in all, with padded graphs; with packed graphs, see SKT_PACKED, a padding position counts half).",
     parse: int(1),
   }),
   opt({
@@ -405,7 +405,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--max-padding-ratio",
     default: "0.25",
     meaning:
-      "Most padding a batch may carry, as a fraction of its real tokens (with packed graphs a padding position counts a quarter, see SKT_PACKED); rows that would add more wait for the next batch (the oldest row always goes).",
+      "Most padding a batch may carry, as a fraction of its real tokens (with packed graphs a padding position counts half, see SKT_PACKED); rows that would add more wait for the next batch (the oldest row always goes).",
     parse: decimal(0, 1000),
   }),
   opt({
@@ -564,7 +564,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--packed",
     default: "auto",
     meaning:
-      "Padding-free graphs: norms, dense layers and residuals run on a batch's real tokens only, attention on the padded layout (in a quiet `npm run bench:packed`: 0.58× the padded graph's time at 51 % padding, 0.79–0.86× at 11–16 %, 0.92–1.00× without padding). `auto`: on the CPU wherever the build has them (the embedded USE-lite, fp32 and int8), padded elsewhere; `on`: wherever built, on any device; `off`: always padded. With packed graphs the batcher counts a padding position as a quarter of a real one (SKT_MAX_BATCH_TOKENS, SKT_MAX_PADDING_RATIO).",
+      "Padding-free graphs: norms, dense layers and residuals run on a batch's real tokens only, attention on the padded layout (in a quiet `npm run bench:packed`: 0.58× the padded graph's time at 51 % padding, 0.79–0.86× at 11–16 %, 0.92–1.00× without padding). `auto`: on the CPU wherever the build has them (the embedded USE-lite, fp32 and int8), padded elsewhere; `on`: wherever built, on any device; `off`: always padded. With packed graphs the batcher counts a padding position as half a real one (SKT_MAX_BATCH_TOKENS, SKT_MAX_PADDING_RATIO).",
     parse: oneOf(PACKED_SETTINGS),
   }),
   opt({

@@ -30,10 +30,13 @@ export function chooseLayout(setting: PackedSetting, hasPackedGraphs: boolean, d
 /**
  * What one padding position costs relative to a real one, as the batcher counts a batch: with the
  * padded graphs every position costs the same (1); with the packed graphs padding reaches only
- * attention (scores and softmax over [batch, seq]) and the two gathers per layer. 0.25 fits the
- * bench:packed figures above (packed ≈ 0.95 × (real + 0.25 × padding) of the padded time).
+ * attention (scores and softmax over [batch, seq]) and the two gathers per layer. Per batch, 0.25
+ * fits the bench:packed figures above (packed ≈ 0.95 × (real + 0.25 × padding) of the padded time),
+ * but as the batcher's weight it let batches fill to 32 rows with ~42 % padding and the packed server
+ * gained only 1.015× over the padded one at saturation (quiet `npm run bench:efficiency`, per pair
+ * 0.73–1.32); with 0.5, 1.116× (per pair 0.84–1.15, 9 of 10 above 1.04), batches of ~25 rows.
  */
-export const PACKED_PADDING_COST = 0.25;
+export const PACKED_PADDING_COST = 0.5;
 
 export function paddingCost(layout: GraphLayout): number {
   return layout === "packed" ? PACKED_PADDING_COST : 1;
