@@ -6,7 +6,14 @@
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import ort from "onnxruntime-node";
-import { backboneDir, BUILD_FILES, ensureBackboneBuilt, GRAPH_FILES, type BackboneManifest } from "./build.js";
+import {
+  backboneDir,
+  BUILD_FILES,
+  ensureBackboneBuilt,
+  GRAPH_FILES,
+  PACKED_GRAPH_FILES,
+  type BackboneManifest,
+} from "./build.js";
 import {
   executionProviders,
   openOnDevice,
@@ -207,13 +214,8 @@ async function createSession(
  * it has none (packed graphs exist for fp32 and int8 only).
  */
 function graphFiles(manifest: BackboneManifest, precision: Precision, layout: GraphLayout): [string, string] | null {
-  const F = BUILD_FILES;
-  const packed: Partial<Record<Precision, [string, string]>> = {
-    fp32: [F.packedModel, F.packedPrefixModel],
-    int8: [F.int8PackedModel, F.int8PackedPrefixModel],
-  };
-  const files = layout === "packed" ? packed[precision] : ([...GRAPH_FILES[precision]] as [string, string]);
-  return files && files.every((f) => manifest.outputs[f]) ? files : null;
+  const files = (layout === "packed" ? PACKED_GRAPH_FILES : GRAPH_FILES)[precision];
+  return files && files.every((f) => manifest.outputs[f]) ? [files[0], files[1]] : null;
 }
 
 /**

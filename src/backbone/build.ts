@@ -61,6 +61,12 @@ export const GRAPH_FILES: Record<Precision, readonly [plain: string, prefix: str
   int8: [BUILD_FILES.int8Model, BUILD_FILES.int8PrefixModel],
 };
 
+/** The padding-free pairs (SKT_PACKED), built for fp32 and int8 only. */
+export const PACKED_GRAPH_FILES: Partial<Record<Precision, readonly [plain: string, prefix: string]>> = {
+  fp32: [BUILD_FILES.packedModel, BUILD_FILES.packedPrefixModel],
+  int8: [BUILD_FILES.int8PackedModel, BUILD_FILES.int8PackedPrefixModel],
+};
+
 /** The half-precision build outputs of a backbone's plain and prefix float32 graphs. */
 export function halfPrecisionOutputs(
   plain: Graph,
