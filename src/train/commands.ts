@@ -7,6 +7,22 @@ import type { Command } from "commander";
 import { addFlags, type FlagSpec } from "../flags.js";
 import { DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_MAX } from "./holdout.js";
 
+// Flags train and eval share.
+const THREADS_FLAG: FlagSpec = {
+  flag: "--threads",
+  value: "n",
+  default: "2",
+  env: "SKT_THREADS",
+  meaning: "onnxruntime threads.",
+};
+const MODELS_DIR_FLAG: FlagSpec = {
+  flag: "--models-dir",
+  value: "dir",
+  default: "models",
+  env: "SKT_MODELS_DIR",
+  meaning: "Where the built backbone lives.",
+};
+
 export const TRAIN_FLAGS: readonly FlagSpec[] = [
   { flag: "--task", value: "name", meaning: "Task name stored in the adapter (required)." },
   {
@@ -88,14 +104,8 @@ export const TRAIN_FLAGS: readonly FlagSpec[] = [
     meaning: "Stop after N evaluations without a better score (0: never).",
   },
   { flag: "--dropout", value: "p", default: "0.1", meaning: "Dropout rate." },
-  { flag: "--threads", value: "n", default: "2", env: "SKT_THREADS", meaning: "onnxruntime threads." },
-  {
-    flag: "--models-dir",
-    value: "dir",
-    default: "models",
-    env: "SKT_MODELS_DIR",
-    meaning: "Where the built backbone lives.",
-  },
+  THREADS_FLAG,
+  MODELS_DIR_FLAG,
   {
     flag: "--model",
     value: "folder",
@@ -123,20 +133,14 @@ export const EVAL_FLAGS: readonly FlagSpec[] = [
     defaultDoc: "the adapter's labels",
     meaning: "The adapter's names for the file's labels, in sorted label order.",
   },
-  { flag: "--threads", value: "n", default: "2", env: "SKT_THREADS", meaning: "onnxruntime threads." },
+  THREADS_FLAG,
   {
     flag: "--precision",
     value: "p",
     default: "fp32",
     meaning: "Backbone arithmetic to score with: fp32, int8 or fp16 (the server's SKT_PRECISION; on the CPU).",
   },
-  {
-    flag: "--models-dir",
-    value: "dir",
-    default: "models",
-    env: "SKT_MODELS_DIR",
-    meaning: "Where the built backbone lives.",
-  },
+  MODELS_DIR_FLAG,
   {
     flag: "--model",
     value: "folder",

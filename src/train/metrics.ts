@@ -35,14 +35,7 @@ export interface RegressionReport {
 
 /** `gold` and `pred` are label indices in [0, numLabels). */
 export function classificationReport(gold: number[], pred: number[], numLabels: number): ClassificationReport {
-  if (!Number.isInteger(numLabels) || numLabels < 1) {
-    throw new SktError(
-      "bad_request",
-      "invalid_metrics_input",
-      `numLabels must be a positive integer, got ${numLabels}`,
-    );
-  }
-  checkLengths(gold, pred);
+  checkInputs(gold, pred, numLabels);
   const confusion = Array.from({ length: numLabels }, () => new Array<number>(numLabels).fill(0));
   for (let i = 0; i < gold.length; i++) {
     checkLabel("gold", i, gold[i], numLabels);
@@ -82,14 +75,7 @@ export interface MultiLabelReport {
 
 /** `gold[i]` and `pred[i]` are the label indices that apply to example i (any number, none included). */
 export function multiLabelReport(gold: number[][], pred: number[][], numLabels: number): MultiLabelReport {
-  if (!Number.isInteger(numLabels) || numLabels < 1) {
-    throw new SktError(
-      "bad_request",
-      "invalid_metrics_input",
-      `numLabels must be a positive integer, got ${numLabels}`,
-    );
-  }
-  checkLengths(gold, pred);
+  checkInputs(gold, pred, numLabels);
   const tp = new Array<number>(numLabels).fill(0);
   const fp = new Array<number>(numLabels).fill(0);
   const fn = new Array<number>(numLabels).fill(0);
@@ -153,6 +139,17 @@ export function regressionReport(gold: number[], pred: number[]): RegressionRepo
   // Clamp: rounding can push |r| a hair above 1 for perfectly correlated inputs.
   const pearson = denom === 0 ? 0 : Math.max(-1, Math.min(1, cov / denom));
   return { mse: se / n, pearson };
+}
+
+function checkInputs(gold: unknown[], pred: unknown[], numLabels: number): void {
+  if (!Number.isInteger(numLabels) || numLabels < 1) {
+    throw new SktError(
+      "bad_request",
+      "invalid_metrics_input",
+      `numLabels must be a positive integer, got ${numLabels}`,
+    );
+  }
+  checkLengths(gold, pred);
 }
 
 function checkLengths(gold: unknown[], pred: unknown[]): void {
