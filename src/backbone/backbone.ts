@@ -29,7 +29,7 @@ import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 import { INPUT_IDS, PROMPT_ROWS, type GraphInput } from "./token-input.js";
 import { cpuPinnedNodeNames } from "./webgpu-placement.js";
-import { PrefixBanks, type BankedPrefix } from "./prefix-banks.js";
+import { DEVICE_BANKS_UNAVAILABLE, PrefixBanks, type BankedPrefix } from "./prefix-banks.js";
 import { chooseLayout, packingIndices, type GraphLayout, type PackedSetting, type PackingIndices } from "./packing.js";
 
 export interface BackboneAssets {
@@ -364,16 +364,18 @@ export class BackboneRunner {
 
   /** The prefix graph's key/value inputs read on the device from the banks, and its mask. */
   private async bankedInputs(p: BankedPrefix, batch: number): Promise<Record<string, ort.Tensor>> {
+    const unavailable = (why: string) =>
+      new SktError("internal", DEVICE_BANKS_UNAVAILABLE, `device prefix banks unavailable: ${why}`);
     if (this.deviceInfo.device !== "webgpu")
-      throw new Error(`device prefix banks need the webgpu device; this runner is on ${this.deviceInfo.device}`);
-    if (this.input !== "ids") throw new Error("device prefix banks serve the token-id graphs only");
+      throw unavailable(`this runner is on ${this.deviceInfo.device}, not webgpu`);
+    if (this.input !== "ids") throw unavailable("they serve the token-id graphs only");
     this.banks ??= PrefixBanks.open(this.dims.layers);
     let banks: PrefixBanks;
     try {
       banks = await this.banks;
     } catch (e) {
-      this.banks = null; // a later batch may try again
-      throw e;
+      this.banks = null;
+      throw unavailable((e as Error).message);
     }
     const onDevice = await banks.inputs(p.bank, p.length);
     const mask = new ort.Tensor("int64", p.mask, [batch, p.length]);

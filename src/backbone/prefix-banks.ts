@@ -22,6 +22,9 @@ import {
 import { executionProviders } from "./device.js";
 import { toOnnxBytes } from "./graph/onnx.js";
 
+/** The error code of a runner whose banks cannot open (the engine then sends that worker's prefixes). */
+export const DEVICE_BANKS_UNAVAILABLE = "device_banks_unavailable";
+
 /** What one batch asks of the banks (built by the engine's slot table, sent with the batch). */
 export interface BankRequest {
   /** The table's generation: a new one means the banks start empty (a reset or a restarted table). */

@@ -124,6 +124,7 @@ export class Engine implements InferenceService {
         metrics: opts.metrics,
         batchLog,
         deviceCacheBytes: opts.deviceCacheBytes ?? DEFAULT_DEVICE_CACHE_BYTES,
+        log: opts.log,
       },
       opts.maxInFlightBatches ?? 2,
     );

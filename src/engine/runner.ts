@@ -9,6 +9,7 @@ import type { SktMetrics } from "../metrics.js";
 import type { PreparedAdapter } from "../adapters/prepared.js";
 import { assembleBatch } from "./assemble.js";
 import { PrefixSlotTable } from "./device-cache.js";
+import { DEVICE_BANKS_UNAVAILABLE } from "../backbone/prefix-banks.js";
 import type { BatchLog } from "./batch-log.js";
 import type { Batch, Batcher, QueuedRow } from "./batcher.js";
 import type { InferenceWorker } from "./inference-worker.js";
@@ -29,6 +30,7 @@ export interface RunnerDeps {
   batchLog?: BatchLog | null;
   /** SKT_DEVICE_CACHE_BYTES: per WebGPU worker, the budget of its device prefix banks (0: off). */
   deviceCacheBytes?: number;
+  log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export class Runner {
@@ -54,11 +56,6 @@ export class Runner {
     const budget = this.deps.deviceCacheBytes ?? 0;
     const onDevice = worker.deviceInfo?.device === "webgpu" && worker.graphInput === "ids";
     return onDevice && budget > 0 ? PrefixSlotTable.forDims(budget, this.deps.assets.dims) : null;
-  }
-
-  /** The slot table of worker `w` (tests read it); null when its batches send their prefixes. */
-  slotTable(w: number): PrefixSlotTable | null {
-    return this.slotTables[w];
   }
 
   private updateDeviceCacheGauge(): void {
@@ -101,12 +98,14 @@ export class Runner {
     }
   }
 
-  private async execute(w: number, { rows, handles, internal }: Batch<Row, Float32Array>): Promise<void> {
+  /** `retry`: the batch runs again after its worker's device banks could not open (not logged twice). */
+  private async execute(w: number, batchIn: Batch<Row, Float32Array>, retry = false): Promise<void> {
+    const { rows, handles, internal } = batchIn;
     const worker = this.workers[w];
     const { assets, metrics: m, batchLog } = this.deps;
     const slotTable = this.slotTables[w];
     let banked = false;
-    if (!internal)
+    if (!internal && !retry)
       batchLog?.write(
         rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })),
       );
@@ -146,6 +145,16 @@ export class Runner {
       // The worker drops its banks when a banked run fails (and a batch that never reached it leaves
       // the table ahead of the banks): start the table over, so no later batch reads a missing slot.
       if (banked && this.slotTables[w] === slotTable) {
+        if ((e as { code?: string }).code === DEVICE_BANKS_UNAVAILABLE) {
+          // The worker's device cannot hold banks: it gets its prefixes sent from now on, this batch too.
+          this.slotTables[w] = null;
+          this.updateDeviceCacheGauge();
+          this.deps.log?.("warn", "device adapter cache off for this worker: its banks could not open", {
+            worker: w,
+            error: (e as Error).message,
+          });
+          return this.execute(w, batchIn, true);
+        }
         slotTable?.clear();
         this.updateDeviceCacheGauge();
       }

@@ -1,9 +1,18 @@
 /**
  * The device adapter cache's slot table (src/engine/device-cache.ts), pure: against a naive LRU
  * model, its byte accounting, the too-large and too-many fallbacks, a longer prefix re-creating the
- * banks, and the identity that keys a slot. Also the uploads' layout against the host assembly.
+ * banks, and the identity that keys a slot. Also the uploads' layout against the host assembly, and
+ * the runner turning the cache off for a worker whose banks cannot open.
  */
+import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
+import type { BackboneAssets, BackboneBatch, BackboneOutputs } from "../../src/backbone/backbone.js";
+import { DEVICE_BANKS_UNAVAILABLE } from "../../src/backbone/prefix-banks.js";
+import { Batcher } from "../../src/engine/batcher.js";
+import type { InferenceWorker } from "../../src/engine/inference-worker.js";
+import { Runner, type Row } from "../../src/engine/runner.js";
+import { SktError } from "../../src/errors.js";
+import { createMetrics } from "../../src/metrics.js";
 import { copyPrefixInto, type PreparedAdapter } from "../../src/adapters/prepared.js";
 import { USE_LITE_DIMS, prefixWidth } from "../../src/backbone/dims.js";
 import { deviceCacheId, prefixUploads, PrefixSlotTable } from "../../src/engine/device-cache.js";
@@ -190,5 +199,62 @@ describe("deviceCacheId and prefixUploads", () => {
     const v = USE_LITE_DIMS.layers.map((l) => new Float32Array(l.heads * pMax * l.headDim));
     copyPrefixInto(adapters[1].prefix!, USE_LITE_DIMS, k, v, 0, pMax);
     expect(Array.from(keys[1].subarray(k[1].length, 2 * k[1].length))).toEqual(Array.from(k[1]));
+  });
+});
+
+/** A WebGPU-looking worker whose banks cannot open: it refuses banked batches as the real runner would. */
+class BanklessWorker extends EventEmitter {
+  readonly deviceInfo = { device: "webgpu" };
+  readonly graphInput = "ids";
+  readonly layout = "padded";
+  readonly seen: ("banked" | "sent")[] = [];
+  isReady(): boolean {
+    return true;
+  }
+  run(batch: BackboneBatch): Promise<{ outputs: BackboneOutputs; runMs: number }> {
+    this.seen.push(batch.bankedPrefix ? "banked" : "sent");
+    if (batch.bankedPrefix)
+      return Promise.reject(
+        new SktError("internal", DEVICE_BANKS_UNAVAILABLE, "device prefix banks unavailable: test"),
+      );
+    return Promise.resolve({ outputs: { pooled: new Float32Array(batch.batch * 4).fill(1) }, runMs: 1 });
+  }
+}
+
+describe("a worker whose device banks cannot open", () => {
+  it("runs the batch again with its prefixes sent, and sends them from then on (no failed request)", async () => {
+    const worker = new BanklessWorker();
+    const batcher = new Batcher<Row>({
+      maxBatchSize: 8,
+      maxBatchTokens: 4096,
+      maxWaitMs: 0,
+      maxPaddingRatio: 10,
+      queueSize: 64,
+      requestTimeoutMs: 60_000,
+    });
+    const metrics = createMetrics({ collectDefaults: false });
+    const warnings: string[] = [];
+    const dims = { ...USE_LITE_DIMS, embedDim: 4 };
+    const runner = new Runner(
+      [worker as unknown as InferenceWorker],
+      batcher,
+      {
+        assets: { dims, embeddings: new Float32Array(dims.vocabSize * 4) } as unknown as BackboneAssets,
+        metrics,
+        deviceCacheBytes: 1024 * 1024,
+        log: (_level, msg) => warnings.push(msg),
+      },
+      1,
+    );
+    runner.start();
+    const adapter = prefixAdapter("t", 1, 3, 1);
+    const submit = () => batcher.submit([{ adapter, ids: [5, 6], output: "pooled", length: 2 }]);
+    expect((await submit())[0]).toEqual(new Float32Array(4).fill(1));
+    expect((await submit())[0]).toEqual(new Float32Array(4).fill(1));
+    expect(worker.seen).toEqual(["banked", "sent", "sent"]);
+    expect(warnings).toEqual(["device adapter cache off for this worker: its banks could not open"]);
+    expect((await metrics.registry.getSingleMetric("skt_device_cache_bytes")!.get()).values[0].value).toBe(0);
+    await batcher.drain();
+    await runner.stopped();
   });
 });
