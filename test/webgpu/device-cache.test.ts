@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBackboneAssets, BackboneRunner, type BackboneAssets } from "../../src/backbone/backbone.js";
 import type { PreparedAdapter } from "../../src/adapters/prepared.js";
 import { assembleBatch, type BatchRow } from "../../src/engine/assemble.js";
-import { PrefixSlotTable } from "../../src/engine/device-cache.js";
+import { prefixUploads, PrefixSlotTable } from "../../src/engine/device-cache.js";
+import { PrefixBanks } from "../../src/backbone/prefix-banks.js";
 import { MODELS_DIR } from "../../scripts/lib/paths.js";
 import { seededRandom } from "../helpers/numeric.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
@@ -116,6 +117,42 @@ describe.skipIf(skipWebGpu)(webgpuSuite("prefixes resident on the WebGPU device"
       }
     }
     expect(new Set(generations).size).toBe(2); // one re-creation, at the longer prefix
+  });
+
+  it("the banks' read gives device tensors (gpu-buffer) shaped [batch, heads, P, headDim]", async () => {
+    const banks = await PrefixBanks.open(assets.dims.layers);
+    try {
+      const a = fakeAdapter(assets, "g@v1", 4, 11);
+      const out = await banks.inputs(
+        {
+          generation: 1,
+          capacity: 2,
+          pMax: 4,
+          rowSlots: BigInt64Array.of(1n, 0n, 1n),
+          upload: { slots: BigInt64Array.of(1n), ...prefixUploads([a], 4, assets.dims) },
+        },
+        3,
+      );
+      assets.dims.layers.forEach((l, n) => {
+        for (const name of [`prefix_key_${n}`, `prefix_value_${n}`]) {
+          expect(out[name].location).toBe("gpu-buffer");
+          expect(out[name].dims).toEqual([3, l.heads, 3, l.headDim]);
+        }
+      });
+      for (const t of Object.values(out)) t.dispose();
+      // A slot never written in this generation is refused, not read as zeros.
+      const again = await banks.inputs(
+        { generation: 1, capacity: 2, pMax: 4, rowSlots: BigInt64Array.of(1n), upload: null },
+        3,
+      ); // slot 1 was written in generation 1
+      expect(again.prefix_key_0.location).toBe("gpu-buffer");
+      for (const t of Object.values(again)) t.dispose();
+      await expect(
+        banks.inputs({ generation: 2, capacity: 2, pMax: 4, rowSlots: BigInt64Array.of(1n), upload: null }, 3),
+      ).rejects.toThrow(/slot 1 was not written in generation 2/);
+    } finally {
+      await banks.release();
+    }
   });
 });
 
