@@ -212,6 +212,24 @@ describe.skipIf(skipWebGpu)(webgpuSuite("the device adapter cache in the engine"
     expect(await counter(plain, "skt_device_cache_bytes")).toBe(0);
   });
 
+  it("concurrent requests of three tasks over two slots answer as the upload path", async () => {
+    const calls: [string, string[]][] = ["a", "b", "c", "a", "c", "b"].map((task, i) => [
+      task,
+      [`text ${i}`, `another text ${i}`],
+    ]);
+    const before =
+      (await counter(rig, "skt_device_cache_evictions_total")) +
+      (await counter(rig, "skt_device_cache_fallbacks_total"));
+    const banked = await Promise.all(calls.map(([task, texts]) => scores(rig, task, texts)));
+    const sent = await Promise.all(calls.map(([task, texts]) => scores(plain, task, texts)));
+    expect(banked).toEqual(sent);
+    // Three tasks, two slots: whatever batches formed, one evicted or one batch sent its prefixes.
+    const after =
+      (await counter(rig, "skt_device_cache_evictions_total")) +
+      (await counter(rig, "skt_device_cache_fallbacks_total"));
+    expect(after).toBeGreaterThan(before);
+  });
+
   it("a new version of a task gets its own slot and answers at once; a crashed worker's table starts empty", async () => {
     const texts = ["after the swap"];
     const before = await scores(rig, "a", texts);
