@@ -2,8 +2,8 @@
  * Device-resident banks: a tensor [capacity, …item] that stays on the GPU between runs, one slot per
  * cached item (e.g. an adapter's prefix keys of one layer). Two tiny graphs: the update writes one
  * item into one slot (ScatterND; run on a session whose outputs stay on the device and fed its own
- * output back the next time), the read gathers a slot per batch row. docs/webgpu.md "Adapters on the
- * device" says what is and is not wired into serving.
+ * output back the next time), the read gathers a slot per batch row. The prefix* graphs below are
+ * the ones serving uses (prefix-banks.ts): every layer's key and value banks at once, plus a grow.
  */
 import type { AttentionLayerDims } from "./dims.js";
 import { Graph } from "./graph/graph.js";
