@@ -7,7 +7,14 @@
  * batch on the CPU through both forms' graphs (assembly + run, median of 15) to show what the
  * token-id graphs would cost or save on the CPU.
  *
- *   npx tsx scripts/batch-input-bytes.ts [--time]
+ * A second table: prefix batches on a WebGPU worker with the device adapter cache
+ * (SKT_DEVICE_CACHE_BYTES; engine/device-cache.ts): the first batch of an adapter uploads it into a
+ * slot (miss), later ones send a slot per row (hit), against sending the keys/values every time. With
+ * `--webgpu` each form also runs on the WebGPU provider (the first 8 rows of each batch, assembly +
+ * run, median of 3 after a warm-up; on SwiftShader, a CPU, this says what the extra bank-read run
+ * costs there, not what a GPU's bus saves).
+ *
+ *   npx tsx scripts/batch-input-bytes.ts [--time] [--webgpu]
  */
 import { prepareFromOutput, type PreparedAdapter } from "../src/adapters/prepared.js";
 import { outputWidth, type Variant } from "../src/adapters/spec.js";
@@ -15,6 +22,8 @@ import { BackboneRunner, loadBackboneAssets, type BackboneBatch } from "../src/b
 import type { GraphInput } from "../src/backbone/token-input.js";
 import type { BackboneDims } from "../src/backbone/dims.js";
 import { assembleBatch, type BatchRow } from "../src/engine/assemble.js";
+import { PrefixSlotTable } from "../src/engine/device-cache.js";
+import { prepareWebGpuEnv } from "./lib/webgpu-env.js";
 import { MODELS_DIR } from "./lib/paths.js";
 import { readSst2Sentences } from "./lib/sst2.js";
 
@@ -49,9 +58,16 @@ function adapter(task: string, variant: Variant, dims: BackboneDims): PreparedAd
 function bytes(b: BackboneBatch): { input: number; prefix: number; total: number } {
   const stage = b.tokenIds ? b.tokenIds.ids.byteLength + b.tokenIds.promptRows.byteLength : b.inputsEmbeds.byteLength;
   const input = stage + b.attentionMask.byteLength + (b.tokenTypeIds?.byteLength ?? 0);
+  const banked = b.bankedPrefix;
+  const upload = banked?.bank.upload;
   const prefix = b.prefix
     ? [...b.prefix.keys, ...b.prefix.values, b.prefix.mask].reduce((n, a) => n + a.byteLength, 0)
-    : 0;
+    : banked
+      ? [banked.mask, banked.bank.rowSlots, ...(upload ? [upload.slots, ...upload.keys, ...upload.values] : [])].reduce(
+          (n, a) => n + a.byteLength,
+          8, // prefix_length
+        )
+      : 0;
   return { input, prefix, total: input + prefix };
 }
 
@@ -63,6 +79,7 @@ const ids = readSst2Sentences("dev")
   .map((s) => assets.tokenizer.encode(s, 128).ids);
 const prompts = ["p0", "p1", "p2", "p3"].map((t) => adapter(t, "prompt", assets.dims));
 const prefix = adapter("x", "prefix", assets.dims);
+const prefixes = ["x0", "x1", "x2", "x3"].map((t) => adapter(t, "prefix", assets.dims));
 const cases: [string, BatchRow[]][] = [
   ["no adapter (/embed)", ids.map((i) => ({ adapter: null, ids: i }))],
   ["one prompt-variant task", ids.map((i) => ({ adapter: prompts[0], ids: i }))],
@@ -92,6 +109,69 @@ for (const [name, rows] of cases) {
   console.log(
     `| ${name} | ${e.seq} | ${kib(bytes(e).input)} | ${kib(bytes(t).input)} | ${kib(bytes(e).prefix)} | ${ms} |`,
   );
+}
+
+const prefixCases: [string, BatchRow[]][] = [
+  ["one prefix-variant task", ids.map((i) => ({ adapter: prefix, ids: i }))],
+  ["four prefix-variant tasks", ids.map((i, n) => ({ adapter: prefixes[n % 4], ids: i }))],
+];
+/** The same batch twice through one fresh slot table: the first uploads its adapters, the second hits. */
+function bankedPair(rows: BatchRow[]): [BackboneBatch, BackboneBatch] {
+  const table = PrefixSlotTable.forDims(256 * 1024 * 1024, assets.dims);
+  const once = () => assembleBatch(rows, assets.embeddings, assets.dims, "ids", "padded", table).batch;
+  return [once(), once()];
+}
+function bankedHitMs(rows: BatchRow[]): number {
+  const table = PrefixSlotTable.forDims(256 * 1024 * 1024, assets.dims);
+  assembleBatch(rows, assets.embeddings, assets.dims, "ids", "padded", table);
+  const times: number[] = [];
+  for (let i = 0; i < 51; i++) {
+    const t0 = performance.now();
+    assembleBatch(rows, assets.embeddings, assets.dims, "ids", "padded", table);
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[25];
+}
+console.log("\nPrefix batches on a WebGPU worker (token-id form; prefix = keys/values, or slots + mask + uploads)\n");
+console.log(
+  "| batch | prefix sent, no device cache | with the cache: first batch (miss) | later batches (hit) | host assembly ms, no cache / hit |",
+);
+console.log("| --- | ---: | ---: | ---: | ---: |");
+for (const [name, rows] of prefixCases) {
+  const sent = assembleBatch(rows, assets.embeddings, assets.dims, "ids").batch;
+  const [miss, hit] = bankedPair(rows);
+  const ms = `${assembleMs(rows, "ids").toFixed(2)} / ${bankedHitMs(rows).toFixed(2)}`;
+  console.log(
+    `| ${name} | ${kib(bytes(sent).prefix)} | ${kib(bytes(miss).prefix)} | ${kib(bytes(hit).prefix)} | ${ms} |`,
+  );
+}
+
+if (process.argv.includes("--webgpu")) {
+  const env = prepareWebGpuEnv();
+  if (!env.available) throw new Error(`--webgpu: ${env.reason}`);
+  const runner = await BackboneRunner.create(MODELS_DIR, { threads: 1, device: "webgpu" });
+  console.log(
+    `\nWebGPU (${runner.deviceInfo.adapter ?? "unknown adapter"}), 8 rows: assembly + run, median of 3 (ms)\n`,
+  );
+  console.log("| batch | prefix sent with the batch | prefix read from the device banks (hit) |");
+  console.log("| --- | ---: | ---: |");
+  for (const [name, allRows] of prefixCases) {
+    const rows = allRows.slice(0, 8);
+    const table = PrefixSlotTable.forDims(256 * 1024 * 1024, assets.dims);
+    const median = async (make: () => BackboneBatch) => {
+      const times: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t0 = performance.now();
+        await runner.run(make());
+        if (i > 0) times.push(performance.now() - t0); // the first is a warm-up (and the banked one's miss)
+      }
+      return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+    };
+    const sent = await median(() => assembleBatch(rows, assets.embeddings, assets.dims, "ids").batch);
+    const hit = await median(() => assembleBatch(rows, assets.embeddings, assets.dims, "ids", "padded", table).batch);
+    console.log(`| ${name} | ${sent.toFixed(0)} | ${hit.toFixed(0)} |`);
+  }
+  await runner.release();
 }
 
 if (process.argv.includes("--time")) {

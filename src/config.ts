@@ -59,6 +59,8 @@ export interface ServerConfig {
   queueSize: number;
   /** SKT_CACHE_BYTES: byte budget of the prepared-adapter cache. */
   cacheBytes: number;
+  /** SKT_DEVICE_CACHE_BYTES: per WebGPU worker, device memory for resident adapter prefixes (0: off). */
+  deviceCacheBytes: number;
   /** SKT_WARM_TASKS: tasks prepared in the background after start-up, most recently used first. */
   warmTasks: number;
   /** SKT_MAX_TEXTS: most texts in one request; more → 413. */
@@ -105,6 +107,8 @@ export interface ServerConfig {
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/** SKT_DEVICE_CACHE_BYTES when unset (also for engines created without a configuration). */
+export const DEFAULT_DEVICE_CACHE_BYTES = 256 * MiB;
 const GiB = 1024 * MiB;
 
 // ---- value parsers (string in, typed value out, with messages people can act on) -------------
@@ -432,6 +436,16 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     default: String(256 * MiB),
     defaultDoc: "256 MiB",
     meaning: "Byte budget of the prepared-adapter cache (accepts KiB/MiB/GiB suffixes).",
+    parse: bytes(0),
+  }),
+  opt({
+    key: "deviceCacheBytes",
+    env: "SKT_DEVICE_CACHE_BYTES",
+    flag: "--device-cache-bytes",
+    default: String(DEFAULT_DEVICE_CACHE_BYTES),
+    defaultDoc: "256 MiB",
+    meaning:
+      "Per WebGPU inference worker: device memory that keeps prepared adapters' prefix keys/values on the GPU between batches, so a prefix batch sends a slot number per row instead of its keys/values (USE-lite, 12 positions: 72 KiB a row); least recently used evicted; accepts KiB/MiB/GiB suffixes. Counted apart from SKT_CACHE_BYTES, and in whole slots of the longest prefix seen. `0`: prefixes are sent with every batch. CPU workers always send them (no bus to save).",
     parse: bytes(0),
   }),
   opt({

@@ -84,6 +84,15 @@ export interface SktMetrics {
   forgetTrafficSeries(task: string, keep: readonly number[]): Promise<void>;
   /** `skt_device_info{device,requested,adapter}` — 1 for the device the backbone runs on. */
   deviceInfo: Gauge<"device" | "requested" | "adapter">;
+  /** `skt_device_cache_bytes` — device memory held by the adapter prefix banks of the WebGPU workers (SKT_DEVICE_CACHE_BYTES). */
+  deviceCacheBytes: Gauge;
+  /** `skt_device_cache_hits_total` / `…_misses_total` — a batch's prefix adapter found in / uploaded to its worker's banks; */
+  deviceCacheHits: Counter;
+  deviceCacheMisses: Counter;
+  /** `skt_device_cache_evictions_total` — adapters dropped from the banks to make room (or by a longer prefix re-creating them); */
+  deviceCacheEvictions: Counter;
+  /** `skt_device_cache_fallbacks_total` — batches that sent their prefixes themselves (the adapters did not fit the budget at once). */
+  deviceCacheFallbacks: Counter;
   /** What the classifiers answer per task: predictions by label, winning score, low-confidence share, drift. */
   quality: PredictionQuality;
 }
@@ -315,6 +324,31 @@ export function createMetrics(opts: CreateMetricsOptions = {}): SktMetrics {
       name: "skt_device_info",
       help: "The device the backbone runs on (value 1): device = cpu, webgpu or cuda; requested = the SKT_DEVICE setting; adapter = the GPU adapter's name, empty when none or unknown.",
       labelNames: ["device", "requested", "adapter"] as const,
+      registers,
+    }),
+    deviceCacheBytes: new Gauge({
+      name: "skt_device_cache_bytes",
+      help: "Device memory held by the adapter prefix banks of the WebGPU inference workers (SKT_DEVICE_CACHE_BYTES).",
+      registers,
+    }),
+    deviceCacheHits: new Counter({
+      name: "skt_device_cache_hits_total",
+      help: "Prefix adapters of a batch already resident in its WebGPU worker's device banks.",
+      registers,
+    }),
+    deviceCacheMisses: new Counter({
+      name: "skt_device_cache_misses_total",
+      help: "Prefix adapters of a batch uploaded into its WebGPU worker's device banks.",
+      registers,
+    }),
+    deviceCacheEvictions: new Counter({
+      name: "skt_device_cache_evictions_total",
+      help: "Prefix adapters dropped from a worker's device banks to make room (least recently used first, or all when a longer prefix re-creates the banks).",
+      registers,
+    }),
+    deviceCacheFallbacks: new Counter({
+      name: "skt_device_cache_fallbacks_total",
+      help: "Prefix batches on a WebGPU worker that sent their keys and values with the batch because their adapters did not fit SKT_DEVICE_CACHE_BYTES at once.",
       registers,
     }),
     quality: new PredictionQuality(registry, { ...DEFAULT_QUALITY, ...opts.quality }, (task) =>

@@ -70,6 +70,29 @@ export function splitPrefix(z: Float32Array, length: number, dims: BackboneDims)
 }
 
 /**
+ * Copies a prefix ([heads, L, headDim] per layer) into row `row` of per-layer [rows, heads, P,
+ * headDim] arrays (P ≥ L); the positions past L are left as they are (zero in a fresh array).
+ */
+export function copyPrefixInto(
+  prefix: PreparedPrefix,
+  dims: BackboneDims,
+  keys: Float32Array[],
+  values: Float32Array[],
+  row: number,
+  P: number,
+): void {
+  const L = prefix.length;
+  dims.layers.forEach((l, n) => {
+    for (let h = 0; h < l.heads; h++) {
+      const src = h * L * l.headDim;
+      const dst = (row * l.heads + h) * P * l.headDim;
+      keys[n].set(prefix.keys[n].subarray(src, src + L * l.headDim), dst);
+      values[n].set(prefix.values[n].subarray(src, src + L * l.headDim), dst);
+    }
+  });
+}
+
+/**
  * The label distribution the trainer recorded (`training.label_distribution`, see train/trainer.ts),
  * as probabilities over the head's labels; null for files without one and for other problem types.
  */

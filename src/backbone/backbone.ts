@@ -29,6 +29,7 @@ import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 import { INPUT_IDS, PROMPT_ROWS, type GraphInput } from "./token-input.js";
 import { cpuPinnedNodeNames } from "./webgpu-placement.js";
+import { DEVICE_BANKS_UNAVAILABLE, PrefixBanks, type BankedPrefix } from "./prefix-banks.js";
 import { chooseLayout, packingIndices, type GraphLayout, type PackedSetting, type PackingIndices } from "./packing.js";
 
 export interface BackboneAssets {
@@ -129,6 +130,8 @@ interface BatchCommon {
   /** [batch, seq] token type ids for graphs that take them (BERT-family pairs); zeros when absent. */
   tokenTypeIds?: BigInt64Array;
   prefix?: PrefixInputs;
+  /** Instead of `prefix`: the prefix read from the worker's device banks (WebGPU only; prefix-banks.ts). */
+  bankedPrefix?: BankedPrefix;
   /**
    * The packed graphs' index inputs (see packing.ts), computed where the batch is assembled; a
    * runner serving packed graphs computes them from the mask when absent, a padded one ignores them.
@@ -256,6 +259,9 @@ function chooseGraphs(
 }
 
 export class BackboneRunner {
+  /** The device prefix banks, opened at the first banked batch (WebGPU only). */
+  private banks: Promise<PrefixBanks> | null = null;
+
   private constructor(
     readonly dims: BackboneDims,
     private readonly plain: ort.InferenceSession,
@@ -324,7 +330,7 @@ export class BackboneRunner {
       feeds.inputs_embeds = new ort.Tensor("float32", b.inputsEmbeds, [b.batch, b.seq, D]);
     }
     let session = this.plain;
-    if (b.prefix) session = this.withPrefix;
+    if (b.prefix || b.bankedPrefix) session = this.withPrefix;
     if (session.inputNames.includes("token_type_ids")) {
       feeds.token_type_ids = new ort.Tensor("int64", b.tokenTypeIds ?? new BigInt64Array(b.batch * b.seq), [
         b.batch,
@@ -344,14 +350,41 @@ export class BackboneRunner {
       });
       feeds.prefix_mask = new ort.Tensor("int64", b.prefix.mask, [b.batch, P]);
     }
-    const result = await session.run(feeds, b.outputs);
-    const out: BackboneOutputs = {};
-    for (const name of b.outputs) out[name] = result[name].data as Float32Array;
-    return out;
+    const onDevice = b.bankedPrefix ? await this.bankedInputs(b.bankedPrefix, b.batch) : {};
+    Object.assign(feeds, onDevice);
+    try {
+      const result = await session.run(feeds, b.outputs);
+      const out: BackboneOutputs = {};
+      for (const name of b.outputs) out[name] = result[name].data as Float32Array;
+      return out;
+    } finally {
+      for (const t of Object.values(onDevice)) if (t.location === "gpu-buffer") t.dispose();
+    }
+  }
+
+  /** The prefix graph's key/value inputs read on the device from the banks, and its mask. */
+  private async bankedInputs(p: BankedPrefix, batch: number): Promise<Record<string, ort.Tensor>> {
+    const unavailable = (why: string) =>
+      new SktError("internal", DEVICE_BANKS_UNAVAILABLE, `device prefix banks unavailable: ${why}`);
+    if (this.deviceInfo.device !== "webgpu")
+      throw unavailable(`this runner is on ${this.deviceInfo.device}, not webgpu`);
+    if (this.input !== "ids") throw unavailable("they serve the token-id graphs only");
+    this.banks ??= PrefixBanks.open(this.dims.layers);
+    let banks: PrefixBanks;
+    try {
+      banks = await this.banks;
+    } catch (e) {
+      this.banks = null;
+      throw unavailable((e as Error).message);
+    }
+    const onDevice = await banks.inputs(p.bank, p.length);
+    const mask = new ort.Tensor("int64", p.mask, [batch, p.length]);
+    return { ...onDevice, prefix_mask: mask };
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.plain.release(), this.withPrefix.release()]);
+    const banks = this.banks && (await this.banks.catch(() => null));
+    await Promise.all([this.plain.release(), this.withPrefix.release(), banks?.release()]);
   }
 }
 

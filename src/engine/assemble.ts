@@ -12,7 +12,9 @@
 import { lookupEmbeddings, type BackboneBatch, type BackboneOutputName } from "../backbone/backbone.js";
 import type { BackboneDims } from "../backbone/dims.js";
 import { packingFromLengths, type GraphLayout } from "../backbone/packing.js";
-import type { PreparedAdapter } from "../adapters/prepared.js";
+import { copyPrefixInto, type PreparedAdapter } from "../adapters/prepared.js";
+import type { BankedPrefix } from "../backbone/prefix-banks.js";
+import { deviceCacheId, prefixUploads, type PrefixSlotTable } from "./device-cache.js";
 import type { GraphInput } from "../backbone/token-input.js";
 
 export interface BatchRow {
@@ -28,19 +30,34 @@ export function rowLength(adapter: PreparedAdapter | null, tokenCount: number): 
   return (adapter?.softPrompt ? adapter.metadata.promptLength : 0) + tokenCount;
 }
 
+/** What the device adapter cache did for one batch's prefix adapters (only with a slot table). */
+export interface DeviceCacheOutcome {
+  hits: number;
+  misses: number;
+  evictions: number;
+  /** The adapters could not all be resident: the batch sent its prefixes itself. */
+  fallback: boolean;
+}
+
 export interface AssembledBatch {
   batch: BackboneBatch;
   realTokens: number;
   paddedTokens: number;
+  deviceCache?: DeviceCacheOutcome;
 }
 
-/** `layout`: the graphs that will run the batch; packed ones also get their index inputs, from the row lengths. */
+/**
+ * `layout`: the graphs that will run the batch; packed ones also get their index inputs, from the
+ * row lengths. `slotTable` (WebGPU workers with SKT_DEVICE_CACHE_BYTES > 0, token-id graphs): the
+ * prefix comes from the worker's device banks instead of being sent (device-cache.ts).
+ */
 export function assembleBatch(
   rows: readonly BatchRow[],
   table: Float32Array,
   dims: BackboneDims,
   input: GraphInput = "embeds",
   layout: GraphLayout = "padded",
+  slotTable: PrefixSlotTable | null = null,
 ): AssembledBatch {
   const D = dims.embedDim;
   const B = rows.length;
@@ -63,29 +80,64 @@ export function assembleBatch(
   }
 
   const P = Math.max(0, ...rows.map((r) => r.adapter?.prefix?.length ?? 0));
+  let deviceCache: DeviceCacheOutcome | undefined;
   if (rows.some((r) => r.adapter?.prefix)) {
-    const keys = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
-    const values = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
     const mask = new BigInt64Array(B * P);
-    rows.forEach((r, b) => {
-      const prefix = r.adapter?.prefix;
-      if (!prefix) return;
-      const L = prefix.length;
-      dims.layers.forEach((l, n) => {
-        for (let h = 0; h < l.heads; h++) {
-          // Source [heads, L, d] → destination [B, heads, P, d]; rows shorter than P stay masked.
-          const src = h * L * l.headDim;
-          const dst = (b * l.heads + h) * P * l.headDim;
-          keys[n].set(prefix.keys[n].subarray(src, src + L * l.headDim), dst);
-          values[n].set(prefix.values[n].subarray(src, src + L * l.headDim), dst);
-        }
-      });
-      mask.fill(1n, b * P, b * P + L);
-    });
-    batch.prefix = { length: P, keys, values, mask };
+    rows.forEach((r, b) => mask.fill(1n, b * P, b * P + (r.adapter?.prefix?.length ?? 0)));
+    const banked = slotTable && input === "ids" ? bankedPrefix(rows, P, mask, slotTable, dims) : null;
+    if (banked) {
+      batch.bankedPrefix = banked.prefix;
+      deviceCache = banked.outcome;
+    } else {
+      const keys = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
+      const values = dims.layers.map((l) => new Float32Array(B * l.heads * P * l.headDim));
+      // Rows shorter than P (and rows without a prefix) stay zero and masked.
+      rows.forEach((r, b) => r.adapter?.prefix && copyPrefixInto(r.adapter.prefix, dims, keys, values, b, P));
+      batch.prefix = { length: P, keys, values, mask };
+      if (slotTable) deviceCache = { hits: 0, misses: 0, evictions: 0, fallback: true };
+    }
   }
   const realTokens = lengths.reduce((a, b) => a + b, 0);
-  return { batch, realTokens, paddedTokens: B * seq - realTokens };
+  return { batch, realTokens, paddedTokens: B * seq - realTokens, deviceCache };
+}
+
+/**
+ * The batch's prefix read from the worker's device banks: a slot per row from the table, and the
+ * prefixes of the misses to upload. Null when the table cannot hold the batch's adapters.
+ */
+function bankedPrefix(
+  rows: readonly BatchRow[],
+  P: number,
+  mask: BigInt64Array,
+  slotTable: PrefixSlotTable,
+  dims: BackboneDims,
+): { prefix: BankedPrefix; outcome: DeviceCacheOutcome } | null {
+  const byId = new Map<string, PreparedAdapter>();
+  for (const r of rows) if (r.adapter?.prefix) byId.set(deviceCacheId(r.adapter), r.adapter);
+  const plan = slotTable.plan([...byId].map(([id, a]) => ({ id, length: a.prefix!.length })));
+  if (!plan) return null;
+  const rowSlots = BigInt64Array.from(rows, (r) =>
+    BigInt(r.adapter?.prefix ? plan.slotOf.get(deviceCacheId(r.adapter))! : 0),
+  );
+  const upload =
+    plan.uploads.length === 0
+      ? null
+      : {
+          slots: BigInt64Array.from(plan.uploads, (u) => BigInt(u.slot)),
+          ...prefixUploads(
+            plan.uploads.map((u) => byId.get(u.id)!),
+            plan.pMax,
+            dims,
+          ),
+        };
+  return {
+    prefix: {
+      length: P,
+      mask,
+      bank: { generation: plan.generation, capacity: plan.capacity, pMax: plan.pMax, rowSlots, upload },
+    },
+    outcome: { hits: plan.hits, misses: plan.uploads.length, evictions: plan.evictions, fallback: false },
+  };
 }
 
 /** [B, seq, D]: each row's soft prompt (if any), then its tokens' table rows; padding stays zero. */

@@ -5,7 +5,7 @@
  */
 import { loadBackboneAssets, type BackboneAssets, type BackboneOutputName } from "../backbone/backbone.js";
 import type { DeviceInfo } from "../backbone/device.js";
-import type { ServerConfig } from "../config.js";
+import { DEFAULT_DEVICE_CACHE_BYTES, type ServerConfig } from "../config.js";
 import { SktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import type { AdapterMetadata } from "../adapters/format.js";
@@ -73,6 +73,7 @@ export type EngineOptions = Pick<
       | "batchLog"
       | "warmTasks"
       | "storeUrl"
+      | "deviceCacheBytes"
     >
   > & {
     metrics?: SktMetrics;
@@ -118,7 +119,13 @@ export class Engine implements InferenceService {
     const runner = new Runner(
       workers,
       batcher,
-      { assets, metrics: opts.metrics, batchLog },
+      {
+        assets,
+        metrics: opts.metrics,
+        batchLog,
+        deviceCacheBytes: opts.deviceCacheBytes ?? DEFAULT_DEVICE_CACHE_BYTES,
+        log: opts.log,
+      },
       opts.maxInFlightBatches ?? 2,
     );
     runner.start();

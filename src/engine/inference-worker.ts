@@ -177,6 +177,12 @@ export class InferenceWorker extends EventEmitter {
       transfer.push(
         ...[...batch.prefix.keys, ...batch.prefix.values, batch.prefix.mask].map((a) => a.buffer as ArrayBuffer),
       );
+    const banked = batch.bankedPrefix;
+    if (banked) {
+      transfer.push(banked.mask.buffer as ArrayBuffer, banked.bank.rowSlots.buffer as ArrayBuffer);
+      const up = banked.bank.upload;
+      if (up) transfer.push(...[up.slots, ...up.keys, ...up.values].map((a) => a.buffer as ArrayBuffer));
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ type: "run", id, batch }, transfer);

@@ -8,6 +8,8 @@ import type { BackboneAssets, BackboneOutputName } from "../backbone/backbone.js
 import type { SktMetrics } from "../metrics.js";
 import type { PreparedAdapter } from "../adapters/prepared.js";
 import { assembleBatch } from "./assemble.js";
+import { PrefixSlotTable } from "./device-cache.js";
+import { DEVICE_BANKS_UNAVAILABLE } from "../backbone/prefix-banks.js";
 import type { BatchLog } from "./batch-log.js";
 import type { Batch, Batcher, QueuedRow } from "./batcher.js";
 import type { InferenceWorker } from "./inference-worker.js";
@@ -26,12 +28,17 @@ export interface RunnerDeps {
   assets: BackboneAssets;
   metrics?: SktMetrics;
   batchLog?: BatchLog | null;
+  /** SKT_DEVICE_CACHE_BYTES: per WebGPU worker, the budget of its device prefix banks (0: off). */
+  deviceCacheBytes?: number;
+  log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export class Runner {
   /** Batches running (or queued inside) each worker. */
   private readonly busy: number[];
   private readonly loops: Promise<void>[] = [];
+  /** Per worker: its device prefix banks' slot table (WebGPU workers on token-id graphs), else null. */
+  private readonly slotTables: (PrefixSlotTable | null)[];
 
   constructor(
     readonly workers: readonly InferenceWorker[],
@@ -41,6 +48,18 @@ export class Runner {
     private readonly slotsPerWorker: number,
   ) {
     this.busy = workers.map(() => 0);
+    this.slotTables = workers.map((w) => this.slotTableFor(w));
+  }
+
+  /** A fresh table when `worker` (as of its last start) serves on WebGPU with token ids and the budget is set. */
+  private slotTableFor(worker: InferenceWorker): PrefixSlotTable | null {
+    const budget = this.deps.deviceCacheBytes ?? 0;
+    const onDevice = worker.deviceInfo?.device === "webgpu" && worker.graphInput === "ids";
+    return onDevice && budget > 0 ? PrefixSlotTable.forDims(budget, this.deps.assets.dims) : null;
+  }
+
+  private updateDeviceCacheGauge(): void {
+    this.deps.metrics?.deviceCacheBytes.set(this.slotTables.reduce((s, t) => s + (t?.bytes ?? 0), 0));
   }
 
   /** Starts pulling batches; the loops end once the batcher has been drained. */
@@ -48,7 +67,12 @@ export class Runner {
     const anyReady = () => this.workers.some((x) => x.isReady());
     this.batcher.setAvailable(anyReady());
     this.workers.forEach((worker, w) => {
-      worker.on("ready", () => this.batcher.setAvailable(true));
+      worker.on("ready", () => {
+        // A (re)started worker has no banks: nothing the old table says is resident is there any more.
+        this.slotTables[w] = this.slotTableFor(worker);
+        this.updateDeviceCacheGauge();
+        this.batcher.setAvailable(true);
+      });
       worker.on("down", () => this.batcher.setAvailable(anyReady()));
       const slot = { ready: () => worker.isReady(), idle: () => this.busy[w] === 0 };
       for (let s = 0; s < this.slotsPerWorker; s++) this.loops.push(this.loop(w, slot));
@@ -66,7 +90,7 @@ export class Runner {
       if (!batch) return;
       this.busy[w]++;
       try {
-        await this.execute(this.workers[w], batch);
+        await this.execute(w, batch);
       } finally {
         this.busy[w]--;
         this.batcher.done(batch);
@@ -74,22 +98,37 @@ export class Runner {
     }
   }
 
-  private async execute(worker: InferenceWorker, { rows, handles, internal }: Batch<Row, Float32Array>): Promise<void> {
+  /** `retry`: the batch runs again after its worker's device banks could not open (not logged twice). */
+  private async execute(w: number, batchIn: Batch<Row, Float32Array>, retry = false): Promise<void> {
+    const { rows, handles, internal } = batchIn;
+    const worker = this.workers[w];
     const { assets, metrics: m, batchLog } = this.deps;
-    if (!internal)
+    const slotTable = this.slotTables[w];
+    let banked = false;
+    if (!internal && !retry)
       batchLog?.write(
         rows.filter((r) => r.adapter).map((r) => ({ task: r.adapter!.task, version: r.adapter!.version, ids: r.ids })),
       );
     try {
       // In the form the worker's graphs take: embeddings (CPU) or token ids (WebGPU); see assemble.ts.
-      const { batch, realTokens, paddedTokens } = assembleBatch(
+      // With a slot table, planned and posted in the same tick: the worker applies the plans in order.
+      const { batch, realTokens, paddedTokens, deviceCache } = assembleBatch(
         rows,
         assets.embeddings,
         assets.dims,
         worker.graphInput,
         worker.layout,
+        slotTable,
       );
       batch.outputs = [...new Set(rows.map((r) => r.output))];
+      banked = batch.bankedPrefix !== undefined;
+      if (deviceCache) {
+        m?.deviceCacheHits.inc(deviceCache.hits);
+        m?.deviceCacheMisses.inc(deviceCache.misses);
+        m?.deviceCacheEvictions.inc(deviceCache.evictions);
+        if (deviceCache.fallback) m?.deviceCacheFallbacks.inc();
+        this.updateDeviceCacheGauge();
+      }
       const { outputs, runMs } = await worker.run(batch);
       rows.forEach((r, b) => {
         const all = outputs[r.output]!;
@@ -103,6 +142,22 @@ export class Runner {
       m?.tokens.inc({ kind: "real" }, realTokens);
       m?.tokens.inc({ kind: "padding" }, paddedTokens);
     } catch (e) {
+      // The worker drops its banks when a banked run fails (and a batch that never reached it leaves
+      // the table ahead of the banks): start the table over, so no later batch reads a missing slot.
+      if (banked && this.slotTables[w] === slotTable) {
+        if ((e as { code?: string }).code === DEVICE_BANKS_UNAVAILABLE) {
+          // The worker's device cannot hold banks: it gets its prefixes sent from now on, this batch too.
+          this.slotTables[w] = null;
+          this.updateDeviceCacheGauge();
+          this.deps.log?.("warn", "device adapter cache off for this worker: its banks could not open", {
+            worker: w,
+            error: (e as Error).message,
+          });
+          return this.execute(w, batchIn, true);
+        }
+        slotTable?.clear();
+        this.updateDeviceCacheGauge();
+      }
       for (const h of handles) h.reject(e as Error);
     }
   }

@@ -10,7 +10,7 @@ import { expect } from "vitest";
 import { defaultConfig, type ServerConfig } from "../../src/config.js";
 import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { createLogger } from "../../src/logger.js";
-import { createMetrics } from "../../src/metrics.js";
+import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { AUDIT_FILE_NAME } from "../../src/server/audit/audit-log.js";
 import type { ErrorBody } from "../../src/client/client.js";
@@ -30,6 +30,8 @@ export interface EngineRig {
   /** A fresh temp folder that holds only `adapters/`, so writes outside the store can be seen. */
   root: string;
   adaptersDir: string;
+  /** The engine's metrics (its own registry). */
+  metrics: SktMetrics;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,7 @@ export async function startEngineRig(
     config: cfg,
     root,
     adaptersDir,
+    metrics,
     async close() {
       await engine.close();
       await rm(root, { recursive: true, force: true });
