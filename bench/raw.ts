@@ -31,9 +31,10 @@ export async function openRaw(
   threads = THREADS,
   precision: Precision = "fp32",
   packed: PackedSetting = "auto",
+  spinning = true,
 ): Promise<Raw> {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision, packed });
+  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision, packed, spinning });
   return { assets, runner, release: () => runner.release() };
 }
 
