@@ -70,6 +70,8 @@ const SPINNING = loadConfig({
   env: process.env.SKT_ORT_SPINNING ? { SKT_ORT_SPINNING: process.env.SKT_ORT_SPINNING } : {},
 }).ortSpinning;
 const COMPARE_SPINNING = process.env.BENCH_SPINNING_COMPARE === "1";
+/** A pair counts as quiet when other processes took less than this many cores in each of its windows. */
+const QUIET_OTHERS = 0.3;
 const METRICS_PROBE_MS = envNumber("BENCH_METRICS_PROBE_MS", 100, 0);
 const LIMITS = {
   maxBatchSize: Number(process.env.SKT_MAX_BATCH_SIZE ?? 32),
@@ -110,7 +112,13 @@ main(async () => {
   };
   const { srv: server, client, version } = await open("efficiency", { SKT_DEBUG_BATCH_LOG: batchLog });
   const padded = COMPARE_PACKED ? await open("efficiency-padded", { SKT_PACKED: "off" }) : null;
-  const spin = COMPARE_SPINNING ? await open("efficiency-spinning", { SKT_ORT_SPINNING: String(!SPINNING) }) : null;
+  // Its own batch log too (never read), so both servers pay the same main-thread cost for one.
+  const spin = COMPARE_SPINNING
+    ? await open("efficiency-spinning", {
+        SKT_ORT_SPINNING: String(!SPINNING),
+        SKT_DEBUG_BATCH_LOG: path.join(path.dirname(batchLog), "spinning-batches.jsonl"),
+      })
+    : null;
 
   /** One closed-loop window on `srv`, with its batch stats and the wall-clock span of the window. */
   const measure = async (srv: typeof server, c: HttpClient, warmupS: number) => {
@@ -152,11 +160,15 @@ main(async () => {
     const b = await rawThroughput(raw, batches, SLICE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
     const off = padded ? await measure(padded.srv, padded.client, r === 0 ? WARMUP_S : REWARM_S) : null;
+    const l0 = cpuSnapshot({ bench: "self" });
     const limit = await rawThroughput(rawPadded, limitBatches, SLICE_S * 1000);
+    const limitCpu = cpuUsage(l0, cpuSnapshot({ bench: "self" }));
     const packedLimit = packedLimitToo ? await rawThroughput(raw, limitBatches, SLICE_S * 1000) : null;
     const fp32Limit = rawFp32 ? await rawThroughput(rawFp32, limitBatches, SLICE_S * 1000) : limit;
     const other = otherFirst ?? (spin ? await measure(spin.srv, spin.client, r === 0 ? WARMUP_S : REWARM_S) : null);
+    const o0 = cpuSnapshot({ bench: "self" });
     const otherLimit = rawPaddedSpin ? await rawThroughput(rawPaddedSpin, limitBatches, SLICE_S * 1000) : null;
+    const otherLimitCpu = cpuUsage(o0, cpuSnapshot({ bench: "self" }));
     reps.push({
       server: {
         rps: s.rps,
@@ -198,6 +210,8 @@ main(async () => {
           limitTokensRatio: other.s.weightPerSec / limit.realTokensPerSec,
           serverRatio: other.s.weightPerSec / s.weightPerSec,
           limitRatio: otherLimit.realTokensPerSec / limit.realTokensPerSec,
+          /** The most CPU other processes took in any of the pair's four windows (servers and limits). */
+          othersMax: Math.max(stats.cpu.others, other.stats.cpu.others, limitCpu.others, otherLimitCpu.others),
         },
       packedLimit,
       fp32Limit,
@@ -205,7 +219,7 @@ main(async () => {
       precisionSpeedup: limit.sentencesPerSec / fp32Limit.sentencesPerSec,
     });
     console.log(
-      `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)} · sorted limit ${fmt(limit.sentencesPerSec)} sent/s, server ÷ limit ${(s.rps / limit.sentencesPerSec).toFixed(3)}${off ? ` · SKT_PACKED=off ${fmt(off.s.rps)} req/s ${fmt(off.s.weightPerSec)} tok/s (packed ÷ padded ${(s.weightPerSec / off.s.weightPerSec).toFixed(3)})` : ""}${packedLimit ? ` · packed limit ${fmt(packedLimit.sentencesPerSec)} sent/s` : ""} · main thread ${fmt((stats.cpu["server main"] / s.rps) * 1e6)} µs/req (${stats.cpu["server main"].toFixed(2)} cores), /metrics p99 ${fmt(percentile(metricsMs, 99), 1)} ms${other && otherLimit ? ` · SKT_ORT_SPINNING=${!SPINNING} ${fmt(other.s.rps)} req/s ${fmt(other.s.weightPerSec)} tok/s (÷ first ${(other.s.weightPerSec / s.weightPerSec).toFixed(3)}), its limit ${fmt(otherLimit.sentencesPerSec)} sent/s (÷ first ${(otherLimit.realTokensPerSec / limit.realTokensPerSec).toFixed(3)})` : ""}`,
+      `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)} · sorted limit ${fmt(limit.sentencesPerSec)} sent/s, server ÷ limit ${(s.rps / limit.sentencesPerSec).toFixed(3)}${off ? ` · SKT_PACKED=off ${fmt(off.s.rps)} req/s ${fmt(off.s.weightPerSec)} tok/s (packed ÷ padded ${(s.weightPerSec / off.s.weightPerSec).toFixed(3)})` : ""}${packedLimit ? ` · packed limit ${fmt(packedLimit.sentencesPerSec)} sent/s` : ""} · main thread ${fmt((stats.cpu["server main"] / s.rps) * 1e6)} µs/req (${stats.cpu["server main"].toFixed(2)} cores, waiting ${pct(stats.cpu["server main waiting"])}), /metrics p99 ${fmt(percentile(metricsMs, 99), 1)} ms${other && otherLimit ? ` · SKT_ORT_SPINNING=${!SPINNING} ${fmt(other.s.rps)} req/s ${fmt(other.s.weightPerSec)} tok/s (÷ first ${(other.s.weightPerSec / s.weightPerSec).toFixed(3)}; main thread ${fmt((other.stats.cpu["server main"] / other.s.rps) * 1e6)} µs/req, waiting ${pct(other.stats.cpu["server main waiting"])}, /metrics p99 ${fmt(percentile(other.metricsMs, 99), 1)} ms), its limit ${fmt(otherLimit.sentencesPerSec)} sent/s (÷ first ${(otherLimit.realTokensPerSec / limit.realTokensPerSec).toFixed(3)}) · others ≤ ${Math.max(stats.cpu.others, other.stats.cpu.others, limitCpu.others, otherLimitCpu.others).toFixed(2)} cores` : ""}`,
     );
   }
 
@@ -288,8 +302,8 @@ main(async () => {
         "",
       ],
       [
-        "server main thread (event loop): cores busy / CPU µs per request",
-        `${m((x) => x.server.mainCores, 2)} / ${m((x) => x.server.mainUsPerRequest)}`,
+        "server main thread (event loop): cores busy / CPU µs per request / share of the time runnable but waiting for a core",
+        `${m((x) => x.server.mainCores, 2)} / ${m((x) => x.server.mainUsPerRequest)} / ${pct(medianOf(measured, (x) => x.server.mainWaiting))}`,
         "",
         "",
         "",
@@ -314,6 +328,7 @@ main(async () => {
     ],
   );
   const spun = reps.filter((x) => x.spin);
+  const quiet = spun.filter((x) => x.spin!.othersMax < QUIET_OTHERS);
   const sp = (f: (x: (typeof spun)[number]) => number, digits = 0) => fmt(medianOf(spun, f), digits);
   const spinningTable = markdownTable(
     [
@@ -322,7 +337,7 @@ main(async () => {
       "real tokens/s",
       "÷ limit, same spinning (real tokens/s)",
       `÷ limit with SKT_ORT_SPINNING=${SPINNING}`,
-      "main thread cores / µs per request",
+      "main thread cores / µs per request / waiting for a core",
       "rest of the server, cores",
       "/metrics p99 ms",
     ],
@@ -333,7 +348,7 @@ main(async () => {
         sp((x) => x.server.realTokensPerSec),
         medianOf(spun, (x) => x.limitTokensRatio).toFixed(3),
         medianOf(spun, (x) => x.limitTokensRatio).toFixed(3),
-        `${sp((x) => x.server.mainCores, 2)} / ${sp((x) => x.server.mainUsPerRequest)}`,
+        `${sp((x) => x.server.mainCores, 2)} / ${sp((x) => x.server.mainUsPerRequest)} / ${pct(medianOf(spun, (x) => x.server.mainWaiting))}`,
         sp((x) => x.server.restCores, 2),
         sp((x) => x.server.metricsP99, 1),
       ],
@@ -343,7 +358,7 @@ main(async () => {
         sp((x) => x.spin!.realTokensPerSec),
         medianOf(spun, (x) => x.spin!.ownLimitTokensRatio).toFixed(3),
         medianOf(spun, (x) => x.spin!.limitTokensRatio).toFixed(3),
-        `${sp((x) => x.spin!.mainCores, 2)} / ${sp((x) => x.spin!.mainUsPerRequest)}`,
+        `${sp((x) => x.spin!.mainCores, 2)} / ${sp((x) => x.spin!.mainUsPerRequest)} / ${pct(medianOf(spun, (x) => x.spin!.mainWaiting))}`,
         sp((x) => x.spin!.restCores, 2),
         sp((x) => x.spin!.metricsP99, 1),
       ],
@@ -371,6 +386,36 @@ main(async () => {
         `SKT_ORT_SPINNING=${!SPINNING} ÷ ${SPINNING} (real tokens/s, median of per-pair ratios): server; limit`,
         "",
         `${medianOf(spun, (x) => x.spin!.serverRatio).toFixed(3)}; ${medianOf(spun, (x) => x.spin!.limitRatio).toFixed(3)}`,
+        "",
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        `the same, quiet pairs only (others took < ${QUIET_OTHERS} cores in all four windows): ${quiet.length} of ${spun.length}`,
+        "",
+        quiet.length
+          ? `${medianOf(quiet, (x) => x.spin!.serverRatio).toFixed(3)}; ${medianOf(quiet, (x) => x.spin!.limitRatio).toFixed(3)}`
+          : "n/a",
+        "",
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        `the same, loaded pairs: ${spun.length - quiet.length} of ${spun.length}`,
+        "",
+        spun.length > quiet.length
+          ? `${medianOf(
+              spun.filter((x) => !quiet.includes(x)),
+              (x) => x.spin!.serverRatio,
+            ).toFixed(3)}; ${medianOf(
+              spun.filter((x) => !quiet.includes(x)),
+              (x) => x.spin!.limitRatio,
+            ).toFixed(3)}`
+          : "n/a",
         "",
         "",
         "",
@@ -509,6 +554,7 @@ main(async () => {
 function threadFigures(cpu: Record<string, number>, rps: number, metricsMs: number[]) {
   return {
     mainCores: cpu["server main"],
+    mainWaiting: cpu["server main waiting"],
     restCores: cpu["server rest"],
     mainUsPerRequest: (cpu["server main"] / rps) * 1e6,
     serverUsPerRequest: (cpu.server / rps) * 1e6,

@@ -267,6 +267,8 @@ export interface CpuSnapshot {
   procs: Record<string, number>;
   /** Jiffies (user + system) of each watched thread (part of its process's figure, not added to it). */
   threads: Record<string, number>;
+  /** Nanoseconds each watched thread spent runnable but waiting for a core (schedstat's second field). */
+  waits: Record<string, number>;
 }
 
 /** A thread to watch: `tid` of process `pid` (a Node process's main thread, the event loop, has tid = pid). */
@@ -281,6 +283,14 @@ function statJiffies(file: string): number {
     const stat = readFileSync(file, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return Number(f[11]) + Number(f[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+function runQueueWaitNs(t: ThreadId): number {
+  try {
+    return Number(readFileSync(`/proc/${t.pid}/task/${t.tid}/schedstat`, "utf8").split(" ")[1]);
   } catch {
     return NaN;
   }
@@ -305,12 +315,14 @@ export function cpuSnapshot(
     threads: Object.fromEntries(
       Object.entries(threads).map(([k, t]) => [k, statJiffies(`/proc/${t.pid}/task/${t.tid}/stat`)]),
     ),
+    waits: Object.fromEntries(Object.entries(threads).map(([k, t]) => [k, runQueueWaitNs(t)])),
   };
 }
 
 /**
  * Cores busy on average between two snapshots: each process, and everything else ("others"); each
- * watched thread too, under its own name (already counted in its process, so not in "others").
+ * watched thread too, under its own name (already counted in its process, so not in "others"), and
+ * `<name> waiting`: the share of the time it was runnable but had no core.
  */
 export function cpuUsage(a: CpuSnapshot, b: CpuSnapshot): Record<string, number> {
   const hz = 100; // USER_HZ on Linux
@@ -321,7 +333,10 @@ export function cpuUsage(a: CpuSnapshot, b: CpuSnapshot): Record<string, number>
     out[k] = (b.procs[k] - a.procs[k]) / hz / s;
     ours += out[k];
   }
-  for (const k of Object.keys(b.threads)) out[k] = (b.threads[k] - a.threads[k]) / hz / s;
+  for (const k of Object.keys(b.threads)) {
+    out[k] = (b.threads[k] - a.threads[k]) / hz / s;
+    out[`${k} waiting`] = (b.waits[k] - a.waits[k]) / 1e9 / s;
+  }
   out.machine = (b.busy - a.busy) / hz / s;
   out.others = Math.max(0, out.machine - ours);
   return out;
