@@ -31,7 +31,8 @@ export async function openRaw(
   threads = THREADS,
   precision: Precision = "fp32",
   packed: PackedSetting = "auto",
-  spinning = true,
+  /** SKT_ORT_SPINNING; default: the runner's (the server's) default. */
+  spinning?: boolean,
 ): Promise<Raw> {
   const assets = await loadBackboneAssets(MODELS_DIR);
   const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision, packed, spinning });
