@@ -512,6 +512,7 @@ main(async () => {
         "max batch size": LIMITS.maxBatchSize,
         "max batch tokens": LIMITS.maxBatchTokens,
         precision: PRECISION,
+        SKT_ORT_SPINNING: SPINNING,
       }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
       `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for ${SLICE_S} s right after each replay (in an order that mixes short and long batches, so a window ending mid-pass is not biased); the verdict against the limit is on real tokens/s, which does not depend on how far into the dev set the server's window got.`,
