@@ -43,7 +43,7 @@ export interface ServerConfig {
   fusedOps: boolean;
   /** SKT_SHARE_WEIGHTS: sessions read a Hugging Face build's mapped weights instead of prepacked private copies (default on). */
   shareWeights: boolean;
-  /** SKT_ORT_SPINNING: onnxruntime's intra-op threads spin while waiting for work (onnxruntime's default) or sleep (ours). */
+  /** SKT_ORT_SPINNING: onnxruntime's intra-op threads spin while waiting for work (the default) or sleep at once. */
   ortSpinning: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
@@ -359,9 +359,9 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     key: "ortSpinning",
     env: "SKT_ORT_SPINNING",
     flag: "--ort-spinning",
-    default: "false",
+    default: "true",
     meaning:
-      '`true` lets onnxruntime\'s intra-op threads spin while they wait for work (onnxruntime\'s own default); `false` makes them sleep at once (`session.intra_op.allow_spinning=0`), leaving the cycles to the main thread (HTTP, tokenization, batch assembly), to other workers and to other processes. Off by default: on the 2-core development machine, in the same runs of `BENCH_SPINNING_COMPARE=1 npm run bench:efficiency`, the server with it off served 1.09–1.20× the real tokens/s of the server with it on, the sorted raw limit ran 1.15–1.27× faster and the main thread waited for a core 24 % of the time instead of 33 % — with other work on the machine; the one quiet pair gave 1.05× and 1.11×, and an earlier quiet run found the opposite (README "Benchmarks"). See docs/benchmarks.md "Less work on the main thread".',
+      "`true` lets onnxruntime's intra-op threads spin while they wait for work (onnxruntime's own default); `false` makes them sleep at once (`session.intra_op.allow_spinning=0`), leaving the cycles to the main thread (HTTP, tokenization, batch assembly), to other workers and to other processes. On the 2-core development machine with nothing else running, spinning made the raw backbone 5–8 % faster (`npm run bench:spinning`); with other processes on the same cores, turning it off made the server 1.09–1.55× faster and the raw backbone 1.15–1.34× (`BENCH_SPINNING_COMPARE=1 npm run bench:efficiency`). Set `false` on shared or oversubscribed hosts. See docs/benchmarks.md \"Less work on the main thread\".",
     parse: bool,
     boolean: true,
   }),

@@ -178,9 +178,9 @@ export interface RunnerOptions {
    */
   shareWeights?: boolean;
   /**
-   * SKT_ORT_SPINNING (default false; onnxruntime's own default is true): whether idle intra-op
-   * threads spin before they sleep. Spinning threads take cycles the main thread, other workers and
-   * other processes could use (measured in docs/benchmarks.md "Less work on the main thread").
+   * SKT_ORT_SPINNING (default true, onnxruntime's own default): whether idle intra-op threads spin
+   * before they sleep. Spinning is faster on idle cores and takes cycles the main thread, other
+   * workers and other processes could use (docs/benchmarks.md "Less work on the main thread").
    */
   spinning?: boolean;
 }
@@ -291,7 +291,7 @@ export class BackboneRunner {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
     const precision = opts.precision ?? "fp32";
     const mapped = BUILD_FILES.weightsData in manifest.outputs && opts.shareWeights !== false;
-    const spinning = opts.spinning === true;
+    const spinning = opts.spinning !== false;
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
       // A Hugging Face build has token-id graphs only when a command asked for them (hf/build.ts).
       const hasIds = BUILD_FILES.idsModel in manifest.outputs;

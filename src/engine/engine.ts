@@ -527,7 +527,7 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
         precision: opts.precision ?? "fp32",
         packed: opts.packed ?? "auto",
         shareWeights: opts.shareWeights ?? true,
-        spinning: opts.ortSpinning ?? false,
+        spinning: opts.ortSpinning ?? true,
       }),
   );
   workers.forEach((worker, index) => {
