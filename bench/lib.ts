@@ -342,9 +342,10 @@ export function cpuUsage(a: CpuSnapshot, b: CpuSnapshot): Record<string, number>
   return out;
 }
 
+/** Cores per name; a thread's `… waiting` share (of the time, not cores) as a percentage. */
 export function cpuLine(u: Record<string, number> | undefined): string {
   if (!u) return "n/a";
   return Object.entries(u)
-    .map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(2) : "n/a"}`)
+    .map(([k, v]) => `${k} ${!Number.isFinite(v) ? "n/a" : k.endsWith(" waiting") ? pct(v) : v.toFixed(2)}`)
     .join(", ");
 }
