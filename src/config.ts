@@ -361,7 +361,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--ort-spinning",
     default: "true",
     meaning:
-      "`true` lets onnxruntime's intra-op threads spin while they wait for work (onnxruntime's own default); `false` makes them sleep at once (`session.intra_op.allow_spinning=0`), leaving the cycles to the main thread (HTTP, tokenization, batch assembly), to other workers and to other processes. On the 2-core development machine with nothing else running, spinning made the raw backbone 5–8 % faster (`npm run bench:spinning`); with other processes on the same cores, turning it off made the server 1.09–1.55× faster and the raw backbone 1.15–1.34× (`BENCH_SPINNING_COMPARE=1 npm run bench:efficiency`). Set `false` on shared or oversubscribed hosts. See docs/benchmarks.md \"Less work on the main thread\".",
+      "`true` lets onnxruntime's intra-op threads spin while they wait for work (onnxruntime's own default); `false` makes them sleep at once (`session.intra_op.allow_spinning=0`), leaving the cycles to the main thread (HTTP, tokenization, batch assembly), to other workers and to other processes. On the 2-core development machine with nothing else running, the server at saturation was as fast either way and one short row 5–15 % faster with spinning (`npm run bench:spinning`); with other processes on the same cores, turning it off made the server 1.09–1.55× faster and the raw backbone 1.15–1.34× (`BENCH_SPINNING_COMPARE=1 npm run bench:efficiency`). Set `false` on shared or oversubscribed hosts. See docs/benchmarks.md \"Less work on the main thread\".",
     parse: bool,
     boolean: true,
   }),
