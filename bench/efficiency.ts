@@ -10,6 +10,12 @@
  * run what the server serves by default (SKT_PACKED=auto: the padding-free graphs on the CPU). Unless
  * BENCH_PACKED_COMPARE=0, a second server with SKT_PACKED=off is measured in every pair as well,
  * and the limit on the packed graphs, so padded and packed serving meet the same limit in one run.
+ *
+ * The server's CPU is split into its main thread (the event loop: HTTP, JSON, tokenization, batch
+ * assembly) and the rest (inference worker, onnxruntime's threads); with BENCH_METRICS_PROBE_MS
+ * (default 0: off, since the scrapes take main-thread time from the server being measured) GET
+ * /metrics is timed that often during each window. BENCH_SPINNING_COMPARE=1 adds, in every pair, a
+ * server and a limit with onnxruntime's intra-op spinning the other way round (SKT_ORT_SPINNING).
  */
 import type { Precision } from "../src/backbone/device.js";
 import { rowLength } from "../src/engine/assemble.js";
@@ -32,6 +38,7 @@ import {
   medianOf,
   onCleanup,
   pct,
+  percentile,
   QUICK,
   readSst2Sentences,
   REPS,
@@ -41,6 +48,7 @@ import {
   WARMUP_S,
   writeReport,
 } from "./lib.js";
+import { loadConfig } from "../src/config.js";
 import { encodeFor, loggedBatches, openRaw, prepareLocal, rawThroughput, sortedBatches } from "./raw.js";
 import { startServer, windowProbe } from "./server.js";
 
@@ -58,16 +66,26 @@ const SLICE_S = QUICK ? MEASURE_S : Math.min(MEASURE_S, 3);
 const REWARM_S = Math.min(WARMUP_S, 0.5);
 /** BENCH_PRECISION=int8: the server and both raw baselines run the int8 graphs; the fp32 limit is added. */
 const PRECISION = (process.env.BENCH_PRECISION ?? "fp32") as Precision;
+/** SKT_ORT_SPINNING of the server and the raw baselines (the server's default unless set). */
+const SPINNING = loadConfig({
+  env: process.env.SKT_ORT_SPINNING ? { SKT_ORT_SPINNING: process.env.SKT_ORT_SPINNING } : {},
+}).ortSpinning;
+const COMPARE_SPINNING = process.env.BENCH_SPINNING_COMPARE === "1";
+/** A pair counts as quiet when other processes took less than this many cores in each of its windows. */
+const QUIET_OTHERS = 0.3;
+const METRICS_PROBE_MS = envNumber("BENCH_METRICS_PROBE_MS", 0, 0);
 const LIMITS = {
   maxBatchSize: Number(process.env.SKT_MAX_BATCH_SIZE ?? 32),
   maxBatchTokens: Number(process.env.SKT_MAX_BATCH_TOKENS ?? 4096),
 };
 
 main(async () => {
-  const raw = await openRaw(undefined, PRECISION);
+  const raw = await openRaw(undefined, PRECISION, "auto", SPINNING);
   onCleanup(() => raw.release());
-  const rawPadded = await openRaw(undefined, PRECISION, "off");
+  const rawPadded = await openRaw(undefined, PRECISION, "off", SPINNING);
   onCleanup(() => rawPadded.release());
+  const rawPaddedSpin = COMPARE_SPINNING ? await openRaw(undefined, PRECISION, "off", !SPINNING) : null;
+  onCleanup(async () => rawPaddedSpin?.release());
   const rawFp32 = PRECISION === "fp32" ? null : await openRaw(undefined, "fp32", "off");
   onCleanup(async () => rawFp32?.release());
   const packedLimitToo = COMPARE_PACKED && raw.runner.layout === "packed";
@@ -84,6 +102,7 @@ main(async () => {
     SKT_MAX_BATCH_TOKENS: String(LIMITS.maxBatchTokens),
     SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
     SKT_PRECISION: PRECISION,
+    SKT_ORT_SPINNING: String(SPINNING),
   };
   const open = async (label: string, env: Record<string, string>) => {
     const srv = await startServer({ label, env: { ...serverEnv, ...env } });
@@ -94,10 +113,17 @@ main(async () => {
   };
   const { srv: server, client, version } = await open("efficiency", { SKT_DEBUG_BATCH_LOG: batchLog });
   const padded = COMPARE_PACKED ? await open("efficiency-padded", { SKT_PACKED: "off" }) : null;
+  // Its own batch log too (never read), so both servers pay the same main-thread cost for one.
+  const spin = COMPARE_SPINNING
+    ? await open("efficiency-spinning", {
+        SKT_ORT_SPINNING: String(!SPINNING),
+        SKT_DEBUG_BATCH_LOG: path.join(path.dirname(batchLog), "spinning-batches.jsonl"),
+      })
+    : null;
 
   /** One closed-loop window on `srv`, with its batch stats and the wall-clock span of the window. */
   const measure = async (srv: typeof server, c: HttpClient, warmupS: number) => {
-    const probe = windowProbe(srv);
+    const probe = windowProbe(srv, { metricsProbeMs: METRICS_PROBE_MS });
     let from = 0;
     let to = 0;
     const s = await closedLoop(c, {
@@ -114,12 +140,15 @@ main(async () => {
         await probe.onWindowEnd();
       },
     });
-    return { s, stats: probe.stats(), from, to };
+    const metricsMs = await probe.metricsMs();
+    return { s, stats: probe.stats(), from, to, metricsMs };
   };
 
   const reps = [];
   for (let r = 0; r < EFFICIENCY_REPS; r++) {
-    const { s, stats, from, to } = await measure(server, client, r === 0 ? WARMUP_S : REWARM_S);
+    // The spinning comparison's server goes before the first server in odd pairs, after it in even ones.
+    const otherFirst = spin && r % 2 === 1 ? await measure(spin.srv, spin.client, r === 1 ? WARMUP_S : REWARM_S) : null;
+    const { s, stats, from, to, metricsMs } = await measure(server, client, r === 0 ? WARMUP_S : REWARM_S);
     // Exactly the batches the server ran inside the window (the server flushes its log every 250 ms).
     await sleep(600);
     const batches = await loggedBatches(batchLog, from, to, new Map([[`${TASK}@${version}`, adapter]]));
@@ -132,9 +161,15 @@ main(async () => {
     const b = await rawThroughput(raw, batches, SLICE_S * 1000);
     const rawCpu = cpuUsage(c0, cpuSnapshot({ bench: "self" }));
     const off = padded ? await measure(padded.srv, padded.client, r === 0 ? WARMUP_S : REWARM_S) : null;
+    const l0 = cpuSnapshot({ bench: "self" });
     const limit = await rawThroughput(rawPadded, limitBatches, SLICE_S * 1000);
+    const limitCpu = cpuUsage(l0, cpuSnapshot({ bench: "self" }));
     const packedLimit = packedLimitToo ? await rawThroughput(raw, limitBatches, SLICE_S * 1000) : null;
     const fp32Limit = rawFp32 ? await rawThroughput(rawFp32, limitBatches, SLICE_S * 1000) : limit;
+    const other = otherFirst ?? (spin ? await measure(spin.srv, spin.client, r === 0 ? WARMUP_S : REWARM_S) : null);
+    const o0 = cpuSnapshot({ bench: "self" });
+    const otherLimit = rawPaddedSpin ? await rawThroughput(rawPaddedSpin, limitBatches, SLICE_S * 1000) : null;
+    const otherLimitCpu = cpuUsage(o0, cpuSnapshot({ bench: "self" }));
     reps.push({
       server: {
         rps: s.rps,
@@ -146,6 +181,7 @@ main(async () => {
         failed: s.failed,
         failures: s.failures,
         ...stats,
+        ...threadFigures(stats.cpu, s.rps, metricsMs),
       },
       raw: { ...b, cpu: rawCpu },
       tokensRatio: s.weightPerSec / b.realTokensPerSec,
@@ -162,13 +198,29 @@ main(async () => {
         ...off.stats,
       },
       packedOverPadded: off ? s.weightPerSec / off.s.weightPerSec : NaN,
+      spin: other &&
+        otherLimit && {
+          rps: other.s.rps,
+          realTokensPerSec: other.s.weightPerSec,
+          p50: other.s.p50,
+          failed: other.s.failed,
+          ...threadFigures(other.stats.cpu, other.s.rps, other.metricsMs),
+          limit: otherLimit,
+          /** Against the limit with the same spinning setting, and against the first server's limit. */
+          ownLimitTokensRatio: other.s.weightPerSec / otherLimit.realTokensPerSec,
+          limitTokensRatio: other.s.weightPerSec / limit.realTokensPerSec,
+          serverRatio: other.s.weightPerSec / s.weightPerSec,
+          limitRatio: otherLimit.realTokensPerSec / limit.realTokensPerSec,
+          /** The most CPU other processes took in any of the pair's four windows (servers and limits). */
+          othersMax: Math.max(stats.cpu.others, other.stats.cpu.others, limitCpu.others, otherLimitCpu.others),
+        },
       packedLimit,
       fp32Limit,
       fp32LimitRatio: s.rps / fp32Limit.sentencesPerSec,
       precisionSpeedup: limit.sentencesPerSec / fp32Limit.sentencesPerSec,
     });
     console.log(
-      `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)} · sorted limit ${fmt(limit.sentencesPerSec)} sent/s, server ÷ limit ${(s.rps / limit.sentencesPerSec).toFixed(3)}${off ? ` · SKT_PACKED=off ${fmt(off.s.rps)} req/s ${fmt(off.s.weightPerSec)} tok/s (packed ÷ padded ${(s.weightPerSec / off.s.weightPerSec).toFixed(3)})` : ""}${packedLimit ? ` · packed limit ${fmt(packedLimit.sentencesPerSec)} sent/s` : ""}`,
+      `rep ${r + 1}/${EFFICIENCY_REPS}: server ${fmt(s.rps)} req/s ${fmt(s.weightPerSec)} tok/s (batch ${fmt(stats.meanBatchSize, 1)}, ${s.failed} failed) · raw ${fmt(b.sentencesPerSec)} sent/s ${fmt(b.realTokensPerSec)} tok/s · ratio ${(s.weightPerSec / b.realTokensPerSec).toFixed(3)} · sorted limit ${fmt(limit.sentencesPerSec)} sent/s, server ÷ limit ${(s.rps / limit.sentencesPerSec).toFixed(3)}${off ? ` · SKT_PACKED=off ${fmt(off.s.rps)} req/s ${fmt(off.s.weightPerSec)} tok/s (packed ÷ padded ${(s.weightPerSec / off.s.weightPerSec).toFixed(3)})` : ""}${packedLimit ? ` · packed limit ${fmt(packedLimit.sentencesPerSec)} sent/s` : ""} · main thread ${fmt((stats.cpu["server main"] / s.rps) * 1e6)} µs/req (${stats.cpu["server main"].toFixed(2)} cores, waiting ${pct(stats.cpu["server main waiting"])}), /metrics p99 ${fmt(percentile(metricsMs, 99), 1)} ms${other && otherLimit ? ` · SKT_ORT_SPINNING=${!SPINNING} ${fmt(other.s.rps)} req/s ${fmt(other.s.weightPerSec)} tok/s (÷ first ${(other.s.weightPerSec / s.weightPerSec).toFixed(3)}; main thread ${fmt((other.stats.cpu["server main"] / other.s.rps) * 1e6)} µs/req, waiting ${pct(other.stats.cpu["server main waiting"])}, /metrics p99 ${fmt(percentile(other.metricsMs, 99), 1)} ms), its limit ${fmt(otherLimit.sentencesPerSec)} sent/s (÷ first ${(otherLimit.realTokensPerSec / limit.realTokensPerSec).toFixed(3)}) · others ≤ ${Math.max(stats.cpu.others, other.stats.cpu.others, limitCpu.others, otherLimitCpu.others).toFixed(2)} cores` : ""}`,
     );
   }
 
@@ -246,6 +298,131 @@ main(async () => {
         "CPU cores busy during the window (last rep)",
         cpuLine(reps.at(-1)?.server.cpu),
         cpuLine(reps.at(-1)?.raw.cpu),
+        "",
+        "",
+        "",
+      ],
+      [
+        "server main thread (event loop): cores busy / CPU µs per request / share of the time runnable but waiting for a core",
+        `${m((x) => x.server.mainCores, 2)} / ${m((x) => x.server.mainUsPerRequest)} / ${pct(medianOf(measured, (x) => x.server.mainWaiting))}`,
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        "rest of the server (worker, onnxruntime threads): cores busy; whole server CPU µs per request",
+        `${m((x) => x.server.restCores, 2)}; ${m((x) => x.server.serverUsPerRequest)}`,
+        "",
+        "",
+        "",
+        "",
+      ],
+      ...(METRICS_PROBE_MS > 0
+        ? [
+            [
+              `GET /metrics every ${METRICS_PROBE_MS} ms under load, p50 / p99 (ms)`,
+              `${m((x) => x.server.metricsP50, 1)} / ${m((x) => x.server.metricsP99, 1)}`,
+              "",
+              "",
+              "",
+              "",
+            ],
+          ]
+        : []),
+    ],
+  );
+  const spun = reps.filter((x) => x.spin);
+  const quiet = spun.filter((x) => x.spin!.othersMax < QUIET_OTHERS);
+  const sp = (f: (x: (typeof spun)[number]) => number, digits = 0) => fmt(medianOf(spun, f), digits);
+  const spinningTable = markdownTable(
+    [
+      "",
+      "requests/s",
+      "real tokens/s",
+      "÷ limit, same spinning (real tokens/s)",
+      `÷ limit with SKT_ORT_SPINNING=${SPINNING}`,
+      "main thread cores / µs per request / waiting for a core",
+      "rest of the server, cores",
+      "/metrics p99 ms",
+    ],
+    [
+      [
+        `server, SKT_ORT_SPINNING=${SPINNING}`,
+        sp((x) => x.server.rps),
+        sp((x) => x.server.realTokensPerSec),
+        medianOf(spun, (x) => x.limitTokensRatio).toFixed(3),
+        medianOf(spun, (x) => x.limitTokensRatio).toFixed(3),
+        `${sp((x) => x.server.mainCores, 2)} / ${sp((x) => x.server.mainUsPerRequest)} / ${pct(medianOf(spun, (x) => x.server.mainWaiting))}`,
+        sp((x) => x.server.restCores, 2),
+        sp((x) => x.server.metricsP99, 1),
+      ],
+      [
+        `server, SKT_ORT_SPINNING=${!SPINNING}`,
+        sp((x) => x.spin!.rps),
+        sp((x) => x.spin!.realTokensPerSec),
+        medianOf(spun, (x) => x.spin!.ownLimitTokensRatio).toFixed(3),
+        medianOf(spun, (x) => x.spin!.limitTokensRatio).toFixed(3),
+        `${sp((x) => x.spin!.mainCores, 2)} / ${sp((x) => x.spin!.mainUsPerRequest)} / ${pct(medianOf(spun, (x) => x.spin!.mainWaiting))}`,
+        sp((x) => x.spin!.restCores, 2),
+        sp((x) => x.spin!.metricsP99, 1),
+      ],
+      [
+        `raw limit (sorted, padded graphs), SKT_ORT_SPINNING=${SPINNING}`,
+        sp((x) => x.limit.sentencesPerSec),
+        sp((x) => x.limit.realTokensPerSec),
+        "1",
+        "1",
+        "",
+        "",
+        "",
+      ],
+      [
+        `raw limit (sorted, padded graphs), SKT_ORT_SPINNING=${!SPINNING}`,
+        sp((x) => x.spin!.limit.sentencesPerSec),
+        sp((x) => x.spin!.limit.realTokensPerSec),
+        "1",
+        medianOf(spun, (x) => x.spin!.limitRatio).toFixed(3),
+        "",
+        "",
+        "",
+      ],
+      [
+        `SKT_ORT_SPINNING=${!SPINNING} ÷ ${SPINNING} (real tokens/s, median of per-pair ratios): server; limit`,
+        "",
+        `${medianOf(spun, (x) => x.spin!.serverRatio).toFixed(3)}; ${medianOf(spun, (x) => x.spin!.limitRatio).toFixed(3)}`,
+        "",
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        `the same, quiet pairs only (others took < ${QUIET_OTHERS} cores in all four windows): ${quiet.length} of ${spun.length}`,
+        "",
+        quiet.length
+          ? `${medianOf(quiet, (x) => x.spin!.serverRatio).toFixed(3)}; ${medianOf(quiet, (x) => x.spin!.limitRatio).toFixed(3)}`
+          : "n/a",
+        "",
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        `the same, loaded pairs: ${spun.length - quiet.length} of ${spun.length}`,
+        "",
+        spun.length > quiet.length
+          ? `${medianOf(
+              spun.filter((x) => !quiet.includes(x)),
+              (x) => x.spin!.serverRatio,
+            ).toFixed(3)}; ${medianOf(
+              spun.filter((x) => !quiet.includes(x)),
+              (x) => x.spin!.limitRatio,
+            ).toFixed(3)}`
+          : "n/a",
+        "",
+        "",
         "",
         "",
         "",
@@ -340,6 +517,7 @@ main(async () => {
         "max batch size": LIMITS.maxBatchSize,
         "max batch tokens": LIMITS.maxBatchTokens,
         precision: PRECISION,
+        SKT_ORT_SPINNING: SPINNING,
       }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
       `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for ${SLICE_S} s right after each replay (in an order that mixes short and long batches, so a window ending mid-pass is not biased); the verdict against the limit is on real tokens/s, which does not depend on how far into the dev set the server's window got.`,
@@ -352,6 +530,14 @@ main(async () => {
         ? [{ caption: "Padding-free serving: SKT_PACKED=auto vs off, same pairs", markdown: packedTable }]
         : []),
       ...(rawFp32 ? [{ markdown: precisionTable }] : []),
+      ...(spun.length > 0
+        ? [
+            {
+              caption: "onnxruntime intra-op spinning: SKT_ORT_SPINNING both ways, same pairs",
+              markdown: spinningTable,
+            },
+          ]
+        : []),
     ],
     data: {
       limits: LIMITS,
@@ -362,9 +548,23 @@ main(async () => {
       precision: PRECISION,
       limitRatioPerRep: reps.map((x) => x.limitRatio),
       packedOverPaddedPerRep: reps.map((x) => x.packedOverPadded),
+      spinning: SPINNING,
       ratioPerRep: reps.map((x) => x.tokensRatio),
       medianRequestsRatio: median(reps.map((x) => x.requestsRatio)),
       reps,
     },
   });
 });
+
+/** The server's CPU split by thread, per request, and the /metrics probe's latency under load. */
+function threadFigures(cpu: Record<string, number>, rps: number, metricsMs: number[]) {
+  return {
+    mainCores: cpu["server main"],
+    mainWaiting: cpu["server main waiting"],
+    restCores: cpu["server rest"],
+    mainUsPerRequest: (cpu["server main"] / rps) * 1e6,
+    serverUsPerRequest: (cpu.server / rps) * 1e6,
+    metricsP50: metricsMs.length ? percentile(metricsMs, 50) : NaN,
+    metricsP99: metricsMs.length ? percentile(metricsMs, 99) : NaN,
+  };
+}

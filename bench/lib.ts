@@ -265,11 +265,22 @@ export interface CpuSnapshot {
   busy: number;
   /** Jiffies (user + system) of each watched process. */
   procs: Record<string, number>;
+  /** Jiffies (user + system) of each watched thread (part of its process's figure, not added to it). */
+  threads: Record<string, number>;
+  /** Nanoseconds each watched thread spent runnable but waiting for a core (schedstat's second field). */
+  waits: Record<string, number>;
 }
 
-function procJiffies(pid: number | "self"): number {
+/** A thread to watch: `tid` of process `pid` (a Node process's main thread, the event loop, has tid = pid). */
+export interface ThreadId {
+  pid: number;
+  tid: number;
+}
+
+/** utime + stime of a /proc …/stat line (fields 14 and 15; the name in parentheses may hold spaces). */
+function statJiffies(file: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(file, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return Number(f[11]) + Number(f[12]);
   } catch {
@@ -277,8 +288,19 @@ function procJiffies(pid: number | "self"): number {
   }
 }
 
-/** Snapshot of machine-wide busy CPU time and of the given processes (name → pid). */
-export function cpuSnapshot(pids: Record<string, number | "self">): CpuSnapshot {
+function runQueueWaitNs(t: ThreadId): number {
+  try {
+    return Number(readFileSync(`/proc/${t.pid}/task/${t.tid}/schedstat`, "utf8").split(" ")[1]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Snapshot of machine-wide busy CPU time, of the given processes (name → pid) and of the given threads. */
+export function cpuSnapshot(
+  pids: Record<string, number | "self">,
+  threads: Record<string, ThreadId> = {},
+): CpuSnapshot {
   let busy = NaN;
   try {
     const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
@@ -289,11 +311,19 @@ export function cpuSnapshot(pids: Record<string, number | "self">): CpuSnapshot 
   return {
     at: performance.now(),
     busy,
-    procs: Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, procJiffies(p)])),
+    procs: Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, statJiffies(`/proc/${p}/stat`)])),
+    threads: Object.fromEntries(
+      Object.entries(threads).map(([k, t]) => [k, statJiffies(`/proc/${t.pid}/task/${t.tid}/stat`)]),
+    ),
+    waits: Object.fromEntries(Object.entries(threads).map(([k, t]) => [k, runQueueWaitNs(t)])),
   };
 }
 
-/** Cores busy on average between two snapshots: each process, and everything else ("others"). */
+/**
+ * Cores busy on average between two snapshots: each process, and everything else ("others"); each
+ * watched thread too, under its own name (already counted in its process, so not in "others"), and
+ * `<name> waiting`: the share of the time it was runnable but had no core.
+ */
 export function cpuUsage(a: CpuSnapshot, b: CpuSnapshot): Record<string, number> {
   const hz = 100; // USER_HZ on Linux
   const s = (b.at - a.at) / 1000;
@@ -303,14 +333,19 @@ export function cpuUsage(a: CpuSnapshot, b: CpuSnapshot): Record<string, number>
     out[k] = (b.procs[k] - a.procs[k]) / hz / s;
     ours += out[k];
   }
+  for (const k of Object.keys(b.threads)) {
+    out[k] = (b.threads[k] - a.threads[k]) / hz / s;
+    out[`${k} waiting`] = (b.waits[k] - a.waits[k]) / 1e9 / s;
+  }
   out.machine = (b.busy - a.busy) / hz / s;
   out.others = Math.max(0, out.machine - ours);
   return out;
 }
 
+/** Cores per name; a thread's `… waiting` share (of the time, not cores) as a percentage. */
 export function cpuLine(u: Record<string, number> | undefined): string {
   if (!u) return "n/a";
   return Object.entries(u)
-    .map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(2) : "n/a"}`)
+    .map(([k, v]) => `${k} ${!Number.isFinite(v) ? "n/a" : k.endsWith(" waiting") ? pct(v) : v.toFixed(2)}`)
     .join(", ");
 }

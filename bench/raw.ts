@@ -31,9 +31,11 @@ export async function openRaw(
   threads = THREADS,
   precision: Precision = "fp32",
   packed: PackedSetting = "auto",
+  /** SKT_ORT_SPINNING; default: the runner's (the server's) default. */
+  spinning?: boolean,
 ): Promise<Raw> {
   const assets = await loadBackboneAssets(MODELS_DIR);
-  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision, packed });
+  const runner = await BackboneRunner.create(MODELS_DIR, { threads, precision, packed, spinning });
   return { assets, runner, release: () => runner.release() };
 }
 

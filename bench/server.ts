@@ -6,6 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseMetrics, sampleSum, type Sample } from "../scripts/lib/prometheus.js";
+import { periodic } from "./load.js";
 import { freePort, launchServerProcess, waitUntilReady } from "../scripts/lib/server-process.js";
 import { ServerError, SktClient, type TaskInfo } from "../src/client/client.js";
 import { cpuSnapshot, cpuUsage, makeTempDir, MODELS_DIR, onCleanup, sleep, THREADS, type CpuSnapshot } from "./lib.js";
@@ -190,23 +191,50 @@ export function batchStats(
 
 /**
  * Hooks for a load's measurement window: /metrics and CPU snapshots at its start and end, so a
- * script can report batch statistics and how busy the machine was (others' CPU is noise).
+ * script can report batch statistics and how busy the machine was (others' CPU is noise). The
+ * server's main thread (its event loop: HTTP, JSON, tokenization, batch assembly) is accounted on
+ * its own as `server main`, the rest of the process (inference workers, onnxruntime's pool, GC
+ * helpers) as `server rest`. With `metricsProbeMs`, GET /metrics is timed every that many ms on a
+ * connection of its own during the window (`metricsMs()`: each probe's latency).
  */
-export function windowProbe(server: BenchServer) {
+export function windowProbe(server: BenchServer, opts: { metricsProbeMs?: number } = {}) {
   let m0: Metrics | undefined;
   let m1: Metrics | undefined;
   let c0: CpuSnapshot | undefined;
   let c1: CpuSnapshot | undefined;
+  let probing: Promise<number[]> | undefined;
+  let stop = false;
   const pids = { server: server.pid, bench: "self" as const };
+  const threads = { "server main": { pid: server.pid, tid: server.pid } };
   return {
     onWindowStart: async () => {
       m0 = await server.metrics();
-      c0 = cpuSnapshot(pids);
+      c0 = cpuSnapshot(pids, threads);
+      stop = false;
+      if (opts.metricsProbeMs)
+        probing = periodic(
+          opts.metricsProbeMs,
+          () => stop,
+          async () => {
+            const t0 = performance.now();
+            const r = await fetch(`${server.base}/metrics`);
+            await r.arrayBuffer();
+            if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+            return performance.now() - t0;
+          },
+        );
     },
     onWindowEnd: async () => {
-      c1 = cpuSnapshot(pids);
+      c1 = cpuSnapshot(pids, threads);
+      stop = true;
       m1 = await server.metrics();
     },
-    stats: () => ({ ...batchStats(m0!, m1!), cpu: cpuUsage(c0!, c1!) }),
+    stats: () => {
+      const cpu = cpuUsage(c0!, c1!);
+      cpu["server rest"] = cpu.server - cpu["server main"];
+      return { ...batchStats(m0!, m1!), cpu };
+    },
+    /** The /metrics probes' latencies (ms), once the window has ended. */
+    metricsMs: async (): Promise<number[]> => (await probing) ?? [],
   };
 }

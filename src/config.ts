@@ -43,6 +43,8 @@ export interface ServerConfig {
   fusedOps: boolean;
   /** SKT_SHARE_WEIGHTS: sessions read a Hugging Face build's mapped weights instead of prepacked private copies (default on). */
   shareWeights: boolean;
+  /** SKT_ORT_SPINNING: onnxruntime's intra-op threads spin while waiting for work (the default) or sleep at once. */
+  ortSpinning: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
   threads: number;
   /** SKT_WORKERS: inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
@@ -354,6 +356,16 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     default: "true",
     meaning:
       'Hugging Face backbones only (their weights are ONNX external data, `model.onnx.data`): `true` opens the sessions with onnxruntime\'s weight prepacking off, so the plain and prefix sessions of every worker read one memory-mapped copy of the weights (BERT-base: +19 MiB per worker instead of +666 MiB; Qwen2-0.5B shapes: +19 instead of +2,744 MiB); `false` lets onnxruntime prepack a private copy per session, which made single short rows faster (1×16 tokens: 1.5–2.3× on a loaded machine) and large batches no faster (`npm run bench:models`, README "Use your own model").',
+    parse: bool,
+    boolean: true,
+  }),
+  opt({
+    key: "ortSpinning",
+    env: "SKT_ORT_SPINNING",
+    flag: "--ort-spinning",
+    default: "true",
+    meaning:
+      "`true` lets onnxruntime's intra-op threads spin while they wait for work (onnxruntime's own default); `false` makes them sleep at once (`session.intra_op.allow_spinning=0`), leaving the cycles to the main thread (HTTP, tokenization, batch assembly), to other workers and to other processes. On the 2-core development machine with nothing else running, the server at saturation was as fast either way and one short row 5–15 % faster with spinning (`npm run bench:spinning`); with other processes on the same cores, turning it off made the server 1.09–1.55× faster and the raw backbone 1.15–1.34× (`BENCH_SPINNING_COMPARE=1 npm run bench:efficiency`). Set `false` on shared or oversubscribed hosts. See docs/benchmarks.md \"Less work on the main thread\".",
     parse: bool,
     boolean: true,
   }),

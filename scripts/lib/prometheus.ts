@@ -23,7 +23,8 @@ export function parseMetrics(text: string): Sample[] {
     for (const l of (m[2] ?? "").matchAll(LABEL)) labels[l[1]] = l[2];
     const raw = m[3];
     const value = raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : Number(raw);
-    if (Number.isNaN(value) && raw !== "NaN") throw new Error(`bad value in: ${line}`);
+    // prom-client writes "Nan" (an event-loop gauge between two close scrapes); Prometheus reads it case-blind.
+    if (Number.isNaN(value) && raw.toLowerCase() !== "nan") throw new Error(`bad value in: ${line}`);
     out.push({ name: m[1], labels, value });
   }
   return out;

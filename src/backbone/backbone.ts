@@ -180,6 +180,12 @@ export interface RunnerOptions {
    * with prepacking off so they all read the one mapped copy (see createSession).
    */
   shareWeights?: boolean;
+  /**
+   * SKT_ORT_SPINNING (default true, onnxruntime's own default): whether idle intra-op threads spin
+   * before they sleep. Spinning is faster on idle cores and takes cycles the main thread, other
+   * workers and other processes could use (docs/benchmarks.md "Less work on the main thread").
+   */
+  spinning?: boolean;
 }
 
 /** The input stage a runner on `device` uses unless told otherwise (int8 and fp16 graphs exist only as embeds). */
@@ -200,12 +206,17 @@ async function createSession(
   threads: number,
   device: Device,
   mappedWeights: boolean,
+  spinning: boolean,
 ): Promise<ort.InferenceSession> {
+  // onnxruntime's session config keys (onnxruntime_session_options_config_keys.h), nested at the dots.
+  const session: Record<string, unknown> = {};
+  if (mappedWeights) session.disable_prepacking = "1";
+  if (!spinning) session.intra_op = { allow_spinning: "0" };
   return ort.InferenceSession.create(file, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
-    ...(mappedWeights ? { extra: { session: { disable_prepacking: "1" } } } : {}),
+    ...(Object.keys(session).length > 0 ? { extra: { session } } : {}),
     executionProviders: executionProviders(device, device === "webgpu" ? await cpuPinnedNodeNames(file) : []),
     // On WebGPU onnxruntime warns at every session that shape ops stay on the CPU, which is by design.
     ...(device === "webgpu" ? { logSeverityLevel: 3 as const } : {}),
@@ -286,18 +297,19 @@ export class BackboneRunner {
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as BackboneManifest;
     const precision = opts.precision ?? "fp32";
     const mapped = BUILD_FILES.weightsData in manifest.outputs && opts.shareWeights !== false;
+    const spinning = opts.spinning !== false;
     const { sessions, info } = await openOnDevice(opts.device ?? "cpu", precision, async (device) => {
       // A Hugging Face build has token-id graphs only when a command asked for them (hf/build.ts).
       const hasIds = BUILD_FILES.idsModel in manifest.outputs;
       const input = opts.input ?? (hasIds ? defaultGraphInput(device, precision) : "embeds");
       const { layout, files } = chooseGraphs(manifest, precision, input, opts.packed ?? "auto", device);
-      const plain = await createSession(path.join(dir, files[0]), opts.threads, device, mapped);
+      const plain = await createSession(path.join(dir, files[0]), opts.threads, device, mapped, spinning);
       try {
         return {
           input,
           layout,
           plain,
-          prefix: await createSession(path.join(dir, files[1]), opts.threads, device, mapped),
+          prefix: await createSession(path.join(dir, files[1]), opts.threads, device, mapped, spinning),
         };
       } catch (e) {
         await plain.release();

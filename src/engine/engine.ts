@@ -66,6 +66,7 @@ export type EngineOptions = Pick<
       | "model"
       | "fusedOps"
       | "shareWeights"
+      | "ortSpinning"
       | "precision"
       | "packed"
       | "workers"
@@ -533,6 +534,7 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
         precision: opts.precision ?? "fp32",
         packed: opts.packed ?? "auto",
         shareWeights: opts.shareWeights ?? true,
+        spinning: opts.ortSpinning ?? true,
       }),
   );
   workers.forEach((worker, index) => {

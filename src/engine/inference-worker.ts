@@ -84,6 +84,7 @@ export class InferenceWorker extends EventEmitter {
         precision: this.opts.precision,
         packed: this.opts.packed,
         shareWeights: this.opts.shareWeights,
+        spinning: this.opts.spinning,
       };
       const worker = spawnWorker(init);
       this.worker = worker;

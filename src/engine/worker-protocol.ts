@@ -15,6 +15,8 @@ export interface WorkerInit {
   packed?: PackedSetting;
   /** SKT_SHARE_WEIGHTS (RunnerOptions.shareWeights). */
   shareWeights?: boolean;
+  /** SKT_ORT_SPINNING (RunnerOptions.spinning). */
+  spinning?: boolean;
 }
 
 export type WorkerRequest = { type: "run"; id: number; batch: BackboneBatch } | { type: "close" } | { type: "crash" };

@@ -44,6 +44,7 @@ try {
     precision: init.precision,
     packed: init.packed,
     shareWeights: init.shareWeights,
+    spinning: init.spinning,
   };
   const runner = await (init.backboneDir
     ? BackboneRunner.open(init.backboneDir, runnerOptions)

@@ -43,6 +43,13 @@ describe("parseMetrics", () => {
     expect(() => parseMetrics("x_total abc")).toThrow(/bad value/);
   });
 
+  it('reads prom-client\'s "Nan" (an event-loop gauge between two close scrapes) as NaN, case-blind', () => {
+    const s = parseMetrics("nodejs_eventloop_lag_mean_seconds Nan\nm nan\n");
+    expect(sampleValue(s, "nodejs_eventloop_lag_mean_seconds")).toBeNaN();
+    expect(sampleValue(s, "m")).toBeNaN();
+    expect(() => parseMetrics("x_total NaNa")).toThrow(/bad value/);
+  });
+
   it("reads prom-client's own exposition: counters by label and histogram sums and counts", async () => {
     const registry = new Registry();
     const c = new Counter({ name: "c_total", help: "c", labelNames: ["task"], registers: [registry] });
