@@ -272,6 +272,8 @@ function chooseGraphs(
 export class BackboneRunner {
   /** The device prefix banks, opened at the first banked batch (WebGPU only). */
   private banks: Promise<PrefixBanks> | null = null;
+  /** The same banks once open (for the synchronous release before a worker thread exits). */
+  private openBanks: PrefixBanks | null = null;
 
   private constructor(
     readonly dims: BackboneDims,
@@ -385,6 +387,7 @@ export class BackboneRunner {
     let banks: PrefixBanks;
     try {
       banks = await this.banks;
+      this.openBanks = banks;
     } catch (e) {
       this.banks = null;
       throw unavailable((e as Error).message);
@@ -392,6 +395,11 @@ export class BackboneRunner {
     const onDevice = await banks.inputs(p.bank, p.length);
     const mask = new ort.Tensor("int64", p.mask, [batch, p.length]);
     return { ...onDevice, prefix_mask: mask };
+  }
+
+  /** Frees whatever this runner keeps on the device between runs, synchronously (see PrefixBanks.releaseDeviceMemory). */
+  releaseDeviceMemory(): void {
+    this.openBanks?.releaseDeviceMemory();
   }
 
   async release(): Promise<void> {

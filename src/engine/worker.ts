@@ -16,7 +16,7 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
     await runner.release();
     process.exit(0);
   }
-  if (msg.type === "crash") process.exit(70); // fault injection for tests
+  if (msg.type === "crash") process.exit(70); // fault injection for tests (the exit hook below still runs)
   const started = performance.now();
   try {
     const raw = await runner.run(msg.batch);
@@ -49,6 +49,9 @@ try {
   const runner = await (init.backboneDir
     ? BackboneRunner.open(init.backboneDir, runnerOptions)
     : BackboneRunner.create(init.modelsDir, runnerOptions));
+  // However the thread ends (close, a crash, an uncaught error), device buffers go first: one left to
+  // a finalizer after the thread's sessions are gone corrupts the process's heap.
+  process.on("exit", () => runner.releaseDeviceMemory());
   let chain = Promise.resolve();
   port.on("message", (msg: WorkerRequest) => {
     chain = chain.then(() => handle(runner, msg));
