@@ -29,6 +29,7 @@ import { HfTokenizer } from "./hf/tokenizer.js";
 import { UseLiteTokenizer, type BackboneTokenizer } from "./tokenizer.js";
 import { INPUT_IDS, PROMPT_ROWS, type GraphInput } from "./token-input.js";
 import { cpuPinnedNodeNames } from "./webgpu-placement.js";
+import { onDevice, onDeviceSync } from "./device-lock.js";
 import { DEVICE_BANKS_UNAVAILABLE, PrefixBanks, type BankedPrefix } from "./prefix-banks.js";
 import { chooseLayout, packingIndices, type GraphLayout, type PackedSetting, type PackingIndices } from "./packing.js";
 
@@ -212,15 +213,18 @@ async function createSession(
   const session: Record<string, unknown> = {};
   if (mappedWeights) session.disable_prepacking = "1";
   if (!spinning) session.intra_op = { allow_spinning: "0" };
-  return ort.InferenceSession.create(file, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-    ...(Object.keys(session).length > 0 ? { extra: { session } } : {}),
-    executionProviders: executionProviders(device, device === "webgpu" ? await cpuPinnedNodeNames(file) : []),
-    // On WebGPU onnxruntime warns at every session that shape ops stay on the CPU, which is by design.
-    ...(device === "webgpu" ? { logSeverityLevel: 3 as const } : {}),
-  });
+  const cpuNodes = device === "webgpu" ? await cpuPinnedNodeNames(file) : [];
+  return onDevice(device, () =>
+    ort.InferenceSession.create(file, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+      ...(Object.keys(session).length > 0 ? { extra: { session } } : {}),
+      executionProviders: executionProviders(device, cpuNodes),
+      // On WebGPU onnxruntime warns at every session that shape ops stay on the CPU, which is by design.
+      ...(device === "webgpu" ? { logSeverityLevel: 3 as const } : {}),
+    }),
+  );
 }
 
 /**
@@ -274,6 +278,7 @@ export class BackboneRunner {
   private banks: Promise<PrefixBanks> | null = null;
   /** The same banks once open (for the synchronous release before a worker thread exits). */
   private openBanks: PrefixBanks | null = null;
+  private released = false;
 
   private constructor(
     readonly dims: BackboneDims,
@@ -314,7 +319,7 @@ export class BackboneRunner {
           prefix: await createSession(path.join(dir, files[1]), opts.threads, device, mapped, spinning),
         };
       } catch (e) {
-        await plain.release();
+        await onDevice(device, () => plain.release());
         throw e;
       }
     });
@@ -329,7 +334,12 @@ export class BackboneRunner {
     );
   }
 
+  /** Runs one batch; on WebGPU holding the process's device lock for the whole batch (device-lock.ts). */
   async run(b: BackboneBatch): Promise<BackboneOutputs> {
+    return onDevice(this.deviceInfo.device, () => this.runBatch(b));
+  }
+
+  private async runBatch(b: BackboneBatch): Promise<BackboneOutputs> {
     const D = this.dims.embedDim;
     const feeds: Record<string, ort.Tensor> = {
       attention_mask: new ort.Tensor("int64", b.attentionMask, [b.batch, b.seq]),
@@ -364,15 +374,15 @@ export class BackboneRunner {
       });
       feeds.prefix_mask = new ort.Tensor("int64", b.prefix.mask, [b.batch, P]);
     }
-    const onDevice = b.bankedPrefix ? await this.bankedInputs(b.bankedPrefix, b.batch) : {};
-    Object.assign(feeds, onDevice);
+    const deviceInputs = b.bankedPrefix ? await this.bankedInputs(b.bankedPrefix, b.batch) : {};
+    Object.assign(feeds, deviceInputs);
     try {
       const result = await session.run(feeds, b.outputs);
       const out: BackboneOutputs = {};
       for (const name of b.outputs) out[name] = result[name].data as Float32Array;
       return out;
     } finally {
-      for (const t of Object.values(onDevice)) if (t.location === "gpu-buffer") t.dispose();
+      for (const t of Object.values(deviceInputs)) if (t.location === "gpu-buffer") t.dispose();
     }
   }
 
@@ -392,19 +402,33 @@ export class BackboneRunner {
       this.banks = null;
       throw unavailable((e as Error).message);
     }
-    const onDevice = await banks.inputs(p.bank, p.length);
+    const read = await banks.inputs(p.bank, p.length);
     const mask = new ort.Tensor("int64", p.mask, [batch, p.length]);
-    return { ...onDevice, prefix_mask: mask };
+    return { ...read, prefix_mask: mask };
   }
 
-  /** Frees whatever this runner keeps on the device between runs, synchronously (see PrefixBanks.releaseDeviceMemory). */
-  releaseDeviceMemory(): void {
-    this.openBanks?.releaseDeviceMemory();
+  /**
+   * Releases the sessions and the device banks now, synchronously, under the device lock: for a
+   * worker thread about to exit (a crash included), so that nothing is left to finalizers that
+   * would free device memory during the thread's teardown while another thread uses the device.
+   * onnxruntime-node's `release()` frees the native session before its promise (backend.js).
+   */
+  releaseBeforeExit(): void {
+    if (this.released) return;
+    this.released = true;
+    onDeviceSync(this.deviceInfo.device, () => {
+      this.openBanks?.releaseNow();
+      for (const s of [this.plain, this.withPrefix]) void s.release();
+    });
   }
 
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     const banks = this.banks && (await this.banks.catch(() => null));
-    await Promise.all([this.plain.release(), this.withPrefix.release(), banks?.release()]);
+    await onDevice(this.deviceInfo.device, async () => {
+      await Promise.all([this.plain.release(), this.withPrefix.release(), banks?.release()]);
+    });
   }
 }
 

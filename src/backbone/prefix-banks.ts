@@ -20,6 +20,7 @@ import {
   SLOTS,
 } from "./device-bank.js";
 import { executionProviders } from "./device.js";
+import { onDevice, onDeviceSync } from "./device-lock.js";
 import { toOnnxBytes } from "./graph/onnx.js";
 
 /** The error code of a runner whose banks cannot open (the engine then sends that worker's prefixes). */
@@ -61,8 +62,17 @@ export class PrefixBanks {
     private readonly read: ort.InferenceSession,
   ) {}
 
-  /** Sessions on WebGPU whose outputs stay on the device (`preferredOutputLocation: "gpu-buffer"`). */
+  private released = false;
+
+  /**
+   * Sessions on WebGPU whose outputs stay on the device (`preferredOutputLocation: "gpu-buffer"`).
+   * Every call into them holds the process's device lock (device-lock.ts).
+   */
   static async open(layers: readonly AttentionLayerDims[]): Promise<PrefixBanks> {
+    return onDevice("webgpu", () => PrefixBanks.openSessions(layers));
+  }
+
+  private static async openSessions(layers: readonly AttentionLayerDims[]): Promise<PrefixBanks> {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: executionProviders("webgpu"),
       preferredOutputLocation: "gpu-buffer",
@@ -85,6 +95,10 @@ export class PrefixBanks {
    * its run. Any failure drops the banks, so no later batch of this generation reads them.
    */
   async inputs(req: BankRequest, P: number): Promise<Record<string, ort.Tensor>> {
+    return onDevice("webgpu", () => this.readInputs(req, P));
+  }
+
+  private async readInputs(req: BankRequest, P: number): Promise<Record<string, ort.Tensor>> {
     try {
       await this.apply(req);
       for (const s of req.rowSlots)
@@ -170,18 +184,24 @@ export class PrefixBanks {
   }
 
   /**
-   * Releases the banks' device buffers now (synchronous: for a worker thread that is about to exit).
-   * A gpu-buffer tensor still alive when its thread dies is left to a finalizer that may run after
-   * the thread's sessions are gone. Suspected cause of "malloc(): unaligned tcache chunk detected"
-   * in test/webgpu/device-cache.test.ts (1 of 3 parallel runs and 1 CI run crashed there, after its
-   * crashed-worker test; 0 of 6 with this release on exit).
+   * Releases the banks and the sessions now, synchronously (for a worker thread about to exit: see
+   * BackboneRunner.releaseBeforeExit); onnxruntime-node frees a session before its promise resolves.
    */
-  releaseDeviceMemory(): void {
-    this.drop();
+  releaseNow(): void {
+    if (this.released) return;
+    this.released = true;
+    onDeviceSync("webgpu", () => {
+      this.drop();
+      for (const s of [this.update, this.grow, this.read]) void s.release();
+    });
   }
 
   async release(): Promise<void> {
-    this.drop();
-    await Promise.all([this.update.release(), this.grow.release(), this.read.release()]);
+    if (this.released) return;
+    this.released = true;
+    await onDevice("webgpu", async () => {
+      this.drop();
+      await Promise.all([this.update.release(), this.grow.release(), this.read.release()]);
+    });
   }
 }

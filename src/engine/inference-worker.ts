@@ -10,7 +10,8 @@ import type { DeviceInfo } from "../backbone/device.js";
 import type { GraphInput } from "../backbone/token-input.js";
 import type { GraphLayout } from "../backbone/packing.js";
 import { SktError } from "../errors.js";
-import type { WorkerInit, WorkerReply } from "./worker-protocol.js";
+import { deviceLockHandle, freeDeviceLockOf } from "../backbone/device-lock.js";
+import type { WorkerData, WorkerInit, WorkerReply } from "./worker-protocol.js";
 
 interface Pending {
   resolve: (r: { outputs: BackboneOutputs; runMs: number }) => void;
@@ -24,10 +25,11 @@ const WORKER_URL = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./
  * resolved from here, not from the working folder (which may be anywhere, e.g. `skt serve` in /srv).
  */
 function spawnWorker(init: WorkerInit): Worker {
-  if (!WORKER_URL.pathname.endsWith(".ts")) return new Worker(WORKER_URL, { workerData: init });
+  const workerData: WorkerData = { ...init, deviceLock: deviceLockHandle() };
+  if (!WORKER_URL.pathname.endsWith(".ts")) return new Worker(WORKER_URL, { workerData });
   const tsxApi = import.meta.resolve("tsx/esm/api");
   const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: init });
+  return new Worker(bootstrap, { eval: true, workerData });
 }
 
 export interface InferenceWorkerOptions extends WorkerInit {
@@ -110,8 +112,10 @@ export class InferenceWorker extends EventEmitter {
         } else this.settle(msg);
       });
       worker.on("error", (e) => this.emit("worker-error", e));
+      const threadId = worker.threadId;
       worker.on("exit", (code) => {
         this.ready = false;
+        freeDeviceLockOf(threadId);
         if (this.worker === worker) this.worker = null;
         this.failPending(
           new SktError(

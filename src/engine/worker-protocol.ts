@@ -19,6 +19,11 @@ export interface WorkerInit {
   spinning?: boolean;
 }
 
+/** What a worker thread gets in `workerData`: its init, and the process's device lock (device-lock.ts). */
+export interface WorkerData extends WorkerInit {
+  deviceLock: SharedArrayBuffer;
+}
+
 export type WorkerRequest = { type: "run"; id: number; batch: BackboneBatch } | { type: "close" } | { type: "crash" };
 
 export type WorkerReply =

@@ -6,10 +6,13 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { BackboneRunner } from "../backbone/backbone.js";
-import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
+import { adoptDeviceLock } from "../backbone/device-lock.js";
+import type { WorkerData, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 
-const init = workerData as WorkerInit;
+const init = workerData as WorkerData;
 const port = parentPort!;
+// Every thread of the process takes the same lock before touching the WebGPU device.
+adoptDeviceLock(init.deviceLock);
 
 async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void> {
   if (msg.type === "close") {
@@ -49,9 +52,9 @@ try {
   const runner = await (init.backboneDir
     ? BackboneRunner.open(init.backboneDir, runnerOptions)
     : BackboneRunner.create(init.modelsDir, runnerOptions));
-  // However the thread ends (close, a crash, an uncaught error), device buffers go first: one left to
-  // a finalizer after the thread's sessions are gone corrupts the process's heap.
-  process.on("exit", () => runner.releaseDeviceMemory());
+  // However the thread ends (a crash, an uncaught error), its sessions and device buffers are released
+  // under the device lock first, not by finalizers during the thread's teardown, which take no lock.
+  process.on("exit", () => runner.releaseBeforeExit());
   let chain = Promise.resolve();
   port.on("message", (msg: WorkerRequest) => {
     chain = chain.then(() => handle(runner, msg));
