@@ -110,11 +110,7 @@ export interface ServerConfig {
 const KiB = 1024;
 const MiB = 1024 * KiB;
 /** SKT_DEVICE_CACHE_BYTES when unset (also for engines created without a configuration). */
-/**
- * Off by default: with the banks on, a test fork crashed with a heap corruption in some runs
- * (docs/webgpu.md "Adapters on the device"); opt in with a byte budget, e.g. 256 MiB.
- */
-export const DEFAULT_DEVICE_CACHE_BYTES = 0;
+export const DEFAULT_DEVICE_CACHE_BYTES = 256 * MiB;
 const GiB = 1024 * MiB;
 
 // ---- value parsers (string in, typed value out, with messages people can act on) -------------
@@ -388,9 +384,9 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     env: "SKT_WORKERS",
     flag: "--workers",
     default: String(PARALLELISM.workers),
-    defaultDoc: "1 below 4 cores, else ⌊(cores − 1) / 2⌋ (8 cores: 3, 16 cores: 7)",
+    defaultDoc: "1 below 4 cores or with `SKT_DEVICE=webgpu`, else ⌊(cores − 1) / 2⌋ (8 cores: 3, 16 cores: 7)",
     meaning:
-      "Inference worker threads. Each loads its own copy of the backbone's sessions (onnxruntime-node cannot share weights between sessions in different threads: USE-lite's two sessions add ~110 MB resident per worker) and pulls the next batch as soon as it is free. A worker that dies is restarted (`skt_worker_restarts_total`); the others keep serving.",
+      "Inference worker threads. Each loads its own copy of the backbone's sessions (onnxruntime-node cannot share weights between sessions in different threads: USE-lite's two sessions add ~110 MB resident per worker) and pulls the next batch as soon as it is free. A worker that dies is restarted (`skt_worker_restarts_total`); the others keep serving. On WebGPU the workers take turns on the device (one lock per process: onnxruntime's WebGPU provider is not safe from two threads at once, docs/webgpu.md \"Threads and the device\"), so more than one overlaps only host-side work and each holds its own copy of the weights in GPU memory: the default with `SKT_DEVICE=webgpu` is 1, and `SKT_DEVICE=auto` logs a warning when several workers land on WebGPU.",
     parse: int(1, 256),
   }),
   opt({
@@ -460,7 +456,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     flag: "--device-cache-bytes",
     default: String(DEFAULT_DEVICE_CACHE_BYTES),
     meaning:
-      'Per WebGPU inference worker: device memory that keeps prepared adapters\' prefix keys/values on the GPU between batches, so a prefix batch sends a slot number per row instead of its keys/values (USE-lite, 12 positions: 72 KiB a row); least recently used evicted; accepts KiB/MiB/GiB suffixes. Counted apart from SKT_CACHE_BYTES, and in whole slots of the longest prefix seen. `0` (the default, until a heap corruption seen with the banks in some test runs is understood: docs/webgpu.md "Adapters on the device"): prefixes are sent with every batch. CPU workers always send them (no bus to save).',
+      "Per WebGPU inference worker: device memory that keeps prepared adapters' prefix keys/values on the GPU between batches, so a prefix batch sends a slot number per row instead of its keys/values (USE-lite, 12 positions: 72 KiB a row); least recently used evicted; accepts KiB/MiB/GiB suffixes. Counted apart from SKT_CACHE_BYTES, and in whole slots of the longest prefix seen. `0`: prefixes are sent with every batch. CPU workers always send them (no bus to save).",
     parse: bytes(0),
   }),
   opt({
@@ -701,6 +697,7 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   const flags = parseFlags(sources.argv ?? []);
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
+  const defaulted = new Set<string>();
   for (const o of CONFIG_OPTIONS) {
     const fromFlag = flags.get(o.key);
     const envValue = env[o.env];
@@ -715,6 +712,7 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
     } else {
       raw = o.default;
       source = "default";
+      defaulted.add(o.key);
     }
     if (raw === undefined) {
       out[o.key] = undefined;
@@ -729,6 +727,8 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
       );
     }
   }
+  // Workers on WebGPU take turns on the device (SKT_WORKERS' meaning): one unless asked for more.
+  if (defaulted.has("workers") && out.device === "webgpu") out.workers = 1;
   if (problems.length > 0) {
     throw new SktError("bad_request", "invalid_config", `Invalid configuration:\n  ${problems.join("\n  ")}`, {
       problems,

@@ -560,6 +560,13 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
     await Promise.all(workers.map((w) => w.close()));
     throw failed.reason;
   }
+  const onWebGpu = workers.filter((w) => w.deviceInfo?.device === "webgpu").length;
+  if (onWebGpu > 1)
+    opts.log?.(
+      "warn",
+      `${onWebGpu} inference workers on WebGPU take turns on the device (one at a time per process) and each holds its own copy of the weights in GPU memory; SKT_WORKERS=1 serves as fast with less memory`,
+      { workers: onWebGpu },
+    );
   return workers;
 }
 

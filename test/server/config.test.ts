@@ -48,7 +48,7 @@ describe("loadConfig", () => {
       maxInFlightBatches: 2,
       queueSize: 1024,
       cacheBytes: 256 * 1024 * 1024,
-      deviceCacheBytes: 0,
+      deviceCacheBytes: 256 * 1024 * 1024,
       maxTexts: 64,
       maxTextChars: 10_000,
       maxTasksPerCall: 8,

@@ -48,17 +48,7 @@ function fakeAdapter(
   } as unknown as PreparedAdapter;
 }
 
-/**
- * Opt-in (SKT_DEVICE_CACHE_TESTS=1) while the heap corruption is open: in some runs this file's fork
- * died with "malloc(): unaligned tcache chunk detected" after its tests passed (docs/webgpu.md
- * "Adapters on the device"); the feature is off by default (SKT_DEVICE_CACHE_BYTES=0) until then.
- */
-const optedIn = ["1", "true"].includes(process.env.SKT_DEVICE_CACHE_TESTS ?? "");
-const skipBanks = skipWebGpu || !optedIn;
-const bankSuite = (name: string) =>
-  optedIn ? webgpuSuite(name) : `${name} [skipped: set SKT_DEVICE_CACHE_TESTS=1; heap corruption under investigation]`;
-
-describe.skipIf(skipBanks)(bankSuite("prefixes resident on the WebGPU device"), { timeout: 600_000 }, () => {
+describe.skipIf(skipWebGpu)(webgpuSuite("prefixes resident on the WebGPU device"), { timeout: 600_000 }, () => {
   let assets: BackboneAssets;
   let runner: BackboneRunner;
 
@@ -166,7 +156,7 @@ describe.skipIf(skipBanks)(bankSuite("prefixes resident on the WebGPU device"), 
   });
 });
 
-describe.skipIf(skipBanks)(bankSuite("the device adapter cache in the engine"), { timeout: 600_000 }, () => {
+describe.skipIf(skipWebGpu)(webgpuSuite("the device adapter cache in the engine"), { timeout: 600_000 }, () => {
   let rig: EngineRig;
   let plain: EngineRig;
 
