@@ -35,6 +35,7 @@ import {
   MEASURE_S,
   markdownTable,
   median,
+  medianCell,
   medianOf,
   onCleanup,
   pct,
@@ -233,7 +234,7 @@ main(async () => {
    */
   const limitTokensRatio = medianOf(reps, (x) => x.limitTokensRatio);
   const measured = [...reps];
-  const m = (f: (x: (typeof measured)[number]) => number, digits = 0) => fmt(medianOf(measured, f), digits);
+  const m = medianCell(measured);
   const table = markdownTable(
     [
       "",
@@ -334,7 +335,7 @@ main(async () => {
   );
   const spun = reps.filter((x) => x.spin);
   const quiet = spun.filter((x) => x.spin!.othersMax < QUIET_OTHERS);
-  const sp = (f: (x: (typeof spun)[number]) => number, digits = 0) => fmt(medianOf(spun, f), digits);
+  const sp = medianCell(spun);
   const spinningTable = markdownTable(
     [
       "",

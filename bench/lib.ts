@@ -257,6 +257,11 @@ export function medianOf<T>(reps: T[], f: (r: T) => number): number {
   return median(reps.map(f));
 }
 
+/** A table-cell formatter over `reps`: the median of `f`, printed with `digits` decimals. */
+export function medianCell<T>(reps: T[]): (f: (r: T) => number, digits?: number) => string {
+  return (f, digits = 0) => fmt(medianOf(reps, f), digits);
+}
+
 // ---- CPU accounting (shared machine: say how much CPU others took during a measurement) -------
 
 export interface CpuSnapshot {
