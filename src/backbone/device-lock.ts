@@ -5,8 +5,8 @@
  * buffer cache — and every session of every thread records into it without synchronisation
  * (microsoft/onnxruntime#32561, #27592; the fix proposed in #29851 / #32587 is not released). Two
  * threads creating, running or releasing WebGPU sessions at the same time corrupt the heap:
- * `scripts/webgpu-thread-race.ts` crashes (SIGSEGV, or glibc's "malloc(): unaligned tcache chunk
- * detected") in every run with 3 threads and never with one, and never with this lock.
+ * `scripts/webgpu-thread-race.ts` crashed (SIGSEGV, or glibc's "malloc(): unsorted double linked
+ * list corrupted") in 7 of 7 runs with 3 threads, never with one thread or with this lock.
  *
  * The lock is a word in a SharedArrayBuffer: the main thread makes it, every inference worker adopts
  * the main thread's (worker-protocol.ts carries it in `workerData`). It is re-entrant per thread: the

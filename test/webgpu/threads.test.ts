@@ -1,7 +1,7 @@
 /**
  * Several threads on the WebGPU device at once (src/backbone/device-lock.ts), on SwiftShader.
  * onnxruntime's WebGPU provider shares one unsynchronised context per process; without the lock,
- * `scripts/webgpu-thread-race.ts --no-lock` crashed the process in 5 of 5 runs (SIGSEGV or glibc's
+ * three threads of `scripts/webgpu-thread-race.ts` crashed the process in 7 of 7 runs (SIGSEGV or glibc's
  * heap checks), so the first test runs that script with the lock in a child process (a crash there
  * fails the test with its exit code instead of taking this file's fork down). The second is the
  * server's case: two inference workers on WebGPU serving concurrent requests of three tasks give
