@@ -14,9 +14,10 @@
  *   npx tsx scripts/webgpu-thread-race.ts [--threads 3] [--iters 200] [--no-lock]
  */
 import { parseArgs } from "node:util";
-import { isMainThread, threadId, Worker, workerData } from "node:worker_threads";
+import { isMainThread, threadId, workerData } from "node:worker_threads";
 import { adoptDeviceLock, deviceLockHandle } from "../src/backbone/device-lock.js";
 import { PrefixBanks } from "../src/backbone/prefix-banks.js";
+import { startThread } from "../src/engine/thread.js";
 import { prepareWebGpuEnv } from "./lib/webgpu-env.js";
 
 interface RaceThread {
@@ -50,12 +51,10 @@ async function raceThread({ iters, lock }: RaceThread): Promise<void> {
   await banks.release();
 }
 
-/** A worker thread running this file (tsx's loader registered first, as inference-worker.ts does). */
+/** A worker thread running this file; resolves with its exit code. */
 function spawn(data: RaceThread): Promise<number> {
-  const api = import.meta.resolve("tsx/esm/api");
-  const boot = `import(${JSON.stringify(api)}).then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); })`;
   return new Promise((resolve, reject) => {
-    const worker = new Worker(boot, { eval: true, workerData: data });
+    const worker = startThread(import.meta.url, data);
     worker.on("error", reject);
     worker.on("exit", resolve);
   });

@@ -11,6 +11,7 @@ import type { GraphInput } from "../backbone/token-input.js";
 import type { GraphLayout } from "../backbone/packing.js";
 import { SktError } from "../errors.js";
 import { deviceLockHandle, freeDeviceLockOf } from "../backbone/device-lock.js";
+import { startThread } from "./thread.js";
 import type { WorkerData, WorkerInit, WorkerReply } from "./worker-protocol.js";
 
 interface Pending {
@@ -20,16 +21,9 @@ interface Pending {
 
 const WORKER_URL = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
 
-/**
- * Source runs (tsx, vitest) have a .ts worker: register tsx's loader inside the worker first. tsx is
- * resolved from here, not from the working folder (which may be anywhere, e.g. `skt serve` in /srv).
- */
 function spawnWorker(init: WorkerInit): Worker {
   const workerData: WorkerData = { ...init, deviceLock: deviceLockHandle() };
-  if (!WORKER_URL.pathname.endsWith(".ts")) return new Worker(WORKER_URL, { workerData });
-  const tsxApi = import.meta.resolve("tsx/esm/api");
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
+  return startThread(WORKER_URL, workerData);
 }
 
 export interface InferenceWorkerOptions extends WorkerInit {

@@ -6,8 +6,9 @@
  * together: each waits until `threads` of them have counted themselves ready in `counters[2]`.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { isMainThread, Worker, workerData } from "node:worker_threads";
+import { isMainThread, workerData, type Worker } from "node:worker_threads";
 import { adoptDeviceLock, onDevice } from "../../src/backbone/device-lock.js";
+import { startThread } from "../../src/engine/thread.js";
 
 export interface LockThreadData {
   lock: SharedArrayBuffer | null;
@@ -19,9 +20,7 @@ export interface LockThreadData {
 
 /** Starts a thread running this file. */
 export function startLockThread(data: LockThreadData): Worker {
-  const api = import.meta.resolve("tsx/esm/api");
-  const boot = `import(${JSON.stringify(api)}).then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); })`;
-  return new Worker(boot, { eval: true, workerData: data });
+  return startThread(import.meta.url, data);
 }
 
 /** Starts a thread running this file; resolves with its exit code. */
