@@ -43,6 +43,8 @@ export interface ServerConfig {
   fusedOps: boolean;
   /** SKT_SHARE_WEIGHTS: sessions read a Hugging Face build's mapped weights instead of prepacked private copies (default on). */
   shareWeights: boolean;
+  /** SKT_FAST_LANE: serve the common /classify request on Node's http directly (src/server/classify-fast-lane.ts). */
+  fastLane: boolean;
   /** SKT_ORT_SPINNING: onnxruntime's intra-op threads spin while waiting for work (the default) or sleep at once. */
   ortSpinning: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
@@ -356,6 +358,16 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     default: "true",
     meaning:
       'Hugging Face backbones only (their weights are ONNX external data, `model.onnx.data`): `true` opens the sessions with onnxruntime\'s weight prepacking off, so the plain and prefix sessions of every worker read one memory-mapped copy of the weights (BERT-base: +19 MiB per worker instead of +666 MiB; Qwen2-0.5B shapes: +19 instead of +2,744 MiB); `false` lets onnxruntime prepack a private copy per session, which made single short rows faster (1×16 tokens: 1.5–2.3× on a loaded machine) and large batches no faster (`npm run bench:models`, README "Use your own model").',
+    parse: bool,
+    boolean: true,
+  }),
+  opt({
+    key: "fastLane",
+    env: "SKT_FAST_LANE",
+    flag: "--fast-lane",
+    default: "true",
+    meaning:
+      "`true` serves `POST /classify?task=NAME` with a JSON body of a shape it is sure of on Node's http directly, with the same answers, metrics and log lines as the app (src/server/classify-fast-lane.ts); everything else goes through hono. It roughly halves the main thread's CPU per request at saturation (README \"Speed\"). `false` sends every request through hono.",
     parse: bool,
     boolean: true,
   }),

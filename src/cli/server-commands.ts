@@ -51,6 +51,7 @@ async function serve(argv: string[]): Promise<void> {
   const { DeferredService } = await import("../engine/deferred-service.js");
   const { createApp } = await import("../server/app.js");
   const { startServer } = await import("../server/serve.js");
+  const { classifyFastLane } = await import("../server/classify-fast-lane.js");
   const config = loadConfig({ env: process.env, argv });
   const logger = createLogger({ level: config.logLevel });
   logger.info({ config: redactConfig(config) }, "starting");
@@ -59,7 +60,9 @@ async function serve(argv: string[]): Promise<void> {
   });
   // Listen first (liveness answers, readiness says 503), then load the backbone and the task index (adapters are prepared at first use).
   const service = new DeferredService();
-  const server = await startServer(createApp({ service, metrics, config, logger }), config, service, logger);
+  const app = createApp({ service, metrics, config, logger });
+  const fastLane = config.fastLane ? classifyFastLane({ service, metrics, config, logger }, app) : undefined;
+  const server = await startServer(app, config, service, logger, { fastLane });
   const engine = await Engine.create({
     ...config,
     metrics,

@@ -6,6 +6,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Hook } from "@hono/zod-openapi";
+import type { IncomingMessage } from "node:http";
 import type { ServerConfig } from "../config.js";
 import { SktError, isSktError, type ErrorKind } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -79,32 +80,62 @@ export interface ErrorHandlerOptions extends Pick<ServerConfig, "retryAfterSecon
   logger: Logger;
 }
 
+/** A failure's answer: status, JSON body and headers (shared by hono's onError and the /classify fast lane). */
+export interface FailureAnswer {
+  status: ContentfulStatusCode;
+  body: ErrorBody;
+  headers: Record<string, string>;
+}
+
+/** Where a failure happened, for its log line. */
+export interface FailureContext {
+  reqId: string | undefined;
+  path: string;
+  /** Node's request, when served over HTTP (absent under `app.request()`). */
+  incoming: IncomingMessage | undefined;
+}
+
+/**
+ * The answer to any failure that is not one of hono's own HTTPExceptions without a cause: a client
+ * that went away or sent what the parser refused, an `SktError` (mapped by kind), or a bug (500,
+ * logged with its stack, never sent).
+ */
+export function failureAnswer(err: unknown, where: FailureContext, opts: ErrorHandlerOptions): FailureAnswer {
+  // An HTTPException may carry one of our errors as its cause (e.g. the timeout middleware).
+  const cause = err instanceof HTTPException && isSktError(err.cause) ? err.cause : undefined;
+  const skt = isSktError(err) ? err : cause;
+  // A client that went away or sent what the parser refused: not a server failure, whatever the
+  // body reader threw ("aborted" and the like). Recorded as its own status, logged without a stack.
+  const clientSide = clientSideFailure(where.incoming, skt ?? err);
+  if (clientSide) {
+    opts.logger.debug({ reqId: where.reqId, code: clientSide.code }, "request not received completely");
+    return {
+      status: clientSide.status,
+      body: errorBody(clientSide.code, clientSide.message),
+      headers: { Connection: "close" },
+    };
+  }
+  if (skt) {
+    const status = STATUS_BY_KIND[skt.kind] ?? 500;
+    const headers: Record<string, string> = {};
+    // Both clear by themselves (load, or a store whose database is back): say when to try again.
+    if (skt.kind === "overloaded" || skt.kind === "not_ready") headers["Retry-After"] = String(opts.retryAfterSeconds);
+    // The client is still sending: nothing more will be read from this connection.
+    if (skt.kind === "request_timeout") headers.Connection = "close";
+    if (status >= 500) logServerSide(opts.logger, where, skt);
+    if (skt.kind === "internal") return { status: 500, body: errorBody("internal", "Internal server error."), headers };
+    // Details help clients fix their input (e.g. which tensor shape was wrong); never sent on 5xx.
+    return { status, body: errorBody(skt.code, skt.message, status < 500 ? skt.details : undefined), headers };
+  }
+  opts.logger.error({ reqId: where.reqId, err }, "unhandled error");
+  return { status: 500, body: errorBody("internal", "Internal server error."), headers: {} };
+}
+
 export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppEnv> {
   return (err, c) => {
-    // An HTTPException may carry one of our errors as its cause (e.g. the timeout middleware).
-    const cause = err instanceof HTTPException && isSktError(err.cause) ? err.cause : undefined;
-    const skt = isSktError(err) ? err : cause;
-    // A client that went away or sent what the parser refused: not a server failure, whatever the
-    // body reader threw ("aborted" and the like). Recorded as its own status, logged without a stack.
-    const clientSide = clientSideFailure(c.env?.incoming, skt ?? err);
-    if (clientSide) {
-      opts.logger.debug({ reqId: c.get("requestId"), code: clientSide.code }, "request not received completely");
-      c.header("Connection", "close");
-      return errorResponse(c, clientSide.status, clientSide.code, clientSide.message);
-    }
-    if (skt) {
-      const status = STATUS_BY_KIND[skt.kind] ?? 500;
-      // Both clear by themselves (load, or a store whose database is back): say when to try again.
-      if (skt.kind === "overloaded" || skt.kind === "not_ready")
-        c.header("Retry-After", String(opts.retryAfterSeconds));
-      // The client is still sending: nothing more will be read from this connection.
-      if (skt.kind === "request_timeout") c.header("Connection", "close");
-      if (status >= 500) logServerSide(opts.logger, c, skt);
-      if (skt.kind === "internal") return errorResponse(c, 500, "internal", "Internal server error.");
-      // Details help clients fix their input (e.g. which tensor shape was wrong); never sent on 5xx.
-      return errorResponse(c, status, skt.code, skt.message, status < 500 ? skt.details : undefined);
-    }
-    if (err instanceof HTTPException) {
+    const where: FailureContext = { reqId: c.get("requestId"), path: c.req.path, incoming: c.env?.incoming };
+    // hono's own exceptions (validator, body limit, media-type gate), unless the client went away.
+    if (err instanceof HTTPException && !isSktError(err.cause) && !clientSideFailure(where.incoming, err)) {
       // Our own middleware (auth) builds its response in our shape already; pass it through.
       const res = err.res;
       if (res && (res.headers.get("content-type") ?? "").includes("application/json")) {
@@ -119,8 +150,9 @@ export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppE
       }
       return errorResponse(c, err.status, code, message);
     }
-    opts.logger.error({ reqId: c.get("requestId"), err }, "unhandled error");
-    return errorResponse(c, 500, "internal", "Internal server error.");
+    const answer = failureAnswer(err, where, opts);
+    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
+    return c.json(answer.body, answer.status);
   };
 }
 
@@ -129,13 +161,13 @@ export function createErrorHandler(opts: ErrorHandlerOptions): ErrorHandler<AppE
  * that the response leaves out. Not-ready, timeouts and running out of descriptors are load and
  * lifecycle signals: a warning without a stack, and for probes (/readyz during start-up) debug.
  */
-function logServerSide(logger: Logger, c: Context<AppEnv>, skt: SktError): void {
-  const reqId = c.get("requestId");
+function logServerSide(logger: Logger, where: FailureContext, skt: SktError): void {
+  const reqId = where.reqId;
   if (skt.kind === "internal" || skt.kind === "storage") {
     logger.error({ reqId, err: skt, code: skt.code, details: skt.details }, "request failed");
     return;
   }
-  const level = QUIET_PATHS.has(c.req.path) ? "debug" : "warn";
+  const level = QUIET_PATHS.has(where.path) ? "debug" : "warn";
   logger[level](
     { reqId, code: skt.code, reason: skt.message, ...(skt.details ? { details: skt.details } : {}) },
     "request failed",

@@ -11,6 +11,7 @@ import type { Hono } from "hono";
 import type { ServerConfig } from "../config.js";
 import type { InferenceService } from "../engine/service.js";
 import type { Logger } from "../logger.js";
+import type { FastLane } from "./classify-fast-lane.js";
 import { handleClientError, unroutableRequest } from "./connection.js";
 
 export interface RunningServer {
@@ -28,6 +29,8 @@ export interface StartServerOptions {
   handleSignals?: boolean;
   /** Called after a signal-triggered close (default `process.exit`). */
   exit?: (code: number) => void;
+  /** Takes the requests it can serve before the app sees them (the /classify fast lane, SKT_FAST_LANE). */
+  fastLane?: FastLane;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -42,7 +45,10 @@ export async function startServer(
 ): Promise<RunningServer> {
   const listener = getRequestListener(app.fetch, { hostname: config.host, errorHandler: unroutableRequest(logger) });
   // The listener handles its own errors (errorHandler); Node's server does not await it.
-  const server = createServer((req, res) => void listener(req, res));
+  const fastLane = opts.fastLane;
+  const server = createServer((req, res) => {
+    if (!fastLane?.(req, res)) void listener(req, res);
+  });
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => handleClientError(err, socket, logger));
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);

@@ -24,6 +24,7 @@ import { createLogger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { classifyBodyLimit } from "../../src/server/routes/classify.js";
+import { classifyFastLane } from "../../src/server/classify-fast-lane.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { servableAdapterBytes } from "../helpers/servable-adapter.js";
 import {
@@ -612,8 +613,12 @@ describe("cut-off requests on a real HTTP server (loopback, raw sockets)", () =>
   beforeAll(async () => {
     const logger = createLogger({ level: "debug", destination: { write: (line: string) => void logLines.push(line) } });
     const app = createApp({ service: rig.engine, metrics, config: rig.config, logger });
+    // With the /classify fast lane, as `skt serve` runs by default: cut bodies with a Content-Length
+    // reach the lane's body reader, chunked ones the app's.
+    const fastLane = classifyFastLane({ service: rig.engine, metrics, config: rig.config, logger }, app);
     running = await startServer(app, { ...rig.config, port: 0, host: "127.0.0.1" }, rig.engine, logger, {
       handleSignals: false,
+      fastLane,
     });
   });
   afterAll(async () => {

@@ -36,6 +36,7 @@ describe("loadConfig", () => {
       modelsDir: "models",
       fusedOps: false,
       shareWeights: true,
+      fastLane: true,
       ortSpinning: true,
       // Derived from this machine's cores (pinned below for 1–16 cores).
       threads: defaultParallelism().threads,

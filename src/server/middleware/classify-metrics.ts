@@ -28,12 +28,19 @@ export function classifyMetrics(
       await next();
     } finally {
       const seconds = (performance.now() - start) / 1000;
-      const named = c.req.queries("task") ?? [undefined];
-      const labels = fixedLabel !== undefined ? [fixedLabel] : named.map((t) => taskLabel(service, metrics, t));
-      for (const task of new Set(labels)) {
-        metrics.requests.inc({ task, status: String(c.res.status) });
-        metrics.requestDuration.observe({ task }, seconds);
-      }
+      const labels =
+        fixedLabel !== undefined
+          ? [fixedLabel]
+          : (c.req.queries("task") ?? [undefined]).map((t) => taskLabel(service, metrics, t));
+      recordInferenceRequest(metrics, labels, c.res.status, seconds);
     }
   };
+}
+
+/** Counts and times one answered inference request under each distinct task label it named. */
+export function recordInferenceRequest(metrics: SktMetrics, labels: string[], status: number, seconds: number): void {
+  for (const task of new Set(labels)) {
+    metrics.requests.inc({ task, status: String(status) });
+    metrics.requestDuration.observe({ task }, seconds);
+  }
 }

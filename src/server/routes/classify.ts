@@ -63,14 +63,10 @@ function deadlineBackstop(requestTimeoutMs: number): MiddlewareHandler<AppEnv> {
       timer = setTimeout(
         () => {
           if (c.env?.incoming && !c.env.incoming.complete) {
-            const err = new SktError(
-              "request_timeout",
-              "request_timeout",
-              `The request body was not received completely within ${requestTimeoutMs} ms.`,
-            );
+            const err = bodyTimedOut(requestTimeoutMs);
             return reject(new HTTPException(408, { message: err.message, cause: err }));
           }
-          const err = deadlineExceeded(`The request did not finish within ${requestTimeoutMs} ms.`);
+          const err = deadlinePassed(requestTimeoutMs);
           c.get("abort")?.abort(err);
           reject(new HTTPException(504, { message: err.message, cause: err }));
         },
@@ -83,6 +79,20 @@ function deadlineBackstop(requestTimeoutMs: number): MiddlewareHandler<AppEnv> {
       clearTimeout(timer);
     }
   };
+}
+
+/** The backstop's answer when the body was still arriving at the deadline (the client was too slow). */
+export function bodyTimedOut(requestTimeoutMs: number): SktError {
+  return new SktError(
+    "request_timeout",
+    "request_timeout",
+    `The request body was not received completely within ${requestTimeoutMs} ms.`,
+  );
+}
+
+/** The backstop's answer when the engine had not answered by the deadline. */
+export function deadlinePassed(requestTimeoutMs: number): SktError {
+  return deadlineExceeded(`The request did not finish within ${requestTimeoutMs} ms.`);
 }
 
 /** The error statuses every inference route can answer besides 400 (and its own). */
@@ -128,7 +138,7 @@ export function textSchemas(config: ServerConfig) {
   return { text, list };
 }
 
-function classifySchemas(config: ServerConfig) {
+export function classifySchemas(config: ServerConfig) {
   const { text, list } = textSchemas(config);
   const body = z
     .strictObject({
@@ -214,7 +224,7 @@ const TaskList = z
       "The task to classify with; repeat the parameter (`?task=a&task=b`) to classify the same texts with several tasks in one call.",
   });
 
-function resultJson(r: ClassifyResult): z.infer<typeof ClassifyResponseSchema> {
+export function resultJson(r: ClassifyResult): z.infer<typeof ClassifyResponseSchema> {
   return { task: r.task, adapter_version: r.adapterVersion, predictions: r.predictions.map(predictionJson) };
 }
 
@@ -240,6 +250,21 @@ function checkTaskList(tasks: string[], limit: number): void {
       );
     seen.add(task);
   }
+}
+
+/** A /classify body as validated. */
+export interface ClassifyBody {
+  text?: string;
+  texts?: string[];
+  text_pair?: string;
+  text_pairs?: string[];
+}
+
+/** The texts (and second segments) a validated body asks to classify. */
+export function classifyInputs(b: ClassifyBody): { texts: string[]; pairs?: string[] } {
+  const texts = b.texts ?? [b.text!];
+  const pairs = b.text_pairs ?? (b.text_pair !== undefined ? [b.text_pair] : undefined);
+  return { texts, ...(pairs ? { pairs } : {}) };
 }
 
 export function predictionJson(p: Prediction): z.infer<typeof PredictionSchema> {
@@ -304,10 +329,7 @@ export function registerClassifyRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps):
   app.openapi(route, async (c) => {
     const { task: tasks } = c.req.valid("query");
     checkTaskList(tasks, config.maxTasksPerCall);
-    const b = c.req.valid("json");
-    const texts = b.texts ?? [b.text!];
-    const pairs = b.text_pairs ?? (b.text_pair !== undefined ? [b.text_pair] : undefined);
-    const work = { texts, ...(pairs ? { pairs } : {}), deadline: c.get("deadline") };
+    const work = { ...classifyInputs(c.req.valid("json")), deadline: c.get("deadline") };
 
     if (tasks.length === 1) {
       const result = await withClientAbort(c, (signal) => service.classify({ ...work, task: tasks[0], signal }));
