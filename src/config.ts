@@ -45,6 +45,8 @@ export interface ServerConfig {
   shareWeights: boolean;
   /** SKT_FAST_LANE: serve the common /classify request on Node's http directly (src/server/classify-fast-lane.ts). */
   fastLane: boolean;
+  /** SKT_INFERENCE_NICE: how many nice levels below the main thread the inference workers' threads run (Linux). */
+  inferenceNice: number;
   /** SKT_ORT_SPINNING: onnxruntime's intra-op threads spin while waiting for work (the default) or sleep at once. */
   ortSpinning: boolean;
   /** SKT_THREADS: onnxruntime intra-op threads of each inference worker (default: see `defaultParallelism`). */
@@ -370,6 +372,15 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
       "`true` serves `POST /classify?task=NAME` with a JSON body of a shape it is sure of on Node's http directly, with the same answers, metrics and log lines as the app (src/server/classify-fast-lane.ts); everything else goes through hono. It roughly halves the main thread's CPU per request at saturation (README \"Speed\"). `false` sends every request through hono.",
     parse: bool,
     boolean: true,
+  }),
+  opt({
+    key: "inferenceNice",
+    env: "SKT_INFERENCE_NICE",
+    flag: "--inference-nice",
+    default: "10",
+    meaning:
+      "Linux: each inference worker thread lowers its own scheduling priority by this many nice levels (up to 19) before it opens its sessions, so onnxruntime's threads, which inherit it, give way to the main thread (HTTP, tokenization, batching, `/metrics`) whenever both want a core; 0 leaves them equal. It only orders the server's own threads (in a container, the cgroup's share is unchanged). On the 2-core development machine at saturation the main thread waited for a core 8–10 % of the time instead of 25–27 % and GET /metrics answered faster, at the same throughput (`npm run bench:nice`, README \"Speed\"). Other platforms: ignored (there a thread's priority is the whole process's).",
+    parse: int(0, 19),
   }),
   opt({
     key: "ortSpinning",

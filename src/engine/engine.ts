@@ -67,6 +67,7 @@ export type EngineOptions = Pick<
       | "fusedOps"
       | "shareWeights"
       | "ortSpinning"
+      | "inferenceNice"
       | "precision"
       | "packed"
       | "workers"
@@ -535,6 +536,7 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
         packed: opts.packed ?? "auto",
         shareWeights: opts.shareWeights ?? true,
         spinning: opts.ortSpinning ?? true,
+        nice: opts.inferenceNice ?? 0,
       }),
   );
   workers.forEach((worker, index) => {

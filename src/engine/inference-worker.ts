@@ -81,6 +81,7 @@ export class InferenceWorker extends EventEmitter {
         packed: this.opts.packed,
         shareWeights: this.opts.shareWeights,
         spinning: this.opts.spinning,
+        nice: this.opts.nice,
       };
       const worker = spawnWorker(init);
       this.worker = worker;

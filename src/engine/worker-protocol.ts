@@ -17,6 +17,8 @@ export interface WorkerInit {
   shareWeights?: boolean;
   /** SKT_ORT_SPINNING (RunnerOptions.spinning). */
   spinning?: boolean;
+  /** SKT_INFERENCE_NICE: nice levels the worker thread (and the onnxruntime threads it creates) gives up. */
+  nice?: number;
 }
 
 /** What a worker thread gets in `workerData`: its init, and the process's device lock (device-lock.ts). */

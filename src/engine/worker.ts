@@ -7,6 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { BackboneRunner } from "../backbone/backbone.js";
 import { adoptDeviceLock } from "../backbone/device-lock.js";
+import { lowerThreadPriority } from "./thread-priority.js";
 import type { WorkerData, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 
 const init = workerData as WorkerData;
@@ -39,6 +40,9 @@ async function handle(runner: BackboneRunner, msg: WorkerRequest): Promise<void>
     } satisfies WorkerReply);
   }
 }
+
+// Before any session exists: onnxruntime's intra-op threads inherit the priority of the thread that creates them.
+lowerThreadPriority(init.nice ?? 0);
 
 try {
   const runnerOptions = {

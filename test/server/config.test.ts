@@ -37,6 +37,7 @@ describe("loadConfig", () => {
       fusedOps: false,
       shareWeights: true,
       fastLane: true,
+      inferenceNice: 10,
       ortSpinning: true,
       // Derived from this machine's cores (pinned below for 1–16 cores).
       threads: defaultParallelism().threads,

@@ -1,11 +1,16 @@
 /**
- * npm run bench:fast-lane — the /classify fast lane (SKT_FAST_LANE, src/server/classify-fast-lane.ts)
- * on and off: two servers with the same adapter, saturated by the same closed loop of single-text
- * requests, measured in alternating order in every pair, each pair also running the backbone's
- * sorted raw limit (as `npm run bench:efficiency` defines it: SST-2 dev sorted by length in full
- * batches, padded graphs) so both servers meet the same limit. Reports, per server, real tokens/s
- * against the limit, the main thread's CPU per request and its wait for a core, and GET /metrics
- * latency under load (timed every BENCH_METRICS_PROBE_MS, default 250; both servers alike).
+ * Two servers that differ in server settings, for what they do to the main thread:
+ *
+ *   npm run bench:fast-lane   SKT_FAST_LANE=true vs false (src/server/classify-fast-lane.ts)
+ *   npm run bench:nice        SKT_INFERENCE_NICE=10 vs 0 (src/engine/thread-priority.ts)
+ *   tsx bench/main-thread.ts NAME=A[,NAME=A…] NAME=B[,NAME=B…]   any other pair
+ *
+ * Both get the same adapter and are saturated by the same closed loop of single-text requests,
+ * measured in alternating order in every pair; each pair also runs the backbone's sorted raw limit
+ * (as `npm run bench:efficiency` defines it: SST-2 dev sorted by length in full batches, padded
+ * graphs), so both servers meet the same limit. Reports, per server, real tokens/s against the
+ * limit, the main thread's CPU per request and its wait for a core, and GET /metrics latency under
+ * load (timed every BENCH_METRICS_PROBE_MS, default 250; both servers alike).
  */
 import { encodeAdapter } from "../src/adapters/format.js";
 import { loadConfig } from "../src/config.js";
@@ -35,14 +40,34 @@ import { classifyRequest, closedLoop, HttpClient } from "./load.js";
 import { encodeFor, openRaw, prepareLocal, rawThroughput, sortedBatches, type RawThroughput } from "./raw.js";
 import { startServer, windowProbe } from "./server.js";
 
-const TASK = "fastlane";
+const TASK = "mainthread";
 const PAIRS = QUICK ? 1 : Math.round(envNumber("BENCH_FAST_LANE_PAIRS", Math.max(REPS, 8), 1));
 const SLICE_S = QUICK ? MEASURE_S : Math.min(MEASURE_S, 3);
 const REWARM_S = Math.min(WARMUP_S, 0.5);
+/**
+ * Each server's first window warms up this long: a fresh server's main thread took 30–60 % more
+ * CPU per request in the first two pairs than from the fourth on (V8 still optimising the hot paths).
+ */
+const FIRST_WARMUP_S = QUICK ? WARMUP_S : envNumber("BENCH_MAIN_THREAD_WARMUP_S", 8, 0);
 const METRICS_PROBE_MS = envNumber("BENCH_METRICS_PROBE_MS", 250, 0);
 const SPINNING = loadConfig({ env: {} }).ortSpinning;
 const MAX_BATCH_SIZE = 32;
-type Side = "on" | "off";
+type Side = "a" | "b";
+
+/** "NAME=VALUE,NAME=VALUE" → env. */
+function settings(spec: string): Record<string, string> {
+  return Object.fromEntries(
+    spec.split(",").map((kv) => {
+      const at = kv.indexOf("=");
+      if (at < 1) throw new Error(`not NAME=VALUE: ${kv}`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    }),
+  );
+}
+const SPECS: Record<Side, string> = {
+  a: process.argv[2] ?? "SKT_FAST_LANE=true",
+  b: process.argv[3] ?? "SKT_FAST_LANE=false",
+};
 
 main(async () => {
   const limitRunner = await openRaw(undefined, "fp32", "off", SPINNING);
@@ -56,11 +81,11 @@ main(async () => {
 
   const open = async (side: Side) => {
     const srv = await startServer({
-      label: `fast-lane-${side}`,
+      label: `main-thread-${side}`,
       env: {
-        SKT_FAST_LANE: String(side === "on"),
         SKT_MAX_BATCH_SIZE: String(MAX_BATCH_SIZE),
         SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
+        ...settings(SPECS[side]),
       },
     });
     await srv.client.uploadAdapter(TASK, encodeAdapter(file, limitRunner.assets.dims));
@@ -68,7 +93,7 @@ main(async () => {
     onCleanup(() => client.close());
     return { srv, client };
   };
-  const servers = { on: await open("on"), off: await open("off") };
+  const servers = { a: await open("a"), b: await open("b") };
 
   const measure = async (side: Side, warmupS: number) => {
     const { srv, client } = servers[side];
@@ -99,35 +124,37 @@ main(async () => {
 
   type Measured = Awaited<ReturnType<typeof measure>>;
   interface Pair {
-    on: Measured;
-    off: Measured;
+    a: Measured;
+    b: Measured;
     limit: RawThroughput;
-    onOverLimit: number;
-    offOverLimit: number;
-    onOverOff: number;
+    aOverLimit: number;
+    bOverLimit: number;
+    aOverB: number;
     mainUsRatio: number;
     othersMax: number;
   }
   const pairs: Pair[] = [];
   for (let r = 0; r < PAIRS; r++) {
-    const order: Side[] = r % 2 === 0 ? ["on", "off"] : ["off", "on"];
+    const order: Side[] = r % 2 === 0 ? ["a", "b"] : ["b", "a"];
     const got: Partial<Record<Side, Measured>> = {};
-    for (const side of order) got[side] = await measure(side, r === 0 ? WARMUP_S : REWARM_S);
+    for (const side of order) got[side] = await measure(side, r === 0 ? FIRST_WARMUP_S : REWARM_S);
     const limit = await rawThroughput(limitRunner, limitBatches, SLICE_S * 1000);
-    const on = got.on!;
-    const off = got.off!;
+    const a = got.a!;
+    const b = got.b!;
     pairs.push({
-      on,
-      off,
+      a,
+      b,
       limit,
-      onOverLimit: on.realTokensPerSec / limit.realTokensPerSec,
-      offOverLimit: off.realTokensPerSec / limit.realTokensPerSec,
-      onOverOff: on.realTokensPerSec / off.realTokensPerSec,
-      mainUsRatio: on.mainUsPerRequest / off.mainUsPerRequest,
-      othersMax: Math.max(on.cpu.others, off.cpu.others),
+      aOverLimit: a.realTokensPerSec / limit.realTokensPerSec,
+      bOverLimit: b.realTokensPerSec / limit.realTokensPerSec,
+      aOverB: a.realTokensPerSec / b.realTokensPerSec,
+      mainUsRatio: a.mainUsPerRequest / b.mainUsPerRequest,
+      othersMax: Math.max(a.cpu.others, b.cpu.others),
     });
+    const line = (x: Measured) =>
+      `${fmt(x.rps)} req/s, ${fmt(x.mainUsPerRequest)} µs/req main, waiting ${pct(x.mainWaiting)}, /metrics p99 ${fmt(percentile(x.metricsMs, 99), 1)} ms`;
     console.log(
-      `pair ${r + 1}/${PAIRS} (${order.join(" then ")}): on ${fmt(on.rps)} req/s, ${fmt(on.mainUsPerRequest)} µs/req main, waiting ${pct(on.mainWaiting)}, /metrics p99 ${fmt(percentile(on.metricsMs, 99), 1)} ms · off ${fmt(off.rps)} req/s, ${fmt(off.mainUsPerRequest)} µs/req main, waiting ${pct(off.mainWaiting)}, /metrics p99 ${fmt(percentile(off.metricsMs, 99), 1)} ms · limit ${fmt(limit.sentencesPerSec)} sent/s · on ÷ off ${(on.realTokensPerSec / off.realTokensPerSec).toFixed(3)} · others ≤ ${Math.max(on.cpu.others, off.cpu.others).toFixed(2)} cores`,
+      `pair ${r + 1}/${PAIRS} (${order.join(" then ")}): a ${line(a)} · b ${line(b)} · limit ${fmt(limit.sentencesPerSec)} sent/s · a ÷ b ${(a.realTokensPerSec / b.realTokensPerSec).toFixed(3)} · others ≤ ${Math.max(a.cpu.others, b.cpu.others).toFixed(2)} cores`,
     );
   }
 
@@ -137,7 +164,7 @@ main(async () => {
     const xs = of(side);
     const probes = pooledMetrics(side);
     return [
-      side === "on" ? "SKT_FAST_LANE=true (default)" : "SKT_FAST_LANE=false (every request through hono)",
+      `${side}: ${SPECS[side]}`,
       fmt(median(xs.map((x) => x.rps))),
       fmt(median(xs.map((x) => x.realTokensPerSec))),
       medianOf(pairs, overLimit).toFixed(3),
@@ -162,18 +189,18 @@ main(async () => {
       "rows per batch",
       "failed",
     ],
-    [row("on", (p) => p.onOverLimit), row("off", (p) => p.offOverLimit)],
+    [row("a", (p) => p.aOverLimit), row("b", (p) => p.bOverLimit)],
   );
   const ratios = markdownTable(
     ["same pairs", "median", "per pair"],
     [
       [
-        "real tokens/s, on ÷ off",
-        medianOf(pairs, (p) => p.onOverOff).toFixed(3),
-        pairs.map((p) => p.onOverOff.toFixed(3)).join(", "),
+        "real tokens/s, a ÷ b",
+        medianOf(pairs, (p) => p.aOverB).toFixed(3),
+        pairs.map((p) => p.aOverB.toFixed(3)).join(", "),
       ],
       [
-        "main-thread CPU µs per request, on ÷ off",
+        "main-thread CPU µs per request, a ÷ b",
         medianOf(pairs, (p) => p.mainUsRatio).toFixed(3),
         pairs.map((p) => p.mainUsRatio.toFixed(3)).join(", "),
       ],
@@ -187,8 +214,8 @@ main(async () => {
   );
 
   await writeReport({
-    name: "fast-lane",
-    title: "The /classify fast lane: SKT_FAST_LANE on and off",
+    name: `main-thread-${Object.keys(settings(SPECS.a)).join("-")}`,
+    title: `The main thread: ${SPECS.a} (a) vs ${SPECS.b} (b)`,
     notes: [
       settingsLine({
         "window s": SLICE_S,
@@ -196,10 +223,10 @@ main(async () => {
         "max batch size": MAX_BATCH_SIZE,
         "metrics probe ms": METRICS_PROBE_MS,
       }),
-      `One prompt adapter (${file.metadata.promptLength} prompt positions) uploaded to both servers; ${sentences.length} SST-2 dev sentences, one per request, ${CONCURRENCY} connections; ${PAIRS} pairs of ${SLICE_S} s windows, the two servers in alternating order, then ${SLICE_S} s of the sorted raw limit; medians over pairs (GET /metrics latencies pooled over all windows).`,
-      `Last pair's CPU: on — ${cpuLine(pairs.at(-1)?.on.cpu)}; off — ${cpuLine(pairs.at(-1)?.off.cpu)}.`,
+      `One prompt adapter (${file.metadata.promptLength} prompt positions) uploaded to both servers; ${sentences.length} SST-2 dev sentences, one per request, ${CONCURRENCY} connections; ${PAIRS} pairs of ${SLICE_S} s windows (each server warmed up ${FIRST_WARMUP_S} s before its first), the two servers in alternating order, then ${SLICE_S} s of the sorted raw limit; medians over pairs (GET /metrics latencies pooled over all windows).`,
+      `Everything else at the server's defaults. Last pair's CPU: a — ${cpuLine(pairs.at(-1)?.a.cpu)}; b — ${cpuLine(pairs.at(-1)?.b.cpu)}.`,
     ],
     tables: [{ markdown: table }, { caption: "Ratios within each pair", markdown: ratios }],
-    data: { pairs, pairsCount: PAIRS, sliceS: SLICE_S, metricsProbeMs: METRICS_PROBE_MS },
+    data: { specs: SPECS, pairs, pairsCount: PAIRS, sliceS: SLICE_S, metricsProbeMs: METRICS_PROBE_MS },
   });
 });
