@@ -41,7 +41,7 @@ import { encodeFor, openRaw, prepareLocal, rawThroughput, sortedBatches, type Ra
 import { startServer, windowProbe } from "./server.js";
 
 const TASK = "mainthread";
-const PAIRS = QUICK ? 1 : Math.round(envNumber("BENCH_FAST_LANE_PAIRS", Math.max(REPS, 8), 1));
+const PAIRS = QUICK ? 1 : Math.round(envNumber("BENCH_MAIN_THREAD_PAIRS", Math.max(REPS, 8), 1));
 const SLICE_S = QUICK ? MEASURE_S : Math.min(MEASURE_S, 3);
 const REWARM_S = Math.min(WARMUP_S, 0.5);
 /**
