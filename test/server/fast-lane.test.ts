@@ -6,11 +6,9 @@
  * validator must never accept what the route's zod schema refuses.
  */
 import net from "node:net";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultConfig, type ServerConfig } from "../../src/config.js";
 import { SktError } from "../../src/errors.js";
-import { createLogger } from "../../src/logger.js";
 import { createMetrics, type SktMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import { classifyFastLane, fastClassifyBody } from "../../src/server/classify-fast-lane.js";
@@ -20,6 +18,7 @@ import { parseMetrics } from "../../scripts/lib/prometheus.js";
 import { seededRandom } from "../../src/random.js";
 import { FakeInferenceService } from "../helpers/fake-service.js";
 import { withContractCheck } from "../helpers/openapi-contract.js";
+import { capturingLogger } from "./setup.js";
 
 interface Side {
   server: RunningServer;
@@ -35,14 +34,7 @@ let fast: Side;
 let plain: Side;
 
 async function side(withLane: boolean): Promise<Side> {
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const line of String(chunk).split("\n")) if (line.trim()) logs.push(JSON.parse(line));
-      cb();
-    },
-  });
-  const logger = createLogger({ level: "debug", destination: sink });
+  const { logger, logs } = capturingLogger();
   const metrics = createMetrics({ collectDefaults: false });
   const config = defaultConfig({ ...CONFIG, host: "127.0.0.1", port: 0 });
   const app = withContractCheck(createApp({ service, metrics, config, logger }));

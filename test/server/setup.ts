@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { defaultConfig, type ServerConfig } from "../../src/config.js";
-import { createLogger } from "../../src/logger.js";
+import { createLogger, type Logger } from "../../src/logger.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createApp } from "../../src/server/app.js";
 import type { ErrorBody } from "../../src/client/client.js";
@@ -22,7 +22,8 @@ export interface TestRig {
   logs: Record<string, unknown>[];
 }
 
-export function makeRig(config: Partial<ServerConfig> = {}, serviceOpts: FakeServiceOptions = {}): TestRig {
+/** A debug-level logger whose lines are parsed into `logs` as they are written. */
+export function capturingLogger(): { logger: Logger; logs: Record<string, unknown>[] } {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -30,7 +31,11 @@ export function makeRig(config: Partial<ServerConfig> = {}, serviceOpts: FakeSer
       cb();
     },
   });
-  const logger = createLogger({ level: "debug", destination: sink });
+  return { logger: createLogger({ level: "debug", destination: sink }), logs };
+}
+
+export function makeRig(config: Partial<ServerConfig> = {}, serviceOpts: FakeServiceOptions = {}): TestRig {
+  const { logger, logs } = capturingLogger();
   const service = new FakeInferenceService(serviceOpts);
   const metrics = createMetrics({ collectDefaults: false });
   // Each rig audits to its own temp file (the default, inside SKT_ADAPTERS_DIR, is the repository's adapters/).
