@@ -24,7 +24,7 @@ import type { InferenceService } from "../engine/service.js";
 import { clientClosed } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { SktMetrics } from "../metrics.js";
-import { failureAnswer } from "./errors.js";
+import { errorBody, failureAnswer } from "./errors.js";
 import { recordInferenceRequest, taskLabel } from "./middleware/classify-metrics.js";
 import { logRequest } from "./middleware/request-log.js";
 import {
@@ -104,12 +104,18 @@ export function classifyFastLane(deps: ClassifyFastLaneDeps, app: AnyHono): Fast
     if (!JSON_CONTENT_TYPE.test(headers["content-type"] ?? "")) return false;
     // The app answers 413 without reading the body.
     if (Number.parseInt(declared, 10) > bodyLimit) return false;
-    void serveClassify(deps, app, req, res, target[1]);
+    serveClassify(deps, app, req, res, target[1]).catch((err: unknown) => {
+      // Every failure is answered inside; this is a bug writing the answer. Never an unhandled rejection.
+      deps.logger.error({ err }, "unhandled error in the /classify fast lane");
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify(INTERNAL_ERROR));
+    });
     return true;
   };
 }
 
 const decoder = new TextDecoder();
+const INTERNAL_ERROR = errorBody("internal", "Internal server error.");
 
 function errorOptions({ logger, config }: ClassifyFastLaneDeps) {
   return { logger, retryAfterSeconds: config.retryAfterSeconds };

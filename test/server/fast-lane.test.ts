@@ -317,6 +317,46 @@ describe("the /classify fast lane answers as the app does", () => {
   });
 });
 
+describe("a failure while writing the answer", () => {
+  it("is answered 500 in the project's shape, never an unhandled rejection", async () => {
+    const { logger } = capturingLogger();
+    const errors: unknown[] = [];
+    // A logger whose request line throws (as pino's sync write does on a closed stdout, EPIPE).
+    const broken = new Proxy(logger, {
+      get(target, prop, receiver) {
+        if (prop === "info")
+          return () => {
+            throw new Error("EPIPE");
+          };
+        if (prop === "error") return (obj: unknown) => errors.push(obj);
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const metrics = createMetrics({ collectDefaults: false });
+    const config = defaultConfig({ ...CONFIG, host: "127.0.0.1", port: 0 });
+    const app = createApp({ service, metrics, config, logger });
+    const server = await startServer(app, config, service, logger, {
+      handleSignals: false,
+      fastLane: classifyFastLane({ service, metrics, config, logger: broken }, app),
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/classify?task=sst2`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: json({ text: "fine" }),
+      });
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: { code: "internal", message: "Internal server error." } });
+      expect(errors).toHaveLength(1);
+      // The server still answers.
+      const again = await fetch(`http://127.0.0.1:${server.port}/healthz`);
+      expect(again.status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("fastClassifyBody", () => {
   const limits = { maxTexts: 3, maxTextChars: 5 };
   const { body: schema } = classifySchemas(defaultConfig(limits));
