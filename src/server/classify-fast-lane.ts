@@ -93,7 +93,7 @@ export function fastClassifyBody(
 }
 
 export function classifyFastLane(deps: ClassifyFastLaneDeps, app: AnyHono): FastLane {
-  const bodyLimit = classifyBodyLimit(deps.config as ServerConfig);
+  const bodyLimit = classifyBodyLimit(deps.config);
   return (req, res) => {
     if (req.method !== "POST") return false;
     const target = CLASSIFY_TARGET.exec(req.url ?? "");
@@ -133,10 +133,7 @@ async function serveClassify(
   const reqId = requestIdFor(req.headers["x-request-id"]);
   const deadline = Date.now() + config.requestTimeoutMs;
   const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort(clientClosed("The client closed the connection."));
-  };
-  res.once("close", onClose);
+  const stopWatchingClient = abortOnClientClose(res, abort);
   let timer: NodeJS.Timeout | undefined;
   const backstop = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -157,7 +154,7 @@ async function serveClassify(
     const body = parseBody(bytes, config);
     if (!body) {
       clearTimeout(timer);
-      res.off("close", onClose);
+      stopWatchingClient();
       return await forwardToApp(app, req, res, bytes, deps);
     }
     const result = await Promise.race([
@@ -173,7 +170,7 @@ async function serveClassify(
     answerHeaders = answer.headers;
   } finally {
     clearTimeout(timer);
-    res.off("close", onClose);
+    stopWatchingClient();
   }
   const seconds = (performance.now() - started) / 1000;
   recordInferenceRequest(metrics, [taskLabel(service, metrics, task)], status, seconds);
@@ -197,6 +194,15 @@ function parseBody(bytes: Buffer, limits: { maxTexts: number; maxTextChars: numb
     return undefined;
   }
   return fastClassifyBody(value, limits);
+}
+
+/** Aborts `abort` when the response closes before it was written out (the client went away); returns the remover. */
+function abortOnClientClose(res: ServerResponse, abort: AbortController): () => void {
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(clientClosed("The client closed the connection."));
+  };
+  res.once("close", onClose);
+  return () => res.off("close", onClose);
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -224,10 +230,7 @@ async function forwardToApp(
   deps: ClassifyFastLaneDeps,
 ): Promise<void> {
   const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort(clientClosed("The client closed the connection."));
-  };
-  res.once("close", onClose);
+  const stopWatchingClient = abortOnClientClose(res, abort);
   let response: Response;
   try {
     const headers = new Headers();
@@ -244,7 +247,7 @@ async function forwardToApp(
     const answer = failureAnswer(err, { reqId: undefined, path: "/classify", incoming: req }, errorOptions(deps));
     response = Response.json(answer.body, { status: answer.status, headers: answer.headers });
   } finally {
-    res.off("close", onClose);
+    stopWatchingClient();
   }
   const bytes = Buffer.from(await response.arrayBuffer());
   const headers: Record<string, string> = {};

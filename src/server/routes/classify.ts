@@ -24,7 +24,7 @@ import { COMMON_ERRORS, NO_AUTH, TaskName, errorContent } from "../schemas.js";
 export const DEADLINE_GRACE_MS = 500;
 
 /** Raw body cap for /classify: every text and pair at the char limit, JSON-escaped (≤ 6 bytes a char). */
-export function classifyBodyLimit(config: ServerConfig): number {
+export function classifyBodyLimit(config: Pick<ServerConfig, "maxTexts" | "maxTextChars">): number {
   return config.maxTexts * config.maxTextChars * 2 * 6 + 64 * 1024;
 }
 
