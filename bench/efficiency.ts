@@ -1,10 +1,12 @@
 /**
  * npm run bench:efficiency — saturation throughput of the server (closed loop, single-text
- * requests, one task) against two raw baselines with the same thread count and the same adapter:
- * the replay of exactly the batches the server ran (target ≥ 0.85), and the backbone's limit on
- * this data — the dev sentences sorted by length in full batches (target ≥ 0.90). Both verdicts
- * are on real tokens/s (soft-prompt positions included on both sides, as
- * skt_tokens_total{kind="real"} counts them).
+ * requests, one task) against two raw baselines with the same adapter, each one onnxruntime session
+ * with BENCH_THREADS (2) intra-op threads: the replay of exactly the batches the server ran (target
+ * ≥ 0.85), and the backbone's limit on this data — the dev sentences sorted by length in full
+ * batches (target ≥ 0.90). Both verdicts are on real tokens/s (soft-prompt positions included on
+ * both sides, as skt_tokens_total{kind="real"} counts them). The server runs its default
+ * SKT_WORKERS × SKT_THREADS (2×1 on 2 cores), so with several workers its batches ran side by side
+ * on one thread each, and the replay runs them one after another on both threads.
  *
  * The limit runs the padded graphs (model.onnx, as issue 14 defines it); the server and the replay
  * run what the server serves by default (SKT_PACKED=auto: the padding-free graphs on the CPU). Unless
@@ -43,6 +45,8 @@ import {
   QUICK,
   readSst2Sentences,
   REPS,
+  serverShape,
+  THREADS,
   settingsLine,
   sleep,
   verdict,
@@ -53,6 +57,7 @@ import { loadConfig } from "../src/config.js";
 import { encodeFor, loggedBatches, openRaw, prepareLocal, rawThroughput, sortedBatches } from "./raw.js";
 import { startServer, windowProbe } from "./server.js";
 
+const SERVER_SHAPE = serverShape();
 const TASK = "efficiency";
 /**
  * This ratio is the one the machine's noise moves most: consecutive 8 s windows differed by up to
@@ -286,8 +291,8 @@ main(async () => {
         "",
       ],
       [
-        "share of the window the worker was running a batch",
-        pct(medianOf(reps, (x) => x.server.inferenceSeconds / SLICE_S)),
+        `share of the window a worker was running a batch (mean of ${SERVER_SHAPE.workers})`,
+        pct(medianOf(reps, (x) => x.server.inferenceSeconds / SLICE_S / SERVER_SHAPE.workers)),
         "",
         "",
         "",
@@ -522,7 +527,7 @@ main(async () => {
       }),
       `One prompt adapter (pooling, prompt length ${file.metadata.promptLength}); ${sentences.length} SST-2 dev sentences, one per request, in order; ${EFFICIENCY_REPS} pairs of a ${SLICE_S} s server window and a ${SLICE_S} s raw replay of its batches, alternating; each figure is the median over pairs, the verdict the median of the per-pair ratios.`,
       `Raw, sorted by length (the limit): the same ${sentences.length} sentences with the same adapter, sorted by token count and cut into full batches of ${LIMITS.maxBatchSize} (${limitBatches.length} batches), cycled for ${SLICE_S} s right after each replay (in an order that mixes short and long batches, so a window ending mid-pass is not biased); the verdict against the limit is on real tokens/s, which does not depend on how far into the dev set the server's window got.`,
-      "Raw: the same graphs via BackboneRunner in the bench process, replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only `run` is timed.",
+      `Raw: the same graphs via BackboneRunner in the bench process (one session, ${THREADS} intra-op threads, one batch at a time), replaying exactly the batches the server ran inside the window (from its SKT_DEBUG_BATCH_LOG, assembled by the server's assembleBatch), cycled for the same duration; only \`run\` is timed. The server ran ${SERVER_SHAPE.workers} worker(s) of ${SERVER_SHAPE.threads} thread(s): its "mean backbone run per batch" is per worker.`,
       `Graphs: the server and the replay run what SKT_PACKED=auto serves (here ${raw.runner.layout}); the limit runs the padded graphs (model.onnx).${padded ? ` A second server with SKT_PACKED=off is measured for ${SLICE_S} s in every pair, right after the replay${packedLimitToo ? ", and the limit once more on the packed graphs" : ""}.` : ""}`,
     ],
     tables: [

@@ -3,6 +3,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { loadConfig } from "../src/config.js";
 import { seededRandom } from "../src/random.js";
 import { REPO_ROOT } from "../scripts/lib/paths.js";
 
@@ -36,8 +37,18 @@ export function envNumber(name: string, fallback: number, min: number): number {
 
 /** Repetitions of every measurement (the tables report medians). */
 export const REPS = Math.round(envNumber("BENCH_REPS", QUICK ? 1 : 3, 1));
-/** onnxruntime intra-op threads for the server (SKT_THREADS) and for the raw backbone baseline. */
+/**
+ * onnxruntime intra-op threads of the raw backbone baselines (the backbone's limit: one session on
+ * the machine's two cores). The bench servers run their own defaults (SKT_WORKERS × SKT_THREADS from
+ * the cores: 2×1 on this 2-core machine), or what SKT_WORKERS/SKT_THREADS in the environment say.
+ */
 export const THREADS = Math.round(envNumber("BENCH_THREADS", 2, 1));
+
+/** The servers' SKT_WORKERS × SKT_THREADS, as they derive it from this environment and machine. */
+export function serverShape(): { workers: number; threads: number } {
+  const { workers, threads } = loadConfig({ env: { ...process.env }, argv: [] });
+  return { workers, threads };
+}
 /** Seconds of one measurement window (each repetition of each configuration). */
 export const MEASURE_S = envNumber("BENCH_DURATION_S", QUICK ? 1.5 : 8, 0.1);
 /** Seconds of warm-up load before a measurement window (not counted). */
@@ -58,7 +69,8 @@ export function settingsLine(extra: Record<string, unknown> = {}): string {
   const parts = {
     cores: os.cpus().length,
     cpu: os.cpus()[0]?.model?.trim(),
-    "onnxruntime intra-op threads (server SKT_THREADS and raw baseline)": THREADS,
+    "server SKT_WORKERS × SKT_THREADS": `${serverShape().workers}×${serverShape().threads}`,
+    "raw baseline intra-op threads": THREADS,
     "inter-op threads": 1,
     reps: REPS,
     "window s": MEASURE_S,

@@ -42,7 +42,7 @@ main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
   const db = await startPostgresCluster();
   onCleanup(() => db.destroy());
-  const env = { SKT_STORE: db.url, SKT_THREADS: "1", SKT_MAX_WAIT_MS: "2" };
+  const env = { SKT_STORE: db.url, SKT_WORKERS: "1", SKT_THREADS: "1", SKT_MAX_WAIT_MS: "2" };
   const [a, b] = await Promise.all([
     startServer({ label: "replica-a", env }),
     startServer({ label: "replica-b", env }),

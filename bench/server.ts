@@ -9,7 +9,7 @@ import { parseMetrics, sampleSum, type Sample } from "../scripts/lib/prometheus.
 import { periodic } from "./load.js";
 import { freePort, launchServerProcess, waitUntilReady } from "../scripts/lib/server-process.js";
 import { ServerError, SktClient, type TaskInfo } from "../src/client/client.js";
-import { cpuSnapshot, cpuUsage, makeTempDir, MODELS_DIR, onCleanup, sleep, THREADS, type CpuSnapshot } from "./lib.js";
+import { cpuSnapshot, cpuUsage, makeTempDir, MODELS_DIR, onCleanup, sleep, type CpuSnapshot } from "./lib.js";
 
 export const ADMIN_TOKEN = "bench-admin-token";
 
@@ -57,7 +57,7 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** Defaults for every bench server: loopback only, quiet logs, bench thread count. */
+/** Defaults for every bench server: loopback only, quiet logs; workers and threads are the server's own (see THREADS). */
 export function benchServerEnv(adaptersDir: string, port: number): Record<string, string> {
   return {
     PORT: String(port),
@@ -65,7 +65,6 @@ export function benchServerEnv(adaptersDir: string, port: number): Record<string
     SKT_ADMIN_TOKEN: ADMIN_TOKEN,
     SKT_ADAPTERS_DIR: adaptersDir,
     SKT_MODELS_DIR: MODELS_DIR,
-    SKT_THREADS: String(THREADS),
     SKT_LOG_LEVEL: "warn",
     SKT_SHUTDOWN_TIMEOUT_MS: "3000",
   };

@@ -5,10 +5,10 @@
  * Every setting is described once, in `CONFIG_OPTIONS`; the loader, the flag parser and the README
  * table (`renderConfigTable()`) all come from that list, so the docs cannot drift from the code.
  */
-import os from "node:os";
 import { z } from "zod";
 import { DEVICE_SETTINGS, PRECISIONS, type DeviceSetting, type Precision } from "./backbone/device.js";
 import { PACKED_SETTINGS, type PackedSetting } from "./backbone/packing.js";
+import { availableCores } from "./cores.js";
 import { SktError } from "./errors.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -213,17 +213,27 @@ export interface ConfigOption<K extends keyof ServerConfig = keyof ServerConfig>
 }
 
 /**
- * Default SKT_WORKERS × SKT_THREADS for a machine with `cores` cores (os.availableParallelism()).
- * Up to 3 cores: one worker with up to 2 threads (on 2 cores the main thread — HTTP, JSON,
- * tokenization, batch assembly — shares them). From 4 cores: workers of 2 threads each, one core
- * left to the main thread: 4 → 1×2, 8 → 3×2, 16 → 7×2. Two threads per worker keep a batch's
- * latency near the one-worker figure while several independent batches use the other cores (a
- * small encoder's batch scales poorly past a few intra-op threads; separate workers do not share
- * that synchronisation). docs/benchmarks.md has the 2-core measurement behind it.
+ * Default SKT_WORKERS × SKT_THREADS for a machine with `cores` cores (the affinity mask capped by a
+ * cgroup CPU quota: src/cores.ts),
+ * or SKT_WORKERS alone when SKT_THREADS is given (`threads`): as many workers of that many threads
+ * as the cores the workers get.
+ * - Below 4 cores the main thread (HTTP, JSON, tokenization, batch assembly) has no core of its own:
+ *   one single-thread worker per core. A 2-thread worker loses twice whatever the main thread takes
+ *   from it (its other thread waits at every operator's barrier), while a single-thread worker loses
+ *   it once and the main thread's work fits in the gaps between one worker's batches as the other
+ *   runs: on the 2-core development machine 2×1 served 1.19× the real tokens/s of 1×2 at
+ *   saturation, 0.89–0.92 of the backbone's sorted limit against 0.75 (`npm run bench:main-thread`,
+ *   README "Speed, session 9"), at the price of one lone request running on one thread (slower by
+ *   the figure in that section). SKT_THREADS=2 gives the old 1×2 for latency first.
+ * - From 4 cores one core is left to the main thread, and the rest go to workers of 2 threads each:
+ *   4 → 1×2, 8 → 3×2, 16 → 7×2 (not measured here: this machine has 2 cores). Two threads per worker
+ *   keep a lone batch's latency near the one-worker figure, and with the main thread on its own
+ *   core the barrier no longer pays for it.
  */
-export function defaultParallelism(cores = os.availableParallelism()): { workers: number; threads: number } {
-  if (cores < 4) return { workers: 1, threads: Math.min(2, Math.max(1, cores)) };
-  return { workers: Math.floor((cores - 1) / 2), threads: 2 };
+export function defaultParallelism(cores = availableCores(), threads?: number): { workers: number; threads: number } {
+  const forWorkers = cores < 4 ? Math.max(1, cores) : cores - 1;
+  const t = threads ?? (cores < 4 ? 1 : 2);
+  return { workers: Math.max(1, Math.floor(forWorkers / t)), threads: t };
 }
 
 const PARALLELISM = defaultParallelism();
@@ -397,9 +407,9 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     env: "SKT_THREADS",
     flag: "--threads",
     default: String(PARALLELISM.threads),
-    defaultDoc: "2 (1 on a 1-core machine)",
+    defaultDoc: "1 below 4 cores, else 2",
     meaning:
-      "onnxruntime intra-op threads of each inference worker. With SKT_WORKERS the default uses the machine's cores (`os.availableParallelism()`): see `defaultParallelism` in src/config.ts and docs/benchmarks.md.",
+      "onnxruntime intra-op threads of each inference worker; SKT_WORKERS' default follows it. Below 4 cores (`os.availableParallelism()`, capped by a container's CPU quota: src/cores.ts) the default is a single-thread worker per core: the most throughput there (2×1 served 1.19× the real tokens/s of 1×2 at saturation on 2 cores), while a lone request runs on one thread (p50 13.4 instead of 9.4 ms): `SKT_THREADS=2` (one worker on 2 cores) puts latency first. From 4 cores, workers of 2 threads with a core left to the main thread. See `defaultParallelism` in src/config.ts and README \"Speed, session 9\".",
     parse: int(1, 1024),
   }),
   opt({
@@ -407,7 +417,8 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     env: "SKT_WORKERS",
     flag: "--workers",
     default: String(PARALLELISM.workers),
-    defaultDoc: "1 below 4 cores or with `SKT_DEVICE=webgpu`, else ⌊(cores − 1) / 2⌋ (8 cores: 3, 16 cores: 7)",
+    defaultDoc:
+      "1 with `SKT_DEVICE=webgpu`; else the cores the workers get (all of them below 4 cores, one fewer from 4 on) ÷ SKT_THREADS: 2 cores: 2 (of 1 thread), 8 cores: 3 (of 2), 16 cores: 7 (of 2)",
     meaning:
       "Inference worker threads. Each loads its own copy of the backbone's sessions (onnxruntime-node cannot share weights between sessions in different threads: USE-lite's two sessions add ~110 MB resident per worker) and pulls the next batch as soon as it is free. A worker that dies is restarted (`skt_worker_restarts_total`); the others keep serving. On WebGPU the workers take turns on the device (one lock per process: onnxruntime's WebGPU provider is not safe from two threads at once, docs/webgpu.md \"Threads and the device\"), so more than one overlaps only host-side work and each holds its own copy of the weights in GPU memory: the default with `SKT_DEVICE=webgpu` is 1, and `SKT_DEVICE=auto` logs a warning when several workers land on WebGPU.",
     parse: int(1, 256),
@@ -750,6 +761,9 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
       );
     }
   }
+  // A given SKT_THREADS sizes the default worker count (never more threads than the cores allow).
+  if (defaulted.has("workers") && !defaulted.has("threads") && typeof out.threads === "number")
+    out.workers = defaultParallelism(undefined, out.threads).workers;
   // Workers on WebGPU take turns on the device (SKT_WORKERS' meaning): one unless asked for more.
   if (defaulted.has("workers") && out.device === "webgpu") out.workers = 1;
   if (problems.length > 0) {

@@ -45,6 +45,8 @@ export async function startEngineRig(
     adminToken: ADMIN_TOKEN,
     adaptersDir,
     modelsDir: MODELS_DIR,
+    // One single-thread worker, whatever the machine's default shape (a test about workers sets its own).
+    workers: 1,
     threads: 1,
     maxWaitMs: 2,
     logLevel: "silent",

@@ -1,15 +1,13 @@
 /**
- * SKT_WORKERS' default on a 16-core machine (os.availableParallelism mocked): 7 workers on the CPU,
- * one with SKT_DEVICE=webgpu (workers take turns on the device: src/backbone/device-lock.ts), and an
- * explicit SKT_WORKERS always wins.
+ * SKT_WORKERS' default on a 16-core machine (availableCores mocked): 7 workers on the CPU,
+ * one with SKT_DEVICE=webgpu (workers take turns on the device: src/backbone/device-lock.ts), as
+ * many as a given SKT_THREADS fits in the 15 cores left to workers, and an explicit SKT_WORKERS
+ * always wins.
  */
 import { describe, expect, it, vi } from "vitest";
 
-vi.mock("node:os", async (importOriginal) => {
-  const os = await importOriginal<typeof import("node:os")>();
-  const sixteen = { ...os, availableParallelism: () => 16 };
-  return { ...sixteen, default: sixteen };
-});
+// The cores the process may use (affinity and cgroup quota: tested in test/server/cores.test.ts).
+vi.mock("../../src/cores.js", () => ({ availableCores: () => 16 }));
 
 // The setup files may have loaded config.ts with the real core count already.
 vi.resetModules();
@@ -25,5 +23,19 @@ describe("SKT_WORKERS' default on 16 cores", () => {
     expect(workers({ SKT_DEVICE: "webgpu", SKT_WORKERS: "3" })).toBe(3);
     expect(loadConfig({ env: { SKT_WORKERS: "2" }, argv: ["--device", "webgpu"] }).workers).toBe(2);
     expect(loadConfig({ env: {}, argv: ["--device", "webgpu"] }).workers).toBe(1);
+  });
+
+  it("follows a given SKT_THREADS: the 15 cores left to the workers, divided into workers of that many threads", () => {
+    const shape = (env: Record<string, string>, argv: string[] = []) => {
+      const c = loadConfig({ env, argv });
+      return `${c.workers}x${c.threads}`;
+    };
+    expect(shape({})).toBe("7x2");
+    expect(shape({ SKT_THREADS: "1" })).toBe("15x1");
+    expect(shape({ SKT_THREADS: "4" })).toBe("3x4");
+    expect(shape({}, ["--threads", "5"])).toBe("3x5");
+    expect(shape({ SKT_THREADS: "64" })).toBe("1x64");
+    expect(shape({ SKT_THREADS: "1", SKT_WORKERS: "2" })).toBe("2x1");
+    expect(shape({ SKT_THREADS: "1", SKT_DEVICE: "webgpu" })).toBe("1x1");
   });
 });

@@ -73,21 +73,25 @@ describe("loadConfig", () => {
     });
   });
 
-  it("derives SKT_WORKERS × SKT_THREADS from the cores: one core kept for the main thread from 4 cores on", () => {
+  it("derives SKT_WORKERS × SKT_THREADS from the cores: single-thread workers on every core below 4 cores, 2-thread workers and a core for the main thread from 4 on", () => {
     const shapes = [1, 2, 3, 4, 8, 16].map((cores) => defaultParallelism(cores));
     expect(shapes).toEqual([
       { workers: 1, threads: 1 },
-      { workers: 1, threads: 2 },
-      { workers: 1, threads: 2 },
+      { workers: 2, threads: 1 },
+      { workers: 3, threads: 1 },
       { workers: 1, threads: 2 },
       { workers: 3, threads: 2 },
       { workers: 7, threads: 2 },
     ]);
     for (let cores = 1; cores <= 64; cores++) {
       const { workers, threads } = defaultParallelism(cores);
-      expect(workers * threads).toBeLessThanOrEqual(Math.max(2, cores)); // never oversubscribes beyond 2 on tiny machines
+      expect(workers * threads).toBeLessThanOrEqual(cores); // never more threads than cores
       if (cores >= 4) expect(workers * threads).toBeLessThan(cores); // a core stays with the main thread
     }
+    // A given SKT_THREADS: as many workers as fit, at least one (2 threads on 2 cores: the old 1×2).
+    expect(defaultParallelism(2, 2)).toEqual({ workers: 1, threads: 2 });
+    expect(defaultParallelism(2, 8)).toEqual({ workers: 1, threads: 8 });
+    expect(defaultParallelism(8, 1)).toEqual({ workers: 7, threads: 1 });
   });
 
   it("reads the environment", () => {
