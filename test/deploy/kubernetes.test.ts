@@ -1,8 +1,8 @@
 /**
  * deploy/kubernetes/: every manifest is valid against the Kubernetes (and prometheus-operator)
  * schemas, and the fields that must agree with the server and with each other do: probe paths are
- * routes the server answers, the grace period covers preStop plus the server's drain, SKT_THREADS
- * matches the CPU request, the memory request covers the measured RSS plus the cache, the HPA, PDB,
+ * routes the server answers, the grace period covers preStop plus the server's drain, one worker's
+ * SKT_THREADS matches the CPU request, the memory request covers the measured RSS plus the cache, the HPA, PDB,
  * Service and ServiceMonitor select the Deployment's pods, and every Secret key the pods read exists.
  */
 import { readdir, readFile } from "node:fs/promises";
@@ -138,10 +138,13 @@ describe("the Deployment agrees with the server", () => {
     );
   });
 
-  it("SKT_THREADS equals the CPU request; the limit is not below it", () => {
+  it("SKT_THREADS equals the CPU request with one worker; the limit is not below it", () => {
     const config = containerConfig();
     const { requests, limits } = container.resources;
     expect(cpuCores(requests.cpu)).toBe(config.threads);
+    // Set explicitly: one worker, whatever cores the node has (the memory request counts one copy of the weights).
+    expect(container.env.find((e: Obj) => e.name === "SKT_WORKERS")?.value).toBe("1");
+    expect(config.workers * config.threads).toBeLessThanOrEqual(cpuCores(requests.cpu));
     expect(cpuCores(limits.cpu)).toBeGreaterThanOrEqual(cpuCores(requests.cpu));
   });
 

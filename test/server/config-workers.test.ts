@@ -38,4 +38,14 @@ describe("SKT_WORKERS' default on 16 cores", () => {
     expect(shape({ SKT_THREADS: "1", SKT_WORKERS: "2" })).toBe("2x1");
     expect(shape({ SKT_THREADS: "1", SKT_DEVICE: "webgpu" })).toBe("1x1");
   });
+
+  it("holds one batch per worker when there are several, two with one worker; an explicit value wins", () => {
+    const inFlight = (env: Record<string, string>) => loadConfig({ env, argv: [] }).maxInFlightBatches;
+    expect(inFlight({})).toBe(1); // 7 workers
+    expect(inFlight({ SKT_WORKERS: "1" })).toBe(2);
+    expect(inFlight({ SKT_DEVICE: "webgpu" })).toBe(2); // one worker
+    expect(inFlight({ SKT_THREADS: "15" })).toBe(2); // one worker of 15 threads
+    expect(inFlight({ SKT_MAX_IN_FLIGHT_BATCHES: "3" })).toBe(3);
+    expect(inFlight({ SKT_WORKERS: "1", SKT_MAX_IN_FLIGHT_BATCHES: "1" })).toBe(1);
+  });
 });

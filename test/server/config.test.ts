@@ -47,7 +47,7 @@ describe("loadConfig", () => {
       maxBatchTokens: 4096,
       maxWaitMs: 2,
       maxPaddingRatio: 0.25,
-      maxInFlightBatches: 2,
+      maxInFlightBatches: defaultParallelism().workers > 1 ? 1 : 2,
       queueSize: 1024,
       cacheBytes: 256 * 1024 * 1024,
       deviceCacheBytes: 256 * 1024 * 1024,
@@ -88,6 +88,12 @@ describe("loadConfig", () => {
       expect(workers * threads).toBeLessThanOrEqual(cores); // never more threads than cores
       if (cores >= 4) expect(workers * threads).toBeLessThan(cores); // a core stays with the main thread
     }
+    // defaultConfig's overrides count as given: what follows from them is derived again.
+    expect(defaultConfig({ workers: 3 }).maxInFlightBatches).toBe(1);
+    expect(defaultConfig({ workers: 1 }).maxInFlightBatches).toBe(2);
+    expect(defaultConfig({ workers: 3, maxInFlightBatches: 4 }).maxInFlightBatches).toBe(4);
+    expect(defaultConfig({ device: "webgpu" }).workers).toBe(1);
+    expect(defaultConfig({ threads: 1024 }).workers).toBe(1);
     // A given SKT_THREADS: as many workers as fit, at least one (2 threads on 2 cores: the old 1×2).
     expect(defaultParallelism(2, 2)).toEqual({ workers: 1, threads: 2 });
     expect(defaultParallelism(2, 8)).toEqual({ workers: 1, threads: 8 });
