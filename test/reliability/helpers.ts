@@ -48,6 +48,8 @@ export async function startEngineRig(
     // One single-thread worker, whatever the machine's default shape (a test about workers sets its own).
     workers: 1,
     threads: 1,
+    // The batching the rig's tests were written against (single-thread workers default to 0.1).
+    maxPaddingRatio: 0.25,
     maxWaitMs: 2,
     logLevel: "silent",
     // In-process requests share one client address; fuzzed wrong tokens must not lock the

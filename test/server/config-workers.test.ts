@@ -48,4 +48,13 @@ describe("SKT_WORKERS' default on 16 cores", () => {
     expect(inFlight({ SKT_MAX_IN_FLIGHT_BATCHES: "3" })).toBe(3);
     expect(inFlight({ SKT_WORKERS: "1", SKT_MAX_IN_FLIGHT_BATCHES: "1" })).toBe(1);
   });
+
+  it("lets single-thread workers carry at most 10 % padding, others 25 %; an explicit value wins", () => {
+    const ratio = (env: Record<string, string>) => loadConfig({ env, argv: [] }).maxPaddingRatio;
+    expect(ratio({})).toBe(0.25); // 7×2
+    expect(ratio({ SKT_THREADS: "1" })).toBe(0.1);
+    expect(ratio({ SKT_THREADS: "1", SKT_WORKERS: "1" })).toBe(0.1);
+    expect(ratio({ SKT_THREADS: "1", SKT_MAX_PADDING_RATIO: "0.5" })).toBe(0.5);
+    expect(ratio({ SKT_MAX_PADDING_RATIO: "0.05" })).toBe(0.05);
+  });
 });

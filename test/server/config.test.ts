@@ -46,7 +46,7 @@ describe("loadConfig", () => {
       maxBatchSize: 32,
       maxBatchTokens: 4096,
       maxWaitMs: 2,
-      maxPaddingRatio: 0.25,
+      maxPaddingRatio: defaultParallelism().threads === 1 ? 0.1 : 0.25,
       maxInFlightBatches: defaultParallelism().workers > 1 ? 1 : 2,
       queueSize: 1024,
       cacheBytes: 256 * 1024 * 1024,
@@ -94,6 +94,8 @@ describe("loadConfig", () => {
     expect(defaultConfig({ workers: 3, maxInFlightBatches: 4 }).maxInFlightBatches).toBe(4);
     expect(defaultConfig({ device: "webgpu" }).workers).toBe(1);
     expect(defaultConfig({ threads: 1024 }).workers).toBe(1);
+    expect(defaultConfig({ threads: 1 }).maxPaddingRatio).toBe(0.1);
+    expect(defaultConfig({ threads: 2 }).maxPaddingRatio).toBe(0.25);
     // A given SKT_THREADS: as many workers as fit, at least one (2 threads on 2 cores: the old 1×2).
     expect(defaultParallelism(2, 2)).toEqual({ workers: 1, threads: 2 });
     expect(defaultParallelism(2, 8)).toEqual({ workers: 1, threads: 8 });
