@@ -222,9 +222,9 @@ export interface ConfigOption<K extends keyof ServerConfig = keyof ServerConfig>
  *   from it (its other thread waits at every operator's barrier), while a single-thread worker loses
  *   it once and the main thread's work fits in the gaps between one worker's batches as the other
  *   runs: on the 2-core development machine 2×1 served 1.19× the real tokens/s of 1×2 at
- *   saturation, 0.89–0.92 of the backbone's sorted limit against 0.75 (`npm run bench:main-thread`,
- *   README "Speed, session 9"), at the price of one lone request running on one thread (slower by
- *   the figure in that section). SKT_THREADS=2 gives the old 1×2 for latency first.
+ *   saturation (`npm run bench:workers`), 0.92 of the backbone's sorted limit against 0.75 in the
+ *   same pairs (`tsx bench/main-thread.ts`; README "Speed, session 9"), at the price of a lone
+ *   request running on one thread (slower by the figure in that section). SKT_THREADS=2 gives the old 1×2 for latency first.
  * - From 4 cores one core is left to the main thread, and the rest go to workers of 2 threads each:
  *   4 → 1×2, 8 → 3×2, 16 → 7×2 (not measured here: this machine has 2 cores). Two threads per worker
  *   keep a lone batch's latency near the one-worker figure, and with the main thread on its own
@@ -409,7 +409,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     default: String(PARALLELISM.threads),
     defaultDoc: "1 below 4 cores, else 2",
     meaning:
-      "onnxruntime intra-op threads of each inference worker; SKT_WORKERS' default follows it. Below 4 cores (`os.availableParallelism()`, capped by a container's CPU quota: src/cores.ts) the default is a single-thread worker per core: the most throughput there (2×1 served 1.19× the real tokens/s of 1×2 at saturation on 2 cores), while a lone request runs on one thread (p50 13.4 instead of 9.4 ms): `SKT_THREADS=2` (one worker on 2 cores) puts latency first. From 4 cores, workers of 2 threads with a core left to the main thread. See `defaultParallelism` in src/config.ts and README \"Speed, session 9\".",
+      "onnxruntime intra-op threads of each inference worker; SKT_WORKERS' default follows it. Below 4 cores (`os.availableParallelism()`, capped by a container's CPU quota: src/cores.ts) the default is a single-thread worker per core: the most throughput there (2×1 served 1.19× the real tokens/s of 1×2 at saturation on 2 cores), while a lone request runs on one thread (p50 12.6–13.6 instead of 9.4–9.9 ms): `SKT_THREADS=2` (one worker on 2 cores) puts latency first. From 4 cores, workers of 2 threads with a core left to the main thread. See `defaultParallelism` in src/config.ts and README \"Speed, session 9\".",
     parse: int(1, 1024),
   }),
   opt({
