@@ -66,10 +66,11 @@ export function pick<T>(normal: T, quick: T): T {
 export const RESULTS_DIR = path.join(REPO_ROOT, "bench/results");
 
 export function settingsLine(extra: Record<string, unknown> = {}): string {
+  const shape = serverShape();
   const parts = {
     cores: os.cpus().length,
     cpu: os.cpus()[0]?.model?.trim(),
-    "server SKT_WORKERS × SKT_THREADS": `${serverShape().workers}×${serverShape().threads}`,
+    "server SKT_WORKERS × SKT_THREADS": `${shape.workers}×${shape.threads}`,
     "raw baseline intra-op threads": THREADS,
     "inter-op threads": 1,
     reps: REPS,

@@ -214,9 +214,8 @@ export interface ConfigOption<K extends keyof ServerConfig = keyof ServerConfig>
 
 /**
  * Default SKT_WORKERS × SKT_THREADS for a machine with `cores` cores (the affinity mask capped by a
- * cgroup CPU quota: src/cores.ts),
- * or SKT_WORKERS alone when SKT_THREADS is given (`threads`): as many workers of that many threads
- * as the cores the workers get.
+ * cgroup CPU quota: src/cores.ts), or SKT_WORKERS alone when SKT_THREADS is given (`threads`): as
+ * many workers of that many threads as the cores the workers get.
  * - Below 4 cores the main thread (HTTP, JSON, tokenization, batch assembly) has no core of its own:
  *   one single-thread worker per core. A 2-thread worker loses twice whatever the main thread takes
  *   from it (its other thread waits at every operator's barrier), while a single-thread worker loses
@@ -224,7 +223,8 @@ export interface ConfigOption<K extends keyof ServerConfig = keyof ServerConfig>
  *   runs: on the 2-core development machine 2×1 served 1.19× the real tokens/s of 1×2 at
  *   saturation (`npm run bench:workers`), 0.92 of the backbone's sorted limit against 0.75 in the
  *   same pairs (`tsx bench/main-thread.ts`; README "Speed, session 9"), at the price of a lone
- *   request running on one thread (slower by the figure in that section). SKT_THREADS=2 gives the old 1×2 for latency first.
+ *   request running on one thread (slower by the figure in that section). SKT_THREADS=2 gives the
+ *   old 1×2 for latency first.
  * - From 4 cores one core is left to the main thread, and the rest go to workers of 2 threads each:
  *   4 → 1×2, 8 → 3×2, 16 → 7×2 (not measured here: this machine has 2 cores). Two threads per worker
  *   keep a lone batch's latency near the one-worker figure, and with the main thread on its own
@@ -236,7 +236,9 @@ export function defaultParallelism(cores = availableCores(), threads?: number): 
   return { workers: Math.max(1, Math.floor(forWorkers / t)), threads: t };
 }
 
-const PARALLELISM = defaultParallelism();
+/** Read once: the cgroup files behind it do not change while the process runs. */
+const CORES = availableCores();
+const PARALLELISM = defaultParallelism(CORES);
 
 function opt<K extends keyof ServerConfig>(o: ConfigOption<K>): ConfigOption<K> {
   return o;
@@ -785,7 +787,7 @@ function applyDerivedDefaults(config: ServerConfig, defaulted: (key: keyof Serve
   // Workers on WebGPU take turns on the device (SKT_WORKERS' meaning): one unless asked for more.
   // Otherwise SKT_THREADS (given or default) sizes the worker count: never more threads than cores.
   if (defaulted("workers"))
-    config.workers = config.device === "webgpu" ? 1 : defaultParallelism(undefined, config.threads).workers;
+    config.workers = config.device === "webgpu" ? 1 : defaultParallelism(CORES, config.threads).workers;
   // With several workers a batch waits in the shared queue, not behind one worker's run.
   if (defaulted("maxInFlightBatches")) config.maxInFlightBatches = config.workers > 1 ? 1 : 2;
   // Single-thread workers gain nothing from bigger batches, only padding: tighter ones.

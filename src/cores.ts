@@ -43,7 +43,7 @@ export function cgroupCpuQuota(read: ReadText): number | undefined {
     } else if (controllers.split(",").includes("cpu")) {
       for (const mount of ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"])
         for (const dir of ancestors(mount, cgroupPath))
-          keep(v1Quota(read(`${dir}/cpu.cfs_quota_us`), read(`${dir}/cpu.cfs_period_us`)));
+          keep(ratio(read(`${dir}/cpu.cfs_quota_us`), read(`${dir}/cpu.cfs_period_us`)));
     }
   }
   return tightest;
@@ -62,10 +62,7 @@ function v2Quota(text: string | undefined): number | undefined {
   return ratio(quota, period);
 }
 
-function v1Quota(quota: string | undefined, period: string | undefined): number | undefined {
-  return ratio(quota?.trim(), period?.trim());
-}
-
+/** Number() ignores the surrounding whitespace and newline of the files' contents. */
 function ratio(quota: string | undefined, period: string | undefined): number | undefined {
   const q = Number(quota);
   const p = Number(period);
