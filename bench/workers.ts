@@ -1,7 +1,9 @@
 /**
  * npm run bench:workers — SKT_WORKERS × SKT_THREADS shapes side by side on the same machine, in
- * alternating windows (so the ratios share the machine's drift): by default 1×2 against 2×1 at
- * saturation (64 closed-loop clients) and one request at a time. With BENCH_BASELINE_ENTRY set to
+ * alternating windows (so the ratios share the machine's drift): by default 1×2, 2×1 and 2×1 with a
+ * 2-thread solo worker (SKT_SOLO_THREADS) at saturation (64 closed-loop clients) and one request at
+ * a time. BENCH_WORKER_SHAPES lists them as WORKERSxTHREADS[+SOLO_THREADS]; without "+" a shape
+ * has no solo worker. With BENCH_BASELINE_ENTRY set to
  * another checkout's bin/skt.js (e.g. the code before a refactor), that server runs as "baseline
  * 1×2" in the same alternation, for before/after ratios.
  */
@@ -13,11 +15,12 @@ import { loadBackboneAssets } from "../src/backbone/backbone.js";
 import { startServer, type BenchServer } from "./server.js";
 
 const TASK = "workers-bench";
-const SHAPES = (process.env.BENCH_WORKER_SHAPES ?? "1x2,2x1").split(",").map((s) => {
-  const m = /^(\d+)x(\d+)$/.exec(s.trim());
-  if (!m) throw new Error(`BENCH_WORKER_SHAPES: "${s}" is not WORKERSxTHREADS (e.g. 2x1)`);
-  return { workers: Number(m[1]), threads: Number(m[2]) };
+const SHAPES = (process.env.BENCH_WORKER_SHAPES ?? "1x2,2x1,2x1+2").split(",").map((s) => {
+  const m = /^(\d+)x(\d+)(?:\+(\d+))?$/.exec(s.trim());
+  if (!m) throw new Error(`BENCH_WORKER_SHAPES: "${s}" is not WORKERSxTHREADS[+SOLO_THREADS] (e.g. 2x1+2)`);
+  return { workers: Number(m[1]), threads: Number(m[2]), solo: Number(m[3] ?? 0) };
 });
+const shapeName = (s: (typeof SHAPES)[number]) => `${s.workers}×${s.threads}${s.solo ? ` + solo ${s.solo}` : ""}`;
 const BASELINE_ENTRY = process.env.BENCH_BASELINE_ENTRY;
 
 main(async () => {
@@ -36,8 +39,12 @@ main(async () => {
     servers.push({ name, server });
   };
   for (const s of SHAPES)
-    await start(`${s.workers}×${s.threads}`, { SKT_WORKERS: String(s.workers), SKT_THREADS: String(s.threads) });
-  if (BASELINE_ENTRY) await start("baseline 1×2", { SKT_THREADS: "2" }, BASELINE_ENTRY);
+    await start(shapeName(s), {
+      SKT_WORKERS: String(s.workers),
+      SKT_THREADS: String(s.threads),
+      SKT_SOLO_THREADS: String(s.solo),
+    });
+  if (BASELINE_ENTRY) await start("baseline 1×2", { SKT_THREADS: "2", SKT_SOLO_THREADS: "0" }, BASELINE_ENTRY);
 
   const configs: Config[] = [];
   for (const { name, server } of servers) {
@@ -63,7 +70,7 @@ main(async () => {
     name: "workers",
     title: "Inference workers × threads (and before/after) in alternating windows",
     notes: [
-      settingsLine({ concurrency: CONCURRENCY, shapes: SHAPES.map((s) => `${s.workers}x${s.threads}`).join(" ") }),
+      settingsLine({ concurrency: CONCURRENCY, shapes: SHAPES.map(shapeName).join(", ") }),
       `One prompt adapter, SST-2 dev sentences one per request; closed loop with ${CONCURRENCY} clients (saturation) and with 1 client (one request at a time); median of ${results[0].reps.length} alternating repetitions of ${results[0].reps[0].windowS} s windows. Ratios: median of per-repetition ratios against ${first} with the same number of clients.`,
       ...(BASELINE_ENTRY ? [`baseline: ${BASELINE_ENTRY}`] : []),
     ],

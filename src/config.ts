@@ -53,6 +53,8 @@ export interface ServerConfig {
   threads: number;
   /** SKT_WORKERS: inference worker threads, each with its own onnxruntime sessions (default: see `defaultParallelism`). */
   workers: number;
+  /** SKT_SOLO_THREADS: threads of the solo worker, which takes turns with the others at light load (0: none). */
+  soloThreads: number;
   /** SKT_MAX_BATCH_SIZE: most rows (texts) in one backbone pass. */
   maxBatchSize: number;
   /** SKT_MAX_BATCH_TOKENS: most positions one backbone pass may cost (real tokens + weighted padding). */
@@ -236,6 +238,16 @@ export function defaultParallelism(cores = availableCores(), threads?: number): 
   return { workers: Math.max(1, Math.floor(forWorkers / t)), threads: t };
 }
 
+/**
+ * SKT_SOLO_THREADS' default: a solo worker with the workers' threads together where they are several
+ * single-thread CPU workers (below 4 cores by default), where a lone batch would otherwise run on
+ * one thread while the other cores sit idle; none elsewhere (multi-thread workers already run a
+ * lone batch on several threads, and WebGPU workers take turns on the device anyway).
+ */
+export function soloThreadsFor(device: DeviceSetting, shape: { workers: number; threads: number }): number {
+  return device === "cpu" && shape.threads === 1 && shape.workers >= 2 ? shape.workers : 0;
+}
+
 /** Read once: the cgroup files behind it do not change while the process runs. */
 const CORES = availableCores();
 const PARALLELISM = defaultParallelism(CORES);
@@ -411,7 +423,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     default: String(PARALLELISM.threads),
     defaultDoc: "1 below 4 cores, else 2",
     meaning:
-      "onnxruntime intra-op threads of each inference worker; SKT_WORKERS' default follows it. Below 4 cores (`os.availableParallelism()`, capped by a container's CPU quota: src/cores.ts) the default is a single-thread worker per core: the most throughput there (2×1 served 1.19× the real tokens/s of 1×2 at saturation on 2 cores), while a lone request runs on one thread (p50 12.6–13.6 instead of 9.4–9.9 ms): `SKT_THREADS=2` (one worker on 2 cores) puts latency first. From 4 cores, workers of 2 threads with a core left to the main thread. See `defaultParallelism` in src/config.ts and README \"Speed, session 9\".",
+      "onnxruntime intra-op threads of each inference worker; SKT_WORKERS' default follows it. Below 4 cores (`os.availableParallelism()`, capped by a container's CPU quota: src/cores.ts) the default is a single-thread worker per core: the most throughput there (2×1 served 1.19× the real tokens/s of 1×2 at saturation on 2 cores), with a solo worker of all their threads for light load (SKT_SOLO_THREADS), so a lone request still runs on every core (one request at a time 9.3 ms against 12.3 without it and 9.7 for 1×2). `SKT_THREADS=2` gives one 2-thread worker on 2 cores. From 4 cores, workers of 2 threads with a core left to the main thread. See `defaultParallelism` in src/config.ts and README \"Speed, session 9\" and \"Speed, session 10\".",
     parse: int(1, 1024),
   }),
   opt({
@@ -424,6 +436,17 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     meaning:
       "Inference worker threads. Each loads its own copy of the backbone's sessions (onnxruntime-node cannot share weights between sessions in different threads: USE-lite's two sessions add ~110 MB resident per worker) and pulls the next batch as soon as it is free. A worker that dies is restarted (`skt_worker_restarts_total`); the others keep serving. On WebGPU the workers take turns on the device (one lock per process: onnxruntime's WebGPU provider is not safe from two threads at once, docs/webgpu.md \"Threads and the device\"), so more than one overlaps only host-side work and each holds its own copy of the weights in GPU memory: the default with `SKT_DEVICE=webgpu` is 1, and `SKT_DEVICE=auto` logs a warning when several workers land on WebGPU.",
     parse: int(1, 256),
+  }),
+  opt({
+    key: "soloThreads",
+    env: "SKT_SOLO_THREADS",
+    flag: "--solo-threads",
+    default: String(soloThreadsFor("cpu", PARALLELISM)),
+    defaultDoc:
+      "SKT_WORKERS when the workers are single-thread CPU workers and there are several (2 on 2 cores); else 0",
+    meaning:
+      'Threads of one more inference worker, the solo worker, which takes turns with the others instead of running beside them: it runs a batch only while no other worker runs one and at most one batch (SKT_MAX_BATCH_SIZE rows) waits, and they run only while it does not. So a lone request or light load runs on all the cores at once (as one multi-thread worker would: the fastest single answer), and under load the single-thread workers serve side by side (the most throughput on few cores), never both. It holds its own copy of the sessions, as every worker does. `0`: no solo worker. CPU only (on WebGPU the workers already take turns on the device). README "Speed, session 10".',
+    parse: int(0, 1024),
   }),
   opt({
     key: "maxBatchSize",
@@ -772,6 +795,12 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
   const config = out as unknown as ServerConfig;
   applyDerivedDefaults(config, (key) => defaulted.has(key));
+  if (config.soloThreads > 0 && config.device !== "cpu") {
+    const problem = `SKT_SOLO_THREADS = ${config.soloThreads}: the solo worker runs on SKT_DEVICE=cpu only (the device is ${config.device}); set SKT_SOLO_THREADS=0`;
+    throw new SktError("bad_request", "invalid_config", `Invalid configuration:\n  ${problem}`, {
+      problems: [problem],
+    });
+  }
   return config;
 }
 
@@ -792,6 +821,7 @@ function applyDerivedDefaults(config: ServerConfig, defaulted: (key: keyof Serve
   if (defaulted("maxInFlightBatches")) config.maxInFlightBatches = config.workers > 1 ? 1 : 2;
   // Single-thread workers gain nothing from bigger batches, only padding: tighter ones.
   if (defaulted("maxPaddingRatio")) config.maxPaddingRatio = config.threads === 1 ? 0.1 : 0.25;
+  if (defaulted("soloThreads")) config.soloThreads = soloThreadsFor(config.device, config);
 }
 
 /** The config with secrets masked, for the startup log line. */

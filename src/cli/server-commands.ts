@@ -103,6 +103,7 @@ async function install(files: string[], argv: string[]): Promise<void> {
   const engine = await Engine.create({
     ...config,
     workers: 1, // installing runs one probe pass per file: one worker is enough
+    soloThreads: 0,
     log: (level, msg, fields) => void (level === "info" ? undefined : console.error(`${level}: ${msg}`, fields ?? "")),
   });
   try {

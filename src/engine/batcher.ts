@@ -78,6 +78,8 @@ export interface Slot {
   ready(): boolean;
   /** The slot's worker runs nothing: a partial batch may go to it. */
   idle(): boolean;
+  /** Called as a batch is handed to the slot, before the batcher looks at any slot again. */
+  take?(): void;
 }
 
 interface Request<Out> {
@@ -356,6 +358,7 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
       internal,
     };
     this.handedOutAt.set(batch, performance.now());
+    waiter.slot.take?.();
     if (!internal) {
       const now = Date.now();
       for (const e of entries) this.metrics?.queueDuration.observe((now - e.enqueuedAt) / 1000);

@@ -71,6 +71,7 @@ export type EngineOptions = Pick<
       | "precision"
       | "packed"
       | "workers"
+      | "soloThreads"
       | "maxInFlightBatches"
       | "batchLog"
       | "warmTasks"
@@ -114,7 +115,7 @@ export class Engine implements InferenceService {
       // The graph pairs beyond plain and prefix that these workers may open (built on demand).
       variants: { ids: (opts.device ?? "cpu") !== "cpu", fp16: opts.precision === "fp16" },
     });
-    const workers = await startWorkers(opts, assets);
+    const { workers, solo } = await startWorkers(opts, assets);
     // Workers serve one layout (same build, options and device); it sets what a padding position costs a batch.
     const batcher = new Batcher<Row>({ ...opts, paddingCost: paddingCost(workers[0].layout) }, opts.metrics);
     const batchLog = opts.batchLog ? BatchLog.open(opts.batchLog) : null;
@@ -129,6 +130,7 @@ export class Engine implements InferenceService {
         log: opts.log,
       },
       opts.maxInFlightBatches ?? 2,
+      solo && { worker: solo, maxQueue: opts.maxBatchSize },
     );
     runner.start();
     const internalPass = (row: Omit<Row, "length">) =>
@@ -522,24 +524,30 @@ function checkProbe(adapter: PreparedAdapter, pooled: Float32Array): void {
   }
 }
 
-/** Starts `opts.workers` inference workers (each loads its own sessions) and counts their restarts. */
-async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promise<InferenceWorker[]> {
-  const workers = Array.from(
-    { length: opts.workers ?? 1 },
-    () =>
-      new InferenceWorker({
-        modelsDir: opts.modelsDir,
-        backboneDir: assets.dir,
-        threads: opts.threads,
-        device: opts.device,
-        precision: opts.precision ?? "fp32",
-        packed: opts.packed ?? "auto",
-        shareWeights: opts.shareWeights ?? true,
-        spinning: opts.ortSpinning ?? true,
-        nice: opts.inferenceNice ?? 0,
-      }),
-  );
-  workers.forEach((worker, index) => {
+/**
+ * Starts `opts.workers` inference workers and, with `opts.soloThreads`, the solo worker (each loads
+ * its own sessions), and counts their restarts. The solo worker is the last in `all`.
+ */
+async function startWorkers(
+  opts: EngineOptions,
+  assets: BackboneAssets,
+): Promise<{ workers: InferenceWorker[]; solo: InferenceWorker | null }> {
+  const worker = (threads: number) =>
+    new InferenceWorker({
+      modelsDir: opts.modelsDir,
+      backboneDir: assets.dir,
+      threads,
+      device: opts.device,
+      precision: opts.precision ?? "fp32",
+      packed: opts.packed ?? "auto",
+      shareWeights: opts.shareWeights ?? true,
+      spinning: opts.ortSpinning ?? true,
+      nice: opts.inferenceNice ?? 0,
+    });
+  const workers = Array.from({ length: opts.workers ?? 1 }, () => worker(opts.threads));
+  const solo = (opts.soloThreads ?? 0) > 0 ? worker(opts.soloThreads!) : null;
+  const all = solo ? [...workers, solo] : workers;
+  all.forEach((worker, index) => {
     worker.on("restarting", (n: number) => {
       opts.metrics?.workerRestarts.inc();
       opts.log?.("error", "inference worker died; restarting", { worker: index, restarts: n });
@@ -549,6 +557,7 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
       opts.metrics?.deviceInfo.set({ device: d.device, requested: d.requested, adapter: d.adapter ?? "" }, 1);
       opts.log?.("info", `backbone on ${d.device}${d.adapter ? ` (${d.adapter})` : ""}: ${d.reason}`, {
         worker: index,
+        ...(worker === solo ? { solo: true, threads: opts.soloThreads } : {}),
         device: d.device,
         adapter: d.adapter,
         requested: d.requested,
@@ -556,20 +565,20 @@ async function startWorkers(opts: EngineOptions, assets: BackboneAssets): Promis
       });
     });
   });
-  const started = await Promise.allSettled(workers.map((w) => w.start()));
+  const started = await Promise.allSettled(all.map((w) => w.start()));
   const failed = started.find((r) => r.status === "rejected");
   if (failed) {
-    await Promise.all(workers.map((w) => w.close()));
+    await Promise.all(all.map((w) => w.close()));
     throw failed.reason;
   }
-  const onWebGpu = workers.filter((w) => w.deviceInfo?.device === "webgpu").length;
+  const onWebGpu = all.filter((w) => w.deviceInfo?.device === "webgpu").length;
   if (onWebGpu > 1)
     opts.log?.(
       "warn",
       `${onWebGpu} inference workers on WebGPU take turns on the device (one at a time per process) and each holds its own copy of the weights in GPU memory; SKT_WORKERS=1 serves as fast with less memory`,
       { workers: onWebGpu },
     );
-  return workers;
+  return { workers, solo };
 }
 
 function l2Normalized(v: Float32Array): Float32Array {

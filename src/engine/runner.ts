@@ -3,6 +3,13 @@
  * for each, `slotsPerWorker` loops that pull the next batch from the batcher whenever they are free,
  * assemble it, run it on their worker and settle every row with its slice of the output. With
  * several workers each takes the next batch as soon as it can, so all of them stay busy.
+ *
+ * An optional solo worker (SKT_SOLO_THREADS) has all the cores' threads to itself and takes turns
+ * with the others instead of running beside them: it takes a batch only while no other worker runs
+ * one and the queue holds at most one batch (a lone request, light load: one multi-thread run is
+ * the fastest answer), and the others take batches only while it runs none and the queue is
+ * longer, or they are already busy (under load: single-thread workers side by side serve the most).
+ * Never both at once, so the cores are never asked for more threads than they have.
  */
 import type { BackboneAssets, BackboneOutputName } from "../backbone/backbone.js";
 import type { SktMetrics } from "../metrics.js";
@@ -11,7 +18,7 @@ import { assembleBatch } from "./assemble.js";
 import { PrefixSlotTable } from "./device-cache.js";
 import { DEVICE_BANKS_UNAVAILABLE } from "../backbone/prefix-banks.js";
 import type { BatchLog } from "./batch-log.js";
-import type { Batch, Batcher, QueuedRow } from "./batcher.js";
+import type { Batch, Batcher, QueuedRow, Slot } from "./batcher.js";
 import type { InferenceWorker } from "./inference-worker.js";
 
 /** One text's (or internal pass's) work for the backbone. */
@@ -33,7 +40,19 @@ export interface RunnerDeps {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** The solo worker and when it may run (see the file's comment). */
+export interface SoloWorker {
+  worker: InferenceWorker;
+  /** It takes a batch only while at most this many client rows wait (SKT_MAX_BATCH_SIZE: one batch). */
+  maxQueue: number;
+}
+
 export class Runner {
+  /** Every worker the runner drives: the others, then the solo one (when there is one) last. */
+  readonly workers: readonly InferenceWorker[];
+  /** The solo worker's index in `workers`, or -1. */
+  private readonly soloIndex: number;
+  private readonly soloMaxQueue: number;
   /** Batches running (or queued inside) each worker. */
   private readonly busy: number[];
   private readonly loops: Promise<void>[] = [];
@@ -41,14 +60,18 @@ export class Runner {
   private readonly slotTables: (PrefixSlotTable | null)[];
 
   constructor(
-    readonly workers: readonly InferenceWorker[],
+    workers: readonly InferenceWorker[],
     private readonly batcher: Batcher<Row>,
     private readonly deps: RunnerDeps,
-    /** Batches one worker may hold at once (SKT_MAX_IN_FLIGHT_BATCHES). */
+    /** Batches one worker may hold at once (SKT_MAX_IN_FLIGHT_BATCHES); the solo worker holds one. */
     private readonly slotsPerWorker: number,
+    solo: SoloWorker | null = null,
   ) {
-    this.busy = workers.map(() => 0);
-    this.slotTables = workers.map((w) => this.slotTableFor(w));
+    this.workers = solo ? [...workers, solo.worker] : workers;
+    this.soloIndex = solo ? workers.length : -1;
+    this.soloMaxQueue = solo?.maxQueue ?? 0;
+    this.busy = this.workers.map(() => 0);
+    this.slotTables = this.workers.map((w) => this.slotTableFor(w));
   }
 
   /** A fresh table when `worker` (as of its last start) serves on WebGPU with token ids and the budget is set. */
@@ -74,9 +97,25 @@ export class Runner {
         this.batcher.setAvailable(true);
       });
       worker.on("down", () => this.batcher.setAvailable(anyReady()));
-      const slot = { ready: () => worker.isReady(), idle: () => this.busy[w] === 0 };
-      for (let s = 0; s < this.slotsPerWorker; s++) this.loops.push(this.loop(w, slot));
+      const slot = {
+        ready: () => worker.isReady() && this.mayRun(w),
+        idle: () => this.busy[w] === 0,
+        // Counted when handed out, not when the loop resumes: the batcher may choose again before that.
+        take: () => this.busy[w]++,
+      };
+      const slots = w === this.soloIndex ? 1 : this.slotsPerWorker;
+      for (let s = 0; s < slots; s++) this.loops.push(this.loop(w, slot));
     });
+  }
+
+  /** Whether worker `w` may take a batch now as far as the solo worker's turns go (the file's comment). */
+  private mayRun(w: number): boolean {
+    const solo = this.soloIndex;
+    if (solo < 0) return true;
+    const othersIdle = this.busy.every((b, i) => i === solo || b === 0);
+    const soloTurn = othersIdle && this.batcher.depth <= this.soloMaxQueue;
+    if (w === solo) return othersIdle && (soloTurn || !this.workers.some((x, i) => i !== solo && x.isReady()));
+    return this.busy[solo] === 0 && !(soloTurn && this.workers[solo].isReady());
   }
 
   /** Resolves when every loop has ended (after the batcher's drain). */
@@ -84,11 +123,10 @@ export class Runner {
     await Promise.all(this.loops);
   }
 
-  private async loop(w: number, slot: { ready(): boolean; idle(): boolean }): Promise<void> {
+  private async loop(w: number, slot: Slot): Promise<void> {
     for (;;) {
       const batch = await this.batcher.next(slot);
       if (!batch) return;
-      this.busy[w]++;
       try {
         await this.execute(w, batch);
       } finally {

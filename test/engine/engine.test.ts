@@ -445,12 +445,13 @@ describe("several workers", () => {
     }
   });
 
-  it("gives the same predictions with 2×1 as with 1×2", async () => {
+  it("gives the same predictions with 2×1, with or without a solo worker, as with 1×2", async () => {
     const texts = ["a gripping, funny film", "dull", "the plot goes nowhere and the actors know it", "fine"];
     const results: Record<string, number>[][] = [];
     for (const shape of [
       { workers: 1, threads: 2 },
       { workers: 2, threads: 1 },
+      { workers: 2, threads: 1, soloThreads: 2 },
     ]) {
       const { engine } = await startEngine(shape);
       try {
@@ -461,9 +462,41 @@ describe("several workers", () => {
         await engine.close();
       }
     }
-    results[1].forEach((scores, i) =>
-      Object.entries(scores).forEach(([label, s]) => expect(s).toBeCloseTo(results[0][i][label], 5)),
-    );
+    for (const other of results.slice(1))
+      other.forEach((scores, i) =>
+        Object.entries(scores).forEach(([label, s]) => expect(s).toBeCloseTo(results[0][i][label], 5)),
+      );
+  });
+
+  it("runs a lone request on the solo worker, a burst on the others, and serves on while the solo worker restarts", async () => {
+    const { engine, metrics } = await startEngine({ workers: 2, threads: 1, soloThreads: 2 });
+    try {
+      expect(engine.workers).toHaveLength(3);
+      await engine.upload("solo", servableAdapterBytes(assets, { task: "solo" }));
+      // Count each worker's runs (the runner calls run on the instance).
+      const runs = engine.workers.map(() => 0);
+      engine.workers.forEach((w, i) => {
+        const run = w.run.bind(w);
+        w.run = (b) => (runs[i]++, run(b));
+      });
+      await engine.classify({ task: "solo", texts: ["one request alone"] });
+      expect(runs).toEqual([0, 0, 1]);
+      // 96 texts in one request: three batches' worth at once go to the single-thread workers.
+      const many = Array.from({ length: 96 }, (_, i) => `text number ${i} of a long request`);
+      expect((await engine.classify({ task: "solo", texts: many })).predictions).toHaveLength(96);
+      expect(runs[0] + runs[1]).toBeGreaterThanOrEqual(3);
+      const solo = engine.workers[2];
+      const restarted = new Promise<void>((resolve) => solo.once("ready", () => resolve()));
+      solo.crashForTesting();
+      while (solo.isReady()) await new Promise((r) => setTimeout(r, 5));
+      const before = runs[0] + runs[1];
+      expect((await engine.classify({ task: "solo", texts: ["while it restarts"] })).predictions).toHaveLength(1);
+      expect(runs[0] + runs[1]).toBe(before + 1);
+      await restarted;
+      expect(await counter(metrics.workerRestarts)).toBe(1);
+    } finally {
+      await engine.close();
+    }
   });
 });
 
