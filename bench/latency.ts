@@ -2,7 +2,9 @@
  * npm run bench:latency — latency percentiles under an open-loop load (evenly spaced arrivals,
  * latency from each request's scheduled send time) at 25%, 50%, 75% and 90% of the saturation rate
  * measured in the same run; and one request at a time vs one raw backbone call on the same sentence.
- * BENCH_PRECISION=int8 runs the server and the raw call on the int8 graphs.
+ * BENCH_PRECISION=int8 runs the server and the raw call on the int8 graphs. BENCH_LATENCY_RATE=R
+ * takes R req/s as the saturation rate instead of measuring it, so runs of different server
+ * settings (SKT_… in the environment) offer the same absolute rates.
  */
 import type { Precision } from "../src/backbone/device.js";
 import { assembleBatch } from "../src/engine/assemble.js";
@@ -33,6 +35,8 @@ const TASK = "latency";
 const FRACTIONS = [0.25, 0.5, 0.75, 0.9];
 const PRECISION = (process.env.BENCH_PRECISION ?? "fp32") as Precision;
 const SINGLE_COUNT = pick(200, 30);
+const FIXED_RATE = process.env.BENCH_LATENCY_RATE ? Number(process.env.BENCH_LATENCY_RATE) : null;
+if (FIXED_RATE !== null && !(FIXED_RATE > 0)) throw new Error("BENCH_LATENCY_RATE: a positive number of req/s");
 
 main(async () => {
   const raw = await openRaw(undefined, PRECISION);
@@ -73,7 +77,9 @@ main(async () => {
     rawOneMs: number;
   }[] = [];
   for (let r = 0; r < REPS; r++) {
-    const sat = await measureConfig({ name: "saturation", server, client: closed, next });
+    const sat = FIXED_RATE
+      ? { rps: FIXED_RATE }
+      : await measureConfig({ name: "saturation", server, client: closed, next });
     const levels: Level[] = [];
     for (const f of FRACTIONS) {
       const rate = Math.max(1, f * sat.rps);
@@ -184,7 +190,7 @@ main(async () => {
       `Saturation rate: median ${fmt(
         medianOf(reps, (x) => x.saturationRps),
         1,
-      )} req/s (closed loop, measured in each repetition before its open-loop levels). Open loop: evenly spaced arrivals, latency from the scheduled send time; median of ${REPS} repetitions.`,
+      )} req/s (${FIXED_RATE ? "given: BENCH_LATENCY_RATE" : "closed loop, measured in each repetition before its open-loop levels"}). Open loop: evenly spaced arrivals, latency from the scheduled send time; median of ${REPS} repetitions.`,
       `One at a time: ${SINGLE_COUNT} sequential requests with the dev sentence of median length ("${typical.s.slice(0, 60)}…"), vs BackboneRunner.run on that sentence's assembled row (same adapter's soft prompt).`,
     ],
     tables: [{ markdown: levelTable }, { markdown: singleTable }],

@@ -5,7 +5,7 @@
  */
 import { loadBackboneAssets, type BackboneAssets, type BackboneOutputName } from "../backbone/backbone.js";
 import type { DeviceInfo } from "../backbone/device.js";
-import { DEFAULT_DEVICE_CACHE_BYTES, type ServerConfig } from "../config.js";
+import { DEFAULT_DEVICE_CACHE_BYTES, DEFAULT_SOLO_MAX_QUEUE, type ServerConfig } from "../config.js";
 import { SktError } from "../errors.js";
 import type { SktMetrics } from "../metrics.js";
 import type { AdapterMetadata } from "../adapters/format.js";
@@ -72,6 +72,7 @@ export type EngineOptions = Pick<
       | "packed"
       | "workers"
       | "soloThreads"
+      | "soloMaxQueue"
       | "maxInFlightBatches"
       | "batchLog"
       | "warmTasks"
@@ -130,7 +131,7 @@ export class Engine implements InferenceService {
         log: opts.log,
       },
       opts.maxInFlightBatches ?? 2,
-      solo && { worker: solo, maxQueue: opts.maxBatchSize },
+      solo && { worker: solo, maxQueue: opts.soloMaxQueue ?? DEFAULT_SOLO_MAX_QUEUE },
     );
     runner.start();
     const internalPass = (row: Omit<Row, "length">) =>
@@ -532,7 +533,7 @@ async function startWorkers(
   opts: EngineOptions,
   assets: BackboneAssets,
 ): Promise<{ workers: InferenceWorker[]; solo: InferenceWorker | null }> {
-  const worker = (threads: number) =>
+  const worker = (threads: number, spinning = opts.ortSpinning ?? true) =>
     new InferenceWorker({
       modelsDir: opts.modelsDir,
       backboneDir: assets.dir,
@@ -541,11 +542,12 @@ async function startWorkers(
       precision: opts.precision ?? "fp32",
       packed: opts.packed ?? "auto",
       shareWeights: opts.shareWeights ?? true,
-      spinning: opts.ortSpinning ?? true,
+      spinning,
       nice: opts.inferenceNice ?? 0,
     });
   const workers = Array.from({ length: opts.workers ?? 1 }, () => worker(opts.threads));
-  const solo = (opts.soloThreads ?? 0) > 0 ? worker(opts.soloThreads!) : null;
+  // The solo worker's threads sleep as soon as it finishes: the others take the cores right after it.
+  const solo = (opts.soloThreads ?? 0) > 0 ? worker(opts.soloThreads!, false) : null;
   const all = solo ? [...workers, solo] : workers;
   all.forEach((worker, index) => {
     worker.on("restarting", (n: number) => {

@@ -43,7 +43,7 @@ export interface RunnerDeps {
 /** The solo worker and when it may run (see the file's comment). */
 export interface SoloWorker {
   worker: InferenceWorker;
-  /** It takes a batch only while at most this many client rows wait (SKT_MAX_BATCH_SIZE: one batch). */
+  /** It takes a batch only while at most this many client rows wait (SKT_SOLO_MAX_QUEUE). */
   maxQueue: number;
 }
 
