@@ -481,9 +481,9 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     env: "SKT_MAX_PADDING_RATIO",
     flag: "--max-padding-ratio",
     default: "0.25",
-    defaultDoc: "0.25; 0.1 with single-thread workers (SKT_THREADS=1)",
+    defaultDoc: "0.25; 0.1 with single-thread workers (SKT_THREADS=1) at fp32 or fp16",
     meaning:
-      'Most padding a batch may carry, as a fraction of its real tokens (with packed graphs a padding position counts half, see SKT_PACKED); rows that would add more wait for the next batch (the oldest row always goes). A single-thread worker pays nothing for splitting a batch\'s operators, so smaller, tighter batches cost it no more per token and it gets 0.1: on 2 cores 2×1 served 1.07× the real tokens/s with 0.1 than with 0.25 (0.05: the same as 0.1; `tsx bench/main-thread.ts SKT_MAX_PADDING_RATIO=0.25 SKT_MAX_PADDING_RATIO=0.1`, README "Speed, session 9").',
+      'Most padding a batch may carry, as a fraction of its real tokens (with packed graphs a padding position counts half, see SKT_PACKED); rows that would add more wait for the next batch (the oldest row always goes). A single-thread worker pays nothing for splitting a batch\'s operators, so smaller, tighter batches cost it no more per token and it gets 0.1: on 2 cores 2×1 served 1.07× the real tokens/s with 0.1 than with 0.25 (0.05: the same as 0.1; `tsx bench/main-thread.ts SKT_MAX_PADDING_RATIO=0.25 SKT_MAX_PADDING_RATIO=0.1`, README "Speed, session 9"). With SKT_PRECISION=int8 the default stays 0.25: its runs are ~1.7× shorter, so each batch\'s fixed cost (assembly, the hand-over to the worker, the session call) weighs more and bigger batches pay — 2×1 served 1.06× the real tokens/s with 0.25 than with 0.1 (5 of 6 pairs), and 0.5 the same as 0.25 (README "Speed, session 10").',
     parse: decimal(0, 1000),
   }),
   opt({
@@ -821,8 +821,10 @@ function applyDerivedDefaults(config: ServerConfig, defaulted: (key: keyof Serve
     config.workers = config.device === "webgpu" ? 1 : defaultParallelism(CORES, config.threads).workers;
   // With several workers a batch waits in the shared queue, not behind one worker's run.
   if (defaulted("maxInFlightBatches")) config.maxInFlightBatches = config.workers > 1 ? 1 : 2;
-  // Single-thread workers gain nothing from bigger batches, only padding: tighter ones.
-  if (defaulted("maxPaddingRatio")) config.maxPaddingRatio = config.threads === 1 ? 0.1 : 0.25;
+  // Single-thread workers gain nothing from bigger batches, only padding: tighter ones. Except on
+  // int8, whose runs are so much shorter that each batch's fixed cost makes bigger ones pay.
+  if (defaulted("maxPaddingRatio"))
+    config.maxPaddingRatio = config.threads === 1 && config.precision !== "int8" ? 0.1 : 0.25;
 }
 
 /** The config with secrets masked, for the startup log line. */

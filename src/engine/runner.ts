@@ -6,9 +6,9 @@
  *
  * An optional solo worker (SKT_SOLO_THREADS) has all the cores' threads to itself and takes turns
  * with the others instead of running beside them: it takes a batch only while no other worker runs
- * one and the queue holds at most one batch (a lone request, light load: one multi-thread run is
- * the fastest answer), and the others take batches only while it runs none and the queue is
- * longer, or they are already busy (under load: single-thread workers side by side serve the most).
+ * one and at most SKT_SOLO_MAX_QUEUE rows wait (a lone request: one multi-thread run is the
+ * fastest answer), and the others take batches only while it runs none and more rows wait, or they
+ * are already busy (under load: single-thread workers side by side serve the most).
  * Never both at once, so the cores are never asked for more threads than they have.
  */
 import type { BackboneAssets, BackboneOutputName } from "../backbone/backbone.js";

@@ -98,6 +98,9 @@ describe("loadConfig", () => {
     expect(defaultConfig({ threads: 1024 }).workers).toBe(1);
     expect(defaultConfig({ threads: 1 }).maxPaddingRatio).toBe(0.1);
     expect(defaultConfig({ threads: 2 }).maxPaddingRatio).toBe(0.25);
+    expect(defaultConfig({ threads: 1, precision: "int8" }).maxPaddingRatio).toBe(0.25);
+    expect(loadConfig({ env: { SKT_THREADS: "1", SKT_PRECISION: "int8" } }).maxPaddingRatio).toBe(0.25);
+    expect(loadConfig({ env: { SKT_THREADS: "1", SKT_PRECISION: "fp16" } }).maxPaddingRatio).toBe(0.1);
     // A given SKT_THREADS: as many workers as fit, at least one (2 threads on 2 cores: the old 1×2).
     expect(defaultParallelism(2, 2)).toEqual({ workers: 1, threads: 2 });
     expect(defaultParallelism(2, 8)).toEqual({ workers: 1, threads: 8 });
