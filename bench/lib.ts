@@ -65,6 +65,17 @@ export function pick<T>(normal: T, quick: T): T {
 
 export const RESULTS_DIR = path.join(REPO_ROOT, "bench/results");
 
+/** "NAME=VALUE,NAME=VALUE" (a server setting on the command line of a bench) → env. */
+export function parseSettings(spec: string): Record<string, string> {
+  return Object.fromEntries(
+    spec.split(",").map((kv) => {
+      const at = kv.indexOf("=");
+      if (at < 1) throw new Error(`not NAME=VALUE: ${kv}`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    }),
+  );
+}
+
 export function settingsLine(extra: Record<string, unknown> = {}): string {
   const shape = serverShape();
   const parts = {

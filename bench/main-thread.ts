@@ -31,6 +31,7 @@ import {
   percentile,
   QUICK,
   readSst2Sentences,
+  parseSettings,
   REPS,
   settingsLine,
   WARMUP_S,
@@ -54,16 +55,6 @@ const SPINNING = loadConfig({ env: {} }).ortSpinning;
 const MAX_BATCH_SIZE = 32;
 type Side = "a" | "b";
 
-/** "NAME=VALUE,NAME=VALUE" → env. */
-function settings(spec: string): Record<string, string> {
-  return Object.fromEntries(
-    spec.split(",").map((kv) => {
-      const at = kv.indexOf("=");
-      if (at < 1) throw new Error(`not NAME=VALUE: ${kv}`);
-      return [kv.slice(0, at), kv.slice(at + 1)];
-    }),
-  );
-}
 const SPECS: Record<Side, string> = {
   a: process.argv[2] ?? "SKT_FAST_LANE=true",
   b: process.argv[3] ?? "SKT_FAST_LANE=false",
@@ -85,7 +76,7 @@ main(async () => {
       env: {
         SKT_MAX_BATCH_SIZE: String(MAX_BATCH_SIZE),
         SKT_QUEUE_SIZE: String(4 * CONCURRENCY),
-        ...settings(SPECS[side]),
+        ...parseSettings(SPECS[side]),
       },
     });
     await srv.client.uploadAdapter(TASK, encodeAdapter(file, limitRunner.assets.dims));
@@ -214,7 +205,7 @@ main(async () => {
   );
 
   await writeReport({
-    name: `main-thread-${Object.keys(settings(SPECS.a)).join("-")}`,
+    name: `main-thread-${Object.keys(parseSettings(SPECS.a)).join("-")}`,
     title: `The main thread: ${SPECS.a} (a) vs ${SPECS.b} (b)`,
     notes: [
       settingsLine({
