@@ -240,6 +240,16 @@ export function defaultParallelism(cores = availableCores(), threads?: number): 
   return { workers: Math.max(1, Math.floor(forWorkers / t)), threads: t };
 }
 
+/**
+ * SKT_SOLO_THREADS' default: a solo worker with the workers' threads together where they are several
+ * single-thread CPU workers (below 4 cores by default), where a lone request would otherwise run on
+ * one thread while the other cores sit idle; none elsewhere (multi-thread workers already run a
+ * lone batch on several threads, and WebGPU workers take turns on the device anyway).
+ */
+export function soloThreadsFor(device: DeviceSetting, shape: { workers: number; threads: number }): number {
+  return device === "cpu" && shape.threads === 1 && shape.workers >= 2 ? shape.workers : 0;
+}
+
 /** SKT_SOLO_MAX_QUEUE's default (README "Speed, session 10"). */
 export const DEFAULT_SOLO_MAX_QUEUE = 1;
 
@@ -418,7 +428,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     default: String(PARALLELISM.threads),
     defaultDoc: "1 below 4 cores, else 2",
     meaning:
-      'onnxruntime intra-op threads of each inference worker; SKT_WORKERS\' default follows it. Below 4 cores (`os.availableParallelism()`, capped by a container\'s CPU quota: src/cores.ts) the default is a single-thread worker per core: the most throughput there (2×1 served 1.19× the real tokens/s of 1×2 at saturation on 2 cores), while a lone request runs on one thread (p50 12.3–13.6 instead of 9.4–9.9 ms): `SKT_THREADS=2` (one worker on 2 cores) puts latency first, and SKT_SOLO_THREADS adds a worker for light traffic. From 4 cores, workers of 2 threads with a core left to the main thread. See `defaultParallelism` in src/config.ts and README "Speed, session 9" and "Speed, session 10".',
+      'onnxruntime intra-op threads of each inference worker; SKT_WORKERS\' default follows it. Below 4 cores (`os.availableParallelism()`, capped by a container\'s CPU quota: src/cores.ts) the default is a single-thread worker per core: the most throughput there (2×1 served 1.19× the real tokens/s of 1×2 at saturation on 2 cores), with a solo worker of all their threads for light traffic (SKT_SOLO_THREADS), so a lone request still runs on every core. `SKT_THREADS=2` gives one 2-thread worker on 2 cores. From 4 cores, workers of 2 threads with a core left to the main thread. See `defaultParallelism` in src/config.ts and README "Speed, session 9" and "Speed, session 10".',
     parse: int(1, 1024),
   }),
   opt({
@@ -436,9 +446,10 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     key: "soloThreads",
     env: "SKT_SOLO_THREADS",
     flag: "--solo-threads",
-    default: "0",
+    default: String(soloThreadsFor("cpu", PARALLELISM)),
+    defaultDoc: "SKT_WORKERS when they are single-thread CPU workers and there are several (2 on 2 cores); else 0",
     meaning:
-      'Threads of one more inference worker, the solo worker, for light traffic on few cores: it takes turns with the others instead of running beside them — it runs a batch only while no other worker runs one and at most SKT_SOLO_MAX_QUEUE rows wait, and they run only while it does not — so a lone request runs on every core at once while a burst or saturation gets the single-thread workers side by side. Its threads never spin (they leave the cores the moment it finishes). On 2 cores with `SKT_SOLO_THREADS=2` beside the default 2×1: one request at a time p50 9.3 ms (12.3 without; 1×2: 9.7) at the same saturation (1.216× 1×2 against 1.199×), at 65 req/s (~25 % of saturation) p50 10.3 instead of 12.6–13.7 ms, but at 130 req/s (~50 %) p50 21.7–21.9 instead of 15.3–18.3 ms, as arrivals wait for its run: hence off by default. It holds its own copy of the sessions. `0`: none. CPU only. README "Speed, session 10".',
+      'Threads of one more inference worker, the solo worker, for light traffic on few cores: it takes turns with the others instead of running beside them — it runs a batch only while no other worker runs one, at most SKT_SOLO_MAX_QUEUE rows wait, and fewer than half a row on average arrives during one of its runs (over its last runs, or as the arrival rate predicts) — and they run only while it does not. So a lone request runs on every core at once, while under load the single-thread workers serve side by side, never both. On 2 cores (`npm run bench:workers`, `npm run bench:fixed-rates`): one request at a time p50 6.6 ms against 9.8 without it (1×2: 7.0), saturation 1.134× 1×2 against 1.075×, and open-loop p50 at 30 / 65 / 130 req/s 7.2 / 6.3 / 9.8 ms against 9.4 / 8.5 / 10.9. It holds its own copy of the sessions (USE-lite: ~110 MB resident). `0`: none. CPU only. README "Speed, session 10".',
     parse: int(0, 1024),
   }),
   opt({
@@ -823,6 +834,7 @@ function applyDerivedDefaults(config: ServerConfig, defaulted: (key: keyof Serve
   if (defaulted("maxInFlightBatches")) config.maxInFlightBatches = config.workers > 1 ? 1 : 2;
   // Single-thread workers gain nothing from bigger batches, only padding: tighter ones. Except on
   // int8, whose runs are so much shorter that each batch's fixed cost makes bigger ones pay.
+  if (defaulted("soloThreads")) config.soloThreads = soloThreadsFor(config.device, config);
   if (defaulted("maxPaddingRatio"))
     config.maxPaddingRatio = config.threads === 1 && config.precision !== "int8" ? 0.1 : 0.25;
 }

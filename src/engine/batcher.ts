@@ -101,6 +101,9 @@ interface Waiter<Row, Out> {
   resolve(batch: Batch<Row, Out> | null): void;
 }
 
+/** Longer gaps between arrivals count as this (a long pause says "quiet", not how quiet). */
+const MAX_ARRIVAL_GAP_MS = 1000;
+
 /** How far past the front the batcher looks for rows of similar length. */
 const WINDOW_FACTOR = 4;
 
@@ -117,6 +120,9 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
   private lastPushAt = -Infinity;
   /** Moving average of a batch's run time per row, ms: what serving each row alone would cost. */
   private msPerRow = 0;
+  /** Moving average of the time between client rows' arrivals, ms (a request of n rows: n arrivals). */
+  private arrivalGapMs = Infinity;
+  private arrivalCount = 0;
   private idleWaiters: (() => void)[] = [];
   private scheduling = false;
   /** False while no worker is alive: nothing could run, so nothing waits (see setAvailable). */
@@ -130,6 +136,19 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
   /** Client rows waiting (what `skt_queue_depth` shows). */
   get depth(): number {
     return this.queue.length;
+  }
+
+  /**
+   * The time between client rows' arrivals lately, ms: their moving average, or the time since the
+   * last one when that is longer (a quiet spell ends a burst's average at once). Infinity before any.
+   */
+  arrivalGap(now = performance.now()): number {
+    return Math.max(this.arrivalGapMs, now - this.lastPushAt);
+  }
+
+  /** Client rows submitted so far (the runner counts the ones that arrive during a run). */
+  get arrivals(): number {
+    return this.arrivalCount;
   }
 
   /** Whether `rows` more client rows fit the queue now (`submit` refuses them with `queue_full` otherwise). */
@@ -202,7 +221,10 @@ export class Batcher<Row extends QueuedRow, Out = Float32Array> {
       // a row immediately. Closer arrivals wait for company — run one by one they would outpace
       // the workers (batch-1 serving has less capacity than batching).
       const afterQuiet = at - this.lastPushAt > this.limits.maxWaitMs + this.msPerRow;
+      const gap = Math.min(at - this.lastPushAt, MAX_ARRIVAL_GAP_MS) / rows.length;
+      this.arrivalGapMs = Number.isFinite(this.arrivalGapMs) ? 0.8 * this.arrivalGapMs + 0.2 * gap : gap;
       this.lastPushAt = at;
+      this.arrivalCount += rows.length;
       this.queue.push(...entries);
       this.reportDepth();
       this.schedule(afterQuiet);

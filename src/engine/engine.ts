@@ -533,7 +533,7 @@ async function startWorkers(
   opts: EngineOptions,
   assets: BackboneAssets,
 ): Promise<{ workers: InferenceWorker[]; solo: InferenceWorker | null }> {
-  const worker = (threads: number, spinning = opts.ortSpinning ?? true) =>
+  const worker = (threads: number) =>
     new InferenceWorker({
       modelsDir: opts.modelsDir,
       backboneDir: assets.dir,
@@ -542,12 +542,11 @@ async function startWorkers(
       precision: opts.precision ?? "fp32",
       packed: opts.packed ?? "auto",
       shareWeights: opts.shareWeights ?? true,
-      spinning,
+      spinning: opts.ortSpinning ?? true,
       nice: opts.inferenceNice ?? 0,
     });
   const workers = Array.from({ length: opts.workers ?? 1 }, () => worker(opts.threads));
-  // The solo worker's threads sleep as soon as it finishes: the others take the cores right after it.
-  const solo = (opts.soloThreads ?? 0) > 0 ? worker(opts.soloThreads!, false) : null;
+  const solo = (opts.soloThreads ?? 0) > 0 ? worker(opts.soloThreads!) : null;
   const all = solo ? [...workers, solo] : workers;
   all.forEach((worker, index) => {
     worker.on("restarting", (n: number) => {

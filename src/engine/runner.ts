@@ -40,6 +40,9 @@ export interface RunnerDeps {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** The solo worker takes turns only while fewer rows than this, on average, arrive during one of its runs. */
+const SOLO_LOAD = 0.5;
+
 /** The solo worker and when it may run (see the file's comment). */
 export interface SoloWorker {
   worker: InferenceWorker;
@@ -53,6 +56,9 @@ export class Runner {
   /** The solo worker's index in `workers`, or -1. */
   private readonly soloIndex: number;
   private readonly soloMaxQueue: number;
+  /** Moving averages over the solo worker's runs: ms per run, and client rows that arrived during one. */
+  private soloRunMs = 0;
+  private soloArrivalsPerRun = 0;
   /** Batches running (or queued inside) each worker. */
   private readonly busy: number[];
   private readonly loops: Promise<void>[] = [];
@@ -113,7 +119,13 @@ export class Runner {
     const solo = this.soloIndex;
     if (solo < 0) return true;
     const othersIdle = this.busy.every((b, i) => i === solo || b === 0);
-    const soloTurn = othersIdle && this.batcher.depth <= this.soloMaxQueue;
+    // Light traffic only: while few rows arrive during its runs (and so wait for them), as seen over
+    // its last runs, or as the arrival rate now predicts (the way back after the others' turn). At
+    // ~50 % of saturation on 2 cores too many did and p50 rose by ~5 ms; a client that sends its
+    // next request when the answer comes never arrives during a run.
+    const expected = this.soloRunMs / this.batcher.arrivalGap();
+    const quiet = Math.min(this.soloArrivalsPerRun, expected) < SOLO_LOAD;
+    const soloTurn = othersIdle && this.batcher.depth <= this.soloMaxQueue && quiet;
     if (w === solo) return othersIdle && (soloTurn || !this.workers.some((x, i) => i !== solo && x.isReady()));
     return this.busy[solo] === 0 && !(soloTurn && this.workers[solo].isReady());
   }
@@ -167,7 +179,12 @@ export class Runner {
         if (deviceCache.fallback) m?.deviceCacheFallbacks.inc();
         this.updateDeviceCacheGauge();
       }
+      const arrivedBefore = this.batcher.arrivals;
       const { outputs, runMs } = await worker.run(batch);
+      if (w === this.soloIndex && !internal) {
+        this.soloRunMs = this.soloRunMs === 0 ? runMs : 0.8 * this.soloRunMs + 0.2 * runMs;
+        this.soloArrivalsPerRun = 0.8 * this.soloArrivalsPerRun + 0.2 * (this.batcher.arrivals - arrivedBefore);
+      }
       rows.forEach((r, b) => {
         const all = outputs[r.output]!;
         const width = all.length / rows.length; // every output the engine reads is [batch, width…]

@@ -52,6 +52,8 @@ class FakeWorker extends EventEmitter {
     private readonly timeline: Timeline,
     /** Finish each run after this many ms by itself instead of waiting for `finish()`. */
     private readonly autoMs?: () => number,
+    /** The run time it reports (the runner's estimate of its runs). */
+    private readonly reportedMs = 1,
   ) {
     super();
   }
@@ -75,7 +77,7 @@ class FakeWorker extends EventEmitter {
     this.timeline.end(this);
     const pooled = new Float32Array(batch.batch * D);
     for (let b = 0; b < batch.batch; b++) pooled[b * D] = batch.inputsEmbeds![b * batch.seq * D];
-    return { outputs: { pooled }, runMs: 1 };
+    return { outputs: { pooled }, runMs: this.reportedMs };
   }
   /** Goes down or comes back, telling the runner as a real worker does. */
   setUp(up: boolean): void {
@@ -105,10 +107,10 @@ afterEach(async () => {
   }
 });
 
-function startRig(autoMs?: () => number, maxWaitMs = 0): Rig {
+function startRig(autoMs?: () => number, maxWaitMs = 0, soloRunMs = 1): Rig {
   const timeline = new Timeline();
   const pair = [0, 1].map((i) => new FakeWorker(`worker ${i}`, false, timeline, autoMs));
-  const solo = new FakeWorker("solo", true, timeline, autoMs);
+  const solo = new FakeWorker("solo", true, timeline, autoMs, soloRunMs);
   const batcher = new Batcher<Row>({
     maxBatchSize: MAX_BATCH,
     maxBatchTokens: 4096,
@@ -225,6 +227,37 @@ describe("the solo worker's turns", () => {
     }
     expect(await burst).toEqual(ids);
     expect(solo.runs.slice(-3)).toEqual([MAX_BATCH, MAX_BATCH, MAX_BATCH]);
+  });
+
+  it("gives up its turns while rows keep arriving during its runs, and takes them again once arrivals slow", async () => {
+    // Its runs say 20 ms: once rows have kept arriving during them, a lone row goes to the others.
+    const { pair, solo, submit } = startRig(undefined, 0, 20);
+    const answers = [submit(0)];
+    await tick();
+    expect(solo.pending).toBe(1);
+    // Each run sees one row arrive and wait for it, and rows come quickly: within a few runs both
+    // estimates (rows per run lately, and run time ÷ time between arrivals) pass half a row.
+    let soloRuns = 1;
+    for (let id = 1; id < 40 && solo.pending === 1; id++) {
+      answers.push(submit(id));
+      await tick();
+      solo.finish();
+      await tick();
+      if (solo.pending === 1) soloRuns++;
+    }
+    expect(solo.pending).toBe(0);
+    expect(soloRuns).toBeGreaterThanOrEqual(4); // 1 − 0.8^k rows per run: above 0.5 from the fourth run on
+    expect(soloRuns).toBeLessThan(40);
+    expect(pair[0].pending + pair[1].pending).toBe(1);
+    pair.forEach((w) => w.finish());
+    expect(await Promise.all(answers)).toEqual(answers.map((_, i) => i));
+    // A quiet spell longer than two of its runs: it predicts under half a row per run, its turn again.
+    await new Promise((r) => setTimeout(r, 60));
+    const quiet = submit(8);
+    await tick();
+    expect(solo.pending).toBe(1);
+    solo.finish();
+    expect(await quiet).toBe(8);
   });
 
   it("under random traffic answers every row with its own output and never runs beside the others", async () => {

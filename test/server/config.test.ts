@@ -7,6 +7,7 @@ import {
   loadConfig,
   redactConfig,
   renderConfigTable,
+  soloThreadsFor,
 } from "../../src/config.js";
 import { SktError } from "../../src/errors.js";
 
@@ -42,7 +43,7 @@ describe("loadConfig", () => {
       // Derived from this machine's cores (pinned below for 1–16 cores).
       threads: defaultParallelism().threads,
       workers: defaultParallelism().workers,
-      soloThreads: 0,
+      soloThreads: soloThreadsFor("cpu", defaultParallelism()),
       soloMaxQueue: 1,
       warmTasks: 0,
       maxBatchSize: 32,
@@ -107,14 +108,24 @@ describe("loadConfig", () => {
     expect(defaultParallelism(8, 1)).toEqual({ workers: 7, threads: 1 });
   });
 
-  it("has no solo worker unless asked for one, and reads its settings", () => {
-    expect(defaultConfig({ workers: 2, threads: 1 }).soloThreads).toBe(0);
-    expect(loadConfig({ env: { SKT_SOLO_THREADS: "2", SKT_SOLO_MAX_QUEUE: "4" } })).toMatchObject({
-      soloThreads: 2,
+  it("gives several single-thread CPU workers a solo worker with their threads together, and nothing else one", () => {
+    // 2 cores: 2×1 and a solo worker of 2 threads; 3 cores: 3×1 and 3; from 4 cores 2-thread workers, none.
+    expect([1, 2, 3, 4, 8].map((cores) => soloThreadsFor("cpu", defaultParallelism(cores)))).toEqual([0, 2, 3, 0, 0]);
+    expect(soloThreadsFor("webgpu", { workers: 2, threads: 1 })).toBe(0);
+    expect(soloThreadsFor("auto", { workers: 2, threads: 1 })).toBe(0);
+    expect(defaultConfig({ workers: 2, threads: 1 }).soloThreads).toBe(2);
+    expect(defaultConfig({ workers: 1, threads: 2 }).soloThreads).toBe(0);
+    expect(defaultConfig({ workers: 2, threads: 1, device: "webgpu" }).soloThreads).toBe(0);
+    expect(defaultConfig({ workers: 2, threads: 1, soloThreads: 0 }).soloThreads).toBe(0);
+    // From the environment: SKT_THREADS=1 SKT_WORKERS=4 gets 4; a given value stays.
+    expect(loadConfig({ env: { SKT_THREADS: "1", SKT_WORKERS: "4" } }).soloThreads).toBe(4);
+    expect(loadConfig({ env: { SKT_THREADS: "2", SKT_WORKERS: "4" } }).soloThreads).toBe(0);
+    expect(loadConfig({ env: { SKT_THREADS: "2", SKT_SOLO_THREADS: "3", SKT_SOLO_MAX_QUEUE: "4" } })).toMatchObject({
+      soloThreads: 3,
       soloMaxQueue: 4,
     });
-    expect(loadConfig({ env: {}, argv: ["--solo-threads", "3", "--solo-max-queue", "0"] })).toMatchObject({
-      soloThreads: 3,
+    expect(loadConfig({ env: {}, argv: ["--solo-threads", "0", "--solo-max-queue", "0"] })).toMatchObject({
+      soloThreads: 0,
       soloMaxQueue: 0,
     });
   });
