@@ -9,9 +9,8 @@
  *
  * BENCH_RATES (default "65,130,200" req/s), BENCH_REPS (default 2), BENCH_DURATION_S, BENCH_WARMUP_S.
  */
-import { encodeAdapter } from "../src/adapters/format.js";
 import { loadBackboneAssets } from "../src/backbone/backbone.js";
-import { syntheticAdapter } from "./adapters.js";
+import { syntheticAdapterBytes } from "./adapters.js";
 import { classifyRequest, HttpClient, openLoop } from "./load.js";
 import {
   fmt,
@@ -38,11 +37,11 @@ const ROUNDS = Number(process.env.BENCH_REPS ?? 2);
 main(async () => {
   const assets = await loadBackboneAssets(MODELS_DIR);
   const sentences = readSst2Sentences("dev");
-  const file = syntheticAdapter(assets, { task: TASK, seed: 3 });
+  const bytes = syntheticAdapterBytes(assets, { task: TASK, seed: 3 });
   const servers = [];
   for (const spec of SPECS) {
     const server = await startServer({ label: spec, env: { SKT_QUEUE_SIZE: "4096", ...parseSettings(spec) } });
-    await server.client.uploadAdapter(TASK, encodeAdapter(file, assets.dims));
+    await server.client.uploadAdapter(TASK, bytes);
     const client = new HttpClient(server.base, 512);
     onCleanup(() => client.close());
     servers.push({ spec, client });

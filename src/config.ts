@@ -801,6 +801,18 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
       );
     }
   }
+  // A solo worker asked for off the CPU (its default there is none: applyDerivedDefaults).
+  const solo = out.soloThreads as number | undefined;
+  if (
+    !defaulted.has("soloThreads") &&
+    solo !== undefined &&
+    solo > 0 &&
+    out.device !== undefined &&
+    out.device !== "cpu"
+  )
+    problems.push(
+      `SKT_SOLO_THREADS = ${solo}: the solo worker runs on SKT_DEVICE=cpu only (the device is ${String(out.device)}); set SKT_SOLO_THREADS=0`,
+    );
   if (problems.length > 0) {
     throw new SktError("bad_request", "invalid_config", `Invalid configuration:\n  ${problems.join("\n  ")}`, {
       problems,
@@ -808,12 +820,6 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
   const config = out as unknown as ServerConfig;
   applyDerivedDefaults(config, (key) => defaulted.has(key));
-  if (config.soloThreads > 0 && config.device !== "cpu") {
-    const problem = `SKT_SOLO_THREADS = ${config.soloThreads}: the solo worker runs on SKT_DEVICE=cpu only (the device is ${config.device}); set SKT_SOLO_THREADS=0`;
-    throw new SktError("bad_request", "invalid_config", `Invalid configuration:\n  ${problem}`, {
-      problems: [problem],
-    });
-  }
   return config;
 }
 
@@ -832,9 +838,9 @@ function applyDerivedDefaults(config: ServerConfig, defaulted: (key: keyof Serve
     config.workers = config.device === "webgpu" ? 1 : defaultParallelism(CORES, config.threads).workers;
   // With several workers a batch waits in the shared queue, not behind one worker's run.
   if (defaulted("maxInFlightBatches")) config.maxInFlightBatches = config.workers > 1 ? 1 : 2;
+  if (defaulted("soloThreads")) config.soloThreads = soloThreadsFor(config.device, config);
   // Single-thread workers gain nothing from bigger batches, only padding: tighter ones. Except on
   // int8, whose runs are so much shorter that each batch's fixed cost makes bigger ones pay.
-  if (defaulted("soloThreads")) config.soloThreads = soloThreadsFor(config.device, config);
   if (defaulted("maxPaddingRatio"))
     config.maxPaddingRatio = config.threads === 1 && config.precision !== "int8" ? 0.1 : 0.25;
 }
