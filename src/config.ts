@@ -803,15 +803,10 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
   // A solo worker asked for off the CPU (its default there is none: applyDerivedDefaults).
   const solo = out.soloThreads as number | undefined;
-  if (
-    !defaulted.has("soloThreads") &&
-    solo !== undefined &&
-    solo > 0 &&
-    out.device !== undefined &&
-    out.device !== "cpu"
-  )
+  const device = out.device as DeviceSetting | undefined;
+  if (!defaulted.has("soloThreads") && solo !== undefined && solo > 0 && device !== undefined && device !== "cpu")
     problems.push(
-      `SKT_SOLO_THREADS = ${solo}: the solo worker runs on SKT_DEVICE=cpu only (the device is ${String(out.device)}); set SKT_SOLO_THREADS=0`,
+      `SKT_SOLO_THREADS = ${solo}: the solo worker runs on SKT_DEVICE=cpu only (the device is ${device}); set SKT_SOLO_THREADS=0`,
     );
   if (problems.length > 0) {
     throw new SktError("bad_request", "invalid_config", `Invalid configuration:\n  ${problems.join("\n  ")}`, {
